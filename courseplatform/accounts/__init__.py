@@ -1,0 +1,1 @@
+"""Accounts: sign up, log in and out, change password; learners and instructors."""

@@ -1,0 +1,1 @@
+"""Settings: ``base`` is the embedded default, ``test`` and ``production`` adjust it."""

@@ -1,0 +1,123 @@
+"""Courses, chapters and what a chapter contains (cells, exercises), and learners' progress.
+
+A chapter's Markdown file (``source``) is the truth; cells and exercises are
+derived from it whenever it is saved, so they are never edited on their own.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class Course(models.Model):
+    slug = models.SlugField(unique=True)
+    title = models.CharField(max_length=200)
+    language = models.CharField(max_length=8, default="ru")
+    source = models.TextField(help_text="course.md as it is in the repository")
+    published = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Chapter(models.Model):
+    BROKERS = [("kafka", "Apache Kafka"), ("rabbitmq", "RabbitMQ"), ("nats", "NATS"), ("activemq", "ActiveMQ")]
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="chapters")
+    slug = models.SlugField()
+    filename = models.CharField(max_length=200)
+    number = models.CharField(max_length=16)
+    title = models.CharField(max_length=300)
+    order = models.IntegerField()
+    broker = models.CharField(max_length=16, choices=BROKERS)
+    estimated_minutes = models.PositiveIntegerField()
+    objectives = models.JSONField(default=list)
+    source = models.TextField(help_text="the chapter's Markdown file, front matter included")
+    published = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["order", "number"]
+        constraints = [models.UniqueConstraint(fields=["course", "slug"], name="chapter_slug_unique_in_course")]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.title}"
+
+
+class Exercise(models.Model):
+    chapter = models.ForeignKey(Chapter, on_delete=models.CASCADE, related_name="exercises")
+    key = models.SlugField(help_text="the id= of the exercise block")
+    title = models.CharField(max_length=300)
+    position = models.PositiveIntegerField()
+    hints = models.JSONField(default=list, help_text="Markdown of each hint, in order")
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["chapter", "key"], name="exercise_key_unique_in_chapter")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Cell(models.Model):
+    ROLES = [("run", "run"), ("setup", "setup"), ("starter", "starter"), ("solution", "solution"), ("check", "check")]
+
+    chapter = models.ForeignKey(Chapter, on_delete=models.CASCADE, related_name="cells")
+    exercise = models.ForeignKey(Exercise, on_delete=models.CASCADE, null=True, blank=True, related_name="cells")
+    key = models.SlugField(help_text="the id= of the cell")
+    role = models.CharField(max_length=10, choices=ROLES, default="run")
+    broker = models.CharField(max_length=16, choices=Chapter.BROKERS)
+    timeout = models.PositiveIntegerField(default=30)
+    code = models.TextField()
+    position = models.PositiveIntegerField()
+    line = models.PositiveIntegerField(help_text="line of the fence in the chapter file")
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["chapter", "key"], name="cell_key_unique_in_chapter")]
+
+
+class ChapterRead(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chapters_read")
+    chapter = models.ForeignKey(Chapter, on_delete=models.CASCADE, related_name="reads")
+    read_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "chapter"], name="chapter_read_once")]
+
+
+class ExerciseAttempt(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exercise_attempts")
+    exercise = models.ForeignKey(Exercise, on_delete=models.CASCADE, related_name="attempts")
+    passed = models.BooleanField()
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "exercise", "passed"])]
+
+
+class CellDraft(models.Model):
+    """A learner's edited code of one cell, kept by chapter and cell key so reloads keep it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cell_drafts")
+    chapter = models.ForeignKey(Chapter, on_delete=models.CASCADE, related_name="drafts")
+    cell_key = models.SlugField()
+    code = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "chapter", "cell_key"], name="one_draft_per_cell")]
+
+
+class CourseAsset(models.Model):
+    """A picture of a course (``img/x.svg``), kept as bytes so export gives back the same file."""
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="assets")
+    path = models.CharField(max_length=300)
+    content = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["course", "path"], name="asset_path_unique_in_course")]

@@ -1,0 +1,104 @@
+"""Reading the course: outlines with a learner's progress, a chapter ready to show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+from django.urls import reverse
+
+from .course_files import split_front_matter
+from .models import Cell, CellDraft, Chapter, ChapterRead, Course, ExerciseAttempt
+from .rendering import RenderedChapter, markdown_render_cached
+
+
+@dataclass(frozen=True)
+class ChapterLine:
+    chapter: Chapter
+    read: bool
+    exercises_total: int
+    exercises_passed: int
+
+
+@dataclass(frozen=True)
+class CourseOutline:
+    course: Course
+    chapters: tuple[ChapterLine, ...]
+    chapters_read: int
+    exercises_total: int
+    exercises_passed: int
+
+    @property
+    def percent(self) -> int:
+        total = len(self.chapters) + self.exercises_total
+        done = self.chapters_read + self.exercises_passed
+        return round(100 * done / total) if total else 0
+
+
+def courses_published() -> QuerySet[Course]:
+    return Course.objects.filter(published=True).order_by("title")
+
+
+def chapters_published(*, course: Course) -> QuerySet[Chapter]:
+    return course.chapters.filter(published=True).order_by("order", "number")
+
+
+def course_outline(*, course: Course, user: AbstractBaseUser | AnonymousUser) -> CourseOutline:
+    """Chapters in order with what this learner has read and passed."""
+    chapters = list(chapters_published(course=course).prefetch_related("exercises"))
+    read: set[int] = set()
+    passed: set[int] = set()
+    if user.is_authenticated:
+        read = set(ChapterRead.objects.filter(user=user, chapter__in=chapters).values_list("chapter_id", flat=True))
+        passed = set(
+            ExerciseAttempt.objects.filter(user=user, passed=True, exercise__chapter__in=chapters).values_list("exercise_id", flat=True)
+        )
+    lines = []
+    for chapter in chapters:
+        ids = [e.pk for e in chapter.exercises.all()]
+        lines.append(ChapterLine(chapter, chapter.pk in read, len(ids), len(passed.intersection(ids))))
+    return CourseOutline(
+        course=course,
+        chapters=tuple(lines),
+        chapters_read=sum(line.read for line in lines),
+        exercises_total=sum(line.exercises_total for line in lines),
+        exercises_passed=sum(line.exercises_passed for line in lines),
+    )
+
+
+def chapter_rendered(*, chapter: Chapter) -> RenderedChapter:
+    """The chapter's HTML and table of contents, from the render cache when unchanged."""
+    _meta, body, _line = split_front_matter(chapter.source, file=chapter.filename)
+    base = reverse("lessons:asset", kwargs={"course": chapter.course.slug, "path": "x"})[:-1]
+    return markdown_render_cached(body, broker=chapter.broker, asset_base=base)
+
+
+def chapter_neighbours(*, chapter: Chapter) -> tuple[Chapter | None, Chapter | None]:
+    chapters = list(chapters_published(course=chapter.course))
+    index = next(i for i, c in enumerate(chapters) if c.pk == chapter.pk)
+    return (chapters[index - 1] if index else None, chapters[index + 1] if index + 1 < len(chapters) else None)
+
+
+def chapter_cells_for(*, chapter: Chapter, user: AbstractBaseUser | AnonymousUser) -> list[dict[str, object]]:
+    """The runnable cells of a chapter as the page's script needs them, with the learner's drafts."""
+    drafts: dict[str, str] = {}
+    if user.is_authenticated:
+        drafts = dict(CellDraft.objects.filter(user=user, chapter=chapter).values_list("cell_key", "code"))
+    cells: QuerySet[Cell] = chapter.cells.exclude(role="check").select_related("exercise")
+    return [
+        {
+            "key": c.key,
+            "role": c.role,
+            "broker": c.broker,
+            "timeout": c.timeout,
+            "original": c.code,
+            "code": drafts.get(c.key, c.code),
+            "exercise": c.exercise.key if c.exercise else None,
+        }
+        for c in cells
+    ]
+
+
+def chapter_is_read(*, chapter: Chapter, user: AbstractBaseUser | AnonymousUser) -> bool:
+    return bool(user.is_authenticated and ChapterRead.objects.filter(user=user, chapter=chapter).exists())

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "lessons"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("courses/<slug:course>/", views.course_page, name="course"),
+    path("courses/<slug:course>/assets/<path:path>", views.asset, name="asset"),
+    path("courses/<slug:course>/<slug:chapter>/", views.chapter_page, name="chapter"),
+    path("courses/<slug:course>/<slug:chapter>/read", views.chapter_read, name="chapter_read"),
+    path("courses/<slug:course>/<slug:chapter>/cells/<slug:cell>/draft", views.cell_draft, name="cell_draft"),
+]

@@ -1,0 +1,61 @@
+"""A learner's sandbox: one broker of one kind, and where it is in its life."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class State(models.TextChoices):
+    REQUESTED = "requested"
+    PROVISIONING = "provisioning"
+    READY = "ready"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+#: States in which a sandbox holds (or is about to hold) a running unit.
+ACTIVE_STATES = (State.REQUESTED, State.PROVISIONING, State.READY, State.STOPPING)
+
+#: Which state may follow which; anything else is a bug and is refused.
+TRANSITIONS: dict[str, set[str]] = {
+    State.REQUESTED: {State.PROVISIONING, State.STOPPING, State.FAILED, State.STOPPED},
+    State.PROVISIONING: {State.READY, State.STOPPING, State.FAILED, State.STOPPED},
+    State.READY: {State.STOPPING, State.FAILED, State.STOPPED, State.PROVISIONING},
+    State.STOPPING: {State.STOPPED, State.FAILED},
+    State.STOPPED: set(),
+    State.FAILED: {State.STOPPING, State.STOPPED},
+}
+
+
+class Sandbox(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sandboxes")
+    broker = models.CharField(max_length=16)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.REQUESTED)
+    stage = models.CharField(max_length=32, blank=True, help_text="the provisioning step being taken")
+    error = models.TextField(blank=True)
+    unit = models.CharField(max_length=64, blank=True, help_text="the backend's name of the running unit")
+    connection = models.JSONField(default=dict, blank=True, help_text="environment a cell receives")
+    created_at = models.DateTimeField(auto_now_add=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "broker"],
+                condition=Q(state__in=ACTIVE_STATES),
+                name="one_active_sandbox_per_broker",
+            )
+        ]
+        indexes = [models.Index(fields=["state"])]
+
+    def __str__(self) -> str:
+        return f"sandbox {self.pk} ({self.broker}, {self.state})"
+
+    @property
+    def group_name(self) -> str:
+        """The channel-layer group its events go to."""
+        return f"sandbox-{self.pk}"

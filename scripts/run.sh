@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `make run`: install what is missing, migrate, load the course, create the demo
+# users, start Redis, the ASGI server, the Celery worker and beat under one
+# supervisor, and print where to go. Ctrl+C stops everything, brokers included.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh
+export PORT=${PORT:-8000} REDIS_PORT=${REDIS_PORT:-6379}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
+mkdir -p var
+PY=.venv/bin/python
+$PY manage.py migrate --noinput -v 0
+$PY manage.py course_load
+$PY manage.py demo_users
+
+if ss -ltn "( sport = :$PORT )" | grep -q LISTEN; then
+  echo "Port $PORT is taken: stop what uses it, or run PORT=8001 make run" >&2
+  exit 1
+fi
+
+.venv/bin/honcho start -f Procfile &
+supervisor=$!
+cleanup() {
+  trap - INT TERM EXIT
+  kill -TERM "$supervisor" 2>/dev/null || true
+  wait "$supervisor" 2>/dev/null || true
+  # Sandboxes are separate process groups; stop every unit this platform owns.
+  $PY manage.py sandbox_stop_all >/dev/null 2>&1 || true
+}
+trap cleanup INT TERM EXIT
+
+for _ in $(seq 1 120); do
+  if curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then break; fi
+  kill -0 "$supervisor" 2>/dev/null || { echo "the platform did not start; see the output above" >&2; exit 1; }
+  sleep 0.5
+done
+cat <<BANNER
+
+  Broker Academy is running:  http://127.0.0.1:$PORT/
+
+  Demo learner:     learner / learner-demo-pass
+  Demo instructor:  teacher / teacher-demo-pass
+
+  Ctrl+C stops the platform and every sandbox it started.
+
+BANNER
+wait "$supervisor"

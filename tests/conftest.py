@@ -1,0 +1,25 @@
+"""Fixtures shared by every test package: users of each role."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from courseplatform.accounts.roles import INSTRUCTOR_GROUP
+
+
+@pytest.fixture
+def learner(db) -> User:
+    return User.objects.create_user("learner", password="learner-pass-123")
+
+
+@pytest.fixture
+def instructor(db) -> User:
+    user = User.objects.create_user("teacher", password="teacher-pass-123")
+    user.groups.add(Group.objects.get(name=INSTRUCTOR_GROUP))
+    return user
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: they are the slowest and need everything else to work."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
