@@ -1,0 +1,78 @@
+"""Chapter Markdown renders with its plugins and never lets hostile HTML through."""
+
+import time
+
+import pytest
+
+from lessons.rendering import markdown_render
+
+
+def render(body: str) -> str:
+    return markdown_render(body, broker="kafka", asset_base="/courses/c/assets/").html
+
+
+def test_tables_footnotes_tasks_admonitions_and_anchors_render():
+    html = render(
+        "## Раздел один\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nТекст[^n].\n\n[^n]: Сноска.\n\n"
+        "- [x] сделано\n- [ ] нет\n\n!!! warning \"Осторожно\"\n    Текст.\n"
+    )
+    assert "<table>" in html and "<td>1</td>" in html
+    assert 'class="footnote' in html
+    assert 'type="checkbox"' in html
+    assert 'class="admonition warning"' in html
+    assert '<h2 id="' in html
+
+
+def test_code_is_highlighted_on_the_server():
+    html = render("```python\nimport os\n```\n")
+    assert '<span class="kn">import</span>' in html
+
+
+def test_cells_become_figures_and_checks_stay_hidden():
+    html = render(
+        "```python cell id=hello broker=nats\nprint('hi')\n```\n\n"
+        "::: exercise id=task\n### Задание\n\n```python cell id=task-check role=check\nassert False, 'секрет'\n```\n:::\n"
+    )
+    assert 'data-cell="hello"' in html and 'data-broker="nats"' in html
+    assert 'data-exercise="task"' in html
+    assert "секрет" not in html
+
+
+def test_relative_pictures_point_at_the_course_assets():
+    html = render("![схема](img/a.svg)")
+    assert 'src="/courses/c/assets/img/a.svg"' in html
+
+
+@pytest.mark.parametrize(
+    "hostile, forbidden",
+    [
+        ("<script>alert(1)</script>", "<script"),
+        ("[click](javascript:alert(1))", "href=\"javascript"),
+        ("<a href=\"javascript:alert(1)\">x</a>", "javascript:"),
+        ('<img src="x.png" onerror="alert(1)">', "onerror"),
+        ('<a href="#" onclick="steal()">x</a>', "onclick"),
+        ('<iframe src="https://evil.example"></iframe>', "<iframe"),
+        ("<svg><script>alert(1)</script></svg>", "<script"),
+        ('<div style="background:url(javascript:alert(1))">x</div>', "javascript:"),
+        ('<form action="https://evil.example"><input name=p></form>', "<form"),
+        ("```python cell id=x\n</code></pre><script>alert(1)</script>\n```", "<script"),
+        ('<object data="evil.swf"></object>', "<object"),
+    ],
+)
+def test_hostile_markdown_is_neutralised(hostile, forbidden):
+    assert forbidden not in render(hostile).lower()
+
+
+def test_broken_markdown_renders_without_raising():
+    html = render("## unclosed `code\n\n```python\nno end fence\n\n::: exercise\n| a |\n|--\n[^missing]\n")
+    assert "unclosed" in html
+
+
+def test_a_one_megabyte_chapter_renders_in_reasonable_time():
+    body = ("## Раздел\n\n" + "Абзац текста с **выделением** и `кодом`. " * 40 + "\n\n") * 450
+    assert len(body.encode()) > 1_000_000
+    started = time.monotonic()
+    html = render(body)
+    # A generous bound: this proves "finishes", not speed (speed is in make bench).
+    assert time.monotonic() - started < 60
+    assert html.count("<h2") == 450
