@@ -102,3 +102,29 @@ def chapter_cells_for(*, chapter: Chapter, user: AbstractBaseUser | AnonymousUse
 
 def chapter_is_read(*, chapter: Chapter, user: AbstractBaseUser | AnonymousUser) -> bool:
     return bool(user.is_authenticated and ChapterRead.objects.filter(user=user, chapter=chapter).exists())
+
+
+@dataclass(frozen=True)
+class RunnableCode:
+    """What the live stream needs to run a cell or a check: code, broker, time limit."""
+
+    broker: str
+    code: str
+    timeout: int
+    exercise_id: int | None = None
+
+
+def cell_runnable(*, course: str, chapter: str, cell: str) -> RunnableCode | None:
+    found = (
+        Cell.objects.filter(chapter__course__slug=course, chapter__slug=chapter, key=cell, chapter__published=True)
+        .exclude(role="check")
+        .first()
+    )
+    return RunnableCode(found.broker, found.code, found.timeout) if found else None
+
+
+def exercise_check_runnable(*, course: str, chapter: str, exercise: str) -> RunnableCode | None:
+    found = Cell.objects.filter(
+        chapter__course__slug=course, chapter__slug=chapter, exercise__key=exercise, role="check", chapter__published=True
+    ).first()
+    return RunnableCode(found.broker, found.code, found.timeout, found.exercise_id) if found else None

@@ -36,3 +36,9 @@ def cell_draft_save(*, user: AbstractBaseUser, chapter: Chapter, cell_key: str, 
         return None
     draft, _ = CellDraft.objects.update_or_create(user=user, chapter=chapter, cell_key=cell_key, defaults={"code": code})
     return draft
+
+
+def exercise_attempt_record(*, user: AbstractBaseUser, exercise_id: int, passed: bool, reason: str) -> None:
+    from .models import ExerciseAttempt
+
+    ExerciseAttempt.objects.create(user=user, exercise_id=exercise_id, passed=passed, reason=reason[:2000])

@@ -1,59 +1,233 @@
-"""The live WebSocket of a chapter page: sandbox states, cell output and broker events.
+"""The live WebSocket of a chapter page: sandbox states, cell runs and output, broker events.
 
-Authenticated by the Django session and origin-checked in asgi.py; a connection
-joins only the groups of sandboxes its user owns.
+Authenticated by the Django session and origin-checked in asgi.py. A
+connection joins only its user's group and the groups of sandboxes that user
+owns; cells and checks run in the user's own sandboxes only. Broker events are
+relayed straight from the agent: when the browser is slow, sending blocks, the
+relay stops reading, and the agent counts what it could not deliver.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import re
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from . import selectors
+from lessons import selectors as lesson_selectors
+from lessons import services as lesson_services
+
+from . import agent_client, selectors, services
+from .models import Sandbox, State
 
 logger = logging.getLogger(__name__)
 
-#: Close codes the page understands (4000-4999 are the application's own).
 CLOSE_UNAUTHENTICATED = 4401
+RUN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+MAX_CODE_CHARS = 100_000
+NO_SUCH_CELL = "Такой ячейки нет в этой главе."
+NO_SUCH_EXERCISE = "Такого упражнения нет в этой главе."
+CHECK_PASSED = "Проверка пройдена."
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
-    """One per open page: joins ``user-<id>`` and every ``sandbox-<id>`` group of the user."""
-
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        self.user_id = user.pk
+        self.user = user
         self.groups_joined: set[str] = set()
+        self.relays: dict[int, asyncio.Task] = {}
+        self.runs: dict[str, asyncio.Event] = {}
         await self._join(f"user-{user.pk}")
-        for group in await self._sandbox_groups():
-            await self._join(group)
+        sandboxes = await self._sandboxes()
+        for sandbox in sandboxes:
+            await self._join(sandbox.group_name)
         await self.accept()
+        await self.send_json({"type": "hello", "sandboxes": [services.sandbox_payload(s) for s in sandboxes]})
+        for sandbox in sandboxes:
+            if sandbox.state == State.READY:
+                self._relay_start(sandbox)
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", set()):
             await self.channel_layer.group_discard(group, self.channel_name)
+        for task in getattr(self, "relays", {}).values():
+            task.cancel()
+        for interrupt in getattr(self, "runs", {}).values():
+            interrupt.set()
 
     async def _join(self, group: str) -> None:
         await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined.add(group)
 
     @database_sync_to_async
-    def _sandbox_groups(self) -> list[str]:
-        return [s.group_name for s in selectors.sandboxes_active(user_id=self.user_id)]
+    def _sandboxes(self) -> list[Sandbox]:
+        return list(selectors.sandboxes_active(user_id=self.user.pk))
+
+    # -- from the browser --------------------------------------------------
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not isinstance(content, dict):
+            await self.send_json({"type": "error", "message": "expected a JSON object"})
+            return
+        handlers = {
+            "sandbox.ensure": self.on_ensure,
+            "sandbox.stop": self.on_stop,
+            "sandbox.reset": self.on_reset,
+            "sandbox.extend": self.on_extend,
+            "cell.run": self.on_run,
+            "cell.interrupt": self.on_interrupt,
+            "exercise.check": self.on_check,
+        }
+        handler = handlers.get(content.get("type"))
+        if handler is None:
+            await self.send_json({"type": "error", "message": f"unknown message type {content.get('type')!r}"})
+            return
+        try:
+            await handler(content)
+        except services.SandboxError as exc:
+            await self.send_json({"type": "error", "message": str(exc), "run": content.get("run")})
+
+    async def on_ensure(self, content: dict[str, Any]) -> Sandbox:
+        sandbox = await database_sync_to_async(services.sandbox_ensure)(user_id=self.user.pk, broker=str(content.get("broker")))
+        await self._join(sandbox.group_name)
+        await self.send_json({"type": "sandbox.state", "sandbox": services.sandbox_payload(sandbox)})
+        return sandbox
+
+    async def on_stop(self, content: dict[str, Any]) -> None:
+        await database_sync_to_async(services.sandbox_stop)(user_id=self.user.pk, broker=str(content.get("broker")))
+
+    async def on_reset(self, content: dict[str, Any]) -> None:
+        from .tasks import sandbox_reset_task
+
+        sandbox = await database_sync_to_async(
+            lambda: Sandbox.objects.filter(user_id=self.user.pk, broker=str(content.get("broker")), state__in=("ready", "failed", "provisioning")).first()
+        )()
+        if sandbox is not None:
+            await database_sync_to_async(services.sandbox_transition)(sandbox, State.STOPPING, stage="stopping")
+            await database_sync_to_async(sandbox_reset_task.delay)(sandbox.pk)
+
+    async def on_extend(self, content: dict[str, Any]) -> None:
+        await database_sync_to_async(services.sandbox_extend)(user_id=self.user.pk, broker=str(content.get("broker")))
+
+    async def _ready_sandbox(self, broker: str) -> Sandbox:
+        sandbox = await self.on_ensure({"broker": broker})
+        if sandbox.state != State.READY:
+            sandbox = await services.sandbox_wait_ready(sandbox_id=sandbox.pk)
+        return sandbox
+
+    async def on_run(self, content: dict[str, Any]) -> None:
+        run_id = str(content.get("run", ""))
+        if not RUN_ID.match(run_id):
+            await self.send_json({"type": "error", "message": "run id must be 1-64 letters, digits or -_.:"})
+            return
+        cell = await database_sync_to_async(lesson_selectors.cell_runnable)(
+            course=str(content.get("course")), chapter=str(content.get("chapter")), cell=str(content.get("cell"))
+        )
+        if cell is None:
+            await self.send_json({"type": "cell.error", "run": run_id, "message": NO_SUCH_CELL})
+            return
+        code = content.get("code", cell.code)
+        if not isinstance(code, str) or len(code) > MAX_CODE_CHARS:
+            await self.send_json({"type": "cell.error", "run": run_id, "message": "Код ячейки слишком длинный."})
+            return
+        interrupt = asyncio.Event()
+        self.runs[run_id] = interrupt
+        asyncio.ensure_future(self._run(run_id, cell.broker, code, cell.timeout, interrupt))
+
+    async def _run(self, run_id: str, broker: str, code: str, timeout: int, interrupt: asyncio.Event) -> None:
+        try:
+            sandbox = await self._ready_sandbox(broker)
+            await database_sync_to_async(services.sandbox_touch)(sandbox=sandbox)
+            self._relay_start(sandbox)
+
+            async def forward(message: dict[str, Any]) -> None:
+                await self.send_json({"type": "cell.output", "run": run_id, "stream": message.get("stream"), "text": message.get("text", "")})
+
+            socket = await database_sync_to_async(services.sandbox_socket)(sandbox=sandbox)
+            result = await agent_client.run(socket, code=code, timeout=timeout, on_message=forward, interrupt=interrupt)
+            await self.send_json({"type": "cell.exit", "run": run_id, **{k: result.get(k) for k in ("status", "reason", "duration_ms", "truncated")}})
+        except (services.SandboxError, agent_client.AgentUnavailable) as exc:
+            await self.send_json({"type": "cell.error", "run": run_id, "message": str(exc)})
+        finally:
+            self.runs.pop(run_id, None)
+
+    async def on_interrupt(self, content: dict[str, Any]) -> None:
+        interrupt = self.runs.get(str(content.get("run")))
+        if interrupt is not None:
+            interrupt.set()
+
+    async def on_check(self, content: dict[str, Any]) -> None:
+        key = str(content.get("exercise"))
+        check = await database_sync_to_async(lesson_selectors.exercise_check_runnable)(
+            course=str(content.get("course")), chapter=str(content.get("chapter")), exercise=key
+        )
+        if check is None:
+            await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": NO_SUCH_EXERCISE})
+            return
+        asyncio.ensure_future(self._check(key, check))
+
+    async def _check(self, key: str, check: lesson_selectors.RunnableCode) -> None:
+        try:
+            sandbox = await self._ready_sandbox(check.broker)
+            socket = await database_sync_to_async(services.sandbox_socket)(sandbox=sandbox)
+            result = await agent_client.check(socket, code=check.code, timeout=check.timeout)
+        except (services.SandboxError, agent_client.AgentUnavailable) as exc:
+            await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": str(exc)})
+            return
+        passed = result.get("status") == 0
+        reason = CHECK_PASSED if passed else check_reason(result)
+        await database_sync_to_async(lesson_services.exercise_attempt_record)(user=self.user, exercise_id=check.exercise_id, passed=passed, reason=reason)
+        await self.send_json({"type": "exercise.result", "exercise": key, "passed": passed, "reason": reason})
+
+    # -- relaying the agent's events -----------------------------------------
+
+    def _relay_start(self, sandbox: Sandbox) -> None:
+        task = self.relays.get(sandbox.pk)
+        if task is None or task.done():
+            self.relays[sandbox.pk] = asyncio.ensure_future(self._relay(sandbox))
+
+    async def _relay(self, sandbox: Sandbox) -> None:
+        socket = await database_sync_to_async(services.sandbox_socket)(sandbox=sandbox)
+        with contextlib.suppress(agent_client.AgentUnavailable, ConnectionError):
+            async for message in agent_client.subscribe(socket):
+                if message.get("type") == "events":
+                    await self.send_json({"type": "sandbox.event", "sandbox": sandbox.pk, "broker": sandbox.broker,
+                                          "events": message["events"], "dropped": message.get("dropped", 0)})
+                elif message.get("type") == "snapshot":
+                    await self.send_json({"type": "sandbox.snapshot", "sandbox": sandbox.pk, "broker": sandbox.broker, "data": message["data"]})
+
+    # -- from tasks, through the channel layer --------------------------------
 
     async def sandbox_state(self, event: dict[str, Any]) -> None:
-        """A sandbox changed state or stage (sent by tasks); joins its group if new."""
-        group = f"sandbox-{event['sandbox']['id']}"
+        payload = event["sandbox"]
+        group = f"sandbox-{payload['id']}"
         if group not in self.groups_joined:
             await self._join(group)
-        await self.send_json({"type": "sandbox.state", "sandbox": event["sandbox"]})
+        await self.send_json({"type": "sandbox.state", "sandbox": payload})
+        if payload.get("state") == State.READY and payload["id"] not in self.relays:
+            sandbox = await database_sync_to_async(Sandbox.objects.filter(pk=payload["id"], user_id=self.user.pk).first)()
+            if sandbox is not None:
+                self._relay_start(sandbox)
+        elif payload.get("state") in (State.STOPPED, State.FAILED, State.STOPPING):
+            task = self.relays.pop(payload["id"], None)
+            if task is not None:
+                task.cancel()
 
-    async def sandbox_event(self, event: dict[str, Any]) -> None:
-        """Broker events for a sandbox this connection watches."""
-        await self.send_json({"type": "sandbox.event", "sandbox": event["sandbox_id"], "events": event["events"]})
+
+def check_reason(result: dict[str, Any]) -> str:
+    """The learner-facing reason from a failed check's output: its AssertionError message."""
+    if result.get("reason") == "timeout":
+        return "Проверка не уложилась во время."
+    output = (result.get("output") or "").strip().splitlines()
+    for line in reversed(output):
+        if line.startswith("AssertionError"):
+            message = line.partition(":")[2].strip()
+            return message or "Проверка не пройдена."
+    return output[-1] if output else "Проверка не пройдена."

@@ -23,3 +23,9 @@ def instructor(db) -> User:
 def pytest_collection_modifyitems(config, items):
     """Browser tests last: they are the slowest and need everything else to work."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_for_everyone(redis_server):
+    """The cache and channel layer are Redis; every test gets the run's real one."""
+    return redis_server

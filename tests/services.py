@@ -32,6 +32,8 @@ def free_port() -> int:
 
 
 RUN_DIR = Path(tempfile.mkdtemp(prefix="ba-test-"))
+# Brokers that drop root (RabbitMQ runs as its own user) must be able to reach their data below it.
+RUN_DIR.chmod(0o711)
 REDIS_PORT = free_port()
 os.environ.update(
     {

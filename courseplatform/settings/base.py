@@ -175,3 +175,8 @@ LOGGING = {
         "uvicorn.access": {"level": "WARNING"},
     },
 }
+
+CELERY_BEAT_SCHEDULE = {
+    "reap-idle-sandboxes": {"task": "sandboxes.reap_idle", "schedule": 60.0},
+    "reconcile-sandboxes": {"task": "sandboxes.reconcile", "schedule": 300.0},
+}

@@ -1,0 +1,34 @@
+"""python -m sandboxes.agent --unit-dir DIR --broker KIND [--cell-uid N] [--cells-cgroup PROCS_FILE ...]"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from .server import Agent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="sandboxes.agent")
+    parser.add_argument("--unit-dir", type=Path, required=True)
+    parser.add_argument("--broker", required=True)
+    parser.add_argument("--cell-uid", type=int, default=None)
+    parser.add_argument("--cells-cgroup", type=Path, action="append", default=[])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    agent = Agent(unit_dir=args.unit_dir, broker=args.broker, cell_uid=args.cell_uid, cells_cgroup=args.cells_cgroup)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, agent.done.set)
+        await agent.main()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

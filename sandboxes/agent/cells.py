@@ -1,0 +1,208 @@
+"""Running one learner's cell: a fresh Python process, confined and limited.
+
+On Linux as root the process runs under bubblewrap (its own PID namespace, a
+read-only view of the system, a private /tmp) as the unit's unprivileged uid,
+with rlimits, inside the unit's cells cgroup when there is one. A warm process
+waits for code so that a run costs a pipe write, not an interpreter start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Executed by the cell process: read the code from stdin, run it as __main__,
+#: print a traceback without this wrapper's frame.
+RUNNER = (
+    "import sys,linecache,traceback\n"
+    "src=sys.stdin.read()\n"
+    "sys.stdin=open('/dev/null')\n"
+    "linecache.cache['<cell>']=(len(src),None,src.splitlines(True),'<cell>')\n"
+    "g={'__name__':'__main__','__builtins__':__builtins__}\n"
+    "try:\n"
+    " exec(compile(src,'<cell>','exec'),g)\n"
+    "except SystemExit:\n"
+    " raise\n"
+    "except BaseException as e:\n"
+    " traceback.print_exception(type(e),e,e.__traceback__.tb_next)\n"
+    " sys.stderr.flush()\n"
+    " sys.exit(2 if isinstance(e,MemoryError) else 1)\n"
+)
+
+OutputCallback = Callable[[str, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class CellLimits:
+    """Limits of one cell run; the wall time comes with each run."""
+
+    memory_mb: int = 768
+    cpu_s: int = 300
+    processes: int = 64
+    output_bytes: int = 1024 * 1024
+    file_mb: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class CellResult:
+    status: int
+    reason: str | None  # None, "timeout", "interrupted", "memory", "killed"
+    duration_ms: int
+    truncated: bool
+
+
+class CellRunner:
+    """Runs cells one at a time for a unit, keeping one warm process ready."""
+
+    def __init__(self, *, env: dict[str, str], limits: CellLimits, uid: int | None, cgroup_procs: list[Path]) -> None:
+        self.env = env
+        self.limits = limits
+        self.uid = uid
+        self.cgroup_procs = cgroup_procs
+        self._warm: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+        self.current: asyncio.subprocess.Process | None = None
+        self._interrupted = False
+
+    def argv(self) -> list[str]:
+        python = [sys.executable, "-u", "-B", "-c", RUNNER]
+        bwrap = shutil.which("bwrap")
+        if os.geteuid() != 0 or bwrap is None or self.uid is None:
+            return python
+        binds: list[str] = []
+        made: set[str] = set()
+        for path in sorted({sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent.parent)}):
+            if path.startswith("/usr"):
+                continue
+            # Parents made explicitly: bubblewrap would otherwise copy a private mode (as /root's 0700).
+            for parent in reversed(Path(path).parents[:-1]):
+                if str(parent) not in made:
+                    made.add(str(parent))
+                    binds += ["--dir", str(parent)]
+            binds += ["--ro-bind", path, path]
+        return [
+            bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
+            "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+            "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin", "--ro-bind", "/etc", "/etc",
+            *binds, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp",
+            "--setenv", "HOME", "/tmp",
+            "/usr/bin/setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *python,
+        ]
+
+    def _preexec(self) -> None:
+        os.setsid()
+        for procs in self.cgroup_procs:
+            try:
+                procs.write_text(str(os.getpid()))
+            except OSError:
+                pass
+        mb = 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (self.limits.memory_mb * mb, self.limits.memory_mb * mb))
+        resource.setrlimit(resource.RLIMIT_CPU, (self.limits.cpu_s, self.limits.cpu_s + 5))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.limits.file_mb * mb, self.limits.file_mb * mb))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if self.uid is not None and os.geteuid() == 0:
+            # Counted per uid once setpriv switches to the unit's own uid.
+            resource.setrlimit(resource.RLIMIT_NPROC, (self.limits.processes, self.limits.processes))
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
+               "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp", **self.env}
+        return await asyncio.create_subprocess_exec(
+            *self.argv(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env, preexec_fn=self._preexec, limit=1024 * 1024,
+        )
+
+    async def prewarm(self) -> None:
+        """Start the next process ahead of time; a failure here surfaces on the next run."""
+        if self._warm is None or self._warm.returncode is not None:
+            try:
+                self._warm = await self._spawn()
+            except OSError:
+                self._warm = None
+
+    def interrupt(self) -> bool:
+        """Stop the running cell, if any; returns whether there was one."""
+        process = self.current
+        if process is None or process.returncode is not None:
+            return False
+        self._interrupted = True
+        _kill_group(process.pid)
+        return True
+
+    async def run(self, *, code: str, timeout: float, on_output: OutputCallback) -> CellResult:
+        async with self._lock:
+            process = self._warm if self._warm is not None and self._warm.returncode is None else await self._spawn()
+            self._warm = None
+            self.current = process
+            self._interrupted = False
+            started = time.monotonic()
+            budget = {"left": self.limits.output_bytes, "truncated": False}
+            assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+            try:
+                process.stdin.write(code.encode("utf-8", "replace"))
+                await process.stdin.drain()
+                process.stdin.close()
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            pumps = [
+                asyncio.create_task(self._pump(process.stdout, "stdout", budget, on_output)),
+                asyncio.create_task(self._pump(process.stderr, "stderr", budget, on_output)),
+            ]
+            reason: str | None = None
+            try:
+                await asyncio.wait_for(process.wait(), timeout=timeout)
+            except asyncio.TimeoutError:
+                reason = "timeout"
+                _kill_group(process.pid)
+                await process.wait()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            self.current = None
+            status = process.returncode if process.returncode is not None else -9
+            if reason is None and self._interrupted:
+                reason = "interrupted"
+            elif reason is None and status == 2 and budget.get("memory"):
+                reason = "memory"
+            elif reason is None and status < 0:
+                reason = "killed"
+            asyncio.get_running_loop().create_task(self.prewarm())
+            return CellResult(status, reason, int((time.monotonic() - started) * 1000), bool(budget["truncated"]))
+
+    @staticmethod
+    async def _pump(stream: asyncio.StreamReader, name: str, budget: dict, on_output: OutputCallback) -> None:
+        while True:
+            chunk = await stream.read(65536)
+            if not chunk:
+                return
+            if name == "stderr" and b"MemoryError" in chunk:
+                budget["memory"] = True
+            if budget["left"] <= 0:
+                budget["truncated"] = True
+                continue  # keep draining so the cell never blocks on a full pipe
+            piece = chunk[: budget["left"]]
+            budget["left"] -= len(piece)
+            if len(piece) < len(chunk):
+                budget["truncated"] = True
+            await on_output(name, piece.decode("utf-8", "replace"))
+
+    async def close(self) -> None:
+        for process in (self._warm, self.current):
+            if process is not None and process.returncode is None:
+                _kill_group(process.pid)
+                await process.wait()
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

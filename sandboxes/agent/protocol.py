@@ -1,0 +1,29 @@
+"""Newline-delimited JSON over a stream socket: the one channel between platform and agent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+SOCKET_NAME = "agent.sock"
+STATUS_NAME = "status.json"
+#: A line longer than this is refused (a cell's code is the largest thing sent).
+MAX_LINE = 4 * 1024 * 1024
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+async def read_message(reader: asyncio.StreamReader) -> dict[str, Any] | None:
+    """The next message, or None when the other side closed the connection."""
+    line = await reader.readline()
+    if not line:
+        return None
+    return json.loads(line)
+
+
+async def send(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
+    writer.write(encode(message))
+    await writer.drain()

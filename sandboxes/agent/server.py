@@ -1,0 +1,285 @@
+"""The agent's main loop: broker supervision, the tap's fan-out, and the socket API.
+
+Requests (one JSON object per line), each on its own connection:
+  {"op": "status"}                          -> {"stage", "ready", "connection", "error"}
+  {"op": "run", "code", "timeout"}          -> {"type": "output", "stream", "text"}* then {"type": "exit", ...}
+      while it runs the same connection may send {"op": "interrupt"}
+  {"op": "check", "code", "timeout"}        -> {"type": "exit", "status", "output"}
+  {"op": "subscribe"}                       -> {"type": "events", "events", "dropped"} and {"type": "snapshot", "data"}, until closed
+  {"op": "shutdown"}                        -> {"ok": true}, then the broker stops and the agent exits
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sandboxes.brokers import get_broker
+from sandboxes.brokers.base import BrokerLimits, stop_process_group
+from sandboxes.events import Event
+
+from . import protocol
+from .cells import CellLimits, CellRunner
+
+log = logging.getLogger("sandboxes.agent")
+
+#: Events kept for a page that connects (or reconnects) later.
+RECENT = 200
+#: Per subscriber: events waiting to be sent; beyond this they are counted as not shown.
+SUBSCRIBER_BUFFER = 2000
+BATCH_MAX = 500
+FLUSH_EVERY_S = 0.05
+SNAPSHOT_EVERY_S = 1.0
+
+
+class Subscriber:
+    def __init__(self) -> None:
+        self.events: collections.deque[dict[str, Any]] = collections.deque()
+        self.dropped = 0
+        self.wake = asyncio.Event()
+
+    def offer(self, event: dict[str, Any]) -> None:
+        if len(self.events) >= SUBSCRIBER_BUFFER:
+            self.dropped += 1
+        else:
+            self.events.append(event)
+        self.wake.set()
+
+
+class Agent:
+    def __init__(self, *, unit_dir: Path, broker: str, cell_uid: int | None, cells_cgroup: list[Path]) -> None:
+        self.unit_dir = unit_dir
+        self.kind = get_broker(broker)
+        self.cell_uid = cell_uid
+        self.cells_cgroup = cells_cgroup
+        self.ports = self.kind.ports()
+        self.stage = "starting agent"
+        self.error = ""
+        self.connection: dict[str, str] = {}
+        self.ready = False
+        self.broker_process = None
+        self.stop_tap = threading.Event()
+        self.incoming: collections.deque[Event] = collections.deque(maxlen=100_000)
+        self.tap_dropped = 0
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
+        self.subscribers: set[Subscriber] = set()
+        self.snapshot: dict[str, Any] | None = None
+        self.runner: CellRunner | None = None
+        self.done = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def set_stage(self, stage: str, *, error: str = "") -> None:
+        self.stage, self.error = stage, error
+        status = {"stage": stage, "ready": self.ready, "error": error, "connection": self.connection,
+                  "broker": self.kind.name, "pid": os.getpid(), "time": time.time()}
+        tmp = self.unit_dir / (protocol.STATUS_NAME + ".tmp")
+        tmp.write_text(json.dumps(status))
+        tmp.replace(self.unit_dir / protocol.STATUS_NAME)
+        log.info("stage %s %s", stage, error)
+
+    async def main(self) -> None:
+        loop = asyncio.get_running_loop()
+        (self.unit_dir / "agent.pid").write_text(str(os.getpid()))
+        sock = self.unit_dir / protocol.SOCKET_NAME
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+        server = await asyncio.start_unix_server(self.handle, path=str(sock), limit=protocol.MAX_LINE)
+        os.chmod(sock, 0o600)
+        try:
+            await self.start_broker()
+        except Exception as exc:  # any failure to start is reported, not raised: the platform reads it
+            log.exception("broker did not start")
+            self.set_stage("failed", error=str(exc) or exc.__class__.__name__)
+        if self.ready:
+            threading.Thread(target=self.tap_thread, name="tap", daemon=True).start()
+            loop.create_task(self.fanout())
+            loop.create_task(self.snapshots())
+            loop.create_task(self.watch_broker())
+        async with server:
+            await self.done.wait()
+        await self.stop_broker()
+
+    async def start_broker(self) -> None:
+        loop = asyncio.get_running_loop()
+        missing = self.kind.missing()
+        if missing:
+            raise RuntimeError("; ".join(missing))
+        self.set_stage("preparing")
+        data = self.unit_dir / "data"
+        data.mkdir(exist_ok=True)
+        limits = BrokerLimits()
+        await loop.run_in_executor(None, lambda: self.kind.prepare(data_dir=data, ports=self.ports, limits=limits))
+        self.set_stage("starting")
+        spec = self.kind.launch(data_dir=data, ports=self.ports, limits=limits)
+        log_file = (self.unit_dir / "broker.log").open("ab")
+        self.broker_process = spec.start(stdout=log_file)
+        self.stop_timeout = spec.stop_timeout
+        self.set_stage("waiting")
+        deadline = time.monotonic() + 120
+        while True:
+            if self.broker_process.poll() is not None:
+                tail = (self.unit_dir / "broker.log").read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"the broker exited with status {self.broker_process.returncode}: {tail}")
+            ready = await loop.run_in_executor(None, lambda: self.kind.probe_ready(host="localhost", ports=self.ports))
+            if ready:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the broker did not become ready within 120 s")
+            await asyncio.sleep(0.1)
+        self.connection = self.kind.connection_env(host="localhost", ports=self.ports)
+        self.runner = CellRunner(env=self.connection, limits=CellLimits(), uid=self.cell_uid, cgroup_procs=self.cells_cgroup)
+        await self.runner.prewarm()
+        self.ready = True
+        self.set_stage("ready")
+
+    async def watch_broker(self) -> None:
+        while not self.done.is_set():
+            if self.broker_process is not None and self.broker_process.poll() is not None:
+                self.ready = False
+                self.set_stage("failed", error=f"the broker exited with status {self.broker_process.returncode}")
+                return
+            await asyncio.sleep(0.5)
+
+    async def stop_broker(self) -> None:
+        self.stop_tap.set()
+        if self.runner is not None:
+            await self.runner.close()
+        if self.broker_process is not None:
+            timeout = getattr(self, "stop_timeout", 10.0)
+            await asyncio.get_running_loop().run_in_executor(None, lambda: stop_process_group(self.broker_process, timeout=timeout))
+
+    # -- the tap -----------------------------------------------------------
+
+    def tap_thread(self) -> None:
+        def emit(event: Event) -> None:
+            if len(self.incoming) == self.incoming.maxlen:
+                self.tap_dropped += 1
+            self.incoming.append(event)
+
+        while not self.stop_tap.is_set():
+            try:
+                self.kind.tap(host="localhost", ports=self.ports, emit=emit, stop=self.stop_tap)
+            except Exception:  # a tap error must not end watching; it restarts
+                log.exception("tap failed; restarting in 1 s")
+            self.stop_tap.wait(1.0)
+
+    async def fanout(self) -> None:
+        while not self.done.is_set():
+            await asyncio.sleep(FLUSH_EVERY_S)
+            dropped, self.tap_dropped = self.tap_dropped, 0
+            while self.incoming:
+                event = self.incoming.popleft().to_dict()
+                self.recent.append(event)
+                for subscriber in self.subscribers:
+                    subscriber.offer(event)
+            if dropped:
+                for subscriber in self.subscribers:
+                    subscriber.dropped += dropped
+                    subscriber.wake.set()
+
+    async def snapshots(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.done.is_set():
+            try:
+                data = await loop.run_in_executor(None, lambda: self.kind.snapshot(host="localhost", ports=self.ports))
+            except Exception as exc:  # the broker may be busy; the next second tries again
+                log.debug("snapshot failed: %s", exc)
+                data = None
+            if data is not None and data != self.snapshot:
+                self.snapshot = data
+                for subscriber in self.subscribers:
+                    subscriber.wake.set()
+            await asyncio.sleep(SNAPSHOT_EVERY_S)
+
+    # -- the socket API ----------------------------------------------------
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await protocol.read_message(reader)
+            if request is None:
+                return
+            op = request.get("op")
+            if op == "status":
+                await protocol.send(writer, {"stage": self.stage, "ready": self.ready, "error": self.error, "connection": self.connection})
+            elif op in ("run", "check"):
+                await self.serve_run(request, reader, writer)
+            elif op == "subscribe":
+                await self.serve_subscribe(writer, reader)
+            elif op == "shutdown":
+                await protocol.send(writer, {"ok": True})
+                self.done.set()
+            else:
+                await protocol.send(writer, {"type": "error", "message": f"unknown op {op!r}"})
+        except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError):
+            pass
+        except ValueError as exc:
+            with contextlib.suppress(Exception):
+                await protocol.send(writer, {"type": "error", "message": f"bad request: {exc}"})
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def serve_run(self, request: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.ready or self.runner is None:
+            await protocol.send(writer, {"type": "exit", "status": -1, "reason": "not-ready", "duration_ms": 0,
+                                         "truncated": False, "error": self.error or f"the broker is {self.stage}"})
+            return
+        collected: list[str] = []
+        check = request["op"] == "check"
+
+        async def on_output(stream: str, text: str) -> None:
+            if check:
+                collected.append(text)
+            else:
+                await protocol.send(writer, {"type": "output", "stream": stream, "text": text})
+
+        async def watch_interrupt() -> None:
+            while True:
+                message = await protocol.read_message(reader)
+                if message is None or message.get("op") == "interrupt":
+                    self.runner.interrupt()
+                    return
+
+        watcher = asyncio.create_task(watch_interrupt())
+        try:
+            result = await self.runner.run(code=str(request.get("code", "")), timeout=float(request.get("timeout", 30)), on_output=on_output)
+        finally:
+            watcher.cancel()
+        reply = {"type": "exit", "status": result.status, "reason": result.reason, "duration_ms": result.duration_ms, "truncated": result.truncated}
+        if check:
+            reply["output"] = "".join(collected)
+        await protocol.send(writer, reply)
+
+    async def serve_subscribe(self, writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
+        subscriber = Subscriber()
+        subscriber.events.extend(self.recent)
+        self.subscribers.add(subscriber)
+        sent_snapshot = None
+        closed = asyncio.create_task(reader.read())  # completes when the platform hangs up
+        try:
+            while not closed.done():
+                if subscriber.events or subscriber.dropped:
+                    batch = [subscriber.events.popleft() for _ in range(min(BATCH_MAX, len(subscriber.events)))]
+                    dropped, subscriber.dropped = subscriber.dropped, 0
+                    await protocol.send(writer, {"type": "events", "events": batch, "dropped": dropped})
+                if self.snapshot is not None and self.snapshot is not sent_snapshot:
+                    sent_snapshot = self.snapshot
+                    await protocol.send(writer, {"type": "snapshot", "data": self.snapshot})
+                if not subscriber.events:
+                    subscriber.wake.clear()
+                    waiter = asyncio.create_task(subscriber.wake.wait())
+                    await asyncio.wait({waiter, closed}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                await asyncio.sleep(0)
+        finally:
+            self.subscribers.discard(subscriber)
+            closed.cancel()

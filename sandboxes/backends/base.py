@@ -1,0 +1,70 @@
+"""The contract of a sandbox backend: start, stop and list isolated units.
+
+A unit is one broker plus its agent, isolated from every other unit and from
+the platform. Subclasses override every method below; a subclass missing one is
+refused when it is defined (the way JupyterHub's Spawner is checked).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    """What to start: the unit's fixed name (derived from the sandbox id), its broker, its owner."""
+
+    name: str
+    broker: str
+    owner: str = ""
+
+
+class SandboxBackend(ABC):
+    """Starts and stops sandbox units; every method is idempotent.
+
+    - :meth:`start` returns once the agent runs (not once the broker is ready);
+      starting a unit that already runs reuses it.
+    - :meth:`stop` removes everything of the unit; stopping one that is gone
+      (or half gone) is success.
+    - :meth:`poll` returns None while the unit's agent runs, else an int
+      (its exit status, or -1 when it is not there at all).
+    - :meth:`list_units` names every unit this platform instance owns, running
+      or half-removed, for reconciliation after a crash.
+    - :meth:`socket_path` is where the platform reaches the unit's agent.
+    - :meth:`processes` lists the pids that belong to the unit (empty once stopped).
+    """
+
+    _required = ("start", "stop", "poll", "list_units", "socket_path", "processes")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        lacking = [m for m in cls._required if getattr(getattr(cls, m), "__isabstractmethod__", False)]
+        if lacking:
+            raise TypeError(f"{cls.__qualname__} must override {', '.join(lacking)}")
+
+    @abstractmethod
+    def start(self, unit: UnitSpec) -> None:
+        """Start the unit's agent (which starts the broker); returns None."""
+
+    @abstractmethod
+    def stop(self, name: str) -> None:
+        """Stop and remove the unit and its data; returns None, also when it was already gone."""
+
+    @abstractmethod
+    def poll(self, name: str) -> int | None:
+        """None while running; an int exit status otherwise (-1: no such unit)."""
+
+    @abstractmethod
+    def list_units(self) -> list[str]:
+        """Names of all units of this platform instance that exist in any part."""
+
+    @abstractmethod
+    def socket_path(self, name: str) -> Path:
+        """The Unix socket of the unit's agent."""
+
+    @abstractmethod
+    def processes(self, name: str) -> list[int]:
+        """Pids of every process of the unit."""

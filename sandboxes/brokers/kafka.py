@@ -1,0 +1,439 @@
+"""Apache Kafka 3.9 in KRaft mode: one process that is both broker and controller.
+
+The jars come from Maven Central (scripts/fetch-kafka.sh), found through
+``KAFKA_LIBS``, ``KAFKA_HOME/libs`` or the Broker Academy cache. The tap reads
+every topic from its end with no consumer group, and follows the committed
+offsets of every group: a commit that moves a group from A to B shows records
+A..B-1 as consumed by that group.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sandboxes.brokers.base import BASE_ENV, Backoff, BrokerKind, BrokerLimits, BrokerUnavailable, Emit, LaunchSpec
+from sandboxes.events import Event
+
+logger = logging.getLogger(__name__)
+
+VERSION = "3.9.1"
+CORE_JAR = f"kafka_2.13-{VERSION}.jar"
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+TAP_CLIENT = "broker-academy-tap"
+DISCOVER_S = 1.0  # how often new topics and partitions are looked for
+GROUPS_S = 0.5  # how often committed offsets are read
+MAX_PER_STEP = 500  # records shown one by one when a group's offset jumps; beyond, one summary event
+
+# Fast start for a small single-node broker: the serial collector and C1 only, class
+# data sharing on. Measured on 2 cores: launch to ready in about 3 s.
+_JVM_FLAGS = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-Xss512k", "-Djava.awt.headless=true")
+
+_LOG4J = """# Written by Broker Academy: the broker logs to stdout, which the agent keeps.
+log4j.rootLogger=INFO, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.server.KafkaConfig=WARN
+log4j.logger.org.apache.kafka.common.config.AbstractConfig=WARN
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.state.change.logger=WARN
+log4j.logger.kafka.log.LogCleaner=WARN
+log4j.logger.org.apache.kafka.storage.internals.log=WARN
+log4j.logger.kafka.log=WARN
+log4j.logger.org.apache.kafka.raft=WARN
+log4j.logger.org.apache.kafka.metadata=WARN
+log4j.logger.org.apache.kafka.image=WARN
+"""
+
+
+def kafka_libs() -> Path:
+    """The folder holding Kafka's jars: ``KAFKA_LIBS``, else ``KAFKA_HOME/libs``, else the cache of fetch-kafka.sh."""
+    if os.environ.get("KAFKA_LIBS"):
+        return Path(os.environ["KAFKA_LIBS"])
+    if os.environ.get("KAFKA_HOME"):
+        return Path(os.environ["KAFKA_HOME"]) / "libs"
+    cache = os.environ.get("BROKER_ACADEMY_CACHE", "/root/.cache/broker-academy")
+    return Path(cache) / f"kafka-{VERSION}" / "libs"
+
+
+def _java() -> str | None:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and Path(java_home, "bin", "java").exists():
+        return str(Path(java_home, "bin", "java"))
+    return shutil.which("java", path=BASE_ENV["PATH"])
+
+
+class Kafka(BrokerKind):
+    name = "kafka"
+    title = "Apache Kafka"
+    default_ports = {"kafka": 9092, "controller": 9093}
+
+    def __init__(self) -> None:
+        self._snapshot_lock = threading.Lock()
+        self._snapshot_clients: dict[tuple[str, int], _Clients] = {}
+
+    def missing(self) -> list[str]:
+        problems = []
+        libs = kafka_libs()
+        if not (libs / CORE_JAR).exists():
+            problems.append(
+                f"Kafka {VERSION} jars not found in {libs}: run scripts/fetch-kafka.sh (needs maven), "
+                "or set KAFKA_LIBS to a folder with them"
+            )
+        elif not any(libs.glob("slf4j-reload4j-*.jar")):
+            problems.append(f"no slf4j binding in {libs}: the broker would log nothing; rerun scripts/fetch-kafka.sh")
+        if _java() is None:
+            problems.append("java not found: install the Debian package openjdk-17-jre-headless")
+        try:
+            import kafka  # noqa: F401 (only checking it is importable)
+        except ImportError:
+            problems.append("Python package kafka-python missing: pip install kafka-python")
+        return problems
+
+    def prepare(
+        self, *, data_dir: Path, ports: Mapping[str, int], limits: BrokerLimits, host: str = "localhost", bind: str = "127.0.0.1"
+    ) -> None:
+        logs = data_dir / "kraft-logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        segment = 8 * 1024 * 1024
+        properties = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{bind}:{ports['controller']}",
+            "listeners": f"PLAINTEXT://{bind}:{ports['kafka']},CONTROLLER://{bind}:{ports['controller']}",
+            "advertised.listeners": f"PLAINTEXT://{host}:{ports['kafka']}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(logs),
+            "num.partitions": "1",
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            # One node: internal topics with one replica, and few partitions so that the
+            # first group or transaction does not wait for fifty of them to be created.
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "true",
+            # Disk: small segments and a per-partition cap, checked often.
+            "log.segment.bytes": str(segment),
+            "log.retention.bytes": str(max(segment * 2, limits.disk_mb * 1024 * 1024 // 8)),
+            "log.retention.check.interval.ms": "30000",
+            "offsets.topic.segment.bytes": str(segment),
+            "transaction.state.log.segment.bytes": str(segment),
+            "metadata.log.segment.bytes": str(segment),
+            "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),  # default 128 MiB would not fit the heap
+            "message.max.bytes": str(limits.max_message_bytes),
+            "replica.fetch.max.bytes": str(limits.max_message_bytes),
+            "max.connections": str(limits.max_connections),
+            "num.network.threads": "2",
+            "num.io.threads": "2",
+            "background.threads": "2",
+            "num.recovery.threads.per.data.dir": "1",
+            "group.coordinator.threads": "1",
+        }
+        text = "# Written by Broker Academy; rewritten on every start.\n"
+        text += "".join(f"{key}={value}\n" for key, value in properties.items())
+        (data_dir / "server.properties").write_text(text)
+        (data_dir / "log4j.properties").write_text(_LOG4J)
+        if not (logs / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            result = subprocess.run(
+                [*self._java_argv(data_dir, heap_mb=128), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(data_dir / "server.properties")],
+                env=dict(BASE_ENV),
+                cwd=str(data_dir),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"kafka storage format failed: {(result.stderr or result.stdout)[-2000:]}")
+
+    def launch(
+        self, *, data_dir: Path, ports: Mapping[str, int], limits: BrokerLimits, host: str = "localhost", bind: str = "127.0.0.1"
+    ) -> LaunchSpec:
+        argv = (*self._java_argv(data_dir, heap_mb=limits.heap_mb), "kafka.Kafka", str(data_dir / "server.properties"))
+        return LaunchSpec(argv=argv, env=dict(BASE_ENV), cwd=str(data_dir), stop_timeout=15.0)
+
+    def _java_argv(self, data_dir: Path, *, heap_mb: int) -> list[str]:
+        return [
+            _java() or "java",
+            f"-Xmx{heap_mb}m",
+            "-Xms32m",
+            "-XX:MaxDirectMemorySize=64m",
+            "-XX:MaxMetaspaceSize=128m",
+            *_JVM_FLAGS,
+            f"-Djava.io.tmpdir={data_dir}",
+            f"-Dkafka.logs.dir={data_dir}",
+            "-Dlog4j.configuration=file:" + str(data_dir / "log4j.properties"),
+            "-cp",
+            str(kafka_libs() / "*"),
+        ]
+
+    def probe_ready(self, *, host: str, ports: Mapping[str, int]) -> bool:
+        # A broker lists itself in metadata only once it is unfenced and serving.
+        try:
+            return _metadata_brokers(host, ports["kafka"], timeout=0.5) > 0
+        except (OSError, struct.error, ValueError):
+            return False
+
+    def connection_env(self, *, host: str, ports: Mapping[str, int]) -> dict[str, str]:
+        return {"BOOTSTRAP_SERVERS": f"{host}:{ports['kafka']}"}
+
+    def tap(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
+        backoff = Backoff(stop)
+        while not stop.is_set():
+            try:
+                _Tap(f"{host}:{ports['kafka']}", emit, stop).run()
+            except Exception as exc:  # noqa: BLE001 (kafka-python raises many kinds while a broker restarts)
+                logger.debug("kafka tap: restarting after: %r", exc)
+                if backoff.wait():
+                    return
+            else:
+                return
+
+    def snapshot(self, *, host: str, ports: Mapping[str, int]) -> dict[str, Any]:
+        key = (host, ports["kafka"])
+        with self._snapshot_lock:
+            clients = self._snapshot_clients.get(key)
+            try:
+                if clients is None:
+                    clients = self._snapshot_clients[key] = _Clients(f"{host}:{ports['kafka']}", role="snapshot")
+                return _topology(clients)
+            except Exception as exc:  # noqa: BLE001 (any client error means the broker cannot be asked now)
+                self._snapshot_clients.pop(key, None)
+                if clients is not None:
+                    clients.close()
+                raise BrokerUnavailable(f"Kafka at {host}:{ports['kafka']}: {exc!r}") from exc
+
+
+def _metadata_brokers(host: str, port: int, *, timeout: float) -> int:
+    """Send a Metadata v1 request for no topics and return how many brokers answer."""
+    client = b"ba-probe"
+    body = struct.pack(">hhih", 3, 1, 1, len(client)) + client + struct.pack(">i", 0)
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        head = _recv_exact(sock, 4)
+        (size,) = struct.unpack(">i", head)
+        reply = _recv_exact(sock, size)
+    _correlation, brokers = struct.unpack_from(">ii", reply, 0)
+    return brokers
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ValueError("connection closed")
+        data += chunk
+    return data
+
+
+class _Clients:
+    """One group-less consumer and one admin client, used from a single thread."""
+
+    def __init__(self, bootstrap: str, *, role: str) -> None:
+        from kafka import KafkaAdminClient, KafkaConsumer  # imported here: the platform side never needs them
+
+        common = {"bootstrap_servers": bootstrap, "client_id": f"{TAP_CLIENT}-{role}", "request_timeout_ms": 5000}
+        self.consumer = KafkaConsumer(
+            **common,
+            group_id=None,
+            enable_auto_commit=False,
+            metadata_max_age_ms=1000,
+            fetch_max_wait_ms=100,
+            max_poll_records=MAX_PER_STEP,
+            # Records of open and aborted transactions are shown as produced: they are in the log.
+            isolation_level="read_uncommitted",
+        )
+        self.admin = KafkaAdminClient(**common)
+
+    def close(self) -> None:
+        for client in (self.consumer, self.admin):
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 (closing half-broken clients may fail; nothing to do)
+                pass
+
+    def partitions(self) -> set[Any]:
+        from kafka import TopicPartition
+
+        found = set()
+        for topic in self.consumer.topics():
+            if topic in INTERNAL_TOPICS:
+                continue
+            for partition in self.consumer.partitions_for_topic(topic) or ():
+                found.add(TopicPartition(topic, partition))
+        return found
+
+    def committed(self) -> dict[str, dict[Any, int]]:
+        """Committed offsets of every consumer group: {group: {TopicPartition: offset}}."""
+        out: dict[str, dict[Any, int]] = {}
+        for group_id, _protocol in self.admin.list_consumer_groups():
+            offsets = self.admin.list_consumer_group_offsets(group_id)
+            out[group_id] = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0 and tp.topic not in INTERNAL_TOPICS}
+        return out
+
+
+def _topology(clients: _Clients) -> dict[str, Any]:
+    partitions = clients.partitions()
+    ends = clients.consumer.end_offsets(list(partitions)) if partitions else {}
+    starts = clients.consumer.beginning_offsets(list(partitions)) if partitions else {}
+    topics: dict[str, list[dict[str, int]]] = {}
+    for tp in sorted(partitions, key=lambda tp: (tp.topic, tp.partition)):
+        topics.setdefault(tp.topic, []).append(
+            {"partition": tp.partition, "start_offset": starts.get(tp, 0), "high_watermark": ends.get(tp, 0)}
+        )
+    committed = clients.committed()
+    states = {}
+    if committed:
+        for info in clients.admin.describe_consumer_groups(list(committed)):
+            states[info.group] = {"state": info.state, "members": len(info.members)}
+    groups = []
+    for group_id in sorted(committed):
+        rows = []
+        for tp, offset in sorted(committed[group_id].items(), key=lambda item: (item[0].topic, item[0].partition)):
+            end = ends.get(tp)
+            rows.append({"topic": tp.topic, "partition": tp.partition, "offset": offset, "lag": None if end is None else max(0, end - offset)})
+        groups.append({"group": group_id, **states.get(group_id, {"state": "Unknown", "members": 0}), "offsets": rows})
+    return {
+        "broker": "kafka",
+        "topics": [{"name": name, "partitions": rows} for name, rows in topics.items()],
+        "groups": groups,
+    }
+
+
+def _event(direction: str, record: Any, detail: dict[str, Any] | None = None) -> Event:
+    return Event.build(
+        broker="kafka",
+        direction=direction,  # type: ignore[arg-type]
+        destination=record.topic,
+        payload=record.value,
+        key=record.key,
+        headers=list(record.headers or []),
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None,
+        detail=detail,
+    )
+
+
+class _Tap:
+    """One run of the Kafka tap: tails partitions, follows group offsets, until stop or an error."""
+
+    def __init__(self, bootstrap: str, emit: Emit, stop: threading.Event) -> None:
+        self.bootstrap, self.emit, self.stop = bootstrap, emit, stop
+
+    def run(self) -> None:
+        from kafka import KafkaConsumer
+
+        clients = _Clients(self.bootstrap, role="tail")
+        reader = KafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            client_id=f"{TAP_CLIENT}-reader",
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=50,
+            max_poll_records=MAX_PER_STEP,
+            request_timeout_ms=5000,
+        )
+        try:
+            self._loop(clients, reader)
+        finally:
+            clients.close()
+            reader.close()
+
+    def _loop(self, clients: _Clients, reader: Any) -> None:
+        assigned: set[Any] = set()
+        positions: dict[str, dict[Any, int]] | None = None
+        next_discover = next_groups = 0.0
+        first = True
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if now >= next_discover:
+                found = clients.partitions()
+                if found != assigned:
+                    clients.consumer.assign(list(found))
+                    new = found - assigned
+                    if first:
+                        clients.consumer.seek_to_end(*new)
+                    elif new:
+                        # Born since the tap started: read it all, the first records
+                        # are usually the ones that created the topic.
+                        clients.consumer.seek_to_beginning(*new)
+                    assigned = found
+                first = False
+                next_discover = now + DISCOVER_S
+            if assigned:
+                for records in clients.consumer.poll(timeout_ms=200).values():
+                    for record in records:
+                        self.emit(_event("produced", record))
+            else:
+                self.stop.wait(0.2)
+            if time.monotonic() >= next_groups:
+                committed = clients.committed()
+                if positions is not None:
+                    self._consumed(clients, reader, positions, committed)
+                positions = committed
+                next_groups = time.monotonic() + GROUPS_S
+
+    def _consumed(self, clients: _Clients, reader: Any, before: dict[str, dict[Any, int]], now: dict[str, dict[Any, int]]) -> None:
+        for group_id, offsets in now.items():
+            known = before.get(group_id)
+            for tp, end in offsets.items():
+                if known is not None and tp in known:
+                    start = known[tp]
+                else:
+                    # First commit of a group (or partition) seen since the tap started: the
+                    # group read from the start of what the log still holds.
+                    start = clients.consumer.beginning_offsets([tp]).get(tp, end)
+                if end <= start:
+                    continue
+                detail = {"group": group_id}
+                if end - start > MAX_PER_STEP:
+                    self.emit(
+                        Event.build(
+                            broker="kafka",
+                            direction="consumed",
+                            destination=tp.topic,
+                            payload=None,
+                            partition=tp.partition,
+                            offset=end - 1,
+                            detail={**detail, "from_offset": start, "to_offset": end, "not_shown": end - start},
+                        )
+                    )
+                    continue
+                for record in _read_range(reader, tp, start, end):
+                    self.emit(_event("consumed", record, detail))
+
+
+def _read_range(reader: Any, tp: Any, start: int, end: int) -> list[Any]:
+    """Records of ``tp`` with offsets in [start, end), read by a group-less consumer; stops early after 2 s."""
+    reader.assign([tp])
+    reader.seek(tp, start)
+    out = []
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        for records in reader.poll(timeout_ms=100).values():
+            out += [r for r in records if start <= r.offset < end]
+        # Transaction markers take offsets too, so the position, not the last record, says when to stop.
+        if reader.position(tp) >= end:
+            break
+    return out

@@ -1,0 +1,270 @@
+"""Doing things to sandboxes: ensure one exists, provision, stop, reset, extend, reap, reconcile.
+
+Tasks and the WebSocket consumer call these; every change of state goes
+through ``sandbox_transition`` so it is validated and heard by the learner's pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from sandboxes.brokers import BROKERS
+
+from . import agent_client
+from .backends import get_backend
+from .backends.base import UnitSpec
+from .models import ACTIVE_STATES, TRANSITIONS, Sandbox, State
+
+log = logging.getLogger(__name__)
+
+QUOTA_REACHED = "У вас уже запущено {n} песочниц — это предел. Остановите одну из них, чтобы запустить новую."
+UNKNOWN_BROKER = "Неизвестный брокер: {broker}."
+NOT_READY = "Песочница ещё не готова: {stage}."
+PROVISION_TIMEOUT_S = 150
+
+STAGE_LABELS = {
+    "requested": "в очереди на запуск",
+    "starting agent": "запуск песочницы",
+    "preparing": "подготовка брокера",
+    "starting": "запуск брокера",
+    "waiting": "ожидание брокера",
+    "ready": "готово",
+    "stopping": "остановка",
+    "stopped": "остановлена",
+    "failed": "ошибка",
+}
+STAGE_PROGRESS = {"requested": 0.05, "starting agent": 0.15, "preparing": 0.3, "starting": 0.5, "waiting": 0.7, "ready": 1.0}
+
+
+class SandboxError(Exception):
+    """A learner-facing error about sandboxes."""
+
+
+def unit_name(sandbox: Sandbox) -> str:
+    """The unit's fixed name: the same sandbox always maps to the same unit."""
+    return f"{settings.SANDBOX_INSTANCE}-{sandbox.pk}"
+
+
+def sandbox_payload(sandbox: Sandbox) -> dict[str, Any]:
+    return {
+        "id": sandbox.pk,
+        "broker": sandbox.broker,
+        "state": sandbox.state,
+        "stage": sandbox.stage,
+        "stage_label": STAGE_LABELS.get(sandbox.stage, sandbox.stage),
+        "progress": STAGE_PROGRESS.get(sandbox.stage, 0.0),
+        "error": sandbox.error,
+        "expires_at": sandbox.expires_at.isoformat() if sandbox.expires_at else None,
+    }
+
+
+def _broadcast(sandbox: Sandbox) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(f"user-{sandbox.user_id}", {"type": "sandbox.state", "sandbox": sandbox_payload(sandbox)})
+    except Exception:  # a page not hearing a state is not worth failing the task for
+        log.warning("could not broadcast sandbox state", extra={"sandbox_id": sandbox.pk}, exc_info=True)
+
+
+def sandbox_transition(sandbox: Sandbox, state: str, *, stage: str | None = None, error: str = "") -> Sandbox:
+    """Move to ``state`` (validated), save, and tell the learner's pages."""
+    if state != sandbox.state and state not in TRANSITIONS[sandbox.state]:
+        raise SandboxError(f"sandbox {sandbox.pk}: {sandbox.state} -> {state} is not allowed")
+    sandbox.state = state
+    sandbox.stage = stage if stage is not None else state
+    sandbox.error = error
+    now = timezone.now()
+    if state == State.READY:
+        sandbox.ready_at = now
+        sandbox.expires_at = now + timedelta(seconds=settings.SANDBOX_IDLE_TIMEOUT_S)
+    if state in (State.STOPPED, State.FAILED):
+        sandbox.stopped_at = now
+    sandbox.save()
+    _broadcast(sandbox)
+    return sandbox
+
+
+def sandbox_ensure(*, user_id: int, broker: str) -> Sandbox:
+    """The user's active sandbox of this broker, or a new one queued for provisioning."""
+    from .tasks import sandbox_provision_task
+
+    if broker not in BROKERS:
+        raise SandboxError(UNKNOWN_BROKER.format(broker=broker))
+    existing = Sandbox.objects.filter(user_id=user_id, broker=broker, state__in=ACTIVE_STATES).first()
+    if existing is not None:
+        return existing
+    running = Sandbox.objects.filter(user_id=user_id, state__in=ACTIVE_STATES).count()
+    if running >= settings.SANDBOX_QUOTA_PER_USER:
+        raise SandboxError(QUOTA_REACHED.format(n=running))
+    try:
+        with transaction.atomic():
+            sandbox = Sandbox.objects.create(user_id=user_id, broker=broker, state=State.REQUESTED, stage="requested")
+            transaction.on_commit(lambda: sandbox_provision_task.delay(sandbox.pk))
+    except IntegrityError:
+        # Another tab asked at the same moment; theirs wins.
+        return Sandbox.objects.get(user_id=user_id, broker=broker, state__in=ACTIVE_STATES)
+    _broadcast(sandbox)
+    return sandbox
+
+
+def sandbox_provision(*, sandbox_id: int) -> Sandbox:
+    """Start the unit (or find it running) and follow its stages until ready or failed."""
+    sandbox = Sandbox.objects.get(pk=sandbox_id)
+    if sandbox.state not in (State.REQUESTED, State.PROVISIONING, State.READY):
+        return sandbox
+    backend = get_backend()
+    name = unit_name(sandbox)
+    if sandbox.state == State.REQUESTED:
+        sandbox.unit = name
+        sandbox_transition(sandbox, State.PROVISIONING, stage="starting agent")
+    try:
+        backend.start(UnitSpec(name=name, broker=sandbox.broker, owner=str(sandbox.user_id)))
+    except Exception as exc:
+        log.exception("unit did not start", extra={"sandbox_id": sandbox.pk, "user_id": sandbox.user_id})
+        backend.stop(name)
+        return sandbox_transition(sandbox, State.FAILED, error=str(exc))
+    socket = backend.socket_path(name)
+    deadline = time.monotonic() + PROVISION_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            status = async_to_sync(agent_client.status)(socket)
+        except agent_client.AgentUnavailable:
+            if backend.poll(name) is not None:
+                return sandbox_transition(sandbox, State.FAILED, error="the sandbox agent exited during start")
+            time.sleep(0.05)
+            continue
+        if status["stage"] == "failed":
+            backend.stop(name)
+            return sandbox_transition(sandbox, State.FAILED, error=status.get("error") or "the broker did not start")
+        if status["ready"]:
+            sandbox.connection = status["connection"]
+            return sandbox_transition(sandbox, State.READY, stage="ready")
+        if status["stage"] != sandbox.stage:
+            sandbox_transition(sandbox, State.PROVISIONING, stage=status["stage"])
+        time.sleep(0.05)
+    backend.stop(name)
+    return sandbox_transition(sandbox, State.FAILED, error=f"the broker was not ready within {PROVISION_TIMEOUT_S} s")
+
+
+def sandbox_unit_stop(*, sandbox_id: int) -> Sandbox:
+    """Stop the unit and mark the sandbox stopped; stopping twice is fine."""
+    sandbox = Sandbox.objects.get(pk=sandbox_id)
+    if sandbox.state == State.STOPPED:
+        return sandbox
+    if sandbox.state != State.STOPPING:
+        sandbox_transition(sandbox, State.STOPPING)
+    get_backend().stop(sandbox.unit or unit_name(sandbox))
+    return sandbox_transition(sandbox, State.STOPPED)
+
+
+def sandbox_stop(*, user_id: int, broker: str) -> Sandbox | None:
+    from .tasks import sandbox_stop_task
+
+    sandbox = Sandbox.objects.filter(user_id=user_id, broker=broker, state__in=ACTIVE_STATES).first()
+    if sandbox is None:
+        return None
+    sandbox_transition(sandbox, State.STOPPING)
+    transaction.on_commit(lambda: sandbox_stop_task.delay(sandbox.pk))
+    return sandbox
+
+
+def sandbox_extend(*, user_id: int, broker: str) -> Sandbox | None:
+    """Push the idle deadline back by the full timeout."""
+    sandbox = Sandbox.objects.filter(user_id=user_id, broker=broker, state=State.READY).first()
+    if sandbox is not None:
+        sandbox_touch(sandbox=sandbox)
+        _broadcast(sandbox)
+    return sandbox
+
+
+def sandbox_touch(*, sandbox: Sandbox) -> None:
+    now = timezone.now()
+    sandbox.last_activity_at = now
+    sandbox.expires_at = now + timedelta(seconds=settings.SANDBOX_IDLE_TIMEOUT_S)
+    Sandbox.objects.filter(pk=sandbox.pk).update(last_activity_at=now, expires_at=sandbox.expires_at)
+
+
+def sandbox_socket(*, sandbox: Sandbox) -> Path:
+    return get_backend().socket_path(sandbox.unit or unit_name(sandbox))
+
+
+def sandboxes_reap_idle() -> list[int]:
+    """Stop ready sandboxes whose idle deadline has passed; returns their ids."""
+    from .tasks import sandbox_stop_task
+
+    expired = list(Sandbox.objects.filter(state=State.READY, expires_at__lt=timezone.now()))
+    for sandbox in expired:
+        sandbox_transition(sandbox, State.STOPPING, stage="stopping")
+        sandbox_stop_task.delay(sandbox.pk)
+    return [s.pk for s in expired]
+
+
+def sandboxes_reconcile(*, stale_after_s: int = PROVISION_TIMEOUT_S + 30) -> dict[str, list]:
+    """Make records and units agree after any crash.
+
+    Units with no active record are stopped; ready records whose unit is gone
+    are marked stopped; records stuck in requested/provisioning longer than a
+    provision can take are failed and their unit removed.
+    """
+    backend = get_backend()
+    active = {unit_name(s): s for s in Sandbox.objects.filter(state__in=ACTIVE_STATES)}
+    orphans = [name for name in backend.list_units() if name not in active]
+    for name in orphans:
+        backend.stop(name)
+    gone, stuck = [], []
+    cutoff = timezone.now() - timedelta(seconds=stale_after_s)
+    for name, sandbox in active.items():
+        if sandbox.state == State.READY and backend.poll(name) is not None:
+            backend.stop(name)
+            sandbox_transition(sandbox, State.STOPPED, error="the sandbox was not running any more")
+            gone.append(sandbox.pk)
+        elif sandbox.state in (State.REQUESTED, State.PROVISIONING) and sandbox.created_at < cutoff:
+            backend.stop(name)
+            sandbox_transition(sandbox, State.FAILED, error="provisioning was interrupted; start the sandbox again")
+            stuck.append(sandbox.pk)
+        elif sandbox.state == State.STOPPING and sandbox.last_activity_at < cutoff:
+            backend.stop(name)
+            sandbox_transition(sandbox, State.STOPPED)
+            gone.append(sandbox.pk)
+    return {"orphans": orphans, "gone": gone, "stuck": stuck}
+
+
+def sandboxes_stop_all() -> int:
+    """Stop every unit of this platform instance and mark the records stopped (make run's Ctrl+C)."""
+    backend = get_backend()
+    names = backend.list_units()
+    for name in names:
+        backend.stop(name)
+    for sandbox in Sandbox.objects.filter(state__in=ACTIVE_STATES):
+        if sandbox.state != State.STOPPING:
+            sandbox_transition(sandbox, State.STOPPING)
+        sandbox_transition(sandbox, State.STOPPED)
+    return len(names)
+
+
+async def sandbox_wait_ready(*, sandbox_id: int, timeout: float = PROVISION_TIMEOUT_S) -> Sandbox:
+    """Wait (without blocking the loop) until the sandbox is ready; raises SandboxError if it fails."""
+    from channels.db import database_sync_to_async
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sandbox = await database_sync_to_async(Sandbox.objects.get)(pk=sandbox_id)
+        if sandbox.state == State.READY:
+            return sandbox
+        if sandbox.state not in (State.REQUESTED, State.PROVISIONING):
+            raise SandboxError(sandbox.error or NOT_READY.format(stage=STAGE_LABELS.get(sandbox.stage, sandbox.stage)))
+        await asyncio.sleep(0.1)
+    raise SandboxError(NOT_READY.format(stage="timeout"))

@@ -1,0 +1,43 @@
+"""Celery tasks: thin wrappers over services, idempotent, time-limited, safe to redeliver."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from celery.signals import worker_ready
+
+from . import services
+
+COMMON = {"acks_late": True, "reject_on_worker_lost": True, "time_limit": 240, "soft_time_limit": 200}
+
+
+@shared_task(name="sandboxes.provision", **COMMON)
+def sandbox_provision_task(sandbox_id: int) -> str:
+    return services.sandbox_provision(sandbox_id=sandbox_id).state
+
+
+@shared_task(name="sandboxes.stop", **COMMON)
+def sandbox_stop_task(sandbox_id: int) -> str:
+    return services.sandbox_unit_stop(sandbox_id=sandbox_id).state
+
+
+@shared_task(name="sandboxes.reset", **COMMON)
+def sandbox_reset_task(sandbox_id: int) -> str:
+    """A fresh broker for the same learner: stop the unit, then provision a new sandbox."""
+    sandbox = services.sandbox_unit_stop(sandbox_id=sandbox_id)
+    return services.sandbox_ensure(user_id=sandbox.user_id, broker=sandbox.broker).state
+
+
+@shared_task(name="sandboxes.reap_idle", time_limit=120)
+def sandboxes_reap_idle_task() -> list[int]:
+    return services.sandboxes_reap_idle()
+
+
+@shared_task(name="sandboxes.reconcile", time_limit=600)
+def sandboxes_reconcile_task() -> dict[str, list]:
+    return services.sandboxes_reconcile()
+
+
+@worker_ready.connect
+def reconcile_on_start(sender, **_: object) -> None:
+    """A worker that starts after a crash repairs what the crash left."""
+    sandboxes_reconcile_task.delay()

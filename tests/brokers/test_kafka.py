@@ -1,0 +1,114 @@
+"""Kafka (KRaft, single node): produced records and group commits reach the tap; transactions work."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.integration
+KIND = "kafka"
+
+
+def test_ready_within_target_with_documented_variables(broker):
+    assert broker.env == {"BOOTSTRAP_SERVERS": "localhost:9092"}
+    assert broker.ready_s < 30.0  # target 15 s; twice that tolerates a busy machine
+
+
+def test_produced_records_are_tapped_with_partition_offset_key_headers(broker):
+    broker.cell(
+        """
+        import os
+        from kafka import KafkaProducer
+        from kafka.admin import KafkaAdminClient, NewTopic
+        bootstrap = os.environ["BOOTSTRAP_SERVERS"]
+        KafkaAdminClient(bootstrap_servers=bootstrap).create_topics([NewTopic("tap-orders", 2, 1)])
+        producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+        for i in range(3):
+            producer.send("tap-orders", key=f"k{i}".encode(), value=f'{{"n": {i}}}'.encode(), headers=[("src", b"cell")], partition=1)
+        producer.flush()
+        """
+    )
+    for offset in range(3):
+        event = broker.event(direction="produced", destination="tap-orders", offset=offset)
+        assert event["partition"] == 1
+        assert event["key"] == f"k{offset}"
+        assert event["headers"] == {"src": "cell"}
+        assert event["value"]["encoding"] == "json"
+        assert event["timestamp_ms"] > 0
+
+
+def test_group_commit_shows_records_as_consumed_by_that_group(broker):
+    out = broker.cell(
+        """
+        import os
+        from kafka import KafkaConsumer
+        consumer = KafkaConsumer("tap-orders", bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"], group_id="tap-group",
+                                 auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=3000)
+        print(sum(1 for _ in consumer))
+        consumer.commit()
+        consumer.close()
+        """
+    )
+    assert out.strip() == "3"
+    for offset in range(3):
+        event = broker.event(direction="consumed", destination="tap-orders", offset=offset, detail__group="tap-group")
+        assert event["partition"] == 1 and event["key"] == f"k{offset}"
+
+
+def test_transactions_commit_and_are_tapped(broker):
+    out = broker.cell(
+        """
+        import os
+        from kafka import KafkaConsumer, KafkaProducer
+        bootstrap = os.environ["BOOTSTRAP_SERVERS"]
+        producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id="tap-tx")
+        producer.init_transactions()
+        producer.begin_transaction()
+        producer.send("tap-payments", b"paid 1")
+        producer.send("tap-payments", b"paid 2")
+        producer.commit_transaction()
+        consumer = KafkaConsumer("tap-payments", bootstrap_servers=bootstrap, group_id="tap-tx-group", isolation_level="read_committed",
+                                 auto_offset_reset="earliest", consumer_timeout_ms=3000)
+        print([r.value.decode() for r in consumer])
+        consumer.close()
+        """
+    )
+    assert out.strip() == "['paid 1', 'paid 2']"
+    broker.event(direction="produced", destination="tap-payments", offset=1)
+    # The commit marker takes offset 2, so the group's committed offset is 3.
+    assert broker.event(direction="consumed", destination="tap-payments", offset=1, detail__group="tap-tx-group")["value"]["text"] == "paid 2"
+
+
+def test_confluent_kafka_client_reaches_the_broker(broker):
+    broker.cell(
+        """
+        import os
+        from confluent_kafka import Producer
+        producer = Producer({"bootstrap.servers": os.environ["BOOTSTRAP_SERVERS"]})
+        producer.produce("tap-librdkafka", key=b"k", value=b"\\xff\\x00")
+        assert producer.flush(10) == 0
+        """
+    )
+    event = broker.event(direction="produced", destination="tap-librdkafka")
+    assert event["value"] == {"encoding": "hex", "text": "ff 00", "truncated": False}
+
+
+def test_snapshot_shows_topics_and_group_lag_without_internal_topics(broker):
+    snap = broker.snapshot(lambda s: {"tap-group", "tap-tx-group"} <= {g["group"] for g in s["groups"]})
+    names = {t["name"] for t in snap["topics"]}
+    assert {"tap-orders", "tap-payments"} <= names
+    assert not names & {"__consumer_offsets", "__transaction_state"}
+    orders = next(t for t in snap["topics"] if t["name"] == "tap-orders")
+    assert [p["high_watermark"] for p in orders["partitions"]] == [0, 3]
+    group = next(g for g in snap["groups"] if g["group"] == "tap-group")
+    assert {"topic": "tap-orders", "partition": 1, "offset": 3, "lag": 0} in group["offsets"]
+
+
+def test_memory_is_small(broker, record_property):
+    rss = broker.rss_mb()
+    record_property("rss_mb", rss)
+    assert 0 < rss < 600
+
+
+def test_stop_leaves_no_process(broker):
+    assert broker.stop() == 0
+    assert broker.pids_in_namespace() == []

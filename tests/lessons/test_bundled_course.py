@@ -1,0 +1,48 @@
+"""The course we ship: it lints, loads, and every chapter page renders with its cells."""
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from lessons.course_io import course_folder_read, course_import
+from lessons.models import ChapterRead
+
+COURSE = Path(settings.COURSE_DIRS[0])
+
+
+def test_the_bundled_course_lints_clean():
+    folder = course_folder_read(directory=COURSE)
+    assert len(folder.chapters) == 4
+    for filename, (_source, parsed) in folder.chapters.items():
+        assert len(parsed.exercises) >= 2, f"{filename} needs at least two exercises"
+        assert sum(c.role == "run" for c in parsed.cells) >= 3, f"{filename} needs runnable cells"
+
+
+@pytest.mark.django_db
+def test_every_chapter_page_renders_and_marking_read_shows_on_the_course_page(client, learner):
+    course = course_import(directory=COURSE)
+    client.force_login(learner)
+    chapters = list(course.chapters.order_by("order"))
+    assert [c.number for c in chapters] == ["6.1", "6.2", "6.3", "6.4"]
+    for chapter in chapters:
+        response = client.get(reverse("lessons:chapter", args=[course.slug, chapter.slug]))
+        assert response.status_code == 200
+        body = response.content.decode()
+        assert 'class="cell' in body and 'data-exercise="' in body
+        assert "role=check" not in body
+    client.post(reverse("lessons:chapter_read", args=[course.slug, chapters[0].slug]))
+    assert ChapterRead.objects.filter(user=learner, chapter=chapters[0]).exists()
+    page = client.get(reverse("lessons:course", args=[course.slug])).content.decode()
+    assert "Прочитано глав: 1 из 4" in page
+
+
+@pytest.mark.django_db
+def test_course_pictures_are_served_as_inert_images(client):
+    course = course_import(directory=COURSE)
+    asset = course.assets.first()
+    response = client.get(reverse("lessons:asset", args=[course.slug, asset.path]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml"
+    assert "sandbox" in response["Content-Security-Policy"]

@@ -1,0 +1,181 @@
+"""Sandboxes through the real worker: provision, run, isolate, stop, and repair after a killed worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from sandboxes import agent_client, services
+from sandboxes.backends import get_backend
+from sandboxes.models import Sandbox, State
+from tests.aio import run
+from tests.services import celery_worker_start, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+PRODUCE_CONSUME = {
+    "nats": """
+import asyncio, os, nats
+async def main():
+    nc = await nats.connect(os.environ["NATS_URL"])
+    sub = await nc.subscribe("lifecycle.test")
+    await nc.publish("lifecycle.test", b"hello-nats")
+    msg = await sub.next_msg(timeout=5)
+    print("got", msg.data.decode())
+    await nc.close()
+asyncio.run(main())
+""",
+    "rabbitmq": """
+import os, pika
+conn = pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"]))
+ch = conn.channel()
+ch.queue_declare("lifecycle")
+ch.basic_publish("", "lifecycle", b"hello-rabbit")
+method, props, body = next(ch.consume("lifecycle", inactivity_timeout=5))
+ch.basic_ack(method.delivery_tag)
+print("got", body.decode())
+conn.close()
+""",
+    "activemq": """
+import os, time, stomp
+got = []
+class L(stomp.ConnectionListener):
+    def on_message(self, frame): got.append(frame.body)
+c = stomp.Connection([(os.environ["STOMP_HOST"], int(os.environ["STOMP_PORT"]))])
+c.set_listener("", L())
+c.connect(os.environ["STOMP_USER"], os.environ["STOMP_PASSWORD"], wait=True)
+c.subscribe("/queue/lifecycle", id=1, ack="auto")
+c.send("/queue/lifecycle", "hello-amq")
+deadline = time.time() + 10
+while not got and time.time() < deadline: time.sleep(0.05)
+print("got", got[0])
+c.disconnect()
+""",
+    "kafka": """
+import os
+from kafka import KafkaProducer, KafkaConsumer
+p = KafkaProducer(bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"])
+p.send("lifecycle", b"hello-kafka").get(timeout=30)
+p.close()
+c = KafkaConsumer("lifecycle", bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"], auto_offset_reset="earliest", consumer_timeout_ms=10000, group_id="t")
+print("got", next(iter(c)).value.decode())
+c.close()
+""",
+}
+BROKERS = ["nats", "rabbitmq", "activemq", "kafka"]
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie holds nothing; this machine's PID 1 does not reap orphans)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def provision(user: User, broker: str, timeout: float = 120) -> Sandbox:
+    sandbox = services.sandbox_ensure(user_id=user.pk, broker=broker)
+    wait_for(lambda: Sandbox.objects.get(pk=sandbox.pk).state in (State.READY, State.FAILED), timeout=timeout, what=f"{broker} ready", interval=0.1)
+    sandbox.refresh_from_db()
+    assert sandbox.state == State.READY, sandbox.error
+    return sandbox
+
+
+def run_cell(sandbox: Sandbox, code: str, timeout: float = 30) -> tuple[dict, str]:
+    output: list[str] = []
+
+    async def collect(message):
+        output.append(message.get("text", ""))
+
+    result = run(agent_client.run(services.sandbox_socket(sandbox=sandbox), code=code, timeout=timeout, on_message=collect))
+    return result, "".join(output)
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_a_broker_starts_through_the_worker_serves_a_cell_and_stops_without_leftovers(celery_worker, learner, units_cleanup, broker):
+    sandbox = provision(learner, broker)
+    backend = get_backend()
+    pids = backend.processes(sandbox.unit)
+    assert len(pids) >= 2  # the agent and the broker at least
+    result, output = run_cell(sandbox, PRODUCE_CONSUME[broker])
+    assert result["status"] == 0, output
+    assert "got hello-" in output
+    services.sandbox_stop(user_id=learner.pk, broker=broker)
+    wait_for(lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.STOPPED, timeout=60, what="stopped")
+    assert backend.processes(sandbox.unit) == []
+    assert [p for p in pids if running(p)] == []
+    assert sandbox.unit not in backend.list_units()
+
+
+def test_a_cell_reaches_its_own_broker_and_nothing_else(celery_worker, learner, units_cleanup, redis_server):
+    other = User.objects.create_user("other-learner", password="x-pass-12345")
+    mine = provision(learner, "nats")
+    theirs = provision(other, "nats")
+    redis_port = int(redis_server.rsplit(":", 1)[1].split("/")[0])
+    probe = f"""
+import socket
+def reach(host, port):
+    s = socket.socket(); s.settimeout(1)
+    try:
+        s.connect((host, port)); return "open"
+    except OSError as e:
+        return "closed"
+    finally:
+        s.close()
+print("own", reach("127.0.0.1", 4222))
+print("redis", reach("127.0.0.1", {redis_port}))
+print("outside", reach("10.255.255.1", 80))
+import os
+print("socket-visible", os.path.exists({str(services.sandbox_socket(sandbox=theirs))!r}))
+"""
+    result, output = run_cell(mine, probe)
+    assert result["status"] == 0, output
+    assert "own open" in output
+    assert "redis closed" in output
+    assert "outside closed" in output
+    assert "socket-visible False" in output
+
+
+def test_a_runaway_cell_is_stopped_and_the_sandbox_keeps_working(celery_worker, learner, units_cleanup):
+    sandbox = provision(learner, "nats")
+    started = time.monotonic()
+    result, _ = run_cell(sandbox, "while True:\n    pass\n", timeout=2)
+    assert result["reason"] == "timeout"
+    assert time.monotonic() - started < 10
+    result, output = run_cell(sandbox, "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", timeout=3)
+    assert result["reason"] == "timeout"
+    result, output = run_cell(sandbox, "x = bytearray(4 * 1024 ** 3)\n", timeout=10)
+    assert result["status"] != 0 and "MemoryError" in output
+    result, output = run_cell(sandbox, "print('x' * 100000)\nwhile True:\n    print('y' * 10000)\n", timeout=3)
+    assert result["truncated"] is True
+    result, output = run_cell(sandbox, "print('still fine')\n")
+    assert result["status"] == 0 and output == "still fine\n"
+
+
+def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(celery_worker, learner, units_cleanup, settings):
+    # A second worker takes this sandbox; it is killed mid-provisioning, so nothing finishes it.
+    celery_worker.stop()
+    doomed = celery_worker_start(name="doomed", concurrency=1)
+    try:
+        sandbox = services.sandbox_ensure(user_id=learner.pk, broker="rabbitmq")
+        wait_for(lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.PROVISIONING, timeout=30, what="provisioning", interval=0.05)
+        os.killpg(doomed.process.pid, signal.SIGKILL)
+        doomed.process.wait()
+    finally:
+        doomed.stop()
+        celery_worker.__init__(celery_worker.name, celery_worker.process.args)  # restart the session's worker
+        wait_for(lambda: any(r for r in __import__("courseplatform.celery").celery.app.control.ping(timeout=0.5)), timeout=60, what="worker back")
+    sandbox.refresh_from_db()
+    assert sandbox.state == State.PROVISIONING  # stuck, as a crash leaves it
+    Sandbox.objects.filter(pk=sandbox.pk).update(created_at=sandbox.created_at.replace(year=2000))
+    report = services.sandboxes_reconcile()
+    sandbox.refresh_from_db()
+    assert sandbox.state == State.FAILED
+    assert sandbox.pk in report["stuck"]
+    assert get_backend().processes(f"{settings.SANDBOX_INSTANCE}-{sandbox.pk}") == []
