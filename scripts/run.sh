@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
 export PORT=${PORT:-8000} REDIS_PORT=${REDIS_PORT:-6379}
+# honcho hands each process its own PORT; the web server reads WEB_PORT instead.
+export WEB_PORT=$PORT
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
 mkdir -p var
 PY=.venv/bin/python

@@ -92,7 +92,8 @@ class CellRunner:
             bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
             "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin", "--ro-bind", "/etc", "/etc",
-            *binds, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp",
+            # /tmp first: the interpreter may live below it (a checkout in /tmp), and a later tmpfs would hide it.
+            "--tmpfs", "/tmp", *binds, "--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp",
             "--setenv", "HOME", "/tmp",
             "/usr/bin/setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *python,

@@ -168,12 +168,16 @@ class ProcessBackend(SandboxBackend):
             return None
         return -1
 
+    def owns(self, name: str) -> bool:
+        """Units are named <instance>-<sandbox id>; anything else on the host is not ours to touch."""
+        instance, _, number = name.rpartition("-")
+        return instance == self.instance and number.isdigit()
+
     def list_units(self) -> list[str]:
-        prefix = f"{self.instance}-"
         names: set[str] = set()
         if self.root.is_dir():
-            names.update(p.name for p in self.root.iterdir() if p.is_dir() and p.name.startswith(prefix))
+            names.update(p.name for p in self.root.iterdir() if p.is_dir())
         if Path("/run/netns").is_dir():
-            names.update(p.name for p in Path("/run/netns").iterdir() if p.name.startswith(prefix))
-        names.update(n for n in cgroups.unit_names(self.instance) if n.startswith(prefix))
-        return sorted(names)
+            names.update(p.name for p in Path("/run/netns").iterdir())
+        names.update(cgroups.unit_names(self.instance))
+        return sorted(n for n in names if self.owns(n))
