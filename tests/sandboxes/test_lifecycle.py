@@ -63,7 +63,7 @@ from kafka import KafkaProducer, KafkaConsumer
 p = KafkaProducer(bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"])
 p.send("lifecycle", b"hello-kafka").get(timeout=30)
 p.close()
-c = KafkaConsumer("lifecycle", bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"], auto_offset_reset="earliest", consumer_timeout_ms=10000, group_id="t")
+c = KafkaConsumer("lifecycle", bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"], auto_offset_reset="earliest", consumer_timeout_ms=60000, group_id="t")
 print("got", next(iter(c)).value.decode())
 c.close()
 """,
@@ -103,7 +103,7 @@ def test_a_broker_starts_through_the_worker_serves_a_cell_and_stops_without_left
     backend = get_backend()
     pids = backend.processes(sandbox.unit)
     assert len(pids) >= 2  # the agent and the broker at least
-    result, output = run_cell(sandbox, PRODUCE_CONSUME[broker])
+    result, output = run_cell(sandbox, PRODUCE_CONSUME[broker], timeout=120)
     assert result["status"] == 0, output
     assert "got hello-" in output
     services.sandbox_stop(user_id=learner.pk, broker=broker)
