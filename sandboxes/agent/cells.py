@@ -37,6 +37,9 @@ RUNNER = (
     " sys.exit(2 if isinstance(e,MemoryError) else 1)\n"
 )
 
+#: The private /tmp of a cell lives in memory; this bounds it.
+TMP_BYTES = 64 * 1024 * 1024
+
 OutputCallback = Callable[[str, str], Awaitable[None]]
 
 
@@ -93,7 +96,7 @@ class CellRunner:
             "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin", "--ro-bind", "/etc", "/etc",
             # /tmp first: the interpreter may live below it (a checkout in /tmp), and a later tmpfs would hide it.
-            "--tmpfs", "/tmp", *binds, "--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp",
+            "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp", *binds, "--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp",
             "--setenv", "HOME", "/tmp",
             "/usr/bin/setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *python,
