@@ -56,7 +56,13 @@ def run(args: argparse.Namespace) -> int:
     limits = BrokerLimits()
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    where = {"data_dir": data_dir, "ports": ports, "limits": limits, "host": args.host, "bind": args.bind}
+    where = {
+        "data_dir": data_dir,
+        "ports": ports,
+        "limits": limits,
+        "host": args.host,
+        "bind": args.bind,
+    }
 
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -67,25 +73,54 @@ def run(args: argparse.Namespace) -> int:
     kind.prepare(**where)
     spec = kind.launch(**where)
     t1 = time.monotonic()
-    _out({"stage": "starting broker", "prepare_s": round(t1 - t0, 3), "argv": list(spec.argv)})
+    _out(
+        {
+            "stage": "starting broker",
+            "prepare_s": round(t1 - t0, 3),
+            "argv": list(spec.argv),
+        }
+    )
     log_path = data_dir / "broker.log"
     with open(log_path, "ab") as log:
         proc = spec.start(stdout=log)
     try:
         _out({"stage": "waiting for broker", "pid": proc.pid, "log": str(log_path)})
         while not kind.probe_ready(host=args.host, ports=ports):
-            if proc.poll() is not None or stopping.is_set() or time.monotonic() - t1 > args.timeout:
-                why = "exited" if proc.returncode is not None else ("stopped" if stopping.is_set() else "timed out")
-                _out({"stage": "failed", "why": why, "log_tail": log_path.read_text(errors="replace")[-3000:]})
+            if (
+                proc.poll() is not None
+                or stopping.is_set()
+                or time.monotonic() - t1 > args.timeout
+            ):
+                why = (
+                    "exited"
+                    if proc.returncode is not None
+                    else ("stopped" if stopping.is_set() else "timed out")
+                )
+                _out(
+                    {
+                        "stage": "failed",
+                        "why": why,
+                        "log_tail": log_path.read_text(errors="replace")[-3000:],
+                    }
+                )
                 return 1
             stopping.wait(0.1)
-        _out({"stage": "ready", "ready_s": round(time.monotonic() - t1, 3), "env": kind.connection_env(host=args.host, ports=ports)})
+        _out(
+            {
+                "stage": "ready",
+                "ready_s": round(time.monotonic() - t1, 3),
+                "env": kind.connection_env(host=args.host, ports=ports),
+            }
+        )
 
         def emit(event: Event) -> None:
             _out({"event": event.to_dict()})
 
         tap = threading.Thread(
-            target=kind.tap, kwargs={"host": args.host, "ports": ports, "emit": emit, "stop": stopping}, name="tap", daemon=True
+            target=kind.tap,
+            kwargs={"host": args.host, "ports": ports, "emit": emit, "stop": stopping},
+            name="tap",
+            daemon=True,
         )
         tap.start()
         while not stopping.wait(args.snapshot_every or 1.0):
@@ -112,17 +147,39 @@ def _port(text: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandboxes.brokers", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m sandboxes.brokers", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("check", help="report which brokers are installed")
-    p = sub.add_parser("run", help="run one broker in the foreground and print its events")
+    p = sub.add_parser(
+        "run", help="run one broker in the foreground and print its events"
+    )
     p.add_argument("kind", choices=list(BROKERS))
     p.add_argument("--data-dir", required=True)
-    p.add_argument("--port", action="append", default=[], metavar="NAME=N", help="override a default port")
-    p.add_argument("--host", default="localhost", help="name clients use (default localhost)")
-    p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for ready")
-    p.add_argument("--snapshot-every", type=float, default=0.0, metavar="S", help="print a snapshot every S seconds")
+    p.add_argument(
+        "--port",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="override a default port",
+    )
+    p.add_argument(
+        "--host", default="localhost", help="name clients use (default localhost)"
+    )
+    p.add_argument(
+        "--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=90.0, help="seconds to wait for ready"
+    )
+    p.add_argument(
+        "--snapshot-every",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="print a snapshot every S seconds",
+    )
     args = parser.parse_args(argv)
     return check() if args.command == "check" else run(args)
 

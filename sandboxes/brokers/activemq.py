@@ -19,6 +19,7 @@ The side panel's counters come from the statistics plugin
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -33,24 +34,37 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 from xml.sax.saxutils import escape
 
-from sandboxes.brokers.base import BASE_ENV, Backoff, BrokerKind, BrokerLimits, BrokerUnavailable, Emit, LaunchSpec
-from sandboxes.events import Event
+from sandboxes.brokers.base import (
+    BASE_ENV,
+    Backoff,
+    BrokerKind,
+    BrokerLimits,
+    BrokerUnavailable,
+    Emit,
+    LaunchSpec,
+)
+from sandboxes.events import Direction, Event
 
 logger = logging.getLogger(__name__)
 
 HOME = Path("/usr/share/activemq")
 RUN_JAR = HOME / "bin" / "activemq.jar"
 # The STOMP transformer that renders advisory messages needs these (Recommends of libactivemq-java).
-EXTRA_JARS = {"libxstream-java": Path("/usr/share/java/xstream.jar"), "libjettison-java": Path("/usr/share/java/jettison.jar")}
-USER, PASSWORD = "admin", "admin"  # no authentication plugin: any login is accepted, these are the documented ones
+EXTRA_JARS = {
+    "libxstream-java": Path("/usr/share/java/xstream.jar"),
+    "libjettison-java": Path("/usr/share/java/jettison.jar"),
+}
+# No authentication plugin: any login is accepted; these are the documented ones.
+USER, PASSWORD = "admin", "admin"
 TAP_ID = "broker-academy-tap"
 DELIVERED = "/topic/ActiveMQ.Advisory.MessageDelivered.>"
 CONSUMED = "/topic/ActiveMQ.Advisory.MessageConsumed.>"
 TOPIC_POLL_S = 0.5  # how often topic counters are read to infer non-durable consumption
-TOPIC_MEMORY = 500  # recent messages per topic kept to show what an inferred consumption took
+# Recent messages kept per topic, to show what an inferred consumption took.
+TOPIC_MEMORY = 500
 
 # Java 17 closes internals that Spring/XStream reflect on; the Debian start script opens the same ones.
 _OPENS = [
@@ -100,19 +114,23 @@ log4j.appender.stdout.layout.ConversionPattern=%d{ISO8601} %-5p %m [%c{1}]%n
 class ActiveMQ(BrokerKind):
     name = "activemq"
     title = "Apache ActiveMQ"
-    default_ports = {"stomp": 61613, "openwire": 61616}
+    default_ports: ClassVar[dict[str, int]] = {"stomp": 61613, "openwire": 61616}
 
     def missing(self) -> list[str]:
         problems = []
         if not RUN_JAR.exists():
-            problems.append(f"{RUN_JAR} not found: install the Debian package activemq (apt-get install activemq)")
+            problems.append(
+                f"{RUN_JAR} not found: install the Debian package activemq (apt-get install activemq)"
+            )
         problems += [
             f"{jar} not found: install the Debian package {pkg} (ActiveMQ needs it to send advisories over STOMP)"
             for pkg, jar in EXTRA_JARS.items()
             if not jar.exists()
         ]
         if _java() is None:
-            problems.append("java not found: install the Debian package openjdk-17-jre-headless")
+            problems.append(
+                "java not found: install the Debian package openjdk-17-jre-headless"
+            )
         try:
             import stomp  # noqa: F401 (only checking it is importable)
         except ImportError:
@@ -120,27 +138,42 @@ class ActiveMQ(BrokerKind):
         return problems
 
     def prepare(
-        self, *, data_dir: Path, ports: Mapping[str, int], limits: BrokerLimits, host: str = "localhost", bind: str = "127.0.0.1"
+        self,
+        *,
+        data_dir: Path,
+        ports: Mapping[str, int],
+        limits: BrokerLimits,
+        host: str = "localhost",
+        bind: str = "127.0.0.1",
     ) -> None:
         (data_dir / "conf").mkdir(parents=True, exist_ok=True)
         (data_dir / "data").mkdir(exist_ok=True)
         (data_dir / "tmp").mkdir(exist_ok=True)
         xml = _XML.format(
             data=escape(str(data_dir / "data")),
-            memory_mb=max(16, limits.heap_mb // 4),  # messages held in memory; the rest of the heap runs the broker
+            memory_mb=max(
+                16, limits.heap_mb // 4
+            ),  # messages held in memory; the rest of the heap runs the broker
             store_mb=max(32, limits.disk_mb * 4 // 5),
             temp_mb=max(16, limits.disk_mb // 5),
             bind=bind,
             openwire=ports["openwire"],
             stomp=ports["stomp"],
             conns=limits.max_connections,
-            frame=limits.max_message_bytes + 64 * 1024,  # room for headers around the largest allowed body
+            frame=limits.max_message_bytes
+            + 64 * 1024,  # room for headers around the largest allowed body
         )
         (data_dir / "conf" / "activemq.xml").write_text(xml)
         (data_dir / "conf" / "log4j.properties").write_text(_LOG4J)
 
     def launch(
-        self, *, data_dir: Path, ports: Mapping[str, int], limits: BrokerLimits, host: str = "localhost", bind: str = "127.0.0.1"
+        self,
+        *,
+        data_dir: Path,
+        ports: Mapping[str, int],
+        limits: BrokerLimits,
+        host: str = "localhost",
+        bind: str = "127.0.0.1",
     ) -> LaunchSpec:
         conf = data_dir / "conf"
         classpath = ":".join([str(conf), *(str(jar) for jar in EXTRA_JARS.values())])
@@ -169,7 +202,9 @@ class ActiveMQ(BrokerKind):
             "start",
             f"xbean:file:{conf / 'activemq.xml'}",
         ]
-        return LaunchSpec(argv=tuple(argv), env=dict(BASE_ENV), cwd=str(data_dir), stop_timeout=10.0)
+        return LaunchSpec(
+            argv=tuple(argv), env=dict(BASE_ENV), cwd=str(data_dir), stop_timeout=10.0
+        )
 
     def probe_ready(self, *, host: str, ports: Mapping[str, int]) -> bool:
         try:
@@ -187,7 +222,9 @@ class ActiveMQ(BrokerKind):
             "OPENWIRE_URL": f"tcp://{host}:{ports['openwire']}",
         }
 
-    def tap(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
+    def tap(
+        self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event
+    ) -> None:
         import stomp  # imported here: the platform side never needs it
 
         topics = _TopicFollower(emit)
@@ -196,8 +233,19 @@ class ActiveMQ(BrokerKind):
             def on_message(self, frame: Any) -> None:
                 try:
                     event = _advisory_event(frame.headers, frame.body)
-                except (ValueError, KeyError, TypeError, IndexError, struct.error, zlib.error) as exc:
-                    logger.warning("activemq tap: unreadable advisory on %s: %s", frame.headers.get("destination"), exc)
+                except (
+                    ValueError,
+                    KeyError,
+                    TypeError,
+                    IndexError,
+                    struct.error,
+                    zlib.error,
+                ) as exc:
+                    logger.warning(
+                        "activemq tap: unreadable advisory on %s: %s",
+                        frame.headers.get("destination"),
+                        exc,
+                    )
                     return
                 if event is not None:
                     topics.saw(event)
@@ -205,12 +253,32 @@ class ActiveMQ(BrokerKind):
 
         backoff = Backoff(stop)
         while not stop.is_set():
-            conn = stomp.Connection([(host, ports["stomp"])], reconnect_attempts_max=1, auto_decode=False, heartbeats=(0, 0))
+            conn = stomp.Connection(
+                [(host, ports["stomp"])],
+                reconnect_attempts_max=1,
+                auto_decode=False,
+                heartbeats=(0, 0),
+            )
             conn.set_listener("tap", Listener())
             try:
-                conn.connect(USER, PASSWORD, wait=True, headers={"client-id": f"{TAP_ID}-{uuid.uuid4().hex[:8]}"})
-                conn.subscribe(DELIVERED, id="delivered", ack="auto", headers={"transformation": "jms-advisory-json"})
-                conn.subscribe(CONSUMED, id="consumed", ack="auto", headers={"transformation": "jms-advisory-json"})
+                conn.connect(
+                    USER,
+                    PASSWORD,
+                    wait=True,
+                    headers={"client-id": f"{TAP_ID}-{uuid.uuid4().hex[:8]}"},
+                )
+                conn.subscribe(
+                    DELIVERED,
+                    id="delivered",
+                    ack="auto",
+                    headers={"transformation": "jms-advisory-json"},
+                )
+                conn.subscribe(
+                    CONSUMED,
+                    id="consumed",
+                    ack="auto",
+                    headers={"transformation": "jms-advisory-json"},
+                )
             except Exception as exc:  # noqa: BLE001 (stomp.py raises assorted errors while the broker starts)
                 logger.debug("activemq tap: cannot connect: %s", exc)
                 _quiet_disconnect(conn)
@@ -242,7 +310,11 @@ class ActiveMQ(BrokerKind):
                 topics = [_row(stats) for stats in _statistics(s, "topic")]
         except (OSError, ValueError) as exc:  # timeouts included
             raise BrokerUnavailable(f"ActiveMQ statistics: {exc}") from exc
-        return {"broker": self.name, "queues": sorted(queues, key=lambda r: r["name"]), "topics": sorted(topics, key=lambda r: r["name"])}
+        return {
+            "broker": self.name,
+            "queues": sorted(queues, key=lambda r: r["name"]),
+            "topics": sorted(topics, key=lambda r: r["name"]),
+        }
 
 
 def _row(stats: Mapping[str, Any]) -> dict[str, Any]:
@@ -263,12 +335,24 @@ def _statistics(s: _Stomp, kind: str) -> list[dict[str, Any]]:
     """Counters of every learner queue or topic, from the statistics plugin (one request, one reply per destination)."""
     reply = f"/temp-queue/{TAP_ID}-stats"  # one per connection, subscribed once: temporary queues live as long as it
     if not s.stats_subscribed:
-        s.send_frame("SUBSCRIBE", {"destination": reply, "id": "stats", "ack": "auto", "transformation": "jms-map-xml"})
+        s.send_frame(
+            "SUBSCRIBE",
+            {
+                "destination": reply,
+                "id": "stats",
+                "ack": "auto",
+                "transformation": "jms-map-xml",
+            },
+        )
         s.stats_subscribed = True
     # The plugin answers with one map per destination, then (asked to) an empty map.
     s.send_frame(
         "SEND",
-        {"destination": f"/{kind}/ActiveMQ.Statistics.Destination.>", "reply-to": reply, "ActiveMQ.Statistics.Destination.List.End.With.Null": "true"},
+        {
+            "destination": f"/{kind}/ActiveMQ.Statistics.Destination.>",
+            "reply-to": reply,
+            "ActiveMQ.Statistics.Destination.List.End.With.Null": "true",
+        },
     )
     rows = []
     while True:
@@ -279,7 +363,9 @@ def _statistics(s: _Stomp, kind: str) -> list[dict[str, Any]]:
         if not stats:
             break
         found, _, name = str(stats.get("destinationName", "")).partition("://")
-        if found == kind and not name.startswith("ActiveMQ."):  # advisory, statistics and temporary destinations are the broker's
+        if found == kind and not name.startswith(
+            "ActiveMQ."
+        ):  # advisory, statistics and temporary destinations are the broker's
             rows.append({**stats, "name": name})
     return rows
 
@@ -298,7 +384,9 @@ class _TopicFollower:
     def __init__(self, emit: Emit) -> None:
         self.emit = emit
         self.lock = threading.Lock()
-        self.recent: dict[str, deque[list[Any]]] = {}  # topic -> [event, times shown consumed]
+        self.recent: dict[
+            str, deque[list[Any]]
+        ] = {}  # topic -> [event, times shown consumed]
         self.durable_acks: dict[str, int] = {}
         self.dequeued: dict[str, int] = {}
         self.primed = False
@@ -314,7 +402,9 @@ class _TopicFollower:
         name = event.destination[len("/topic/") :]
         with self.lock:
             if event.direction == "produced":
-                self.recent.setdefault(name, deque(maxlen=TOPIC_MEMORY)).append([event, 0])
+                self.recent.setdefault(name, deque(maxlen=TOPIC_MEMORY)).append(
+                    [event, 0]
+                )
             else:
                 self.durable_acks[name] = self.durable_acks.get(name, 0) + 1
 
@@ -328,13 +418,17 @@ class _TopicFollower:
                 self.dequeued[name] = dequeued
                 moved = dequeued - before - self.durable_acks.pop(name, 0)
                 if moved > 0:
-                    out += self._consumed(name, moved, max(1, int(row.get("consumerCount", 0))))
+                    out += self._consumed(
+                        name, moved, max(1, int(row.get("consumerCount", 0)))
+                    )
             self.primed = True
         for event in out:
             self.emit(event)
 
     def _consumed(self, name: str, moved: int, subscribers: int) -> list[Event]:
-        candidates = [item for item in self.recent.get(name, ()) if item[1] < subscribers]
+        candidates = [
+            item for item in self.recent.get(name, ()) if item[1] < subscribers
+        ]
         wanted = -(-moved // subscribers)  # ceil
         out: list[Event] = []
         for item in candidates[-wanted:]:
@@ -371,24 +465,40 @@ def _java() -> str | None:
 
 
 def _quiet_disconnect(conn: Any) -> None:
-    try:
+    # Disconnecting a dead connection may fail; there is nothing left to do then.
+    with contextlib.suppress(Exception):
         conn.disconnect()
-    except Exception:  # noqa: BLE001 (disconnecting a dead connection may fail; nothing to do)
-        pass
 
 
 def _advisory_event(headers: Mapping[str, str], body: bytes) -> Event | None:
     """Turn a MessageDelivered/MessageConsumed advisory into an event (None for the broker's own traffic)."""
     topic = headers.get("destination", "")
-    direction = "produced" if ".MessageDelivered." in topic else "consumed" if ".MessageConsumed." in topic else None
-    kind, _, name = headers.get("orignalDestination", "").partition("://")  # sic: ActiveMQ's spelling
-    if direction is None or not name or name.startswith("ActiveMQ.") or kind not in ("queue", "topic"):
+    direction: Direction | None = None
+    if ".MessageDelivered." in topic:
+        direction = "produced"
+    elif ".MessageConsumed." in topic:
+        direction = "consumed"
+    # "orignal" (sic) is ActiveMQ's spelling of the header.
+    kind, _, name = headers.get("orignalDestination", "").partition("://")
+    if (
+        direction is None
+        or not name
+        or name.startswith("ActiveMQ.")
+        or kind not in ("queue", "topic")
+    ):
         return None
     wrapper = json.loads(body)
     message_type, message = next(iter(wrapper.items()))
     payload = _content(message_type, message)
-    detail: dict[str, Any] = {"message_id": headers.get("orignalMessageId", ""), "persistent": str(bool(message.get("persistent"))).lower()}
-    for field, label in (("groupID", "group"), ("correlationId", "correlation_id"), ("type", "jms_type")):
+    detail: dict[str, Any] = {
+        "message_id": headers.get("orignalMessageId", ""),
+        "persistent": str(bool(message.get("persistent"))).lower(),
+    }
+    for field, label in (
+        ("groupID", "group"),
+        ("correlationId", "correlation_id"),
+        ("type", "jms_type"),
+    ):
         if message.get(field) not in (None, ""):
             detail[label] = str(message[field])
     if message.get("redeliveryCounter"):
@@ -408,7 +518,9 @@ def _sequence(seq: Any) -> bytes:
     """The bytes of an XStream-rendered ByteSequence ({"data": [base64], "offset", "length"})."""
     if not seq:
         return b""
-    data = base64.b64decode(seq["data"][0] if isinstance(seq["data"], list) else seq["data"])
+    data = base64.b64decode(
+        seq["data"][0] if isinstance(seq["data"], list) else seq["data"]
+    )
     offset = int(seq.get("offset", 0))
     return data[offset : offset + int(seq.get("length", len(data)))]
 
@@ -449,7 +561,9 @@ def _primitive(data: bytes, pos: int) -> tuple[str, int]:
         return "", pos
     if kind in fixed:
         (value,) = struct.unpack_from(fixed[kind], data, pos)
-        text = chr(value) if kind == 3 else str(value).lower() if kind == 1 else str(value)
+        text = (
+            chr(value) if kind == 3 else str(value).lower() if kind == 1 else str(value)
+        )
         return text, pos + struct.calcsize(fixed[kind])
     if kind == 9:  # short string: 2-byte length
         (n,) = struct.unpack_from(">H", data, pos)
@@ -457,8 +571,12 @@ def _primitive(data: bytes, pos: int) -> tuple[str, int]:
     if kind in (10, 13):  # byte array / big string: 4-byte length
         (n,) = struct.unpack_from(">i", data, pos)
         chunk = data[pos + 4 : pos + 4 + n]
-        return (chunk.hex() if kind == 10 else chunk.decode("utf-8", "replace")), pos + 4 + n
-    raise ValueError(f"property type {kind} not shown")  # maps and lists inside properties: rare, skipped
+        return (
+            chunk.hex() if kind == 10 else chunk.decode("utf-8", "replace")
+        ), pos + 4 + n
+    raise ValueError(
+        f"property type {kind} not shown"
+    )  # maps and lists inside properties: rare, skipped
 
 
 def _map_xml(body: bytes) -> dict[str, Any]:
@@ -467,7 +585,13 @@ def _map_xml(body: bytes) -> dict[str, Any]:
     for entry in ET.fromstring(body):
         key, value = list(entry)[:2]
         text = value.text or ""
-        out[key.text or ""] = int(text) if value.tag in ("long", "int", "short") else float(text) if value.tag == "double" else text
+        out[key.text or ""] = (
+            int(text)
+            if value.tag in ("long", "int", "short")
+            else float(text)
+            if value.tag == "double"
+            else text
+        )
     return out
 
 
@@ -479,16 +603,26 @@ class _Stomp:
         self.buf = b""
         self.stats_subscribed = False
         try:
-            self.send_frame("CONNECT", {"accept-version": "1.2", "host": host, "login": USER, "passcode": PASSWORD})
+            self.send_frame(
+                "CONNECT",
+                {
+                    "accept-version": "1.2",
+                    "host": host,
+                    "login": USER,
+                    "passcode": PASSWORD,
+                },
+            )
             command, headers, _ = self.recv_frame()
         except BaseException:
             self.sock.close()
             raise
         if command != "CONNECTED":
             self.sock.close()
-            raise BrokerUnavailable(f"STOMP CONNECT answered {command}: {headers.get('message', '')}")
+            raise BrokerUnavailable(
+                f"STOMP CONNECT answered {command}: {headers.get('message', '')}"
+            )
 
-    def __enter__(self) -> _Stomp:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -501,7 +635,9 @@ class _Stomp:
             pass
         self.sock.close()
 
-    def send_frame(self, command: str, headers: Mapping[str, str], body: bytes = b"") -> None:
+    def send_frame(
+        self, command: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> None:
         head = "".join(f"{k}:{_escape_header(v)}\n" for k, v in headers.items())
         self.sock.sendall(f"{command}\n{head}\n".encode() + body + b"\0")
 

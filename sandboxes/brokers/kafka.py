@@ -10,6 +10,7 @@ A..B-1 as consumed by that group.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import shutil
@@ -21,9 +22,17 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from sandboxes.brokers.base import BASE_ENV, Backoff, BrokerKind, BrokerLimits, BrokerUnavailable, Emit, LaunchSpec
+from sandboxes.brokers.base import (
+    BASE_ENV,
+    Backoff,
+    BrokerKind,
+    BrokerLimits,
+    BrokerUnavailable,
+    Emit,
+    LaunchSpec,
+)
 from sandboxes.events import Event
 
 logger = logging.getLogger(__name__)
@@ -38,7 +47,13 @@ MAX_PER_STEP = 500  # records shown one by one when a group's offset jumps; beyo
 
 # Fast start for a small single-node broker: the serial collector and C1 only, class
 # data sharing on. Measured on 2 cores: launch to ready in about 3 s.
-_JVM_FLAGS = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-Xss512k", "-Djava.awt.headless=true")
+_JVM_FLAGS = (
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Xshare:auto",
+    "-Xss512k",
+    "-Djava.awt.headless=true",
+)
 
 _LOG4J = """# Written by Broker Academy: the broker logs to stdout, which the agent keeps.
 log4j.rootLogger=INFO, stdout
@@ -78,7 +93,7 @@ def _java() -> str | None:
 class Kafka(BrokerKind):
     name = "kafka"
     title = "Apache Kafka"
-    default_ports = {"kafka": 9092, "controller": 9093}
+    default_ports: ClassVar[dict[str, int]] = {"kafka": 9092, "controller": 9093}
 
     def __init__(self) -> None:
         self._snapshot_lock = threading.Lock()
@@ -93,17 +108,29 @@ class Kafka(BrokerKind):
                 "or set KAFKA_LIBS to a folder with them"
             )
         elif not any(libs.glob("slf4j-reload4j-*.jar")):
-            problems.append(f"no slf4j binding in {libs}: the broker would log nothing; rerun scripts/fetch-kafka.sh")
+            problems.append(
+                f"no slf4j binding in {libs}: the broker would log nothing; rerun scripts/fetch-kafka.sh"
+            )
         if _java() is None:
-            problems.append("java not found: install the Debian package openjdk-17-jre-headless")
+            problems.append(
+                "java not found: install the Debian package openjdk-17-jre-headless"
+            )
         try:
             import kafka  # noqa: F401 (only checking it is importable)
         except ImportError:
-            problems.append("Python package kafka-python missing: pip install kafka-python")
+            problems.append(
+                "Python package kafka-python missing: pip install kafka-python"
+            )
         return problems
 
     def prepare(
-        self, *, data_dir: Path, ports: Mapping[str, int], limits: BrokerLimits, host: str = "localhost", bind: str = "127.0.0.1"
+        self,
+        *,
+        data_dir: Path,
+        ports: Mapping[str, int],
+        limits: BrokerLimits,
+        host: str = "localhost",
+        bind: str = "127.0.0.1",
     ) -> None:
         logs = data_dir / "kraft-logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -132,12 +159,16 @@ class Kafka(BrokerKind):
             "auto.create.topics.enable": "true",
             # Disk: small segments and a per-partition cap, checked often.
             "log.segment.bytes": str(segment),
-            "log.retention.bytes": str(max(segment * 2, limits.disk_mb * 1024 * 1024 // 8)),
+            "log.retention.bytes": str(
+                max(segment * 2, limits.disk_mb * 1024 * 1024 // 8)
+            ),
             "log.retention.check.interval.ms": "30000",
             "offsets.topic.segment.bytes": str(segment),
             "transaction.state.log.segment.bytes": str(segment),
             "metadata.log.segment.bytes": str(segment),
-            "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),  # default 128 MiB would not fit the heap
+            "log.cleaner.dedupe.buffer.size": str(
+                8 * 1024 * 1024
+            ),  # default 128 MiB would not fit the heap
             "message.max.bytes": str(limits.max_message_bytes),
             "replica.fetch.max.bytes": str(limits.max_message_bytes),
             "max.connections": str(limits.max_connections),
@@ -152,9 +183,19 @@ class Kafka(BrokerKind):
         (data_dir / "server.properties").write_text(text)
         (data_dir / "log4j.properties").write_text(_LOG4J)
         if not (logs / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster_id = (
+                base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            )
             result = subprocess.run(
-                [*self._java_argv(data_dir, heap_mb=128), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(data_dir / "server.properties")],
+                [
+                    *self._java_argv(data_dir, heap_mb=128),
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(data_dir / "server.properties"),
+                ],
                 env=dict(BASE_ENV),
                 cwd=str(data_dir),
                 capture_output=True,
@@ -163,13 +204,27 @@ class Kafka(BrokerKind):
                 check=False,
             )
             if result.returncode != 0:
-                raise RuntimeError(f"kafka storage format failed: {(result.stderr or result.stdout)[-2000:]}")
+                raise RuntimeError(
+                    f"kafka storage format failed: {(result.stderr or result.stdout)[-2000:]}"
+                )
 
     def launch(
-        self, *, data_dir: Path, ports: Mapping[str, int], limits: BrokerLimits, host: str = "localhost", bind: str = "127.0.0.1"
+        self,
+        *,
+        data_dir: Path,
+        ports: Mapping[str, int],
+        limits: BrokerLimits,
+        host: str = "localhost",
+        bind: str = "127.0.0.1",
     ) -> LaunchSpec:
-        argv = (*self._java_argv(data_dir, heap_mb=limits.heap_mb), "kafka.Kafka", str(data_dir / "server.properties"))
-        return LaunchSpec(argv=argv, env=dict(BASE_ENV), cwd=str(data_dir), stop_timeout=15.0)
+        argv = (
+            *self._java_argv(data_dir, heap_mb=limits.heap_mb),
+            "kafka.Kafka",
+            str(data_dir / "server.properties"),
+        )
+        return LaunchSpec(
+            argv=argv, env=dict(BASE_ENV), cwd=str(data_dir), stop_timeout=15.0
+        )
 
     def _java_argv(self, data_dir: Path, *, heap_mb: int) -> list[str]:
         return [
@@ -196,7 +251,9 @@ class Kafka(BrokerKind):
     def connection_env(self, *, host: str, ports: Mapping[str, int]) -> dict[str, str]:
         return {"BOOTSTRAP_SERVERS": f"{host}:{ports['kafka']}"}
 
-    def tap(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
+    def tap(
+        self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event
+    ) -> None:
         backoff = Backoff(stop)
         while not stop.is_set():
             try:
@@ -214,13 +271,17 @@ class Kafka(BrokerKind):
             clients = self._snapshot_clients.get(key)
             try:
                 if clients is None:
-                    clients = self._snapshot_clients[key] = _Clients(f"{host}:{ports['kafka']}", role="snapshot")
+                    clients = self._snapshot_clients[key] = _Clients(
+                        f"{host}:{ports['kafka']}", role="snapshot"
+                    )
                 return _topology(clients)
-            except Exception as exc:  # noqa: BLE001 (any client error means the broker cannot be asked now)
+            except Exception as exc:
                 self._snapshot_clients.pop(key, None)
                 if clients is not None:
                     clients.close()
-                raise BrokerUnavailable(f"Kafka at {host}:{ports['kafka']}: {exc!r}") from exc
+                raise BrokerUnavailable(
+                    f"Kafka at {host}:{ports['kafka']}: {exc!r}"
+                ) from exc
 
 
 def _metadata_brokers(host: str, port: int, *, timeout: float) -> int:
@@ -250,9 +311,16 @@ class _Clients:
     """One group-less consumer and one admin client, used from a single thread."""
 
     def __init__(self, bootstrap: str, *, role: str) -> None:
-        from kafka import KafkaAdminClient, KafkaConsumer  # imported here: the platform side never needs them
+        from kafka import (  # imported here: the platform side never needs them
+            KafkaAdminClient,
+            KafkaConsumer,
+        )
 
-        common = {"bootstrap_servers": bootstrap, "client_id": f"{TAP_CLIENT}-{role}", "request_timeout_ms": 5000}
+        common = {
+            "bootstrap_servers": bootstrap,
+            "client_id": f"{TAP_CLIENT}-{role}",
+            "request_timeout_ms": 5000,
+        }
         self.consumer = KafkaConsumer(
             **common,
             group_id=None,
@@ -267,10 +335,9 @@ class _Clients:
 
     def close(self) -> None:
         for client in (self.consumer, self.admin):
-            try:
+            # Closing a half-broken client may fail; there is nothing left to do then.
+            with contextlib.suppress(Exception):
                 client.close()
-            except Exception:  # noqa: BLE001 (closing half-broken clients may fail; nothing to do)
-                pass
 
     def partitions(self) -> set[Any]:
         from kafka import TopicPartition
@@ -283,12 +350,29 @@ class _Clients:
                 found.add(TopicPartition(topic, partition))
         return found
 
-    def committed(self) -> dict[str, dict[Any, int]]:
-        """Committed offsets of every consumer group: {group: {TopicPartition: offset}}."""
-        out: dict[str, dict[Any, int]] = {}
+    def committed(self) -> dict[str, dict[Any, int] | None]:
+        """Committed offsets of every consumer group: {group: {TopicPartition: offset}}.
+
+        A group that exists but cannot be read right now maps to None.
+        """
+        from kafka.errors import KafkaError
+
+        out: dict[str, dict[Any, int] | None] = {}
         for group_id, _protocol in self.admin.list_consumer_groups():
-            offsets = self.admin.list_consumer_group_offsets(group_id)
-            out[group_id] = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0 and tp.topic not in INTERNAL_TOPICS}
+            try:
+                offsets = self.admin.list_consumer_group_offsets(group_id)
+            except KafkaError as exc:
+                # A group being loaded or rebalanced answers later; skip it this round.
+                logger.debug(
+                    "kafka: offsets of group %s not readable now: %r", group_id, exc
+                )
+                out[group_id] = None
+                continue
+            out[group_id] = {
+                tp: meta.offset
+                for tp, meta in offsets.items()
+                if meta.offset >= 0 and tp.topic not in INTERNAL_TOPICS
+            }
         return out
 
 
@@ -299,9 +383,13 @@ def _topology(clients: _Clients) -> dict[str, Any]:
     topics: dict[str, list[dict[str, int]]] = {}
     for tp in sorted(partitions, key=lambda tp: (tp.topic, tp.partition)):
         topics.setdefault(tp.topic, []).append(
-            {"partition": tp.partition, "start_offset": starts.get(tp, 0), "high_watermark": ends.get(tp, 0)}
+            {
+                "partition": tp.partition,
+                "start_offset": starts.get(tp, 0),
+                "high_watermark": ends.get(tp, 0),
+            }
         )
-    committed = clients.committed()
+    committed = {g: o for g, o in clients.committed().items() if o is not None}
     states = {}
     if committed:
         for info in clients.admin.describe_consumer_groups(list(committed)):
@@ -309,10 +397,26 @@ def _topology(clients: _Clients) -> dict[str, Any]:
     groups = []
     for group_id in sorted(committed):
         rows = []
-        for tp, offset in sorted(committed[group_id].items(), key=lambda item: (item[0].topic, item[0].partition)):
+        for tp, offset in sorted(
+            committed[group_id].items(),
+            key=lambda item: (item[0].topic, item[0].partition),
+        ):
             end = ends.get(tp)
-            rows.append({"topic": tp.topic, "partition": tp.partition, "offset": offset, "lag": None if end is None else max(0, end - offset)})
-        groups.append({"group": group_id, **states.get(group_id, {"state": "Unknown", "members": 0}), "offsets": rows})
+            rows.append(
+                {
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "offset": offset,
+                    "lag": None if end is None else max(0, end - offset),
+                }
+            )
+        groups.append(
+            {
+                "group": group_id,
+                **states.get(group_id, {"state": "Unknown", "members": 0}),
+                "offsets": rows,
+            }
+        )
     return {
         "broker": "kafka",
         "topics": [{"name": name, "partitions": rows} for name, rows in topics.items()],
@@ -330,7 +434,9 @@ def _event(direction: str, record: Any, detail: dict[str, Any] | None = None) ->
         headers=list(record.headers or []),
         partition=record.partition,
         offset=record.offset,
-        timestamp_ms=record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None,
+        timestamp_ms=record.timestamp
+        if record.timestamp is not None and record.timestamp >= 0
+        else None,
         detail=detail,
     )
 
@@ -389,17 +495,37 @@ class _Tap:
                 self.stop.wait(0.2)
             if time.monotonic() >= next_groups:
                 committed = clients.committed()
-                if positions is not None:
+                if positions is None:
+                    # What groups had committed before the tap came is not shown.
+                    positions = {g: o for g, o in committed.items() if o is not None}
+                else:
                     self._consumed(clients, reader, positions, committed)
-                positions = committed
                 next_groups = time.monotonic() + GROUPS_S
 
-    def _consumed(self, clients: _Clients, reader: Any, before: dict[str, dict[Any, int]], now: dict[str, dict[Any, int]]) -> None:
+    def _consumed(
+        self,
+        clients: _Clients,
+        reader: Any,
+        before: dict[str, dict[Any, int]],
+        now: dict[str, dict[Any, int] | None],
+    ) -> None:
+        """Emit what each group consumed since ``before``, and move ``before`` forward.
+
+        A group not readable this round keeps its positions, so that it is not
+        taken for a new one next time; a deleted group is forgotten, so that a
+        group of the same name starts afresh.
+        """
+        for gone in set(before) - set(now):
+            del before[gone]
         for group_id, offsets in now.items():
-            known = before.get(group_id)
+            if offsets is None:
+                continue
+            known = before.setdefault(group_id, {})
             for tp, end in offsets.items():
-                if known is not None and tp in known:
-                    start = known[tp]
+                previous = known.get(tp)
+                known[tp] = end
+                if previous is not None:
+                    start = previous
                 else:
                     # First commit of a group (or partition) seen since the tap started: the
                     # group read from the start of what the log still holds.
@@ -416,7 +542,12 @@ class _Tap:
                             payload=None,
                             partition=tp.partition,
                             offset=end - 1,
-                            detail={**detail, "from_offset": start, "to_offset": end, "not_shown": end - start},
+                            detail={
+                                **detail,
+                                "from_offset": start,
+                                "to_offset": end,
+                                "not_shown": end - start,
+                            },
                         )
                     )
                     continue

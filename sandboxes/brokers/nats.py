@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import shutil
@@ -21,9 +22,17 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from sandboxes.brokers.base import BASE_ENV, Backoff, BrokerKind, BrokerLimits, BrokerUnavailable, Emit, LaunchSpec
+from sandboxes.brokers.base import (
+    BASE_ENV,
+    Backoff,
+    BrokerKind,
+    BrokerLimits,
+    BrokerUnavailable,
+    Emit,
+    LaunchSpec,
+)
 from sandboxes.events import Event
 
 logger = logging.getLogger(__name__)
@@ -34,22 +43,32 @@ TAP_INBOX = "_BA_TAP_INBOX"
 # API chatter, replies and the tap's own requests; KV ($KV.) and object store ($O.) are learner data.
 HIDDEN_PREFIXES = ("$JS.", "$SYS.", "_INBOX.", TAP_INBOX + ".")
 POLL_S = 0.25  # how often consumer positions are read
-MAX_PER_STEP = 500  # records shown one by one when a position jumps; beyond, one summary event
-CACHE_SIZE = 5000  # delivered messages kept by (stream, sequence) until a consumer's position passes them
+# Records shown one by one when a position jumps; beyond, one summary event.
+MAX_PER_STEP = 500
+# Delivered messages kept by (stream, sequence) until a consumer's position passes them.
+CACHE_SIZE = 5000
 
 
 class Nats(BrokerKind):
     name = "nats"
     title = "NATS"
-    default_ports = {"nats": 4222, "monitor": 8222}
+    default_ports: ClassVar[dict[str, int]] = {"nats": 4222, "monitor": 8222}
 
     def missing(self) -> list[str]:
         if shutil.which(SERVER, path=BASE_ENV["PATH"]) is None:
-            return ["nats-server not found: install the Debian package nats-server (apt-get install nats-server)"]
+            return [
+                "nats-server not found: install the Debian package nats-server (apt-get install nats-server)"
+            ]
         return []
 
     def prepare(
-        self, *, data_dir: Path, ports: Mapping[str, int], limits: BrokerLimits, host: str = "localhost", bind: str = "127.0.0.1"
+        self,
+        *,
+        data_dir: Path,
+        ports: Mapping[str, int],
+        limits: BrokerLimits,
+        host: str = "localhost",
+        bind: str = "127.0.0.1",
     ) -> None:
         (data_dir / "jetstream").mkdir(parents=True, exist_ok=True)
         # JetStream keeps its memory store inside the process budget; the rest is the server itself.
@@ -69,23 +88,43 @@ jetstream {{
         (data_dir / "nats-server.conf").write_text(conf)
 
     def launch(
-        self, *, data_dir: Path, ports: Mapping[str, int], limits: BrokerLimits, host: str = "localhost", bind: str = "127.0.0.1"
+        self,
+        *,
+        data_dir: Path,
+        ports: Mapping[str, int],
+        limits: BrokerLimits,
+        host: str = "localhost",
+        bind: str = "127.0.0.1",
     ) -> LaunchSpec:
-        env = {**BASE_ENV, "GOMEMLIMIT": f"{limits.memory_mb * 3 // 4}MiB"}  # Go collects before the cgroup kills
-        argv = (shutil.which(SERVER, path=BASE_ENV["PATH"]) or SERVER, "-c", str(data_dir / "nats-server.conf"))
+        env = {
+            **BASE_ENV,
+            "GOMEMLIMIT": f"{limits.memory_mb * 3 // 4}MiB",
+        }  # Go collects before the cgroup kills
+        argv = (
+            shutil.which(SERVER, path=BASE_ENV["PATH"]) or SERVER,
+            "-c",
+            str(data_dir / "nats-server.conf"),
+        )
         return LaunchSpec(argv=argv, env=env, cwd=str(data_dir), stop_timeout=5.0)
 
     def probe_ready(self, *, host: str, ports: Mapping[str, int]) -> bool:
         # /healthz answers ok only once JetStream is up, which cells rely on.
         try:
-            return _http_json(host, ports["monitor"], "/healthz", timeout=0.5).get("status") == "ok"
+            return (
+                _http_json(host, ports["monitor"], "/healthz", timeout=0.5).get(
+                    "status"
+                )
+                == "ok"
+            )
         except (OSError, ValueError):
             return False
 
     def connection_env(self, *, host: str, ports: Mapping[str, int]) -> dict[str, str]:
         return {"NATS_URL": f"nats://{host}:{ports['nats']}"}
 
-    def tap(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
+    def tap(
+        self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event
+    ) -> None:
         asyncio.run(_Tap(f"nats://{host}:{ports['nats']}", emit, stop).run())
 
     def snapshot(self, *, host: str, ports: Mapping[str, int]) -> dict[str, Any]:
@@ -93,7 +132,9 @@ jetstream {{
         try:
             varz = _http_json(host, port, "/varz")
             connz = _http_json(host, port, "/connz?subs=1&limit=256")
-            jsz = _http_json(host, port, "/jsz?accounts=1&streams=1&consumers=1&config=1")
+            jsz = _http_json(
+                host, port, "/jsz?accounts=1&streams=1&consumers=1&config=1"
+            )
         except (OSError, ValueError) as exc:
             raise BrokerUnavailable(str(exc)) from exc
         subjects: dict[str, int] = {}
@@ -119,14 +160,19 @@ jetstream {{
                         "bytes": state.get("bytes", 0),
                         "first_seq": state.get("first_seq", 0),
                         "last_seq": state.get("last_seq", 0),
-                        "consumers": [_consumer_view(c) for c in stream.get("consumer_detail") or []],
+                        "consumers": [
+                            _consumer_view(c)
+                            for c in stream.get("consumer_detail") or []
+                        ],
                     }
                 )
         return {
             "broker": self.name,
             "version": varz.get("version"),
             "connections": connections,
-            "subscriptions": [{"subject": s, "count": n} for s, n in sorted(subjects.items())],
+            "subscriptions": [
+                {"subject": s, "count": n} for s, n in sorted(subjects.items())
+            ],
             "streams": sorted(streams, key=lambda s: s["name"] or ""),
             "jetstream": {
                 "memory": jsz.get("memory", 0),
@@ -153,8 +199,10 @@ def _consumer_view(c: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _http_json(host: str, port: int, path: str, *, timeout: float = 1.0) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as resp:  # noqa: S310 (fixed scheme)
+def _http_json(
+    host: str, port: int, path: str, *, timeout: float = 1.0
+) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as resp:
         return json.loads(resp.read())
 
 
@@ -170,7 +218,7 @@ def subject_matches(pattern: str, subject: str) -> bool:
 
 
 def _ack_reply(reply: str) -> tuple[str, int, int | None] | None:
-    """(stream, stream sequence, delivery time in ms) from a JetStream ack subject, or None."""
+    """(stream, stream sequence, stored time in ms) from a JetStream ack subject, or None."""
     tokens = reply.split(".")
     # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>, or the newer
     # form with domain and account hash after ACK (and an optional token at the end).
@@ -189,7 +237,9 @@ def _parse_time_ms(value: str | None) -> int | None:
     # The server writes nanoseconds, which fromisoformat (3.11) refuses: keep microseconds.
     head, _, frac = value.rstrip("Z").partition(".")
     try:
-        stamp = datetime.fromisoformat(head + ("." + frac[:6] if frac else "") + "+00:00")
+        stamp = datetime.fromisoformat(
+            head + ("." + frac[:6] if frac else "") + "+00:00"
+        )
     except ValueError:
         return None
     return int(stamp.timestamp() * 1000)
@@ -198,7 +248,9 @@ def _parse_time_ms(value: str | None) -> int | None:
 def _parse_headers(raw_b64: str | None) -> dict[str, str]:
     if not raw_b64:
         return {}
-    lines = base64.b64decode(raw_b64).decode("utf-8", "replace").split("\r\n")[1:]  # first: NATS/1.0
+    lines = (
+        base64.b64decode(raw_b64).decode("utf-8", "replace").split("\r\n")[1:]
+    )  # first: NATS/1.0
     headers = {}
     for line in lines:
         key, sep, value = line.partition(":")
@@ -238,7 +290,12 @@ class _Tap:
                 continue
             backoff.reset()
             try:
-                sub = await nc.subscribe(">", cb=self._on_message, pending_msgs_limit=65536, pending_bytes_limit=64 * 1024 * 1024)
+                sub = await nc.subscribe(
+                    ">",
+                    cb=self._on_message,
+                    pending_msgs_limit=65536,
+                    pending_bytes_limit=64 * 1024 * 1024,
+                )
                 self.positions.clear()
                 first = True
                 while not self.stop.is_set() and not nc.is_closed:
@@ -255,10 +312,9 @@ class _Tap:
                             logger.debug("nats tap: poll failed: %s", exc)
                     await asyncio.sleep(POLL_S)
             finally:
-                try:
+                # Closing a broken connection may fail; there is nothing left to do then.
+                with contextlib.suppress(Exception):
                     await nc.close()
-                except Exception:  # noqa: BLE001 (closing a broken connection may fail; nothing to do)
-                    pass
 
     async def _on_error(self, exc: Exception) -> None:
         logger.debug("nats tap: %s", exc)
@@ -288,7 +344,9 @@ class _Tap:
                 destination=msg.subject,
                 payload=msg.data,
                 headers=msg.headers or {},
-                detail={"reply": msg.reply} if msg.reply and not msg.reply.startswith(HIDDEN_PREFIXES) else None,
+                detail={"reply": msg.reply}
+                if msg.reply and not msg.reply.startswith(HIDDEN_PREFIXES)
+                else None,
             )
         )
 
@@ -303,7 +361,9 @@ class _Tap:
         seen: set[tuple[str, str]] = set()
         for stream in listing.get("streams") or []:
             name = stream["config"]["name"]
-            consumers = await self._api(nc, f"$JS.API.CONSUMER.LIST.{name}", {"offset": 0})
+            consumers = await self._api(
+                nc, f"$JS.API.CONSUMER.LIST.{name}", {"offset": 0}
+            )
             for info in consumers.get("consumers") or []:
                 key = (name, info["name"])
                 seen.add(key)
@@ -311,7 +371,9 @@ class _Tap:
         for key in set(self.positions) - seen:
             del self.positions[key]
 
-    async def _follow(self, nc: Any, key: tuple[str, str], info: dict[str, Any], *, baseline: bool) -> None:
+    async def _follow(
+        self, nc: Any, key: tuple[str, str], info: dict[str, Any], *, baseline: bool
+    ) -> None:
         config = info.get("config") or {}
         mark = "delivered" if config.get("ack_policy") == "none" else "ack_floor"
         position = (info.get(mark) or {}).get("stream_seq", 0)
@@ -332,11 +394,15 @@ class _Tap:
         found = {
             seq: msg
             for (s, seq), msg in self.cache.items()
-            if s == stream and before < seq <= position and subject_matches(subject_filter, msg["subject"])
+            if s == stream
+            and before < seq <= position
+            and subject_matches(subject_filter, msg["subject"])
         }
         if len(found) < min(position - before, MAX_PER_STEP):
             # Delivered before the tap connected, or cache overrun: ask the stream (limits retention keeps them).
-            for msg in await self._fetch(nc, stream, before + 1, position, subject_filter):
+            for msg in await self._fetch(
+                nc, stream, before + 1, position, subject_filter
+            ):
                 found.setdefault(msg["seq"], msg)
         shown = sorted(found)[:MAX_PER_STEP]
         for seq in shown:
@@ -353,7 +419,11 @@ class _Tap:
                     detail={"stream": stream, "consumer": consumer},
                 )
             )
-        rest = (position - before) - len(shown) if subject_filter == ">" else len(found) - len(shown)
+        rest = (
+            (position - before) - len(shown)
+            if subject_filter == ">"
+            else len(found) - len(shown)
+        )
         if rest > 0 and len(shown) >= MAX_PER_STEP:
             self.emit(
                 Event.build(
@@ -361,16 +431,27 @@ class _Tap:
                     direction="consumed",
                     destination=subject_filter if subject_filter != ">" else stream,
                     payload=None,
-                    detail={"stream": stream, "consumer": consumer, "not_shown": rest, "up_to_seq": position},
+                    detail={
+                        "stream": stream,
+                        "consumer": consumer,
+                        "not_shown": rest,
+                        "up_to_seq": position,
+                    },
                 )
             )
 
-    async def _fetch(self, nc: Any, stream: str, first: int, last: int, subject_filter: str) -> list[dict[str, Any]]:
+    async def _fetch(
+        self, nc: Any, stream: str, first: int, last: int, subject_filter: str
+    ) -> list[dict[str, Any]]:
         """Stored messages with sequence in [first, last] matching the filter, at most MAX_PER_STEP."""
         out: list[dict[str, Any]] = []
         seq = first
         while seq <= last and len(out) < MAX_PER_STEP:
-            resp = await self._api(nc, f"$JS.API.STREAM.MSG.GET.{stream}", {"seq": seq, "next_by_subj": subject_filter})
+            resp = await self._api(
+                nc,
+                f"$JS.API.STREAM.MSG.GET.{stream}",
+                {"seq": seq, "next_by_subj": subject_filter},
+            )
             raw = resp.get("message")
             if not raw or raw["seq"] > last:
                 break

@@ -23,11 +23,20 @@ import string
 import threading
 import urllib.request
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from sandboxes.brokers.base import BASE_ENV, Backoff, BrokerKind, BrokerLimits, BrokerUnavailable, Emit, LaunchSpec
-from sandboxes.events import Event
+from sandboxes.brokers.base import (
+    BASE_ENV,
+    Backoff,
+    BrokerKind,
+    BrokerLimits,
+    BrokerUnavailable,
+    Emit,
+    LaunchSpec,
+)
+from sandboxes.events import Direction, Event
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +49,8 @@ NODENAME = "rabbit@localhost"
 TRACE_EXCHANGE = "amq.rabbitmq.trace"
 TAP_NAME = "broker-academy-tap"
 TAP_QUEUE_PREFIX = "broker-academy.tap."
-USER, PASSWORD = "guest", "guest"  # loopback-only by RabbitMQ's default, and a unit is all loopback
+# Loopback-only by RabbitMQ's default, and everything in a unit is loopback.
+USER, PASSWORD = "guest", "guest"
 
 # Starts a private epmd in the foreground first: the one Erlang would start itself
 # daemonises out of the process group and would outlive the broker. The loop waits
@@ -59,19 +69,30 @@ exec {server}
 class RabbitMQ(BrokerKind):
     name = "rabbitmq"
     title = "RabbitMQ"
-    default_ports = {"amqp": 5672, "management": 15672, "dist": 25672, "epmd": 4369}
+    default_ports: ClassVar[dict[str, int]] = {
+        "amqp": 5672,
+        "management": 15672,
+        "dist": 25672,
+        "epmd": 4369,
+    }
 
     def missing(self) -> list[str]:
         problems = []
         if not os.access(SERVER, os.X_OK):
-            problems.append(f"{SERVER} not found: install the Debian package rabbitmq-server (apt-get install rabbitmq-server)")
+            problems.append(
+                f"{SERVER} not found: install the Debian package rabbitmq-server (apt-get install rabbitmq-server)"
+            )
         elif shutil.which(EPMD, path=BASE_ENV["PATH"]) is None:
-            problems.append("epmd not found on PATH: install the Debian package erlang-base")
+            problems.append(
+                "epmd not found on PATH: install the Debian package erlang-base"
+            )
         if os.geteuid() == 0:
             try:
                 pwd.getpwnam(RUN_AS)
             except KeyError:
-                problems.append(f"user {RUN_AS!r} missing: reinstall the Debian package rabbitmq-server")
+                problems.append(
+                    f"user {RUN_AS!r} missing: reinstall the Debian package rabbitmq-server"
+                )
         try:
             import pika  # noqa: F401 (only checking it is importable)
         except ImportError:
@@ -79,7 +100,13 @@ class RabbitMQ(BrokerKind):
         return problems
 
     def prepare(
-        self, *, data_dir: Path, ports: Mapping[str, int], limits: BrokerLimits, host: str = "localhost", bind: str = "127.0.0.1"
+        self,
+        *,
+        data_dir: Path,
+        ports: Mapping[str, int],
+        limits: BrokerLimits,
+        host: str = "localhost",
+        bind: str = "127.0.0.1",
     ) -> None:
         for sub in ("mnesia", "log", "home"):
             (data_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -103,12 +130,16 @@ log.console.level = info
 log.file = false
 """
         )
-        (data_dir / "advanced.config").write_text('[{rabbit, [{trace_vhosts, [<<"/">>]}]}].\n')
+        (data_dir / "advanced.config").write_text(
+            '[{rabbit, [{trace_vhosts, [<<"/">>]}]}].\n'
+        )
         (data_dir / "enabled_plugins").write_text(f"[{','.join(PLUGINS)}].\n")
         _link_plugins(data_dir / "plugins")
         cookie = data_dir / "home" / ".erlang.cookie"
         if not cookie.exists():
-            cookie.write_text("".join(secrets.choice(string.ascii_uppercase) for _ in range(32)))
+            cookie.write_text(
+                "".join(secrets.choice(string.ascii_uppercase) for _ in range(32))
+            )
         cookie.chmod(0o400)
         if os.geteuid() == 0:
             _check_reachable(data_dir, RUN_AS)
@@ -116,10 +147,21 @@ log.file = false
             # os.walk does not follow the links to the system's plugins: only the unit's files change owner.
             for root, dirs, files in os.walk(data_dir):
                 for name in [".", *dirs, *files]:
-                    os.chown(os.path.join(root, name), account.pw_uid, account.pw_gid, follow_symlinks=False)
+                    os.chown(
+                        os.path.join(root, name),
+                        account.pw_uid,
+                        account.pw_gid,
+                        follow_symlinks=False,
+                    )
 
     def launch(
-        self, *, data_dir: Path, ports: Mapping[str, int], limits: BrokerLimits, host: str = "localhost", bind: str = "127.0.0.1"
+        self,
+        *,
+        data_dir: Path,
+        ports: Mapping[str, int],
+        limits: BrokerLimits,
+        host: str = "localhost",
+        bind: str = "127.0.0.1",
     ) -> LaunchSpec:
         env = {
             **BASE_ENV,
@@ -143,7 +185,11 @@ log.file = false
             # Two schedulers on a small unit, and no busy-waiting: an idle node then costs no CPU.
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+S 2:2 +sbwt none +sbwtdcpu none +sbwtdio none",
         }
-        script = _LAUNCHER.format(epmd=shutil.which(EPMD, path=BASE_ENV["PATH"]) or EPMD, bind=bind, server=SERVER)
+        script = _LAUNCHER.format(
+            epmd=shutil.which(EPMD, path=BASE_ENV["PATH"]) or EPMD,
+            bind=bind,
+            server=SERVER,
+        )
         return LaunchSpec(
             argv=("/bin/sh", "-c", script),
             env=env,
@@ -167,7 +213,9 @@ log.file = false
             "RABBITMQ_API_URL": f"http://{USER}:{PASSWORD}@{host}:{ports['management']}/api",
         }
 
-    def tap(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
+    def tap(
+        self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event
+    ) -> None:
         import pika  # imported here: the platform side never needs it
         import pika.exceptions
 
@@ -193,9 +241,20 @@ log.file = false
             try:
                 channel = conn.channel()
                 queue = TAP_QUEUE_PREFIX + secrets.token_hex(4)
-                channel.queue_declare(queue, exclusive=True, auto_delete=True, arguments={"x-max-length": 100_000})
+                channel.queue_declare(
+                    queue,
+                    exclusive=True,
+                    auto_delete=True,
+                    arguments={"x-max-length": 100_000},
+                )
                 channel.queue_bind(queue, TRACE_EXCHANGE, "#")
-                channel.basic_consume(queue, lambda _ch, method, props, body: _on_trace(emit, method, props, body), auto_ack=True)
+                channel.basic_consume(
+                    queue,
+                    lambda _ch, method, props, body: _on_trace(
+                        emit, method, props, body
+                    ),
+                    auto_ack=True,
+                )
                 while not stop.is_set():
                     conn.process_data_events(time_limit=0.2)
             except pika.exceptions.AMQPError as exc:
@@ -211,20 +270,48 @@ log.file = false
 
     def snapshot(self, *, host: str, ports: Mapping[str, int]) -> dict[str, Any]:
         overview = _api(host, ports, "/overview?columns=rabbitmq_version,object_totals")
-        exchanges = _api(host, ports, "/exchanges?columns=name,vhost,type,durable,auto_delete,internal")
+        exchanges = _api(
+            host,
+            ports,
+            "/exchanges?columns=name,vhost,type,durable,auto_delete,internal",
+        )
         queues = _api(
             host,
             ports,
             "/queues?columns=name,vhost,type,durable,auto_delete,exclusive,messages,messages_ready,messages_unacknowledged,consumers,arguments",
         )
-        bindings = _api(host, ports, "/bindings?columns=source,vhost,destination,destination_type,routing_key,arguments")
+        bindings = _api(
+            host,
+            ports,
+            "/bindings?columns=source,vhost,destination,destination_type,routing_key,arguments",
+        )
         return {
             "broker": self.name,
             "version": overview.get("rabbitmq_version"),
-            "exchanges": [x for x in exchanges if x["name"] and not x["name"].startswith("amq.")],
-            "queues": [q for q in queues if not q["name"].startswith(TAP_QUEUE_PREFIX)],
+            "exchanges": [
+                x for x in exchanges if x["name"] and not x["name"].startswith("amq.")
+            ],
+            # A queue's counters are missing until the first statistics round after it is declared.
+            "queues": [
+                {
+                    **q,
+                    **{
+                        k: q.get(k) or 0
+                        for k in (
+                            "messages",
+                            "messages_ready",
+                            "messages_unacknowledged",
+                            "consumers",
+                        )
+                    },
+                }
+                for q in queues
+                if not q["name"].startswith(TAP_QUEUE_PREFIX)
+            ],
             # The default exchange's implicit bindings and the tap's own are noise on the panel.
-            "bindings": [b for b in bindings if b["source"] and b["source"] != TRACE_EXCHANGE],
+            "bindings": [
+                b for b in bindings if b["source"] and b["source"] != TRACE_EXCHANGE
+            ],
         }
 
 
@@ -246,8 +333,14 @@ def _link_plugins(target: Path) -> None:
         if folder.is_dir() and app_files:
             text = app_files[0].read_text(errors="replace")
             deps: set[str] = set()
-            for key in ("applications", "included_applications", "optional_applications"):
-                match = re.search(r"\{\s*" + key + r"\s*,\s*\[(.*?)\]\s*\}", text, re.S)
+            for key in (
+                "applications",
+                "included_applications",
+                "optional_applications",
+            ):
+                match = re.search(
+                    r"\{\s*" + key + r"\s*,\s*\[(.*?)\]\s*\}", text, re.DOTALL
+                )
                 if match:
                     deps |= set(re.findall(r"[a-z][a-z_0-9]*", match.group(1)))
             apps[folder.name.rsplit("-", 1)[0]] = (folder, deps)
@@ -276,11 +369,16 @@ def _check_reachable(data_dir: Path, user: str) -> None:
             )
 
 
-def _api(host: str, ports: Mapping[str, int], path: str, *, timeout: float = 1.0) -> Any:
+def _api(
+    host: str, ports: Mapping[str, int], path: str, *, timeout: float = 1.0
+) -> Any:
     req = urllib.request.Request(f"http://{host}:{ports['management']}/api{path}")
-    req.add_header("Authorization", "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
+    req.add_header(
+        "Authorization",
+        "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode(),
+    )
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (fixed scheme)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())
     except OSError as exc:  # HTTPError and URLError are OSErrors
         raise BrokerUnavailable(f"RabbitMQ HTTP API {path}: {exc}") from exc
@@ -294,9 +392,13 @@ def _on_trace(emit: Emit, method: Any, props: Any, body: bytes) -> None:
     keys = trace.get("routing_keys") or []
     routing_key = keys[0] if keys else ""
     timestamp = original.get("timestamp")
-    detail: dict[str, Any] = {"routing_key": routing_key, "exchange": trace.get("exchange_name") or "(default)"}
+    detail: dict[str, Any] = {
+        "routing_key": routing_key,
+        "exchange": trace.get("exchange_name") or "(default)",
+    }
     if trace.get("vhost") and trace.get("vhost") != "/":
         detail["vhost"] = trace["vhost"]
+    direction: Direction
     if what == "publish":
         direction = "produced"
         destination = name or "(default)"
@@ -320,13 +422,25 @@ def _on_trace(emit: Emit, method: Any, props: Any, body: bytes) -> None:
             payload=body,
             headers={k: _str(v) for k, v in (original.get("headers") or {}).items()},
             detail=detail,
-            timestamp_ms=int(timestamp.timestamp() * 1000) if hasattr(timestamp, "timestamp") else None,
+            timestamp_ms=_millis(timestamp),
         )
     )
+
+
+def _millis(stamp: Any) -> int | None:
+    """AMQP timestamps are whole seconds; pika gives a datetime or an int."""
+    if isinstance(stamp, int):
+        return stamp * 1000
+    if isinstance(stamp, datetime):
+        return int(stamp.replace(tzinfo=stamp.tzinfo or UTC).timestamp() * 1000)
+    return None
 
 
 def _str(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    return str(value) if not isinstance(value, (dict, list)) else json.dumps(value, default=str)
-
+    return (
+        str(value)
+        if not isinstance(value, (dict, list))
+        else json.dumps(value, default=str)
+    )

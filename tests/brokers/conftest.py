@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=30)
+    return subprocess.run(
+        ["ip", *args], capture_output=True, text=True, check=check, timeout=30
+    )
 
 
 class BrokerUnderTest:
@@ -57,21 +59,48 @@ class BrokerUnderTest:
         _ip("netns", "add", self.ns)
         _ip("netns", "exec", self.ns, "ip", "link", "set", "lo", "up")
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, sys.executable, "-m", "sandboxes.brokers", "run", self.kind,
-             "--data-dir", str(self.dir / "data"), "--snapshot-every", "1", "--timeout", "120"],
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.ns,
+                sys.executable,
+                "-m",
+                "sandboxes.brokers",
+                "run",
+                self.kind,
+                "--data-dir",
+                str(self.dir / "data"),
+                "--snapshot-every",
+                "1",
+                "--timeout",
+                "120",
+            ],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=subprocess.PIPE,
             stderr=(self.dir / "cli.stderr").open("wb"),
             start_new_session=True,
         )
-        threading.Thread(target=self._read, name=f"read-{self.kind}", daemon=True).start()
-        first = self.wait_for(lambda line: line.get("stage") in ("ready", "failed"), timeout=150, what="ready or failed")
+        threading.Thread(
+            target=self._read, name=f"read-{self.kind}", daemon=True
+        ).start()
+        first = self.wait_for(
+            lambda line: line.get("stage") in ("ready", "failed"),
+            timeout=150,
+            what="ready or failed",
+        )
         if first["stage"] == "failed":
-            raise AssertionError(f"{self.kind} did not start: {first.get('why')}\n{first.get('log_tail')}")
+            raise AssertionError(
+                f"{self.kind} did not start: {first.get('why')}\n{first.get('log_tail')}"
+            )
         self.ready_s = first["ready_s"]
         self.env = first["env"]
-        self.broker_pid = next(line["pid"] for line in self.lines if line.get("stage") == "waiting for broker")
+        self.broker_pid = next(
+            line["pid"]
+            for line in self.lines
+            if line.get("stage") == "waiting for broker"
+        )
 
     def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -112,7 +141,13 @@ class BrokerUnderTest:
 
     # --- observing ---------------------------------------------------------------------
 
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = 15, what: str = "") -> dict[str, Any]:
+    def wait_for(
+        self,
+        predicate: Callable[[dict[str, Any]], bool],
+        *,
+        timeout: float = 15,
+        what: str = "",
+    ) -> dict[str, Any]:
         """The first line printed so far or within ``timeout`` seconds that matches."""
         deadline = time.monotonic() + timeout
         seen = 0
@@ -124,8 +159,10 @@ class BrokerUnderTest:
                 seen = len(self.lines)
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"{self.kind}: no line matching {what or predicate} within {timeout} s; last lines:\n"
-                                         + "\n".join(json.dumps(x)[:300] for x in self.lines[-15:]))
+                    raise AssertionError(
+                        f"{self.kind}: no line matching {what or predicate} within {timeout} s; last lines:\n"
+                        + "\n".join(json.dumps(x)[:300] for x in self.lines[-15:])
+                    )
                 self.cond.wait(left)
 
     def event(self, *, timeout: float = 15, **fields: Any) -> dict[str, Any]:
@@ -152,24 +189,49 @@ class BrokerUnderTest:
         return [
             line["event"]
             for line in lines
-            if "event" in line and all(line["event"].get(k) == v for k, v in fields.items())
+            if "event" in line
+            and all(line["event"].get(k) == v for k, v in fields.items())
         ]
 
-    def snapshot(self, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = 15) -> dict[str, Any]:
+    def snapshot(
+        self, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = 15
+    ) -> dict[str, Any]:
         """The first snapshot (printed every second) that satisfies ``predicate``."""
-        return self.wait_for(lambda line: bool(line.get("snapshot")) and predicate(line["snapshot"]), timeout=timeout,
-                             what="snapshot")["snapshot"]
+        return self.wait_for(
+            lambda line: bool(line.get("snapshot")) and predicate(line["snapshot"]),
+            timeout=timeout,
+            what="snapshot",
+        )["snapshot"]
 
     # --- acting ------------------------------------------------------------------------
 
     def cell(self, code: str, *, timeout: float = 60) -> str:
         """Run ``code`` as a learner's cell: a fresh Python in the namespace with the connection variables."""
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(ROOT), **self.env}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": str(ROOT),
+            **self.env,
+        }
         result = subprocess.run(
-            ["ip", "netns", "exec", self.ns, sys.executable, "-c", textwrap.dedent(code)],
-            env=env, capture_output=True, text=True, timeout=timeout, check=False,
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.ns,
+                sys.executable,
+                "-c",
+                textwrap.dedent(code),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
-        assert result.returncode == 0, f"cell failed ({result.returncode}):\n{result.stderr[-3000:]}"
+        assert result.returncode == 0, (
+            f"cell failed ({result.returncode}):\n{result.stderr[-3000:]}"
+        )
         return result.stdout
 
     def rss_mb(self) -> float:

@@ -28,7 +28,9 @@ def test_produced_records_are_tapped_with_partition_offset_key_headers(broker):
         """
     )
     for offset in range(3):
-        event = broker.event(direction="produced", destination="tap-orders", offset=offset)
+        event = broker.event(
+            direction="produced", destination="tap-orders", offset=offset
+        )
         assert event["partition"] == 1
         assert event["key"] == f"k{offset}"
         assert event["headers"] == {"src": "cell"}
@@ -50,7 +52,12 @@ def test_group_commit_shows_records_as_consumed_by_that_group(broker):
     )
     assert out.strip() == "3"
     for offset in range(3):
-        event = broker.event(direction="consumed", destination="tap-orders", offset=offset, detail__group="tap-group")
+        event = broker.event(
+            direction="consumed",
+            destination="tap-orders",
+            offset=offset,
+            detail__group="tap-group",
+        )
         assert event["partition"] == 1 and event["key"] == f"k{offset}"
 
 
@@ -75,7 +82,15 @@ def test_transactions_commit_and_are_tapped(broker):
     assert out.strip() == "['paid 1', 'paid 2']"
     broker.event(direction="produced", destination="tap-payments", offset=1)
     # The commit marker takes offset 2, so the group's committed offset is 3.
-    assert broker.event(direction="consumed", destination="tap-payments", offset=1, detail__group="tap-tx-group")["value"]["text"] == "paid 2"
+    assert (
+        broker.event(
+            direction="consumed",
+            destination="tap-payments",
+            offset=1,
+            detail__group="tap-tx-group",
+        )["value"]["text"]
+        == "paid 2"
+    )
 
 
 def test_confluent_kafka_client_reaches_the_broker(broker):
@@ -92,15 +107,44 @@ def test_confluent_kafka_client_reaches_the_broker(broker):
     assert event["value"] == {"encoding": "hex", "text": "ff 00", "truncated": False}
 
 
+def test_large_commit_is_summarised_in_one_event(broker):
+    broker.cell(
+        """
+        import os
+        from kafka import KafkaConsumer, KafkaProducer
+        bootstrap = os.environ["BOOTSTRAP_SERVERS"]
+        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+        for i in range(600):
+            producer.send("tap-bulk", str(i).encode())
+        producer.flush()
+        consumer = KafkaConsumer("tap-bulk", bootstrap_servers=bootstrap, group_id="tap-bulk-group",
+                                 auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=3000)
+        assert sum(1 for _ in consumer) == 600
+        consumer.commit()
+        consumer.close()
+        """
+    )
+    broker.event(direction="produced", destination="tap-bulk", offset=599)
+    summary = broker.event(
+        direction="consumed", destination="tap-bulk", detail__group="tap-bulk-group"
+    )
+    assert summary["detail"]["not_shown"] == "600" and summary["size"] == 0
+    assert len(broker.events(direction="consumed", destination="tap-bulk")) == 1
+
+
 def test_snapshot_shows_topics_and_group_lag_without_internal_topics(broker):
-    snap = broker.snapshot(lambda s: {"tap-group", "tap-tx-group"} <= {g["group"] for g in s["groups"]})
+    snap = broker.snapshot(
+        lambda s: {"tap-group", "tap-tx-group"} <= {g["group"] for g in s["groups"]}
+    )
     names = {t["name"] for t in snap["topics"]}
     assert {"tap-orders", "tap-payments"} <= names
     assert not names & {"__consumer_offsets", "__transaction_state"}
     orders = next(t for t in snap["topics"] if t["name"] == "tap-orders")
     assert [p["high_watermark"] for p in orders["partitions"]] == [0, 3]
     group = next(g for g in snap["groups"] if g["group"] == "tap-group")
-    assert {"topic": "tap-orders", "partition": 1, "offset": 3, "lag": 0} in group["offsets"]
+    assert {"topic": "tap-orders", "partition": 1, "offset": 3, "lag": 0} in group[
+        "offsets"
+    ]
 
 
 def test_memory_is_small(broker, record_property):

@@ -1,0 +1,212 @@
+"""The broker-kind contract, the registry and the parts of taps that need no running broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import FrozenInstanceError
+from pathlib import Path
+
+import pytest
+
+from sandboxes.brokers import BROKERS, UnknownBroker, broker_names, get_broker
+from sandboxes.brokers.base import (
+    BrokerKind,
+    BrokerLimits,
+    LaunchSpec,
+    stop_process_group,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# docs/course-format.md, "What a cell gets"
+DOCUMENTED = {
+    "kafka": {"BOOTSTRAP_SERVERS": "localhost:9092"},
+    "rabbitmq": {
+        "AMQP_URL": "amqp://guest:guest@localhost:5672/%2F",
+        "RABBITMQ_API_URL": "http://guest:guest@localhost:15672/api",
+    },
+    "nats": {"NATS_URL": "nats://localhost:4222"},
+    "activemq": {
+        "STOMP_HOST": "localhost",
+        "STOMP_PORT": "61613",
+        "STOMP_USER": "admin",
+        "STOMP_PASSWORD": "admin",
+        "OPENWIRE_URL": "tcp://localhost:61616",
+    },
+}
+
+
+def test_registry_names_every_documented_broker():
+    assert broker_names() == list(BROKERS) == ["kafka", "rabbitmq", "nats", "activemq"]
+
+
+def test_get_broker_returns_one_shared_instance_per_kind():
+    for name in broker_names():
+        kind = get_broker(name)
+        assert kind is get_broker(name)
+        assert kind.name == name and kind.title
+
+
+def test_unknown_broker_error_names_the_known_ones():
+    with pytest.raises(UnknownBroker, match="known: kafka, rabbitmq, nats, activemq"):
+        get_broker("mqtt")
+
+
+@pytest.mark.parametrize("name", list(DOCUMENTED))
+def test_connection_env_is_exactly_the_documented_variables(name):
+    kind = get_broker(name)
+    assert kind.connection_env(host="localhost", ports=kind.ports()) == DOCUMENTED[name]
+
+
+def test_subclass_missing_a_method_is_refused_when_defined():
+    with pytest.raises(TypeError, match="must define .*snapshot"):
+
+        class Half(BrokerKind):
+            name, title, default_ports = "half", "Half", {"x": 1}
+
+            def missing(self):
+                return []
+
+            def prepare(
+                self, *, data_dir, ports, limits, host="localhost", bind="127.0.0.1"
+            ):
+                pass
+
+            def launch(
+                self, *, data_dir, ports, limits, host="localhost", bind="127.0.0.1"
+            ):
+                pass
+
+            def probe_ready(self, *, host, ports):
+                return False
+
+            def connection_env(self, *, host, ports):
+                return {}
+
+            def tap(self, *, host, ports, emit, stop):
+                pass
+
+
+def test_ports_overrides_are_checked_by_name():
+    kafka = get_broker("kafka")
+    assert kafka.ports({"kafka": 19092}) == {"kafka": 19092, "controller": 9093}
+    with pytest.raises(ValueError, match="unknown port names"):
+        kafka.ports({"kafak": 1})
+
+
+def test_limits_are_frozen_small_and_validated():
+    limits = BrokerLimits()
+    assert limits.heap_mb <= limits.memory_mb <= 1024
+    with pytest.raises(FrozenInstanceError):
+        limits.memory_mb = 1  # type: ignore[misc]
+    with pytest.raises(ValueError):
+        BrokerLimits(memory_mb=256, heap_mb=512)
+
+
+def test_stop_process_group_also_ends_helpers_that_outlive_the_leader():
+    spec = LaunchSpec(
+        argv=("/bin/sh", "-c", "sleep 300 & exec sleep 300"),
+        env={"PATH": "/usr/bin:/bin"},
+        cwd="/",
+    )
+    proc = spec.start()
+    stop_process_group(proc, timeout=5)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)
+
+
+@pytest.mark.parametrize("name", ["nats", "activemq", "rabbitmq"])
+def test_prepare_is_idempotent_and_launch_runs_in_the_foreground(name):
+    kind = get_broker(name)
+    with tempfile.TemporaryDirectory(prefix="ba-test-prepare-") as tmp:
+        Path(tmp).chmod(0o711)
+        data = Path(tmp) / "data"
+        data.mkdir()
+        for _ in range(2):
+            kind.prepare(data_dir=data, ports=kind.ports(), limits=BrokerLimits())
+        spec = kind.launch(data_dir=data, ports=kind.ports(), limits=BrokerLimits())
+        assert spec.cwd == str(data)
+        argv = " ".join(spec.argv)
+        assert (
+            "-daemon" not in argv
+            and "-detached" not in argv
+            and " --daemon" not in argv
+        )
+
+
+def test_nats_subject_matching_and_ack_subjects():
+    from sandboxes.brokers.nats import _ack_reply, subject_matches
+
+    assert subject_matches("orders.>", "orders.new.eu") and not subject_matches(
+        "orders.>", "orders"
+    )
+    assert subject_matches("orders.*", "orders.new") and not subject_matches(
+        "orders.*", "orders.new.eu"
+    )
+    assert _ack_reply("$JS.ACK.ORDERS.worker.1.5.5.1700000000000000000.0") == (
+        "ORDERS",
+        5,
+        1700000000000,
+    )
+    assert _ack_reply(
+        "$JS.ACK.hub.ACC.ORDERS.worker.1.7.7.1700000000000000000.0.tok"
+    ) == ("ORDERS", 7, 1700000000000)
+
+
+def test_activemq_advisory_body_and_properties_are_decoded():
+    from sandboxes.brokers.activemq import _advisory_event
+
+    body = {
+        "ActiveMQBytesMessage": {
+            "timestamp": 1700000000000,
+            "persistent": True,
+            "groupID": "g1",
+            "content": {"data": ["aGVsbG8AAAA="], "offset": 0, "length": 5},
+            # {"myh": "1"}: count, key, STRING_TYPE, value
+            "marshalledProperties": {
+                "data": ["AAAAAQADbXloCQABMQ=="],
+                "offset": 0,
+                "length": 13,
+            },
+        }
+    }
+    headers = {
+        "destination": "/topic/ActiveMQ.Advisory.MessageDelivered.Queue.orders",
+        "orignalDestination": "queue://orders",
+        "orignalMessageId": "ID:x-1",
+    }
+    event = _advisory_event(headers, json.dumps(body).encode())
+    assert event is not None
+    assert (event.direction, event.destination, event.value.text) == (
+        "produced",
+        "/queue/orders",
+        "hello",
+    )
+    assert event.headers == {"myh": "1"} and event.timestamp_ms == 1700000000000
+    assert event.detail == {"message_id": "ID:x-1", "persistent": "true", "group": "g1"}
+    internal = {
+        **headers,
+        "orignalDestination": "queue://ActiveMQ.Statistics.Destination",
+    }
+    assert _advisory_event(internal, json.dumps(body).encode()) is None
+
+
+def test_check_command_reports_every_broker():
+    result = subprocess.run(
+        [sys.executable, "-m", "sandboxes.brokers", "check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    lines = result.stdout.splitlines()
+    for name in broker_names():
+        assert any(line.startswith(name) for line in lines), result.stdout
+    assert result.returncode == (
+        0 if all(" ok" in line for line in lines if line.split()[0] in BROKERS) else 1
+    )
