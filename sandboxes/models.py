@@ -29,7 +29,14 @@ TRANSITIONS: dict[str, set[str]] = {
 
 
 class Sandbox(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sandboxes")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="sandboxes",
+        null=True,
+        blank=True,
+        help_text="empty while the sandbox waits in the warm pool",
+    )
     broker = models.CharField(max_length=16)
     state = models.CharField(max_length=16, choices=State.choices, default=State.REQUESTED)
     stage = models.CharField(max_length=32, blank=True, help_text="the provisioning step being taken")

@@ -71,7 +71,7 @@ def sandbox_payload(sandbox: Sandbox) -> dict[str, Any]:
 
 def _broadcast(sandbox: Sandbox) -> None:
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or sandbox.user_id is None:
         return
     try:
         async_to_sync(layer.group_send)(f"user-{sandbox.user_id}", {"type": "sandbox.state", "sandbox": sandbox_payload(sandbox)})
@@ -89,7 +89,8 @@ def sandbox_transition(sandbox: Sandbox, state: str, *, stage: str | None = None
     now = timezone.now()
     if state == State.READY:
         sandbox.ready_at = now
-        sandbox.expires_at = now + timedelta(seconds=settings.SANDBOX_IDLE_TIMEOUT_S)
+        # A pooled sandbox has nobody to be idle for; its clock starts when a learner claims it.
+        sandbox.expires_at = now + timedelta(seconds=settings.SANDBOX_IDLE_TIMEOUT_S) if sandbox.user_id else None
     if state in (State.STOPPED, State.FAILED):
         sandbox.stopped_at = now
     sandbox.save()
@@ -109,6 +110,9 @@ def sandbox_ensure(*, user_id: int, broker: str) -> Sandbox:
     running = Sandbox.objects.filter(user_id=user_id, state__in=ACTIVE_STATES).count()
     if running >= settings.SANDBOX_QUOTA_PER_USER:
         raise SandboxError(QUOTA_REACHED.format(n=running))
+    claimed = sandbox_pool_claim(user_id=user_id, broker=broker)
+    if claimed is not None:
+        return claimed
     try:
         with transaction.atomic():
             sandbox = Sandbox.objects.create(user_id=user_id, broker=broker, state=State.REQUESTED, stage="requested")
@@ -118,6 +122,47 @@ def sandbox_ensure(*, user_id: int, broker: str) -> Sandbox:
         return Sandbox.objects.get(user_id=user_id, broker=broker, state__in=ACTIVE_STATES)
     _broadcast(sandbox)
     return sandbox
+
+
+def sandbox_pool_claim(*, user_id: int, broker: str) -> Sandbox | None:
+    """Hand a ready sandbox from the warm pool to the user, if one waits; the pool refills behind it."""
+    from .tasks import sandbox_pool_fill_task
+
+    for candidate in Sandbox.objects.filter(user__isnull=True, broker=broker, state=State.READY).order_by("pk")[:3]:
+        now = timezone.now()
+        expires = now + timedelta(seconds=settings.SANDBOX_IDLE_TIMEOUT_S)
+        try:
+            with transaction.atomic():
+                # The filter on user IS NULL makes the claim atomic: two learners never get one unit.
+                won = Sandbox.objects.filter(pk=candidate.pk, user__isnull=True, state=State.READY).update(
+                    user_id=user_id, last_activity_at=now, expires_at=expires
+                )
+        except IntegrityError:
+            return Sandbox.objects.get(user_id=user_id, broker=broker, state__in=ACTIVE_STATES)
+        if won:
+            sandbox = Sandbox.objects.get(pk=candidate.pk)
+            transaction.on_commit(lambda: sandbox_pool_fill_task.delay())
+            _broadcast(sandbox)
+            log.info("sandbox claimed from the pool", extra={"sandbox_id": sandbox.pk, "user_id": user_id})
+            return sandbox
+    return None
+
+
+def sandbox_pool_fill() -> list[int]:
+    """Start pooled sandboxes until each broker has the number settings.SANDBOX_WARM_POOL asks for."""
+    from .tasks import sandbox_provision_task
+
+    created = []
+    for broker, size in settings.SANDBOX_WARM_POOL.items():
+        if broker not in BROKERS:
+            log.warning("SANDBOX_WARM_POOL names an unknown broker %s", broker)
+            continue
+        waiting = Sandbox.objects.filter(user__isnull=True, broker=broker, state__in=ACTIVE_STATES).count()
+        for _ in range(max(0, int(size) - waiting)):
+            sandbox = Sandbox.objects.create(user=None, broker=broker, state=State.REQUESTED, stage="requested")
+            transaction.on_commit(lambda pk=sandbox.pk: sandbox_provision_task.delay(pk))
+            created.append(sandbox.pk)
+    return created
 
 
 def sandbox_provision(*, sandbox_id: int) -> Sandbox:
@@ -205,7 +250,7 @@ def sandboxes_reap_idle() -> list[int]:
     """Stop ready sandboxes whose idle deadline has passed; returns their ids."""
     from .tasks import sandbox_stop_task
 
-    expired = list(Sandbox.objects.filter(state=State.READY, expires_at__lt=timezone.now()))
+    expired = list(Sandbox.objects.filter(state=State.READY, user__isnull=False, expires_at__lt=timezone.now()))
     for sandbox in expired:
         sandbox_transition(sandbox, State.STOPPING, stage="stopping")
         sandbox_stop_task.delay(sandbox.pk)

@@ -37,7 +37,12 @@ def sandboxes_reconcile_task() -> dict[str, list]:
     return services.sandboxes_reconcile()
 
 
+@shared_task(name="sandboxes.pool_fill", time_limit=60)
+def sandbox_pool_fill_task() -> list[int]:
+    return services.sandbox_pool_fill()
+
+
 @worker_ready.connect
 def reconcile_on_start(sender, **_: object) -> None:
-    """A worker that starts after a crash repairs what the crash left."""
-    sandboxes_reconcile_task.delay()
+    """A worker that starts after a crash repairs what the crash left, then fills the warm pool."""
+    (sandboxes_reconcile_task.si() | sandbox_pool_fill_task.si()).delay()

@@ -8,6 +8,8 @@ scripts/install.sh
 export PORT=${PORT:-8000} REDIS_PORT=${REDIS_PORT:-6379}
 # honcho hands each process its own PORT; the web server reads WEB_PORT instead.
 export WEB_PORT=$PORT
+# One ready broker of each kind waits, so the first cell a learner runs starts at once.
+export SANDBOX_WARM_POOL=${SANDBOX_WARM_POOL:-kafka=1,rabbitmq=1,nats=1,activemq=1}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
 mkdir -p var
 PY=.venv/bin/python

@@ -29,3 +29,14 @@ def pytest_collection_modifyitems(config, items):
 def _redis_for_everyone(redis_server):
     """The cache and channel layer are Redis; every test gets the run's real one."""
     return redis_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_unit_outlives_the_run(django_db_blocker):
+    """Whatever a test or a worker started, no sandbox unit of this run is left on the machine."""
+    yield
+    from sandboxes.backends.process import ProcessBackend
+
+    backend = ProcessBackend()
+    for name in backend.list_units():
+        backend.stop(name)

@@ -162,7 +162,12 @@ SANDBOX_INSTANCE = env.str("SANDBOX_INSTANCE", default="ba")
 SANDBOX_ALLOW_UNISOLATED = env.bool("SANDBOX_ALLOW_UNISOLATED", default=False)
 SANDBOX_IDLE_TIMEOUT_S = env.int("SANDBOX_IDLE_TIMEOUT_S", default=30 * 60)
 SANDBOX_QUOTA_PER_USER = env.int("SANDBOX_QUOTA_PER_USER", default=4)
-SANDBOX_WARM_POOL = env.dict("SANDBOX_WARM_POOL", cast={"value": int}, default={})
+# "kafka=1,rabbitmq=1": ready brokers kept waiting per kind, so a learner gets one at once.
+SANDBOX_WARM_POOL = {
+    broker.strip(): int(size)
+    for broker, _, size in (item.partition("=") for item in env.str("SANDBOX_WARM_POOL", default="").split(","))
+    if broker.strip()
+}
 
 LOGGING = {
     "version": 1,
@@ -179,4 +184,5 @@ LOGGING = {
 CELERY_BEAT_SCHEDULE = {
     "reap-idle-sandboxes": {"task": "sandboxes.reap_idle", "schedule": 60.0},
     "reconcile-sandboxes": {"task": "sandboxes.reconcile", "schedule": 300.0},
+    "fill-warm-pool": {"task": "sandboxes.pool_fill", "schedule": 30.0},
 }

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 
 from sandboxes import agent_client, services
 from sandboxes.backends import get_backend
-from sandboxes.models import Sandbox, State
+from sandboxes.models import ACTIVE_STATES, Sandbox, State
 from tests.aio import run
 from tests.services import celery_worker_start, wait_for
 
@@ -179,3 +179,19 @@ def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(celery
     assert sandbox.state == State.FAILED
     assert sandbox.pk in report["stuck"]
     assert get_backend().processes(f"{settings.SANDBOX_INSTANCE}-{sandbox.pk}") == []
+
+
+def test_a_learner_gets_a_ready_broker_at_once_from_the_warm_pool(celery_worker, learner, units_cleanup, settings):
+    settings.SANDBOX_WARM_POOL = {"nats": 1}
+    (pooled_id,) = services.sandbox_pool_fill()
+    wait_for(lambda: Sandbox.objects.get(pk=pooled_id).state == State.READY, timeout=60, what="pooled sandbox ready")
+    assert services.sandbox_pool_fill() == []  # the pool is full: nothing more starts
+    started = time.monotonic()
+    sandbox = services.sandbox_ensure(user_id=learner.pk, broker="nats")
+    assert time.monotonic() - started < 0.5
+    assert (sandbox.pk, sandbox.state, sandbox.user_id) == (pooled_id, State.READY, learner.pk)
+    assert sandbox.expires_at is not None
+    result, output = run_cell(sandbox, PRODUCE_CONSUME["nats"])
+    assert result["status"] == 0 and "got hello-nats" in output
+    # Claimed: the pool is empty again, which the next fill (queued by the claim) tops up.
+    assert not Sandbox.objects.filter(user__isnull=True, broker="nats", state__in=ACTIVE_STATES).exists()
