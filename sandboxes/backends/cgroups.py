@@ -89,6 +89,9 @@ class UnitCgroups:
             for directory in self._dirs(part):
                 with contextlib.suppress(FileNotFoundError, OSError):
                     directory.rmdir()
+        for directory in self._dirs():
+            with contextlib.suppress(OSError):
+                directory.parent.rmdir()  # the instance's folder, once its last unit is gone
 
     def exists(self) -> bool:
         return any(d.exists() for d in self._dirs())
