@@ -189,7 +189,13 @@ def parse_chapter(text: str, *, file: str) -> ParsedChapter:
         roles = [c.role for c in cells if c.exercise == current["key"]]
         for role in EXERCISE_ROLES:
             if roles.count(role) != 1:
-                problems.append(FormatProblem(file, current["line"], f"exercise '{current['key']}' needs exactly one '{role}' cell, has {roles.count(role)}"))
+                problems.append(
+                    FormatProblem(
+                        file,
+                        current["line"],
+                        f"exercise '{current['key']}' needs exactly one '{role}' cell, has {roles.count(role)}",
+                    )
+                )
         if not current["hints"]:
             problems.append(FormatProblem(file, current["line"], f"exercise '{current['key']}' needs at least one hint fence"))
         if not current["title"]:
@@ -234,7 +240,9 @@ def parse_chapter(text: str, *, file: str) -> ParsedChapter:
             problems.append(FormatProblem(file, line, f"cells are Python; '{language}' is not supported"))
         unknown = [a for a in attrs if a not in CELL_ATTRIBUTES]
         if unknown:
-            problems.append(FormatProblem(file, line, f"unknown cell attribute(s) {', '.join(unknown)} (known: {', '.join(CELL_ATTRIBUTES)})"))
+            problems.append(
+                FormatProblem(file, line, f"unknown cell attribute(s) {', '.join(unknown)} (known: {', '.join(CELL_ATTRIBUTES)})")
+            )
         key = attrs.get("id", "")
         if not KEY_RE.match(key):
             problems.append(FormatProblem(file, line, "cell needs an id=... of lower-case letters, digits and dashes"))
@@ -261,7 +269,9 @@ def parse_chapter(text: str, *, file: str) -> ParsedChapter:
             ast.parse(token.content, filename=f"{file}:{key}")
         except SyntaxError as exc:
             problems.append(FormatProblem(file, line + (exc.lineno or 0), f"cell '{key}' does not parse: {exc.msg}"))
-        cells.append(ParsedCell(key, role, broker, timeout, token.content, line, current["key"] if current and role != "run" else None))
+        cells.append(
+            ParsedCell(key, role, broker, timeout, token.content, line, current["key"] if current and role != "run" else None)
+        )
     if current is not None:
         problems.append(FormatProblem(file, current["line"], f"exercise '{current['key']}' is not closed by ':::'"))
     if problems:

@@ -63,7 +63,7 @@ def course_folder_read(*, directory: Path) -> CourseFolder:
         for path in sorted((directory / ASSET_DIR).iterdir()):
             if path.is_file() and path.suffix.lower() in ASSET_SUFFIXES:
                 assets[f"{ASSET_DIR}/{path.name}"] = path.read_bytes()
-    for filename, (source, parsed) in chapters.items():
+    for filename, (_source, parsed) in chapters.items():
         for ref in _image_refs(parsed.body):
             if ref not in assets:
                 problems.append(FormatProblem(filename, 1, f"picture '{ref}' is not in the course folder"))

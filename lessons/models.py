@@ -76,6 +76,9 @@ class Cell(models.Model):
         ordering = ["position"]
         constraints = [models.UniqueConstraint(fields=["chapter", "key"], name="cell_key_unique_in_chapter")]
 
+    def __str__(self) -> str:
+        return f"{self.chapter_id}:{self.key}"
+
 
 class ChapterRead(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chapters_read")
@@ -84,6 +87,9 @@ class ChapterRead(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "chapter"], name="chapter_read_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read {self.chapter_id}"
 
 
 class ExerciseAttempt(models.Model):
@@ -96,6 +102,9 @@ class ExerciseAttempt(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["user", "exercise", "passed"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {'passed' if self.passed else 'failed'} {self.exercise_id}"
 
 
 class CellDraft(models.Model):
@@ -110,6 +119,9 @@ class CellDraft(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "chapter", "cell_key"], name="one_draft_per_cell")]
 
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.chapter_id}:{self.cell_key}"
+
 
 class CourseAsset(models.Model):
     """A picture of a course (``img/x.svg``), kept as bytes so export gives back the same file."""
@@ -121,3 +133,6 @@ class CourseAsset(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["course", "path"], name="asset_path_unique_in_course")]
+
+    def __str__(self) -> str:
+        return self.path

@@ -7,8 +7,13 @@ from django.contrib.auth.models import Group, Permission
 from courseplatform.accounts.roles import INSTRUCTOR_GROUP
 
 AUTHORING_CODENAMES = (
-    "add_course", "change_course", "view_course",
-    "add_chapter", "change_chapter", "view_chapter", "delete_chapter",
+    "add_course",
+    "change_course",
+    "view_course",
+    "add_chapter",
+    "change_chapter",
+    "view_chapter",
+    "delete_chapter",
 )
 
 

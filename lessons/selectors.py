@@ -52,7 +52,9 @@ def course_outline(*, course: Course, user: AbstractBaseUser | AnonymousUser) ->
     if user.is_authenticated:
         read = set(ChapterRead.objects.filter(user=user, chapter__in=chapters).values_list("chapter_id", flat=True))
         passed = set(
-            ExerciseAttempt.objects.filter(user=user, passed=True, exercise__chapter__in=chapters).values_list("exercise_id", flat=True)
+            ExerciseAttempt.objects.filter(user=user, passed=True, exercise__chapter__in=chapters).values_list(
+                "exercise_id", flat=True
+            )
         )
     lines = []
     for chapter in chapters:

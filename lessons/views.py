@@ -13,7 +13,14 @@ from django.views.decorators.http import require_GET, require_POST
 from . import selectors, services
 from .models import Chapter, Course, CourseAsset
 
-ASSET_TYPES = {".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
+ASSET_TYPES = {
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
 
 
 @require_GET
@@ -32,7 +39,9 @@ def course_page(request: HttpRequest, course: str) -> HttpResponse:
 
 
 def _chapter(course: str, chapter: str) -> Chapter:
-    return get_object_or_404(Chapter.objects.select_related("course"), course__slug=course, slug=chapter, published=True, course__published=True)
+    return get_object_or_404(
+        Chapter.objects.select_related("course"), course__slug=course, slug=chapter, published=True, course__published=True
+    )
 
 
 @require_GET
@@ -86,7 +95,7 @@ def cell_draft(request: HttpRequest, course: str, chapter: str, cell: str) -> Js
         if not isinstance(code, str):
             raise ValueError
     except (ValueError, AttributeError):
-        return JsonResponse({"error": "expected JSON {\"code\": \"...\"}"}, status=400)
+        return JsonResponse({"error": 'expected JSON {"code": "..."}'}, status=400)
     try:
         draft = services.cell_draft_save(user=request.user, chapter=chapter_obj, cell_key=cell, code=code)
     except services.LessonError as exc:

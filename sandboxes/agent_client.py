@@ -18,7 +18,7 @@ class AgentUnavailable(Exception):
 async def _open(socket_path: Path, timeout: float = 5.0) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     try:
         return await asyncio.wait_for(asyncio.open_unix_connection(str(socket_path), limit=protocol.MAX_LINE), timeout)
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise AgentUnavailable(f"agent at {socket_path} does not answer: {exc}") from exc
 
 
@@ -59,10 +59,12 @@ async def run(
     try:
         await protocol.send(writer, {"op": op, "code": code, "timeout": timeout})
         if interrupt is not None:
+
             async def forward_interrupt() -> None:
                 await interrupt.wait()
                 with contextlib.suppress(ConnectionError):
                     await protocol.send(writer, {"op": "interrupt"})
+
             watcher = asyncio.create_task(forward_interrupt())
         while True:
             message = await protocol.read_message(reader)
@@ -79,6 +81,7 @@ async def run(
 
 async def check(socket_path: Path, *, code: str, timeout: float) -> dict[str, Any]:
     """Run an exercise check; returns {"status", "output", ...}."""
+
     async def ignore(_: dict[str, Any]) -> None:
         return None
 

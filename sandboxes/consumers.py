@@ -44,6 +44,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined: set[str] = set()
         self.relays: dict[int, asyncio.Task] = {}
         self.runs: dict[str, asyncio.Event] = {}
+        self.tasks: set[asyncio.Task] = set()
         await self._join(f"user-{user.pk}")
         sandboxes = await self._sandboxes()
         for sandbox in sandboxes:
@@ -54,7 +55,15 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             if sandbox.state == State.READY:
                 self._relay_start(sandbox)
 
+    def _spawn(self, coroutine) -> None:
+        """Run work beside the receive loop, keeping a reference so it is neither lost nor left running."""
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
     async def disconnect(self, code: int) -> None:
+        for task in list(getattr(self, "tasks", ())):
+            task.cancel()
         for group in getattr(self, "groups_joined", set()):
             await self.channel_layer.group_discard(group, self.channel_name)
         for task in getattr(self, "relays", {}).values():
@@ -107,7 +116,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         from .tasks import sandbox_reset_task
 
         sandbox = await database_sync_to_async(
-            lambda: Sandbox.objects.filter(user_id=self.user.pk, broker=str(content.get("broker")), state__in=("ready", "failed", "provisioning")).first()
+            lambda: Sandbox.objects.filter(
+                user_id=self.user.pk, broker=str(content.get("broker")), state__in=("ready", "failed", "provisioning")
+            ).first()
         )()
         if sandbox is not None:
             await database_sync_to_async(services.sandbox_transition)(sandbox, State.STOPPING, stage="stopping")
@@ -139,7 +150,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return
         interrupt = asyncio.Event()
         self.runs[run_id] = interrupt
-        asyncio.ensure_future(self._run(run_id, cell.broker, code, cell.timeout, interrupt))
+        self._spawn(self._run(run_id, cell.broker, code, cell.timeout, interrupt))
 
     async def _run(self, run_id: str, broker: str, code: str, timeout: int, interrupt: asyncio.Event) -> None:
         try:
@@ -148,11 +159,19 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self._relay_start(sandbox)
 
             async def forward(message: dict[str, Any]) -> None:
-                await self.send_json({"type": "cell.output", "run": run_id, "stream": message.get("stream"), "text": message.get("text", "")})
+                await self.send_json(
+                    {"type": "cell.output", "run": run_id, "stream": message.get("stream"), "text": message.get("text", "")}
+                )
 
             socket = await database_sync_to_async(services.sandbox_socket)(sandbox=sandbox)
             result = await agent_client.run(socket, code=code, timeout=timeout, on_message=forward, interrupt=interrupt)
-            await self.send_json({"type": "cell.exit", "run": run_id, **{k: result.get(k) for k in ("status", "reason", "duration_ms", "truncated")}})
+            await self.send_json(
+                {
+                    "type": "cell.exit",
+                    "run": run_id,
+                    **{k: result.get(k) for k in ("status", "reason", "duration_ms", "truncated")},
+                }
+            )
         except (services.SandboxError, agent_client.AgentUnavailable) as exc:
             await self.send_json({"type": "cell.error", "run": run_id, "message": str(exc)})
         finally:
@@ -171,7 +190,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if check is None:
             await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": NO_SUCH_EXERCISE})
             return
-        asyncio.ensure_future(self._check(key, check))
+        self._spawn(self._check(key, check))
 
     async def _check(self, key: str, check: lesson_selectors.RunnableCode) -> None:
         try:
@@ -183,7 +202,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return
         passed = result.get("status") == 0
         reason = CHECK_PASSED if passed else check_reason(result)
-        await database_sync_to_async(lesson_services.exercise_attempt_record)(user=self.user, exercise_id=check.exercise_id, passed=passed, reason=reason)
+        await database_sync_to_async(lesson_services.exercise_attempt_record)(
+            user=self.user, exercise_id=check.exercise_id, passed=passed, reason=reason
+        )
         await self.send_json({"type": "exercise.result", "exercise": key, "passed": passed, "reason": reason})
 
     # -- relaying the agent's events -----------------------------------------
@@ -198,10 +219,19 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         with contextlib.suppress(agent_client.AgentUnavailable, ConnectionError):
             async for message in agent_client.subscribe(socket):
                 if message.get("type") == "events":
-                    await self.send_json({"type": "sandbox.event", "sandbox": sandbox.pk, "broker": sandbox.broker,
-                                          "events": message["events"], "dropped": message.get("dropped", 0)})
+                    await self.send_json(
+                        {
+                            "type": "sandbox.event",
+                            "sandbox": sandbox.pk,
+                            "broker": sandbox.broker,
+                            "events": message["events"],
+                            "dropped": message.get("dropped", 0),
+                        }
+                    )
                 elif message.get("type") == "snapshot":
-                    await self.send_json({"type": "sandbox.snapshot", "sandbox": sandbox.pk, "broker": sandbox.broker, "data": message["data"]})
+                    await self.send_json(
+                        {"type": "sandbox.snapshot", "sandbox": sandbox.pk, "broker": sandbox.broker, "data": message["data"]}
+                    )
 
     # -- from tasks, through the channel layer --------------------------------
 

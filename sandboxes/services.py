@@ -141,7 +141,7 @@ def sandbox_pool_claim(*, user_id: int, broker: str) -> Sandbox | None:
             return Sandbox.objects.get(user_id=user_id, broker=broker, state__in=ACTIVE_STATES)
         if won:
             sandbox = Sandbox.objects.get(pk=candidate.pk)
-            transaction.on_commit(lambda: sandbox_pool_fill_task.delay())
+            transaction.on_commit(sandbox_pool_fill_task.delay)
             _broadcast(sandbox)
             log.info("sandbox claimed from the pool", extra={"sandbox_id": sandbox.pk, "user_id": user_id})
             return sandbox

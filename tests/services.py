@@ -115,8 +115,22 @@ def celery_worker_start(name: str = "worker", concurrency: int = 2) -> Service:
 
     service = Service(
         name,
-        [PYTHON, "-m", "celery", "-A", "courseplatform", "worker", "-l", "INFO", "-c", str(concurrency),
-         "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "courseplatform",
+            "worker",
+            "-l",
+            "INFO",
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{name}-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
     )
 
     def answers() -> bool:
@@ -142,7 +156,18 @@ def live_server_url(redis_server: str, django_db_setup, django_db_blocker) -> It
     port = free_port()
     service = Service(
         "asgi",
-        [PYTHON, "-m", "uvicorn", "courseplatform.asgi:application", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "courseplatform.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
     )
 
     def up() -> bool:

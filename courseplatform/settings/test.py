@@ -1,6 +1,6 @@
 """Settings for the test suite: fast hashing and the same real services as production."""
 
-from .base import *  # noqa: F401,F403
+from .base import *
 from .base import VAR_DIR, env
 
 SECRET_KEY = "test-only-key"
@@ -9,7 +9,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 
 # tests/services.py points these at the suite's own Redis and database file.
-DATABASES["default"]["TEST"] = {"NAME": env.str("BA_TEST_DB", default=str(VAR_DIR / "test-db.sqlite3"))}  # noqa: F405
+DATABASES["default"]["TEST"] = {"NAME": env.str("BA_TEST_DB", default=str(VAR_DIR / "test-db.sqlite3"))}
 
 # Serve static files straight from the source folders, as in development (no collectstatic).
 WHITENOISE_USE_FINDERS = True

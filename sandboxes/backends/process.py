@@ -101,8 +101,23 @@ class ProcessBackend(SandboxBackend):
         if use_cgroups:
             groups.create(memory_mb=UNIT_MEMORY_MB, pids=UNIT_PIDS, cells_memory_mb=CELLS_MEMORY_MB, cells_pids=CELLS_PIDS)
         # setsid -f detaches the agent from this worker: it outlives the task, and init reaps it.
-        argv = ["setsid", "-f", "ip", "netns", "exec", name, sys.executable, "-m", "sandboxes.agent",
-                "--unit-dir", str(directory), "--broker", unit.broker, "--cell-uid", str(self.cell_uid(name))]
+        argv = [
+            "setsid",
+            "-f",
+            "ip",
+            "netns",
+            "exec",
+            name,
+            sys.executable,
+            "-m",
+            "sandboxes.agent",
+            "--unit-dir",
+            str(directory),
+            "--broker",
+            unit.broker,
+            "--cell-uid",
+            str(self.cell_uid(name)),
+        ]
         if use_cgroups:
             for procs in groups.procs_files("cells"):
                 argv += ["--cells-cgroup", str(procs)]
@@ -112,16 +127,30 @@ class ProcessBackend(SandboxBackend):
             for procs in main_procs:
                 procs.write_text(str(os.getpid()))
 
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(PROJECT_ROOT), "LANG": "C.UTF-8",
-               "BROKER_ACADEMY_CACHE": os.environ.get("BROKER_ACADEMY_CACHE", str(Path.home() / ".cache" / "broker-academy"))}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "LANG": "C.UTF-8",
+            "BROKER_ACADEMY_CACHE": os.environ.get("BROKER_ACADEMY_CACHE", str(Path.home() / ".cache" / "broker-academy")),
+        }
         for key in ("KAFKA_HOME", "KAFKA_LIBS", "JAVA_HOME"):
             if key in os.environ:
                 env[key] = os.environ[key]
         with contextlib.suppress(FileNotFoundError):
             (directory / "agent.pid").unlink()
         with (directory / "agent.log").open("ab") as out:
-            subprocess.run(argv, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                           stderr=subprocess.STDOUT, preexec_fn=join_unit, close_fds=True, check=True, timeout=10)
+            subprocess.run(
+                argv,
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=join_unit,
+                close_fds=True,
+                check=True,
+                timeout=10,
+            )
         deadline = time.monotonic() + 10
         while self._agent_pid(name) is None:
             if time.monotonic() > deadline:

@@ -37,9 +37,7 @@ def get_broker(name: str) -> BrokerKind:
     try:
         path = BROKERS[name]
     except KeyError:
-        raise UnknownBroker(
-            f"unknown broker {name!r}; known: {', '.join(BROKERS)}"
-        ) from None
+        raise UnknownBroker(f"unknown broker {name!r}; known: {', '.join(BROKERS)}") from None
     module_name, _, class_name = path.rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
     if not (isinstance(cls, type) and issubclass(cls, BrokerKind)) or cls.name != name:

@@ -86,16 +86,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         _out({"stage": "waiting for broker", "pid": proc.pid, "log": str(log_path)})
         while not kind.probe_ready(host=args.host, ports=ports):
-            if (
-                proc.poll() is not None
-                or stopping.is_set()
-                or time.monotonic() - t1 > args.timeout
-            ):
-                why = (
-                    "exited"
-                    if proc.returncode is not None
-                    else ("stopped" if stopping.is_set() else "timed out")
-                )
+            if proc.poll() is not None or stopping.is_set() or time.monotonic() - t1 > args.timeout:
+                why = "exited" if proc.returncode is not None else ("stopped" if stopping.is_set() else "timed out")
                 _out(
                     {
                         "stage": "failed",
@@ -147,14 +139,10 @@ def _port(text: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m sandboxes.brokers", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m sandboxes.brokers", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("check", help="report which brokers are installed")
-    p = sub.add_parser(
-        "run", help="run one broker in the foreground and print its events"
-    )
+    p = sub.add_parser("run", help="run one broker in the foreground and print its events")
     p.add_argument("kind", choices=list(BROKERS))
     p.add_argument("--data-dir", required=True)
     p.add_argument(
@@ -164,15 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=N",
         help="override a default port",
     )
-    p.add_argument(
-        "--host", default="localhost", help="name clients use (default localhost)"
-    )
-    p.add_argument(
-        "--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
-    )
-    p.add_argument(
-        "--timeout", type=float, default=90.0, help="seconds to wait for ready"
-    )
+    p.add_argument("--host", default="localhost", help="name clients use (default localhost)")
+    p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for ready")
     p.add_argument(
         "--snapshot-every",
         type=float,

@@ -119,18 +119,14 @@ class ActiveMQ(BrokerKind):
     def missing(self) -> list[str]:
         problems = []
         if not RUN_JAR.exists():
-            problems.append(
-                f"{RUN_JAR} not found: install the Debian package activemq (apt-get install activemq)"
-            )
+            problems.append(f"{RUN_JAR} not found: install the Debian package activemq (apt-get install activemq)")
         problems += [
             f"{jar} not found: install the Debian package {pkg} (ActiveMQ needs it to send advisories over STOMP)"
             for pkg, jar in EXTRA_JARS.items()
             if not jar.exists()
         ]
         if _java() is None:
-            problems.append(
-                "java not found: install the Debian package openjdk-17-jre-headless"
-            )
+            problems.append("java not found: install the Debian package openjdk-17-jre-headless")
         try:
             import stomp  # noqa: F401 (only checking it is importable)
         except ImportError:
@@ -151,17 +147,14 @@ class ActiveMQ(BrokerKind):
         (data_dir / "tmp").mkdir(exist_ok=True)
         xml = _XML.format(
             data=escape(str(data_dir / "data")),
-            memory_mb=max(
-                16, limits.heap_mb // 4
-            ),  # messages held in memory; the rest of the heap runs the broker
+            memory_mb=max(16, limits.heap_mb // 4),  # messages held in memory; the rest of the heap runs the broker
             store_mb=max(32, limits.disk_mb * 4 // 5),
             temp_mb=max(16, limits.disk_mb // 5),
             bind=bind,
             openwire=ports["openwire"],
             stomp=ports["stomp"],
             conns=limits.max_connections,
-            frame=limits.max_message_bytes
-            + 64 * 1024,  # room for headers around the largest allowed body
+            frame=limits.max_message_bytes + 64 * 1024,  # room for headers around the largest allowed body
         )
         (data_dir / "conf" / "activemq.xml").write_text(xml)
         (data_dir / "conf" / "log4j.properties").write_text(_LOG4J)
@@ -202,9 +195,7 @@ class ActiveMQ(BrokerKind):
             "start",
             f"xbean:file:{conf / 'activemq.xml'}",
         ]
-        return LaunchSpec(
-            argv=tuple(argv), env=dict(BASE_ENV), cwd=str(data_dir), stop_timeout=10.0
-        )
+        return LaunchSpec(argv=tuple(argv), env=dict(BASE_ENV), cwd=str(data_dir), stop_timeout=10.0)
 
     def probe_ready(self, *, host: str, ports: Mapping[str, int]) -> bool:
         try:
@@ -222,9 +213,7 @@ class ActiveMQ(BrokerKind):
             "OPENWIRE_URL": f"tcp://{host}:{ports['openwire']}",
         }
 
-    def tap(
-        self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event
-    ) -> None:
+    def tap(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
         import stomp  # imported here: the platform side never needs it
 
         topics = _TopicFollower(emit)
@@ -279,7 +268,7 @@ class ActiveMQ(BrokerKind):
                     ack="auto",
                     headers={"transformation": "jms-advisory-json"},
                 )
-            except Exception as exc:  # noqa: BLE001 (stomp.py raises assorted errors while the broker starts)
+            except Exception as exc:
                 logger.debug("activemq tap: cannot connect: %s", exc)
                 _quiet_disconnect(conn)
                 if backoff.wait():
@@ -363,9 +352,7 @@ def _statistics(s: _Stomp, kind: str) -> list[dict[str, Any]]:
         if not stats:
             break
         found, _, name = str(stats.get("destinationName", "")).partition("://")
-        if found == kind and not name.startswith(
-            "ActiveMQ."
-        ):  # advisory, statistics and temporary destinations are the broker's
+        if found == kind and not name.startswith("ActiveMQ."):  # advisory, statistics and temporary destinations are the broker's
             rows.append({**stats, "name": name})
     return rows
 
@@ -384,9 +371,7 @@ class _TopicFollower:
     def __init__(self, emit: Emit) -> None:
         self.emit = emit
         self.lock = threading.Lock()
-        self.recent: dict[
-            str, deque[list[Any]]
-        ] = {}  # topic -> [event, times shown consumed]
+        self.recent: dict[str, deque[list[Any]]] = {}  # topic -> [event, times shown consumed]
         self.durable_acks: dict[str, int] = {}
         self.dequeued: dict[str, int] = {}
         self.primed = False
@@ -402,9 +387,7 @@ class _TopicFollower:
         name = event.destination[len("/topic/") :]
         with self.lock:
             if event.direction == "produced":
-                self.recent.setdefault(name, deque(maxlen=TOPIC_MEMORY)).append(
-                    [event, 0]
-                )
+                self.recent.setdefault(name, deque(maxlen=TOPIC_MEMORY)).append([event, 0])
             else:
                 self.durable_acks[name] = self.durable_acks.get(name, 0) + 1
 
@@ -418,17 +401,13 @@ class _TopicFollower:
                 self.dequeued[name] = dequeued
                 moved = dequeued - before - self.durable_acks.pop(name, 0)
                 if moved > 0:
-                    out += self._consumed(
-                        name, moved, max(1, int(row.get("consumerCount", 0)))
-                    )
+                    out += self._consumed(name, moved, max(1, int(row.get("consumerCount", 0))))
             self.primed = True
         for event in out:
             self.emit(event)
 
     def _consumed(self, name: str, moved: int, subscribers: int) -> list[Event]:
-        candidates = [
-            item for item in self.recent.get(name, ()) if item[1] < subscribers
-        ]
+        candidates = [item for item in self.recent.get(name, ()) if item[1] < subscribers]
         wanted = -(-moved // subscribers)  # ceil
         out: list[Event] = []
         for item in candidates[-wanted:]:
@@ -480,12 +459,7 @@ def _advisory_event(headers: Mapping[str, str], body: bytes) -> Event | None:
         direction = "consumed"
     # "orignal" (sic) is ActiveMQ's spelling of the header.
     kind, _, name = headers.get("orignalDestination", "").partition("://")
-    if (
-        direction is None
-        or not name
-        or name.startswith("ActiveMQ.")
-        or kind not in ("queue", "topic")
-    ):
+    if direction is None or not name or name.startswith("ActiveMQ.") or kind not in ("queue", "topic"):
         return None
     wrapper = json.loads(body)
     message_type, message = next(iter(wrapper.items()))
@@ -518,9 +492,7 @@ def _sequence(seq: Any) -> bytes:
     """The bytes of an XStream-rendered ByteSequence ({"data": [base64], "offset", "length"})."""
     if not seq:
         return b""
-    data = base64.b64decode(
-        seq["data"][0] if isinstance(seq["data"], list) else seq["data"]
-    )
+    data = base64.b64decode(seq["data"][0] if isinstance(seq["data"], list) else seq["data"])
     offset = int(seq.get("offset", 0))
     return data[offset : offset + int(seq.get("length", len(data)))]
 
@@ -561,9 +533,7 @@ def _primitive(data: bytes, pos: int) -> tuple[str, int]:
         return "", pos
     if kind in fixed:
         (value,) = struct.unpack_from(fixed[kind], data, pos)
-        text = (
-            chr(value) if kind == 3 else str(value).lower() if kind == 1 else str(value)
-        )
+        text = chr(value) if kind == 3 else str(value).lower() if kind == 1 else str(value)
         return text, pos + struct.calcsize(fixed[kind])
     if kind == 9:  # short string: 2-byte length
         (n,) = struct.unpack_from(">H", data, pos)
@@ -571,12 +541,8 @@ def _primitive(data: bytes, pos: int) -> tuple[str, int]:
     if kind in (10, 13):  # byte array / big string: 4-byte length
         (n,) = struct.unpack_from(">i", data, pos)
         chunk = data[pos + 4 : pos + 4 + n]
-        return (
-            chunk.hex() if kind == 10 else chunk.decode("utf-8", "replace")
-        ), pos + 4 + n
-    raise ValueError(
-        f"property type {kind} not shown"
-    )  # maps and lists inside properties: rare, skipped
+        return (chunk.hex() if kind == 10 else chunk.decode("utf-8", "replace")), pos + 4 + n
+    raise ValueError(f"property type {kind} not shown")  # maps and lists inside properties: rare, skipped
 
 
 def _map_xml(body: bytes) -> dict[str, Any]:
@@ -586,11 +552,7 @@ def _map_xml(body: bytes) -> dict[str, Any]:
         key, value = list(entry)[:2]
         text = value.text or ""
         out[key.text or ""] = (
-            int(text)
-            if value.tag in ("long", "int", "short")
-            else float(text)
-            if value.tag == "double"
-            else text
+            int(text) if value.tag in ("long", "int", "short") else float(text) if value.tag == "double" else text
         )
     return out
 
@@ -618,9 +580,7 @@ class _Stomp:
             raise
         if command != "CONNECTED":
             self.sock.close()
-            raise BrokerUnavailable(
-                f"STOMP CONNECT answered {command}: {headers.get('message', '')}"
-            )
+            raise BrokerUnavailable(f"STOMP CONNECT answered {command}: {headers.get('message', '')}")
 
     def __enter__(self) -> Self:
         return self
@@ -635,9 +595,7 @@ class _Stomp:
             pass
         self.sock.close()
 
-    def send_frame(
-        self, command: str, headers: Mapping[str, str], body: bytes = b""
-    ) -> None:
+    def send_frame(self, command: str, headers: Mapping[str, str], body: bytes = b"") -> None:
         head = "".join(f"{k}:{_escape_header(v)}\n" for k, v in headers.items())
         self.sock.sendall(f"{command}\n{head}\n".encode() + body + b"\0")
 

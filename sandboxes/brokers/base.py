@@ -53,15 +53,11 @@ class BrokerLimits:
 
     def __post_init__(self) -> None:
         if self.memory_mb < 128 or self.heap_mb < 64 or self.heap_mb > self.memory_mb:
-            raise ValueError(
-                "BrokerLimits: need memory_mb >= 128 and 64 <= heap_mb <= memory_mb"
-            )
+            raise ValueError("BrokerLimits: need memory_mb >= 128 and 64 <= heap_mb <= memory_mb")
         if self.disk_mb < 64:
             raise ValueError("BrokerLimits: disk_mb must be at least 64")
         if self.max_connections < 8 or self.max_message_bytes < 1024:
-            raise ValueError(
-                "BrokerLimits: max_connections >= 8 and max_message_bytes >= 1024"
-            )
+            raise ValueError("BrokerLimits: max_connections >= 8 and max_message_bytes >= 1024")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +76,7 @@ class LaunchSpec:
     user: str | None = None
     stop_timeout: float = 10.0
 
-    def start(
-        self, *, stdout: Any = subprocess.DEVNULL, stderr: Any = subprocess.STDOUT
-    ) -> subprocess.Popen[bytes]:
+    def start(self, *, stdout: Any = subprocess.DEVNULL, stderr: Any = subprocess.STDOUT) -> subprocess.Popen[bytes]:
         """Start the process as the leader of a new session.
 
         Brokers fork helpers (Erlang's epmd, port programs) that must die with
@@ -179,36 +173,19 @@ class BrokerKind(ABC):
         super().__init_subclass__(**kwargs)
         if abstract:
             return
-        lacking = [
-            m
-            for m in cls._required
-            if getattr(getattr(cls, m), "__isabstractmethod__", False)
-        ]
-        lacking += [
-            a for a in ("name", "title", "default_ports") if not hasattr(cls, a)
-        ]
+        lacking = [m for m in cls._required if getattr(getattr(cls, m), "__isabstractmethod__", False)]
+        lacking += [a for a in ("name", "title", "default_ports") if not hasattr(cls, a)]
         if lacking:
-            raise TypeError(
-                f"{cls.__module__}.{cls.__qualname__} must define {', '.join(lacking)}"
-            )
+            raise TypeError(f"{cls.__module__}.{cls.__qualname__} must define {', '.join(lacking)}")
         for m in cls._required:
-            if not all(
-                p.kind is p.KEYWORD_ONLY
-                for p in list(inspect.signature(getattr(cls, m)).parameters.values())[
-                    1:
-                ]
-            ):
-                raise TypeError(
-                    f"{cls.__qualname__}.{m} must take keyword-only arguments"
-                )
+            if not all(p.kind is p.KEYWORD_ONLY for p in list(inspect.signature(getattr(cls, m)).parameters.values())[1:]):
+                raise TypeError(f"{cls.__qualname__}.{m} must take keyword-only arguments")
 
     def ports(self, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
         """The default ports with ``overrides`` applied; unknown names are an error."""
         unknown = set(overrides or {}) - set(self.default_ports)
         if unknown:
-            raise ValueError(
-                f"{self.name}: unknown port names {sorted(unknown)}; known: {sorted(self.default_ports)}"
-            )
+            raise ValueError(f"{self.name}: unknown port names {sorted(unknown)}; known: {sorted(self.default_ports)}")
         return {**self.default_ports, **(overrides or {})}
 
     @abstractmethod
@@ -261,9 +238,7 @@ class BrokerKind(ABC):
         """Return exactly the variables a cell receives (docs/course-format.md)."""
 
     @abstractmethod
-    def tap(
-        self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event
-    ) -> None:
+    def tap(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
         """Watch the broker and call ``emit`` for every message produced and consumed; return when ``stop`` is set.
 
         Runs in its own thread. Never consumes, acknowledges or joins anything a

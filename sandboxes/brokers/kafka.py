@@ -108,19 +108,13 @@ class Kafka(BrokerKind):
                 "or set KAFKA_LIBS to a folder with them"
             )
         elif not any(libs.glob("slf4j-reload4j-*.jar")):
-            problems.append(
-                f"no slf4j binding in {libs}: the broker would log nothing; rerun scripts/fetch-kafka.sh"
-            )
+            problems.append(f"no slf4j binding in {libs}: the broker would log nothing; rerun scripts/fetch-kafka.sh")
         if _java() is None:
-            problems.append(
-                "java not found: install the Debian package openjdk-17-jre-headless"
-            )
+            problems.append("java not found: install the Debian package openjdk-17-jre-headless")
         try:
             import kafka  # noqa: F401 (only checking it is importable)
         except ImportError:
-            problems.append(
-                "Python package kafka-python missing: pip install kafka-python"
-            )
+            problems.append("Python package kafka-python missing: pip install kafka-python")
         return problems
 
     def prepare(
@@ -159,16 +153,12 @@ class Kafka(BrokerKind):
             "auto.create.topics.enable": "true",
             # Disk: small segments and a per-partition cap, checked often.
             "log.segment.bytes": str(segment),
-            "log.retention.bytes": str(
-                max(segment * 2, limits.disk_mb * 1024 * 1024 // 8)
-            ),
+            "log.retention.bytes": str(max(segment * 2, limits.disk_mb * 1024 * 1024 // 8)),
             "log.retention.check.interval.ms": "30000",
             "offsets.topic.segment.bytes": str(segment),
             "transaction.state.log.segment.bytes": str(segment),
             "metadata.log.segment.bytes": str(segment),
-            "log.cleaner.dedupe.buffer.size": str(
-                8 * 1024 * 1024
-            ),  # default 128 MiB would not fit the heap
+            "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),  # default 128 MiB would not fit the heap
             "message.max.bytes": str(limits.max_message_bytes),
             "replica.fetch.max.bytes": str(limits.max_message_bytes),
             "max.connections": str(limits.max_connections),
@@ -183,9 +173,7 @@ class Kafka(BrokerKind):
         (data_dir / "server.properties").write_text(text)
         (data_dir / "log4j.properties").write_text(_LOG4J)
         if not (logs / "meta.properties").exists():
-            cluster_id = (
-                base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-            )
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             result = subprocess.run(
                 [
                     *self._java_argv(data_dir, heap_mb=128),
@@ -204,9 +192,7 @@ class Kafka(BrokerKind):
                 check=False,
             )
             if result.returncode != 0:
-                raise RuntimeError(
-                    f"kafka storage format failed: {(result.stderr or result.stdout)[-2000:]}"
-                )
+                raise RuntimeError(f"kafka storage format failed: {(result.stderr or result.stdout)[-2000:]}")
 
     def launch(
         self,
@@ -222,9 +208,7 @@ class Kafka(BrokerKind):
             "kafka.Kafka",
             str(data_dir / "server.properties"),
         )
-        return LaunchSpec(
-            argv=argv, env=dict(BASE_ENV), cwd=str(data_dir), stop_timeout=15.0
-        )
+        return LaunchSpec(argv=argv, env=dict(BASE_ENV), cwd=str(data_dir), stop_timeout=15.0)
 
     def _java_argv(self, data_dir: Path, *, heap_mb: int) -> list[str]:
         return [
@@ -251,14 +235,12 @@ class Kafka(BrokerKind):
     def connection_env(self, *, host: str, ports: Mapping[str, int]) -> dict[str, str]:
         return {"BOOTSTRAP_SERVERS": f"{host}:{ports['kafka']}"}
 
-    def tap(
-        self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event
-    ) -> None:
+    def tap(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
         backoff = Backoff(stop)
         while not stop.is_set():
             try:
                 _Tap(f"{host}:{ports['kafka']}", emit, stop).run()
-            except Exception as exc:  # noqa: BLE001 (kafka-python raises many kinds while a broker restarts)
+            except Exception as exc:
                 logger.debug("kafka tap: restarting after: %r", exc)
                 if backoff.wait():
                     return
@@ -271,17 +253,13 @@ class Kafka(BrokerKind):
             clients = self._snapshot_clients.get(key)
             try:
                 if clients is None:
-                    clients = self._snapshot_clients[key] = _Clients(
-                        f"{host}:{ports['kafka']}", role="snapshot"
-                    )
+                    clients = self._snapshot_clients[key] = _Clients(f"{host}:{ports['kafka']}", role="snapshot")
                 return _topology(clients)
             except Exception as exc:
                 self._snapshot_clients.pop(key, None)
                 if clients is not None:
                     clients.close()
-                raise BrokerUnavailable(
-                    f"Kafka at {host}:{ports['kafka']}: {exc!r}"
-                ) from exc
+                raise BrokerUnavailable(f"Kafka at {host}:{ports['kafka']}: {exc!r}") from exc
 
 
 def _metadata_brokers(host: str, port: int, *, timeout: float) -> int:
@@ -363,15 +341,11 @@ class _Clients:
                 offsets = self.admin.list_consumer_group_offsets(group_id)
             except KafkaError as exc:
                 # A group being loaded or rebalanced answers later; skip it this round.
-                logger.debug(
-                    "kafka: offsets of group %s not readable now: %r", group_id, exc
-                )
+                logger.debug("kafka: offsets of group %s not readable now: %r", group_id, exc)
                 out[group_id] = None
                 continue
             out[group_id] = {
-                tp: meta.offset
-                for tp, meta in offsets.items()
-                if meta.offset >= 0 and tp.topic not in INTERNAL_TOPICS
+                tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0 and tp.topic not in INTERNAL_TOPICS
             }
         return out
 
@@ -434,9 +408,7 @@ def _event(direction: str, record: Any, detail: dict[str, Any] | None = None) ->
         headers=list(record.headers or []),
         partition=record.partition,
         offset=record.offset,
-        timestamp_ms=record.timestamp
-        if record.timestamp is not None and record.timestamp >= 0
-        else None,
+        timestamp_ms=record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None,
         detail=detail,
     )
 

@@ -56,9 +56,7 @@ class Nats(BrokerKind):
 
     def missing(self) -> list[str]:
         if shutil.which(SERVER, path=BASE_ENV["PATH"]) is None:
-            return [
-                "nats-server not found: install the Debian package nats-server (apt-get install nats-server)"
-            ]
+            return ["nats-server not found: install the Debian package nats-server (apt-get install nats-server)"]
         return []
 
     def prepare(
@@ -110,21 +108,14 @@ jetstream {{
     def probe_ready(self, *, host: str, ports: Mapping[str, int]) -> bool:
         # /healthz answers ok only once JetStream is up, which cells rely on.
         try:
-            return (
-                _http_json(host, ports["monitor"], "/healthz", timeout=0.5).get(
-                    "status"
-                )
-                == "ok"
-            )
+            return _http_json(host, ports["monitor"], "/healthz", timeout=0.5).get("status") == "ok"
         except (OSError, ValueError):
             return False
 
     def connection_env(self, *, host: str, ports: Mapping[str, int]) -> dict[str, str]:
         return {"NATS_URL": f"nats://{host}:{ports['nats']}"}
 
-    def tap(
-        self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event
-    ) -> None:
+    def tap(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
         asyncio.run(_Tap(f"nats://{host}:{ports['nats']}", emit, stop).run())
 
     def snapshot(self, *, host: str, ports: Mapping[str, int]) -> dict[str, Any]:
@@ -132,9 +123,7 @@ jetstream {{
         try:
             varz = _http_json(host, port, "/varz")
             connz = _http_json(host, port, "/connz?subs=1&limit=256")
-            jsz = _http_json(
-                host, port, "/jsz?accounts=1&streams=1&consumers=1&config=1"
-            )
+            jsz = _http_json(host, port, "/jsz?accounts=1&streams=1&consumers=1&config=1")
         except (OSError, ValueError) as exc:
             raise BrokerUnavailable(str(exc)) from exc
         subjects: dict[str, int] = {}
@@ -160,19 +149,14 @@ jetstream {{
                         "bytes": state.get("bytes", 0),
                         "first_seq": state.get("first_seq", 0),
                         "last_seq": state.get("last_seq", 0),
-                        "consumers": [
-                            _consumer_view(c)
-                            for c in stream.get("consumer_detail") or []
-                        ],
+                        "consumers": [_consumer_view(c) for c in stream.get("consumer_detail") or []],
                     }
                 )
         return {
             "broker": self.name,
             "version": varz.get("version"),
             "connections": connections,
-            "subscriptions": [
-                {"subject": s, "count": n} for s, n in sorted(subjects.items())
-            ],
+            "subscriptions": [{"subject": s, "count": n} for s, n in sorted(subjects.items())],
             "streams": sorted(streams, key=lambda s: s["name"] or ""),
             "jetstream": {
                 "memory": jsz.get("memory", 0),
@@ -199,9 +183,7 @@ def _consumer_view(c: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _http_json(
-    host: str, port: int, path: str, *, timeout: float = 1.0
-) -> dict[str, Any]:
+def _http_json(host: str, port: int, path: str, *, timeout: float = 1.0) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as resp:
         return json.loads(resp.read())
 
@@ -237,9 +219,7 @@ def _parse_time_ms(value: str | None) -> int | None:
     # The server writes nanoseconds, which fromisoformat (3.11) refuses: keep microseconds.
     head, _, frac = value.rstrip("Z").partition(".")
     try:
-        stamp = datetime.fromisoformat(
-            head + ("." + frac[:6] if frac else "") + "+00:00"
-        )
+        stamp = datetime.fromisoformat(head + ("." + frac[:6] if frac else "") + "+00:00")
     except ValueError:
         return None
     return int(stamp.timestamp() * 1000)
@@ -248,9 +228,7 @@ def _parse_time_ms(value: str | None) -> int | None:
 def _parse_headers(raw_b64: str | None) -> dict[str, str]:
     if not raw_b64:
         return {}
-    lines = (
-        base64.b64decode(raw_b64).decode("utf-8", "replace").split("\r\n")[1:]
-    )  # first: NATS/1.0
+    lines = base64.b64decode(raw_b64).decode("utf-8", "replace").split("\r\n")[1:]  # first: NATS/1.0
     headers = {}
     for line in lines:
         key, sep, value = line.partition(":")
@@ -283,7 +261,7 @@ class _Tap:
                     allow_reconnect=True,
                     error_cb=self._on_error,
                 )
-            except Exception as exc:  # noqa: BLE001 (any failure to connect means "try again")
+            except Exception as exc:
                 logger.debug("nats tap: cannot connect: %s", exc)
                 if await asyncio.to_thread(backoff.wait):
                     return
@@ -308,7 +286,7 @@ class _Tap:
                         try:
                             await self._poll(nc, baseline=first)
                             first = False
-                        except Exception as exc:  # noqa: BLE001 (a failed poll is retried on the next tick)
+                        except Exception as exc:
                             logger.debug("nats tap: poll failed: %s", exc)
                     await asyncio.sleep(POLL_S)
             finally:
@@ -344,9 +322,7 @@ class _Tap:
                 destination=msg.subject,
                 payload=msg.data,
                 headers=msg.headers or {},
-                detail={"reply": msg.reply}
-                if msg.reply and not msg.reply.startswith(HIDDEN_PREFIXES)
-                else None,
+                detail={"reply": msg.reply} if msg.reply and not msg.reply.startswith(HIDDEN_PREFIXES) else None,
             )
         )
 
@@ -361,9 +337,7 @@ class _Tap:
         seen: set[tuple[str, str]] = set()
         for stream in listing.get("streams") or []:
             name = stream["config"]["name"]
-            consumers = await self._api(
-                nc, f"$JS.API.CONSUMER.LIST.{name}", {"offset": 0}
-            )
+            consumers = await self._api(nc, f"$JS.API.CONSUMER.LIST.{name}", {"offset": 0})
             for info in consumers.get("consumers") or []:
                 key = (name, info["name"])
                 seen.add(key)
@@ -371,9 +345,7 @@ class _Tap:
         for key in set(self.positions) - seen:
             del self.positions[key]
 
-    async def _follow(
-        self, nc: Any, key: tuple[str, str], info: dict[str, Any], *, baseline: bool
-    ) -> None:
+    async def _follow(self, nc: Any, key: tuple[str, str], info: dict[str, Any], *, baseline: bool) -> None:
         config = info.get("config") or {}
         mark = "delivered" if config.get("ack_policy") == "none" else "ack_floor"
         position = (info.get(mark) or {}).get("stream_seq", 0)
@@ -394,15 +366,11 @@ class _Tap:
         found = {
             seq: msg
             for (s, seq), msg in self.cache.items()
-            if s == stream
-            and before < seq <= position
-            and subject_matches(subject_filter, msg["subject"])
+            if s == stream and before < seq <= position and subject_matches(subject_filter, msg["subject"])
         }
         if len(found) < min(position - before, MAX_PER_STEP):
             # Delivered before the tap connected, or cache overrun: ask the stream (limits retention keeps them).
-            for msg in await self._fetch(
-                nc, stream, before + 1, position, subject_filter
-            ):
+            for msg in await self._fetch(nc, stream, before + 1, position, subject_filter):
                 found.setdefault(msg["seq"], msg)
         shown = sorted(found)[:MAX_PER_STEP]
         for seq in shown:
@@ -419,11 +387,7 @@ class _Tap:
                     detail={"stream": stream, "consumer": consumer},
                 )
             )
-        rest = (
-            (position - before) - len(shown)
-            if subject_filter == ">"
-            else len(found) - len(shown)
-        )
+        rest = (position - before) - len(shown) if subject_filter == ">" else len(found) - len(shown)
         if rest > 0 and len(shown) >= MAX_PER_STEP:
             self.emit(
                 Event.build(
@@ -440,9 +404,7 @@ class _Tap:
                 )
             )
 
-    async def _fetch(
-        self, nc: Any, stream: str, first: int, last: int, subject_filter: str
-    ) -> list[dict[str, Any]]:
+    async def _fetch(self, nc: Any, stream: str, first: int, last: int, subject_filter: str) -> list[dict[str, Any]]:
         """Stored messages with sequence in [first, last] matching the filter, at most MAX_PER_STEP."""
         out: list[dict[str, Any]] = []
         seq = first

@@ -79,20 +79,14 @@ class RabbitMQ(BrokerKind):
     def missing(self) -> list[str]:
         problems = []
         if not os.access(SERVER, os.X_OK):
-            problems.append(
-                f"{SERVER} not found: install the Debian package rabbitmq-server (apt-get install rabbitmq-server)"
-            )
+            problems.append(f"{SERVER} not found: install the Debian package rabbitmq-server (apt-get install rabbitmq-server)")
         elif shutil.which(EPMD, path=BASE_ENV["PATH"]) is None:
-            problems.append(
-                "epmd not found on PATH: install the Debian package erlang-base"
-            )
+            problems.append("epmd not found on PATH: install the Debian package erlang-base")
         if os.geteuid() == 0:
             try:
                 pwd.getpwnam(RUN_AS)
             except KeyError:
-                problems.append(
-                    f"user {RUN_AS!r} missing: reinstall the Debian package rabbitmq-server"
-                )
+                problems.append(f"user {RUN_AS!r} missing: reinstall the Debian package rabbitmq-server")
         try:
             import pika  # noqa: F401 (only checking it is importable)
         except ImportError:
@@ -130,16 +124,12 @@ log.console.level = info
 log.file = false
 """
         )
-        (data_dir / "advanced.config").write_text(
-            '[{rabbit, [{trace_vhosts, [<<"/">>]}]}].\n'
-        )
+        (data_dir / "advanced.config").write_text('[{rabbit, [{trace_vhosts, [<<"/">>]}]}].\n')
         (data_dir / "enabled_plugins").write_text(f"[{','.join(PLUGINS)}].\n")
         _link_plugins(data_dir / "plugins")
         cookie = data_dir / "home" / ".erlang.cookie"
         if not cookie.exists():
-            cookie.write_text(
-                "".join(secrets.choice(string.ascii_uppercase) for _ in range(32))
-            )
+            cookie.write_text("".join(secrets.choice(string.ascii_uppercase) for _ in range(32)))
         cookie.chmod(0o400)
         if os.geteuid() == 0:
             _check_reachable(data_dir, RUN_AS)
@@ -213,9 +203,7 @@ log.file = false
             "RABBITMQ_API_URL": f"http://{USER}:{PASSWORD}@{host}:{ports['management']}/api",
         }
 
-    def tap(
-        self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event
-    ) -> None:
+    def tap(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
         import pika  # imported here: the platform side never needs it
         import pika.exceptions
 
@@ -250,9 +238,7 @@ log.file = false
                 channel.queue_bind(queue, TRACE_EXCHANGE, "#")
                 channel.basic_consume(
                     queue,
-                    lambda _ch, method, props, body: _on_trace(
-                        emit, method, props, body
-                    ),
+                    lambda _ch, method, props, body: _on_trace(emit, method, props, body),
                     auto_ack=True,
                 )
                 while not stop.is_set():
@@ -288,9 +274,7 @@ log.file = false
         return {
             "broker": self.name,
             "version": overview.get("rabbitmq_version"),
-            "exchanges": [
-                x for x in exchanges if x["name"] and not x["name"].startswith("amq.")
-            ],
+            "exchanges": [x for x in exchanges if x["name"] and not x["name"].startswith("amq.")],
             # A queue's counters are missing until the first statistics round after it is declared.
             "queues": [
                 {
@@ -309,9 +293,7 @@ log.file = false
                 if not q["name"].startswith(TAP_QUEUE_PREFIX)
             ],
             # The default exchange's implicit bindings and the tap's own are noise on the panel.
-            "bindings": [
-                b for b in bindings if b["source"] and b["source"] != TRACE_EXCHANGE
-            ],
+            "bindings": [b for b in bindings if b["source"] and b["source"] != TRACE_EXCHANGE],
         }
 
 
@@ -338,9 +320,7 @@ def _link_plugins(target: Path) -> None:
                 "included_applications",
                 "optional_applications",
             ):
-                match = re.search(
-                    r"\{\s*" + key + r"\s*,\s*\[(.*?)\]\s*\}", text, re.DOTALL
-                )
+                match = re.search(r"\{\s*" + key + r"\s*,\s*\[(.*?)\]\s*\}", text, re.DOTALL)
                 if match:
                     deps |= set(re.findall(r"[a-z][a-z_0-9]*", match.group(1)))
             apps[folder.name.rsplit("-", 1)[0]] = (folder, deps)
@@ -369,9 +349,7 @@ def _check_reachable(data_dir: Path, user: str) -> None:
             )
 
 
-def _api(
-    host: str, ports: Mapping[str, int], path: str, *, timeout: float = 1.0
-) -> Any:
+def _api(host: str, ports: Mapping[str, int], path: str, *, timeout: float = 1.0) -> Any:
     req = urllib.request.Request(f"http://{host}:{ports['management']}/api{path}")
     req.add_header(
         "Authorization",
@@ -439,8 +417,4 @@ def _millis(stamp: Any) -> int | None:
 def _str(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    return (
-        str(value)
-        if not isinstance(value, (dict, list))
-        else json.dumps(value, default=str)
-    )
+    return str(value) if not isinstance(value, (dict, list)) else json.dumps(value, default=str)

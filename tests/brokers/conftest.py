@@ -32,9 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["ip", *args], capture_output=True, text=True, check=check, timeout=30
-    )
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=30)
 
 
 class BrokerUnderTest:
@@ -82,25 +80,17 @@ class BrokerUnderTest:
             stderr=(self.dir / "cli.stderr").open("wb"),
             start_new_session=True,
         )
-        threading.Thread(
-            target=self._read, name=f"read-{self.kind}", daemon=True
-        ).start()
+        threading.Thread(target=self._read, name=f"read-{self.kind}", daemon=True).start()
         first = self.wait_for(
             lambda line: line.get("stage") in ("ready", "failed"),
             timeout=150,
             what="ready or failed",
         )
         if first["stage"] == "failed":
-            raise AssertionError(
-                f"{self.kind} did not start: {first.get('why')}\n{first.get('log_tail')}"
-            )
+            raise AssertionError(f"{self.kind} did not start: {first.get('why')}\n{first.get('log_tail')}")
         self.ready_s = first["ready_s"]
         self.env = first["env"]
-        self.broker_pid = next(
-            line["pid"]
-            for line in self.lines
-            if line.get("stage") == "waiting for broker"
-        )
+        self.broker_pid = next(line["pid"] for line in self.lines if line.get("stage") == "waiting for broker")
 
     def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -186,16 +176,9 @@ class BrokerUnderTest:
     def events(self, **fields: Any) -> list[dict[str, Any]]:
         with self.cond:
             lines = list(self.lines)
-        return [
-            line["event"]
-            for line in lines
-            if "event" in line
-            and all(line["event"].get(k) == v for k, v in fields.items())
-        ]
+        return [line["event"] for line in lines if "event" in line and all(line["event"].get(k) == v for k, v in fields.items())]
 
-    def snapshot(
-        self, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = 15
-    ) -> dict[str, Any]:
+    def snapshot(self, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = 15) -> dict[str, Any]:
         """The first snapshot (printed every second) that satisfies ``predicate``."""
         return self.wait_for(
             lambda line: bool(line.get("snapshot")) and predicate(line["snapshot"]),
@@ -229,9 +212,7 @@ class BrokerUnderTest:
             timeout=timeout,
             check=False,
         )
-        assert result.returncode == 0, (
-            f"cell failed ({result.returncode}):\n{result.stderr[-3000:]}"
-        )
+        assert result.returncode == 0, f"cell failed ({result.returncode}):\n{result.stderr[-3000:]}"
         return result.stdout
 
     def rss_mb(self) -> float:

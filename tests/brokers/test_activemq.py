@@ -41,22 +41,11 @@ def test_queue_send_and_ack_are_tapped(broker):
         conn.disconnect()
         """
     )
-    produced = broker.event(
-        direction="produced", destination="/queue/tap.orders", headers={"src": "cell"}
-    )
-    assert produced["value"]["encoding"] == "json" and produced["detail"][
-        "message_id"
-    ].startswith("ID:")
-    consumed = broker.event(
-        direction="consumed", destination="/queue/tap.orders", headers={"src": "cell"}
-    )
+    produced = broker.event(direction="produced", destination="/queue/tap.orders", headers={"src": "cell"})
+    assert produced["value"]["encoding"] == "json" and produced["detail"]["message_id"].startswith("ID:")
+    consumed = broker.event(direction="consumed", destination="/queue/tap.orders", headers={"src": "cell"})
     assert consumed["detail"]["message_id"] == produced["detail"]["message_id"]
-    assert (
-        broker.event(direction="consumed", destination="/queue/tap.orders", size=2)[
-            "value"
-        ]["encoding"]
-        == "hex"
-    )
+    assert broker.event(direction="consumed", destination="/queue/tap.orders", size=2)["value"]["encoding"] == "hex"
 
 
 def test_tap_leaves_learner_messages_in_their_queue(broker):
@@ -106,19 +95,14 @@ def test_topic_consumption_is_inferred_for_non_durable_subscribers(broker):
     )
     assert len(broker.events(direction="produced", destination="/topic/tap.news")) == 2
     consumed = broker.event(direction="consumed", destination="/topic/tap.news")
-    assert (
-        consumed["value"]["text"] == "breaking"
-        and consumed["detail"]["inferred"] == "true"
-    )
+    assert consumed["value"]["text"] == "breaking" and consumed["detail"]["inferred"] == "true"
     assert len(broker.events(direction="consumed", destination="/topic/tap.news")) == 1
 
 
 def test_snapshot_lists_queues_and_topics_without_broker_internals(broker):
     snap = broker.snapshot(lambda s: any(t["name"] == "tap.news" for t in s["topics"]))
     orders = next(q for q in snap["queues"] if q["name"] == "tap.orders")
-    assert (
-        orders["enqueued"] == 2 and orders["dequeued"] == 2 and orders["messages"] == 0
-    )
+    assert orders["enqueued"] == 2 and orders["dequeued"] == 2 and orders["messages"] == 0
     names = [d["name"] for d in snap["queues"] + snap["topics"]]
     assert not [n for n in names if n.startswith("ActiveMQ.")]
 

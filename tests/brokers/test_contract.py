@@ -63,7 +63,7 @@ def test_connection_env_is_exactly_the_documented_variables(name):
 
 
 def test_subclass_missing_a_method_is_refused_when_defined():
-    with pytest.raises(TypeError, match="must define .*snapshot"):
+    with pytest.raises(TypeError, match=r"must define .*snapshot"):
 
         class Half(BrokerKind):
             name, title, default_ports = "half", "Half", {"x": 1}
@@ -71,14 +71,10 @@ def test_subclass_missing_a_method_is_refused_when_defined():
             def missing(self):
                 return []
 
-            def prepare(
-                self, *, data_dir, ports, limits, host="localhost", bind="127.0.0.1"
-            ):
+            def prepare(self, *, data_dir, ports, limits, host="localhost", bind="127.0.0.1"):
                 pass
 
-            def launch(
-                self, *, data_dir, ports, limits, host="localhost", bind="127.0.0.1"
-            ):
+            def launch(self, *, data_dir, ports, limits, host="localhost", bind="127.0.0.1"):
                 pass
 
             def probe_ready(self, *, host, ports):
@@ -131,30 +127,20 @@ def test_prepare_is_idempotent_and_launch_runs_in_the_foreground(name):
         spec = kind.launch(data_dir=data, ports=kind.ports(), limits=BrokerLimits())
         assert spec.cwd == str(data)
         argv = " ".join(spec.argv)
-        assert (
-            "-daemon" not in argv
-            and "-detached" not in argv
-            and " --daemon" not in argv
-        )
+        assert "-daemon" not in argv and "-detached" not in argv and " --daemon" not in argv
 
 
 def test_nats_subject_matching_and_ack_subjects():
     from sandboxes.brokers.nats import _ack_reply, subject_matches
 
-    assert subject_matches("orders.>", "orders.new.eu") and not subject_matches(
-        "orders.>", "orders"
-    )
-    assert subject_matches("orders.*", "orders.new") and not subject_matches(
-        "orders.*", "orders.new.eu"
-    )
+    assert subject_matches("orders.>", "orders.new.eu") and not subject_matches("orders.>", "orders")
+    assert subject_matches("orders.*", "orders.new") and not subject_matches("orders.*", "orders.new.eu")
     assert _ack_reply("$JS.ACK.ORDERS.worker.1.5.5.1700000000000000000.0") == (
         "ORDERS",
         5,
         1700000000000,
     )
-    assert _ack_reply(
-        "$JS.ACK.hub.ACC.ORDERS.worker.1.7.7.1700000000000000000.0.tok"
-    ) == ("ORDERS", 7, 1700000000000)
+    assert _ack_reply("$JS.ACK.hub.ACC.ORDERS.worker.1.7.7.1700000000000000000.0.tok") == ("ORDERS", 7, 1700000000000)
 
 
 def test_activemq_advisory_body_and_properties_are_decoded():
@@ -207,6 +193,4 @@ def test_check_command_reports_every_broker():
     lines = result.stdout.splitlines()
     for name in broker_names():
         assert any(line.startswith(name) for line in lines), result.stdout
-    assert result.returncode == (
-        0 if all(" ok" in line for line in lines if line.split()[0] in BROKERS) else 1
-    )
+    assert result.returncode == (0 if all(" ok" in line for line in lines if line.split()[0] in BROKERS) else 1)

@@ -28,9 +28,7 @@ def test_produced_records_are_tapped_with_partition_offset_key_headers(broker):
         """
     )
     for offset in range(3):
-        event = broker.event(
-            direction="produced", destination="tap-orders", offset=offset
-        )
+        event = broker.event(direction="produced", destination="tap-orders", offset=offset)
         assert event["partition"] == 1
         assert event["key"] == f"k{offset}"
         assert event["headers"] == {"src": "cell"}
@@ -125,26 +123,20 @@ def test_large_commit_is_summarised_in_one_event(broker):
         """
     )
     broker.event(direction="produced", destination="tap-bulk", offset=599)
-    summary = broker.event(
-        direction="consumed", destination="tap-bulk", detail__group="tap-bulk-group"
-    )
+    summary = broker.event(direction="consumed", destination="tap-bulk", detail__group="tap-bulk-group")
     assert summary["detail"]["not_shown"] == "600" and summary["size"] == 0
     assert len(broker.events(direction="consumed", destination="tap-bulk")) == 1
 
 
 def test_snapshot_shows_topics_and_group_lag_without_internal_topics(broker):
-    snap = broker.snapshot(
-        lambda s: {"tap-group", "tap-tx-group"} <= {g["group"] for g in s["groups"]}
-    )
+    snap = broker.snapshot(lambda s: {"tap-group", "tap-tx-group"} <= {g["group"] for g in s["groups"]})
     names = {t["name"] for t in snap["topics"]}
     assert {"tap-orders", "tap-payments"} <= names
     assert not names & {"__consumer_offsets", "__transaction_state"}
     orders = next(t for t in snap["topics"] if t["name"] == "tap-orders")
     assert [p["high_watermark"] for p in orders["partitions"]] == [0, 3]
     group = next(g for g in snap["groups"] if g["group"] == "tap-group")
-    assert {"topic": "tap-orders", "partition": 1, "offset": 3, "lag": 0} in group[
-        "offsets"
-    ]
+    assert {"topic": "tap-orders", "partition": 1, "offset": 3, "lag": 0} in group["offsets"]
 
 
 def test_memory_is_small(broker, record_property):

@@ -48,18 +48,12 @@ def test_jetstream_acks_show_as_consumed_by_stream_and_consumer(broker):
         """
     )
     for seq in (1, 2):
-        event = broker.event(
-            direction="consumed", offset=seq, detail__consumer="worker"
-        )
+        event = broker.event(direction="consumed", offset=seq, detail__consumer="worker")
         assert event["destination"] == "taps.new"
         assert event["detail"]["stream"] == "TAPS"
         assert event["value"]["text"] == f"order {seq - 1}"
-    assert (
-        len(broker.events(direction="produced", destination="taps.new")) == 3
-    )  # deliveries are not publishes
-    assert not [
-        e for e in broker.events() if e["destination"].startswith(("$JS.", "_INBOX."))
-    ]
+    assert len(broker.events(direction="produced", destination="taps.new")) == 3  # deliveries are not publishes
+    assert not [e for e in broker.events() if e["destination"].startswith(("$JS.", "_INBOX."))]
     assert not broker.events(direction="consumed", offset=3, destination="taps.new")
 
 
@@ -86,9 +80,7 @@ def test_work_queue_message_is_shown_after_the_stream_removed_it(broker):
 
 
 def test_snapshot_shows_streams_and_consumer_positions(broker):
-    snap = broker.snapshot(
-        lambda s: any(st["name"] == "TAPS" and st["consumers"] for st in s["streams"])
-    )
+    snap = broker.snapshot(lambda s: any(st["name"] == "TAPS" and st["consumers"] for st in s["streams"]))
     taps = next(st for st in snap["streams"] if st["name"] == "TAPS")
     assert taps["messages"] == 3 and taps["subjects"] == ["taps.>"]
     worker = next(c for c in taps["consumers"] if c["name"] == "worker")

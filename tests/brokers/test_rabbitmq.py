@@ -42,20 +42,11 @@ def test_publish_and_deliver_are_traced(broker):
     assert produced["detail"]["routing_key"] == "new"
     assert produced["detail"]["routed_queues"] == "tap.q"
     assert produced["detail"]["message_id"] == "m-1"
-    default = broker.event(
-        direction="produced", destination="(default)", detail__routing_key="tap.q"
-    )
+    default = broker.event(direction="produced", destination="(default)", detail__routing_key="tap.q")
     assert default["value"]["encoding"] == "hex"
-    consumed = broker.event(
-        direction="consumed", destination="tap.q", detail__exchange="tap.orders"
-    )
-    assert (
-        consumed["value"]["encoding"] == "json"
-        and consumed["detail"]["redelivered"] == "false"
-    )
-    broker.event(
-        direction="consumed", destination="tap.q", detail__exchange="(default)"
-    )
+    consumed = broker.event(direction="consumed", destination="tap.q", detail__exchange="tap.orders")
+    assert consumed["value"]["encoding"] == "json" and consumed["detail"]["redelivered"] == "false"
+    broker.event(direction="consumed", destination="tap.q", detail__exchange="(default)")
 
 
 def test_tap_leaves_learner_messages_in_their_queue(broker):
@@ -80,19 +71,13 @@ def test_tap_leaves_learner_messages_in_their_queue(broker):
         print(queue.get("messages_ready"))
         """
     )
-    assert broker.event(
-        direction="produced", destination="(default)", detail__routing_key="tap.keep"
-    )
+    assert broker.event(direction="produced", destination="(default)", detail__routing_key="tap.keep")
     assert out.strip() == "3"
     assert not broker.events(direction="consumed", destination="tap.keep")
 
 
 def test_snapshot_shows_learner_topology_only(broker):
-    snap = broker.snapshot(
-        lambda s: any(
-            q["name"] == "tap.keep" and q["messages_ready"] == 3 for q in s["queues"]
-        )
-    )
+    snap = broker.snapshot(lambda s: any(q["name"] == "tap.keep" and q["messages_ready"] == 3 for q in s["queues"]))
     assert [x["name"] for x in snap["exchanges"]] == ["tap.orders"]
     assert {q["name"] for q in snap["queues"]} == {
         "tap.q",

@@ -21,7 +21,9 @@ def test_signup_creates_a_learner_and_logs_them_in(client):
 
 
 def test_signup_with_mismatched_passwords_shows_the_error(client):
-    response = client.post(reverse("signup"), {"username": "bob", "password1": "queues-and-logs-42", "password2": "other-pass-43"})
+    response = client.post(
+        reverse("signup"), {"username": "bob", "password1": "queues-and-logs-42", "password2": "other-pass-43"}
+    )
     assert response.status_code == 200
     assert not User.objects.filter(username="bob").exists()
     assert response.context["form"].errors["password2"]

@@ -10,6 +10,7 @@ def settings_import(module: str, **env: str) -> subprocess.CompletedProcess[str]
     return subprocess.run(
         [sys.executable, "-c", f"import importlib; importlib.import_module('{module}'); print('imported')"],
         env={**clean, **env},
+        check=False,
         capture_output=True,
         text=True,
         timeout=60,

@@ -59,7 +59,9 @@ def test_timeout_above_the_cap_is_refused():
 
 def test_lint_command_prints_file_and_line(tmp_path, capsys):
     shutil.copytree(MINI, tmp_path / "c")
-    (tmp_path / "c" / "3-bad.md").write_text(HEAD.replace("slug: t", "slug: bad") + "\n```python cell id=x role=nope\npass\n```\n")
+    (tmp_path / "c" / "3-bad.md").write_text(
+        HEAD.replace("slug: t", "slug: bad") + "\n```python cell id=x role=nope\npass\n```\n"
+    )
     with pytest.raises(CommandError):
         call_command("course_lint", str(tmp_path / "c"))
     assert "3-bad.md:11: role must be one of" in capsys.readouterr().err

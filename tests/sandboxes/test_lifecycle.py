@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
@@ -81,7 +80,12 @@ def running(pid: int) -> bool:
 
 def provision(user: User, broker: str, timeout: float = 120) -> Sandbox:
     sandbox = services.sandbox_ensure(user_id=user.pk, broker=broker)
-    wait_for(lambda: Sandbox.objects.get(pk=sandbox.pk).state in (State.READY, State.FAILED), timeout=timeout, what=f"{broker} ready", interval=0.1)
+    wait_for(
+        lambda: Sandbox.objects.get(pk=sandbox.pk).state in (State.READY, State.FAILED),
+        timeout=timeout,
+        what=f"{broker} ready",
+        interval=0.1,
+    )
     sandbox.refresh_from_db()
     assert sandbox.state == State.READY, sandbox.error
     return sandbox
@@ -98,7 +102,9 @@ def run_cell(sandbox: Sandbox, code: str, timeout: float = 30) -> tuple[dict, st
 
 
 @pytest.mark.parametrize("broker", BROKERS)
-def test_a_broker_starts_through_the_worker_serves_a_cell_and_stops_without_leftovers(celery_worker, learner, units_cleanup, broker):
+def test_a_broker_starts_through_the_worker_serves_a_cell_and_stops_without_leftovers(
+    celery_worker, learner, units_cleanup, broker
+):
     sandbox = provision(learner, broker)
     backend = get_backend()
     pids = backend.processes(sandbox.unit)
@@ -148,7 +154,9 @@ def test_a_runaway_cell_is_stopped_and_the_sandbox_keeps_working(celery_worker, 
     result, _ = run_cell(sandbox, "while True:\n    pass\n", timeout=2)
     assert result["reason"] == "timeout"
     assert time.monotonic() - started < 10
-    result, output = run_cell(sandbox, "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", timeout=3)
+    result, output = run_cell(
+        sandbox, "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", timeout=3
+    )
     assert result["reason"] == "timeout"
     result, output = run_cell(sandbox, "x = bytearray(4 * 1024 ** 3)\n", timeout=10)
     assert result["status"] != 0 and "MemoryError" in output
@@ -164,13 +172,19 @@ def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(celery
     doomed = celery_worker_start(name="doomed", concurrency=1)
     try:
         sandbox = services.sandbox_ensure(user_id=learner.pk, broker="rabbitmq")
-        wait_for(lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.PROVISIONING, timeout=30, what="provisioning", interval=0.05)
+        wait_for(
+            lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.PROVISIONING, timeout=30, what="provisioning", interval=0.05
+        )
         os.killpg(doomed.process.pid, signal.SIGKILL)
         doomed.process.wait()
     finally:
         doomed.stop()
         celery_worker.__init__(celery_worker.name, celery_worker.process.args)  # restart the session's worker
-        wait_for(lambda: any(r for r in __import__("courseplatform.celery").celery.app.control.ping(timeout=0.5)), timeout=60, what="worker back")
+        wait_for(
+            lambda: any(r for r in __import__("courseplatform.celery").celery.app.control.ping(timeout=0.5)),
+            timeout=60,
+            what="worker back",
+        )
     sandbox.refresh_from_db()
     assert sandbox.state == State.PROVISIONING  # stuck, as a crash leaves it
     Sandbox.objects.filter(pk=sandbox.pk).update(created_at=sandbox.created_at.replace(year=2000))
