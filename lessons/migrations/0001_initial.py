@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,138 +14,212 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Course',
+            name="Course",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(unique=True)),
-                ('title', models.CharField(max_length=200)),
-                ('language', models.CharField(default='ru', max_length=8)),
-                ('source', models.TextField(help_text='course.md as it is in the repository')),
-                ('published', models.BooleanField(default=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("slug", models.SlugField(unique=True)),
+                ("title", models.CharField(max_length=200)),
+                ("language", models.CharField(default="ru", max_length=8)),
+                ("source", models.TextField(help_text="course.md as it is in the repository")),
+                ("published", models.BooleanField(default=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Chapter',
+            name="Chapter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField()),
-                ('filename', models.CharField(max_length=200)),
-                ('number', models.CharField(max_length=16)),
-                ('title', models.CharField(max_length=300)),
-                ('order', models.IntegerField()),
-                ('broker', models.CharField(choices=[('kafka', 'Apache Kafka'), ('rabbitmq', 'RabbitMQ'), ('nats', 'NATS'), ('activemq', 'ActiveMQ')], max_length=16)),
-                ('estimated_minutes', models.PositiveIntegerField()),
-                ('objectives', models.JSONField(default=list)),
-                ('source', models.TextField(help_text="the chapter's Markdown file, front matter included")),
-                ('published', models.BooleanField(default=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('course', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chapters', to='lessons.course')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("slug", models.SlugField()),
+                ("filename", models.CharField(max_length=200)),
+                ("number", models.CharField(max_length=16)),
+                ("title", models.CharField(max_length=300)),
+                ("order", models.IntegerField()),
+                (
+                    "broker",
+                    models.CharField(
+                        choices=[("kafka", "Apache Kafka"), ("rabbitmq", "RabbitMQ"), ("nats", "NATS"), ("activemq", "ActiveMQ")],
+                        max_length=16,
+                    ),
+                ),
+                ("estimated_minutes", models.PositiveIntegerField()),
+                ("objectives", models.JSONField(default=list)),
+                ("source", models.TextField(help_text="the chapter's Markdown file, front matter included")),
+                ("published", models.BooleanField(default=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "course",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="chapters", to="lessons.course"),
+                ),
             ],
             options={
-                'ordering': ['order', 'number'],
+                "ordering": ["order", "number"],
             },
         ),
         migrations.CreateModel(
-            name='CourseAsset',
+            name="CourseAsset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('path', models.CharField(max_length=300)),
-                ('content', models.BinaryField()),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('course', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assets', to='lessons.course')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("path", models.CharField(max_length=300)),
+                ("content", models.BinaryField()),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "course",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="assets", to="lessons.course"),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Exercise',
+            name="Exercise",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(help_text='the id= of the exercise block')),
-                ('title', models.CharField(max_length=300)),
-                ('position', models.PositiveIntegerField()),
-                ('hints', models.JSONField(default=list, help_text='Markdown of each hint, in order')),
-                ('chapter', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='exercises', to='lessons.chapter')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.SlugField(help_text="the id= of the exercise block")),
+                ("title", models.CharField(max_length=300)),
+                ("position", models.PositiveIntegerField()),
+                ("hints", models.JSONField(default=list, help_text="Markdown of each hint, in order")),
+                (
+                    "chapter",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="exercises", to="lessons.chapter"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position'],
+                "ordering": ["position"],
             },
         ),
         migrations.CreateModel(
-            name='Cell',
+            name="Cell",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(help_text='the id= of the cell')),
-                ('role', models.CharField(choices=[('run', 'run'), ('setup', 'setup'), ('starter', 'starter'), ('solution', 'solution'), ('check', 'check')], default='run', max_length=10)),
-                ('broker', models.CharField(choices=[('kafka', 'Apache Kafka'), ('rabbitmq', 'RabbitMQ'), ('nats', 'NATS'), ('activemq', 'ActiveMQ')], max_length=16)),
-                ('timeout', models.PositiveIntegerField(default=30)),
-                ('code', models.TextField()),
-                ('position', models.PositiveIntegerField()),
-                ('line', models.PositiveIntegerField(help_text='line of the fence in the chapter file')),
-                ('chapter', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cells', to='lessons.chapter')),
-                ('exercise', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='cells', to='lessons.exercise')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.SlugField(help_text="the id= of the cell")),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("run", "run"),
+                            ("setup", "setup"),
+                            ("starter", "starter"),
+                            ("solution", "solution"),
+                            ("check", "check"),
+                        ],
+                        default="run",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "broker",
+                    models.CharField(
+                        choices=[("kafka", "Apache Kafka"), ("rabbitmq", "RabbitMQ"), ("nats", "NATS"), ("activemq", "ActiveMQ")],
+                        max_length=16,
+                    ),
+                ),
+                ("timeout", models.PositiveIntegerField(default=30)),
+                ("code", models.TextField()),
+                ("position", models.PositiveIntegerField()),
+                ("line", models.PositiveIntegerField(help_text="line of the fence in the chapter file")),
+                (
+                    "chapter",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="cells", to="lessons.chapter"),
+                ),
+                (
+                    "exercise",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="cells",
+                        to="lessons.exercise",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position'],
+                "ordering": ["position"],
             },
         ),
         migrations.CreateModel(
-            name='ExerciseAttempt',
+            name="ExerciseAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('passed', models.BooleanField()),
-                ('reason', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('exercise', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='lessons.exercise')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='exercise_attempts', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("passed", models.BooleanField()),
+                ("reason", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "exercise",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="attempts", to="lessons.exercise"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="exercise_attempts", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='CellDraft',
+            name="CellDraft",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('cell_key', models.SlugField()),
-                ('code', models.TextField()),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cell_drafts', to=settings.AUTH_USER_MODEL)),
-                ('chapter', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='drafts', to='lessons.chapter')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("cell_key", models.SlugField()),
+                ("code", models.TextField()),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="cell_drafts", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "chapter",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="drafts", to="lessons.chapter"),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user', 'chapter', 'cell_key'), name='one_draft_per_cell')],
+                "constraints": [models.UniqueConstraint(fields=("user", "chapter", "cell_key"), name="one_draft_per_cell")],
             },
         ),
         migrations.CreateModel(
-            name='ChapterRead',
+            name="ChapterRead",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('read_at', models.DateTimeField(auto_now_add=True)),
-                ('chapter', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reads', to='lessons.chapter')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chapters_read', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("read_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "chapter",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="reads", to="lessons.chapter"),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="chapters_read", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user', 'chapter'), name='chapter_read_once')],
+                "constraints": [models.UniqueConstraint(fields=("user", "chapter"), name="chapter_read_once")],
             },
         ),
         migrations.AddConstraint(
-            model_name='chapter',
-            constraint=models.UniqueConstraint(fields=('course', 'slug'), name='chapter_slug_unique_in_course'),
+            model_name="chapter",
+            constraint=models.UniqueConstraint(fields=("course", "slug"), name="chapter_slug_unique_in_course"),
         ),
         migrations.AddConstraint(
-            model_name='courseasset',
-            constraint=models.UniqueConstraint(fields=('course', 'path'), name='asset_path_unique_in_course'),
+            model_name="courseasset",
+            constraint=models.UniqueConstraint(fields=("course", "path"), name="asset_path_unique_in_course"),
         ),
         migrations.AddConstraint(
-            model_name='exercise',
-            constraint=models.UniqueConstraint(fields=('chapter', 'key'), name='exercise_key_unique_in_chapter'),
+            model_name="exercise",
+            constraint=models.UniqueConstraint(fields=("chapter", "key"), name="exercise_key_unique_in_chapter"),
         ),
         migrations.AddConstraint(
-            model_name='cell',
-            constraint=models.UniqueConstraint(fields=('chapter', 'key'), name='cell_key_unique_in_chapter'),
+            model_name="cell",
+            constraint=models.UniqueConstraint(fields=("chapter", "key"), name="cell_key_unique_in_chapter"),
         ),
         migrations.AddIndex(
-            model_name='exerciseattempt',
-            index=models.Index(fields=['user', 'exercise', 'passed'], name='lessons_exe_user_id_351f37_idx'),
+            model_name="exerciseattempt",
+            index=models.Index(fields=["user", "exercise", "passed"], name="lessons_exe_user_id_351f37_idx"),
         ),
     ]

@@ -165,7 +165,7 @@ class CellRunner:
             reason: str | None = None
             try:
                 await asyncio.wait_for(process.wait(), timeout=timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 reason = "timeout"
                 _kill_group(process.pid)
                 await process.wait()

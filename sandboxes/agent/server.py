@@ -101,9 +101,7 @@ class Agent:
             self.set_stage("failed", error=str(exc) or exc.__class__.__name__)
         if self.ready:
             threading.Thread(target=self.tap_thread, name="tap", daemon=True).start()
-            loop.create_task(self.fanout())
-            loop.create_task(self.snapshots())
-            loop.create_task(self.watch_broker())
+            self.background = {loop.create_task(c) for c in (self.fanout(), self.snapshots(), self.watch_broker())}
         async with server:
             await self.done.wait()
         await self.stop_broker()
