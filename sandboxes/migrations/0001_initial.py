@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,25 +14,50 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Sandbox',
+            name="Sandbox",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('broker', models.CharField(max_length=16)),
-                ('state', models.CharField(choices=[('requested', 'Requested'), ('provisioning', 'Provisioning'), ('ready', 'Ready'), ('stopping', 'Stopping'), ('stopped', 'Stopped'), ('failed', 'Failed')], default='requested', max_length=16)),
-                ('stage', models.CharField(blank=True, help_text='the provisioning step being taken', max_length=32)),
-                ('error', models.TextField(blank=True)),
-                ('unit', models.CharField(blank=True, help_text="the backend's name of the running unit", max_length=64)),
-                ('connection', models.JSONField(blank=True, default=dict, help_text='environment a cell receives')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('ready_at', models.DateTimeField(blank=True, null=True)),
-                ('stopped_at', models.DateTimeField(blank=True, null=True)),
-                ('last_activity_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sandboxes', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("broker", models.CharField(max_length=16)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("requested", "Requested"),
+                            ("provisioning", "Provisioning"),
+                            ("ready", "Ready"),
+                            ("stopping", "Stopping"),
+                            ("stopped", "Stopped"),
+                            ("failed", "Failed"),
+                        ],
+                        default="requested",
+                        max_length=16,
+                    ),
+                ),
+                ("stage", models.CharField(blank=True, help_text="the provisioning step being taken", max_length=32)),
+                ("error", models.TextField(blank=True)),
+                ("unit", models.CharField(blank=True, help_text="the backend's name of the running unit", max_length=64)),
+                ("connection", models.JSONField(blank=True, default=dict, help_text="environment a cell receives")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("ready_at", models.DateTimeField(blank=True, null=True)),
+                ("stopped_at", models.DateTimeField(blank=True, null=True)),
+                ("last_activity_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="sandboxes", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['state'], name='sandboxes_s_state_c37bee_idx')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('state__in', ('requested', 'provisioning', 'ready', 'stopping'))), fields=('user', 'broker'), name='one_active_sandbox_per_broker')],
+                "indexes": [models.Index(fields=["state"], name="sandboxes_s_state_c37bee_idx")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("state__in", ("requested", "provisioning", "ready", "stopping"))),
+                        fields=("user", "broker"),
+                        name="one_active_sandbox_per_broker",
+                    )
+                ],
             },
         ),
     ]

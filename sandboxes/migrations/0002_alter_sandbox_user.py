@@ -6,16 +6,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sandboxes', '0001_initial'),
+        ("sandboxes", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='sandbox',
-            name='user',
-            field=models.ForeignKey(blank=True, help_text='empty while the sandbox waits in the warm pool', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='sandboxes', to=settings.AUTH_USER_MODEL),
+            model_name="sandbox",
+            name="user",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="empty while the sandbox waits in the warm pool",
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="sandboxes",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
     ]
