@@ -181,4 +181,7 @@ def live_server_url(redis_server: str, django_db_setup, django_db_blocker) -> It
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    shutil.rmtree(RUN_DIR, ignore_errors=True)
+    if os.environ.get("BA_KEEP_TEST_DIR"):
+        print(f"\nservice logs kept in {RUN_DIR}")
+    else:
+        shutil.rmtree(RUN_DIR, ignore_errors=True)

@@ -17,7 +17,7 @@ def test_home_page_renders_in_both_themes_without_console_errors(live_server_url
     page = new_page(color_scheme=scheme, viewport={"width": 1280, "height": 800})
     page.goto(live_server_url + "/")
     assert page.locator("h1").inner_text() == "Мини-курс"
-    assert page.locator(".chapter-item").count() == 2
+    assert page.locator(".chapter-item").count() == 3
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     # The theme follows the system: dark pages have a dark background, light ones a light one.
     channels = [int(c) for c in background.removeprefix("rgb(").rstrip(")").split(",")[:3]]

@@ -1,0 +1,273 @@
+"""The live page's WebSocket end to end: cells run in the learner's own broker, their output
+streams back, and the messages they produce and consume arrive as events, for every broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from websockets.asyncio.client import connect
+
+from lessons.course_io import course_import
+from lessons.models import ExerciseAttempt
+from tests.aio import run
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+MINI = Path(__file__).resolve().parents[1] / "fixtures" / "course-mini"
+
+PRODUCER_CONSUMER = {
+    "kafka": (
+        """
+import json, os
+from kafka import KafkaProducer, KafkaConsumer
+p = KafkaProducer(bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"])
+for i in range(3):
+    p.send("orders", key=f"o-{i}".encode(), value=json.dumps({"n": i}).encode(), headers=[("src", b"test")])
+p.flush(); p.close()
+c = KafkaConsumer("orders", bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"], group_id="billing",
+                  auto_offset_reset="earliest", consumer_timeout_ms=8000)
+got = [m for _, m in zip(range(3), c)]
+c.commit(); c.close()
+print("consumed", len(got))
+""",
+        "orders",
+    ),
+    "rabbitmq": (
+        """
+import os, pika
+conn = pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"]))
+ch = conn.channel()
+ch.queue_declare("orders")
+for i in range(3):
+    ch.basic_publish("", "orders", f'{{"n": {i}}}'.encode(), pika.BasicProperties(headers={"src": "test"}))
+got = 0
+for method, props, body in ch.consume("orders", inactivity_timeout=3):
+    if method is None: break
+    ch.basic_ack(method.delivery_tag); got += 1
+    if got == 3: break
+conn.close()
+print("consumed", got)
+""",
+        "orders",
+    ),
+    "nats": (
+        """
+import asyncio, os, nats
+async def main():
+    nc = await nats.connect(os.environ["NATS_URL"])
+    js = nc.jetstream()
+    await js.add_stream(name="ORDERS", subjects=["orders"])
+    for i in range(3):
+        await js.publish("orders", f'{{"n": {i}}}'.encode(), headers={"src": "test"})
+    sub = await js.pull_subscribe("orders", durable="billing")
+    msgs = await sub.fetch(3, timeout=5)
+    for m in msgs: await m.ack()
+    print("consumed", len(msgs))
+    await asyncio.sleep(1)
+    await nc.close()
+asyncio.run(main())
+""",
+        "orders",
+    ),
+    "activemq": (
+        """
+import os, time, stomp
+got = []
+class L(stomp.ConnectionListener):
+    def on_message(self, frame): got.append(frame.body)
+c = stomp.Connection([(os.environ["STOMP_HOST"], int(os.environ["STOMP_PORT"]))])
+c.set_listener("", L())
+c.connect(os.environ["STOMP_USER"], os.environ["STOMP_PASSWORD"], wait=True)
+c.subscribe("/queue/orders", id=1, ack="auto")
+for i in range(3):
+    c.send("/queue/orders", f'{{"n": {i}}}', headers={"src": "test"})
+deadline = time.time() + 10
+while len(got) < 3 and time.time() < deadline: time.sleep(0.05)
+time.sleep(1)
+c.disconnect()
+print("consumed", len(got))
+""",
+        "orders",
+    ),
+}
+
+
+def cookie_of(user: User) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+class Live:
+    """A logged-in page's WebSocket, collecting every frame it receives."""
+
+    def __init__(self, url: str, cookie: str) -> None:
+        self.url = url.replace("http://", "ws://") + "/ws/live/"
+        self.origin = url
+        self.cookie = cookie
+
+    async def session(self, send: list[dict], until, timeout: float) -> list[dict]:
+        frames: list[dict] = []
+        async with connect(
+            self.url, origin=self.origin, additional_headers={"Cookie": f"sessionid={self.cookie}"}, max_size=None
+        ) as ws:
+            for message in send:
+                await ws.send(json.dumps(message))
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and not until(frames):
+                try:
+                    frames.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=deadline - time.monotonic())))
+                except TimeoutError:
+                    break
+        return frames
+
+
+def events_of(frames: list[dict], direction: str) -> list[dict]:
+    return [e for f in frames if f["type"] == "sandbox.event" for e in f["events"] if e["direction"] == direction]
+
+
+def exited(run_id: str):
+    def done(frames: list[dict]) -> bool:
+        return any(f["type"] in ("cell.exit", "cell.error") and f.get("run") == run_id for f in frames)
+
+    return done
+
+
+@pytest.mark.parametrize("broker", ["nats", "rabbitmq", "activemq", "kafka"])
+def test_a_producer_and_consumer_cell_stream_output_and_events_to_their_owner_only(
+    celery_worker, live_server_url, learner, units_cleanup, broker
+):
+    course_import(directory=MINI)
+    other = User.objects.create_user("onlooker", password="x-pass-12345")
+    mine, theirs = Live(live_server_url, cookie_of(learner)), Live(live_server_url, cookie_of(other))
+    code, destination = PRODUCER_CONSUMER[broker]
+    run_id = f"run-{broker}"
+
+    def complete(frames: list[dict]) -> bool:
+        return exited(run_id)(frames) and len(events_of(frames, "consumed")) >= 3 and len(events_of(frames, "produced")) >= 3
+
+    async def scenario():
+        watching = asyncio.create_task(theirs.session([], lambda frames: False, timeout=25))
+        frames = await mine.session(
+            [{"type": "cell.run", "run": run_id, "course": "mini", "chapter": "live", "cell": f"on-{broker}", "code": code}],
+            complete,
+            timeout=150,
+        )
+        return frames, await watching
+
+    frames, onlooker = run(scenario())
+    exit_frame = next(f for f in frames if f.get("run") == run_id and f["type"] in ("cell.exit", "cell.error"))
+    output = "".join(f["text"] for f in frames if f["type"] == "cell.output")
+    assert exit_frame == {**exit_frame, "type": "cell.exit", "status": 0}, output
+    assert "consumed 3" in output
+    states = [f["sandbox"]["stage"] for f in frames if f["type"] == "sandbox.state"]
+    assert states[-1] == "ready" and len(states) >= 2  # provisioning was shown as it happened
+    produced = [
+        e
+        for e in events_of(frames, "produced")
+        if destination in e["destination"] or e["detail"].get("routing_key") == destination
+    ]
+    consumed = events_of(frames, "consumed")
+    assert len(produced) >= 3 and len(consumed) >= 3, (produced, consumed)
+    first = produced[0]
+    assert first["broker"] == broker
+    assert first["value"]["encoding"] == "json" and json.loads(first["value"]["text"]) == {"n": 0}
+    assert first["size"] == len(b'{"n": 0}')
+    assert first["headers"].get("src") == "test"
+    if broker == "kafka":
+        assert first["key"] == "o-0" and first["partition"] == 0 and first["offset"] == 0
+        assert {e["detail"].get("group") for e in consumed} == {"billing"}
+    assert [f for f in onlooker if f["type"] in ("sandbox.event", "cell.output", "sandbox.state")] == []
+
+
+def test_a_runaway_cell_is_stopped_within_its_limit_over_the_websocket(celery_worker, live_server_url, learner, units_cleanup):
+    course_import(directory=MINI)
+    live = Live(live_server_url, cookie_of(learner))
+    # The cell's own limit is 30 s (default); interrupting stops it at once.
+    frames = run(
+        live.session(
+            [
+                {
+                    "type": "cell.run",
+                    "run": "spin",
+                    "course": "mini",
+                    "chapter": "live",
+                    "cell": "on-nats",
+                    "code": "while True: pass",
+                }
+            ],
+            lambda fr: any(f["type"] == "sandbox.state" and f["sandbox"]["state"] == "ready" for f in fr),
+            timeout=60,
+        )
+    )
+    assert any(f["type"] == "sandbox.state" for f in frames)
+
+    async def interrupted():
+        frames: list[dict] = []
+        url = live.url
+        async with connect(url, origin=live.origin, additional_headers={"Cookie": f"sessionid={live.cookie}"}) as ws:
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "cell.run",
+                        "run": "spin2",
+                        "course": "mini",
+                        "chapter": "live",
+                        "cell": "on-nats",
+                        "code": "while True: pass",
+                    }
+                )
+            )
+            await asyncio.sleep(1.5)
+            started = time.monotonic()
+            await ws.send(json.dumps({"type": "cell.interrupt", "run": "spin2"}))
+            while not exited("spin2")(frames):
+                frames.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=15)))
+            return frames, time.monotonic() - started
+
+    frames, took = run(interrupted())
+    exit_frame = next(f for f in frames if f.get("run") == "spin2" and f["type"] == "cell.exit")
+    assert exit_frame["reason"] == "interrupted"
+    assert took < 5
+
+
+def test_an_exercise_check_reports_the_reason_and_is_recorded(celery_worker, live_server_url, learner, units_cleanup):
+    course_import(directory=MINI)
+    live = Live(live_server_url, cookie_of(learner))
+    frames = run(
+        live.session(
+            [{"type": "exercise.check", "course": "mini", "chapter": "live", "exercise": "live-task"}],
+            lambda fr: any(f["type"] == "exercise.result" for f in fr),
+            timeout=150,
+        )
+    )
+    result = next(f for f in frames if f["type"] == "exercise.result")
+    assert result == {"type": "exercise.result", "exercise": "live-task", "passed": False, "reason": "Флаг не установлен"}
+    attempt = ExerciseAttempt.objects.get(user=learner)
+    assert (attempt.passed, attempt.reason) == (False, "Флаг не установлен")
+
+
+def test_a_cell_of_another_chapter_or_a_bad_message_is_refused_cleanly(live_server_url, learner):
+    course_import(directory=MINI)
+    live = Live(live_server_url, cookie_of(learner))
+    frames = run(
+        live.session(
+            [
+                {"type": "cell.run", "run": "x1", "course": "mini", "chapter": "live", "cell": "nope"},
+                {"type": "cell.run", "run": "bad id with spaces", "course": "mini", "chapter": "live", "cell": "on-nats"},
+                {"type": "launch.missiles"},
+            ],
+            lambda fr: len([f for f in fr if f["type"] in ("cell.error", "error")]) >= 3,
+            timeout=10,
+        )
+    )
+    kinds = [(f["type"], f.get("message", "")) for f in frames if f["type"] in ("cell.error", "error")]
+    assert ("cell.error", "Такой ячейки нет в этой главе.") in kinds
+    assert any(t == "error" and "run id" in m for t, m in kinds)
+    assert any(t == "error" and "unknown message type" in m for t, m in kinds)
