@@ -16,7 +16,14 @@ bench: install
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy courseplatform lessons sandboxes
 
 messages: install
 	.venv/bin/python manage.py makemessages -l en --ignore=.venv --ignore=var
 	.venv/bin/python manage.py compilemessages -l en --ignore=.venv
+
+# The docker backend's images (broker-academy/<kind>), built here from sandboxes/images/: no registry is used.
+images: install
+	scripts/docker-engine.sh
+	scripts/docker-base.sh
+	.venv/bin/python -m sandboxes.images.build

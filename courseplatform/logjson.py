@@ -11,7 +11,7 @@ class JsonFormatter(logging.Formatter):
     """Formats a record as JSON: time, level, logger, message and any extra fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        payload = {
+        payload: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,

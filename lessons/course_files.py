@@ -10,6 +10,7 @@ import ast
 import re
 import shlex
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -128,7 +129,7 @@ def split_front_matter(text: str, *, file: str) -> tuple[dict[str, Any], str, in
     return meta, "\n".join(lines[end + 1 :]), end + 2
 
 
-def _check_meta(meta: dict[str, Any], schema: dict[str, type], *, file: str) -> list[FormatProblem]:
+def _check_meta(meta: dict[str, Any], schema: Mapping[str, type], *, file: str) -> list[FormatProblem]:
     problems = []
     for key in meta:
         if key not in schema:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 from django.urls import reverse
 
@@ -44,7 +44,7 @@ def chapters_published(*, course: Course) -> QuerySet[Chapter]:
     return course.chapters.filter(published=True).order_by("order", "number")
 
 
-def course_outline(*, course: Course, user: AbstractBaseUser | AnonymousUser) -> CourseOutline:
+def course_outline(*, course: Course, user: User | AnonymousUser) -> CourseOutline:
     """Chapters in order with what this learner has read and passed."""
     chapters = list(chapters_published(course=course).prefetch_related("exercises"))
     read: set[int] = set()
@@ -82,7 +82,7 @@ def chapter_neighbours(*, chapter: Chapter) -> tuple[Chapter | None, Chapter | N
     return (chapters[index - 1] if index else None, chapters[index + 1] if index + 1 < len(chapters) else None)
 
 
-def chapter_cells_for(*, chapter: Chapter, user: AbstractBaseUser | AnonymousUser) -> list[dict[str, object]]:
+def chapter_cells_for(*, chapter: Chapter, user: User | AnonymousUser) -> list[dict[str, object]]:
     """The runnable cells of a chapter as the page's script needs them, with the learner's drafts."""
     drafts: dict[str, str] = {}
     if user.is_authenticated:
@@ -102,7 +102,7 @@ def chapter_cells_for(*, chapter: Chapter, user: AbstractBaseUser | AnonymousUse
     ]
 
 
-def chapter_is_read(*, chapter: Chapter, user: AbstractBaseUser | AnonymousUser) -> bool:
+def chapter_is_read(*, chapter: Chapter, user: User | AnonymousUser) -> bool:
     return bool(user.is_authenticated and ChapterRead.objects.filter(user=user, chapter=chapter).exists())
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from .models import CellDraft, Chapter, ChapterRead
 
@@ -15,7 +15,7 @@ class LessonError(Exception):
     """A learner-facing error of the lessons domain."""
 
 
-def chapter_mark_read(*, user: AbstractBaseUser, chapter: Chapter, read: bool = True) -> bool:
+def chapter_mark_read(*, user: User, chapter: Chapter, read: bool = True) -> bool:
     """Record (or undo) that the learner has read the chapter; returns the new state."""
     if read:
         ChapterRead.objects.get_or_create(user=user, chapter=chapter)
@@ -24,7 +24,7 @@ def chapter_mark_read(*, user: AbstractBaseUser, chapter: Chapter, read: bool = 
     return read
 
 
-def cell_draft_save(*, user: AbstractBaseUser, chapter: Chapter, cell_key: str, code: str) -> CellDraft | None:
+def cell_draft_save(*, user: User, chapter: Chapter, cell_key: str, code: str) -> CellDraft | None:
     """Keep the learner's edit of a cell; code equal to the original removes the draft."""
     cell = chapter.cells.filter(key=cell_key).exclude(role="check").first()
     if cell is None:
@@ -38,7 +38,7 @@ def cell_draft_save(*, user: AbstractBaseUser, chapter: Chapter, cell_key: str, 
     return draft
 
 
-def exercise_attempt_record(*, user: AbstractBaseUser, exercise_id: int, passed: bool, reason: str) -> None:
+def exercise_attempt_record(*, user: User, exercise_id: int, passed: bool, reason: str) -> None:
     from .models import ExerciseAttempt
 
     ExerciseAttempt.objects.create(user=user, exercise_id=exercise_id, passed=passed, reason=reason[:2000])

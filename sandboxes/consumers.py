@@ -94,7 +94,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             "cell.interrupt": self.on_interrupt,
             "exercise.check": self.on_check,
         }
-        handler = handlers.get(content.get("type"))
+        handler = handlers.get(str(content.get("type")))
         if handler is None:
             await self.send_json({"type": "error", "message": f"unknown message type {content.get('type')!r}"})
             return

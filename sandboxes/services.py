@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,7 @@ def sandbox_pool_fill() -> list[int]:
         waiting = Sandbox.objects.filter(user__isnull=True, broker=broker, state__in=ACTIVE_STATES).count()
         for _ in range(max(0, int(size) - waiting)):
             sandbox = Sandbox.objects.create(user=None, broker=broker, state=State.REQUESTED, stage="requested")
-            transaction.on_commit(lambda pk=sandbox.pk: sandbox_provision_task.delay(pk))
+            transaction.on_commit(partial(sandbox_provision_task.delay, sandbox.pk))
             created.append(sandbox.pk)
     return created
 

@@ -24,6 +24,8 @@ def sandbox_stop_task(sandbox_id: int) -> str:
 def sandbox_reset_task(sandbox_id: int) -> str:
     """A fresh broker for the same learner: stop the unit, then provision a new sandbox."""
     sandbox = services.sandbox_unit_stop(sandbox_id=sandbox_id)
+    if sandbox.user_id is None:
+        return sandbox.state  # a pooled sandbox: the pool fill replaces it
     return services.sandbox_ensure(user_id=sandbox.user_id, broker=sandbox.broker).state
 
 
