@@ -278,3 +278,10 @@ def parse_chapter(text: str, *, file: str) -> ParsedChapter:
     if problems:
         raise CourseFormatError(problems)
     return ParsedChapter(meta=meta, body=body, body_line=body_line, cells=tuple(cells), exercises=tuple(exercises))
+
+
+def chapter_source_compose(meta: Mapping[str, Any], body: str) -> str:
+    """A chapter file from its front matter fields and Markdown body, keys in the documented order."""
+    ordered = {key: meta[key] for key in CHAPTER_KEYS if key in meta}
+    front = yaml.safe_dump(ordered, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1000)
+    return f"---\n{front}---\n{body.lstrip(chr(10))}" if body.strip() else f"---\n{front}---\n"

@@ -15,7 +15,7 @@ from .course_files import (
     parse_chapter,
     parse_course,
 )
-from .models import Cell, Chapter, Course, CourseAsset, Exercise
+from .models import Cell, Chapter, ChapterRevision, Course, CourseAsset, Exercise
 
 COURSE_FILE = "course.md"
 ASSET_DIR = "img"
@@ -134,6 +134,9 @@ def course_import(*, directory: Path) -> Course:
             defaults={"filename": filename, "source": source, **chapter_fields(parsed)},
         )
         chapter_structure_save(chapter=chapter, parsed=parsed)
+        chapter.revision += 1
+        chapter.save(update_fields=["revision"])
+        ChapterRevision.objects.create(chapter=chapter, number=chapter.revision, source=source, note=f"imported {filename}")
         keep.append(chapter.pk)
     course.chapters.exclude(pk__in=keep).delete()
     for path, content in folder.assets.items():

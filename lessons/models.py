@@ -33,6 +33,7 @@ class Chapter(models.Model):
     estimated_minutes = models.PositiveIntegerField()
     objectives = models.JSONField(default=list)
     source = models.TextField(help_text="the chapter's Markdown file, front matter included")
+    revision = models.PositiveIntegerField(default=0, help_text="number of the latest revision; a save names the one it edited")
     published = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -136,3 +137,21 @@ class CourseAsset(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+
+class ChapterRevision(models.Model):
+    """Every saved version of a chapter's file, so instructors can compare and restore."""
+
+    chapter = models.ForeignKey(Chapter, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    source = models.TextField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [models.UniqueConstraint(fields=["chapter", "number"], name="revision_number_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.chapter_id} r{self.number}"

@@ -18,6 +18,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from courseplatform.accounts.roles import user_is_instructor
 from lessons import selectors as lesson_selectors
 from lessons import services as lesson_services
 
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 RUN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_CODE_CHARS = 100_000
+MAX_DRAFT_TIMEOUT_S = 300
 NO_SUCH_CELL = "Такой ячейки нет в этой главе."
 NO_SUCH_EXERCISE = "Такого упражнения нет в этой главе."
 CHECK_PASSED = "Проверка пройдена."
@@ -113,16 +115,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await database_sync_to_async(services.sandbox_stop)(user_id=self.user.pk, broker=str(content.get("broker")))
 
     async def on_reset(self, content: dict[str, Any]) -> None:
-        from .tasks import sandbox_reset_task
-
-        sandbox = await database_sync_to_async(
-            lambda: Sandbox.objects.filter(
-                user_id=self.user.pk, broker=str(content.get("broker")), state__in=("ready", "failed", "provisioning")
-            ).first()
-        )()
-        if sandbox is not None:
-            await database_sync_to_async(services.sandbox_transition)(sandbox, State.STOPPING, stage="stopping")
-            await database_sync_to_async(sandbox_reset_task.delay)(sandbox.pk)
+        await database_sync_to_async(services.sandbox_reset)(user_id=self.user.pk, broker=str(content.get("broker")))
 
     async def on_extend(self, content: dict[str, Any]) -> None:
         await database_sync_to_async(services.sandbox_extend)(user_id=self.user.pk, broker=str(content.get("broker")))
@@ -138,9 +131,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if not RUN_ID.match(run_id):
             await self.send_json({"type": "error", "message": "run id must be 1-64 letters, digits or -_.:"})
             return
-        cell = await database_sync_to_async(lesson_selectors.cell_runnable)(
-            course=str(content.get("course")), chapter=str(content.get("chapter")), cell=str(content.get("cell"))
-        )
+        if content.get("draft"):
+            cell = await self._draft_cell(content)
+        else:
+            cell = await database_sync_to_async(lesson_selectors.cell_runnable)(
+                course=str(content.get("course")), chapter=str(content.get("chapter")), cell=str(content.get("cell"))
+            )
         if cell is None:
             await self.send_json({"type": "cell.error", "run": run_id, "message": NO_SUCH_CELL})
             return
@@ -176,6 +172,17 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "cell.error", "run": run_id, "message": str(exc)})
         finally:
             self.runs.pop(run_id, None)
+
+    async def _draft_cell(self, content: dict[str, Any]) -> lesson_selectors.RunnableCode | None:
+        """An instructor may run a cell of an unsaved draft: any code, on one of their own brokers."""
+        if not await database_sync_to_async(user_is_instructor)(user=self.user):
+            return None
+        broker = str(content.get("broker"))
+        try:
+            timeout = max(1, min(int(content.get("timeout", 30)), MAX_DRAFT_TIMEOUT_S))
+        except (TypeError, ValueError):
+            timeout = 30
+        return lesson_selectors.RunnableCode(broker, str(content.get("code", "")), timeout)
 
     async def on_interrupt(self, content: dict[str, Any]) -> None:
         interrupt = self.runs.get(str(content.get("run")))

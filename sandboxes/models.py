@@ -28,7 +28,14 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+class Purpose(models.TextChoices):
+    LEARNER = "learner"  # a learner's (or instructor's) own broker, one per kind
+    POOL = "pool"  # started ahead, waiting for a learner to claim it
+    VERIFY = "verify"  # a throwaway broker that proves an exercise (check fails empty, passes solved)
+
+
 class Sandbox(models.Model):
+    purpose = models.CharField(max_length=8, choices=Purpose.choices, default=Purpose.LEARNER)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
@@ -53,7 +60,7 @@ class Sandbox(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["user", "broker"],
-                condition=Q(state__in=ACTIVE_STATES),
+                condition=Q(state__in=ACTIVE_STATES, purpose="learner"),
                 name="one_active_sandbox_per_broker",
             )
         ]

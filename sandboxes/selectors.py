@@ -2,9 +2,19 @@
 
 from django.db.models import QuerySet
 
-from .models import ACTIVE_STATES, Sandbox
+from .models import ACTIVE_STATES, Purpose, Sandbox
 
 
 def sandboxes_active(*, user_id: int) -> QuerySet[Sandbox]:
     """The user's sandboxes that hold or are about to hold a unit."""
-    return Sandbox.objects.filter(user_id=user_id, state__in=ACTIVE_STATES).order_by("broker")
+    return Sandbox.objects.filter(user_id=user_id, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).order_by("broker")
+
+
+def sandboxes_of_users(*, user_ids: list[int]) -> dict[int, list[Sandbox]]:
+    """The learner sandboxes (active or last stopped) of many users, for the class view."""
+    found: dict[int, list[Sandbox]] = {}
+    for sandbox in Sandbox.objects.filter(user_id__in=user_ids, purpose=Purpose.LEARNER, state__in=ACTIVE_STATES).order_by(
+        "broker"
+    ):
+        found.setdefault(sandbox.user_id, []).append(sandbox)
+    return found

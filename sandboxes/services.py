@@ -25,7 +25,7 @@ from sandboxes.brokers import BROKERS
 from . import agent_client
 from .backends import get_backend
 from .backends.base import UnitSpec
-from .models import ACTIVE_STATES, TRANSITIONS, Sandbox, State
+from .models import ACTIVE_STATES, TRANSITIONS, Purpose, Sandbox, State
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +105,10 @@ def sandbox_ensure(*, user_id: int, broker: str) -> Sandbox:
 
     if broker not in BROKERS:
         raise SandboxError(UNKNOWN_BROKER.format(broker=broker))
-    existing = Sandbox.objects.filter(user_id=user_id, broker=broker, state__in=ACTIVE_STATES).first()
+    existing = Sandbox.objects.filter(user_id=user_id, broker=broker, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).first()
     if existing is not None:
         return existing
-    running = Sandbox.objects.filter(user_id=user_id, state__in=ACTIVE_STATES).count()
+    running = Sandbox.objects.filter(user_id=user_id, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).count()
     if running >= settings.SANDBOX_QUOTA_PER_USER:
         raise SandboxError(QUOTA_REACHED.format(n=running))
     claimed = sandbox_pool_claim(user_id=user_id, broker=broker)
@@ -120,7 +120,7 @@ def sandbox_ensure(*, user_id: int, broker: str) -> Sandbox:
             transaction.on_commit(lambda: sandbox_provision_task.delay(sandbox.pk))
     except IntegrityError:
         # Another tab asked at the same moment; theirs wins.
-        return Sandbox.objects.get(user_id=user_id, broker=broker, state__in=ACTIVE_STATES)
+        return Sandbox.objects.get(user_id=user_id, broker=broker, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER)
     _broadcast(sandbox)
     return sandbox
 
@@ -129,17 +129,19 @@ def sandbox_pool_claim(*, user_id: int, broker: str) -> Sandbox | None:
     """Hand a ready sandbox from the warm pool to the user, if one waits; the pool refills behind it."""
     from .tasks import sandbox_pool_fill_task
 
-    for candidate in Sandbox.objects.filter(user__isnull=True, broker=broker, state=State.READY).order_by("pk")[:3]:
+    for candidate in Sandbox.objects.filter(purpose=Purpose.POOL, user__isnull=True, broker=broker, state=State.READY).order_by(
+        "pk"
+    )[:3]:
         now = timezone.now()
         expires = now + timedelta(seconds=settings.SANDBOX_IDLE_TIMEOUT_S)
         try:
             with transaction.atomic():
                 # The filter on user IS NULL makes the claim atomic: two learners never get one unit.
                 won = Sandbox.objects.filter(pk=candidate.pk, user__isnull=True, state=State.READY).update(
-                    user_id=user_id, last_activity_at=now, expires_at=expires
+                    user_id=user_id, purpose=Purpose.LEARNER, last_activity_at=now, expires_at=expires
                 )
         except IntegrityError:
-            return Sandbox.objects.get(user_id=user_id, broker=broker, state__in=ACTIVE_STATES)
+            return Sandbox.objects.get(user_id=user_id, broker=broker, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER)
         if won:
             sandbox = Sandbox.objects.get(pk=candidate.pk)
             transaction.on_commit(sandbox_pool_fill_task.delay)
@@ -158,9 +160,11 @@ def sandbox_pool_fill() -> list[int]:
         if broker not in BROKERS:
             log.warning("SANDBOX_WARM_POOL names an unknown broker %s", broker)
             continue
-        waiting = Sandbox.objects.filter(user__isnull=True, broker=broker, state__in=ACTIVE_STATES).count()
+        waiting = Sandbox.objects.filter(purpose=Purpose.POOL, broker=broker, state__in=ACTIVE_STATES).count()
         for _ in range(max(0, int(size) - waiting)):
-            sandbox = Sandbox.objects.create(user=None, broker=broker, state=State.REQUESTED, stage="requested")
+            sandbox = Sandbox.objects.create(
+                purpose=Purpose.POOL, user=None, broker=broker, state=State.REQUESTED, stage="requested"
+            )
             transaction.on_commit(partial(sandbox_provision_task.delay, sandbox.pk))
             created.append(sandbox.pk)
     return created
@@ -219,7 +223,7 @@ def sandbox_unit_stop(*, sandbox_id: int) -> Sandbox:
 def sandbox_stop(*, user_id: int, broker: str) -> Sandbox | None:
     from .tasks import sandbox_stop_task
 
-    sandbox = Sandbox.objects.filter(user_id=user_id, broker=broker, state__in=ACTIVE_STATES).first()
+    sandbox = Sandbox.objects.filter(user_id=user_id, broker=broker, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).first()
     if sandbox is None:
         return None
     sandbox_transition(sandbox, State.STOPPING)
@@ -227,9 +231,23 @@ def sandbox_stop(*, user_id: int, broker: str) -> Sandbox | None:
     return sandbox
 
 
+def sandbox_reset(*, user_id: int, broker: str) -> Sandbox | None:
+    """A fresh broker for the same learner: the unit is stopped and a new sandbox provisioned."""
+    from .tasks import sandbox_reset_task
+
+    sandbox = Sandbox.objects.filter(
+        user_id=user_id, broker=broker, purpose=Purpose.LEARNER, state__in=(State.READY, State.FAILED, State.PROVISIONING)
+    ).first()
+    if sandbox is None:
+        return None
+    sandbox_transition(sandbox, State.STOPPING, stage="stopping")
+    transaction.on_commit(partial(sandbox_reset_task.delay, sandbox.pk))
+    return sandbox
+
+
 def sandbox_extend(*, user_id: int, broker: str) -> Sandbox | None:
     """Push the idle deadline back by the full timeout."""
-    sandbox = Sandbox.objects.filter(user_id=user_id, broker=broker, state=State.READY).first()
+    sandbox = Sandbox.objects.filter(user_id=user_id, broker=broker, state=State.READY, purpose=Purpose.LEARNER).first()
     if sandbox is not None:
         sandbox_touch(sandbox=sandbox)
         _broadcast(sandbox)
@@ -251,7 +269,7 @@ def sandboxes_reap_idle() -> list[int]:
     """Stop ready sandboxes whose idle deadline has passed; returns their ids."""
     from .tasks import sandbox_stop_task
 
-    expired = list(Sandbox.objects.filter(state=State.READY, user__isnull=False, expires_at__lt=timezone.now()))
+    expired = list(Sandbox.objects.filter(state=State.READY, purpose=Purpose.LEARNER, expires_at__lt=timezone.now()))
     for sandbox in expired:
         sandbox_transition(sandbox, State.STOPPING, stage="stopping")
         sandbox_stop_task.delay(sandbox.pk)
@@ -314,3 +332,67 @@ async def sandbox_wait_ready(*, sandbox_id: int, timeout: float = PROVISION_TIME
             raise SandboxError(sandbox.error or NOT_READY.format(stage=STAGE_LABELS.get(sandbox.stage, sandbox.stage)))
         await asyncio.sleep(0.1)
     raise SandboxError(NOT_READY.format(stage="timeout"))
+
+
+def _run_sync(sandbox: Sandbox, code: str, timeout: int, *, op: str = "run") -> dict[str, Any]:
+    output: list[str] = []
+
+    async def collect(message: dict[str, Any]) -> None:
+        output.append(str(message.get("text", "")))
+
+    result = async_to_sync(agent_client.run)(
+        sandbox_socket(sandbox=sandbox), code=code, timeout=timeout, on_message=collect, op=op
+    )
+    result["output"] = "".join(output) + str(result.get("output", ""))
+    return result
+
+
+def exercise_verify(*, user_id: int, broker: str, check: tuple[str, int], solution: tuple[str, int]) -> dict[str, Any]:
+    """On a fresh broker of its own: the check must fail, the solution must run, then the check must pass.
+
+    ``check`` and ``solution`` are (code, timeout). Returns each step's verdict
+    and output; the throwaway broker is removed whatever happens.
+    """
+    if broker not in BROKERS:
+        raise SandboxError(UNKNOWN_BROKER.format(broker=broker))
+    sandbox = Sandbox.objects.create(
+        user_id=user_id, broker=broker, purpose=Purpose.VERIFY, state=State.REQUESTED, stage="requested"
+    )
+    try:
+        sandbox = sandbox_provision(sandbox_id=sandbox.pk)
+        if sandbox.state != State.READY:
+            return {"ok": False, "error": sandbox.error or "the broker did not start"}
+        empty = _run_sync(sandbox, check[0], check[1], op="check")
+        solved = _run_sync(sandbox, solution[0], solution[1])
+        after = _run_sync(sandbox, check[0], check[1], op="check")
+    finally:
+        sandbox_unit_stop(sandbox_id=sandbox.pk)
+    report = {
+        "empty_fails": empty["status"] != 0,
+        "empty_output": empty["output"][-4000:],
+        "solution_runs": solved["status"] == 0,
+        "solution_output": solved["output"][-4000:],
+        "solved_passes": after["status"] == 0,
+        "solved_output": after["output"][-4000:],
+    }
+    report["ok"] = report["empty_fails"] and report["solution_runs"] and report["solved_passes"]
+    return report
+
+
+def exercise_verify_enqueue(*, user_id: int, broker: str, check: tuple[str, int], solution: tuple[str, int]) -> str:
+    """Queue the proof of an exercise on the worker; returns the job id to ask about."""
+    from .tasks import exercise_verify_task
+
+    return str(exercise_verify_task.delay(user_id, broker, list(check), list(solution)).id)
+
+
+def exercise_verify_result(*, job: str) -> dict[str, Any]:
+    """{"state": "pending"|"done"|"error", "report": {...}} for a queued proof."""
+    from celery.result import AsyncResult
+
+    result = AsyncResult(job)
+    if not result.ready():
+        return {"state": "pending"}
+    if result.failed():
+        return {"state": "error", "error": str(result.result)}
+    return {"state": "done", "report": result.result}

@@ -39,6 +39,13 @@ def sandboxes_reconcile_task() -> dict[str, list]:
     return services.sandboxes_reconcile()
 
 
+@shared_task(name="sandboxes.exercise_verify", time_limit=900, soft_time_limit=840)
+def exercise_verify_task(user_id: int, broker: str, check: list, solution: list) -> dict:
+    return services.exercise_verify(
+        user_id=user_id, broker=broker, check=(check[0], int(check[1])), solution=(solution[0], int(solution[1]))
+    )
+
+
 @shared_task(name="sandboxes.pool_fill", time_limit=60)
 def sandbox_pool_fill_task() -> list[int]:
     return services.sandbox_pool_fill()

@@ -153,6 +153,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 # The course the platform loads on `make run`, as Markdown files kept in git.
 COURSE_DIRS = env.list("COURSE_DIRS", default=[str(BASE_DIR / "lessons" / "content" / "broker-academy")])
 
+# Server folders an instructor may import a course from (besides uploading a zip).
+COURSE_IMPORT_ROOTS = env.list("COURSE_IMPORT_ROOTS", default=[str(BASE_DIR / "lessons" / "content")])
+
 # Sandboxes: which backend runs learners' brokers and where their files live.
 SANDBOX_BACKEND = env.str("SANDBOX_BACKEND", default="sandboxes.backends.process.ProcessBackend")
 SANDBOX_ROOT = Path(env.str("SANDBOX_ROOT", default=str(VAR_DIR / "sandboxes")))
@@ -166,6 +169,10 @@ SANDBOX_WARM_POOL = {
     for broker, _, size in (item.partition("=") for item in env.str("SANDBOX_WARM_POOL", default="").split(","))
     if broker.strip()
 }
+# The docker backend: limits of each unit's container (broker, agent and cells together).
+SANDBOX_DOCKER_MEMORY_MB = env.int("SANDBOX_DOCKER_MEMORY_MB", default=1536)
+SANDBOX_DOCKER_PIDS = env.int("SANDBOX_DOCKER_PIDS", default=1024)
+SANDBOX_DOCKER_CPUS = env.float("SANDBOX_DOCKER_CPUS", default=1.0)
 
 LOGGING = {
     "version": 1,

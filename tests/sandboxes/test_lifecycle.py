@@ -208,4 +208,4 @@ def test_a_learner_gets_a_ready_broker_at_once_from_the_warm_pool(celery_worker,
     result, output = run_cell(sandbox, PRODUCE_CONSUME["nats"])
     assert result["status"] == 0 and "got hello-nats" in output
     # Claimed: the pool is empty again, which the next fill (queued by the claim) tops up.
-    assert not Sandbox.objects.filter(user__isnull=True, broker="nats", state__in=ACTIVE_STATES).exists()
+    assert not Sandbox.objects.filter(purpose="pool", broker="nats", state__in=ACTIVE_STATES).exists()

@@ -1,0 +1,355 @@
+"""The instructors' side of the site: courses, the chapter editor with live preview, history,
+archives, exercise verification and the class view. Every view needs the authoring permission."""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from courseplatform.accounts.roles import user_is_instructor
+from sandboxes import selectors as sandbox_selectors
+from sandboxes import services as sandbox_services
+
+from . import archives, authoring, classroom
+from .course_files import (
+    CHAPTER_KEYS,
+    CourseFormatError,
+    chapter_source_compose,
+    parse_chapter,
+    parse_course,
+    split_front_matter,
+)
+from .course_io import course_import
+from .models import Chapter, ChapterRevision, Course
+from .rendering import markdown_render
+
+MAX_SOURCE_CHARS = 2_000_000
+NEW_CHAPTER_BODY = "## Первый раздел\n\nТекст главы.\n"
+
+
+class InstructorRequest(HttpRequest):
+    user: User
+
+
+def instructor_required(view):
+    """Logged in (else the login page) and holding the authoring permission (else 403)."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not user_is_instructor(user=request.user):
+            raise PermissionDenied("authoring is for instructors")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _problems(exc: CourseFormatError) -> list[dict[str, object]]:
+    return [{"file": p.file, "line": p.line, "message": p.message} for p in exc.problems]
+
+
+def _payload(request: HttpRequest) -> dict[str, Any]:
+    if len(request.body) > MAX_SOURCE_CHARS * 4:
+        raise ValueError("the chapter is too large")
+    data = json.loads(request.body or b"{}")
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    return data
+
+
+def _source_from(data: dict[str, Any]) -> str:
+    """The chapter file from the editor: front matter fields plus the Markdown body."""
+    meta = {key: data.get("meta", {}).get(key) for key in CHAPTER_KEYS}
+    objectives = meta.get("objectives") or []
+    meta["objectives"] = [str(o) for o in objectives if str(o).strip()] if isinstance(objectives, list) else []
+    for key in ("order", "estimated_minutes"):
+        try:
+            meta[key] = int(meta[key])
+        except (TypeError, ValueError):
+            pass
+    body = str(data.get("body", ""))
+    if len(body) > MAX_SOURCE_CHARS:
+        raise ValueError("the chapter is too large")
+    return chapter_source_compose(meta, body)
+
+
+def _editor_state(chapter: Chapter) -> dict[str, Any]:
+    meta, body, _ = split_front_matter(chapter.source, file=chapter.filename)
+    return {"meta": {key: meta.get(key) for key in CHAPTER_KEYS}, "body": body, "revision": chapter.revision}
+
+
+# -- courses -------------------------------------------------------------------
+
+
+@instructor_required
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    return render(request, "authoring/index.html", {"courses": Course.objects.order_by("title")})
+
+
+@instructor_required
+@require_POST
+def course_create(request: HttpRequest) -> HttpResponse:
+    title = request.POST.get("title", "").strip()
+    slug = request.POST.get("slug", "").strip()
+    source = f"---\ntitle: {json.dumps(title, ensure_ascii=False)}\nslug: {slug}\nlanguage: ru\n---\n{request.POST.get('description', '')}\n"
+    try:
+        meta = parse_course(source).meta
+    except CourseFormatError as exc:
+        return render(
+            request, "authoring/index.html", {"courses": Course.objects.order_by("title"), "errors": exc.problems}, status=400
+        )
+    course, _ = Course.objects.get_or_create(
+        slug=meta["slug"], defaults={"title": meta["title"], "source": source, "published": False}
+    )
+    return redirect("authoring:course", course=course.slug)
+
+
+@instructor_required
+@require_GET
+def course_page(request: HttpRequest, course: str) -> HttpResponse:
+    course_obj = get_object_or_404(Course, slug=course)
+    chapters = course_obj.chapters.order_by("order", "number")
+    return render(request, "authoring/course.html", {"course": course_obj, "chapters": chapters})
+
+
+@instructor_required
+@require_POST
+def course_publish(request: HttpRequest, course: str) -> HttpResponse:
+    Course.objects.filter(slug=course).update(published=request.POST.get("published") == "1")
+    return redirect("authoring:course", course=course)
+
+
+@instructor_required
+@require_POST
+def course_reorder(request: InstructorRequest, course: str) -> HttpResponse:
+    course_obj = get_object_or_404(Course, slug=course)
+    slugs = request.POST.getlist("slug")
+    move = request.POST.get("move")
+    if move:  # "slug:up" / "slug:down" from the buttons
+        slug, _, direction = move.partition(":")
+        slugs = list(course_obj.chapters.order_by("order", "number").values_list("slug", flat=True))
+        if slug in slugs:
+            i = slugs.index(slug)
+            j = i - 1 if direction == "up" else i + 1
+            if 0 <= j < len(slugs):
+                slugs[i], slugs[j] = slugs[j], slugs[i]
+    try:
+        authoring.chapters_reorder(course=course_obj, slugs=slugs, author=request.user)
+    except (ValueError, CourseFormatError, authoring.ChapterConflict) as exc:
+        return HttpResponse(str(exc), status=400)
+    return redirect("authoring:course", course=course)
+
+
+@instructor_required
+@require_GET
+def course_export(request: HttpRequest, course: str) -> HttpResponse:
+    course_obj = get_object_or_404(Course, slug=course)
+    response = HttpResponse(archives.course_archive(course=course_obj), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{course_obj.slug}.zip"'
+    return response
+
+
+@instructor_required
+@require_POST
+def course_import_view(request: HttpRequest) -> HttpResponse:
+    """From an uploaded zip, or from a folder on the server under settings.COURSE_IMPORT_ROOTS."""
+    try:
+        if "archive" in request.FILES:
+            course = archives.course_archive_import(data=request.FILES["archive"].read())
+        else:
+            folder = Path(request.POST.get("folder", "")).resolve()
+            roots = [Path(r).resolve() for r in settings.COURSE_IMPORT_ROOTS]
+            if not any(folder == r or r in folder.parents for r in roots):
+                raise CourseFormatError([])  # outside the allowed roots: same answer as a missing folder
+            course = course_import(directory=folder)
+    except CourseFormatError as exc:
+        context = {"courses": Course.objects.order_by("title"), "errors": exc.problems or ["folder not allowed"]}
+        return render(request, "authoring/index.html", context, status=400)
+    return redirect("authoring:course", course=course.slug)
+
+
+# -- chapters ------------------------------------------------------------------
+
+
+@instructor_required
+@require_GET
+def chapter_new(request: HttpRequest, course: str) -> HttpResponse:
+    course_obj = get_object_or_404(Course, slug=course)
+    order = (course_obj.chapters.order_by("-order").values_list("order", flat=True).first() or 0) + 1
+    state = {
+        "meta": {
+            "title": "",
+            "slug": "",
+            "number": "",
+            "order": order,
+            "broker": "kafka",
+            "estimated_minutes": 30,
+            "objectives": [],
+        },
+        "body": NEW_CHAPTER_BODY,
+        "revision": 0,
+    }
+    return render(request, "authoring/editor.html", {"course": course_obj, "chapter": None, "state": state})
+
+
+@instructor_required
+@require_POST
+def chapter_create(request: InstructorRequest, course: str) -> JsonResponse:
+    course_obj = get_object_or_404(Course, slug=course)
+    try:
+        chapter = authoring.chapter_create(course=course_obj, source=_source_from(_payload(request)), author=request.user)
+    except CourseFormatError as exc:
+        return JsonResponse({"problems": _problems(exc)}, status=400)
+    except ValueError as exc:
+        return JsonResponse({"problems": [{"file": "", "line": 0, "message": str(exc)}]}, status=400)
+    edit = reverse("authoring:chapter_edit", kwargs={"course": course, "chapter": chapter.slug})
+    return JsonResponse({"revision": chapter.revision, "edit_url": edit}, status=201)
+
+
+def _chapter(course: str, chapter: str) -> Chapter:
+    return get_object_or_404(Chapter.objects.select_related("course"), course__slug=course, slug=chapter)
+
+
+@instructor_required
+@require_GET
+def chapter_edit(request: HttpRequest, course: str, chapter: str) -> HttpResponse:
+    chapter_obj = _chapter(course, chapter)
+    return render(
+        request,
+        "authoring/editor.html",
+        {"course": chapter_obj.course, "chapter": chapter_obj, "state": _editor_state(chapter_obj)},
+    )
+
+
+@instructor_required
+@require_POST
+def chapter_save(request: InstructorRequest, course: str, chapter: str) -> JsonResponse:
+    chapter_obj = _chapter(course, chapter)
+    try:
+        data = _payload(request)
+        saved = authoring.chapter_save(
+            chapter=chapter_obj, source=_source_from(data), author=request.user, base_revision=int(data.get("revision", -1))
+        )
+    except authoring.ChapterConflict as exc:
+        return JsonResponse(
+            {"conflict": True, "revision": exc.current.revision, "diff": exc.diff, "current": _editor_state(exc.current)},
+            status=409,
+        )
+    except CourseFormatError as exc:
+        return JsonResponse({"problems": _problems(exc)}, status=400)
+    except ValueError as exc:
+        return JsonResponse({"problems": [{"file": "", "line": 0, "message": str(exc)}]}, status=400)
+    edit = reverse("authoring:chapter_edit", kwargs={"course": course, "chapter": saved.slug})
+    return JsonResponse({"revision": saved.revision, "edit_url": edit})
+
+
+@instructor_required
+@require_POST
+def chapter_publish(request: HttpRequest, course: str, chapter: str) -> HttpResponse:
+    authoring.chapter_publish(chapter=_chapter(course, chapter), published=request.POST.get("published") == "1")
+    return redirect(request.POST.get("next") or reverse("authoring:course", kwargs={"course": course}))
+
+
+@instructor_required
+@require_POST
+def preview(request: HttpRequest) -> JsonResponse:
+    """The page as learners will see it (same renderer, same sanitizer) and the linter's verdict."""
+    try:
+        data = _payload(request)
+        source = _source_from(data)
+    except ValueError as exc:
+        return JsonResponse({"html": "", "toc": [], "problems": [{"line": 0, "message": str(exc)}]}, status=400)
+    problems: list[dict[str, object]] = []
+    try:
+        parse_chapter(source, file="chapter")
+    except CourseFormatError as exc:
+        problems = _problems(exc)
+    meta, body, _ = split_front_matter(source, file="chapter")
+    rendered = markdown_render(body, broker=str(meta.get("broker") or ""), asset_base=str(data.get("asset_base", "")))
+    toc = [{"level": h.level, "anchor": h.anchor, "text": h.text} for h in rendered.toc]
+    return JsonResponse({"html": rendered.html, "toc": toc, "problems": problems})
+
+
+@instructor_required
+@require_GET
+def chapter_history(request: HttpRequest, course: str, chapter: str) -> HttpResponse:
+    chapter_obj = _chapter(course, chapter)
+    revisions = list(chapter_obj.revisions.select_related("author"))
+    diff = ""
+    a, b = request.GET.get("a"), request.GET.get("b")
+    if a and b:
+        old = get_object_or_404(ChapterRevision, chapter=chapter_obj, number=a)
+        new = get_object_or_404(ChapterRevision, chapter=chapter_obj, number=b)
+        diff = authoring.revision_diff(old.source, new.source, old_name=f"r{old.number}", new_name=f"r{new.number}")
+    context = {"course": chapter_obj.course, "chapter": chapter_obj, "revisions": revisions, "diff": diff, "a": a, "b": b}
+    return render(request, "authoring/history.html", context)
+
+
+@instructor_required
+@require_POST
+def chapter_restore(request: InstructorRequest, course: str, chapter: str, number: int) -> HttpResponse:
+    chapter_obj = _chapter(course, chapter)
+    if not chapter_obj.revisions.filter(number=number).exists():
+        raise Http404("no such revision")
+    authoring.chapter_revision_restore(chapter=chapter_obj, number=number, author=request.user)
+    return redirect("authoring:chapter_history", course=course, chapter=chapter)
+
+
+@instructor_required
+@require_POST
+def exercise_verify(request: InstructorRequest, course: str, chapter: str, exercise: str) -> JsonResponse:
+    """Start proving an exercise on a fresh broker: its check fails empty, passes after the solution."""
+    chapter_obj = _chapter(course, chapter)
+    cells = {c.role: c for c in chapter_obj.cells.filter(exercise__key=exercise, role__in=("check", "solution"))}
+    if len(cells) != 2:
+        raise Http404("no such exercise")
+    job = sandbox_services.exercise_verify_enqueue(
+        user_id=request.user.pk,
+        broker=cells["check"].broker,
+        check=(cells["check"].code, cells["check"].timeout),
+        solution=(cells["solution"].code, cells["solution"].timeout),
+    )
+    return JsonResponse({"job": job, "poll": reverse("authoring:verify_result", kwargs={"job": job})}, status=202)
+
+
+@instructor_required
+@require_GET
+def verify_result(request: HttpRequest, job: str) -> JsonResponse:
+    return JsonResponse(sandbox_services.exercise_verify_result(job=job))
+
+
+# -- the class -------------------------------------------------------------------
+
+
+@instructor_required
+@require_GET
+def class_view(request: HttpRequest, course: str) -> HttpResponse:
+    course_obj = get_object_or_404(Course, slug=course)
+    report = classroom.course_class(course=course_obj)
+    sandboxes = sandbox_selectors.sandboxes_of_users(user_ids=[line.user.pk for line in report.learners])
+    rows = [(line, sandboxes.get(line.user.pk, [])) for line in report.learners]
+    return render(request, "authoring/class.html", {"course": course_obj, "report": report, "rows": rows})
+
+
+@instructor_required
+@require_POST
+def class_sandbox_action(request: HttpRequest, course: str, user_id: int, broker: str, action: str) -> HttpResponse:
+    if action == "stop":
+        sandbox_services.sandbox_stop(user_id=user_id, broker=broker)
+    elif action == "reset":
+        sandbox_services.sandbox_reset(user_id=user_id, broker=broker)
+    else:
+        raise Http404("unknown action")
+    return redirect("authoring:class", course=course)
