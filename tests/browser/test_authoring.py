@@ -1,0 +1,101 @@
+"""An instructor writes a chapter in the browser with live preview, publishes it, and a learner reads it."""
+
+import re
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from playwright.sync_api import expect
+
+from lessons.course_io import course_import
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+MINI = Path(__file__).resolve().parents[1] / "fixtures" / "course-mini"
+BODY = """## Публикация в NATS
+
+Живой текст.
+
+```python cell id=say-hi broker=nats
+print("hi")
+```
+
+::: exercise id=pub-task
+### Опубликуйте сообщение
+
+Цель упражнения.
+
+```python cell id=pub-task-starter role=starter
+pass
+```
+
+```hint
+Подсказка
+```
+
+```python cell id=pub-task-solution role=solution
+pass
+```
+
+```python cell id=pub-task-check role=check
+assert False, "ещё нет"
+```
+:::
+"""
+
+
+def logged_in(new_page, live_server_url, user, **options):
+    client = Client()
+    client.force_login(user)
+    page = new_page(**options)
+    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}])
+    return page
+
+
+def test_an_instructor_writes_previews_and_publishes_a_chapter_a_learner_then_reads(
+    live_server_url, new_page, page_errors, instructor, learner, screenshots
+):
+    course_import(directory=MINI)
+    page = logged_in(new_page, live_server_url, instructor, viewport={"width": 1400, "height": 900})
+    page.goto(live_server_url + "/author/mini/")
+    page.click("[data-testid=new-chapter]")
+    page.fill("#m-title", "Глава из браузера")
+    page.fill("#m-slug", "from-browser")
+    page.fill("#m-number", "1.4")
+    page.select_option("#m-broker", "nats")
+    page.fill("#body", "")
+    page.locator("#body").press_sequentially("## Первые слова", delay=5)
+    # The preview follows the typing, rendered by the server.
+    expect(page.locator("[data-testid=preview] h2")).to_have_text("Первые слова")
+    page.fill("#body", BODY)
+    page.locator("#body").press("End")
+    page.wait_for_selector("[data-testid=preview] figure.cell[data-cell=say-hi]")
+    page.wait_for_selector("[data-testid=preview] section.exercise[data-exercise=pub-task]")
+    assert page.locator("[data-problems] li").count() == 0
+    page.click("[data-testid=save]")
+    page.wait_for_url("**/author/mini/from-browser/edit")
+    page.wait_for_selector("[data-testid=preview] figure.cell")
+    page.screenshot(path=str(screenshots / "authoring-editor.png"))
+    page.click("[data-testid=publish]")
+    page.wait_for_load_state("networkidle")
+    assert page_errors == []
+
+    reader = logged_in(new_page, live_server_url, learner)
+    reader.goto(live_server_url + "/courses/mini/from-browser/")
+    assert reader.locator("h1").inner_text() == "Глава из браузера"
+    assert reader.locator("section.exercise[data-exercise=pub-task]").count() == 1
+    assert page_errors == []
+
+
+def test_a_broken_cell_attribute_is_shown_with_its_line_and_nothing_is_saved(live_server_url, new_page, page_errors, instructor):
+    course_import(directory=MINI)
+    page = logged_in(new_page, live_server_url, instructor, viewport={"width": 1400, "height": 900})
+    page.goto(live_server_url + "/author/mini/first/edit")
+    page.fill("#body", "## Х\n\n```python cell id=a colour=red\npass\n```\n")
+    page.locator("#body").press("End")
+    page.wait_for_selector("[data-problems] li")
+    assert "colour" in page.locator("[data-problems] li").first.inner_text()
+    page.click("[data-testid=save]")
+    expect(page.locator("[data-save-status]")).to_have_class(re.compile("error"))
+    # The refused save is a 400 on purpose; the browser logs that, and nothing else may appear.
+    assert [e for e in page_errors if "status of 400" not in e] == []
