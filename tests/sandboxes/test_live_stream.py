@@ -271,3 +271,48 @@ def test_a_cell_of_another_chapter_or_a_bad_message_is_refused_cleanly(live_serv
     assert ("cell.error", "Такой ячейки нет в этой главе.") in kinds
     assert any(t == "error" and "run id" in m for t, m in kinds)
     assert any(t == "error" and "unknown message type" in m for t, m in kinds)
+
+
+def test_an_instructor_runs_a_draft_cell_but_a_learner_cannot(celery_worker, live_server_url, learner, instructor, units_cleanup):
+    course_import(directory=MINI)
+    draft = {
+        "type": "cell.run",
+        "run": "d1",
+        "draft": True,
+        "broker": "nats",
+        "timeout": 20,
+        "code": "import os; print(os.environ['NATS_URL'])",
+    }
+    teacher = run(Live(live_server_url, cookie_of(instructor)).session([draft], exited("d1"), timeout=120))
+    assert next(f for f in teacher if f.get("run") == "d1" and f["type"] == "cell.exit")["status"] == 0
+    assert "nats://localhost:4222" in "".join(f["text"] for f in teacher if f["type"] == "cell.output")
+    pupil = run(Live(live_server_url, cookie_of(learner)).session([draft], exited("d1"), timeout=20))
+    assert [f["message"] for f in pupil if f["type"] == "cell.error"] == ["Такой ячейки нет в этой главе."]
+
+
+def test_an_exercise_is_proven_on_a_fresh_broker_by_the_worker(celery_worker, instructor, units_cleanup):
+    from django.conf import settings
+
+    from lessons.models import Cell
+    from sandboxes import services
+
+    course_import(directory=Path(settings.COURSE_DIRS[0]))
+    cells = {c.role: c for c in Cell.objects.filter(exercise__key="sensors-stream", role__in=("check", "solution"))}
+    job = services.exercise_verify_enqueue(
+        user_id=instructor.pk,
+        broker="nats",
+        check=(cells["check"].code, cells["check"].timeout),
+        solution=(cells["solution"].code, cells["solution"].timeout),
+    )
+    deadline = time.monotonic() + 120
+    while (answer := services.exercise_verify_result(job=job))["state"] == "pending" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    report = answer["report"]
+    assert (report["empty_fails"], report["solution_runs"], report["solved_passes"], report["ok"]) == (True, True, True, True)
+    assert "AssertionError" in report["empty_output"]
+    # The proof's broker is gone, and the instructor's own sandboxes were never touched.
+    from sandboxes.backends import get_backend
+    from sandboxes.models import Sandbox
+
+    assert Sandbox.objects.get(purpose="verify").state == "stopped"
+    assert get_backend().list_units() == []
