@@ -18,7 +18,15 @@ pytestmark = pytest.mark.django_db
 
 MINI = Path(__file__).resolve().parents[1] / "fixtures" / "course-mini"
 
-META = {"title": "Новая", "slug": "fresh", "number": "1.9", "order": 9, "broker": "nats", "estimated_minutes": 10, "objectives": ["Понять"]}
+META = {
+    "title": "Новая",
+    "slug": "fresh",
+    "number": "1.9",
+    "order": 9,
+    "broker": "nats",
+    "estimated_minutes": 10,
+    "objectives": ["Понять"],
+}
 BODY = (
     "## Раздел\n\n```python cell id=hello\nprint('hi')\n```\n\n"
     "::: exercise id=task\n### Задание\n\nЦель.\n\n```python cell id=task-starter role=starter\npass\n```\n\n"
@@ -99,7 +107,9 @@ def test_an_instructor_creates_a_chapter_then_each_save_is_a_revision(client, in
 def test_an_invalid_save_stores_nothing_and_names_the_line(client, instructor, mini):
     client.force_login(instructor)
     chapter = Chapter.objects.get(slug="first")
-    response = save(client, "first", "```python cell id=x colour=red\npass\n```\n", chapter.revision, meta={**META, "slug": "first"})
+    response = save(
+        client, "first", "```python cell id=x colour=red\npass\n```\n", chapter.revision, meta={**META, "slug": "first"}
+    )
     assert response.status_code == 400
     assert any("unknown cell attribute" in p["message"] and p["line"] > 0 for p in response.json()["problems"])
     chapter.refresh_from_db()
@@ -144,7 +154,12 @@ def test_the_preview_uses_the_real_renderer_and_sanitizer(client, instructor, mi
     client.force_login(instructor)
     response = client.post(
         reverse("authoring:preview"),
-        json.dumps({"meta": META, "body": "## Х\n\n<script>alert(1)</script><img src=x onerror=alert(2)>\n\n```python cell id=a\nprint(1)\n```\n"}),
+        json.dumps(
+            {
+                "meta": META,
+                "body": "## Х\n\n<script>alert(1)</script><img src=x onerror=alert(2)>\n\n```python cell id=a\nprint(1)\n```\n",
+            }
+        ),
         content_type="application/json",
     )
     answer = response.json()
@@ -155,7 +170,11 @@ def test_the_preview_uses_the_real_renderer_and_sanitizer(client, instructor, mi
 
 def test_publishing_makes_a_chapter_visible_to_learners(client, instructor, learner, mini):
     client.force_login(instructor)
-    client.post(reverse("authoring:chapter_create", kwargs={"course": "mini"}), json.dumps({"meta": META, "body": BODY}), content_type="application/json")
+    client.post(
+        reverse("authoring:chapter_create", kwargs={"course": "mini"}),
+        json.dumps({"meta": META, "body": BODY}),
+        content_type="application/json",
+    )
     client.force_login(learner)
     assert client.get("/courses/mini/fresh/").status_code == 404
     client.force_login(instructor)
@@ -173,7 +192,9 @@ def test_archive_export_and_import_round_trip_byte_for_byte(client, instructor, 
         assert zipfile.ZipFile(io.BytesIO(data)).read(name) == (MINI / name).read_bytes()
     mini.delete()
     course = course_archive_import(data=data)
-    assert course_archive(course=course) and sorted(zipfile.ZipFile(io.BytesIO(course_archive(course=course))).namelist()) == sorted(names)
+    assert course_archive(course=course) and sorted(
+        zipfile.ZipFile(io.BytesIO(course_archive(course=course))).namelist()
+    ) == sorted(names)
 
 
 def test_archives_with_unsafe_paths_or_garbage_are_refused(client, instructor, mini):
