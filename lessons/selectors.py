@@ -130,3 +130,15 @@ def exercise_check_runnable(*, course: str, chapter: str, exercise: str) -> Runn
         chapter__course__slug=course, chapter__slug=chapter, exercise__key=exercise, role="check", chapter__published=True
     ).first()
     return RunnableCode(found.broker, found.code, found.timeout, found.exercise_id) if found else None
+
+
+def chapter_exercises_for(*, chapter: Chapter, user: User | AnonymousUser) -> dict[str, dict[str, object]]:
+    """The chapter's exercises for the page's script, with whether this learner has passed each."""
+    passed: set[int] = set()
+    if user.is_authenticated:
+        passed = set(
+            ExerciseAttempt.objects.filter(user=user, passed=True, exercise__chapter=chapter).values_list(
+                "exercise_id", flat=True
+            )
+        )
+    return {e.key: {"title": e.title, "hints": len(e.hints), "passed": e.pk in passed} for e in chapter.exercises.all()}

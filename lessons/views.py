@@ -65,7 +65,7 @@ def chapter_page(request: HttpRequest, course: str, chapter: str) -> HttpRespons
         "next": following,
         "is_read": selectors.chapter_is_read(chapter=chapter_obj, user=request.user),
         "cells": selectors.chapter_cells_for(chapter=chapter_obj, user=request.user),
-        "exercises": {e.key: {"title": e.title, "hints": len(e.hints)} for e in chapter_obj.exercises.all()},
+        "exercises": selectors.chapter_exercises_for(chapter=chapter_obj, user=request.user),
     }
     return render(request, "lessons/chapter.html", context)
 

@@ -40,3 +40,14 @@ def _no_unit_outlives_the_run(django_db_blocker):
     backend = ProcessBackend()
     for name in backend.list_units():
         backend.stop(name)
+
+
+@pytest.fixture
+def units_cleanup():
+    """Every unit a test starts is removed at its end, even after a failure."""
+    yield
+    from sandboxes.backends import get_backend
+
+    backend = get_backend()
+    for name in backend.list_units():
+        backend.stop(name)

@@ -49,13 +49,14 @@ def test_healthz_names_the_failure_when_redis_is_unreachable(settings, db):
     assert response.json()["checks"]["redis"]["ok"] is False
 
 
-def test_anonymous_websocket_is_refused(live_server_url):
+def test_anonymous_websocket_is_closed_with_4401_before_anything_is_sent(live_server_url):
     async def attempt():
         async with ws_connect(ws_url(live_server_url), origin=live_server_url) as ws:
-            await asyncio.wait_for(ws.recv(), timeout=5)
+            return await asyncio.wait_for(ws.recv(), timeout=5)
 
-    with pytest.raises((InvalidStatus, ConnectionClosed)):
+    with pytest.raises(ConnectionClosed) as closed:
         run(attempt())
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
 def test_websocket_from_a_foreign_origin_is_refused(live_server_url, learner):

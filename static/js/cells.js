@@ -1,0 +1,670 @@
+// Code cells: each figure.cell becomes a CodeMirror editor with Run / Interrupt / Reset,
+// streaming output and an exit badge; drafts save themselves; exercises get a Check button.
+// Anonymous visitors keep the server-highlighted code and get a login link instead.
+import { live, stageLabel } from "./live.js";
+import { t, formatDuration } from "./i18n.js";
+import { el, icon } from "./dom.js";
+
+const article = document.querySelector("article.chapter");
+const panel = document.querySelector("[data-live-panel]");
+const anonymous = !live.enabled;
+const RUNNABLE = new Set(["run", "setup", "starter", "solution"]);
+const SAVE_DELAY_MS = 1000;
+const OUTPUT_MAX_CHARS = 400_000; // the server cuts long output; this only protects the page
+const CHECK_TIMEOUT_MS = 180_000;
+
+const cellData = readJson("chapter-cells", []);
+const exerciseData = readJson("chapter-exercises", {});
+const byKey = new Map(cellData.map((c) => [c.key, c]));
+const cells = []; // Cell objects in document order
+const runs = new Map(); // run id -> Cell
+const checks = new Map(); // exercise key -> Check
+let executionCount = 0;
+
+function readJson(id, fallback) {
+  const node = document.getElementById(id);
+  if (!node) return fallback;
+  try {
+    return JSON.parse(node.textContent);
+  } catch (error) {
+    console.error(error);
+    return fallback;
+  }
+}
+
+const SAVE_LABELS = { saving: "cell.saving", saved: "cell.saved", failed: "cell.saveFailed" };
+const EXIT_ICONS = { ok: "check", fail: "cross", error: "cross", timeout: "clock", interrupted: "stop" };
+
+/** A button with an icon and, when given, a visible label. */
+function button(className, label, iconName, title) {
+  const node = el("button", className);
+  node.type = "button";
+  if (iconName) node.append(icon(iconName));
+  if (label) node.append(el("span", "label", label));
+  if (title) node.title = title;
+  return node;
+}
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+let runCounter = 0;
+function newRunId() {
+  runCounter += 1;
+  const random = globalThis.crypto?.randomUUID ? crypto.randomUUID() : Math.random().toString(36).slice(2) + Date.now().toString(36);
+  return `r${runCounter}-${random}`;
+}
+
+const TRACE_FILE = /^(\s*File ")([^"]+)(", line )(\d+)(.*)$/;
+const TRACE_EXCEPTION = /^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Warning)\b/;
+
+// --- editors: CodeMirror, or a plain textarea where CodeMirror cannot style itself -------
+
+/** A CodeMirror 6 editor in ``host``; the returned object is all a Cell uses. */
+function codeMirrorEditor(CM, host, { doc, label, onChange, runAndAdvance, runHere }) {
+  const runKeys = CM.Prec.highest(
+    CM.keymap.of([
+      { key: "Shift-Enter", run: () => (runAndAdvance(), true) },
+      { key: "Mod-Enter", run: () => (runHere(), true) },
+      { key: "Ctrl-Enter", run: () => (runHere(), true) },
+    ]),
+  );
+  const view = new CM.EditorView({
+    parent: host,
+    state: CM.EditorState.create({
+      doc,
+      extensions: [
+        runKeys,
+        CM.lineNumbers(),
+        CM.highlightActiveLineGutter(),
+        CM.highlightSpecialChars(),
+        CM.history(),
+        CM.drawSelection(),
+        CM.dropCursor(),
+        CM.indentUnit.of("    "),
+        CM.EditorState.tabSize.of(4),
+        CM.indentOnInput(),
+        CM.bracketMatching(),
+        CM.closeBrackets(),
+        CM.autocompletion({ activateOnTyping: false }),
+        CM.highlightActiveLine(),
+        CM.keymap.of([...CM.closeBracketsKeymap, ...CM.defaultKeymap, ...CM.historyKeymap, ...CM.completionKeymap, CM.indentWithTab]),
+        CM.python(),
+        CM.academyTheme,
+        CM.EditorView.contentAttributes.of({ "aria-label": label }),
+        CM.EditorView.updateListener.of((update) => {
+          if (update.docChanged) onChange();
+        }),
+      ],
+    }),
+  });
+  return {
+    get: () => view.state.doc.toString(),
+    // A transaction, not a new state: Ctrl+Z brings the previous code back.
+    set: (text) => view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } }),
+    focus: () => view.focus(),
+    goToLine(number) {
+      const d = view.state.doc;
+      const line = d.line(Math.min(Math.max(1, number), d.lines));
+      view.dispatch({ selection: { anchor: line.from, head: line.to }, scrollIntoView: true });
+      view.focus();
+    },
+  };
+}
+
+/** The fallback: a monospace textarea with the same keys (Tab indents, Esc then Tab leaves). */
+function textareaEditor(host, { doc, label, onChange, runAndAdvance, runHere }) {
+  const area = el("textarea", "cell-textarea");
+  area.value = doc;
+  area.spellcheck = false;
+  area.setAttribute("aria-label", label);
+  area.setAttribute("autocapitalize", "off");
+  const fit = () => {
+    area.rows = Math.min(30, Math.max(3, area.value.split("\n").length));
+  };
+  fit();
+  let escaped = false;
+  area.addEventListener("input", () => {
+    fit();
+    onChange();
+  });
+  area.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && event.shiftKey) {
+      event.preventDefault();
+      runAndAdvance();
+    } else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      runHere();
+    } else if (event.key === "Tab" && !escaped && !event.shiftKey) {
+      event.preventDefault();
+      area.setRangeText("    ", area.selectionStart, area.selectionEnd, "end");
+      onChange();
+    }
+    escaped = event.key === "Escape";
+  });
+  host.append(area);
+  return {
+    get: () => area.value,
+    set(text) {
+      area.select();
+      // execCommand keeps the browser's undo history; setRangeText is the fallback.
+      if (!document.execCommand("insertText", false, text)) area.setRangeText(text, 0, area.value.length, "end");
+      fit();
+      onChange();
+    },
+    focus: () => area.focus(),
+    goToLine(number) {
+      const lines = area.value.split("\n");
+      const start = lines.slice(0, number - 1).reduce((n, l) => n + l.length + 1, 0);
+      area.focus();
+      area.setSelectionRange(start, start + (lines[number - 1] || "").length);
+    },
+  };
+}
+
+class Cell {
+  constructor(figure, data) {
+    this.figure = figure;
+    this.data = data;
+    this.key = data.key;
+    this.role = data.role;
+    this.broker = data.broker || figure.dataset.broker || article?.dataset.broker || "";
+    this.timeout = Number(data.timeout || figure.dataset.timeout || 30);
+    this.runId = null;
+    this.editor = null;
+    this.savedCode = data.code ?? data.original ?? "";
+    this.saveTimer = 0;
+    this.saving = null;
+    figure.classList.add("is-live");
+  }
+
+  // --- building -------------------------------------------------------------------------
+
+  buildToolbar() {
+    const bar = el("div", "cell-toolbar");
+    this.prompt = el("span", "cell-prompt", "[ ]");
+    this.prompt.setAttribute("aria-hidden", "true");
+    this.runButton = button("cell-btn cell-run", t("cell.run"), "run", t("cell.runTitle"));
+    this.stopButton = button("cell-btn cell-interrupt", t("cell.interrupt"), "stop");
+    this.stopButton.hidden = true;
+    this.status = el("span", "cell-status");
+    this.status.setAttribute("aria-live", "polite");
+    this.saveState = el("button", "cell-save link");
+    this.saveState.type = "button";
+    this.saveState.hidden = true;
+    this.resetButton = button("cell-icon", null, "reset", t("cell.reset"));
+    this.resetButton.setAttribute("aria-label", t("cell.reset"));
+    this.copyButton = button("cell-icon", null, "copy", t("cell.copy"));
+    this.copyButton.setAttribute("aria-label", t("cell.copy"));
+    const meta = el("span", "cell-meta");
+    const role = t(`cell.role.${this.role}`);
+    if (role) meta.append(el("span", `cell-role role-${this.role}`, role));
+    if (this.broker) meta.append(el("span", `cell-broker broker-${this.broker}`, this.broker));
+    const limit = el("span", "cell-limit");
+    limit.append(icon("clock"), t("unit.s", { n: this.timeout }));
+    limit.title = t("cell.timeoutLimit", { s: this.timeout });
+    meta.append(limit);
+    bar.append(this.prompt, this.runButton, this.stopButton, this.status, el("span", "cell-spacer"), this.saveState, this.resetButton, this.copyButton, meta);
+
+    this.runButton.addEventListener("click", () => this.run());
+    this.stopButton.addEventListener("click", () => this.interrupt());
+    this.resetButton.addEventListener("click", () => this.reset());
+    this.copyButton.addEventListener("click", () => this.copy());
+    this.saveState.addEventListener("click", () => this.save());
+    return bar;
+  }
+
+  buildOutput() {
+    this.output = el("div", "cell-output");
+    this.output.hidden = true;
+    this.output.setAttribute("role", "log");
+    this.output.setAttribute("aria-label", t("cell.outputLabel"));
+    this.stream = el("pre", "cell-stream");
+    this.exit = el("div", "cell-exit");
+    this.output.append(this.stream, this.exit);
+    return this.output;
+  }
+
+  mount(makeEditor) {
+    const host = el("div", "cell-editor");
+    this.editor = makeEditor(host, {
+      doc: this.savedCode,
+      label: t("cell.editorLabel", { key: this.key }),
+      onChange: () => this.changed(),
+      runAndAdvance: () => {
+        this.run();
+        this.focusNext();
+      },
+      runHere: () => this.run(),
+    });
+    const toolbar = this.buildToolbar();
+    // The editor replaces the <pre> (and chapter.js's copy button for it: the toolbar has one).
+    this.figure.replaceChildren(toolbar, host, this.buildOutput());
+    this.refreshEdited();
+  }
+
+  mountReadOnly(loginUrl) {
+    this.figure.classList.add("is-readonly");
+    const bar = el("div", "cell-toolbar");
+    const link = el("a", "cell-login");
+    link.href = loginUrl;
+    link.append(icon("lock"), el("span", "label", t("cell.login")));
+    const meta = el("span", "cell-meta");
+    const role = t(`cell.role.${this.role}`);
+    if (role) meta.append(el("span", `cell-role role-${this.role}`, role));
+    if (this.broker) meta.append(el("span", `cell-broker broker-${this.broker}`, this.broker));
+    bar.append(link, el("span", "cell-spacer"), meta);
+    this.figure.prepend(bar);
+  }
+
+  // --- editing and drafts ---------------------------------------------------------------
+
+  code() {
+    return this.editor ? this.editor.get() : this.savedCode;
+  }
+
+  changed() {
+    this.refreshEdited();
+    clearTimeout(this.saveTimer);
+    this.saveTimer = setTimeout(() => this.save(), SAVE_DELAY_MS);
+  }
+
+  refreshEdited() {
+    const edited = this.code() !== (this.data.original ?? "");
+    this.figure.classList.toggle("is-edited", edited);
+    this.resetButton.disabled = !edited;
+  }
+
+  showSave(state) {
+    this.saveState.hidden = state === "idle";
+    this.saveState.dataset.state = state;
+    this.saveState.disabled = state !== "failed";
+    this.saveState.textContent = state === "idle" ? "" : t(SAVE_LABELS[state]);
+    this.saveState.title = state === "failed" ? t("cell.saveRetry") : "";
+    clearTimeout(this.saveFade);
+    if (state === "saved") this.saveFade = setTimeout(() => this.showSave("idle"), 2500);
+  }
+
+  /** POST the draft if it changed; resolves when saved (or failed). */
+  async save({ keepalive = false } = {}) {
+    clearTimeout(this.saveTimer);
+    if (this.saving) await this.saving;
+    const code = this.code();
+    if (code === this.savedCode) return;
+    this.showSave("saving");
+    const url = `/courses/${encodeURIComponent(live.course)}/${encodeURIComponent(live.chapter)}/cells/${encodeURIComponent(this.key)}/draft`;
+    this.saving = fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      keepalive,
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
+      body: JSON.stringify({ code }),
+    })
+      .then((response) => {
+        if (!response.ok) throw new Error(`draft: HTTP ${response.status}`);
+        this.savedCode = code;
+        this.showSave(this.code() === code ? "saved" : "saving");
+      })
+      .catch((error) => {
+        console.warn(error);
+        this.showSave("failed");
+      })
+      .finally(() => {
+        this.saving = null;
+      });
+    await this.saving;
+  }
+
+  pendingSave() {
+    return Boolean(this.editor) && this.code() !== this.savedCode;
+  }
+
+  reset() {
+    const original = this.data.original ?? "";
+    if (!this.editor || this.code() === original) return;
+    this.editor.set(original);
+    this.flash(t("cell.resetDone"));
+    this.editor.focus();
+  }
+
+  async copy() {
+    try {
+      await navigator.clipboard.writeText(this.code());
+      this.flash(t("cell.copied"));
+    } catch (error) {
+      console.warn(error);
+    }
+  }
+
+  flash(text) {
+    if (this.runId) return; // the running status matters more
+    this.status.textContent = text;
+    this.status.dataset.kind = "note";
+    clearTimeout(this.flashTimer);
+    this.flashTimer = setTimeout(() => {
+      if (!this.runId && this.status.dataset.kind === "note") this.status.textContent = "";
+    }, 3000);
+  }
+
+  // --- running --------------------------------------------------------------------------
+
+  focusNext() {
+    const index = cells.indexOf(this);
+    const next = cells.slice(index + 1).find((c) => c.editor && c.figure.offsetParent !== null);
+    if (!next) return;
+    next.editor.focus();
+    next.figure.scrollIntoView({ block: "nearest", behavior: "smooth" });
+  }
+
+  run() {
+    if (this.runId || !this.editor) return;
+    live.ensureChapter();
+    const id = newRunId();
+    const sent = live.send({
+      type: "cell.run",
+      run: id,
+      course: live.course,
+      chapter: live.chapter,
+      cell: this.key,
+      code: this.code(),
+    });
+    this.clearOutput();
+    if (!sent) {
+      this.output.hidden = false;
+      this.appendNote(t("conn.offline"), "cell-error");
+      this.setExit({ kind: "error", text: t("exit.lost") });
+      return;
+    }
+    this.save();
+    runs.set(id, this);
+    this.runId = id;
+    this.started = performance.now();
+    this.sawOutput = false;
+    this.figure.classList.add("is-running");
+    this.prompt.textContent = "[*]";
+    this.runButton.hidden = true;
+    this.stopButton.hidden = false;
+    this.stopButton.disabled = false;
+    this.stopButton.querySelector(".label").textContent = t("cell.interrupt");
+    this.status.dataset.kind = "running";
+    this.tick();
+    this.ticker = setInterval(() => this.tick(), 250);
+  }
+
+  tick() {
+    const elapsed = formatDuration(Math.floor((performance.now() - this.started) / 1000) * 1000);
+    const sandbox = live.sandbox(this.broker);
+    let text;
+    if (!this.sawOutput && sandbox?.state !== "ready") text = t("cell.waitingSandbox", { stage: stageLabel(sandbox), t: elapsed });
+    else text = t("cell.running", { t: elapsed });
+    if (this.status.textContent !== text) this.status.textContent = text;
+  }
+
+  interrupt() {
+    if (!this.runId) return;
+    live.send({ type: "cell.interrupt", run: this.runId });
+    this.stopButton.disabled = true;
+    this.stopButton.querySelector(".label").textContent = t("cell.interrupting");
+  }
+
+  clearOutput() {
+    this.stream.replaceChildren();
+    this.exit.replaceChildren();
+    this.output.hidden = true;
+    this.output.classList.remove("has-error");
+    this.chars = 0;
+    this.cut = false;
+    this.lastStream = null;
+    this.lastText = null;
+  }
+
+  /** Append a chunk of stdout or stderr; several lines may come at once. */
+  write(stream, text) {
+    if (!text) return;
+    this.output.hidden = false;
+    this.sawOutput = true;
+    if (this.cut) return;
+    if (this.chars + text.length > OUTPUT_MAX_CHARS) {
+      text = text.slice(0, Math.max(0, OUTPUT_MAX_CHARS - this.chars));
+      this.cut = true;
+    }
+    this.chars += text.length;
+    const stick = this.stream.scrollHeight - this.stream.scrollTop - this.stream.clientHeight < 24;
+    if (stream === "stderr") this.writeStderr(text);
+    else this.appendText("stdout", text);
+    if (this.cut) this.appendNote(t("cell.browserCut"), "cell-note");
+    if (stick) this.stream.scrollTop = this.stream.scrollHeight;
+  }
+
+  appendText(stream, text) {
+    if (this.lastStream === stream && this.lastText) {
+      this.lastText.appendData(text);
+      return;
+    }
+    const span = el("span", `out-${stream}`);
+    this.lastText = document.createTextNode(text);
+    span.append(this.lastText);
+    this.stream.append(span);
+    this.lastStream = stream;
+  }
+
+  /** stderr in red, with the lines of a traceback that matter picked out. */
+  writeStderr(text) {
+    for (const line of text.split(/(?<=\n)/)) {
+      const file = TRACE_FILE.exec(line.replace(/\n$/, ""));
+      if (file) {
+        const span = el("span", "out-stderr tb-frame");
+        const here = file[2].includes("<cell") || file[2].includes(this.key);
+        span.append(file[1]);
+        span.append(el("span", "tb-file", file[2]));
+        span.append(file[3]);
+        if (here) {
+          const jump = el("button", "tb-line link", file[4]);
+          jump.type = "button";
+          jump.addEventListener("click", () => this.goToLine(Number(file[4])));
+          span.append(jump);
+        } else {
+          span.append(file[4]);
+        }
+        span.append(file[5] + (line.endsWith("\n") ? "\n" : ""));
+        this.stream.append(span);
+        this.lastStream = null;
+      } else if (TRACE_EXCEPTION.test(line)) {
+        this.stream.append(el("span", "out-stderr tb-exception", line));
+        this.lastStream = null;
+        this.output.classList.add("has-error");
+      } else {
+        this.appendText("stderr", line);
+      }
+    }
+  }
+
+  goToLine(number) {
+    this.editor?.goToLine(number);
+  }
+
+  appendNote(text, className) {
+    this.stream.append(el("span", className, text + "\n"));
+    this.lastStream = null;
+  }
+
+  finish(exit) {
+    clearInterval(this.ticker);
+    runs.delete(this.runId);
+    this.runId = null;
+    this.figure.classList.remove("is-running");
+    executionCount += 1;
+    this.prompt.textContent = `[${executionCount}]`;
+    this.runButton.hidden = false;
+    this.stopButton.hidden = true;
+    this.status.textContent = "";
+    this.status.dataset.kind = "";
+    this.setExit(exit);
+  }
+
+  setExit({ kind, text, title, duration, truncated }) {
+    this.output.hidden = false;
+    const badge = el("span", `exit-badge exit-${kind}`);
+    badge.append(icon(EXIT_ICONS[kind] || "cross"), text);
+    if (title) badge.title = title;
+    const parts = [badge];
+    if (duration != null) parts.push(el("span", "exit-duration", t("exit.duration", { t: formatDuration(duration) })));
+    if (truncated) {
+      const cut = el("span", "exit-cut");
+      cut.append(icon("cut"), t("exit.truncated"));
+      cut.title = t("exit.truncatedTitle");
+      parts.push(cut);
+    }
+    if (kind === "ok" && !this.stream.childNodes.length) parts.push(el("span", "exit-quiet", t("cell.noOutput")));
+    this.exit.replaceChildren(...parts);
+  }
+
+  onExit(frame) {
+    const status = frame.status;
+    let kind;
+    let text;
+    if (frame.reason === "timeout") [kind, text] = ["timeout", t("exit.timeout")];
+    else if (frame.reason === "interrupted") [kind, text] = ["interrupted", t("exit.interrupted")];
+    else if (frame.reason === "memory") [kind, text] = ["fail", t("exit.memory")];
+    else if (frame.reason === "killed") [kind, text] = ["fail", t("exit.killed")];
+    else if (status === 0) [kind, text] = ["ok", t("exit.ok", { status: 0 })];
+    else [kind, text] = ["fail", t("exit.fail", { status: status ?? "?" })];
+    const duration = typeof frame.duration_ms === "number" ? frame.duration_ms : performance.now() - this.started;
+    this.finish({ kind, text, title: `${t("exit.statusTitle")}: ${status ?? "—"}`, duration, truncated: Boolean(frame.truncated) });
+  }
+
+  onError(frame) {
+    this.output.hidden = false;
+    this.appendNote(frame.message || t("exit.error"), "cell-error");
+    this.finish({ kind: "error", text: t("exit.error") });
+  }
+
+  onLost() {
+    this.appendNote(t("conn.lostRun"), "cell-error");
+    this.finish({ kind: "error", text: t("exit.lost") });
+  }
+}
+
+class Check {
+  constructor(section, key) {
+    this.section = section;
+    this.key = key;
+    const title = exerciseData[key]?.title || key;
+    this.bar = el("div", "exercise-check");
+    this.verdict = el("div", "check-verdict");
+    this.verdict.setAttribute("role", "status");
+    this.verdict.hidden = true;
+    if (anonymous) {
+      const link = el("a", "button subtle");
+      link.href = panel?.dataset.loginUrl || "/accounts/login/";
+      link.textContent = t("check.login");
+      this.bar.append(link);
+    } else {
+      this.button = button("button check-button", t("check.button"), "check", t("check.title", { title }));
+      this.state = el("span", "check-state muted");
+      this.button.addEventListener("click", () => this.check());
+      this.bar.append(this.button, this.state);
+    }
+    this.bar.append(this.verdict);
+    // After the learner's own cell, before the hints and the solution.
+    const starter = section.querySelector("figure.cell-starter");
+    const anchor = starter || section.querySelector("details.solution") || null;
+    if (starter) starter.after(this.bar);
+    else if (anchor) anchor.before(this.bar);
+    else section.append(this.bar);
+    // A check passed before stays passed on the next visit.
+    if (exerciseData[key]?.passed) this.show({ passed: true });
+  }
+
+  async check() {
+    if (this.pending) return;
+    this.pending = true;
+    this.button.disabled = true;
+    this.state.textContent = t("check.running");
+    this.bar.classList.add("is-checking");
+    this.verdict.hidden = true;
+    // The check reads the broker, but drafts should be on the server too before it looks.
+    await Promise.all(cells.filter((c) => c.pendingSave()).map((c) => c.save()));
+    live.ensureChapter();
+    const sent = live.send({ type: "exercise.check", course: live.course, chapter: live.chapter, exercise: this.key });
+    if (!sent) {
+      this.show({ passed: false, reason: t("conn.offline") });
+      return;
+    }
+    this.timer = setTimeout(() => this.show({ passed: false, reason: t("check.noAnswer") }), CHECK_TIMEOUT_MS);
+  }
+
+  show(result) {
+    clearTimeout(this.timer);
+    this.pending = false;
+    this.bar.classList.remove("is-checking");
+    if (this.button) this.button.disabled = false;
+    if (this.state) this.state.textContent = "";
+    this.verdict.hidden = false;
+    this.verdict.className = `check-verdict ${result.passed ? "is-pass" : "is-fail"}`;
+    const head = el("strong", "check-head", result.passed ? `✓ ${t("check.pass")}` : `✗ ${t("check.fail")}`);
+    const parts = [head];
+    if (result.reason) parts.push(el("span", "check-reason", result.reason));
+    this.verdict.replaceChildren(...parts);
+    this.section.classList.toggle("is-passed", Boolean(result.passed));
+  }
+
+  lost() {
+    if (this.pending) this.show({ passed: false, reason: t("conn.lostRun") });
+  }
+}
+
+// --- wiring -----------------------------------------------------------------------------
+
+live.on("cell.output", (frame) => runs.get(frame.run)?.write(frame.stream === "stderr" ? "stderr" : "stdout", frame.text));
+live.on("cell.exit", (frame) => runs.get(frame.run)?.onExit(frame));
+live.on("cell.error", (frame) => runs.get(frame.run)?.onError(frame));
+live.on("exercise.result", (frame) => checks.get(frame.exercise)?.show(frame));
+live.on("connection.lost", () => {
+  for (const cell of [...runs.values()]) cell.onLost();
+  for (const check of checks.values()) check.lost();
+});
+
+for (const figure of document.querySelectorAll("figure.cell[data-cell]")) {
+  const data = byKey.get(figure.dataset.cell);
+  if (!data || !RUNNABLE.has(data.role || figure.dataset.role)) continue;
+  cells.push(new Cell(figure, data));
+}
+for (const section of document.querySelectorAll("section.exercise[data-exercise]")) {
+  checks.set(section.dataset.exercise, new Check(section, section.dataset.exercise));
+}
+
+if (anonymous) {
+  const loginUrl = panel?.dataset.loginUrl || "/accounts/login/";
+  for (const cell of cells) cell.mountReadOnly(loginUrl);
+} else if (cells.length) {
+  const mountAll = (makeEditor) => {
+    for (const cell of cells) {
+      try {
+        cell.mount(makeEditor);
+      } catch (error) {
+        console.error(error);
+      }
+      cell.figure.classList.remove("is-loading");
+    }
+  };
+  for (const cell of cells) cell.figure.classList.add("is-loading");
+  // CodeMirror styles itself with a constructable stylesheet (the CSP forbids <style>);
+  // where a browser cannot adopt one on the document, the textarea does the job.
+  if ("adoptedStyleSheets" in Document.prototype) {
+    import("../vendor/codemirror.js")
+      .then((CM) => mountAll((host, options) => codeMirrorEditor(CM, host, options)))
+      .catch((error) => {
+        console.error("cells: the editor did not load", error);
+        mountAll(textareaEditor);
+      });
+  } else {
+    mountAll(textareaEditor);
+  }
+  // Leaving the page: send what is still unsaved (keepalive outlives the page).
+  window.addEventListener("pagehide", () => {
+    for (const cell of cells) if (cell.pendingSave()) cell.save({ keepalive: true });
+  });
+}

@@ -1,0 +1,546 @@
+// The live panel: the message stream (newest first, filtered, batched into animation frames
+// so a flood never freezes the page), and on phones the bottom sheet that holds the panel.
+// Its other blocks, sandbox status and topology, are modules of their own, loaded from here.
+import { live } from "./live.js";
+import { t, brokerName, stateLabel, formatNumber, formatBytes, formatTime } from "./i18n.js";
+import { el, button, icon } from "./dom.js";
+import "./sandbox-status.js";
+import "./topology.js";
+
+const aside = document.querySelector("[data-live-panel]");
+const MAX_ROWS = 500; // rows kept in the DOM
+const STORE_SIZE = 2000; // events kept in memory, to re-filter
+const FRAME_BUDGET_MS = 8; // time spent building rows per commit
+const ROWS_PER_COMMIT = 150;
+const ROWS_PER_COMMIT_BUSY = 40; // a flood shows a sample, and counts the rest as not shown
+const BUSY_RATE = 300; // events per second above which the list is redrawn ~8 times a second
+const BUSY_INTERVAL_MS = 120;
+const FOLD_LINES = 5;
+const FOLD_CHARS = 420;
+const HIGHLIGHT_JSON_MAX = 3000;
+
+// Module state, declared before any function that reads it runs.
+let list; // <ol> of rows, newest first
+let emptyNote;
+let countNode;
+let droppedNode;
+let pausedNode;
+let pauseButton;
+let destSelect;
+let dirSelect;
+let searchInput;
+
+let seq = 0;
+let store = []; // recent events (all), oldest first, for re-filtering
+let pending = []; // matching events waiting for the next frame, oldest first
+let pausedQueue = [];
+let paused = false;
+let pausedAt = 0; // seq of the last event shown before pausing
+let pausedCount = 0;
+let total = 0;
+let serverDropped = 0;
+let panelDropped = 0;
+let scheduled = false;
+let lastCommit = 0;
+let rateWindowStart = 0;
+let rateCount = 0;
+let busy = false;
+let destinationsDirty = false;
+const destinations = new Map(); // filter value -> {broker, label}
+const filter = { dest: "", dir: "", text: "" };
+let sheetHandle = null;
+let sheetSummary = null;
+let sheetCount = null;
+let seenTotal = 0;
+
+function num(value) {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}
+
+// ==========================================================================================
+// Messages
+// ==========================================================================================
+
+const messagesBox = aside?.querySelector("[data-messages]");
+
+// How each broker's destination reads; whatever detail is not used here becomes a chip.
+const HIDDEN_DETAIL = new Set(["not_shown", "up_to_seq", "message_id", "vhost", "persistent"]);
+const DESCRIBE = {
+  kafka(ev) {
+    const chips = [];
+    const pos = [];
+    if (ev.partition != null) pos.push([`p${ev.partition}`, t("msg.partition")]);
+    if (ev.offset != null) pos.push([`#${ev.offset}`, t("msg.offset")]);
+    if (ev.detail.group) chips.push([`${t("msg.group")} ${ev.detail.group}`, t("msg.group"), "group"]);
+    return { kind: t("msg.topic"), main: ev.destination, pos, chips, used: ["group"] };
+  },
+  rabbitmq(ev) {
+    const chips = [];
+    const d = ev.detail;
+    const used = ["routing_key", "exchange", "routed_queues", "redelivered"];
+    if (ev.direction === "produced") {
+      if (d.routing_key) chips.push([`rk ${d.routing_key}`, t("msg.routingKey")]);
+      if (d.routed_queues) chips.push([`${t("msg.routedTo")} ${d.routed_queues}`, t("msg.queue")]);
+      return { kind: t("msg.exchange"), main: ev.destination, chips, used };
+    }
+    if (d.exchange) chips.push([`${t("msg.exchange")} ${d.exchange}`, t("msg.exchange")]);
+    if (d.routing_key) chips.push([`rk ${d.routing_key}`, t("msg.routingKey")]);
+    if (d.redelivered === "True" || d.redelivered === "true") chips.push([t("msg.redelivered"), "", "warn"]);
+    return { kind: t("msg.queue"), main: ev.destination, chips, used };
+  },
+  activemq(ev) {
+    const m = /^\/(queue|topic)\/(.*)$/.exec(ev.destination);
+    const chips = [];
+    if (ev.detail.inferred === "true") chips.push([t("msg.inferred"), t("msg.inferredTitle"), "muted"]);
+    if (ev.detail.redelivered) chips.push([`${t("msg.redelivered")} ×${ev.detail.redelivered}`, "", "warn"]);
+    return {
+      kind: m ? t(m[1] === "queue" ? "msg.queue" : "msg.topic") : "",
+      main: m ? m[2] : ev.destination,
+      chips,
+      used: ["inferred", "redelivered"],
+    };
+  },
+  nats(ev) {
+    const chips = [];
+    const d = ev.detail;
+    const pos = ev.offset != null ? [[`${t("msg.seq")} ${ev.offset}`, t("msg.seq")]] : [];
+    if (d.stream) chips.push([`${t("msg.stream")} ${d.stream}`, t("msg.stream")]);
+    if (d.consumer) chips.push([`${t("msg.consumer")} ${d.consumer}`, t("msg.consumer")]);
+    if (d.reply) chips.push([`${t("msg.reply")} ${d.reply}`, t("msg.reply"), "muted"]);
+    return { kind: t("msg.subject"), main: ev.destination, pos, chips, used: ["stream", "consumer", "reply"] };
+  },
+};
+function describe(ev) {
+  const fn = DESCRIBE[ev.broker];
+  const base = fn ? fn(ev) : { kind: "", main: ev.destination, chips: [], used: [] };
+  base.pos = base.pos || [];
+  if (!fn && ev.partition != null) base.pos.push([`p${ev.partition}`, t("msg.partition")]);
+  if (!fn && ev.offset != null) base.pos.push([`#${ev.offset}`, t("msg.offset")]);
+  for (const [k, v] of Object.entries(ev.detail)) {
+    if (!base.used.includes(k) && !HIDDEN_DETAIL.has(k) && v !== "" && v != null) base.chips.push([`${k}=${v}`, k, "muted"]);
+  }
+  return base;
+}
+
+function normalize(raw, broker) {
+  const ev = raw && typeof raw === "object" ? raw : {};
+  ev.broker = ev.broker || broker || "";
+  ev.direction = ev.direction === "consumed" ? "consumed" : "produced";
+  ev.destination = String(ev.destination ?? "");
+  ev.detail = ev.detail && typeof ev.detail === "object" ? ev.detail : {};
+  ev.headers = ev.headers && typeof ev.headers === "object" ? ev.headers : {};
+  ev.value = ev.value && typeof ev.value === "object" ? ev.value : { encoding: "empty", text: "" };
+  ev.seen_ms = num(ev.seen_ms) ?? Date.now();
+  seq += 1;
+  ev._seq = seq;
+  ev._skipped = Number(ev.detail.not_shown) > 0 ? Number(ev.detail.not_shown) : 0;
+  return ev;
+}
+
+function destKey(ev) {
+  return `${ev.broker}\u0000${ev.destination}`;
+}
+
+function haystack(ev) {
+  if (ev._hay == null) {
+    const parts = [ev.destination, ev.key ?? "", ev.value.text ?? ""];
+    for (const [k, v] of Object.entries(ev.headers)) parts.push(k, v);
+    for (const [k, v] of Object.entries(ev.detail)) parts.push(k, v);
+    ev._hay = parts.join("\n").toLowerCase();
+  }
+  return ev._hay;
+}
+
+function matches(ev) {
+  if (filter.dir && ev.direction !== filter.dir) return false;
+  if (filter.dest && destKey(ev) !== filter.dest) return false;
+  if (filter.text && !haystack(ev).includes(filter.text)) return false;
+  return true;
+}
+
+function receive(frame) {
+  const broker = frame.broker || live.brokerOf(frame.sandbox) || "";
+  serverDropped += Math.max(0, Number(frame.dropped) || 0);
+  const events = Array.isArray(frame.events) ? frame.events : [];
+  measureRate(events.length);
+  for (const raw of events) {
+    const ev = normalize(raw, broker);
+    total += 1;
+    if (ev._skipped) serverDropped += ev._skipped;
+    store.push(ev);
+    const key = destKey(ev);
+    if (!destinations.has(key)) {
+      destinations.set(key, { broker: ev.broker, label: ev.destination });
+      destinationsDirty = true;
+    }
+    if (!matches(ev)) continue;
+    if (paused) {
+      pausedCount += 1;
+      pausedQueue.push(ev);
+    } else {
+      pending.push(ev);
+    }
+  }
+  if (store.length > STORE_SIZE * 1.5) store = store.slice(-STORE_SIZE);
+  // What would scroll out of the kept rows before it was ever drawn is counted, not drawn.
+  if (pending.length > MAX_ROWS) {
+    panelDropped += pending.length - MAX_ROWS;
+    pending = pending.slice(-MAX_ROWS);
+  }
+  if (pausedQueue.length > MAX_ROWS) {
+    panelDropped += pausedQueue.length - MAX_ROWS;
+    pausedQueue = pausedQueue.slice(-MAX_ROWS);
+  }
+  schedule();
+}
+
+function schedule() {
+  if (scheduled) return;
+  scheduled = true;
+  requestAnimationFrame(flush);
+}
+
+/** Note ``n`` arrivals; above BUSY_RATE the list is redrawn less often and without animation. */
+function measureRate(n) {
+  const now = performance.now();
+  rateCount += n;
+  const elapsed = now - rateWindowStart;
+  // A single big batch is a flood already; otherwise judge by the last half second.
+  if (n > BUSY_RATE / 4 && !busy) setBusy(true);
+  if (elapsed > 500) {
+    setBusy((rateCount * 1000) / elapsed > BUSY_RATE);
+    rateWindowStart = now;
+    rateCount = 0;
+  }
+}
+
+function setBusy(value) {
+  if (busy === value) return;
+  busy = value;
+  list?.classList.toggle("is-busy", busy);
+}
+
+function flush(now) {
+  scheduled = false;
+  // Under a flood, redraw a few times a second: nobody reads faster, and layout is the cost.
+  if (busy && now - lastCommit < BUSY_INTERVAL_MS) {
+    schedule();
+    return;
+  }
+  lastCommit = now;
+  const started = performance.now();
+  const rows = [];
+  let i = 0;
+  const limit = busy ? ROWS_PER_COMMIT_BUSY : ROWS_PER_COMMIT;
+  if (pending.length > limit && busy) {
+    // Only the newest rows of a flood are ever on screen; older ones are counted, not drawn.
+    panelDropped += pending.length - limit;
+    pending = pending.slice(-limit);
+  }
+  while (i < pending.length && i < limit) {
+    rows.push(buildRow(pending[i]));
+    i += 1;
+    if ((i & 7) === 0 && performance.now() - started > FRAME_BUDGET_MS) break;
+  }
+  if (i) pending = pending.slice(i);
+  if (rows.length) {
+    const fragment = document.createDocumentFragment();
+    for (let k = rows.length - 1; k >= 0; k -= 1) fragment.append(rows[k]);
+    list.prepend(fragment);
+    let extra = list.childElementCount - MAX_ROWS;
+    while (extra-- > 0) list.lastElementChild.remove();
+  }
+  if (destinationsDirty) renderDestinations();
+  renderCounters();
+  if (pending.length) schedule();
+}
+
+function highlightJson(pre, text) {
+  const re = /("(?:[^"\\]|\\.)*")(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g;
+  let last = 0;
+  let m;
+  while ((m = re.exec(text))) {
+    if (m.index > last) pre.append(text.slice(last, m.index));
+    if (m[1]) {
+      pre.append(el("span", m[2] ? "j-key" : "j-str", m[1]));
+      if (m[2]) pre.append(m[2]);
+    } else if (m[3]) pre.append(el("span", "j-lit", m[3]));
+    else pre.append(el("span", "j-num", m[4]));
+    last = re.lastIndex;
+  }
+  if (last < text.length) pre.append(text.slice(last));
+}
+
+function valueNode(value) {
+  const text = value.text ?? "";
+  if (value.encoding === "empty" || text === "") return el("div", "msg-value-empty", t("msg.emptyValue"));
+  const box = el("div", "msg-value-box");
+  const pre = el("pre", `msg-value enc-${value.encoding}`);
+  if (value.encoding === "json" && text.length <= HIGHLIGHT_JSON_MAX && !busy) highlightJson(pre, text);
+  else pre.textContent = text;
+  box.append(pre);
+  let lines = 1;
+  for (let i = text.indexOf("\n"); i !== -1 && lines <= FOLD_LINES; i = text.indexOf("\n", i + 1)) lines += 1;
+  const notes = [];
+  if (value.encoding === "hex") notes.push(el("span", "msg-note", t("msg.binary")));
+  if (value.truncated) notes.push(el("span", "msg-note", t("msg.previewCut")));
+  if (lines > FOLD_LINES || text.length > FOLD_CHARS) {
+    pre.classList.add("is-folded");
+    notes.unshift(button("msg-more link", t("msg.showMore")));
+  }
+  if (notes.length) {
+    const foot = el("div", "msg-value-foot");
+    foot.append(...notes);
+    box.append(foot);
+  }
+  return box;
+}
+
+function chip(text, title, kind) {
+  const node = el("span", `chip${kind ? ` chip-${kind}` : ""}`, text);
+  if (title) node.title = title;
+  return node;
+}
+
+function buildRow(ev) {
+  const row = el("li", `msg msg-${ev.direction}`);
+  if (ev._skipped) {
+    row.classList.add("msg-skipped");
+    row.append(el("span", "msg-dir", ev.direction === "produced" ? "↑" : "↓"), el("span", "msg-skip-text", `${t("msg.skipped", { n: ev._skipped })} · ${ev.destination}`));
+    return row;
+  }
+  const d = describe(ev);
+  const head = el("div", "msg-head");
+  const dir = el("span", "msg-dir", ev.direction === "produced" ? "↑" : "↓");
+  dir.title = t(ev.direction === "produced" ? "msg.produced" : "msg.consumed");
+  const time = el("time", "msg-time", formatTime(ev.seen_ms));
+  if (num(ev.timestamp_ms) != null) time.title = new Date(ev.timestamp_ms).toISOString();
+  const dest = el("span", "msg-dest");
+  if (d.kind) dest.append(el("span", "msg-kind", d.kind));
+  const main = el("span", "msg-main", d.main);
+  main.title = d.main;
+  dest.append(main);
+  for (const [text, title] of d.pos) {
+    const p = el("span", "msg-pos", text);
+    p.title = title;
+    dest.append(p);
+  }
+  const size = el("span", "msg-size", formatBytes(num(ev.size) ?? 0));
+  head.append(dir, time, el("span", `msg-broker broker-dot broker-${ev.broker}`), dest, size);
+  row.append(head);
+  row.title = brokerName(ev.broker);
+
+  const meta = el("div", "msg-meta");
+  if (ev.key != null && ev.key !== "") meta.append(chip(`${t("msg.key")} ${ev.key}`, t("msg.key"), "key"));
+  for (const [text, title, kind] of d.chips) meta.append(chip(text, title, kind));
+  const headers = Object.entries(ev.headers);
+  for (const [k, v] of headers.slice(0, 8)) {
+    const value = String(v);
+    meta.append(chip(`${k}: ${value.length > 40 ? `${value.slice(0, 40)}…` : value}`, `${t("msg.headers")}: ${k}: ${value}`, "header"));
+  }
+  if (headers.length > 8) meta.append(chip(`+${headers.length - 8}`, headers.slice(8).map(([k, v]) => `${k}: ${v}`).join("\n"), "header"));
+  if (meta.childNodes.length) row.append(meta);
+  row.append(valueNode(ev.value));
+  return row;
+}
+
+function renderCounters() {
+  countNode.textContent = total ? t("msg.count", { n: total }) : "";
+  const dropped = serverDropped + panelDropped;
+  droppedNode.hidden = dropped === 0;
+  if (dropped) {
+    droppedNode.textContent = t("msg.notShown", { n: dropped });
+    droppedNode.title = t("msg.notShownTitle", { server: formatNumber(serverDropped), panel: formatNumber(panelDropped) });
+  }
+  pausedNode.hidden = !paused;
+  if (paused) pausedNode.textContent = t("msg.pausedCount", { n: pausedCount });
+  const empty = list.childElementCount === 0;
+  emptyNote.hidden = !empty;
+  emptyNote.textContent = total && (filter.dest || filter.dir || filter.text) ? t("msg.emptyFiltered") : t("msg.empty");
+  renderSheetSummary();
+}
+
+function renderDestinations() {
+  destinationsDirty = false;
+  const current = destSelect.value;
+  const byBroker = new Map();
+  for (const [value, d] of destinations) {
+    if (!byBroker.has(d.broker)) byBroker.set(d.broker, []);
+    byBroker.get(d.broker).push([value, d.label]);
+  }
+  const options = [new Option(t("msg.allDestinations"), "")];
+  const grouped = byBroker.size > 1;
+  for (const [broker, items] of [...byBroker].sort()) {
+    items.sort((a, b) => a[1].localeCompare(b[1]));
+    const parent = grouped ? document.createElement("optgroup") : null;
+    if (parent) parent.label = brokerName(broker);
+    for (const [value, label] of items) {
+      const option = new Option(label, value);
+      if (parent) parent.append(option);
+      else options.push(option);
+    }
+    if (parent) options.push(parent);
+  }
+  destSelect.replaceChildren(...options);
+  destSelect.value = destinations.has(current) ? current : "";
+}
+
+/** Rebuild the rows from memory after the filter changed. */
+function refilter() {
+  list.replaceChildren();
+  const limit = paused ? pausedAt : Infinity;
+  pending = store.filter((ev) => ev._seq <= limit && matches(ev)).slice(-MAX_ROWS);
+  if (paused) {
+    pausedQueue = store.filter((ev) => ev._seq > limit && matches(ev)).slice(-MAX_ROWS);
+    pausedCount = pausedQueue.length;
+  }
+  schedule();
+}
+
+function setPaused(value) {
+  paused = value;
+  pauseButton.replaceChildren(icon(paused ? "run" : "pause"), paused ? t("msg.resume") : t("msg.pause"));
+  pauseButton.setAttribute("aria-pressed", String(paused));
+  messagesBox.classList.toggle("is-paused", paused);
+  if (paused) {
+    pausedAt = seq;
+    pausedCount = 0;
+  } else {
+    pending = pending.concat(pausedQueue).slice(-MAX_ROWS);
+    pausedQueue = [];
+    pausedCount = 0;
+  }
+  schedule();
+}
+
+function clearMessages() {
+  store = [];
+  pending = [];
+  pausedQueue = [];
+  pausedCount = 0;
+  pausedAt = seq;
+  total = 0;
+  serverDropped = 0;
+  panelDropped = 0;
+  destinations.clear();
+  list.replaceChildren();
+  renderDestinations();
+  renderCounters();
+}
+
+function buildMessages() {
+  const head = messagesBox.querySelector("h2");
+  const header = el("header", "panel-head");
+  countNode = el("span", "msg-count muted");
+  if (head) {
+    head.replaceWith(header);
+    header.append(head, countNode);
+  } else messagesBox.prepend(header);
+  messagesBox.querySelector("[data-messages-empty]")?.remove();
+
+  const tools = el("div", "msg-tools");
+  pauseButton = button("tool-btn msg-pause", "");
+  const clear = button("tool-btn msg-clear", null, t("msg.clear"));
+  clear.append(icon("trash"), t("msg.clear"));
+  destSelect = el("select", "tool-select msg-dest-filter");
+  destSelect.setAttribute("aria-label", t("msg.destination"));
+  dirSelect = el("select", "tool-select msg-dir-filter");
+  dirSelect.setAttribute("aria-label", t("msg.direction"));
+  dirSelect.append(new Option(t("msg.allDirections"), ""), new Option(t("msg.onlyProduced"), "produced"), new Option(t("msg.onlyConsumed"), "consumed"));
+  searchInput = el("input", "tool-search");
+  searchInput.type = "search";
+  searchInput.placeholder = t("msg.search");
+  searchInput.setAttribute("aria-label", t("msg.search"));
+  searchInput.title = t("msg.searchTitle");
+  tools.append(searchInput, pauseButton, clear, destSelect, dirSelect);
+
+  const status = el("div", "msg-status");
+  droppedNode = el("span", "msg-dropped");
+  droppedNode.hidden = true;
+  pausedNode = el("span", "msg-paused");
+  pausedNode.hidden = true;
+  status.append(pausedNode, droppedNode);
+
+  list = el("ol", "msg-list");
+  list.setAttribute("aria-live", "off");
+  emptyNote = el("p", "msg-empty muted", t("msg.empty"));
+  const scroller = el("div", "msg-scroller");
+  scroller.append(emptyNote, list);
+  messagesBox.append(tools, status, scroller);
+
+  pauseButton.addEventListener("click", () => setPaused(!paused));
+  clear.addEventListener("click", clearMessages);
+  destSelect.addEventListener("change", () => {
+    filter.dest = destSelect.value;
+    refilter();
+  });
+  dirSelect.addEventListener("change", () => {
+    filter.dir = dirSelect.value;
+    refilter();
+  });
+  let searchTimer = 0;
+  searchInput.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      filter.text = searchInput.value.trim().toLowerCase();
+      refilter();
+    }, 150);
+  });
+  // One listener for every "show more" in the list.
+  list.addEventListener("click", (event) => {
+    const more = event.target.closest(".msg-more");
+    if (!more) return;
+    const pre = more.closest(".msg-value-box").querySelector(".msg-value");
+    const folded = pre.classList.toggle("is-folded");
+    more.textContent = folded ? t("msg.showMore") : t("msg.showLess");
+  });
+  setPaused(false);
+  renderDestinations();
+  renderCounters();
+}
+
+if (messagesBox && live.enabled) {
+  buildMessages();
+  live.on("sandbox.event", receive);
+}
+
+// ==========================================================================================
+// Phone layout: the panel is a bottom sheet with a handle that summarises it
+// ==========================================================================================
+
+function renderSheetSummary() {
+  if (!sheetHandle) return;
+  const states = live.chapterBrokers().map((b) => live.sandbox(b)?.state || "none");
+  const state = states.includes("failed") ? "failed" : states.includes("provisioning") || states.includes("requested") ? "provisioning" : states.includes("ready") ? "ready" : states[0] || "none";
+  sheetHandle.dataset.state = state;
+  sheetSummary.textContent = `${t("sb.title")} · ${stateLabel(state)}`;
+  const unseen = aside.classList.contains("is-open") ? 0 : total - seenTotal;
+  if (aside.classList.contains("is-open")) seenTotal = total;
+  sheetCount.hidden = unseen <= 0;
+  sheetCount.textContent = unseen > 999 ? "999+" : String(unseen);
+}
+
+if (aside && live.enabled) {
+  sheetHandle = button("sheet-handle");
+  sheetHandle.setAttribute("aria-expanded", "false");
+  sheetHandle.title = t("sheet.open");
+  const grip = el("span", "sheet-grip");
+  grip.setAttribute("aria-hidden", "true");
+  sheetSummary = el("span", "sheet-summary");
+  sheetCount = el("span", "sheet-count");
+  const dot = el("span", "sheet-dot");
+  dot.setAttribute("aria-hidden", "true");
+  sheetHandle.append(grip, dot, sheetSummary, sheetCount);
+  aside.prepend(sheetHandle);
+  sheetHandle.addEventListener("click", () => {
+    const open = aside.classList.toggle("is-open");
+    sheetHandle.setAttribute("aria-expanded", String(open));
+    sheetHandle.title = t(open ? "sheet.close" : "sheet.open");
+    sheetHandle.classList.remove("has-alert");
+    renderSheetSummary();
+  });
+  aside.classList.add("is-live");
+  live.on("hello", renderSheetSummary);
+  live.on("sandbox.state", renderSheetSummary);
+  renderSheetSummary();
+}
