@@ -36,6 +36,8 @@ CHAPTER_KEYS = {
     "objectives": list,
 }
 COURSE_KEYS = {"title": str, "slug": str, "language": str}
+#: Keys a course.md may have: ``translation_of`` names the slug of the course this one translates.
+COURSE_OPTIONAL_KEYS = {"translation_of": str}
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,16 @@ def split_front_matter(text: str, *, file: str) -> tuple[dict[str, Any], str, in
     return meta, "\n".join(lines[end + 1 :]), end + 2
 
 
-def _check_meta(meta: dict[str, Any], schema: Mapping[str, type], *, file: str) -> list[FormatProblem]:
+def _check_meta(
+    meta: dict[str, Any], schema: Mapping[str, type], *, file: str, optional: Mapping[str, type] | None = None
+) -> list[FormatProblem]:
     problems = []
+    optional = optional or {}
     for key in meta:
-        if key not in schema:
+        if key in optional:
+            if not isinstance(meta[key], optional[key]):
+                problems.append(FormatProblem(file, 2, f"front matter '{key}' must be {optional[key].__name__}"))
+        elif key not in schema:
             problems.append(FormatProblem(file, 2, f"unknown front matter key '{key}' (known: {', '.join(schema)})"))
     for key, kind in schema.items():
         if key not in meta:
@@ -146,7 +154,7 @@ def _check_meta(meta: dict[str, Any], schema: Mapping[str, type], *, file: str) 
 
 def parse_course(text: str, *, file: str = "course.md") -> ParsedCourse:
     meta, body, _ = split_front_matter(text, file=file)
-    problems = _check_meta(meta, COURSE_KEYS, file=file)
+    problems = _check_meta(meta, COURSE_KEYS, file=file, optional=COURSE_OPTIONAL_KEYS)
     if not problems and not KEY_RE.match(meta["slug"]):
         problems.append(FormatProblem(file, 2, "slug must be lower-case letters, digits and dashes"))
     if problems:

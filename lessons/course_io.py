@@ -120,7 +120,13 @@ def course_import(*, directory: Path) -> Course:
     folder = course_folder_read(directory=directory)
     meta = parse_course(folder.course_source).meta
     course, _ = Course.objects.update_or_create(
-        slug=meta["slug"], defaults={"title": meta["title"], "language": meta["language"], "source": folder.course_source}
+        slug=meta["slug"],
+        defaults={
+            "title": meta["title"],
+            "language": meta["language"],
+            "translation_of": meta.get("translation_of", ""),
+            "source": folder.course_source,
+        },
     )
     keep = []
     for filename, (source, parsed) in folder.chapters.items():

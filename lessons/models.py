@@ -12,6 +12,7 @@ class Course(models.Model):
     slug = models.SlugField(unique=True)
     title = models.CharField(max_length=200)
     language = models.CharField(max_length=8, default="ru")
+    translation_of = models.SlugField(blank=True, help_text="slug of the course this one is a translation of")
     source = models.TextField(help_text="course.md as it is in the repository")
     published = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)

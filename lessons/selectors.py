@@ -142,3 +142,35 @@ def chapter_exercises_for(*, chapter: Chapter, user: User | AnonymousUser) -> di
             )
         )
     return {e.key: {"title": e.title, "hints": len(e.hints), "passed": e.pk in passed} for e in chapter.exercises.all()}
+
+
+def course_family(course: Course) -> str:
+    """The slug shared by a course and its translations (the original's)."""
+    return course.translation_of or course.slug
+
+
+def courses_for_language(*, language: str) -> list[Course]:
+    """One edition of each published course: the one in ``language`` if there is one, else the original."""
+    families: dict[str, list[Course]] = {}
+    for course in courses_published():
+        families.setdefault(course_family(course), []).append(course)
+    chosen = []
+    for editions in families.values():
+        match = [c for c in editions if c.language == language]
+        originals = [c for c in editions if not c.translation_of]
+        chosen.append((match or originals or editions)[0])
+    return sorted(chosen, key=lambda c: c.title)
+
+
+def course_other_editions(*, course: Course, chapter_slug: str | None = None) -> list[dict[str, str]]:
+    """Links to the same course (and chapter, when it exists there) in its other languages."""
+    family = course_family(course)
+    links = []
+    for other in courses_published().exclude(pk=course.pk):
+        if course_family(other) != family:
+            continue
+        url = reverse("lessons:course", kwargs={"course": other.slug})
+        if chapter_slug and other.chapters.filter(slug=chapter_slug, published=True).exists():
+            url = reverse("lessons:chapter", kwargs={"course": other.slug, "chapter": chapter_slug})
+        links.append({"language": other.language, "url": url, "title": other.title})
+    return links

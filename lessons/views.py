@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import mimetypes
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import translation
 from django.views.decorators.http import require_GET, require_POST
 
 from . import selectors, services
@@ -33,7 +35,7 @@ ASSET_TYPES = {
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    courses = list(selectors.courses_published())
+    courses = selectors.courses_for_language(language=translation.get_language() or settings.LANGUAGE_CODE)
     if len(courses) == 1:
         return course_page(request, course=courses[0].slug)
     return render(request, "lessons/home.html", {"courses": courses})
@@ -43,7 +45,8 @@ def home(request: HttpRequest) -> HttpResponse:
 def course_page(request: HttpRequest, course: str) -> HttpResponse:
     course_obj = get_object_or_404(Course, slug=course, published=True)
     outline = selectors.course_outline(course=course_obj, user=request.user)
-    return render(request, "lessons/course.html", {"outline": outline, "course": course_obj})
+    editions = selectors.course_other_editions(course=course_obj)
+    return render(request, "lessons/course.html", {"outline": outline, "course": course_obj, "editions": editions})
 
 
 def _chapter(course: str, chapter: str) -> Chapter:
@@ -66,6 +69,7 @@ def chapter_page(request: HttpRequest, course: str, chapter: str) -> HttpRespons
         "is_read": selectors.chapter_is_read(chapter=chapter_obj, user=request.user),
         "cells": selectors.chapter_cells_for(chapter=chapter_obj, user=request.user),
         "exercises": selectors.chapter_exercises_for(chapter=chapter_obj, user=request.user),
+        "editions": selectors.course_other_editions(course=chapter_obj.course, chapter_slug=chapter_obj.slug),
     }
     return render(request, "lessons/chapter.html", context)
 

@@ -151,7 +151,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
 # The course the platform loads on `make run`, as Markdown files kept in git.
-COURSE_DIRS = env.list("COURSE_DIRS", default=[str(BASE_DIR / "lessons" / "content" / "broker-academy")])
+COURSE_DIRS = env.list(
+    "COURSE_DIRS",
+    default=[str(BASE_DIR / "lessons" / "content" / name) for name in ("broker-academy", "broker-academy-en")],
+)
 
 # Server folders an instructor may import a course from (besides uploading a zip).
 COURSE_IMPORT_ROOTS = env.list("COURSE_IMPORT_ROOTS", default=[str(BASE_DIR / "lessons" / "content")])

@@ -10,10 +10,12 @@ from lessons.course_io import course_folder_read, course_import
 from lessons.models import ChapterRead
 
 COURSE = Path(settings.COURSE_DIRS[0])
+COURSES = [Path(d) for d in settings.COURSE_DIRS]
 
 
-def test_the_bundled_course_lints_clean():
-    folder = course_folder_read(directory=COURSE)
+@pytest.mark.parametrize("directory", COURSES, ids=[d.name for d in COURSES])
+def test_the_bundled_course_lints_clean(directory):
+    folder = course_folder_read(directory=directory)
     assert len(folder.chapters) == 4
     for filename, (_source, parsed) in folder.chapters.items():
         assert len(parsed.exercises) >= 2, f"{filename} needs at least two exercises"
@@ -46,3 +48,15 @@ def test_course_pictures_are_served_as_inert_images(client):
     assert response.status_code == 200
     assert response["Content-Type"] == "image/svg+xml"
     assert "sandbox" in response["Content-Security-Policy"]
+
+
+@pytest.mark.django_db
+def test_the_english_edition_is_offered_beside_the_russian_one(client):
+    ru, en = (course_import(directory=d) for d in COURSES)
+    assert (ru.language, en.language, en.translation_of) == ("ru", "en", ru.slug)
+    # Russian UI: the Russian course is the home page, with a link to the same chapter in English.
+    assert client.get("/").context["course"] == ru
+    page = client.get(reverse("lessons:chapter", args=[ru.slug, "apache-kafka"])).content.decode()
+    assert f'href="/courses/{en.slug}/apache-kafka/"' in page
+    client.post(reverse("set_language"), {"language": "en", "next": "/"})
+    assert client.get("/").context["course"] == en

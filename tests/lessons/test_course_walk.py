@@ -25,9 +25,9 @@ from tests.aio import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-COURSE = Path(settings.COURSE_DIRS[0])
-FOLDER = course_folder_read(directory=COURSE)
-CHAPTERS = sorted(FOLDER.chapters)
+FOLDERS = {Path(d).name: course_folder_read(directory=Path(d)) for d in settings.COURSE_DIRS}
+CHAPTERS = [(course, filename) for course, folder in FOLDERS.items() for filename in sorted(folder.chapters)]
+IDS = [f"{course}/{filename}" for course, filename in CHAPTERS]
 _counter = iter(range(900_000, 999_999))
 
 
@@ -80,9 +80,9 @@ def units():
     assert not (Path(settings.SANDBOX_ROOT) / protocol.SOCKET_NAME).exists()
 
 
-@pytest.mark.parametrize("filename", CHAPTERS)
-def test_every_cell_of_the_chapter_runs_green_in_order(units, filename):
-    _source, parsed = FOLDER.chapters[filename]
+@pytest.mark.parametrize(("course", "filename"), CHAPTERS, ids=IDS)
+def test_every_cell_of_the_chapter_runs_green_in_order(units, course, filename):
+    _source, parsed = FOLDERS[course].chapters[filename]
     by_broker: dict[str, list[ParsedCell]] = defaultdict(list)
     for cell in parsed.cells:
         if cell.role in ("run", "setup"):
@@ -94,9 +94,9 @@ def test_every_cell_of_the_chapter_runs_green_in_order(units, filename):
             assert status == 0, f"{filename}:{cell.line} cell {cell.key} on {broker} exited {status}:\n{output[-3000:]}"
 
 
-@pytest.mark.parametrize("filename", CHAPTERS)
-def test_every_exercise_fails_empty_and_passes_with_its_solution(units, filename):
-    _source, parsed = FOLDER.chapters[filename]
+@pytest.mark.parametrize(("course", "filename"), CHAPTERS, ids=IDS)
+def test_every_exercise_fails_empty_and_passes_with_its_solution(units, course, filename):
+    _source, parsed = FOLDERS[course].chapters[filename]
     exercises: dict[str, dict[str, ParsedCell]] = defaultdict(dict)
     for cell in parsed.cells:
         if cell.exercise:
