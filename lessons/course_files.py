@@ -136,9 +136,9 @@ def _check_meta(
 ) -> list[FormatProblem]:
     problems = []
     optional = optional or {}
-    for key in meta:
+    for key, value in meta.items():
         if key in optional:
-            if not isinstance(meta[key], optional[key]):
+            if not isinstance(value, optional[key]):
                 problems.append(FormatProblem(file, 2, f"front matter '{key}' must be {optional[key].__name__}"))
         elif key not in schema:
             problems.append(FormatProblem(file, 2, f"unknown front matter key '{key}' (known: {', '.join(schema)})"))
