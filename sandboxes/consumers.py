@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -31,6 +32,7 @@ CLOSE_UNAUTHENTICATED = 4401
 RUN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_CODE_CHARS = 100_000
 MAX_DRAFT_TIMEOUT_S = 300
+ACTIVITY_EVERY_S = 60
 NO_SUCH_CELL = "Такой ячейки нет в этой главе."
 NO_SUCH_EXERCISE = "Такого упражнения нет в этой главе."
 CHECK_PASSED = "Проверка пройдена."
@@ -225,8 +227,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def _relay(self, sandbox: Sandbox) -> None:
         socket = await database_sync_to_async(services.sandbox_socket)(sandbox=sandbox)
+        touched = 0.0
         with contextlib.suppress(agent_client.AgentUnavailable, ConnectionError):
             async for message in agent_client.subscribe(socket):
+                if message.get("type") == "events" and message.get("events") and time.monotonic() - touched > ACTIVITY_EVERY_S:
+                    # Messages moving are activity too: the idle clock starts again (at most once a minute).
+                    touched = time.monotonic()
+                    await database_sync_to_async(services.sandbox_touch)(sandbox=sandbox)
                 if message.get("type") == "events":
                     await self.send_json(
                         {
