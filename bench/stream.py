@@ -137,6 +137,11 @@ class Listener:
             for event in message.get("events", ()):
                 if event.get("direction") != "produced" or event.get("destination") != TOPIC:
                     continue
+                skipped = (event.get("detail") or {}).get("not_shown")
+                if skipped:
+                    # The tap skipped ahead to stay live and said how many it passed over.
+                    self.dropped += int(skipped)
+                    continue
                 try:
                     body = json.loads(event["value"]["text"])
                 except (KeyError, TypeError, ValueError):

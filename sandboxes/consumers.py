@@ -33,6 +33,8 @@ RUN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_CODE_CHARS = 100_000
 MAX_DRAFT_TIMEOUT_S = 300
 ACTIVITY_EVERY_S = 60
+TOUCH_EVERY_S = 20
+CELL_CACHE_S = 30
 NO_SUCH_CELL = "Такой ячейки нет в этой главе."
 NO_SUCH_EXERCISE = "Такого упражнения нет в этой главе."
 CHECK_PASSED = "Проверка пройдена."
@@ -51,6 +53,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.relays: dict[int, asyncio.Task] = {}
         self.runs: dict[str, asyncio.Event] = {}
         self.tasks: set[asyncio.Task] = set()
+        self.ready: dict[str, Sandbox] = {}  # broker -> the user's ready sandbox, while it stays ready
+        self.touched: dict[int, float] = {}
+        self.cells: dict[tuple[str, str, str], tuple[float, lesson_selectors.RunnableCode]] = {}
         await self._join(f"user-{user.pk}")
         sandboxes = await self._sandboxes()
         for sandbox in sandboxes:
@@ -125,10 +130,22 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await database_sync_to_async(services.sandbox_extend)(user_id=self.user.pk, broker=str(content.get("broker")))
 
     async def _ready_sandbox(self, broker: str) -> Sandbox:
+        """The user's ready sandbox of ``broker``: from this connection's memory when it knows one."""
+        known = self.ready.get(broker)
+        if known is not None:
+            return known
         sandbox = await self.on_ensure({"broker": broker})
         if sandbox.state != State.READY:
             sandbox = await services.sandbox_wait_ready(sandbox_id=sandbox.pk)
+        self.ready[broker] = sandbox
         return sandbox
+
+    async def _touch(self, sandbox: Sandbox) -> None:
+        """Record activity, at most every TOUCH_EVERY_S: a run should not wait for a database write."""
+        now = time.monotonic()
+        if now - self.touched.get(sandbox.pk, 0.0) > TOUCH_EVERY_S:
+            self.touched[sandbox.pk] = now
+            await database_sync_to_async(services.sandbox_touch)(sandbox=sandbox)
 
     async def on_run(self, content: dict[str, Any]) -> None:
         run_id = str(content.get("run", ""))
@@ -138,9 +155,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if content.get("draft"):
             cell = await self._draft_cell(content)
         else:
-            cell = await database_sync_to_async(lesson_selectors.cell_runnable)(
-                course=str(content.get("course")), chapter=str(content.get("chapter")), cell=str(content.get("cell"))
-            )
+            cell = await self._cell(str(content.get("course")), str(content.get("chapter")), str(content.get("cell")))
         if cell is None:
             await self.send_json({"type": "cell.error", "run": run_id, "message": NO_SUCH_CELL})
             return
@@ -152,19 +167,38 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.runs[run_id] = interrupt
         self._spawn(self._run(run_id, cell.broker, code, cell.timeout, interrupt))
 
+    async def _cell(self, course: str, chapter: str, cell: str) -> lesson_selectors.RunnableCode | None:
+        """A cell's code and limits, remembered briefly: running a cell again costs no query."""
+        key = (course, chapter, cell)
+        hit = self.cells.get(key)
+        if hit is not None and time.monotonic() - hit[0] < CELL_CACHE_S:
+            return hit[1]
+        found = await database_sync_to_async(lesson_selectors.cell_runnable)(course=course, chapter=chapter, cell=cell)
+        if found is not None:
+            self.cells[key] = (time.monotonic(), found)
+        return found
+
     async def _run(self, run_id: str, broker: str, code: str, timeout: int, interrupt: asyncio.Event) -> None:
+        async def forward(message: dict[str, Any]) -> None:
+            await self.send_json(
+                {"type": "cell.output", "run": run_id, "stream": message.get("stream"), "text": message.get("text", "")}
+            )
+
         try:
             sandbox = await self._ready_sandbox(broker)
-            await database_sync_to_async(services.sandbox_touch)(sandbox=sandbox)
-            self._relay_start(sandbox)
-
-            async def forward(message: dict[str, Any]) -> None:
-                await self.send_json(
-                    {"type": "cell.output", "run": run_id, "stream": message.get("stream"), "text": message.get("text", "")}
+            try:
+                result = await agent_client.run(
+                    services.sandbox_socket(sandbox=sandbox), code=code, timeout=timeout, on_message=forward, interrupt=interrupt
                 )
-
-            socket = await database_sync_to_async(services.sandbox_socket)(sandbox=sandbox)
-            result = await agent_client.run(socket, code=code, timeout=timeout, on_message=forward, interrupt=interrupt)
+            except agent_client.AgentUnavailable:
+                # The remembered sandbox went away (stopped, reaped): ask for it afresh, once.
+                self.ready.pop(broker, None)
+                sandbox = await self._ready_sandbox(broker)
+                result = await agent_client.run(
+                    services.sandbox_socket(sandbox=sandbox), code=code, timeout=timeout, on_message=forward, interrupt=interrupt
+                )
+            self._relay_start(sandbox)
+            await self._touch(sandbox)
             await self.send_json(
                 {
                     "type": "cell.exit",
@@ -206,8 +240,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def _check(self, key: str, check: lesson_selectors.RunnableCode) -> None:
         try:
             sandbox = await self._ready_sandbox(check.broker)
-            socket = await database_sync_to_async(services.sandbox_socket)(sandbox=sandbox)
-            result = await agent_client.check(socket, code=check.code, timeout=check.timeout)
+            result = await agent_client.check(services.sandbox_socket(sandbox=sandbox), code=check.code, timeout=check.timeout)
         except (services.SandboxError, agent_client.AgentUnavailable) as exc:
             await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": str(exc)})
             return
@@ -226,7 +259,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self.relays[sandbox.pk] = asyncio.ensure_future(self._relay(sandbox))
 
     async def _relay(self, sandbox: Sandbox) -> None:
-        socket = await database_sync_to_async(services.sandbox_socket)(sandbox=sandbox)
+        socket = services.sandbox_socket(sandbox=sandbox)
         touched = 0.0
         with contextlib.suppress(agent_client.AgentUnavailable, ConnectionError):
             async for message in agent_client.subscribe(socket):
@@ -262,6 +295,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             if sandbox is not None:
                 self._relay_start(sandbox)
         elif payload.get("state") in (State.STOPPED, State.FAILED, State.STOPPING):
+            self.ready = {b: s for b, s in self.ready.items() if s.pk != payload["id"]}
             task = self.relays.pop(payload["id"], None)
             if task is not None:
                 task.cancel()

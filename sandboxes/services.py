@@ -170,10 +170,10 @@ def sandbox_pool_fill() -> list[int]:
     return created
 
 
-def sandbox_provision(*, sandbox_id: int) -> Sandbox:
-    """Start the unit (or find it running) and follow its stages until ready or failed."""
+def sandbox_provision_start(*, sandbox_id: int) -> Sandbox:
+    """Start the unit (or find it running); returns at once, usually still provisioning."""
     sandbox = Sandbox.objects.get(pk=sandbox_id)
-    if sandbox.state not in (State.REQUESTED, State.PROVISIONING, State.READY):
+    if sandbox.state not in (State.REQUESTED, State.PROVISIONING):
         return sandbox
     backend = get_backend()
     name = unit_name(sandbox)
@@ -186,27 +186,51 @@ def sandbox_provision(*, sandbox_id: int) -> Sandbox:
         log.exception("unit did not start", extra={"sandbox_id": sandbox.pk, "user_id": sandbox.user_id})
         backend.stop(name)
         return sandbox_transition(sandbox, State.FAILED, error=str(exc))
-    socket = backend.socket_path(name)
-    deadline = time.monotonic() + PROVISION_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            status = async_to_sync(agent_client.status)(socket)
-        except agent_client.AgentUnavailable:
-            if backend.poll(name) is not None:
-                return sandbox_transition(sandbox, State.FAILED, error="the sandbox agent exited during start")
-            time.sleep(0.05)
-            continue
-        if status["stage"] == "failed":
-            backend.stop(name)
-            return sandbox_transition(sandbox, State.FAILED, error=status.get("error") or "the broker did not start")
-        if status["ready"]:
-            sandbox.connection = status["connection"]
-            return sandbox_transition(sandbox, State.READY, stage="ready")
-        if status["stage"] != sandbox.stage:
-            sandbox_transition(sandbox, State.PROVISIONING, stage=status["stage"])
+    return sandbox
+
+
+def sandbox_provision_step(*, sandbox_id: int, started_at: float) -> bool:
+    """Look at a starting unit once: record its stage, and finish when it is ready or failed.
+
+    Returns True when provisioning is over (whatever the outcome), False to look again.
+    ``started_at`` (epoch seconds) bounds the whole provisioning by PROVISION_TIMEOUT_S.
+    """
+    sandbox = Sandbox.objects.get(pk=sandbox_id)
+    if sandbox.state != State.PROVISIONING:
+        return True
+    backend = get_backend()
+    name = sandbox.unit or unit_name(sandbox)
+    if time.time() - started_at > PROVISION_TIMEOUT_S:
+        backend.stop(name)
+        sandbox_transition(sandbox, State.FAILED, error=f"the broker was not ready within {PROVISION_TIMEOUT_S} s")
+        return True
+    try:
+        status = async_to_sync(agent_client.status)(backend.socket_path(name))
+    except agent_client.AgentUnavailable:
+        if backend.poll(name) is not None:
+            sandbox_transition(sandbox, State.FAILED, error="the sandbox agent exited during start")
+            return True
+        return False
+    if status["stage"] == "failed":
+        backend.stop(name)
+        sandbox_transition(sandbox, State.FAILED, error=status.get("error") or "the broker did not start")
+        return True
+    if status["ready"]:
+        sandbox.connection = status["connection"]
+        sandbox_transition(sandbox, State.READY, stage="ready")
+        return True
+    if status["stage"] != sandbox.stage:
+        sandbox_transition(sandbox, State.PROVISIONING, stage=status["stage"])
+    return False
+
+
+def sandbox_provision(*, sandbox_id: int) -> Sandbox:
+    """Start the unit and wait here until it is ready or failed (for callers that need the broker now)."""
+    started_at = time.time()
+    sandbox_provision_start(sandbox_id=sandbox_id)
+    while not sandbox_provision_step(sandbox_id=sandbox_id, started_at=started_at):
         time.sleep(0.05)
-    backend.stop(name)
-    return sandbox_transition(sandbox, State.FAILED, error=f"the broker was not ready within {PROVISION_TIMEOUT_S} s")
+    return Sandbox.objects.get(pk=sandbox_id)
 
 
 def sandbox_unit_stop(*, sandbox_id: int) -> Sandbox:

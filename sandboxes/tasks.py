@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from celery import shared_task
 from celery.signals import worker_ready
 
@@ -10,9 +12,26 @@ from . import services
 COMMON = {"acks_late": True, "reject_on_worker_lost": True, "time_limit": 240, "soft_time_limit": 200}
 
 
+#: How often a starting unit is looked at. Each look is its own short task, so a worker slot is never
+#: held while a broker boots: two slots provision thirty sandboxes side by side.
+FOLLOW_EVERY_S = 0.1
+
+
 @shared_task(name="sandboxes.provision", **COMMON)
 def sandbox_provision_task(sandbox_id: int) -> str:
-    return services.sandbox_provision(sandbox_id=sandbox_id).state
+    started_at = time.time()
+    sandbox = services.sandbox_provision_start(sandbox_id=sandbox_id)
+    if sandbox.state == "provisioning":
+        sandbox_provision_follow_task.apply_async((sandbox_id, started_at), countdown=FOLLOW_EVERY_S)
+    return sandbox.state
+
+
+@shared_task(name="sandboxes.provision_follow", **COMMON)
+def sandbox_provision_follow_task(sandbox_id: int, started_at: float) -> bool:
+    done = services.sandbox_provision_step(sandbox_id=sandbox_id, started_at=started_at)
+    if not done:
+        sandbox_provision_follow_task.apply_async((sandbox_id, started_at), countdown=FOLLOW_EVERY_S)
+    return done
 
 
 @shared_task(name="sandboxes.stop", **COMMON)

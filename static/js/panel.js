@@ -271,8 +271,17 @@ function highlightJson(pre, text) {
   if (last < text.length) pre.append(text.slice(last));
 }
 
+function prettyJson(text) {
+  if (text.length > HIGHLIGHT_JSON_MAX || text.includes("\n")) return text;
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch (e) {
+    return text;
+  }
+}
+
 function valueNode(value) {
-  const text = value.text ?? "";
+  const text = value.encoding === "json" ? prettyJson(value.text ?? "") : value.text ?? "";
   if (value.encoding === "empty" || text === "") return el("div", "msg-value-empty", t("msg.emptyValue"));
   const box = el("div", "msg-value-box");
   const pre = el("pre", `msg-value enc-${value.encoding}`);
