@@ -25,6 +25,7 @@ from . import archives, authoring, classroom
 from .course_files import (
     CHAPTER_KEYS,
     CourseFormatError,
+    FormatProblem,
     chapter_source_compose,
     parse_chapter,
     parse_course,
@@ -35,6 +36,7 @@ from .models import Chapter, ChapterRevision, Course
 from .rendering import markdown_render
 
 MAX_SOURCE_CHARS = 2_000_000
+FOLDER_NOT_ALLOWED = "Импорт из этой папки не разрешён (см. COURSE_IMPORT_ROOTS)."
 NEW_CHAPTER_BODY = "## Первый раздел\n\nТекст главы.\n"
 
 
@@ -166,16 +168,17 @@ def course_export(request: HttpRequest, course: str) -> HttpResponse:
 def course_import_view(request: HttpRequest) -> HttpResponse:
     """From an uploaded zip, or from a folder on the server under settings.COURSE_IMPORT_ROOTS."""
     try:
-        if "archive" in request.FILES:
-            course = archives.course_archive_import(data=request.FILES["archive"].read())
+        upload = request.FILES.get("archive")
+        if upload is not None:
+            course = archives.course_archive_import(data=upload.read())
         else:
             folder = Path(request.POST.get("folder", "")).resolve()
             roots = [Path(r).resolve() for r in settings.COURSE_IMPORT_ROOTS]
             if not any(folder == r or r in folder.parents for r in roots):
-                raise CourseFormatError([])  # outside the allowed roots: same answer as a missing folder
+                raise CourseFormatError([FormatProblem(str(folder), 0, FOLDER_NOT_ALLOWED)])
             course = course_import(directory=folder)
     except CourseFormatError as exc:
-        context = {"courses": Course.objects.order_by("title"), "errors": exc.problems or ["folder not allowed"]}
+        context = {"courses": Course.objects.order_by("title"), "errors": exc.problems}
         return render(request, "authoring/index.html", context, status=400)
     return redirect("authoring:course", course=course.slug)
 

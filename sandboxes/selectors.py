@@ -16,5 +16,6 @@ def sandboxes_of_users(*, user_ids: list[int]) -> dict[int, list[Sandbox]]:
     for sandbox in Sandbox.objects.filter(user_id__in=user_ids, purpose=Purpose.LEARNER, state__in=ACTIVE_STATES).order_by(
         "broker"
     ):
-        found.setdefault(sandbox.user_id, []).append(sandbox)
+        if sandbox.user_id is not None:
+            found.setdefault(sandbox.user_id, []).append(sandbox)
     return found

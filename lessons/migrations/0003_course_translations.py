@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('lessons', '0002_revisions'),
+        ("lessons", "0002_revisions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='course',
-            name='translation_of',
-            field=models.SlugField(blank=True, help_text='slug of the course this one is a translation of'),
+            model_name="course",
+            name="translation_of",
+            field=models.SlugField(blank=True, help_text="slug of the course this one is a translation of"),
         ),
     ]

@@ -1,4 +1,4 @@
-"""python -m sandboxes.agent --unit-dir DIR --broker KIND [--cell-uid N] [--cells-cgroup PROCS_FILE ...]"""
+"""python -m sandboxes.agent --unit-dir DIR --broker KIND [--cell-uid N] [--cells-cgroup PROCS_FILE ...] [--broker-user NAME] [--cell-confinement bwrap|setpriv]"""
 
 from __future__ import annotations
 
@@ -17,9 +17,20 @@ def main() -> None:
     parser.add_argument("--broker", required=True)
     parser.add_argument("--cell-uid", type=int, default=None)
     parser.add_argument("--cells-cgroup", type=Path, action="append", default=[])
+    # A container's agent: run a broker whose kind names no account as this one, and confine
+    # cells by uid and rlimits alone (bubblewrap cannot make namespaces there without privileges).
+    parser.add_argument("--broker-user", default=None)
+    parser.add_argument("--cell-confinement", choices=("bwrap", "setpriv"), default="bwrap")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    agent = Agent(unit_dir=args.unit_dir, broker=args.broker, cell_uid=args.cell_uid, cells_cgroup=args.cells_cgroup)
+    agent = Agent(
+        unit_dir=args.unit_dir,
+        broker=args.broker,
+        cell_uid=args.cell_uid,
+        cells_cgroup=args.cells_cgroup,
+        broker_user=args.broker_user,
+        cell_confinement=args.cell_confinement,
+    )
 
     async def run() -> None:
         loop = asyncio.get_running_loop()

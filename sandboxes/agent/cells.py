@@ -2,8 +2,11 @@
 
 On Linux as root the process runs under bubblewrap (its own PID namespace, a
 read-only view of the system, a private /tmp) as the unit's unprivileged uid,
-with rlimits, inside the unit's cells cgroup when there is one. A warm process
-waits for code so that a run costs a pipe write, not an interpreter start.
+with rlimits, inside the unit's cells cgroup when there is one. In a container
+(confinement "setpriv") bubblewrap cannot make namespaces without privileges, and
+the container already is the cell's view of the system: there the process only
+switches to the unit's uid, without capabilities, under the same rlimits. A warm
+process waits for code so that a run costs a pipe write, not an interpreter start.
 """
 
 from __future__ import annotations
@@ -65,11 +68,14 @@ class CellResult:
 class CellRunner:
     """Runs cells one at a time for a unit, keeping one warm process ready."""
 
-    def __init__(self, *, env: dict[str, str], limits: CellLimits, uid: int | None, cgroup_procs: list[Path]) -> None:
+    def __init__(
+        self, *, env: dict[str, str], limits: CellLimits, uid: int | None, cgroup_procs: list[Path], confinement: str = "bwrap"
+    ) -> None:
         self.env = env
         self.limits = limits
         self.uid = uid
         self.cgroup_procs = cgroup_procs
+        self.confinement = confinement
         self._warm: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self.current: asyncio.subprocess.Process | None = None
@@ -77,6 +83,8 @@ class CellRunner:
 
     def argv(self) -> list[str]:
         python = [sys.executable, "-u", "-B", "-c", RUNNER]
+        if self.confinement == "setpriv" and os.geteuid() == 0 and self.uid is not None:
+            return [*self._setpriv(bounding_set=_can_drop_bounding_set()), *python]
         bwrap = shutil.which("bwrap")
         if os.geteuid() != 0 or bwrap is None or self.uid is None:
             return python
@@ -92,14 +100,61 @@ class CellRunner:
                     binds += ["--dir", str(parent)]
             binds += ["--ro-bind", path, path]
         return [
-            bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
-            "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-            "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin", "--ro-bind", "/etc", "/etc",
+            bwrap,
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--die-with-parent",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/lib64",
+            "/lib64",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+            "--symlink",
+            "usr/sbin",
+            "/sbin",
+            "--ro-bind",
+            "/etc",
+            "/etc",
             # /tmp first: the interpreter may live below it (a checkout in /tmp), and a later tmpfs would hide it.
-            "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp", *binds, "--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp",
-            "--setenv", "HOME", "/tmp",
-            "/usr/bin/setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *python,
+            "--perms",
+            "1777",
+            "--size",
+            str(TMP_BYTES),
+            "--tmpfs",
+            "/tmp",
+            *binds,
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--chdir",
+            "/tmp",
+            "--setenv",
+            "HOME",
+            "/tmp",
+            *self._setpriv(bounding_set=True),
+            *python,
+        ]
+
+    def _setpriv(self, *, bounding_set: bool) -> list[str]:
+        """Become the unit's uid with no groups and no capabilities, for good."""
+        return [
+            "/usr/bin/setpriv",
+            f"--reuid={self.uid}",
+            f"--regid={self.uid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            *(["--bounding-set=-all"] if bounding_set else []),
+            "--no-new-privs",
+            "--",
         ]
 
     def _preexec(self) -> None:
@@ -119,20 +174,37 @@ class CellRunner:
             resource.setrlimit(resource.RLIMIT_NPROC, (self.limits.processes, self.limits.processes))
 
     async def _spawn(self) -> asyncio.subprocess.Process:
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
-               "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp", **self.env}
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "HOME": "/tmp",
+            **self.env,
+        }
         return await asyncio.create_subprocess_exec(
-            *self.argv(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env, preexec_fn=self._preexec, limit=1024 * 1024,
+            *self.argv(),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            preexec_fn=self._preexec,
+            limit=1024 * 1024,
         )
 
     async def prewarm(self) -> None:
         """Start the next process ahead of time; a failure here surfaces on the next run."""
         if self._warm is None or self._warm.returncode is not None:
             try:
-                self._warm = await self._spawn()
+                process = await self._spawn()
             except OSError:
-                self._warm = None
+                return  # the next run spawns its own, and says why it cannot
+            if self._warm is not None and self._warm.returncode is None:
+                # Another prewarm finished first while this one spawned: one warm process is enough.
+                _kill_group(process.pid)
+                await process.wait()
+            else:
+                self._warm = process
 
     def interrupt(self) -> bool:
         """Stop the running cell, if any; returns whether there was one."""
@@ -145,8 +217,11 @@ class CellRunner:
 
     async def run(self, *, code: str, timeout: float, on_output: OutputCallback) -> CellResult:
         async with self._lock:
-            process = self._warm if self._warm is not None and self._warm.returncode is None else await self._spawn()
-            self._warm = None
+            if self._warm is not None and self._warm.returncode is None:
+                process, self._warm = self._warm, None
+            else:
+                # A prewarm still spawning keeps its process for the next run (clearing it here would orphan it).
+                process = await self._spawn()
             self.current = process
             self._interrupted = False
             started = time.monotonic()
@@ -203,6 +278,21 @@ class CellRunner:
             if process is not None and process.returncode is None:
                 _kill_group(process.pid)
                 await process.wait()
+
+
+def _can_drop_bounding_set() -> bool:
+    """Whether this process holds CAP_SETPCAP, which emptying a child's bounding set takes.
+
+    Without it (a container that grants only what the agent needs) the child keeps
+    the container's small bounding set; with no-new-privs and a non-root uid it
+    cannot gain any of those capabilities anyway.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            effective = next(int(line.split()[1], 16) for line in status if line.startswith("CapEff:"))
+    except (OSError, StopIteration, ValueError):
+        return False
+    return bool(effective & (1 << 8))  # CAP_SETPCAP
 
 
 def _kill_group(pid: int) -> None:

@@ -14,16 +14,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import json
 import logging
 import os
+import pwd
+import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from sandboxes.brokers import get_broker
-from sandboxes.brokers.base import BrokerLimits, stop_process_group
+from sandboxes.brokers.base import BrokerLimits, LaunchSpec, stop_process_group
 from sandboxes.events import Event
 
 from . import protocol
@@ -34,7 +37,7 @@ log = logging.getLogger("sandboxes.agent")
 #: Events kept for a page that connects (or reconnects) later.
 RECENT = 200
 #: Per subscriber: events waiting to be sent; beyond this they are counted as not shown.
-SUBSCRIBER_BUFFER = 2000
+SUBSCRIBER_BUFFER = 5000
 BATCH_MAX = 500
 FLUSH_EVERY_S = 0.05
 SNAPSHOT_EVERY_S = 1.0
@@ -55,19 +58,32 @@ class Subscriber:
 
 
 class Agent:
-    def __init__(self, *, unit_dir: Path, broker: str, cell_uid: int | None, cells_cgroup: list[Path]) -> None:
+    def __init__(
+        self,
+        *,
+        unit_dir: Path,
+        broker: str,
+        cell_uid: int | None,
+        cells_cgroup: list[Path],
+        broker_user: str | None = None,
+        cell_confinement: str = "bwrap",
+    ) -> None:
         self.unit_dir = unit_dir
         self.kind = get_broker(broker)
         self.cell_uid = cell_uid
         self.cells_cgroup = cells_cgroup
+        self.broker_user = broker_user
+        self.cell_confinement = cell_confinement
         self.ports = self.kind.ports()
         self.stage = "starting agent"
         self.error = ""
         self.connection: dict[str, str] = {}
         self.ready = False
-        self.broker_process = None
+        self.broker_process: subprocess.Popen[bytes] | None = None
         self.stop_tap = threading.Event()
         self.incoming: collections.deque[Event] = collections.deque(maxlen=100_000)
+        self.arrived = asyncio.Event()  # set (from the tap's thread) when events wait in ``incoming``
+        self.wake_pending = False
         self.tap_dropped = 0
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
         self.subscribers: set[Subscriber] = set()
@@ -79,15 +95,22 @@ class Agent:
 
     def set_stage(self, stage: str, *, error: str = "") -> None:
         self.stage, self.error = stage, error
-        status = {"stage": stage, "ready": self.ready, "error": error, "connection": self.connection,
-                  "broker": self.kind.name, "pid": os.getpid(), "time": time.time()}
+        status = {
+            "stage": stage,
+            "ready": self.ready,
+            "error": error,
+            "connection": self.connection,
+            "broker": self.kind.name,
+            "pid": os.getpid(),
+            "time": time.time(),
+        }
         tmp = self.unit_dir / (protocol.STATUS_NAME + ".tmp")
         tmp.write_text(json.dumps(status))
         tmp.replace(self.unit_dir / protocol.STATUS_NAME)
         log.info("stage %s %s", stage, error)
 
     async def main(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         (self.unit_dir / "agent.pid").write_text(str(os.getpid()))
         sock = self.unit_dir / protocol.SOCKET_NAME
         with contextlib.suppress(FileNotFoundError):
@@ -118,15 +141,18 @@ class Agent:
         await loop.run_in_executor(None, lambda: self.kind.prepare(data_dir=data, ports=self.ports, limits=limits))
         self.set_stage("starting")
         spec = self.kind.launch(data_dir=data, ports=self.ports, limits=limits)
+        broker_user = self.broker_user
+        if broker_user is not None and os.geteuid() == 0:
+            spec = await loop.run_in_executor(None, lambda: _hand_over(data, spec, broker_user))
         log_file = (self.unit_dir / "broker.log").open("ab")
-        self.broker_process = spec.start(stdout=log_file)
+        process = self.broker_process = spec.start(stdout=log_file)
         self.stop_timeout = spec.stop_timeout
         self.set_stage("waiting")
         deadline = time.monotonic() + 120
         while True:
-            if self.broker_process.poll() is not None:
+            if process.poll() is not None:
                 tail = (self.unit_dir / "broker.log").read_text(errors="replace")[-1500:]
-                raise RuntimeError(f"the broker exited with status {self.broker_process.returncode}: {tail}")
+                raise RuntimeError(f"the broker exited with status {process.returncode}: {tail}")
             ready = await loop.run_in_executor(None, lambda: self.kind.probe_ready(host="localhost", ports=self.ports))
             if ready:
                 break
@@ -134,7 +160,13 @@ class Agent:
                 raise RuntimeError("the broker did not become ready within 120 s")
             await asyncio.sleep(0.1)
         self.connection = self.kind.connection_env(host="localhost", ports=self.ports)
-        self.runner = CellRunner(env=self.connection, limits=CellLimits(), uid=self.cell_uid, cgroup_procs=self.cells_cgroup)
+        self.runner = CellRunner(
+            env=self.connection,
+            limits=CellLimits(),
+            uid=self.cell_uid,
+            cgroup_procs=self.cells_cgroup,
+            confinement=self.cell_confinement,
+        )
         await self.runner.prewarm()
         self.ready = True
         self.set_stage("ready")
@@ -151,17 +183,24 @@ class Agent:
         self.stop_tap.set()
         if self.runner is not None:
             await self.runner.close()
-        if self.broker_process is not None:
+        process = self.broker_process
+        if process is not None:
             timeout = getattr(self, "stop_timeout", 10.0)
-            await asyncio.get_running_loop().run_in_executor(None, lambda: stop_process_group(self.broker_process, timeout=timeout))
+            await asyncio.get_running_loop().run_in_executor(None, lambda: stop_process_group(process, timeout=timeout))
 
     # -- the tap -----------------------------------------------------------
 
     def tap_thread(self) -> None:
+        loop = self.loop
+
         def emit(event: Event) -> None:
             if len(self.incoming) == self.incoming.maxlen:
                 self.tap_dropped += 1
             self.incoming.append(event)
+            # Wake the fan-out once per burst, not once per event: the flag is cleared when it drains.
+            if not self.wake_pending:
+                self.wake_pending = True
+                loop.call_soon_threadsafe(self.arrived.set)
 
         while not self.stop_tap.is_set():
             try:
@@ -172,7 +211,10 @@ class Agent:
 
     async def fanout(self) -> None:
         while not self.done.is_set():
-            await asyncio.sleep(FLUSH_EVERY_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), timeout=FLUSH_EVERY_S)
+            self.arrived.clear()
+            self.wake_pending = False
             dropped, self.tap_dropped = self.tap_dropped, 0
             while self.incoming:
                 event = self.incoming.popleft().to_dict()
@@ -207,7 +249,9 @@ class Agent:
                 return
             op = request.get("op")
             if op == "status":
-                await protocol.send(writer, {"stage": self.stage, "ready": self.ready, "error": self.error, "connection": self.connection})
+                await protocol.send(
+                    writer, {"stage": self.stage, "ready": self.ready, "error": self.error, "connection": self.connection}
+                )
             elif op in ("run", "check"):
                 await self.serve_run(request, reader, writer)
             elif op == "subscribe":
@@ -228,8 +272,17 @@ class Agent:
 
     async def serve_run(self, request: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.ready or self.runner is None:
-            await protocol.send(writer, {"type": "exit", "status": -1, "reason": "not-ready", "duration_ms": 0,
-                                         "truncated": False, "error": self.error or f"the broker is {self.stage}"})
+            await protocol.send(
+                writer,
+                {
+                    "type": "exit",
+                    "status": -1,
+                    "reason": "not-ready",
+                    "duration_ms": 0,
+                    "truncated": False,
+                    "error": self.error or f"the broker is {self.stage}",
+                },
+            )
             return
         collected: list[str] = []
         check = request["op"] == "check"
@@ -240,19 +293,29 @@ class Agent:
             else:
                 await protocol.send(writer, {"type": "output", "stream": stream, "text": text})
 
+        runner = self.runner
+
         async def watch_interrupt() -> None:
             while True:
                 message = await protocol.read_message(reader)
                 if message is None or message.get("op") == "interrupt":
-                    self.runner.interrupt()
+                    runner.interrupt()
                     return
 
         watcher = asyncio.create_task(watch_interrupt())
         try:
-            result = await self.runner.run(code=str(request.get("code", "")), timeout=float(request.get("timeout", 30)), on_output=on_output)
+            result = await self.runner.run(
+                code=str(request.get("code", "")), timeout=float(request.get("timeout", 30)), on_output=on_output
+            )
         finally:
             watcher.cancel()
-        reply = {"type": "exit", "status": result.status, "reason": result.reason, "duration_ms": result.duration_ms, "truncated": result.truncated}
+        reply = {
+            "type": "exit",
+            "status": result.status,
+            "reason": result.reason,
+            "duration_ms": result.duration_ms,
+            "truncated": result.truncated,
+        }
         if check:
             reply["output"] = "".join(collected)
         await protocol.send(writer, reply)
@@ -281,3 +344,23 @@ class Agent:
         finally:
             self.subscribers.discard(subscriber)
             closed.cancel()
+
+
+def _hand_over(data: Path, spec: LaunchSpec, default_user: str) -> LaunchSpec:
+    """Give the broker's folder to the account it runs as (its kind's own, else ``default_user``), closed to cells.
+
+    Cells run as another uid and may neither read nor change the broker's files.
+    The agent holds no CAP_FOWNER or CAP_DAC_*: only a file's owner may change its
+    mode, so the folder is taken back and closed first, and handed over last; its
+    group stays the agent's, which lets the agent (and the broker's start, which
+    enters the folder before it changes uid) pass through. Links are changed
+    themselves, never followed.
+    """
+    account = pwd.getpwnam(spec.user or default_user)
+    os.chown(data, os.getuid(), os.getgid())
+    data.chmod(0o710)
+    for root, dirs, files in os.walk(data, topdown=False):
+        for name in [*dirs, *files]:
+            os.chown(os.path.join(root, name), account.pw_uid, account.pw_gid, follow_symlinks=False)
+    os.chown(data, account.pw_uid, os.getgid())
+    return dataclasses.replace(spec, user=account.pw_name)

@@ -5,24 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sandboxes', '0002_alter_sandbox_user'),
+        ("sandboxes", "0002_alter_sandbox_user"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='sandbox',
-            name='one_active_sandbox_per_broker',
+            model_name="sandbox",
+            name="one_active_sandbox_per_broker",
         ),
         migrations.AddField(
-            model_name='sandbox',
-            name='purpose',
-            field=models.CharField(choices=[('learner', 'Learner'), ('pool', 'Pool'), ('verify', 'Verify')], default='learner', max_length=8),
+            model_name="sandbox",
+            name="purpose",
+            field=models.CharField(
+                choices=[("learner", "Learner"), ("pool", "Pool"), ("verify", "Verify")], default="learner", max_length=8
+            ),
         ),
         migrations.AddConstraint(
-            model_name='sandbox',
-            constraint=models.UniqueConstraint(condition=models.Q(('purpose', 'learner'), ('state__in', ('requested', 'provisioning', 'ready', 'stopping'))), fields=('user', 'broker'), name='one_active_sandbox_per_broker'),
+            model_name="sandbox",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("purpose", "learner"), ("state__in", ("requested", "provisioning", "ready", "stopping"))),
+                fields=("user", "broker"),
+                name="one_active_sandbox_per_broker",
+            ),
         ),
     ]

@@ -1,0 +1,13 @@
+# Apache Kafka 3.9.1 in KRaft mode on Debian's Java 17, with the sandbox agent.
+# The jars come from Maven Central through scripts/fetch-kafka.sh on the host, as for the process backend.
+ARG BASE
+FROM ${BASE}
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+ && rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log
+COPY kafka-libs/ /opt/kafka/libs/
+ENV KAFKA_LIBS=/opt/kafka/libs
+
+# The agent and the broker kinds, last: a change of code rebuilds only these layers.
+COPY sandboxes/ /opt/broker-academy/sandboxes/
+RUN python3 -m compileall -q /opt/broker-academy/sandboxes
