@@ -308,6 +308,9 @@ class _Clients:
             **common,
             group_id=None,
             enable_auto_commit=False,
+            # Watching must change nothing: asking about a topic the learner just deleted would
+            # otherwise make the broker create it again.
+            allow_auto_create_topics=False,
             metadata_max_age_ms=1000,
             fetch_max_wait_ms=100,
             max_poll_records=MAX_PER_STEP,
@@ -433,6 +436,7 @@ class _Tap:
             client_id=f"{TAP_CLIENT}-reader",
             group_id=None,
             enable_auto_commit=False,
+            allow_auto_create_topics=False,
             fetch_max_wait_ms=50,
             max_poll_records=MAX_PER_STEP,
             request_timeout_ms=5000,

@@ -91,6 +91,28 @@ def test_transactions_commit_and_are_tapped(broker):
     )
 
 
+def test_watching_never_brings_back_a_topic_the_learner_deleted(broker):
+    out = broker.cell(
+        """
+        import os, time
+        from kafka import KafkaProducer
+        from kafka.admin import KafkaAdminClient, NewTopic
+        bootstrap = os.environ["BOOTSTRAP_SERVERS"]
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.create_topics([NewTopic("tap-doomed", 1, 1)])
+        producer = KafkaProducer(bootstrap_servers=bootstrap)
+        producer.send("tap-doomed", b"x").get(timeout=10)
+        producer.close()
+        time.sleep(2)  # long enough for the tap to be reading the topic
+        admin.delete_topics(["tap-doomed"])
+        time.sleep(4)  # several metadata refreshes of the tap
+        print("tap-doomed" in admin.list_topics())
+        admin.close()
+        """
+    )
+    assert out.strip() == "False"
+
+
 def test_confluent_kafka_client_reaches_the_broker(broker):
     broker.cell(
         """
