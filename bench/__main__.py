@@ -13,7 +13,7 @@ import sys
 import time
 import traceback
 
-AREAS = ("pages", "cells", "stream", "sandboxes", "density")
+AREAS = ("pages", "cells", "stream", "sandboxes", "density", "docker")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             harness.say(f"== {area}")
             area_started = time.monotonic()
             try:
-                module = __import__(f"bench.{area if area != 'density' else 'sandboxes'}", fromlist=["run"])
-                runner = module.run_density if area == "density" else module.run
+                module = __import__(f"bench.{area if area not in ('density', 'docker') else 'sandboxes'}", fromlist=["run"])
+                runner = {"density": getattr(module, "run_density", None), "docker": getattr(module, "run_docker", None)}.get(
+                    area
+                ) or module.run
                 runner(platform, results, quick=args.quick)
             except KeyboardInterrupt:
                 raise

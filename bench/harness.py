@@ -114,6 +114,25 @@ class Platform:
 
         wait_for(up, timeout=30, what="the ASGI server listening")
 
+    def switch_backend(self, path: str | None) -> None:
+        """Restart the worker on another sandbox backend (None: back to the configured one)."""
+        from django.conf import settings
+
+        from sandboxes.backends import get_backend as cached
+
+        if self.worker is not None:
+            self.worker.stop(timeout=15)
+        units_stop_all()
+        if path is None:
+            os.environ.pop("SANDBOX_BACKEND", None)
+            settings.SANDBOX_BACKEND = self.default_backend
+        else:
+            self.default_backend = getattr(self, "default_backend", settings.SANDBOX_BACKEND)
+            os.environ["SANDBOX_BACKEND"] = path
+            settings.SANDBOX_BACKEND = path
+        cached.cache_clear()
+        self.worker = test_services.celery_worker_start(name=f"bench-worker-{'docker' if path else 'process'}", concurrency=2)
+
     # -- stop ----------------------------------------------------------------
 
     def stop(self) -> None:

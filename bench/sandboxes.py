@@ -90,18 +90,34 @@ c.close()
 UNIT_MB = {"nats": 80, "rabbitmq": 250, "activemq": 450, "kafka": 600}
 
 
-def run(platform: Platform, results: Results, *, quick: bool) -> None:
+def run(platform: Platform, results: Results, *, quick: bool, backend: str = "process") -> None:
     cold_n = (
         {"nats": 3, "rabbitmq": 2, "activemq": 2, "kafka": 2} if quick else {"nats": 5, "rabbitmq": 3, "activemq": 3, "kafka": 3}
     )
     warm_n = 3 if quick else 5
     for broker in BROKERS:
-        _cold(platform, results, broker, cold_n[broker])
+        _cold(platform, results, broker, cold_n[broker], backend)
     for broker in BROKERS:
-        _warm_and_idle(platform, results, broker, warm_n)
+        _warm_and_idle(platform, results, broker, warm_n, backend)
 
 
-def _cold(platform: Platform, results: Results, broker: str, count: int) -> None:
+DOCKER_BACKEND = "sandboxes.backends.docker.DockerBackend"
+
+
+def run_docker(platform: Platform, results: Results, *, quick: bool) -> None:
+    """The same start and memory figures with every sandbox a container (the production backend)."""
+    import subprocess
+
+    for argv in (["scripts/docker-engine.sh"], ["make", "-s", "images"]):
+        subprocess.run(argv, cwd=harness.ROOT, check=True, stdout=subprocess.DEVNULL, timeout=1800)
+    platform.switch_backend(DOCKER_BACKEND)
+    try:
+        run(platform, results, quick=quick, backend="docker")
+    finally:
+        platform.switch_backend(None)
+
+
+def _cold(platform: Platform, results: Results, broker: str, count: int, backend: str) -> None:
     user = platform.user(f"cold-{broker}")
     samples = []
     for _ in range(count):
@@ -115,7 +131,7 @@ def _cold(platform: Platform, results: Results, broker: str, count: int) -> None
         samples.append(seconds)
         harness.sandbox_stop(sandbox.pk)
     say(f"cold {broker}: " + ", ".join(f"{s:.2f}" for s in samples) + " s")
-    results.samples(f"sandbox.process.{broker}.cold_start_s", samples)
+    results.samples(f"sandbox.{backend}.{broker}.cold_start_s", samples)
 
 
 def _stop_user_sandboxes(user_id: int) -> None:
@@ -124,7 +140,7 @@ def _stop_user_sandboxes(user_id: int) -> None:
     )
 
 
-def _warm_and_idle(platform: Platform, results: Results, broker: str, count: int) -> None:
+def _warm_and_idle(platform: Platform, results: Results, broker: str, count: int, backend: str) -> None:
     previous = settings.SANDBOX_WARM_POOL
     settings.SANDBOX_WARM_POOL = {broker: count}
     try:
@@ -152,7 +168,7 @@ def _warm_and_idle(platform: Platform, results: Results, broker: str, count: int
             samples.append(time.perf_counter() - started)
             claimed.append(sandbox)
         say(f"warm {broker}: " + ", ".join(f"{s * 1000:.0f}" for s in samples) + " ms")
-        results.samples(f"sandbox.process.{broker}.warm_start_s", samples)
+        results.samples(f"sandbox.{backend}.{broker}.warm_start_s", samples)
         if claimed:
             idle = Sandbox.objects.get(pk=claimed[0].pk)
             quiet = IDLE_S - (timezone.now() - idle.ready_at).total_seconds()
@@ -160,7 +176,7 @@ def _warm_and_idle(platform: Platform, results: Results, broker: str, count: int
                 time.sleep(quiet)
             mb = harness.unit_rss_mb(idle)
             say(f"idle {broker}: {mb:.0f} MB in {len(harness.unit_pids(idle))} processes")
-            results.value(f"sandbox.process.{broker}.idle_rss_mb", mb)
+            results.value(f"sandbox.{backend}.{broker}.idle_rss_mb", mb)
     finally:
         harness.sandboxes_stop(pooled)
 

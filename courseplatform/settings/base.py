@@ -164,6 +164,8 @@ SANDBOX_BACKEND = env.str("SANDBOX_BACKEND", default="sandboxes.backends.process
 SANDBOX_ROOT = Path(env.str("SANDBOX_ROOT", default=str(VAR_DIR / "sandboxes")))
 SANDBOX_INSTANCE = env.str("SANDBOX_INSTANCE", default="ba")
 SANDBOX_ALLOW_UNISOLATED = env.bool("SANDBOX_ALLOW_UNISOLATED", default=False)
+# auto: a network namespace and cgroups per unit when root; none: side by side (needs the line above).
+SANDBOX_ISOLATION = env.str("SANDBOX_ISOLATION", default="auto")
 SANDBOX_IDLE_TIMEOUT_S = env.int("SANDBOX_IDLE_TIMEOUT_S", default=30 * 60)
 SANDBOX_QUOTA_PER_USER = env.int("SANDBOX_QUOTA_PER_USER", default=4)
 # "kafka=1,rabbitmq=1": ready brokers kept waiting per kind, so a learner gets one at once.

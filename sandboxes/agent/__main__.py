@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 from pathlib import Path
@@ -21,6 +22,8 @@ def main() -> None:
     # cells by uid and rlimits alone (bubblewrap cannot make namespaces there without privileges).
     parser.add_argument("--broker-user", default=None)
     parser.add_argument("--cell-confinement", choices=("bwrap", "setpriv"), default="bwrap")
+    # Without a network namespace of its own the broker cannot use its default ports: the backend picks them.
+    parser.add_argument("--ports", type=json.loads, default=None, help='JSON, e.g. {"client": 14222}')
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     agent = Agent(
@@ -30,6 +33,7 @@ def main() -> None:
         cells_cgroup=args.cells_cgroup,
         broker_user=args.broker_user,
         cell_confinement=args.cell_confinement,
+        ports=args.ports,
     )
 
     async def run() -> None:

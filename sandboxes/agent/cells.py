@@ -43,6 +43,9 @@ RUNNER = (
 #: The private /tmp of a cell lives in memory; this bounds it.
 TMP_BYTES = 64 * 1024 * 1024
 
+#: The environment variable naming the unit in each of its processes (see ProcessBackend.processes).
+UNIT_MARKER = "BA_UNIT"
+
 OutputCallback = Callable[[str, str], Awaitable[None]]
 
 

@@ -30,7 +30,7 @@ from sandboxes.brokers.base import BrokerLimits, LaunchSpec, stop_process_group
 from sandboxes.events import Event
 
 from . import protocol
-from .cells import CellLimits, CellRunner
+from .cells import UNIT_MARKER, CellLimits, CellRunner
 
 log = logging.getLogger("sandboxes.agent")
 
@@ -67,6 +67,7 @@ class Agent:
         cells_cgroup: list[Path],
         broker_user: str | None = None,
         cell_confinement: str = "bwrap",
+        ports: dict[str, int] | None = None,
     ) -> None:
         self.unit_dir = unit_dir
         self.kind = get_broker(broker)
@@ -74,7 +75,7 @@ class Agent:
         self.cells_cgroup = cells_cgroup
         self.broker_user = broker_user
         self.cell_confinement = cell_confinement
-        self.ports = self.kind.ports()
+        self.ports = self.kind.ports(ports)
         self.stage = "starting agent"
         self.error = ""
         self.connection: dict[str, str] = {}
@@ -141,6 +142,8 @@ class Agent:
         await loop.run_in_executor(None, lambda: self.kind.prepare(data_dir=data, ports=self.ports, limits=limits))
         self.set_stage("starting")
         spec = self.kind.launch(data_dir=data, ports=self.ports, limits=limits)
+        # Every process of the unit carries its name, so a backend without namespaces or cgroups can find them all.
+        spec = dataclasses.replace(spec, env={**spec.env, UNIT_MARKER: self.unit_dir.name})
         broker_user = self.broker_user
         if broker_user is not None and os.geteuid() == 0:
             spec = await loop.run_in_executor(None, lambda: _hand_over(data, spec, broker_user))
@@ -161,7 +164,7 @@ class Agent:
             await asyncio.sleep(0.1)
         self.connection = self.kind.connection_env(host="localhost", ports=self.ports)
         self.runner = CellRunner(
-            env=self.connection,
+            env={**self.connection, UNIT_MARKER: self.unit_dir.name},
             limits=CellLimits(),
             uid=self.cell_uid,
             cgroup_procs=self.cells_cgroup,

@@ -9,6 +9,7 @@ platform talks to the agent over a Unix socket in the unit's folder.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -24,6 +25,7 @@ from django.conf import settings
 
 from sandboxes import agent_client
 from sandboxes.agent import protocol
+from sandboxes.agent.cells import UNIT_MARKER
 
 from . import cgroups
 from .base import SandboxBackend, UnitSpec
@@ -36,13 +38,28 @@ NOT_ROOT = (
     "Run the platform as root, or set SANDBOX_ALLOW_UNISOLATED=true to run brokers without isolation "
     "(development only: learners' code could then reach other local services)."
 )
-UNISOLATED_UNSUPPORTED = "SANDBOX_ALLOW_UNISOLATED is set, but unisolated units are not implemented yet; run as root."
+UNISOLATED_WARNING = "sandbox units run WITHOUT isolation (SANDBOX_ALLOW_UNISOLATED): development use only"
 
 #: Limits of a unit: everything (agent, broker, cells) and the cells alone.
 UNIT_MEMORY_MB = 1536
 UNIT_PIDS = 2048
 CELLS_MEMORY_MB = 768
 CELLS_PIDS = 96
+
+
+def _marked_processes(name: str) -> list[int]:
+    """Pids whose environment names the unit (the agent passes it to the broker and to every cell)."""
+    marker = f"{UNIT_MARKER}={name}".encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone, or not ours to read
+    return found
 
 
 class IsolationUnavailable(RuntimeError):
@@ -58,9 +75,39 @@ class ProcessBackend(SandboxBackend):
         self.root = Path(settings.SANDBOX_ROOT)
         self.instance = settings.SANDBOX_INSTANCE
 
-    def _require_isolation(self) -> None:
-        if os.geteuid() != 0:
-            raise IsolationUnavailable(UNISOLATED_UNSUPPORTED if settings.SANDBOX_ALLOW_UNISOLATED else NOT_ROOT)
+    def isolated(self) -> bool:
+        """Whether units get a network namespace and cgroups (root), or run side by side (explicitly allowed).
+
+        SANDBOX_ISOLATION=none asks for the unisolated mode even as root (tests use it to prove it works).
+        Without root and without SANDBOX_ALLOW_UNISOLATED the backend refuses, saying how to proceed.
+        """
+        wanted = settings.SANDBOX_ISOLATION
+        if wanted == "netns" or (wanted == "auto" and os.geteuid() == 0):
+            if os.geteuid() != 0:
+                raise IsolationUnavailable(NOT_ROOT)
+            return True
+        if not settings.SANDBOX_ALLOW_UNISOLATED:
+            raise IsolationUnavailable(NOT_ROOT)
+        log.warning(UNISOLATED_WARNING)
+        return False
+
+    @staticmethod
+    def _free_ports(broker: str) -> dict[str, int]:
+        """Ports for a broker that shares the host's network: one free port per name it listens on."""
+        import socket
+
+        from sandboxes.brokers import get_broker
+
+        chosen: dict[str, int] = {}
+        holders = []
+        for port_name in get_broker(broker).default_ports:
+            holder = socket.socket()
+            holder.bind(("127.0.0.1", 0))
+            holders.append(holder)
+            chosen[port_name] = holder.getsockname()[1]
+        for holder in holders:
+            holder.close()
+        return chosen
 
     def unit_dir(self, name: str) -> Path:
         return self.root / name
@@ -86,38 +133,27 @@ class ProcessBackend(SandboxBackend):
         return None
 
     def start(self, unit: UnitSpec) -> None:
-        self._require_isolation()
+        isolated = self.isolated()
         name = unit.name
         if self._agent_pid(name) is not None:
             return  # already running: starting is idempotent
         directory = self.unit_dir(name)
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o711)
-        if not self._netns_exists(name):
-            _ip("netns", "add", name)
-        _ip("-n", name, "link", "set", "lo", "up")
+        if isolated:
+            if not self._netns_exists(name):
+                _ip("netns", "add", name)
+            _ip("-n", name, "link", "set", "lo", "up")
         groups = cgroups.UnitCgroups(self.instance, name)
-        use_cgroups = cgroups.available()
+        use_cgroups = isolated and cgroups.available()
         if use_cgroups:
             groups.create(memory_mb=UNIT_MEMORY_MB, pids=UNIT_PIDS, cells_memory_mb=CELLS_MEMORY_MB, cells_pids=CELLS_PIDS)
         # setsid -f detaches the agent from this worker: it outlives the task, and init reaps it.
-        argv = [
-            "setsid",
-            "-f",
-            "ip",
-            "netns",
-            "exec",
-            name,
-            sys.executable,
-            "-m",
-            "sandboxes.agent",
-            "--unit-dir",
-            str(directory),
-            "--broker",
-            unit.broker,
-            "--cell-uid",
-            str(self.cell_uid(name)),
-        ]
+        agent = [sys.executable, "-m", "sandboxes.agent", "--unit-dir", str(directory), "--broker", unit.broker]
+        if isolated:
+            argv = ["setsid", "-f", "ip", "netns", "exec", name, *agent, "--cell-uid", str(self.cell_uid(name))]
+        else:
+            argv = ["setsid", "-f", *agent, "--ports", json.dumps(self._free_ports(unit.broker))]
         if use_cgroups:
             for procs in groups.procs_files("cells"):
                 argv += ["--cells-cgroup", str(procs)]
@@ -128,6 +164,7 @@ class ProcessBackend(SandboxBackend):
                 procs.write_text(str(os.getpid()))
 
         env = {
+            UNIT_MARKER: name,
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONPATH": str(PROJECT_ROOT),
             "LANG": "C.UTF-8",
@@ -159,7 +196,7 @@ class ProcessBackend(SandboxBackend):
         log.info("unit started", extra={"unit": name, "broker": unit.broker, "pid": self._agent_pid(name)})
 
     def processes(self, name: str) -> list[int]:
-        pids: set[int] = set()
+        pids: set[int] = set(_marked_processes(name))
         if self._netns_exists(name):
             result = _ip("netns", "pids", name, check=False)
             pids.update(int(p) for p in result.stdout.split() if p.isdigit())
