@@ -184,8 +184,8 @@ class Kafka(BrokerKind):
                     *self._java_argv(data_dir, heap_mb=128),
                     "kafka.tools.StorageTool",
                     "format",
-                    "-t",
-                    cluster_id,
+                    # One argument, not two: an id may start with "-" (1 in 32), which argparse takes for an option.
+                    f"--cluster-id={cluster_id}",
                     "-c",
                     str(data_dir / "server.properties"),
                 ],

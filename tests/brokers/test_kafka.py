@@ -170,3 +170,17 @@ def test_memory_is_small(broker, record_property):
 def test_stop_leaves_no_process(broker):
     assert broker.stop() == 0
     assert broker.pids_in_namespace() == []
+
+
+def test_storage_is_formatted_even_when_the_cluster_id_starts_with_a_dash(tmp_path, monkeypatch):
+    import base64
+    import uuid
+
+    from sandboxes.brokers import get_broker
+    from sandboxes.brokers.base import BrokerLimits
+
+    dashed = next(u for u in iter(uuid.uuid4, None) if base64.urlsafe_b64encode(u.bytes).startswith(b"-"))
+    monkeypatch.setattr(uuid, "uuid4", lambda: dashed)
+    kafka = get_broker("kafka")
+    kafka.prepare(data_dir=tmp_path, ports=kafka.ports(), limits=BrokerLimits())
+    assert list(tmp_path.rglob("meta.properties"))
