@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from sandboxes import agent_client
 from sandboxes.models import Sandbox, State
+from tests.smoke_cells import PRODUCE_CONSUME
 
 from . import harness
 from .harness import Platform, say
@@ -33,58 +34,6 @@ from .report import Results, percentile
 
 BROKERS = ("nats", "rabbitmq", "activemq", "kafka")
 IDLE_S = 10.0
-
-#: A produce-and-consume cell per broker: what a learner's first cell does.
-PRODUCE_CONSUME = {
-    "nats": """
-import asyncio, os, nats
-async def main():
-    nc = await nats.connect(os.environ["NATS_URL"])
-    sub = await nc.subscribe("bench.density")
-    await nc.publish("bench.density", b"hello-nats")
-    msg = await sub.next_msg(timeout=10)
-    print("got", msg.data.decode())
-    await nc.close()
-asyncio.run(main())
-""",
-    "rabbitmq": """
-import os, pika
-conn = pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"]))
-ch = conn.channel()
-ch.queue_declare("bench-density")
-ch.basic_publish("", "bench-density", b"hello-rabbit")
-method, props, body = next(ch.consume("bench-density", inactivity_timeout=10))
-ch.basic_ack(method.delivery_tag)
-print("got", body.decode())
-conn.close()
-""",
-    "activemq": """
-import os, time, stomp
-got = []
-class L(stomp.ConnectionListener):
-    def on_message(self, frame): got.append(frame.body)
-c = stomp.Connection([(os.environ["STOMP_HOST"], int(os.environ["STOMP_PORT"]))])
-c.set_listener("", L())
-c.connect(os.environ["STOMP_USER"], os.environ["STOMP_PASSWORD"], wait=True)
-c.subscribe("/queue/bench-density", id=1, ack="auto")
-c.send("/queue/bench-density", "hello-amq")
-deadline = time.time() + 20
-while not got and time.time() < deadline: time.sleep(0.05)
-print("got", got[0])
-c.disconnect()
-""",
-    "kafka": """
-import os
-from kafka import KafkaProducer, KafkaConsumer
-p = KafkaProducer(bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"])
-p.send("bench-density", b"hello-kafka").get(timeout=30)
-p.close()
-c = KafkaConsumer("bench-density", bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"], auto_offset_reset="earliest",
-                  consumer_timeout_ms=60000, group_id="bench")
-print("got", next(iter(c)).value.decode())
-c.close()
-""",
-}
 
 #: Rough memory of one idle unit (agent, broker, warm cell process), MiB: decides how many fit.
 UNIT_MB = {"nats": 80, "rabbitmq": 250, "activemq": 450, "kafka": 600}

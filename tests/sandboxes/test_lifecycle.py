@@ -15,58 +15,10 @@ from sandboxes.backends import get_backend
 from sandboxes.models import ACTIVE_STATES, Sandbox, State
 from tests.aio import run
 from tests.services import celery_worker_start, wait_for
+from tests.smoke_cells import PRODUCE_CONSUME
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-PRODUCE_CONSUME = {
-    "nats": """
-import asyncio, os, nats
-async def main():
-    nc = await nats.connect(os.environ["NATS_URL"])
-    sub = await nc.subscribe("lifecycle.test")
-    await nc.publish("lifecycle.test", b"hello-nats")
-    msg = await sub.next_msg(timeout=5)
-    print("got", msg.data.decode())
-    await nc.close()
-asyncio.run(main())
-""",
-    "rabbitmq": """
-import os, pika
-conn = pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"]))
-ch = conn.channel()
-ch.queue_declare("lifecycle")
-ch.basic_publish("", "lifecycle", b"hello-rabbit")
-method, props, body = next(ch.consume("lifecycle", inactivity_timeout=5))
-ch.basic_ack(method.delivery_tag)
-print("got", body.decode())
-conn.close()
-""",
-    "activemq": """
-import os, time, stomp
-got = []
-class L(stomp.ConnectionListener):
-    def on_message(self, frame): got.append(frame.body)
-c = stomp.Connection([(os.environ["STOMP_HOST"], int(os.environ["STOMP_PORT"]))])
-c.set_listener("", L())
-c.connect(os.environ["STOMP_USER"], os.environ["STOMP_PASSWORD"], wait=True)
-c.subscribe("/queue/lifecycle", id=1, ack="auto")
-c.send("/queue/lifecycle", "hello-amq")
-deadline = time.time() + 10
-while not got and time.time() < deadline: time.sleep(0.05)
-print("got", got[0])
-c.disconnect()
-""",
-    "kafka": """
-import os
-from kafka import KafkaProducer, KafkaConsumer
-p = KafkaProducer(bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"])
-p.send("lifecycle", b"hello-kafka").get(timeout=30)
-p.close()
-c = KafkaConsumer("lifecycle", bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"], auto_offset_reset="earliest", consumer_timeout_ms=60000, group_id="t")
-print("got", next(iter(c)).value.decode())
-c.close()
-""",
-}
 BROKERS = ["nats", "rabbitmq", "activemq", "kafka"]
 
 
