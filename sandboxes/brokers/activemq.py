@@ -22,7 +22,6 @@ import base64
 import contextlib
 import json
 import logging
-import os
 import socket
 import struct
 import threading
@@ -45,6 +44,9 @@ from sandboxes.brokers.base import (
     BrokerUnavailable,
     Emit,
     LaunchSpec,
+    java_binary,
+    missing_client,
+    missing_java,
 )
 from sandboxes.events import Direction, Event
 
@@ -125,12 +127,8 @@ class ActiveMQ(BrokerKind):
             for pkg, jar in EXTRA_JARS.items()
             if not jar.exists()
         ]
-        if _java() is None:
-            problems.append("java not found: install the Debian package openjdk-17-jre-headless")
-        try:
-            import stomp  # noqa: F401 (only checking it is importable)
-        except ImportError:
-            problems.append("Python package stomp.py missing: pip install stomp.py")
+        problems += missing_java()
+        problems += missing_client("stomp", "stomp.py")
         return problems
 
     def prepare(
@@ -171,7 +169,7 @@ class ActiveMQ(BrokerKind):
         conf = data_dir / "conf"
         classpath = ":".join([str(conf), *(str(jar) for jar in EXTRA_JARS.values())])
         argv = [
-            _java() or "java",
+            java_binary() or "java",
             f"-Xmx{limits.heap_mb}m",
             "-Xms32m",
             "-Xss512k",
@@ -432,15 +430,6 @@ class _TopicFollower:
                 )
             )
         return out
-
-
-def _java() -> str | None:
-    import shutil
-
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and Path(java_home, "bin", "java").exists():
-        return str(Path(java_home, "bin", "java"))
-    return shutil.which("java", path=BASE_ENV["PATH"])
 
 
 def _quiet_disconnect(conn: Any) -> None:

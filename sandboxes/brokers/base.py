@@ -133,6 +133,28 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def java_binary() -> str | None:
+    """The java to run JVM brokers with: $JAVA_HOME's, else the one on the brokers' PATH."""
+    import shutil
+
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and Path(java_home, "bin", "java").exists():
+        return str(Path(java_home, "bin", "java"))
+    return shutil.which("java", path=BASE_ENV["PATH"])
+
+
+def missing_java() -> list[str]:
+    """[] when a java is there, else the message saying how to install one."""
+    return [] if java_binary() else ["java not found: install the Debian package openjdk-17-jre-headless"]
+
+
+def missing_client(module: str, package: str) -> list[str]:
+    """[] when the Python client ``module`` imports, else the message naming its PyPI ``package``."""
+    import importlib.util
+
+    return [] if importlib.util.find_spec(module) else [f"Python package {package} missing: pip install {package}"]
+
+
 class BrokerKind(ABC):
     """One kind of broker: how to set it up, run it, know it is ready, and watch it.
 

@@ -13,7 +13,6 @@ import base64
 import contextlib
 import logging
 import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -32,6 +31,9 @@ from sandboxes.brokers.base import (
     BrokerUnavailable,
     Emit,
     LaunchSpec,
+    java_binary,
+    missing_client,
+    missing_java,
 )
 from sandboxes.events import Event
 
@@ -88,13 +90,6 @@ def kafka_libs() -> Path:
     return Path(cache) / f"kafka-{VERSION}" / "libs"
 
 
-def _java() -> str | None:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and Path(java_home, "bin", "java").exists():
-        return str(Path(java_home, "bin", "java"))
-    return shutil.which("java", path=BASE_ENV["PATH"])
-
-
 class Kafka(BrokerKind):
     name = "kafka"
     title = "Apache Kafka"
@@ -114,12 +109,8 @@ class Kafka(BrokerKind):
             )
         elif not any(libs.glob("slf4j-reload4j-*.jar")):
             problems.append(f"no slf4j binding in {libs}: the broker would log nothing; rerun scripts/fetch-kafka.sh")
-        if _java() is None:
-            problems.append("java not found: install the Debian package openjdk-17-jre-headless")
-        try:
-            import kafka  # noqa: F401 (only checking it is importable)
-        except ImportError:
-            problems.append("Python package kafka-python missing: pip install kafka-python")
+        problems += missing_java()
+        problems += missing_client("kafka", "kafka-python")
         return problems
 
     def prepare(
@@ -217,7 +208,7 @@ class Kafka(BrokerKind):
 
     def _java_argv(self, data_dir: Path, *, heap_mb: int) -> list[str]:
         return [
-            _java() or "java",
+            java_binary() or "java",
             f"-Xmx{heap_mb}m",
             "-Xms32m",
             "-XX:MaxDirectMemorySize=64m",

@@ -35,6 +35,7 @@ from sandboxes.brokers.base import (
     BrokerUnavailable,
     Emit,
     LaunchSpec,
+    missing_client,
 )
 from sandboxes.events import Direction, Event
 
@@ -87,10 +88,7 @@ class RabbitMQ(BrokerKind):
                 pwd.getpwnam(RUN_AS)
             except KeyError:
                 problems.append(f"user {RUN_AS!r} missing: reinstall the Debian package rabbitmq-server")
-        try:
-            import pika  # noqa: F401 (only checking it is importable)
-        except ImportError:
-            problems.append("Python package pika missing: pip install pika")
+        problems += missing_client("pika", "pika")
         return problems
 
     def prepare(
