@@ -19,8 +19,9 @@ lint: install
 	.venv/bin/mypy courseplatform lessons sandboxes
 
 messages: install
-	.venv/bin/python manage.py makemessages -l en --ignore=.venv --ignore=var
-	.venv/bin/python manage.py compilemessages -l en --ignore=.venv
+	.venv/bin/python manage.py makemessages -l en --ignore=.venv --ignore=var --ignore=node_modules
+	.venv/bin/python manage.py makemessages -d djangojs -l en -l ru --ignore=.venv --ignore=var --ignore=node_modules --ignore=static/vendor
+	.venv/bin/python manage.py compilemessages -l en -l ru --ignore=.venv
 
 # The docker backend's images (broker-academy/<kind>), built here from sandboxes/images/: no registry is used.
 images: install

@@ -1,9 +1,9 @@
 // The chapter editor: front matter fields + Markdown body, live preview from the server's own
 // renderer, save with conflict handling (Ctrl+S), draft cells run in the instructor's sandbox,
 // and exercises proven on a fresh broker.
+import { gettext } from "./i18n.js";
+
 const root = document.querySelector("[data-editor]");
-const en = document.documentElement.lang === "en";
-const t = (ru, enText) => (en ? enText : ru);
 
 function csrf() {
   const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
@@ -58,7 +58,7 @@ if (root) {
     problems.replaceChildren(
       ...list.map((p) => {
         const li = document.createElement("li");
-        li.textContent = p.line ? `${t("строка", "line")} ${p.line}: ${p.message}` : p.message;
+        li.textContent = p.line ? `${gettext("строка")} ${p.line}: ${p.message}` : p.message;
         return li;
       }),
     );
@@ -85,7 +85,7 @@ if (root) {
 
   function changed() {
     dirty = true;
-    setStatus(t("не сохранено", "unsaved"), "dirty");
+    setStatus(gettext("не сохранено"), "dirty");
     clearTimeout(previewTimer);
     previewTimer = setTimeout(refreshPreview, 250);
   }
@@ -93,7 +93,7 @@ if (root) {
   async function save(overwrite = false) {
     const data = collect();
     if (overwrite && lastConflict) data.revision = lastConflict.revision;
-    setStatus(t("сохраняю…", "saving…"));
+    setStatus(gettext("сохраняю…"));
     const { status: code, body: answer } = await postJSON(saveUrl, data);
     if (code === 200 || code === 201) {
       revision = answer.revision;
@@ -101,16 +101,16 @@ if (root) {
       conflict.hidden = true;
       lastConflict = null;
       showProblems([]);
-      setStatus(`${t("сохранено", "saved")} r${revision}`);
+      setStatus(`${gettext("сохранено")} r${revision}`);
       if (answer.edit_url && !location.pathname.endsWith(answer.edit_url)) location.assign(answer.edit_url);
     } else if (code === 409) {
       lastConflict = answer;
       conflict.hidden = false;
       root.querySelector("[data-conflict-diff]").textContent = answer.diff;
-      setStatus(t("конфликт", "conflict"), "error");
+      setStatus(gettext("конфликт"), "error");
     } else {
       showProblems(answer.problems || [{ message: `HTTP ${code}` }]);
-      setStatus(t("не сохранено: ошибки", "not saved: errors"), "error");
+      setStatus(gettext("не сохранено: ошибки"), "error");
     }
   }
 
@@ -162,7 +162,7 @@ if (root) {
         out.append(span);
       } else if (message.type === "cell.exit" || message.type === "cell.error") {
         const end = document.createElement("div");
-        end.textContent = message.type === "cell.error" ? message.message : `→ ${t("код выхода", "exit status")} ${message.status}${message.reason ? ` (${message.reason})` : ""}`;
+        end.textContent = message.type === "cell.error" ? message.message : `→ ${gettext("код выхода")} ${message.status}${message.reason ? ` (${message.reason})` : ""}`;
         out.append(end);
       }
     });
@@ -182,7 +182,7 @@ if (root) {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "button small";
-      button.textContent = `▶ ${t("Запустить в моей песочнице", "Run in my sandbox")} (${figure.dataset.broker})`;
+      button.textContent = `▶ ${gettext("Запустить в моей песочнице")} (${figure.dataset.broker})`;
       const out = document.createElement("pre");
       out.className = "draft-output";
       out.hidden = true;
@@ -201,7 +201,7 @@ if (root) {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "button subtle small";
-      button.textContent = t("Проверить упражнение на чистом брокере", "Prove the exercise on a fresh broker");
+      button.textContent = gettext("Проверить упражнение на чистом брокере");
       const report = document.createElement("div");
       report.className = "verify-report";
       button.addEventListener("click", () => verify(section.dataset.exercise, report, button));
@@ -211,11 +211,11 @@ if (root) {
 
   async function verify(key, report, button) {
     if (dirty) {
-      report.textContent = t("Сначала сохраните главу: проверяется сохранённая версия.", "Save first: the saved version is proven.");
+      report.textContent = gettext("Сначала сохраните главу: проверяется сохранённая версия.");
       return;
     }
     button.disabled = true;
-    report.textContent = t("Запускаю чистый брокер…", "Starting a fresh broker…");
+    report.textContent = gettext("Запускаю чистый брокер…");
     const { body: job } = await postJSON(`${root.dataset.verifyBase}${key}/verify`, {});
     for (let i = 0; i < 300; i++) {
       await new Promise((r) => setTimeout(r, 1000));
@@ -239,9 +239,9 @@ if (root) {
         return;
       }
       report.append(
-        line(r.empty_fails, t("проверка не проходит на пустом брокере", "the check fails on an empty broker")),
-        line(r.solution_runs, t("эталонное решение выполняется", "the reference solution runs")),
-        line(r.solved_passes, t("после решения проверка проходит", "the check passes after the solution")),
+        line(r.empty_fails, gettext("проверка не проходит на пустом брокере")),
+        line(r.solution_runs, gettext("эталонное решение выполняется")),
+        line(r.solved_passes, gettext("после решения проверка проходит")),
       );
       return;
     }

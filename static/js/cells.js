@@ -2,7 +2,7 @@
 // streaming output and an exit badge; drafts save themselves; exercises get a Check button.
 // Anonymous visitors keep the server-highlighted code and get a login link instead.
 import { live, stageLabel } from "./live.js";
-import { t, formatDuration } from "./i18n.js";
+import { gettext, pgettext, formatDuration } from "./i18n.js";
 import { el, icon } from "./dom.js";
 
 const article = document.querySelector("article.chapter");
@@ -32,7 +32,8 @@ function readJson(id, fallback) {
   }
 }
 
-const SAVE_LABELS = { saving: "cell.saving", saved: "cell.saved", failed: "cell.saveFailed" };
+const SAVE_LABELS = { saving: gettext("сохраняю…"), saved: gettext("черновик сохранён"), failed: gettext("не сохранено") };
+const ROLE_LABELS = { setup: pgettext("cell role", "подготовка"), starter: gettext("заготовка"), solution: gettext("решение") };
 const EXIT_ICONS = { ok: "check", fail: "cross", error: "cross", timeout: "clock", interrupted: "stop" };
 
 /** A button with an icon and, when given, a visible label. */
@@ -186,25 +187,25 @@ class Cell {
     const bar = el("div", "cell-toolbar");
     this.prompt = el("span", "cell-prompt", "[ ]");
     this.prompt.setAttribute("aria-hidden", "true");
-    this.runButton = button("cell-btn cell-run", t("cell.run"), "run", t("cell.runTitle"));
-    this.stopButton = button("cell-btn cell-interrupt", t("cell.interrupt"), "stop");
+    this.runButton = button("cell-btn cell-run", pgettext("cell", "Запустить"), "run", gettext("Запустить ячейку (Shift+Enter — и перейти к следующей, Ctrl+Enter — остаться)"));
+    this.stopButton = button("cell-btn cell-interrupt", gettext("Прервать"), "stop");
     this.stopButton.hidden = true;
     this.status = el("span", "cell-status");
     this.status.setAttribute("aria-live", "polite");
     this.saveState = el("button", "cell-save link");
     this.saveState.type = "button";
     this.saveState.hidden = true;
-    this.resetButton = button("cell-icon", null, "reset", t("cell.reset"));
-    this.resetButton.setAttribute("aria-label", t("cell.reset"));
-    this.copyButton = button("cell-icon", null, "copy", t("cell.copy"));
-    this.copyButton.setAttribute("aria-label", t("cell.copy"));
+    this.resetButton = button("cell-icon", null, "reset", gettext("Вернуть исходный код"));
+    this.resetButton.setAttribute("aria-label", gettext("Вернуть исходный код"));
+    this.copyButton = button("cell-icon", null, "copy", gettext("Копировать код"));
+    this.copyButton.setAttribute("aria-label", gettext("Копировать код"));
     const meta = el("span", "cell-meta");
-    const role = t(`cell.role.${this.role}`);
+    const role = ROLE_LABELS[this.role];
     if (role) meta.append(el("span", `cell-role role-${this.role}`, role));
     if (this.broker) meta.append(el("span", `cell-broker broker-${this.broker}`, this.broker));
     const limit = el("span", "cell-limit");
-    limit.append(icon("clock"), t("unit.s", { n: this.timeout }));
-    limit.title = t("cell.timeoutLimit", { s: this.timeout });
+    limit.append(icon("clock"), gettext("{n} с", { n: this.timeout }));
+    limit.title = gettext("лимит {s} с", { s: this.timeout });
     meta.append(limit);
     bar.append(this.prompt, this.runButton, this.stopButton, this.status, el("span", "cell-spacer"), this.saveState, this.resetButton, this.copyButton, meta);
 
@@ -220,7 +221,7 @@ class Cell {
     this.output = el("div", "cell-output");
     this.output.hidden = true;
     this.output.setAttribute("role", "log");
-    this.output.setAttribute("aria-label", t("cell.outputLabel"));
+    this.output.setAttribute("aria-label", gettext("Вывод ячейки"));
     this.stream = el("pre", "cell-stream");
     this.exit = el("div", "cell-exit");
     this.output.append(this.stream, this.exit);
@@ -231,7 +232,7 @@ class Cell {
     const host = el("div", "cell-editor");
     this.editor = makeEditor(host, {
       doc: this.savedCode,
-      label: t("cell.editorLabel", { key: this.key }),
+      label: gettext("Код ячейки {key}", { key: this.key }),
       onChange: () => this.changed(),
       runAndAdvance: () => {
         this.run();
@@ -250,9 +251,9 @@ class Cell {
     const bar = el("div", "cell-toolbar");
     const link = el("a", "cell-login");
     link.href = loginUrl;
-    link.append(icon("lock"), el("span", "label", t("cell.login")));
+    link.append(icon("lock"), el("span", "label", gettext("Войдите, чтобы запускать код")));
     const meta = el("span", "cell-meta");
-    const role = t(`cell.role.${this.role}`);
+    const role = ROLE_LABELS[this.role];
     if (role) meta.append(el("span", `cell-role role-${this.role}`, role));
     if (this.broker) meta.append(el("span", `cell-broker broker-${this.broker}`, this.broker));
     bar.append(link, el("span", "cell-spacer"), meta);
@@ -281,8 +282,8 @@ class Cell {
     this.saveState.hidden = state === "idle";
     this.saveState.dataset.state = state;
     this.saveState.disabled = state !== "failed";
-    this.saveState.textContent = state === "idle" ? "" : t(SAVE_LABELS[state]);
-    this.saveState.title = state === "failed" ? t("cell.saveRetry") : "";
+    this.saveState.textContent = state === "idle" ? "" : SAVE_LABELS[state];
+    this.saveState.title = state === "failed" ? gettext("Черновик не сохранился — нажмите, чтобы повторить") : "";
     clearTimeout(this.saveFade);
     if (state === "saved") this.saveFade = setTimeout(() => this.showSave("idle"), 2500);
   }
@@ -325,14 +326,14 @@ class Cell {
     const original = this.data.original ?? "";
     if (!this.editor || this.code() === original) return;
     this.editor.set(original);
-    this.flash(t("cell.resetDone"));
+    this.flash(gettext("Исходный код восстановлен (Ctrl+Z — вернуть ваш)"));
     this.editor.focus();
   }
 
   async copy() {
     try {
       await navigator.clipboard.writeText(this.code());
-      this.flash(t("cell.copied"));
+      this.flash(gettext("Скопировано"));
     } catch (error) {
       console.warn(error);
     }
@@ -373,8 +374,8 @@ class Cell {
     this.clearOutput();
     if (!sent) {
       this.output.hidden = false;
-      this.appendNote(t("conn.offline"), "cell-error");
-      this.setExit({ kind: "error", text: t("exit.lost") });
+      this.appendNote(gettext("Нет связи с сервером. Дождитесь, пока индикатор станет зелёным, и повторите."), "cell-error");
+      this.setExit({ kind: "error", text: pgettext("exit", "нет связи") });
       return;
     }
     this.save();
@@ -387,7 +388,7 @@ class Cell {
     this.runButton.hidden = true;
     this.stopButton.hidden = false;
     this.stopButton.disabled = false;
-    this.stopButton.querySelector(".label").textContent = t("cell.interrupt");
+    this.stopButton.querySelector(".label").textContent = gettext("Прервать");
     this.status.dataset.kind = "running";
     this.tick();
     this.ticker = setInterval(() => this.tick(), 250);
@@ -397,8 +398,8 @@ class Cell {
     const elapsed = formatDuration(Math.floor((performance.now() - this.started) / 1000) * 1000);
     const sandbox = live.sandbox(this.broker);
     let text;
-    if (!this.sawOutput && sandbox?.state !== "ready") text = t("cell.waitingSandbox", { stage: stageLabel(sandbox), t: elapsed });
-    else text = t("cell.running", { t: elapsed });
+    if (!this.sawOutput && sandbox?.state !== "ready") text = gettext("ждём песочницу: {stage} · {t}", { stage: stageLabel(sandbox), t: elapsed });
+    else text = gettext("выполняется · {t}", { t: elapsed });
     if (this.status.textContent !== text) this.status.textContent = text;
   }
 
@@ -406,7 +407,7 @@ class Cell {
     if (!this.runId) return;
     live.send({ type: "cell.interrupt", run: this.runId });
     this.stopButton.disabled = true;
-    this.stopButton.querySelector(".label").textContent = t("cell.interrupting");
+    this.stopButton.querySelector(".label").textContent = gettext("Прерываю…");
   }
 
   clearOutput() {
@@ -434,7 +435,7 @@ class Cell {
     const stick = this.stream.scrollHeight - this.stream.scrollTop - this.stream.clientHeight < 24;
     if (stream === "stderr") this.writeStderr(text);
     else this.appendText("stdout", text);
-    if (this.cut) this.appendNote(t("cell.browserCut"), "cell-note");
+    if (this.cut) this.appendNote(gettext("… вывод слишком длинный, дальше не показан"), "cell-note");
     if (stick) this.stream.scrollTop = this.stream.scrollHeight;
   }
 
@@ -510,14 +511,14 @@ class Cell {
     badge.append(icon(EXIT_ICONS[kind] || "cross"), text);
     if (title) badge.title = title;
     const parts = [badge];
-    if (duration != null) parts.push(el("span", "exit-duration", t("exit.duration", { t: formatDuration(duration) })));
+    if (duration != null) parts.push(el("span", "exit-duration", gettext("за {t}", { t: formatDuration(duration) })));
     if (truncated) {
       const cut = el("span", "exit-cut");
-      cut.append(icon("cut"), t("exit.truncated"));
-      cut.title = t("exit.truncatedTitle");
+      cut.append(icon("cut"), gettext("вывод обрезан"));
+      cut.title = gettext("Сервер показал только начало вывода: он был слишком длинным");
       parts.push(cut);
     }
-    if (kind === "ok" && !this.stream.childNodes.length) parts.push(el("span", "exit-quiet", t("cell.noOutput")));
+    if (kind === "ok" && !this.stream.childNodes.length) parts.push(el("span", "exit-quiet", gettext("Ячейка ничего не вывела.")));
     this.exit.replaceChildren(...parts);
   }
 
@@ -525,25 +526,25 @@ class Cell {
     const status = frame.status;
     let kind;
     let text;
-    if (frame.reason === "timeout") [kind, text] = ["timeout", t("exit.timeout")];
-    else if (frame.reason === "interrupted") [kind, text] = ["interrupted", t("exit.interrupted")];
-    else if (frame.reason === "memory") [kind, text] = ["fail", t("exit.memory")];
-    else if (frame.reason === "killed") [kind, text] = ["fail", t("exit.killed")];
-    else if (status === 0) [kind, text] = ["ok", t("exit.ok", { status: 0 })];
-    else [kind, text] = ["fail", t("exit.fail", { status: status ?? "?" })];
+    if (frame.reason === "timeout") [kind, text] = ["timeout", gettext("время вышло")];
+    else if (frame.reason === "interrupted") [kind, text] = ["interrupted", gettext("прервано")];
+    else if (frame.reason === "memory") [kind, text] = ["fail", gettext("не хватило памяти")];
+    else if (frame.reason === "killed") [kind, text] = ["fail", gettext("процесс остановлен")];
+    else if (status === 0) [kind, text] = ["ok", gettext("{status}", { status: 0 })];
+    else [kind, text] = ["fail", gettext("{status}", { status: status ?? "?" })];
     const duration = typeof frame.duration_ms === "number" ? frame.duration_ms : performance.now() - this.started;
-    this.finish({ kind, text, title: `${t("exit.statusTitle")}: ${status ?? "—"}`, duration, truncated: Boolean(frame.truncated) });
+    this.finish({ kind, text, title: `${gettext("Код завершения процесса")}: ${status ?? "—"}`, duration, truncated: Boolean(frame.truncated) });
   }
 
   onError(frame) {
     this.output.hidden = false;
-    this.appendNote(frame.message || t("exit.error"), "cell-error");
-    this.finish({ kind: "error", text: t("exit.error") });
+    this.appendNote(frame.message || pgettext("exit", "ошибка"), "cell-error");
+    this.finish({ kind: "error", text: pgettext("exit", "ошибка") });
   }
 
   onLost() {
-    this.appendNote(t("conn.lostRun"), "cell-error");
-    this.finish({ kind: "error", text: t("exit.lost") });
+    this.appendNote(gettext("Связь с сервером прервалась; результат запуска неизвестен. Запустите ячейку ещё раз."), "cell-error");
+    this.finish({ kind: "error", text: pgettext("exit", "нет связи") });
   }
 }
 
@@ -559,10 +560,10 @@ class Check {
     if (anonymous) {
       const link = el("a", "button subtle");
       link.href = panel?.dataset.loginUrl || "/accounts/login/";
-      link.textContent = t("check.login");
+      link.textContent = gettext("Войдите, чтобы проверить решение");
       this.bar.append(link);
     } else {
-      this.button = button("button check-button", t("check.button"), "check", t("check.title", { title }));
+      this.button = button("button check-button", gettext("Проверить"), "check", gettext("Проверить решение упражнения «{title}» на вашем брокере", { title }));
       this.state = el("span", "check-state muted");
       this.button.addEventListener("click", () => this.check());
       this.bar.append(this.button, this.state);
@@ -582,7 +583,7 @@ class Check {
     if (this.pending) return;
     this.pending = true;
     this.button.disabled = true;
-    this.state.textContent = t("check.running");
+    this.state.textContent = gettext("проверяю…");
     this.bar.classList.add("is-checking");
     this.verdict.hidden = true;
     // The check reads the broker, but drafts should be on the server too before it looks.
@@ -590,10 +591,10 @@ class Check {
     live.ensureChapter();
     const sent = live.send({ type: "exercise.check", course: live.course, chapter: live.chapter, exercise: this.key });
     if (!sent) {
-      this.show({ passed: false, reason: t("conn.offline") });
+      this.show({ passed: false, reason: gettext("Нет связи с сервером. Дождитесь, пока индикатор станет зелёным, и повторите.") });
       return;
     }
-    this.timer = setTimeout(() => this.show({ passed: false, reason: t("check.noAnswer") }), CHECK_TIMEOUT_MS);
+    this.timer = setTimeout(() => this.show({ passed: false, reason: gettext("Сервер не ответил. Попробуйте ещё раз.") }), CHECK_TIMEOUT_MS);
   }
 
   show(result) {
@@ -604,7 +605,7 @@ class Check {
     if (this.state) this.state.textContent = "";
     this.verdict.hidden = false;
     this.verdict.className = `check-verdict ${result.passed ? "is-pass" : "is-fail"}`;
-    const head = el("strong", "check-head", result.passed ? `✓ ${t("check.pass")}` : `✗ ${t("check.fail")}`);
+    const head = el("strong", "check-head", result.passed ? `✓ ${gettext("Принято!")}` : `✗ ${gettext("Пока не получилось")}`);
     const parts = [head];
     if (result.reason) parts.push(el("span", "check-reason", result.reason));
     this.verdict.replaceChildren(...parts);
@@ -612,7 +613,7 @@ class Check {
   }
 
   lost() {
-    if (this.pending) this.show({ passed: false, reason: t("conn.lostRun") });
+    if (this.pending) this.show({ passed: false, reason: gettext("Связь с сервером прервалась; результат запуска неизвестен. Запустите ячейку ещё раз.") });
   }
 }
 

@@ -1,7 +1,7 @@
 // The page's one WebSocket (/ws/live/): reconnects with backoff, hands each frame to the
 // modules subscribed to its type, keeps the latest state of each sandbox, and shows the
 // connection state in every [data-live-indicator].
-import { t, has } from "./i18n.js";
+import { gettext, pgettext, stageName, stateLabel } from "./i18n.js";
 
 const panel = document.querySelector("[data-live-panel]");
 const article = document.querySelector("article.chapter");
@@ -184,17 +184,23 @@ for (const box of indicators) {
   const retry = document.createElement("button");
   retry.type = "button";
   retry.className = "link live-retry";
-  retry.textContent = t("conn.retry");
+  retry.textContent = gettext("Повторить");
   retry.addEventListener("click", () => {
     attempt = 0;
     retryNow();
   });
   const login = document.createElement("a");
   login.className = "live-login";
-  login.textContent = t("conn.login");
+  login.textContent = gettext("Войти снова");
   login.href = panel?.dataset.loginUrl || "/accounts/login/";
   box.replaceChildren(dot, label, retry, login);
 }
+const CONNECTION_LABELS = {
+  open: gettext("на связи"),
+  connecting: gettext("подключение…"),
+  closed: pgettext("connection", "нет связи"),
+  unauthorized: gettext("сессия истекла"),
+};
 let countdown = 0;
 function renderIndicators() {
   clearInterval(countdown);
@@ -205,9 +211,9 @@ function renderIndicators() {
       const label = box.querySelector(".live-label");
       if (status === "closed") {
         const s = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
-        label.textContent = s > 0 ? t("conn.retryIn", { s }) : t("conn.connecting");
+        label.textContent = s > 0 ? gettext("нет связи · повтор через {s} с", { s }) : gettext("подключение…");
       } else {
-        label.textContent = t(`conn.${status}`);
+        label.textContent = CONNECTION_LABELS[status] ?? status;
       }
       box.querySelector(".live-retry").hidden = status !== "closed";
       box.querySelector(".live-login").hidden = status !== "unauthorized";
@@ -219,11 +225,11 @@ function renderIndicators() {
 
 /** What a sandbox is doing, in the page's language: ours for a known stage, else the server's label. */
 export function stageLabel(sandbox) {
-  if (!sandbox) return t("sb.state.requested");
-  if (sandbox.state === "ready") return t("sb.stage.ready");
-  if (sandbox.stage && has(`sb.stage.${sandbox.stage}`)) return t(`sb.stage.${sandbox.stage}`);
+  if (!sandbox) return gettext("в очереди");
+  if (sandbox.state === "ready") return gettext("готово");
+  if (sandbox.stage && stageName(sandbox.stage)) return stageName(sandbox.stage);
   if (sandbox.stage_label) return sandbox.stage_label;
-  return has(`sb.state.${sandbox.state}`) ? t(`sb.state.${sandbox.state}`) : String(sandbox.state || "");
+  return stateLabel(sandbox.state || "");
 }
 
 export const live = {

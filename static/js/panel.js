@@ -2,7 +2,7 @@
 // so a flood never freezes the page), and on phones the bottom sheet that holds the panel.
 // Its other blocks, sandbox status and topology, are modules of their own, loaded from here.
 import { live } from "./live.js";
-import { t, brokerName, stateLabel, formatNumber, formatBytes, formatTime } from "./i18n.js";
+import { gettext, ngettext, brokerName, stateLabel, formatNumber, formatBytes, formatTime } from "./i18n.js";
 import { el, button, icon } from "./dom.js";
 import "./sandbox-status.js";
 import "./topology.js";
@@ -69,32 +69,32 @@ const DESCRIBE = {
   kafka(ev) {
     const chips = [];
     const pos = [];
-    if (ev.partition != null) pos.push([`p${ev.partition}`, t("msg.partition")]);
-    if (ev.offset != null) pos.push([`#${ev.offset}`, t("msg.offset")]);
-    if (ev.detail.group) chips.push([`${t("msg.group")} ${ev.detail.group}`, t("msg.group"), "group"]);
-    return { kind: t("msg.topic"), main: ev.destination, pos, chips, used: ["group"] };
+    if (ev.partition != null) pos.push([`p${ev.partition}`, gettext("партиция")]);
+    if (ev.offset != null) pos.push([`#${ev.offset}`, gettext("смещение")]);
+    if (ev.detail.group) chips.push([`${gettext("группа")} ${ev.detail.group}`, gettext("группа"), "group"]);
+    return { kind: gettext("топик"), main: ev.destination, pos, chips, used: ["group"] };
   },
   rabbitmq(ev) {
     const chips = [];
     const d = ev.detail;
     const used = ["routing_key", "exchange", "routed_queues", "redelivered"];
     if (ev.direction === "produced") {
-      if (d.routing_key) chips.push([`rk ${d.routing_key}`, t("msg.routingKey")]);
-      if (d.routed_queues) chips.push([`${t("msg.routedTo")} ${d.routed_queues}`, t("msg.queue")]);
-      return { kind: t("msg.exchange"), main: ev.destination, chips, used };
+      if (d.routing_key) chips.push([`rk ${d.routing_key}`, gettext("ключ маршрутизации")]);
+      if (d.routed_queues) chips.push([`${gettext("→ очереди")} ${d.routed_queues}`, gettext("очередь")]);
+      return { kind: gettext("обменник"), main: ev.destination, chips, used };
     }
-    if (d.exchange) chips.push([`${t("msg.exchange")} ${d.exchange}`, t("msg.exchange")]);
-    if (d.routing_key) chips.push([`rk ${d.routing_key}`, t("msg.routingKey")]);
-    if (d.redelivered === "True" || d.redelivered === "true") chips.push([t("msg.redelivered"), "", "warn"]);
-    return { kind: t("msg.queue"), main: ev.destination, chips, used };
+    if (d.exchange) chips.push([`${gettext("обменник")} ${d.exchange}`, gettext("обменник")]);
+    if (d.routing_key) chips.push([`rk ${d.routing_key}`, gettext("ключ маршрутизации")]);
+    if (d.redelivered === "True" || d.redelivered === "true") chips.push([gettext("повторно"), "", "warn"]);
+    return { kind: gettext("очередь"), main: ev.destination, chips, used };
   },
   activemq(ev) {
     const m = /^\/(queue|topic)\/(.*)$/.exec(ev.destination);
     const chips = [];
-    if (ev.detail.inferred === "true") chips.push([t("msg.inferred"), t("msg.inferredTitle"), "muted"]);
-    if (ev.detail.redelivered) chips.push([`${t("msg.redelivered")} ×${ev.detail.redelivered}`, "", "warn"]);
+    if (ev.detail.inferred === "true") chips.push([gettext("по счётчикам"), gettext("Получение вычислено по счётчикам топика (ActiveMQ не сообщает о нём напрямую)"), "muted"]);
+    if (ev.detail.redelivered) chips.push([`${gettext("повторно")} ×${ev.detail.redelivered}`, "", "warn"]);
     return {
-      kind: m ? t(m[1] === "queue" ? "msg.queue" : "msg.topic") : "",
+      kind: m ? m[1] === "queue" ? gettext("очередь") : gettext("топик") : "",
       main: m ? m[2] : ev.destination,
       chips,
       used: ["inferred", "redelivered"],
@@ -103,19 +103,19 @@ const DESCRIBE = {
   nats(ev) {
     const chips = [];
     const d = ev.detail;
-    const pos = ev.offset != null ? [[`${t("msg.seq")} ${ev.offset}`, t("msg.seq")]] : [];
-    if (d.stream) chips.push([`${t("msg.stream")} ${d.stream}`, t("msg.stream")]);
-    if (d.consumer) chips.push([`${t("msg.consumer")} ${d.consumer}`, t("msg.consumer")]);
-    if (d.reply) chips.push([`${t("msg.reply")} ${d.reply}`, t("msg.reply"), "muted"]);
-    return { kind: t("msg.subject"), main: ev.destination, pos, chips, used: ["stream", "consumer", "reply"] };
+    const pos = ev.offset != null ? [[`${gettext("seq")} ${ev.offset}`, gettext("seq")]] : [];
+    if (d.stream) chips.push([`${gettext("поток")} ${d.stream}`, gettext("поток")]);
+    if (d.consumer) chips.push([`${gettext("потребитель")} ${d.consumer}`, gettext("потребитель")]);
+    if (d.reply) chips.push([`${gettext("ответ на")} ${d.reply}`, gettext("ответ на"), "muted"]);
+    return { kind: gettext("subject"), main: ev.destination, pos, chips, used: ["stream", "consumer", "reply"] };
   },
 };
 function describe(ev) {
   const fn = DESCRIBE[ev.broker];
   const base = fn ? fn(ev) : { kind: "", main: ev.destination, chips: [], used: [] };
   base.pos = base.pos || [];
-  if (!fn && ev.partition != null) base.pos.push([`p${ev.partition}`, t("msg.partition")]);
-  if (!fn && ev.offset != null) base.pos.push([`#${ev.offset}`, t("msg.offset")]);
+  if (!fn && ev.partition != null) base.pos.push([`p${ev.partition}`, gettext("партиция")]);
+  if (!fn && ev.offset != null) base.pos.push([`#${ev.offset}`, gettext("смещение")]);
   for (const [k, v] of Object.entries(ev.detail)) {
     if (!base.used.includes(k) && !HIDDEN_DETAIL.has(k) && v !== "" && v != null) base.chips.push([`${k}=${v}`, k, "muted"]);
   }
@@ -282,7 +282,7 @@ function prettyJson(text) {
 
 function valueNode(value) {
   const text = value.encoding === "json" ? prettyJson(value.text ?? "") : value.text ?? "";
-  if (value.encoding === "empty" || text === "") return el("div", "msg-value-empty", t("msg.emptyValue"));
+  if (value.encoding === "empty" || text === "") return el("div", "msg-value-empty", gettext("(пустое тело)"));
   const box = el("div", "msg-value-box");
   const pre = el("pre", `msg-value enc-${value.encoding}`);
   if (value.encoding === "json" && text.length <= HIGHLIGHT_JSON_MAX && !busy) highlightJson(pre, text);
@@ -291,11 +291,11 @@ function valueNode(value) {
   let lines = 1;
   for (let i = text.indexOf("\n"); i !== -1 && lines <= FOLD_LINES; i = text.indexOf("\n", i + 1)) lines += 1;
   const notes = [];
-  if (value.encoding === "hex") notes.push(el("span", "msg-note", t("msg.binary")));
-  if (value.truncated) notes.push(el("span", "msg-note", t("msg.previewCut")));
+  if (value.encoding === "hex") notes.push(el("span", "msg-note", gettext("двоичные данные, hex")));
+  if (value.truncated) notes.push(el("span", "msg-note", gettext("показаны первые 4 КБ")));
   if (lines > FOLD_LINES || text.length > FOLD_CHARS) {
     pre.classList.add("is-folded");
-    notes.unshift(button("msg-more link", t("msg.showMore")));
+    notes.unshift(button("msg-more link", gettext("показать всё")));
   }
   if (notes.length) {
     const foot = el("div", "msg-value-foot");
@@ -315,13 +315,13 @@ function buildRow(ev) {
   const row = el("li", `msg msg-${ev.direction}`);
   if (ev._skipped) {
     row.classList.add("msg-skipped");
-    row.append(el("span", "msg-dir", ev.direction === "produced" ? "↑" : "↓"), el("span", "msg-skip-text", `${t("msg.skipped", { n: ev._skipped })} · ${ev.destination}`));
+    row.append(el("span", "msg-dir", ev.direction === "produced" ? "↑" : "↓"), el("span", "msg-skip-text", `${ngettext("… и ещё {n} сообщение без подробностей", "… и ещё {n} сообщений без подробностей", ev._skipped, { n: ev._skipped })} · ${ev.destination}`));
     return row;
   }
   const d = describe(ev);
   const head = el("div", "msg-head");
   const dir = el("span", "msg-dir", ev.direction === "produced" ? "↑" : "↓");
-  dir.title = t(ev.direction === "produced" ? "msg.produced" : "msg.consumed");
+  dir.title = ev.direction === "produced" ? gettext("отправлено") : gettext("получено");
   const time = el("time", "msg-time", formatTime(ev.seen_ms));
   if (num(ev.timestamp_ms) != null) time.title = new Date(ev.timestamp_ms).toISOString();
   const dest = el("span", "msg-dest");
@@ -340,12 +340,12 @@ function buildRow(ev) {
   row.title = brokerName(ev.broker);
 
   const meta = el("div", "msg-meta");
-  if (ev.key != null && ev.key !== "") meta.append(chip(`${t("msg.key")} ${ev.key}`, t("msg.key"), "key"));
+  if (ev.key != null && ev.key !== "") meta.append(chip(`${gettext("ключ")} ${ev.key}`, gettext("ключ"), "key"));
   for (const [text, title, kind] of d.chips) meta.append(chip(text, title, kind));
   const headers = Object.entries(ev.headers);
   for (const [k, v] of headers.slice(0, 8)) {
     const value = String(v);
-    meta.append(chip(`${k}: ${value.length > 40 ? `${value.slice(0, 40)}…` : value}`, `${t("msg.headers")}: ${k}: ${value}`, "header"));
+    meta.append(chip(`${k}: ${value.length > 40 ? `${value.slice(0, 40)}…` : value}`, `${gettext("заголовки")}: ${k}: ${value}`, "header"));
   }
   if (headers.length > 8) meta.append(chip(`+${headers.length - 8}`, headers.slice(8).map(([k, v]) => `${k}: ${v}`).join("\n"), "header"));
   if (meta.childNodes.length) row.append(meta);
@@ -354,18 +354,18 @@ function buildRow(ev) {
 }
 
 function renderCounters() {
-  countNode.textContent = total ? t("msg.count", { n: total }) : "";
+  countNode.textContent = total ? ngettext("{n} сообщение", "{n} сообщений", total, { n: total }) : "";
   const dropped = serverDropped + panelDropped;
   droppedNode.hidden = dropped === 0;
   if (dropped) {
-    droppedNode.textContent = t("msg.notShown", { n: dropped });
-    droppedNode.title = t("msg.notShownTitle", { server: formatNumber(serverDropped), panel: formatNumber(panelDropped) });
+    droppedNode.textContent = ngettext("{n} сообщение не показано", "{n} сообщений не показано", dropped, { n: dropped });
+    droppedNode.title = gettext("Сообщения приходили быстрее, чем их можно показать. Сервер пропустил: {server}, панель: {panel}. В брокере они есть.", { server: formatNumber(serverDropped), panel: formatNumber(panelDropped) });
   }
   pausedNode.hidden = !paused;
-  if (paused) pausedNode.textContent = t("msg.pausedCount", { n: pausedCount });
+  if (paused) pausedNode.textContent = ngettext("пауза · {n} новое", "пауза · {n} новых", pausedCount, { n: pausedCount });
   const empty = list.childElementCount === 0;
   emptyNote.hidden = !empty;
-  emptyNote.textContent = total && (filter.dest || filter.dir || filter.text) ? t("msg.emptyFiltered") : t("msg.empty");
+  emptyNote.textContent = total && (filter.dest || filter.dir || filter.text) ? gettext("Ни одно сообщение не подходит под фильтр.") : gettext("Здесь появятся сообщения, которые ваш код отправит и получит.");
   renderSheetSummary();
 }
 
@@ -377,7 +377,7 @@ function renderDestinations() {
     if (!byBroker.has(d.broker)) byBroker.set(d.broker, []);
     byBroker.get(d.broker).push([value, d.label]);
   }
-  const options = [new Option(t("msg.allDestinations"), "")];
+  const options = [new Option(gettext("все адресаты"), "")];
   const grouped = byBroker.size > 1;
   for (const [broker, items] of [...byBroker].sort()) {
     items.sort((a, b) => a[1].localeCompare(b[1]));
@@ -408,7 +408,7 @@ function refilter() {
 
 function setPaused(value) {
   paused = value;
-  pauseButton.replaceChildren(icon(paused ? "run" : "pause"), paused ? t("msg.resume") : t("msg.pause"));
+  pauseButton.replaceChildren(icon(paused ? "run" : "pause"), paused ? gettext("Продолжить") : gettext("Пауза"));
   pauseButton.setAttribute("aria-pressed", String(paused));
   messagesBox.classList.toggle("is-paused", paused);
   if (paused) {
@@ -449,18 +449,18 @@ function buildMessages() {
 
   const tools = el("div", "msg-tools");
   pauseButton = button("tool-btn msg-pause", "");
-  const clear = button("tool-btn msg-clear", null, t("msg.clear"));
-  clear.append(icon("trash"), t("msg.clear"));
+  const clear = button("tool-btn msg-clear", null, gettext("Очистить"));
+  clear.append(icon("trash"), gettext("Очистить"));
   destSelect = el("select", "tool-select msg-dest-filter");
-  destSelect.setAttribute("aria-label", t("msg.destination"));
+  destSelect.setAttribute("aria-label", gettext("Адресат"));
   dirSelect = el("select", "tool-select msg-dir-filter");
-  dirSelect.setAttribute("aria-label", t("msg.direction"));
-  dirSelect.append(new Option(t("msg.allDirections"), ""), new Option(t("msg.onlyProduced"), "produced"), new Option(t("msg.onlyConsumed"), "consumed"));
+  dirSelect.setAttribute("aria-label", gettext("Направление"));
+  dirSelect.append(new Option(gettext("↑↓ все"), ""), new Option(gettext("↑ отправленные"), "produced"), new Option(gettext("↓ полученные"), "consumed"));
   searchInput = el("input", "tool-search");
   searchInput.type = "search";
-  searchInput.placeholder = t("msg.search");
-  searchInput.setAttribute("aria-label", t("msg.search"));
-  searchInput.title = t("msg.searchTitle");
+  searchInput.placeholder = gettext("Поиск по сообщениям");
+  searchInput.setAttribute("aria-label", gettext("Поиск по сообщениям"));
+  searchInput.title = gettext("Ищет в адресатах, ключах, заголовках и значениях");
   tools.append(searchInput, pauseButton, clear, destSelect, dirSelect);
 
   const status = el("div", "msg-status");
@@ -472,7 +472,7 @@ function buildMessages() {
 
   list = el("ol", "msg-list");
   list.setAttribute("aria-live", "off");
-  emptyNote = el("p", "msg-empty muted", t("msg.empty"));
+  emptyNote = el("p", "msg-empty muted", gettext("Здесь появятся сообщения, которые ваш код отправит и получит."));
   const scroller = el("div", "msg-scroller");
   scroller.append(emptyNote, list);
   messagesBox.append(tools, status, scroller);
@@ -501,7 +501,7 @@ function buildMessages() {
     if (!more) return;
     const pre = more.closest(".msg-value-box").querySelector(".msg-value");
     const folded = pre.classList.toggle("is-folded");
-    more.textContent = folded ? t("msg.showMore") : t("msg.showLess");
+    more.textContent = folded ? gettext("показать всё") : gettext("свернуть");
   });
   setPaused(false);
   renderDestinations();
@@ -522,7 +522,7 @@ function renderSheetSummary() {
   const states = live.chapterBrokers().map((b) => live.sandbox(b)?.state || "none");
   const state = states.includes("failed") ? "failed" : states.includes("provisioning") || states.includes("requested") ? "provisioning" : states.includes("ready") ? "ready" : states[0] || "none";
   sheetHandle.dataset.state = state;
-  sheetSummary.textContent = `${t("sb.title")} · ${stateLabel(state)}`;
+  sheetSummary.textContent = `${gettext("Песочница")} · ${stateLabel(state)}`;
   const unseen = aside.classList.contains("is-open") ? 0 : total - seenTotal;
   if (aside.classList.contains("is-open")) seenTotal = total;
   sheetCount.hidden = unseen <= 0;
@@ -532,7 +532,7 @@ function renderSheetSummary() {
 if (aside && live.enabled) {
   sheetHandle = button("sheet-handle");
   sheetHandle.setAttribute("aria-expanded", "false");
-  sheetHandle.title = t("sheet.open");
+  sheetHandle.title = gettext("Открыть панель песочницы и сообщений");
   const grip = el("span", "sheet-grip");
   grip.setAttribute("aria-hidden", "true");
   sheetSummary = el("span", "sheet-summary");
@@ -544,7 +544,7 @@ if (aside && live.enabled) {
   sheetHandle.addEventListener("click", () => {
     const open = aside.classList.toggle("is-open");
     sheetHandle.setAttribute("aria-expanded", String(open));
-    sheetHandle.title = t(open ? "sheet.close" : "sheet.open");
+    sheetHandle.title = open ? gettext("Свернуть панель") : gettext("Открыть панель песочницы и сообщений");
     sheetHandle.classList.remove("has-alert");
     renderSheetSummary();
   });

@@ -1,7 +1,7 @@
 // The sandbox block of the live panel: one row per broker the chapter uses, with its state,
 // provisioning stage and progress, idle countdown, and Start / Stop / Reset / Extend.
 import { live, stageLabel } from "./live.js";
-import { t, brokerName, stateLabel, formatClock } from "./i18n.js";
+import { gettext, pgettext, brokerName, stateLabel, formatClock } from "./i18n.js";
 import { el, button, icon, iconButton } from "./dom.js";
 
 const aside = document.querySelector("[data-live-panel]");
@@ -16,7 +16,7 @@ const sandboxText = sandboxBox?.querySelector("[data-sandbox-text]");
 const alertBox = el("div", "live-alert");
 alertBox.setAttribute("role", "alert");
 alertBox.hidden = true;
-const startAll = button("button sb-start-all", t("sb.startAll"));
+const startAll = button("button sb-start-all", gettext("Запустить песочницу"));
 startAll.hidden = true;
 const cardList = el("div", "sb-list");
 const cards = new Map(); // broker -> {card, parts...}
@@ -35,13 +35,13 @@ function sandboxCard(broker) {
   state.append(dot, stateText);
   const idle = el("span", "sb-idle");
   const idleText = el("span", "sb-idle-text");
-  const extend = button("sb-extend link", t("sb.extend"), t("sb.extendTitle"));
+  const extend = button("sb-extend link", gettext("Продлить"), gettext("Отложить автоматическую остановку"));
   idle.append(icon("clock"), idleText, extend);
   const actions = el("span", "sb-actions");
-  const start = button("sb-btn sb-start", t("sb.start"));
-  const stop = iconButton("sb-icon sb-stop", "stop", t("sb.stop"));
-  const reset = iconButton("sb-icon sb-reset", "reset", t("sb.resetTitle"));
-  const confirm = button("sb-btn sb-confirm", t("sb.resetConfirm"), t("sb.resetTitle"));
+  const start = button("sb-btn sb-start", pgettext("sandbox", "Запустить"));
+  const stop = iconButton("sb-icon sb-stop", "stop", gettext("Остановить"));
+  const reset = iconButton("sb-icon sb-reset", "reset", gettext("Перезапустить брокер с чистого листа: все топики, очереди и сообщения удалятся"));
+  const confirm = button("sb-btn sb-confirm", gettext("Точно сбросить?"), gettext("Перезапустить брокер с чистого листа: все топики, очереди и сообщения удалятся"));
   confirm.hidden = true;
   actions.append(start, stop, reset, confirm);
   head.append(name, state, idle, actions);
@@ -84,7 +84,7 @@ function sandboxCard(broker) {
 
 function act(broker, type) {
   if (!live.send({ type, broker })) {
-    showAlert(t("conn.offline"));
+    showAlert(gettext("Нет связи с сервером. Дождитесь, пока индикатор станет зелёным, и повторите."));
     return;
   }
   pendingAction.set(broker, type);
@@ -140,7 +140,7 @@ function renderSandboxes() {
   startAll.disabled = live.status !== "open";
   if (sandboxText) {
     sandboxText.hidden = anyAlive;
-    sandboxText.textContent = t("sb.startHint");
+    sandboxText.textContent = gettext("Брокер запустится сам, когда вы выполните первую ячейку.");
   }
   tickIdle();
 }
@@ -151,7 +151,7 @@ function tickIdle() {
     if (p.idle.hidden) continue;
     const left = p.expires - now;
     p.idleText.textContent = left > 0 ? formatClock(left) : "0:00";
-    p.idle.title = left > 0 ? t("sb.idle", { t: formatClock(left) }) + ". " + t("sb.idleTitle") : t("sb.idleSoon");
+    p.idle.title = left > 0 ? gettext("остановится через {t}", { t: formatClock(left) }) + ". " + gettext("Песочница останавливается, если ею долго не пользоваться; код и прогресс сохраняются") : gettext("сейчас остановится");
     p.idle.classList.toggle("is-soon", left < 5 * 60 * 1000);
   }
 }
@@ -159,8 +159,8 @@ function tickIdle() {
 let alertTimer = 0;
 function showAlert(message) {
   alertBox.hidden = false;
-  const close = button("live-alert-close", "×", t("sb.dismiss"));
-  close.setAttribute("aria-label", t("sb.dismiss"));
+  const close = button("live-alert-close", "×", gettext("Закрыть"));
+  close.setAttribute("aria-label", gettext("Закрыть"));
   close.addEventListener("click", () => (alertBox.hidden = true));
   alertBox.replaceChildren(el("span", "live-alert-text", message), close);
   clearTimeout(alertTimer);
@@ -186,7 +186,7 @@ if (sandboxBox && live.enabled) {
   });
   live.on("error", (frame) => {
     pendingAction.clear();
-    showAlert(frame.message || t("sb.error"));
+    showAlert(frame.message || gettext("Ошибка"));
     renderSandboxes();
   });
   live.onStatus(() => renderSandboxes());

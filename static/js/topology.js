@@ -2,7 +2,7 @@
 // Kafka topics, partitions and group lag; RabbitMQ exchanges, bindings and queues; NATS
 // subjects and JetStream streams; ActiveMQ queues and topics. Missing fields show as "—".
 import { live } from "./live.js";
-import { t, brokerName, formatNumber, formatBytes, formatTime } from "./i18n.js";
+import { gettext, ngettext, brokerName, formatNumber, formatBytes, formatTime } from "./i18n.js";
 import { el, button, svg } from "./dom.js";
 
 const aside = document.querySelector("[data-live-panel]");
@@ -87,8 +87,8 @@ const TOPOLOGY = {
       }
     }
     const names = [...new Set([...topics.map((tp) => tp.name), ...offsets.keys()])].filter((n) => n != null);
-    const box = section(t("topo.topics"), names.length ? formatNumber(names.length) : "");
-    if (!names.length) box.append(el("p", "topo-empty", t("topo.noTopics")));
+    const box = section(gettext("Топики"), names.length ? formatNumber(names.length) : "");
+    if (!names.length) box.append(el("p", "topo-empty", gettext("Топиков пока нет.")));
     for (const name of names.sort()) {
       const topic = topics.find((tp) => tp.name === name) || { name, partitions: [] };
       const parts = [...(topic.partitions || [])];
@@ -98,12 +98,12 @@ const TOPOLOGY = {
       const totalHw = parts.reduce((sum, p) => sum + (num(p.high_watermark) || 0), 0);
       const card = el("div", "topo-card");
       const title = el("div", "topo-card-title");
-      const sub = el("span", "topo-sub", `${t("topo.partitions", { n: parts.length })} · HW Σ ${formatNumber(totalHw)}`);
-      sub.title = t("topo.hwSumTitle");
+      const sub = el("span", "topo-sub", `${ngettext("{n} партиция", "{n} партиций", parts.length, { n: parts.length })} · HW Σ ${formatNumber(totalHw)}`);
+      sub.title = gettext("Сумма high watermark по партициям: сколько записей было записано в топик");
       title.append(el("span", "topo-name", name), sub);
       card.append(title);
-      const headers = [{ text: "#", title: t("topo.partition"), className: "num" }, { text: "HW", title: t("topo.hwTitle"), className: "num" }];
-      for (const g of gs) headers.push({ text: g, title: `${t("topo.group")} ${g}: ${t("topo.committedTitle").toLowerCase()} / ${t("topo.lagTitle").toLowerCase()}`, className: "group-col" });
+      const headers = [{ text: "#", title: gettext("Партиция"), className: "num" }, { text: "HW", title: gettext("High watermark: смещение, которое получит следующее сообщение"), className: "num" }];
+      for (const g of gs) headers.push({ text: g, title: `${gettext("Группа")} ${g}: ${gettext("Закоммиченное смещение группы").toLowerCase()} / ${gettext("Сколько сообщений группа ещё не прочитала").toLowerCase()}`, className: "group-col" });
       const rows = parts.map((p) => {
         const hw = num(p.high_watermark);
         const cells = [{ text: String(p.partition), className: "num" }, { text: show(hw), className: "num" }];
@@ -121,7 +121,7 @@ const TOPOLOGY = {
           if (hw) fill.style.width = `${Math.round(Math.min(1, Math.max(0, (committed ?? 0) / hw)) * 100)}%`;
           meter.append(fill);
           wrap.append(el("span", "committed", show(committed)), lagNode(lag), meter);
-          cells.push({ node: wrap, title: `${t("topo.committedTitle")}: ${show(committed)} · ${t("topo.lagTitle")}: ${show(lag)}` });
+          cells.push({ node: wrap, title: `${gettext("Закоммиченное смещение группы")}: ${show(committed)} · ${gettext("Сколько сообщений группа ещё не прочитала")}: ${show(lag)}` });
         }
         return cells;
       });
@@ -129,15 +129,15 @@ const TOPOLOGY = {
       box.append(card);
     }
     root.append(box);
-    const gbox = section(t("topo.groups"), groups.length ? formatNumber(groups.length) : "");
-    if (!groups.length) gbox.append(el("p", "topo-empty", t("topo.noGroups")));
+    const gbox = section(gettext("Группы потребителей"), groups.length ? formatNumber(groups.length) : "");
+    if (!groups.length) gbox.append(el("p", "topo-empty", gettext("Групп пока нет.")));
     else {
       const rows = groups.map((g) => {
         const lag = (g.offsets || []).reduce((s, o) => s + (num(o.lag) || 0), 0);
         const topicsOf = [...new Set((g.offsets || []).map((o) => o.topic))].join(", ");
         return [{ text: g.group, className: "mono" }, topicsOf, { node: lagNode(lag), className: "num" }];
       });
-      gbox.append(table([t("topo.group"), t("topo.topics"), { text: t("topo.lag"), title: t("topo.lagTitle"), className: "num" }], rows));
+      gbox.append(table([gettext("Группа"), gettext("Топики"), { text: gettext("Лаг"), title: gettext("Сколько сообщений группа ещё не прочитала"), className: "num" }], rows));
     }
     root.append(gbox);
   },
@@ -146,15 +146,15 @@ const TOPOLOGY = {
     const exchanges = Array.isArray(data.exchanges) ? data.exchanges : [];
     const queues = Array.isArray(data.queues) ? data.queues : [];
     const bindings = (Array.isArray(data.bindings) ? data.bindings : []).filter((b) => b && b.source != null && b.destination != null);
-    const box = section(`${t("topo.exchanges")} → ${t("topo.queues")}`);
+    const box = section(`${gettext("Обменники")} → ${gettext("Очереди")}`);
     if (!queues.length && !exchanges.length) {
-      box.append(el("p", "topo-empty", t("topo.noQueues")));
+      box.append(el("p", "topo-empty", gettext("Очередей пока нет.")));
       root.append(box);
       return;
     }
     box.append(rabbitDiagram(exchanges, queues, bindings));
     root.append(box);
-    const qbox = section(t("topo.queues"), formatNumber(queues.length));
+    const qbox = section(gettext("Очереди"), formatNumber(queues.length));
     const rows = queues.map((q) => [
       { text: q.name, className: "mono" },
       { text: show(q.messages_ready ?? q.messages), className: "num" },
@@ -164,7 +164,7 @@ const TOPOLOGY = {
     if (rows.length) {
       qbox.append(
         table(
-          [t("topo.name"), { text: t("topo.col.ready"), className: "num" }, { text: t("topo.col.unacked"), className: "num" }, { text: t("topo.col.consumers"), className: "num" }],
+          [gettext("Имя"), { text: gettext("Готово"), className: "num" }, { text: gettext("Без подтв."), className: "num" }, { text: gettext("Потреб."), className: "num" }],
           rows,
         ),
       );
@@ -175,25 +175,25 @@ const TOPOLOGY = {
   nats(data, root) {
     const subjects = Array.isArray(data.subjects) ? data.subjects : Array.isArray(data.subscriptions) ? data.subscriptions : [];
     const streams = Array.isArray(data.streams) ? data.streams : [];
-    const sbox = section(t("topo.subjects"), subjects.length ? formatNumber(subjects.length) : "");
-    if (!subjects.length) sbox.append(el("p", "topo-empty", t("topo.noSubjects")));
+    const sbox = section(gettext("Subjects с подписчиками"), subjects.length ? formatNumber(subjects.length) : "");
+    if (!subjects.length) sbox.append(el("p", "topo-empty", gettext("Подписчиков пока нет.")));
     else {
       const chips = el("div", "subject-chips");
       for (const s of subjects) {
         const c = el("span", "subject-chip");
         c.append(el("span", "mono", s.subject ?? ""), el("span", "subject-count", show(s.count)));
-        c.title = `${s.subject}: ${show(s.count)} ${t("topo.subscribers")}`;
+        c.title = `${s.subject}: ${show(s.count)} ${gettext("подписок")}`;
         chips.append(c);
       }
       sbox.append(chips);
     }
     root.append(sbox);
-    const jbox = section(t("topo.streams"), streams.length ? formatNumber(streams.length) : "");
-    if (!streams.length) jbox.append(el("p", "topo-empty", t("topo.noStreams")));
+    const jbox = section(gettext("Потоки JetStream"), streams.length ? formatNumber(streams.length) : "");
+    if (!streams.length) jbox.append(el("p", "topo-empty", gettext("Потоков пока нет.")));
     for (const s of streams) {
       const card = el("div", "topo-card");
       const title = el("div", "topo-card-title");
-      title.append(el("span", "topo-name", s.name ?? ""), el("span", "topo-sub", `${show(s.messages)} ${t("topo.messages")} · ${num(s.bytes) != null ? formatBytes(s.bytes) : "—"}`));
+      title.append(el("span", "topo-name", s.name ?? ""), el("span", "topo-sub", `${show(s.messages)} ${gettext("сообщ.")} · ${num(s.bytes) != null ? formatBytes(s.bytes) : "—"}`));
       card.append(title);
       const subj = Array.isArray(s.subjects) ? s.subjects : s.subjects ? [s.subjects] : [];
       if (subj.length) {
@@ -214,7 +214,7 @@ const TOPOLOGY = {
         });
         card.append(
           table(
-            [t("topo.consumer"), { text: t("topo.delivered"), className: "num" }, { text: t("topo.ackFloor"), className: "num" }, { text: t("topo.pending"), className: "num" }],
+            [gettext("Потребитель"), { text: gettext("Доставлено"), className: "num" }, { text: gettext("Подтв. до"), className: "num" }, { text: gettext("Ждут"), className: "num" }],
             rows,
           ),
         );
@@ -226,8 +226,8 @@ const TOPOLOGY = {
 
   activemq(data, root) {
     const sections = [
-      ["queue", t("topo.queues"), data.queues],
-      ["topic", t("topo.topics"), data.topics],
+      ["queue", gettext("Очереди"), data.queues],
+      ["topic", gettext("Топики"), data.topics],
     ];
     let any = false;
     for (const [kind, title, items] of sections) {
@@ -239,18 +239,18 @@ const TOPOLOGY = {
       });
       if (!rows.length) continue;
       any = true;
-      const headers = [t("topo.name")];
-      if (kind === "queue") headers.push({ text: t("topo.size"), title: t("topo.sizeTitle"), className: "num" });
+      const headers = [gettext("Имя")];
+      if (kind === "queue") headers.push({ text: gettext("Лежат"), title: gettext("Сколько сообщений сейчас в очереди"), className: "num" });
       headers.push(
-        { text: t("topo.enqueued"), title: t("topo.enqueuedTitle"), className: "num" },
-        { text: t("topo.dequeued"), title: t("topo.dequeuedTitle"), className: "num" },
-        { text: t("topo.col.consumers"), className: "num" },
+        { text: gettext("Пришло"), title: gettext("Сколько сообщений пришло (enqueueCount)"), className: "num" },
+        { text: gettext("Ушло"), title: gettext("Сколько сообщений забрали потребители (dequeueCount)"), className: "num" },
+        { text: gettext("Потреб."), className: "num" },
       );
       const box = section(title, formatNumber(rows.length));
       box.append(table(headers, rows, `activemq-${kind}s`));
       root.append(box);
     }
-    if (!any) root.append(el("p", "topo-empty", t("topo.noDestinations")));
+    if (!any) root.append(el("p", "topo-empty", gettext("Очередей и топиков пока нет.")));
   },
 };
 
@@ -302,7 +302,7 @@ function rabbitDiagram(exchanges, queues, bindings) {
   const maxDepth = Math.max(10, ...queues.map((q) => num(q.messages) ?? 0));
 
   const root = svg("svg", { viewBox: `0 0 ${W} ${height}`, class: "rabbit-diagram", role: "img" });
-  root.append(svg("title", {}, `${t("topo.exchanges")} → ${t("topo.queues")}`));
+  root.append(svg("title", {}, `${gettext("Обменники")} → ${gettext("Очереди")}`));
   const edges = svg("g", { class: "edges" });
   const labels = svg("g", { class: "edge-labels" });
   const pairs = new Map();
@@ -329,7 +329,7 @@ function rabbitDiagram(exchanges, queues, bindings) {
       const ly = y1 + (y2 - y1) * 0.85;
       const w = text.length * 5.6 + 8;
       const g = svg("g", { class: "edge-label" });
-      g.append(svg("title", {}, `${t("msg.routingKey")}: ${label}`));
+      g.append(svg("title", {}, `${gettext("ключ маршрутизации")}: ${label}`));
       g.append(svg("rect", { x: lx - w / 2, y: ly - 7, width: w, height: 14, rx: 3 }));
       g.append(svg("text", { x: lx, y: ly + 3.5, "text-anchor": "middle" }, text));
       labels.append(g);
@@ -339,26 +339,26 @@ function rabbitDiagram(exchanges, queues, bindings) {
   const nodes = svg("g", { class: "nodes" });
   for (const x of left) {
     const g = svg("g", { class: "node exchange" });
-    g.append(svg("title", {}, `${t("msg.exchange")} ${x.name || t("topo.default")}${x.type ? ` (${x.type})` : ""}`));
+    g.append(svg("title", {}, `${gettext("обменник")} ${x.name || gettext("(по умолчанию)")}${x.type ? ` (${x.type})` : ""}`));
     g.append(svg("rect", { x: 0.5, y: x.y + 0.5, width: EX_W - 1, height: EX_H - 1, rx: 6 }));
-    g.append(svg("text", { x: 8, y: x.y + 14, class: "node-name" }, clip(x.name || t("topo.default"), 18)));
-    g.append(svg("text", { x: 8, y: x.y + 27, class: "node-sub" }, x.type || t("msg.exchange")));
+    g.append(svg("text", { x: 8, y: x.y + 14, class: "node-name" }, clip(x.name || gettext("(по умолчанию)"), 18)));
+    g.append(svg("text", { x: 8, y: x.y + 27, class: "node-sub" }, x.type || gettext("обменник")));
     nodes.append(g);
   }
   for (const r of right) {
     const g = svg("g", { class: `node ${r.exchange ? "exchange" : "queue"}` });
     const q = r.queue || {};
     const depth = num(q.messages) ?? (num(q.messages_ready) ?? 0) + (num(q.messages_unacknowledged) ?? 0);
-    g.append(svg("title", {}, `${r.exchange ? t("msg.exchange") : t("msg.queue")} ${r.name}\n${t("topo.ready")}: ${show(q.messages_ready)} · ${t("topo.unacked")}: ${show(q.messages_unacknowledged)} · ${t("topo.consumers")}: ${show(q.consumers)}`));
+    g.append(svg("title", {}, `${r.exchange ? gettext("обменник") : gettext("очередь")} ${r.name}\n${gettext("готово")}: ${show(q.messages_ready)} · ${gettext("без подтв.")}: ${show(q.messages_unacknowledged)} · ${gettext("потреб.")}: ${show(q.consumers)}`));
     g.append(svg("rect", { x: Q_X + 0.5, y: r.y + 0.5, width: Q_W - 1, height: Q_H - 1, rx: 6 }));
     g.append(svg("text", { x: Q_X + 8, y: r.y + 14, class: "node-name" }, clip(r.name, 19)));
     if (!r.exchange) {
-      g.append(svg("text", { x: Q_X + 8, y: r.y + 27, class: "node-sub" }, `${show(depth)} ${t("topo.depth")} · ${show(q.consumers)} ${t("topo.consumers")}`));
+      g.append(svg("text", { x: Q_X + 8, y: r.y + 27, class: "node-sub" }, `${show(depth)} ${gettext("в очереди")} · ${show(q.consumers)} ${gettext("потреб.")}`));
       const barW = Q_W - 17;
       g.append(svg("rect", { x: Q_X + 8, y: r.y + 32, width: barW, height: 4, rx: 2, class: "depth-track" }));
       if (depth > 0) g.append(svg("rect", { x: Q_X + 8, y: r.y + 32, width: Math.max(3, (barW * Math.min(depth, maxDepth)) / maxDepth), height: 4, rx: 2, class: "depth-fill" }));
     } else {
-      g.append(svg("text", { x: Q_X + 8, y: r.y + 27, class: "node-sub" }, t("msg.exchange")));
+      g.append(svg("text", { x: Q_X + 8, y: r.y + 27, class: "node-sub" }, gettext("обменник")));
     }
     nodes.append(g);
   }
@@ -396,7 +396,7 @@ function renderTopology() {
   }
   for (const tab of topoTabs.children) tab.setAttribute("aria-selected", String(tab.dataset.broker === topoBroker));
   const snap = snapshots.get(topoBroker);
-  topoStamp.textContent = t("topo.updated", { t: formatTime(snap.at).slice(0, 8) });
+  topoStamp.textContent = gettext("обновлено {t}", { t: formatTime(snap.at).slice(0, 8) });
   const key = `${topoBroker}\u0000${snap.json}`;
   if (key === topoRendered) return;
   topoRendered = key;
@@ -414,7 +414,7 @@ if (topologyBox && live.enabled) {
   const details = el("details", "topo-details");
   details.open = true;
   const summary = el("summary", "panel-head");
-  const h2 = el("h2", "", t("topo.title"));
+  const h2 = el("h2", "", gettext("Брокер изнутри"));
   topoStamp = el("span", "topo-stamp muted");
   summary.append(h2, topoStamp);
   topoTabs = el("div", "topo-tabs");
