@@ -79,11 +79,8 @@ class Platform:
     # -- start ---------------------------------------------------------------
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed: run `make install`")
         port = test_services.REDIS_PORT
-        self.redis = Service("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        self.redis = test_services.redis_start()
         wait_for(lambda: port_open(port), timeout=10, what="Redis accepting connections")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("course_load", stdout=io.StringIO())

@@ -38,6 +38,8 @@ CELL_CACHE_S = 30
 NO_SUCH_CELL = "Такой ячейки нет в этой главе."
 NO_SUCH_EXERCISE = "Такого упражнения нет в этой главе."
 CHECK_PASSED = "Проверка пройдена."
+NOT_TEXT = "expected a text frame with a JSON object"
+NOT_JSON = "the frame is not JSON"
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -91,6 +93,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         return list(selectors.sandboxes_active(user_id=self.user.pk))
 
     # -- from the browser --------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """Like the base class, but a frame that is not JSON text is answered, not a crash of the connection."""
+        if text_data is None:
+            await self.send_json({"type": "error", "message": NOT_TEXT})
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except ValueError:
+            await self.send_json({"type": "error", "message": NOT_JSON})
+            return
+        await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict):

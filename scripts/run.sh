@@ -10,8 +10,13 @@ export PORT=${PORT:-8000} REDIS_PORT=${REDIS_PORT:-6379}
 export WEB_PORT=$PORT
 # One ready broker of each kind waits, so the first cell a learner runs starts at once.
 export SANDBOX_WARM_POOL=${SANDBOX_WARM_POOL:-kafka=1,rabbitmq=1,nats=1,activemq=1}
-export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
 mkdir -p var
+# Redis asks for a password even here; it is made once and kept in var/, readable by root only.
+umask 077
+[ -s var/redis.pass ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > var/redis.pass
+printf 'port %s\nbind 127.0.0.1\nsave ""\nappendonly no\nrequirepass %s\n' "$REDIS_PORT" "$(cat var/redis.pass)" > var/redis.conf
+umask 022
+export REDIS_URL=${REDIS_URL:-redis://:$(cat var/redis.pass)@127.0.0.1:$REDIS_PORT/0}
 PY=.venv/bin/python
 $PY manage.py migrate --noinput -v 0
 $PY manage.py course_load

@@ -9,6 +9,7 @@ at the end of the session, even after failures.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -35,10 +36,12 @@ RUN_DIR = Path(tempfile.mkdtemp(prefix="ba-test-"))
 # Brokers that drop root (RabbitMQ runs as its own user) must be able to reach their data below it.
 RUN_DIR.chmod(0o711)
 REDIS_PORT = free_port()
+# Redis requires a password, as in production: every client finds it in REDIS_URL.
+REDIS_PASSWORD = secrets.token_hex(16)
 os.environ.update(
     {
         "VAR_DIR": str(RUN_DIR),
-        "REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
+        "REDIS_URL": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{REDIS_PORT}/0",
         "BA_TEST_DB": str(RUN_DIR / "test-db.sqlite3"),
         # Child processes (worker, ASGI server) must open the very file the tests use.
         "DATABASE_URL": f"sqlite:///{RUN_DIR / 'test-db.sqlite3'}",
@@ -97,13 +100,21 @@ class Service:
             pass
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[str]:
-    """This run's Redis, on a private port, keeping nothing on disk."""
+def redis_start() -> Service:
+    """This run's Redis, on a private port, with a password, keeping nothing on disk."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.fail("redis-server is not installed: run `make install` (scripts/install.sh installs it)")
-    service = Service("redis", [binary, "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        raise RuntimeError("redis-server is not installed: run `make install` (scripts/install.sh installs it)")
+    config = RUN_DIR / "redis.conf"
+    # The password goes in a file only root reads, not on a command line every user can list.
+    config.write_text(f'port {REDIS_PORT}\nbind 127.0.0.1\nsave ""\nappendonly no\nrequirepass {REDIS_PASSWORD}\n')
+    config.chmod(0o600)
+    return Service("redis", [binary, str(config)])
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    service = redis_start()
     wait_for(lambda: port_open(REDIS_PORT), timeout=10, what="Redis accepting connections")
     yield os.environ["REDIS_URL"]
     service.stop()

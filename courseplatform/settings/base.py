@@ -18,14 +18,12 @@ env_file = BASE_DIR / ".env"
 if env_file.exists():
     environ.Env.read_env(env_file)
 
-DEBUG = env.bool("DEBUG", default=True)
-# The development key is only ever used with DEBUG on; production.py demands a real one.
-DEV_SECRET_KEY = "dev-only-insecure-key-change-me"
-SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
-if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
-    from django.core.exceptions import ImproperlyConfigured
-
-    raise ImproperlyConfigured("DEBUG is off but SECRET_KEY is not set: set SECRET_KEY in the environment.")
+# Off unless a settings module says otherwise: development.py turns it on, production.py refuses it.
+DEBUG = env.bool("DEBUG", default=False)
+# No key here: development.py has a public one for the embedded default, production.py demands a real one.
+SECRET_KEY = env.str("SECRET_KEY", default="")
+# The demo learner and instructor (manage.py demo_users) exist only where this is on: development.py.
+DEMO_USERS_ALLOWED = False
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -38,6 +36,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "django_ratelimit",
     "courseplatform.accounts",
     "lessons",
     "sandboxes",
@@ -86,6 +85,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# One Redis for the channel layer, the cache and Celery; its password, when it has one, is in the URL
+# (redis://:password@host:port/0). production.py refuses a URL without one.
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
 CHANNEL_LAYERS = {
@@ -100,6 +101,8 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "ba",
+        # JSON, not pickle: nothing read from Redis is ever unpickled, whoever wrote it.
+        "OPTIONS": {"serializer": "courseplatform.cache_json.JsonSerializer"},
     }
 }
 
@@ -120,9 +123,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = ["courseplatform.accounts.backends.NoDemoPasswordBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "lessons:home"
 LOGOUT_REDIRECT_URL = "lessons:home"
+
+# Sign-up: open (anyone), domain (an address in SIGNUP_ALLOWED_DOMAINS), invite (a code from
+# manage.py invitation_create or the admin), closed.
+SIGNUP_MODE = env.str("SIGNUP_MODE", default="open")
+SIGNUP_ALLOWED_DOMAINS = env.list("SIGNUP_ALLOWED_DOMAINS", default=[])
+# Attempts per address and per account name (django-ratelimit, counted in the shared cache).
+LOGIN_RATE_PER_IP = env.str("LOGIN_RATE_PER_IP", default="30/m")
+LOGIN_RATE_PER_USERNAME = env.str("LOGIN_RATE_PER_USERNAME", default="10/m")
+SIGNUP_RATE_PER_IP = env.str("SIGNUP_RATE_PER_IP", default="10/h")
+# Behind a proxy, the header that carries the client's address (e.g. HTTP_X_REAL_IP); empty: REMOTE_ADDR.
+RATELIMIT_IP_META_KEY = env.str("RATELIMIT_IP_META_KEY", default="") or None
 
 LANGUAGE_CODE = "ru"
 LANGUAGES = [("ru", _("Русский")), ("en", _("English"))]

@@ -7,6 +7,8 @@ SECRET_KEY = "test-only-key"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+# Many tests log in from one address within a minute; the throttling tests set their own rates.
+LOGIN_RATE_PER_IP = LOGIN_RATE_PER_USERNAME = SIGNUP_RATE_PER_IP = "10000/m"
 
 # tests/services.py points these at the suite's own Redis and database file.
 DATABASES["default"]["TEST"] = {"NAME": env.str("BA_TEST_DB", default=str(VAR_DIR / "test-db.sqlite3"))}

@@ -1,22 +1,17 @@
-"""manage.py demo_users: a demo learner and a demo instructor; existing ones are left as they are."""
+"""manage.py demo_users: a demo learner and a demo instructor, under the development settings only."""
 
-from django.contrib.auth.models import Group, User
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from courseplatform.accounts.roles import INSTRUCTOR_GROUP
-
-DEMO_USERS = (("learner", "learner-demo-pass", False), ("teacher", "teacher-demo-pass", True))
+from courseplatform.accounts.demo import DemoUsersRefused, demo_users_ensure
 
 
 class Command(BaseCommand):
-    help = "Create the demo learner and instructor if they do not exist."
+    help = "Create the demo learner and instructor if they do not exist (development settings only)."
 
     def handle(self, *args, **options):
-        for username, password, instructor in DEMO_USERS:
-            user, created = User.objects.get_or_create(username=username)
-            if created:
-                user.set_password(password)
-                user.save()
-            if instructor:
-                user.groups.add(Group.objects.get(name=INSTRUCTOR_GROUP))
+        try:
+            done = demo_users_ensure()
+        except DemoUsersRefused as exc:
+            raise CommandError(str(exc)) from exc
+        for username, created in done:
             self.stdout.write(f"{username}: {'created' if created else 'exists'}")
