@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from django.views.decorators.cache import cache_page
+from django.views.decorators.cache import cache_control
 from django.views.i18n import JavaScriptCatalog
 
 from courseplatform.health import healthz
@@ -13,8 +13,9 @@ urlpatterns = [
     path("author/", include("lessons.authoring_urls")),
     path("accounts/", include("courseplatform.accounts.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
-    # The live modules' strings; cached per language (the page asks with ?lang= so a switch is not served stale).
-    path("jsi18n/", cache_page(3600)(JavaScriptCatalog.as_view()), name="javascript-catalog"),
+    # The live modules' strings; browsers keep them a while (the page asks with ?lang=, so a switch is never stale).
+    # Not in the server cache: that one holds JSON only, and a response is not JSON.
+    path("jsi18n/", cache_control(max_age=600)(JavaScriptCatalog.as_view()), name="javascript-catalog"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
 ]

@@ -138,6 +138,9 @@ LOGIN_RATE_PER_USERNAME = env.str("LOGIN_RATE_PER_USERNAME", default="10/m")
 SIGNUP_RATE_PER_IP = env.str("SIGNUP_RATE_PER_IP", default="10/h")
 # Behind a proxy, the header that carries the client's address (e.g. HTTP_X_REAL_IP); empty: REMOTE_ADDR.
 RATELIMIT_IP_META_KEY = env.str("RATELIMIT_IP_META_KEY", default="") or None
+# django-ratelimit names only memcached and django-redis as supported, but what it needs is an atomic
+# add and incr, which Django's own RedisCache does (SET NX and INCR).
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 
 LANGUAGE_CODE = "ru"
 LANGUAGES = [("ru", _("Русский")), ("en", _("English"))]
