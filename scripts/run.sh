@@ -9,7 +9,7 @@ export PORT=${PORT:-8000} REDIS_PORT=${REDIS_PORT:-6379}
 # honcho hands each process its own PORT; the web server reads WEB_PORT instead.
 export WEB_PORT=$PORT
 # One ready broker of each kind waits, so the first cell a learner runs starts at once.
-export SANDBOX_WARM_POOL=${SANDBOX_WARM_POOL:-kafka=1,rabbitmq=1,nats=1,activemq=1}
+export SANDBOX_WARM_POOL="${SANDBOX_WARM_POOL:-kafka=1;rabbitmq=1;nats=1;activemq=1}"
 mkdir -p var
 # Redis asks for a password even here; it is made once and kept in var/, readable by root only.
 umask 077
