@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from courseplatform.accounts.roles import user_is_instructor
@@ -262,7 +263,11 @@ def chapter_save(request: InstructorRequest, course: str, chapter: str) -> JsonR
 @require_POST
 def chapter_publish(request: HttpRequest, course: str, chapter: str) -> HttpResponse:
     authoring.chapter_publish(chapter=_chapter(course, chapter), published=request.POST.get("published") == "1")
-    return redirect(request.POST.get("next") or reverse("authoring:course", kwargs={"course": course}))
+    back = request.POST.get("next", "")
+    # Only a page of this site: a crafted form must not send an instructor elsewhere after publishing.
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        back = reverse("authoring:course", kwargs={"course": course})
+    return redirect(back)
 
 
 @instructor_required
