@@ -1,9 +1,11 @@
-"""Per-unit control groups (v1 or v2): memory and process limits, and a list of every pid.
+"""Per-unit control groups (v1 or v2): memory, process and CPU limits, and a list of every pid.
 
 Each unit gets two groups: ``main`` (agent and broker) and ``cells`` (learners'
 code, with tighter limits), so a fork bomb in a cell cannot starve its broker.
-Where cgroups cannot be written, ``available()`` is False and limits fall back
-to rlimits alone.
+Every unit has the same CPU weight, and its cells at most CELLS_CPUS of CPU time,
+so one learner's busy loops leave the others their share.
+Where cgroups cannot be written, ``available()`` is False and the process backend
+refuses to start isolated units (fail closed).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import time
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
+CONTROLLERS = ("memory", "pids", "cpu")
+CFS_PERIOD_US = 100_000
 
 
 def _v2() -> bool:
@@ -26,8 +30,8 @@ def available() -> bool:
         return False
     if _v2():
         controllers = (ROOT / "cgroup.controllers").read_text().split()
-        return {"memory", "pids"} <= set(controllers)
-    return all(os.access(ROOT / c, os.W_OK) for c in ("memory", "pids"))
+        return set(CONTROLLERS) <= set(controllers)
+    return all(os.access(ROOT / c, os.W_OK) for c in CONTROLLERS)
 
 
 class UnitCgroups:
@@ -39,30 +43,34 @@ class UnitCgroups:
         rel = Path(self.instance) / self.name / (part or "")
         if _v2():
             return [ROOT / rel]
-        return [ROOT / "memory" / rel, ROOT / "pids" / rel]
+        return [ROOT / controller / rel for controller in CONTROLLERS]
 
-    def create(self, *, memory_mb: int, pids: int, cells_memory_mb: int, cells_pids: int) -> None:
+    def create(self, *, memory_mb: int, pids: int, cells_memory_mb: int, cells_pids: int, cells_cpus: float) -> None:
         """Make both groups with their limits; safe to call again."""
         if _v2():
             for path in (ROOT / self.instance, ROOT / self.instance / self.name):
                 path.mkdir(exist_ok=True)
                 with contextlib.suppress(OSError):
-                    (path / "cgroup.subtree_control").write_text("+memory +pids")
-        for part, mem, count in (("main", memory_mb, pids), ("cells", cells_memory_mb, cells_pids)):
+                    (path / "cgroup.subtree_control").write_text("+memory +pids +cpu")
+        for part, mem, count, cpus in (("main", memory_mb, pids, None), ("cells", cells_memory_mb, cells_pids, cells_cpus)):
             for directory in self._dirs(part):
                 directory.mkdir(parents=True, exist_ok=True)
-            self._limit(part, mem, count)
+            self._limit(part, mem, count, cpus)
 
-    def _limit(self, part: str, memory_mb: int, pids: int) -> None:
+    def _limit(self, part: str, memory_mb: int, pids: int, cpus: float | None) -> None:
         limit = str(memory_mb * 1024 * 1024)
+        quota = int(cpus * CFS_PERIOD_US) if cpus else None
         if _v2():
             (directory,) = self._dirs(part)
             (directory / "memory.max").write_text(limit)
             (directory / "pids.max").write_text(str(pids))
+            (directory / "cpu.max").write_text(f"{quota or 'max'} {CFS_PERIOD_US}")
             return
-        memory, pid_dir = self._dirs(part)
+        memory, pid_dir, cpu = self._dirs(part)
         (memory / "memory.limit_in_bytes").write_text(limit)
         (pid_dir / "pids.max").write_text(str(pids))
+        (cpu / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+        (cpu / "cpu.cfs_quota_us").write_text(str(quota or -1))
 
     def procs_files(self, part: str) -> list[Path]:
         """The cgroup.procs files a process writes its pid to, to join ``part``."""
@@ -99,7 +107,7 @@ class UnitCgroups:
 
 def unit_names(instance: str) -> set[str]:
     """Names of unit groups of this instance (for reconciliation)."""
-    bases = [ROOT / instance] if _v2() else [ROOT / "memory" / instance, ROOT / "pids" / instance]
+    bases = [ROOT / instance] if _v2() else [ROOT / controller / instance for controller in CONTROLLERS]
     names: set[str] = set()
     for base in bases:
         if base.is_dir():

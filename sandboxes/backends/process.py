@@ -45,21 +45,28 @@ UNIT_MEMORY_MB = 1536
 UNIT_PIDS = 2048
 CELLS_MEMORY_MB = 768
 CELLS_PIDS = 96
+CELLS_CPUS = 1.0
+NO_CGROUPS = (
+    "The process backend cannot write the memory, pids and cpu cgroups it confines each sandbox with "
+    "(/sys/fs/cgroup). It refuses to start a sandbox without them rather than run learners' code unconfined."
+)
+
+
+def _carries_marker(pid: int | str, marker: bytes) -> bool:
+    try:
+        return marker in Path("/proc", str(pid), "environ").read_bytes()
+    except OSError:
+        return False  # gone, or not ours to read
+
+
+def _unit_marker(name: str) -> bytes:
+    return f"{UNIT_MARKER}={name}".encode() + b"\0"
 
 
 def _marked_processes(name: str) -> list[int]:
     """Pids whose environment names the unit (the agent passes it to the broker and to every cell)."""
-    marker = f"{UNIT_MARKER}={name}".encode() + b"\0"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue  # gone, or not ours to read
-    return found
+    marker = _unit_marker(name)
+    return [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and _carries_marker(e.name, marker)]
 
 
 class IsolationUnavailable(RuntimeError):
@@ -124,11 +131,15 @@ class ProcessBackend(SandboxBackend):
         return 200_000 + zlib.crc32(name.encode()) % 100_000
 
     def _agent_pid(self, name: str) -> int | None:
+        """The unit's live agent, confirmed by the unit's marker in its environment.
+
+        agent.pid alone is not proof: after a reboot or a crash the number may belong to
+        an unrelated process, which stop() would then kill.
+        """
         with contextlib.suppress(OSError, ValueError):
             pid = int((self.unit_dir(name) / "agent.pid").read_text())
-            os.kill(pid, 0)
             stat = Path(f"/proc/{pid}/stat").read_text()
-            if ") Z " not in stat:
+            if ") Z " not in stat and _carries_marker(pid, _unit_marker(name)):
                 return pid
         return None
 
@@ -145,9 +156,17 @@ class ProcessBackend(SandboxBackend):
                 _ip("netns", "add", name)
             _ip("-n", name, "link", "set", "lo", "up")
         groups = cgroups.UnitCgroups(self.instance, name)
-        use_cgroups = isolated and cgroups.available()
+        use_cgroups = isolated
         if use_cgroups:
-            groups.create(memory_mb=UNIT_MEMORY_MB, pids=UNIT_PIDS, cells_memory_mb=CELLS_MEMORY_MB, cells_pids=CELLS_PIDS)
+            if not cgroups.available():
+                raise IsolationUnavailable(NO_CGROUPS)
+            groups.create(
+                memory_mb=UNIT_MEMORY_MB,
+                pids=UNIT_PIDS,
+                cells_memory_mb=CELLS_MEMORY_MB,
+                cells_pids=CELLS_PIDS,
+                cells_cpus=CELLS_CPUS,
+            )
         # setsid -f detaches the agent from this worker: it outlives the task, and init reaps it.
         agent = [sys.executable, "-m", "sandboxes.agent", "--unit-dir", str(directory), "--broker", unit.broker]
         if isolated:
