@@ -71,6 +71,7 @@ class Platform:
 
     def __init__(self) -> None:
         self.redis: Service | None = None
+        self.postgres: Service | None = None
         self.worker: Service | None = None
         self.asgi: Service | None = None
         self.asgi_port: int | None = None
@@ -81,6 +82,8 @@ class Platform:
     def start(self) -> None:
         port = test_services.REDIS_PORT
         self.redis = test_services.redis_start()
+        self.postgres = test_services.postgres_start()
+        test_services.postgres_database_create()
         wait_for(lambda: port_open(port), timeout=10, what="Redis accepting connections")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("course_load", stdout=io.StringIO())
@@ -146,6 +149,9 @@ class Platform:
             if service is not None:
                 with contextlib.suppress(Exception):
                     service.stop(timeout=10)
+        if self.postgres is not None:
+            with contextlib.suppress(Exception):
+                self.postgres.stop(signal.SIGINT, timeout=10)
         with contextlib.suppress(Exception):
             leftover = get_backend().list_units()
             if leftover:

@@ -52,6 +52,10 @@ class SandboxError(Exception):
     """A learner-facing error about sandboxes."""
 
 
+class TransitionRefused(SandboxError):
+    """The sandbox is no longer in a state the asked-for one may follow (another request moved it on)."""
+
+
 def unit_name(sandbox: Sandbox) -> str:
     """The unit's fixed name: the same sandbox always maps to the same unit."""
     return f"{settings.SANDBOX_INSTANCE}-{sandbox.pk}"
@@ -81,20 +85,28 @@ def _broadcast(sandbox: Sandbox) -> None:
 
 
 def sandbox_transition(sandbox: Sandbox, state: str, *, stage: str | None = None, error: str = "") -> Sandbox:
-    """Move to ``state`` (validated), save, and tell the learner's pages."""
-    if state != sandbox.state and state not in TRANSITIONS[sandbox.state]:
-        raise SandboxError(f"sandbox {sandbox.pk}: {sandbox.state} -> {state} is not allowed")
-    sandbox.state = state
-    sandbox.stage = stage if stage is not None else state
-    sandbox.error = error
+    """Move to ``state``, save, and tell the learner's pages; raises TransitionRefused if the row moved on.
+
+    One conditional UPDATE: the row changes only if the database (not this possibly stale copy)
+    holds a state from which ``state`` is allowed, so a late provisioning step can never write
+    READY over a stop that happened meanwhile. Only the fields a transition owns are written.
+    """
+    sources = {source for source, targets in TRANSITIONS.items() if state in targets} | {state}
     now = timezone.now()
+    fields: dict[str, Any] = {"state": state, "stage": stage if stage is not None else state, "error": error}
+    # Set by the caller for this very transition (the unit's name when provisioning starts, the connection when ready).
+    fields.update(unit=sandbox.unit, connection=sandbox.connection)
     if state == State.READY:
-        sandbox.ready_at = now
+        fields["ready_at"] = now
         # A pooled sandbox has nobody to be idle for; its clock starts when a learner claims it.
-        sandbox.expires_at = now + timedelta(seconds=settings.SANDBOX_IDLE_TIMEOUT_S) if sandbox.user_id else None
+        fields["expires_at"] = now + timedelta(seconds=settings.SANDBOX_IDLE_TIMEOUT_S) if sandbox.user_id else None
     if state in (State.STOPPED, State.FAILED):
-        sandbox.stopped_at = now
-    sandbox.save()
+        fields["stopped_at"] = now
+    if not Sandbox.objects.filter(pk=sandbox.pk, state__in=sources).update(**fields):
+        current = Sandbox.objects.filter(pk=sandbox.pk).values_list("state", flat=True).first()
+        raise TransitionRefused(f"sandbox {sandbox.pk}: {current} -> {state} is not allowed")
+    for field, value in fields.items():
+        setattr(sandbox, field, value)
     _broadcast(sandbox)
     return sandbox
 
@@ -198,6 +210,15 @@ def sandbox_provision_step(*, sandbox_id: int, started_at: float) -> bool:
     sandbox = Sandbox.objects.get(pk=sandbox_id)
     if sandbox.state != State.PROVISIONING:
         return True
+    try:
+        return _provision_look(sandbox, started_at)
+    except TransitionRefused:
+        # Stopped (or reset) while starting: whoever moved it on owns the unit now.
+        log.info("provisioning overtaken", extra={"sandbox_id": sandbox.pk, "user_id": sandbox.user_id})
+        return True
+
+
+def _provision_look(sandbox: Sandbox, started_at: float) -> bool:
     backend = get_backend()
     name = sandbox.unit or unit_name(sandbox)
     if time.time() - started_at > PROVISION_TIMEOUT_S:

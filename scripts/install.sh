@@ -16,7 +16,8 @@ for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${NEED[$cmd]}")
 done
 # Packages with no command of their own (ActiveMQ's advisory messages need these over STOMP).
-for pkg in libxstream-java libjettison-java; do
+# Postgres: the test suite starts its own server from Debian's binaries (production points DATABASE_URL at one).
+for pkg in libxstream-java libjettison-java postgresql; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

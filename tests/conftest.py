@@ -25,6 +25,11 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(postgres_server, django_db_modify_db_settings_parallel_suffix):
+    """pytest-django creates the test database (django_db_setup needs this fixture) once Postgres runs."""
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _redis_for_everyone(redis_server):
     """The cache and channel layer are Redis; every test gets the run's real one."""

@@ -1,8 +1,8 @@
-"""The real services the suite runs against: Redis, a Celery worker, the ASGI server.
+"""The real services the suite runs against: Postgres, Redis, a Celery worker, the ASGI server.
 
 Loaded as a pytest plugin (``-p tests.services``) so that, before Django reads
-its settings, the environment already points at this run's private Redis port,
-var folder and database file. The processes start on first use and are stopped
+its settings, the environment already points at this run's private Postgres and
+Redis ports and var folder. The processes start on first use and are stopped
 at the end of the session, even after failures.
 """
 
@@ -38,13 +38,15 @@ RUN_DIR.chmod(0o711)
 REDIS_PORT = free_port()
 # Redis requires a password, as in production: every client finds it in REDIS_URL.
 REDIS_PASSWORD = secrets.token_hex(16)
+# The database is Postgres, as in production. Child processes (worker, ASGI server) open the very
+# database the tests use: pytest-django creates it under the same name (settings/test.py).
+POSTGRES_PORT = free_port()
+POSTGRES_PASSWORD = secrets.token_hex(16)
 os.environ.update(
     {
         "VAR_DIR": str(RUN_DIR),
         "REDIS_URL": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{REDIS_PORT}/0",
-        "BA_TEST_DB": str(RUN_DIR / "test-db.sqlite3"),
-        # Child processes (worker, ASGI server) must open the very file the tests use.
-        "DATABASE_URL": f"sqlite:///{RUN_DIR / 'test-db.sqlite3'}",
+        "DATABASE_URL": f"postgres://ba:{POSTGRES_PASSWORD}@127.0.0.1:{POSTGRES_PORT}/ba_test",
         "DJANGO_SETTINGS_MODULE": "courseplatform.settings.test",
         "SANDBOX_INSTANCE": f"bat{os.getpid() % 10000}",
     }
@@ -110,6 +112,69 @@ def redis_start() -> Service:
     config.write_text(f'port {REDIS_PORT}\nbind 127.0.0.1\nsave ""\nappendonly no\nrequirepass {REDIS_PASSWORD}\n')
     config.chmod(0o600)
     return Service("redis", [binary, str(config)])
+
+
+def postgres_start() -> Service:
+    """This run's Postgres (Debian's server binaries), in RUN_DIR, on a private port; durability off for speed."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
+    if not versions:
+        raise RuntimeError("Postgres is not installed: run `make install` (scripts/install.sh installs postgresql)")
+    bindir = versions[-1].parent
+    data = RUN_DIR / "postgres"
+    data.mkdir(mode=0o700)
+    password_file = RUN_DIR / "postgres.pw"
+    password_file.write_text(POSTGRES_PASSWORD)
+    # Postgres refuses to run as root: its files belong to Debian's postgres user.
+    shutil.chown(data, "postgres", "postgres")
+    shutil.chown(password_file, "postgres", "postgres")
+    password_file.chmod(0o600)
+    as_postgres = ["runuser", "-u", "postgres", "--"]
+    initdb = ["-D", str(data), "-U", "ba", f"--pwfile={password_file}", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"]
+    subprocess.run(
+        [*as_postgres, str(bindir / "initdb"), *initdb, "--no-sync"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    password_file.unlink()
+    options = {"listen_addresses": "127.0.0.1", "max_connections": "300", "fsync": "off", "synchronous_commit": "off"}
+    options["full_page_writes"] = "off"
+    server = [str(bindir / "postgres"), "-D", str(data), "-p", str(POSTGRES_PORT), "-k", str(data)]
+    service = Service("postgres", [*as_postgres, *server, *(f"-c{k}={v}" for k, v in options.items())])
+
+    def up() -> bool:
+        import psycopg
+
+        if not service.alive():
+            raise RuntimeError(f"Postgres exited:\n{service.tail()}")
+        try:
+            # An open port is not enough: while it starts up, Postgres answers "starting up" and hangs up.
+            psycopg.connect(
+                host="127.0.0.1", port=POSTGRES_PORT, user="ba", password=POSTGRES_PASSWORD, dbname="postgres"
+            ).close()
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    wait_for(up, timeout=60, what="Postgres accepting connections", interval=0.1)
+    return service
+
+
+def postgres_database_create() -> None:
+    """The database DATABASE_URL names, for runs without pytest-django (make bench)."""
+    import psycopg
+
+    with psycopg.connect(
+        host="127.0.0.1", port=POSTGRES_PORT, user="ba", password=POSTGRES_PASSWORD, dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute("CREATE DATABASE ba_test")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    service = postgres_start()
+    yield os.environ["DATABASE_URL"]
+    service.stop(signal.SIGINT)  # Postgres' fast shutdown; SIGTERM would wait for every client
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *
-from .base import REDIS_URL, env
+from .base import DATABASES, REDIS_URL, env
 
 # Django's own deployment check asks for at least 50 characters and 5 different ones.
 SECRET_KEY_MIN_LENGTH = 50
@@ -28,6 +28,8 @@ if len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or len(set(SECRET_KEY)) < SECRET_KEY_
     )
 if not urlsplit(REDIS_URL).password:
     raise ImproperlyConfigured("REDIS_URL has no password: production's Redis must require one (redis://:PASSWORD@host:6379/0).")
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("Production runs on Postgres: set DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/NAME.")
 DEMO_USERS_ALLOWED = False
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 SANDBOX_BACKEND = env.str("SANDBOX_BACKEND", default="sandboxes.backends.docker.DockerBackend")

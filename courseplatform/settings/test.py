@@ -1,7 +1,7 @@
 """Settings for the test suite: fast hashing and the same real services as production."""
 
 from .base import *
-from .base import VAR_DIR, env
+from .base import DATABASES
 
 SECRET_KEY = "test-only-key"
 DEBUG = False
@@ -10,8 +10,9 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 # Many tests log in from one address within a minute; the throttling tests set their own rates.
 LOGIN_RATE_PER_IP = LOGIN_RATE_PER_USERNAME = SIGNUP_RATE_PER_IP = "10000/m"
 
-# tests/services.py points these at the suite's own Redis and database file.
-DATABASES["default"]["TEST"] = {"NAME": env.str("BA_TEST_DB", default=str(VAR_DIR / "test-db.sqlite3"))}
+# tests/services.py points these at the suite's own Postgres and Redis. The test database keeps the
+# name DATABASE_URL gives, so the worker and the ASGI server (which read DATABASE_URL) open it too.
+DATABASES["default"]["TEST"] = {"NAME": DATABASES["default"]["NAME"]}
 
 # Serve static files straight from the source folders, as in development (no collectstatic).
 WHITENOISE_USE_FINDERS = True

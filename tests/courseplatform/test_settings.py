@@ -6,7 +6,9 @@ import sys
 
 
 def settings_import(module: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "REDIS_URL")}
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "REDIS_URL", "DATABASE_URL")
+    }
     return subprocess.run(
         [sys.executable, "-c", f"import importlib; importlib.import_module('{module}'); print('imported')"],
         env={**clean, **env},
@@ -35,6 +37,7 @@ def test_production_starts_with_a_secret_key_and_debug_off():
         SECRET_KEY="k3y-" + "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMN",
         ALLOWED_HOSTS="example.org",
         REDIS_URL="redis://:s3cret@redis:6379/0",
+        DATABASE_URL="postgres://ba:pw@db:5432/ba",
     )
     assert result.returncode == 0, result.stderr
     assert "imported" in result.stdout

@@ -12,7 +12,11 @@ from django.core.cache import cache
 from tests.courseplatform.test_settings import settings_import
 
 STRONG_KEY = "k3y-" + "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMN"
-PRODUCTION = {"ALLOWED_HOSTS": "example.org", "REDIS_URL": "redis://:s3cret@redis:6379/0"}
+PRODUCTION = {
+    "ALLOWED_HOSTS": "example.org",
+    "REDIS_URL": "redis://:s3cret@redis:6379/0",
+    "DATABASE_URL": "postgres://ba:pw@db:5432/ba",
+}
 
 
 @pytest.mark.parametrize(
@@ -28,10 +32,18 @@ def test_production_refuses_a_default_or_weak_secret_key(key):
 
 def test_production_refuses_redis_without_a_password():
     result = settings_import(
-        "courseplatform.settings.production", SECRET_KEY=STRONG_KEY, ALLOWED_HOSTS="example.org", REDIS_URL="redis://redis:6379/0"
+        "courseplatform.settings.production", SECRET_KEY=STRONG_KEY, **{**PRODUCTION, "REDIS_URL": "redis://redis:6379/0"}
     )
     assert result.returncode != 0
     assert "REDIS_URL has no password" in result.stderr
+
+
+def test_production_refuses_sqlite():
+    result = settings_import(
+        "courseplatform.settings.production", SECRET_KEY=STRONG_KEY, **{**PRODUCTION, "DATABASE_URL": "sqlite:///x.db"}
+    )
+    assert result.returncode != 0
+    assert "Production runs on Postgres" in result.stderr
 
 
 def test_production_accepts_a_strong_key_and_a_redis_password():
