@@ -107,6 +107,13 @@ def sandbox_transition(sandbox: Sandbox, state: str, *, stage: str | None = None
         raise TransitionRefused(f"sandbox {sandbox.pk}: {current} -> {state} is not allowed")
     for field, value in fields.items():
         setattr(sandbox, field, value)
+    log.info(
+        "sandbox %s %s: %s",
+        sandbox.pk,
+        sandbox.broker,
+        fields["stage"] if state == State.PROVISIONING else state,
+        extra={"sandbox_id": sandbox.pk, "user_id": sandbox.user_id, "state": state, "stage": fields["stage"]},
+    )
     _broadcast(sandbox)
     return sandbox
 

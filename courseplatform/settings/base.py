@@ -230,6 +230,9 @@ LOGGING = {
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "uvicorn.access": {"level": "WARNING"},
+        # A line per task received and succeeded drowns the one line per sandbox state change.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
     },
 }
 

@@ -90,3 +90,11 @@ def test_authenticated_websocket_receives_its_group_messages(live_server_url, le
 
     message = run(scenario())
     assert message == {"type": "sandbox.state", "sandbox": {"id": 991, "broker": "nats", "state": "ready", "stage": "ready"}}
+
+
+def test_the_workers_console_has_no_line_per_task(celery_worker):
+    """make run's console shows sandbox state changes; Celery's received/succeeded lines are DEBUG-quiet."""
+    for _ in range(3):
+        assert ping.delay().get(timeout=20) == "pong"
+    log = celery_worker.log.read_text(errors="replace")
+    assert "ping" not in log.split("ready.", 1)[-1], log[-2000:]
