@@ -17,6 +17,7 @@ from django.db import transaction
 from .course_files import CourseFormatError, FormatProblem, parse_chapter
 from .course_io import chapter_fields, chapter_structure_save
 from .models import Chapter, ChapterRevision, Course
+from .services import progress_chapter_moved
 
 SLUG_TAKEN = "В курсе уже есть глава со слагом «{slug}»."
 
@@ -79,6 +80,9 @@ def chapter_save(*, chapter: Chapter, source: str, author: User | None, base_rev
     slug = parsed.meta["slug"]
     if slug != current.slug and current.course.chapters.filter(slug=slug).exclude(pk=current.pk).exists():
         raise CourseFormatError([FormatProblem(current.filename, 2, SLUG_TAKEN.format(slug=slug))])
+    if slug != current.slug and not current.course.translation_of:
+        # Progress is kept by the original's slugs (translations must follow them: course_lint).
+        progress_chapter_moved(course_family=current.course.family, old_slug=current.slug, new_slug=slug)
     current.source = source
     current.slug = slug
     current.revision += 1

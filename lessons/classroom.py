@@ -1,4 +1,4 @@
-"""Reading a course's class: who learns it, how far each got, which exercises trip them up."""
+"""Reading a course's class: who learns it (in any of its editions), how far each got, which exercises trip them up."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Q
+from django.db.models import Count
 
 from .models import ChapterRead, Course, Exercise, ExerciseAttempt
 
@@ -37,39 +37,38 @@ class ClassReport:
 
 
 def course_class(*, course: Course, top: int = 5) -> ClassReport:
-    """Everyone who read a chapter or tried an exercise of the course, with their progress."""
-    reads = ChapterRead.objects.filter(chapter__course=course)
-    attempts = ExerciseAttempt.objects.filter(exercise__chapter__course=course)
-    user_ids = set(reads.values_list("user_id", flat=True)) | set(attempts.values_list("user_id", flat=True))
-    users = User.objects.filter(pk__in=user_ids).annotate(
-        read_count=Count("chapters_read", filter=Q(chapters_read__chapter__course=course), distinct=True),
-        passed_count=Count(
-            "exercise_attempts__exercise",
-            filter=Q(exercise_attempts__exercise__chapter__course=course, exercise_attempts__passed=True),
-            distinct=True,
-        ),
-        attempt_count=Count("exercise_attempts", filter=Q(exercise_attempts__exercise__chapter__course=course), distinct=True),
-    )
-    learners = tuple(
-        LearnerLine(u, u.read_count, u.passed_count, u.attempt_count)
-        for u in users.order_by("-passed_count", "-read_count", "username")
-    )
+    """Everyone who read a chapter or tried an exercise of the course, in any edition, with their progress."""
+    family = course.family
+    slugs = set(course.chapters.values_list("slug", flat=True))
+    exercises = {(e.chapter.slug, e.key): e for e in Exercise.objects.filter(chapter__course=course).select_related("chapter")}
+    reads = ChapterRead.objects.filter(course_family=family, chapter_slug__in=slugs)
+    attempts = ExerciseAttempt.objects.filter(course_family=family, chapter_slug__in=slugs)
+    read_count = Counter(reads.values_list("user_id", flat=True))
+    attempt_count = Counter(attempts.values_list("user_id", flat=True))
+    passed: dict[int, set[tuple[str, str]]] = {}
+    for user_id, chapter, key in attempts.filter(passed=True).values_list("user_id", "chapter_slug", "exercise_key"):
+        if (chapter, key) in exercises:
+            passed.setdefault(user_id, set()).add((chapter, key))
+    users = User.objects.filter(pk__in=set(read_count) | set(attempt_count))
+    lines = [LearnerLine(u, read_count[u.pk], len(passed.get(u.pk, ())), attempt_count[u.pk]) for u in users]
+    learners = tuple(sorted(lines, key=lambda line: (-line.exercises_passed, -line.chapters_read, line.user.username)))
     failed = attempts.filter(passed=False)
     hardest = []
-    for row in failed.values("exercise").annotate(n=Count("id"), who=Count("user", distinct=True)).order_by("-n")[:top]:
-        reasons = Counter(failed.filter(exercise_id=row["exercise"]).values_list("reason", flat=True))
-        hardest.append(
-            HardExercise(
-                Exercise.objects.select_related("chapter").get(pk=row["exercise"]),
-                row["n"],
-                row["who"],
-                tuple(reasons.most_common(3)),
-            )
+    rows = failed.values("chapter_slug", "exercise_key").annotate(n=Count("id"), who=Count("user", distinct=True)).order_by("-n")
+    for row in rows:
+        exercise = exercises.get((row["chapter_slug"], row["exercise_key"]))
+        if exercise is None:  # no longer in the course
+            continue
+        reasons = Counter(
+            failed.filter(chapter_slug=row["chapter_slug"], exercise_key=row["exercise_key"]).values_list("reason", flat=True)
         )
+        hardest.append(HardExercise(exercise, row["n"], row["who"], tuple(reasons.most_common(3))))
+        if len(hardest) == top:
+            break
     return ClassReport(
         course=course,
-        chapters=course.chapters.count(),
-        exercises=Exercise.objects.filter(chapter__course=course).count(),
+        chapters=len(slugs),
+        exercises=len(exercises),
         learners=learners,
         hardest=tuple(hardest),
     )

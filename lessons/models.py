@@ -2,6 +2,12 @@
 
 A chapter's Markdown file (``source``) is the truth; cells and exercises are
 derived from it whenever it is saved, so they are never edited on their own.
+
+A learner's progress (chapters read, exercise attempts, cell drafts) is kept by
+the course's *family* (the original course's slug, shared by its translations),
+the chapter's slug and the exercise's or cell's key: the names both editions
+share. So a chapter read in Russian is read in English, and an instructor's save,
+which rebuilds cells and exercises, takes nothing a learner has with it.
 """
 
 from django.conf import settings
@@ -19,6 +25,11 @@ class Course(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def family(self) -> str:
+        """The slug a course shares with its translations (the original's): progress is kept by it."""
+        return self.translation_of or self.slug
 
 
 class Chapter(models.Model):
@@ -83,46 +94,64 @@ class Cell(models.Model):
 
 
 class ChapterRead(models.Model):
+    """The learner has read this chapter, in whichever edition."""
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chapters_read")
-    chapter = models.ForeignKey(Chapter, on_delete=models.CASCADE, related_name="reads")
+    course_family = models.SlugField(help_text="the course family: the original course's slug")
+    chapter_slug = models.SlugField(help_text="the chapter's slug, the same in every edition")
     read_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "chapter"], name="chapter_read_once")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "course_family", "chapter_slug"], name="chapter_read_once_per_family")
+        ]
 
     def __str__(self) -> str:
-        return f"{self.user_id} read {self.chapter_id}"
+        return f"{self.user_id} read {self.course_family}/{self.chapter_slug}"
 
 
 class ExerciseAttempt(models.Model):
+    """One check of an exercise, in whichever edition; passed once means passed in every edition."""
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exercise_attempts")
-    exercise = models.ForeignKey(Exercise, on_delete=models.CASCADE, related_name="attempts")
+    course_family = models.SlugField(help_text="the course family: the original course's slug")
+    chapter_slug = models.SlugField()
+    exercise_key = models.SlugField(help_text="the exercise's key, the same in every edition")
     passed = models.BooleanField()
     reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["user", "exercise", "passed"])]
+        indexes = [
+            models.Index(fields=["user", "course_family", "chapter_slug", "exercise_key", "passed"], name="attempt_by_exercise")
+        ]
 
     def __str__(self) -> str:
-        return f"{self.user_id} {'passed' if self.passed else 'failed'} {self.exercise_id}"
+        return (
+            f"{self.user_id} {'passed' if self.passed else 'failed'} {self.course_family}/{self.chapter_slug}/{self.exercise_key}"
+        )
 
 
 class CellDraft(models.Model):
-    """A learner's edited code of one cell, kept by chapter and cell key so reloads keep it."""
+    """A learner's edited code of one cell, kept by course family, chapter and cell key so reloads (and the other edition) keep it."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cell_drafts")
-    chapter = models.ForeignKey(Chapter, on_delete=models.CASCADE, related_name="drafts")
+    course_family = models.SlugField(help_text="the course family: the original course's slug")
+    chapter_slug = models.SlugField()
     cell_key = models.SlugField()
     code = models.TextField()
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "chapter", "cell_key"], name="one_draft_per_cell")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "course_family", "chapter_slug", "cell_key"], name="one_draft_per_cell_per_family"
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"{self.user_id}:{self.chapter_id}:{self.cell_key}"
+        return f"{self.user_id}:{self.course_family}/{self.chapter_slug}:{self.cell_key}"
 
 
 class CourseAsset(models.Model):

@@ -202,6 +202,12 @@ def _toc(tokens: list[Token]) -> tuple[Heading, ...]:
     return tuple(headings)
 
 
+def section_headings(body: str) -> list[tuple[int, str]]:
+    """(level, anchor) of every h2/h3 of a chapter body in reading order, exercises' too; parsed, not rendered."""
+    tokens = _markdown().parse(body, {})
+    return [(int(t.tag[1]), str(t.attrGet("id") or "")) for t in tokens if t.type == "heading_open" and t.tag in ("h2", "h3")]
+
+
 def sanitize(raw_html: str) -> str:
     """Only the tags and attributes a chapter needs survive; scripts, handlers and javascript: URLs never do."""
     return nh3.clean(

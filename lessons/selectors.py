@@ -1,11 +1,15 @@
-"""Reading the course: outlines with a learner's progress, a chapter ready to show."""
+"""Reading the course: outlines with a learner's progress, a chapter ready to show.
+
+Progress is read by course family and chapter slug (see lessons.models), so both
+editions of a course show the same chapters read, exercises passed and drafts.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 
 from .course_files import split_front_matter
@@ -45,21 +49,22 @@ def chapters_published(*, course: Course) -> QuerySet[Chapter]:
 
 
 def course_outline(*, course: Course, user: User | AnonymousUser) -> CourseOutline:
-    """Chapters in order with what this learner has read and passed."""
+    """Chapters in order with what this learner has read and passed, in this edition or another."""
     chapters = list(chapters_published(course=course).prefetch_related("exercises"))
-    read: set[int] = set()
-    passed: set[int] = set()
+    read: set[str] = set()
+    passed: set[tuple[str, str]] = set()
     if user.is_authenticated:
-        read = set(ChapterRead.objects.filter(user=user, chapter__in=chapters).values_list("chapter_id", flat=True))
+        read = set(ChapterRead.objects.filter(user=user, course_family=course.family).values_list("chapter_slug", flat=True))
         passed = set(
-            ExerciseAttempt.objects.filter(user=user, passed=True, exercise__chapter__in=chapters).values_list(
-                "exercise_id", flat=True
+            ExerciseAttempt.objects.filter(user=user, course_family=course.family, passed=True).values_list(
+                "chapter_slug", "exercise_key"
             )
         )
     lines = []
     for chapter in chapters:
-        ids = [e.pk for e in chapter.exercises.all()]
-        lines.append(ChapterLine(chapter, chapter.pk in read, len(ids), len(passed.intersection(ids))))
+        keys = [e.key for e in chapter.exercises.all()]
+        done = sum((chapter.slug, key) in passed for key in keys)
+        lines.append(ChapterLine(chapter, chapter.slug in read, len(keys), done))
     return CourseOutline(
         course=course,
         chapters=tuple(lines),
@@ -86,7 +91,11 @@ def chapter_cells_for(*, chapter: Chapter, user: User | AnonymousUser) -> list[d
     """The runnable cells of a chapter as the page's script needs them, with the learner's drafts."""
     drafts: dict[str, str] = {}
     if user.is_authenticated:
-        drafts = dict(CellDraft.objects.filter(user=user, chapter=chapter).values_list("cell_key", "code"))
+        drafts = dict(
+            CellDraft.objects.filter(user=user, course_family=chapter.course.family, chapter_slug=chapter.slug).values_list(
+                "cell_key", "code"
+            )
+        )
     cells: QuerySet[Cell] = chapter.cells.exclude(role="check").select_related("exercise")
     return [
         {
@@ -103,17 +112,30 @@ def chapter_cells_for(*, chapter: Chapter, user: User | AnonymousUser) -> list[d
 
 
 def chapter_is_read(*, chapter: Chapter, user: User | AnonymousUser) -> bool:
-    return bool(user.is_authenticated and ChapterRead.objects.filter(user=user, chapter=chapter).exists())
+    """Whether the learner has read this chapter, in this edition or another."""
+    return bool(
+        user.is_authenticated
+        and ChapterRead.objects.filter(user=user, course_family=chapter.course.family, chapter_slug=chapter.slug).exists()
+    )
+
+
+@dataclass(frozen=True)
+class ExerciseRef:
+    """An exercise as progress knows it: the same in every edition of the course."""
+
+    course_family: str
+    chapter_slug: str
+    key: str
 
 
 @dataclass(frozen=True)
 class RunnableCode:
-    """What the live stream needs to run a cell or a check: code, broker, time limit."""
+    """What the live stream needs to run a cell or a check: code, broker, time limit (and, for a check, its exercise)."""
 
     broker: str
     code: str
     timeout: int
-    exercise_id: int | None = None
+    exercise: ExerciseRef | None = None
 
 
 def cell_runnable(*, course: str, chapter: str, cell: str) -> RunnableCode | None:
@@ -126,34 +148,36 @@ def cell_runnable(*, course: str, chapter: str, cell: str) -> RunnableCode | Non
 
 
 def exercise_check_runnable(*, course: str, chapter: str, exercise: str) -> RunnableCode | None:
-    found = Cell.objects.filter(
-        chapter__course__slug=course, chapter__slug=chapter, exercise__key=exercise, role="check", chapter__published=True
-    ).first()
-    return RunnableCode(found.broker, found.code, found.timeout, found.exercise_id) if found else None
+    found = (
+        Cell.objects.filter(
+            chapter__course__slug=course, chapter__slug=chapter, exercise__key=exercise, role="check", chapter__published=True
+        )
+        .select_related("chapter__course")
+        .first()
+    )
+    if found is None:
+        return None
+    ref = ExerciseRef(found.chapter.course.family, found.chapter.slug, exercise)
+    return RunnableCode(found.broker, found.code, found.timeout, ref)
 
 
 def chapter_exercises_for(*, chapter: Chapter, user: User | AnonymousUser) -> dict[str, dict[str, object]]:
     """The chapter's exercises for the page's script, with whether this learner has passed each."""
-    passed: set[int] = set()
+    passed: set[str] = set()
     if user.is_authenticated:
         passed = set(
-            ExerciseAttempt.objects.filter(user=user, passed=True, exercise__chapter=chapter).values_list(
-                "exercise_id", flat=True
-            )
+            ExerciseAttempt.objects.filter(
+                user=user, course_family=chapter.course.family, chapter_slug=chapter.slug, passed=True
+            ).values_list("exercise_key", flat=True)
         )
-    return {e.key: {"title": e.title, "hints": len(e.hints), "passed": e.pk in passed} for e in chapter.exercises.all()}
-
-
-def course_family(course: Course) -> str:
-    """The slug shared by a course and its translations (the original's)."""
-    return course.translation_of or course.slug
+    return {e.key: {"title": e.title, "hints": len(e.hints), "passed": e.key in passed} for e in chapter.exercises.all()}
 
 
 def courses_for_language(*, language: str) -> list[Course]:
     """One edition of each published course: the one in ``language`` if there is one, else the original."""
     families: dict[str, list[Course]] = {}
     for course in courses_published():
-        families.setdefault(course_family(course), []).append(course)
+        families.setdefault(course.family, []).append(course)
     chosen = []
     for editions in families.values():
         match = [c for c in editions if c.language == language]
@@ -162,15 +186,12 @@ def courses_for_language(*, language: str) -> list[Course]:
     return sorted(chosen, key=lambda c: c.title)
 
 
-def course_other_editions(*, course: Course, chapter_slug: str | None = None) -> list[dict[str, str]]:
-    """Links to the same course (and chapter, when it exists there) in its other languages."""
-    family = course_family(course)
-    links = []
-    for other in courses_published().exclude(pk=course.pk):
-        if course_family(other) != family:
-            continue
-        url = reverse("lessons:course", kwargs={"course": other.slug})
-        if chapter_slug and other.chapters.filter(slug=chapter_slug, published=True).exists():
-            url = reverse("lessons:chapter", kwargs={"course": other.slug, "chapter": chapter_slug})
-        links.append({"language": other.language, "url": url, "title": other.title})
-    return links
+def course_editions(*, course: Course) -> list[Course]:
+    """Every published edition of the course, this one included, by language."""
+    family = course.family
+    return list(courses_published().filter(Q(slug=family) | Q(translation_of=family)).order_by("language", "slug"))
+
+
+def course_other_editions(*, course: Course) -> list[Course]:
+    """The course's published editions in other languages (the page offers to switch to each)."""
+    return [c for c in course_editions(course=course) if c.language != course.language]

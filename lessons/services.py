@@ -1,14 +1,22 @@
-"""Changing what a learner has: chapters read, drafts of cells."""
+"""Changing what a learner has: chapters read, drafts of cells, exercise attempts.
+
+Each is kept by course family and chapter slug (see lessons.models), so what a
+learner does in one edition of a course counts in every edition.
+"""
 
 from __future__ import annotations
 
-from django.contrib.auth.models import User
+from typing import Any
 
-from .models import CellDraft, Chapter, ChapterRead
+from django.contrib.auth.models import User
+from django.utils.translation import gettext_lazy as _
+
+from .models import CellDraft, Chapter, ChapterRead, ExerciseAttempt
+from .selectors import ExerciseRef
 
 MAX_DRAFT_CHARS = 100_000
-DRAFT_TOO_LONG = "Код ячейки длиннее 100 000 символов и не сохранён."
-UNKNOWN_CELL = "В этой главе нет такой ячейки."
+DRAFT_TOO_LONG = _("Код ячейки длиннее 100 000 символов и не сохранён.")
+UNKNOWN_CELL = _("В этой главе нет такой ячейки.")
 
 
 class LessonError(Exception):
@@ -16,29 +24,48 @@ class LessonError(Exception):
 
 
 def chapter_mark_read(*, user: User, chapter: Chapter, read: bool = True) -> bool:
-    """Record (or undo) that the learner has read the chapter; returns the new state."""
+    """Record (or undo) that the learner has read the chapter, in every edition; returns the new state."""
+    key: dict[str, Any] = {"user": user, "course_family": chapter.course.family, "chapter_slug": chapter.slug}
     if read:
-        ChapterRead.objects.get_or_create(user=user, chapter=chapter)
+        ChapterRead.objects.get_or_create(**key)
     else:
-        ChapterRead.objects.filter(user=user, chapter=chapter).delete()
+        ChapterRead.objects.filter(**key).delete()
     return read
 
 
 def cell_draft_save(*, user: User, chapter: Chapter, cell_key: str, code: str) -> CellDraft | None:
-    """Keep the learner's edit of a cell; code equal to the original removes the draft."""
+    """Keep the learner's edit of a cell (offered in every edition); code equal to this edition's original removes it."""
     cell = chapter.cells.filter(key=cell_key).exclude(role="check").first()
     if cell is None:
         raise LessonError(UNKNOWN_CELL)
     if len(code) > MAX_DRAFT_CHARS:
         raise LessonError(DRAFT_TOO_LONG)
+    key: dict[str, Any] = {
+        "user": user,
+        "course_family": chapter.course.family,
+        "chapter_slug": chapter.slug,
+        "cell_key": cell_key,
+    }
     if code == cell.code:
-        CellDraft.objects.filter(user=user, chapter=chapter, cell_key=cell_key).delete()
+        CellDraft.objects.filter(**key).delete()
         return None
-    draft, _ = CellDraft.objects.update_or_create(user=user, chapter=chapter, cell_key=cell_key, defaults={"code": code})
+    draft, _created = CellDraft.objects.update_or_create(**key, defaults={"code": code})
     return draft
 
 
-def exercise_attempt_record(*, user: User, exercise_id: int, passed: bool, reason: str) -> None:
-    from .models import ExerciseAttempt
+def progress_chapter_moved(*, course_family: str, old_slug: str, new_slug: str) -> None:
+    """A chapter's slug changed: what learners have of it follows it."""
+    for model in (ChapterRead, ExerciseAttempt, CellDraft):
+        model.objects.filter(course_family=course_family, chapter_slug=old_slug).update(chapter_slug=new_slug)
 
-    ExerciseAttempt.objects.create(user=user, exercise_id=exercise_id, passed=passed, reason=reason[:2000])
+
+def exercise_attempt_record(*, user: User, exercise: ExerciseRef, passed: bool, reason: str) -> None:
+    """Record one check of an exercise; passed in one edition is passed in all."""
+    ExerciseAttempt.objects.create(
+        user=user,
+        course_family=exercise.course_family,
+        chapter_slug=exercise.chapter_slug,
+        exercise_key=exercise.key,
+        passed=passed,
+        reason=reason[:2000],
+    )

@@ -1,4 +1,10 @@
-"""Course pages: the course with progress, a chapter, its pictures; marking read, saving drafts."""
+"""Course pages: the course with progress, a chapter, its pictures; marking read, saving drafts.
+
+A course page or chapter asked for in one language while the UI speaks another
+opens the edition in the UI's language when the course has one (lessons.editions):
+the language switch posts to Django's set_language with the page it came from
+(and the section in view as ``?section=``), and lands here.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,11 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import translation
 from django.views.decorators.http import require_GET, require_POST
 
-from . import selectors, services
+from . import editions, selectors, services
 from .models import Chapter, Course, CourseAsset
 
 
@@ -33,9 +40,13 @@ ASSET_TYPES = {
 }
 
 
+def _language() -> str:
+    return translation.get_language() or settings.LANGUAGE_CODE
+
+
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    courses = selectors.courses_for_language(language=translation.get_language() or settings.LANGUAGE_CODE)
+    courses = selectors.courses_for_language(language=_language())
     if len(courses) == 1:
         return course_page(request, course=courses[0].slug)
     return render(request, "lessons/home.html", {"courses": courses})
@@ -44,9 +55,12 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def course_page(request: HttpRequest, course: str) -> HttpResponse:
     course_obj = get_object_or_404(Course, slug=course, published=True)
+    edition = editions.course_for_language(course=course_obj, language=_language())
+    if edition.pk != course_obj.pk:
+        return redirect("lessons:course", course=edition.slug)
     outline = selectors.course_outline(course=course_obj, user=request.user)
-    editions = selectors.course_other_editions(course=course_obj)
-    return render(request, "lessons/course.html", {"outline": outline, "course": course_obj, "editions": editions})
+    others = selectors.course_other_editions(course=course_obj)
+    return render(request, "lessons/course.html", {"outline": outline, "course": course_obj, "editions": others})
 
 
 def _chapter(course: str, chapter: str) -> Chapter:
@@ -58,6 +72,12 @@ def _chapter(course: str, chapter: str) -> Chapter:
 @require_GET
 def chapter_page(request: HttpRequest, course: str, chapter: str) -> HttpResponse:
     chapter_obj = _chapter(course, chapter)
+    edition = editions.chapter_for_language(chapter=chapter_obj, language=_language())
+    section = request.GET.get("section")
+    if edition.pk != chapter_obj.pk or section is not None:
+        url = reverse("lessons:chapter", kwargs={"course": edition.course.slug, "chapter": edition.slug})
+        anchor = editions.section_translate(anchor=section, source=chapter_obj, target=edition) if section else ""
+        return redirect(url + "#" + anchor if anchor else url)
     rendered = selectors.chapter_rendered(chapter=chapter_obj)
     previous, following = selectors.chapter_neighbours(chapter=chapter_obj)
     context = {
@@ -69,7 +89,7 @@ def chapter_page(request: HttpRequest, course: str, chapter: str) -> HttpRespons
         "is_read": selectors.chapter_is_read(chapter=chapter_obj, user=request.user),
         "cells": selectors.chapter_cells_for(chapter=chapter_obj, user=request.user),
         "exercises": selectors.chapter_exercises_for(chapter=chapter_obj, user=request.user),
-        "editions": selectors.course_other_editions(course=chapter_obj.course, chapter_slug=chapter_obj.slug),
+        "editions": selectors.course_other_editions(course=chapter_obj.course),
     }
     return render(request, "lessons/chapter.html", context)
 

@@ -260,9 +260,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return
         passed = result.get("status") == 0
         reason = CHECK_PASSED if passed else check_reason(result)
-        await database_sync_to_async(lesson_services.exercise_attempt_record)(
-            user=self.user, exercise_id=check.exercise_id, passed=passed, reason=reason
-        )
+        if check.exercise is not None:
+            await database_sync_to_async(lesson_services.exercise_attempt_record)(
+                user=self.user, exercise=check.exercise, passed=passed, reason=reason
+            )
         await self.send_json({"type": "exercise.result", "exercise": key, "passed": passed, "reason": reason})
 
     # -- relaying the agent's events -----------------------------------------

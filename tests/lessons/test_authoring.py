@@ -218,10 +218,12 @@ def test_importing_from_a_folder_outside_the_allowed_roots_is_refused(client, in
 
 def test_the_class_view_shows_progress_and_the_most_failed_exercises(client, instructor, learner, mini):
     chapter = Chapter.objects.get(slug="first")
-    ChapterRead.objects.create(user=learner, chapter=chapter)
+    ChapterRead.objects.create(user=learner, course_family="mini", chapter_slug=chapter.slug)
     exercise = chapter.exercises.get()
     for reason in ("нет темы", "нет темы", "мало сообщений"):
-        ExerciseAttempt.objects.create(user=learner, exercise=exercise, passed=False, reason=reason)
+        ExerciseAttempt.objects.create(
+            user=learner, course_family="mini", chapter_slug=chapter.slug, exercise_key=exercise.key, passed=False, reason=reason
+        )
     client.force_login(instructor)
     page = client.get(reverse("authoring:class", kwargs={"course": "mini"})).content.decode()
     assert "learner" in page and "1 / 3" in page
