@@ -2,24 +2,30 @@
 
 Django's LocaleMiddleware would follow the browser's Accept-Language, which
 shows most visitors an English frame around a Russian course; here only an
-explicit choice (the language cookie set by the switcher) changes it.
+explicit choice (the language cookie set by the switcher) changes it. The live
+WebSocket reads the same cookie (``language_chosen``), so what the server says
+there is in the page's language.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 
 
+def language_chosen(cookies: Mapping[str, str]) -> str:
+    """The UI language the learner picked (the language cookie), else the site's default."""
+    chosen = cookies.get(settings.LANGUAGE_COOKIE_NAME)
+    return chosen if chosen in {code for code, _ in settings.LANGUAGES} else settings.LANGUAGE_CODE
+
+
 class ChosenLanguageMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self.supported = {code for code, _ in settings.LANGUAGES}
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
-        language = chosen if chosen in self.supported else settings.LANGUAGE_CODE
+        language = language_chosen(request.COOKIES)
         translation.activate(language)
         request.LANGUAGE_CODE = language
         response = self.get_response(request)

@@ -14,6 +14,7 @@ from typing import Any
 
 import nh3
 from django.core.cache import cache
+from django.utils.translation import get_language, gettext
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.admon import admon_plugin
@@ -224,14 +225,16 @@ def sanitize(raw_html: str) -> str:
 def markdown_render(body: str, *, broker: str = "", asset_base: str = "") -> RenderedChapter:
     """Render a chapter body (front matter already removed). Never raises on odd Markdown."""
     md = _markdown()
-    env: dict[str, Any] = {"broker": broker, "asset_base": asset_base}
+    # The folds' labels are the page's chrome, in the UI language like its buttons.
+    labels = {"solution_label": gettext("Решение"), "setup_label": gettext("Подготовка")}
+    env: dict[str, Any] = {"broker": broker, "asset_base": asset_base, **labels}
     tokens = md.parse(body, env)
     return RenderedChapter(html=sanitize(md.renderer.render(tokens, md.options, env)), toc=_toc(tokens))
 
 
 def markdown_render_cached(body: str, *, broker: str = "", asset_base: str = "") -> RenderedChapter:
     """The same, cached by the content itself: a changed chapter has a new key, so no stale page."""
-    digest = hashlib.sha256(f"{RENDER_VERSION}\0{broker}\0{asset_base}\0{body}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{RENDER_VERSION}\0{get_language()}\0{broker}\0{asset_base}\0{body}".encode()).hexdigest()
     key = f"chapter-html:{digest}"
     hit = cache.get(key)
     if hit is not None:

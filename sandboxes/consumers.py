@@ -5,6 +5,8 @@ connection joins only its user's group and the groups of sandboxes that user
 owns; cells and checks run in the user's own sandboxes only. Broker events are
 relayed straight from the agent: when the browser is slow, sending blocks, the
 relay stops reading, and the agent counts what it could not deliver.
+Every frame is in the page's language: each message is handled under the
+language cookie the pages use (courseplatform.language).
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.utils import translation
+from django.utils.translation import gettext, gettext_lazy
 
 from courseplatform.accounts.roles import user_is_instructor
+from courseplatform.language import language_chosen
 from lessons import selectors as lesson_selectors
 from lessons import services as lesson_services
 
@@ -35,14 +40,29 @@ MAX_DRAFT_TIMEOUT_S = 300
 ACTIVITY_EVERY_S = 60
 TOUCH_EVERY_S = 20
 CELL_CACHE_S = 30
-NO_SUCH_CELL = "Такой ячейки нет в этой главе."
-NO_SUCH_EXERCISE = "Такого упражнения нет в этой главе."
-CHECK_PASSED = "Проверка пройдена."
-NOT_TEXT = "expected a text frame with a JSON object"
-NOT_JSON = "the frame is not JSON"
+NO_SUCH_CELL = gettext_lazy("Такой ячейки нет в этой главе.")
+NO_SUCH_EXERCISE = gettext_lazy("Такого упражнения нет в этой главе.")
+CHECK_PASSED = gettext_lazy("Проверка пройдена.")
+CODE_TOO_LONG = gettext_lazy("Код ячейки слишком длинный.")
+SANDBOX_SILENT = gettext_lazy("Песочница не отвечает. Запустите её снова.")
+NOT_AN_OBJECT = gettext_lazy("Ожидался объект JSON.")
+NOT_TEXT = gettext_lazy("Ожидался текстовый кадр с объектом JSON.")
+NOT_JSON = gettext_lazy("Кадр — не JSON.")
+UNKNOWN_TYPE = gettext_lazy("Неизвестный тип сообщения: {type}.")
+BAD_RUN_ID = gettext_lazy("Номер запуска (run) — от 1 до 64 латинских букв, цифр или знаков -_.:")
+
+
+def learner_message(exc: Exception) -> str:
+    """What the learner reads about a failed run or check: a sandbox error as it is, never an agent's socket path."""
+    return str(exc) if isinstance(exc, services.SandboxError) else str(SANDBOX_SILENT)
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Tasks started while handling a message inherit the language with the rest of the context.
+        with translation.override(language_chosen(self.scope.get("cookies") or {})):
+            await super().dispatch(message)
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -97,18 +117,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         """Like the base class, but a frame that is not JSON text is answered, not a crash of the connection."""
         if text_data is None:
-            await self.send_json({"type": "error", "message": NOT_TEXT})
+            await self.send_json({"type": "error", "message": str(NOT_TEXT)})
             return
         try:
             content = await self.decode_json(text_data)
         except ValueError:
-            await self.send_json({"type": "error", "message": NOT_JSON})
+            await self.send_json({"type": "error", "message": str(NOT_JSON)})
             return
         await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict):
-            await self.send_json({"type": "error", "message": "expected a JSON object"})
+            await self.send_json({"type": "error", "message": str(NOT_AN_OBJECT)})
             return
         handlers = {
             "sandbox.ensure": self.on_ensure,
@@ -121,7 +141,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         }
         handler = handlers.get(str(content.get("type")))
         if handler is None:
-            await self.send_json({"type": "error", "message": f"unknown message type {content.get('type')!r}"})
+            await self.send_json({"type": "error", "message": UNKNOWN_TYPE.format(type=repr(content.get("type")))})
             return
         try:
             await handler(content)
@@ -164,18 +184,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def on_run(self, content: dict[str, Any]) -> None:
         run_id = str(content.get("run", ""))
         if not RUN_ID.match(run_id):
-            await self.send_json({"type": "error", "message": "run id must be 1-64 letters, digits or -_.:"})
+            await self.send_json({"type": "error", "message": str(BAD_RUN_ID)})
             return
         if content.get("draft"):
             cell = await self._draft_cell(content)
         else:
             cell = await self._cell(str(content.get("course")), str(content.get("chapter")), str(content.get("cell")))
         if cell is None:
-            await self.send_json({"type": "cell.error", "run": run_id, "message": NO_SUCH_CELL})
+            await self.send_json({"type": "cell.error", "run": run_id, "message": str(NO_SUCH_CELL)})
             return
         code = content.get("code", cell.code)
         if not isinstance(code, str) or len(code) > MAX_CODE_CHARS:
-            await self.send_json({"type": "cell.error", "run": run_id, "message": "Код ячейки слишком длинный."})
+            await self.send_json({"type": "cell.error", "run": run_id, "message": str(CODE_TOO_LONG)})
             return
         interrupt = asyncio.Event()
         self.runs[run_id] = interrupt
@@ -221,7 +241,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 }
             )
         except (services.SandboxError, agent_client.AgentUnavailable) as exc:
-            await self.send_json({"type": "cell.error", "run": run_id, "message": str(exc)})
+            await self.send_json({"type": "cell.error", "run": run_id, "message": learner_message(exc)})
         finally:
             self.runs.pop(run_id, None)
 
@@ -247,7 +267,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             course=str(content.get("course")), chapter=str(content.get("chapter")), exercise=key
         )
         if check is None:
-            await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": NO_SUCH_EXERCISE})
+            await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": str(NO_SUCH_EXERCISE)})
             return
         self._spawn(self._check(key, check))
 
@@ -256,10 +276,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             sandbox = await self._ready_sandbox(check.broker)
             result = await agent_client.check(services.sandbox_socket(sandbox=sandbox), code=check.code, timeout=check.timeout)
         except (services.SandboxError, agent_client.AgentUnavailable) as exc:
-            await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": str(exc)})
+            await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": learner_message(exc)})
             return
         passed = result.get("status") == 0
-        reason = CHECK_PASSED if passed else check_reason(result)
+        reason = str(CHECK_PASSED) if passed else check_reason(result)
         if check.exercise is not None:
             await database_sync_to_async(lesson_services.exercise_attempt_record)(
                 user=self.user, exercise=check.exercise, passed=passed, reason=reason
@@ -300,7 +320,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     # -- from tasks, through the channel layer --------------------------------
 
     async def sandbox_state(self, event: dict[str, Any]) -> None:
-        payload = event["sandbox"]
+        payload = services.sandbox_payload_localized(event["sandbox"])
         group = f"sandbox-{payload['id']}"
         if group not in self.groups_joined:
             await self._join(group)
@@ -319,10 +339,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 def check_reason(result: dict[str, Any]) -> str:
     """The learner-facing reason from a failed check's output: its AssertionError message."""
     if result.get("reason") == "timeout":
-        return "Проверка не уложилась во время."
+        return gettext("Проверка не уложилась во время.")
     output = (result.get("output") or "").strip().splitlines()
     for line in reversed(output):
         if line.startswith("AssertionError"):
             message = line.partition(":")[2].strip()
-            return message or "Проверка не пройдена."
-    return output[-1] if output else "Проверка не пройдена."
+            return message or gettext("Проверка не пройдена.")
+    return output[-1] if output else gettext("Проверка не пройдена.")

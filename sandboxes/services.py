@@ -2,6 +2,9 @@
 
 Tasks and the WebSocket consumer call these; every change of state goes
 through ``sandbox_transition`` so it is validated and heard by the learner's pages.
+What a learner reads (errors, stage and state labels) is Russian source text
+translated by gettext in the language of whoever reads it: a worker broadcasts
+the source text, and each page's consumer translates it (``sandbox_payload_localized``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 from sandboxes.brokers import BROKERS
 
@@ -29,21 +33,36 @@ from .models import ACTIVE_STATES, TRANSITIONS, Purpose, Sandbox, State
 
 log = logging.getLogger(__name__)
 
-QUOTA_REACHED = "У вас уже запущено {n} песочниц — это предел. Остановите одну из них, чтобы запустить новую."
-UNKNOWN_BROKER = "Неизвестный брокер: {broker}."
-NOT_READY = "Песочница ещё не готова: {stage}."
+QUOTA_REACHED = gettext_lazy("Запущено песочниц: {n} — это предел. Остановите одну из них, чтобы запустить новую.")
+UNKNOWN_BROKER = gettext_lazy("Неизвестный брокер: {broker}.")
+NOT_READY = gettext_lazy("Песочница ещё не готова: {stage}.")
 PROVISION_TIMEOUT_S = 150
 
+# Kept in Sandbox.error as source text and translated when shown, so each reader gets their language.
+TOO_SLOW = gettext_noop("Брокер не запустился за отведённое время.")
+AGENT_EXITED = gettext_noop("Песочница остановилась во время запуска.")
+BROKER_FAILED = gettext_noop("Брокер не запустился.")
+UNIT_GONE = gettext_noop("Песочница больше не работала.")
+INTERRUPTED = gettext_noop("Запуск песочницы прервался; запустите её снова.")
+
 STAGE_LABELS = {
-    "requested": "в очереди на запуск",
-    "starting agent": "запуск песочницы",
-    "preparing": "подготовка брокера",
-    "starting": "запуск брокера",
-    "waiting": "ожидание брокера",
-    "ready": "готово",
-    "stopping": "остановка",
-    "stopped": "остановлена",
-    "failed": "ошибка",
+    "requested": gettext_noop("в очереди на запуск"),
+    "starting agent": gettext_noop("запуск песочницы"),
+    "preparing": gettext_noop("подготовка брокера"),
+    "starting": gettext_noop("запуск брокера"),
+    "waiting": gettext_noop("ожидание брокера"),
+    "ready": gettext_noop("готово"),
+    "stopping": gettext_noop("остановка"),
+    "stopped": gettext_noop("остановлена"),
+    "failed": gettext_noop("ошибка"),
+}
+STATE_LABELS = {
+    "requested": gettext_noop("в очереди"),
+    "provisioning": gettext_noop("запускается"),
+    "ready": gettext_noop("готово"),
+    "stopping": gettext_noop("останавливается"),
+    "stopped": gettext_noop("остановлена"),
+    "failed": gettext_noop("ошибка"),
 }
 STAGE_PROGRESS = {"requested": 0.05, "starting agent": 0.15, "preparing": 0.3, "starting": 0.5, "waiting": 0.7, "ready": 1.0}
 
@@ -62,24 +81,38 @@ def unit_name(sandbox: Sandbox) -> str:
 
 
 def sandbox_payload(sandbox: Sandbox) -> dict[str, Any]:
-    return {
-        "id": sandbox.pk,
-        "broker": sandbox.broker,
-        "state": sandbox.state,
-        "stage": sandbox.stage,
-        "stage_label": STAGE_LABELS.get(sandbox.stage, sandbox.stage),
-        "progress": STAGE_PROGRESS.get(sandbox.stage, 0.0),
-        "error": sandbox.error,
-        "expires_at": sandbox.expires_at.isoformat() if sandbox.expires_at else None,
-    }
+    """The sandbox as pages see it, its labels and error in the active language."""
+    return sandbox_payload_localized(
+        {
+            "id": sandbox.pk,
+            "broker": sandbox.broker,
+            "state": sandbox.state,
+            "state_label": STATE_LABELS.get(sandbox.state, sandbox.state),
+            "stage": sandbox.stage,
+            "stage_label": STAGE_LABELS.get(sandbox.stage, sandbox.stage),
+            "progress": STAGE_PROGRESS.get(sandbox.stage, 0.0),
+            "error": sandbox.error,
+            "expires_at": sandbox.expires_at.isoformat() if sandbox.expires_at else None,
+        }
+    )
+
+
+def sandbox_payload_localized(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with its labels and error translated into the active language (from their source text)."""
+    # gettext("") would answer the catalogue's header, so empty stays empty.
+    texts = {key: gettext(payload[key]) for key in ("state_label", "stage_label", "error") if payload.get(key)}
+    return {**payload, **texts}
 
 
 def _broadcast(sandbox: Sandbox) -> None:
     layer = get_channel_layer()
     if layer is None or sandbox.user_id is None:
         return
+    # Source text on the wire: the consumer of each page translates it for its reader.
+    with translation.override(None):
+        payload = sandbox_payload(sandbox)
     try:
-        async_to_sync(layer.group_send)(f"user-{sandbox.user_id}", {"type": "sandbox.state", "sandbox": sandbox_payload(sandbox)})
+        async_to_sync(layer.group_send)(f"user-{sandbox.user_id}", {"type": "sandbox.state", "sandbox": payload})
     except Exception:  # a page not hearing a state is not worth failing the task for
         log.warning("could not broadcast sandbox state", extra={"sandbox_id": sandbox.pk}, exc_info=True)
 
@@ -230,18 +263,18 @@ def _provision_look(sandbox: Sandbox, started_at: float) -> bool:
     name = sandbox.unit or unit_name(sandbox)
     if time.time() - started_at > PROVISION_TIMEOUT_S:
         backend.stop(name)
-        sandbox_transition(sandbox, State.FAILED, error=f"the broker was not ready within {PROVISION_TIMEOUT_S} s")
+        sandbox_transition(sandbox, State.FAILED, error=TOO_SLOW)
         return True
     try:
         status = async_to_sync(agent_client.status)(backend.socket_path(name))
     except agent_client.AgentUnavailable:
         if backend.poll(name) is not None:
-            sandbox_transition(sandbox, State.FAILED, error="the sandbox agent exited during start")
+            sandbox_transition(sandbox, State.FAILED, error=AGENT_EXITED)
             return True
         return False
     if status["stage"] == "failed":
         backend.stop(name)
-        sandbox_transition(sandbox, State.FAILED, error=status.get("error") or "the broker did not start")
+        sandbox_transition(sandbox, State.FAILED, error=status.get("error") or BROKER_FAILED)
         return True
     if status["ready"]:
         sandbox.connection = status["connection"]
@@ -345,11 +378,11 @@ def sandboxes_reconcile(*, stale_after_s: int = PROVISION_TIMEOUT_S + 30) -> dic
     for name, sandbox in active.items():
         if sandbox.state == State.READY and backend.poll(name) is not None:
             backend.stop(name)
-            sandbox_transition(sandbox, State.STOPPED, error="the sandbox was not running any more")
+            sandbox_transition(sandbox, State.STOPPED, error=UNIT_GONE)
             gone.append(sandbox.pk)
         elif sandbox.state in (State.REQUESTED, State.PROVISIONING) and sandbox.created_at < cutoff:
             backend.stop(name)
-            sandbox_transition(sandbox, State.FAILED, error="provisioning was interrupted; start the sandbox again")
+            sandbox_transition(sandbox, State.FAILED, error=INTERRUPTED)
             stuck.append(sandbox.pk)
         elif sandbox.state == State.STOPPING and sandbox.last_activity_at < cutoff:
             backend.stop(name)
@@ -381,9 +414,11 @@ async def sandbox_wait_ready(*, sandbox_id: int, timeout: float = PROVISION_TIME
         if sandbox.state == State.READY:
             return sandbox
         if sandbox.state not in (State.REQUESTED, State.PROVISIONING):
-            raise SandboxError(sandbox.error or NOT_READY.format(stage=STAGE_LABELS.get(sandbox.stage, sandbox.stage)))
+            if sandbox.error:
+                raise SandboxError(gettext(sandbox.error))
+            raise SandboxError(NOT_READY.format(stage=gettext(STAGE_LABELS.get(sandbox.stage, sandbox.stage))))
         await asyncio.sleep(0.1)
-    raise SandboxError(NOT_READY.format(stage="timeout"))
+    raise SandboxError(gettext(TOO_SLOW))
 
 
 def _run_sync(sandbox: Sandbox, code: str, timeout: int, *, op: str = "run") -> dict[str, Any]:

@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect
 
 from lessons.course_io import course_import
 from lessons.models import ExerciseAttempt
+from sandboxes.consumers import BAD_RUN_ID, UNKNOWN_TYPE
 from tests.aio import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -269,8 +270,63 @@ def test_a_cell_of_another_chapter_or_a_bad_message_is_refused_cleanly(live_serv
     )
     kinds = [(f["type"], f.get("message", "")) for f in frames if f["type"] in ("cell.error", "error")]
     assert ("cell.error", "Такой ячейки нет в этой главе.") in kinds
-    assert any(t == "error" and "run id" in m for t, m in kinds)
-    assert any(t == "error" and "unknown message type" in m for t, m in kinds)
+    assert ("error", BAD_RUN_ID) in kinds
+    assert ("error", UNKNOWN_TYPE.format(type="'launch.missiles'")) in kinds
+
+
+def test_a_page_in_english_hears_the_server_in_english(live_server_url, learner):
+    """The consumer speaks the language cookie the pages use: errors and verdicts come in English."""
+    course_import(directory=MINI)
+    live = Live(live_server_url, cookie_of(learner) + "; django_language=en")
+    frames = run(
+        live.session(
+            [
+                {"type": "cell.run", "run": "x1", "course": "mini", "chapter": "live", "cell": "nope"},
+                {"type": "exercise.check", "course": "mini", "chapter": "live", "exercise": "nope"},
+                {"type": "sandbox.ensure", "broker": "mqtt"},
+                {"type": "launch.missiles"},
+            ],
+            lambda fr: len([f for f in fr if f["type"] in ("cell.error", "error", "exercise.result")]) >= 4,
+            timeout=10,
+        )
+    )
+    said = [f.get("message") or f.get("reason") for f in frames if f["type"] in ("cell.error", "error", "exercise.result")]
+    assert said == [
+        "There is no such cell in this chapter.",
+        "There is no such exercise in this chapter.",
+        "Unknown broker: mqtt.",
+        "Unknown message type: 'launch.missiles'.",
+    ]
+
+
+def test_sandbox_states_reach_each_page_in_its_own_language(live_server_url, learner):
+    """A worker broadcasts a state in source text; each page's consumer translates its labels and error."""
+    from sandboxes.models import Sandbox, State
+    from sandboxes.services import TOO_SLOW, sandbox_transition
+
+    sandbox = Sandbox.objects.create(user=learner, broker="nats", state=State.PROVISIONING, stage="waiting")
+    session = cookie_of(learner)
+
+    async def page(language: str) -> list[dict]:
+        headers = {"Cookie": f"sessionid={session}; django_language={language}"}
+        url = live_server_url.replace("http://", "ws://") + "/ws/live/"
+        async with connect(url, origin=live_server_url, additional_headers=headers) as ws:
+            frames = [json.loads(await asyncio.wait_for(ws.recv(), timeout=10))]
+            await asyncio.to_thread(sandbox_transition, sandbox, State.FAILED, error=TOO_SLOW)
+            frames.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=10)))
+            return frames
+
+    hello, failed = run(page("en"))
+    assert (hello["sandboxes"][0]["state_label"], hello["sandboxes"][0]["stage_label"]) == ("starting", "waiting for the broker")
+    assert failed["type"] == "sandbox.state"
+    assert (failed["sandbox"]["state_label"], failed["sandbox"]["error"]) == ("failed", "The broker did not start in time.")
+    Sandbox.objects.filter(pk=sandbox.pk).update(state=State.PROVISIONING, stage="waiting", error="")
+    sandbox.refresh_from_db()
+    _hello, failed = run(page("ru"))
+    assert (failed["sandbox"]["state_label"], failed["sandbox"]["error"]) == (
+        "ошибка",
+        "Брокер не запустился за отведённое время.",
+    )
 
 
 def test_an_instructor_runs_a_draft_cell_but_a_learner_cannot(celery_worker, live_server_url, learner, instructor, units_cleanup):
