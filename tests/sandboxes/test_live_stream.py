@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 from django.test import Client
 from websockets.asyncio.client import connect
 
@@ -307,12 +308,19 @@ def test_sandbox_states_reach_each_page_in_its_own_language(live_server_url, lea
     sandbox = Sandbox.objects.create(user=learner, broker="nats", state=State.PROVISIONING, stage="waiting")
     session = cookie_of(learner)
 
+    def fail() -> None:
+        """The worker's side, in a thread of its own: the transition broadcasts over the channel layer."""
+        try:
+            sandbox_transition(sandbox, State.FAILED, error=TOO_SLOW)
+        finally:
+            connections.close_all()
+
     async def page(language: str) -> list[dict]:
         headers = {"Cookie": f"sessionid={session}; django_language={language}"}
         url = live_server_url.replace("http://", "ws://") + "/ws/live/"
         async with connect(url, origin=live_server_url, additional_headers=headers) as ws:
             frames = [json.loads(await asyncio.wait_for(ws.recv(), timeout=10))]
-            await asyncio.to_thread(sandbox_transition, sandbox, State.FAILED, error=TOO_SLOW)
+            await asyncio.to_thread(fail)
             frames.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=10)))
             return frames
 
