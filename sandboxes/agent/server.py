@@ -40,7 +40,12 @@ RECENT = 200
 SUBSCRIBER_BUFFER = 5000
 BATCH_MAX = 500
 FLUSH_EVERY_S = 0.05
+#: A snapshot is taken at least this often; sooner when the tap reports something or a cell ends.
 SNAPSHOT_EVERY_S = 1.0
+#: A reported change waits this long for the rest of its burst before the snapshot is taken...
+SNAPSHOT_SETTLE_S = 0.05
+#: ...and snapshots are at least this far apart, so that a flood costs a few of them a second.
+SNAPSHOT_GAP_S = 0.25
 
 
 class Subscriber:
@@ -85,6 +90,8 @@ class Agent:
         self.incoming: collections.deque[Event] = collections.deque(maxlen=100_000)
         self.arrived = asyncio.Event()  # set (from the tap's thread) when events wait in ``incoming``
         self.wake_pending = False
+        self.tap_changed = False  # set (from the tap's thread) when the topology changed without a message
+        self.snapshot_wanted = asyncio.Event()
         self.tap_dropped = 0
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
         self.subscribers: set[Subscriber] = set()
@@ -196,10 +203,13 @@ class Agent:
     def tap_thread(self) -> None:
         loop = self.loop
 
-        def emit(event: Event) -> None:
-            if len(self.incoming) == self.incoming.maxlen:
-                self.tap_dropped += 1
-            self.incoming.append(event)
+        def emit(event: Event | None) -> None:
+            if event is None:
+                self.tap_changed = True
+            else:
+                if len(self.incoming) == self.incoming.maxlen:
+                    self.tap_dropped += 1
+                self.incoming.append(event)
             # Wake the fan-out once per burst, not once per event: the flag is cleared when it drains.
             if not self.wake_pending:
                 self.wake_pending = True
@@ -219,6 +229,10 @@ class Agent:
             self.arrived.clear()
             self.wake_pending = False
             dropped, self.tap_dropped = self.tap_dropped, 0
+            changed, self.tap_changed = self.tap_changed, False
+            if self.incoming or dropped or changed:
+                # Messages moved or the topology changed: the panel's counts should follow now, not within a second.
+                self.snapshot_wanted.set()
             while self.incoming:
                 event = self.incoming.popleft().to_dict()
                 self.recent.append(event)
@@ -232,6 +246,12 @@ class Agent:
     async def snapshots(self) -> None:
         loop = asyncio.get_running_loop()
         while not self.done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.snapshot_wanted.wait(), timeout=SNAPSHOT_EVERY_S)
+                await asyncio.sleep(SNAPSHOT_SETTLE_S)
+            # Cleared before asking: a change reported while the broker answers asks for the next one.
+            self.snapshot_wanted.clear()
+            started = loop.time()
             try:
                 data = await loop.run_in_executor(None, lambda: self.kind.snapshot(host="localhost", ports=self.ports))
             except Exception as exc:  # the broker may be busy; the next second tries again
@@ -241,7 +261,7 @@ class Agent:
                 self.snapshot = data
                 for subscriber in self.subscribers:
                     subscriber.wake.set()
-            await asyncio.sleep(SNAPSHOT_EVERY_S)
+            await asyncio.sleep(max(0.0, SNAPSHOT_GAP_S - (loop.time() - started)))
 
     # -- the socket API ----------------------------------------------------
 
@@ -312,6 +332,8 @@ class Agent:
             )
         finally:
             watcher.cancel()
+            # What the cell did (a consumer gone with its connection, a group left) shows without waiting for the timer.
+            self.snapshot_wanted.set()
         reply = {
             "type": "exit",
             "status": result.status,

@@ -105,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
             }
         )
 
-        def emit(event: Event) -> None:
-            _out({"event": event.to_dict()})
+        def emit(event: Event | None) -> None:
+            _out({"event": event.to_dict()} if event is not None else {"changed": True})
 
         tap = threading.Thread(
             target=kind.tap,

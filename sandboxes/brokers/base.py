@@ -19,8 +19,10 @@ from typing import Any, ClassVar
 
 from sandboxes.events import Event
 
-#: What a tap hands each event to; it must be quick and must not raise.
-Emit = Callable[[Event], None]
+#: What a tap hands each event to; it must be quick and must not raise. A tap may also hand it
+#: ``None``: nothing to show, but the topology changed (a consumer came or went, a binding was made),
+#: so the agent takes a fresh snapshot now instead of waiting for its timer.
+Emit = Callable[[Event | None], None]
 
 #: The variables a broker's own process starts from: nothing of the agent's
 #: environment (secrets, the learner's settings) leaks into the broker.
@@ -266,13 +268,17 @@ class BrokerKind(ABC):
         Runs in its own thread. Never consumes, acknowledges or joins anything a
         learner uses, and never reports its own traffic. Reconnects on its own
         while the broker restarts; returns within about a second of ``stop``.
+        Every event already makes the agent refresh its snapshot soon; a tap that
+        hears of other changes (RabbitMQ's event exchange) says so with ``emit(None)``.
         """
 
     @abstractmethod
     def snapshot(self, *, host: str, ports: Mapping[str, int]) -> dict[str, Any]:
         """Return the broker's topology as JSON-ready data for the side panel.
 
-        Called about once a second, so it must be cheap (well under a second).
+        Called about once a second and soon after the tap reports activity (at
+        most a few times a second), so it must be cheap (well under a second) and
+        current: what it returns is what the learner reads as the broker's state.
         Raises :class:`BrokerUnavailable` when the broker cannot be asked.
         """
 

@@ -4,7 +4,14 @@ The tap reads the firehose (``amq.rabbitmq.trace``), which RabbitMQ fills with a
 copy of every publish and every delivery once tracing is on for a vhost; the
 learner's queues are never read. Tracing is turned on at boot for ``/`` through
 the ``rabbit.trace_vhosts`` application setting, so no ``rabbitmqctl`` call (and
-no Erlang distribution round trip) is needed.
+no Erlang distribution round trip) is needed. The same tap queue hears the event
+exchange (``amq.rabbitmq.event``: queues, bindings and consumers made or gone), so
+that the panel's snapshot follows such changes at once instead of on a timer.
+
+The snapshot asks the HTTP API only for what is current when asked: objects and
+bindings (the schema database), message counts with ``disable_stats`` and
+``enable_queue_totals`` (asked of each queue), consumers from ``/consumers`` plus
+those the event exchange announced but the statistics have not caught up with.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import shutil
 import socket
 import string
 import threading
+import time
 import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -43,15 +51,21 @@ logger = logging.getLogger(__name__)
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 PLUGINS_GLOB = "/usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins"
-PLUGINS = ("rabbitmq_management",)
+PLUGINS = ("rabbitmq_management", "rabbitmq_event_exchange")
 EPMD = "epmd"
 RUN_AS = "rabbitmq"  # Debian's account; the Erlang VM refuses nothing as root, but the package expects it
 NODENAME = "rabbit@localhost"
 TRACE_EXCHANGE = "amq.rabbitmq.trace"
+EVENT_EXCHANGE = "amq.rabbitmq.event"
+#: What the tap hears from the event exchange: the changes the panel draws (not connections or channels).
+EVENT_KEYS = ("queue.*", "binding.*", "consumer.*", "exchange.*")
 TAP_NAME = "broker-academy-tap"
 TAP_QUEUE_PREFIX = "broker-academy.tap."
 # Loopback-only by RabbitMQ's default, and everything in a unit is loopback.
 USER, PASSWORD = "guest", "guest"
+#: How long a consumer announced by the event exchange is counted without the HTTP API listing it:
+#: longer than the management agent takes to fold a new consumer into its statistics (one second, see prepare()).
+NEW_CONSUMER_S = 8.0
 
 # Starts a private epmd in the foreground first: the one Erlang would start itself
 # daemonises out of the process group and would outlive the broker. The loop waits
@@ -76,6 +90,10 @@ class RabbitMQ(BrokerKind):
         "dist": 25672,
         "epmd": 4369,
     }
+
+    def __init__(self) -> None:
+        self._announced: dict[tuple[str, int], _Announced] = {}  # by (host, AMQP port)
+        self._versions: dict[tuple[str, int], str | None] = {}
 
     def missing(self) -> list[str]:
         problems = []
@@ -115,8 +133,13 @@ vm_memory_high_watermark.absolute = {watermark}MiB
 disk_free_limit.absolute = 50MB
 connection_max = {limits.max_connections}
 max_message_size = {limits.max_message_bytes}
-# Queue counters in the HTTP API (checks, side panel) refresh every second instead of five.
+# Queue counters in the HTTP API (checks, cells that ask it) refresh every second instead of five. Both
+# settings are needed: queues report every collect_statistics_interval, and the management agent folds
+# the reports every <smallest sample interval> seconds, 5 by default (measured: counts up to 6 s old).
 collect_statistics_interval = 1000
+management.sample_retention_policies.global.minute = 1
+management.sample_retention_policies.basic.minute = 1
+management.sample_retention_policies.detailed.10 = 1
 log.console = true
 log.console.level = info
 log.file = false
@@ -215,6 +238,7 @@ log.file = false
             heartbeat=30,
         )
         backoff = Backoff(stop)
+        announced = self._announced_at(host, ports)
         while not stop.is_set():
             try:
                 conn = pika.BlockingConnection(params)
@@ -234,11 +258,16 @@ log.file = false
                     arguments={"x-max-length": 100_000},
                 )
                 channel.queue_bind(queue, TRACE_EXCHANGE, "#")
-                channel.basic_consume(
-                    queue,
-                    lambda _ch, method, props, body: _on_trace(emit, method, props, body),
-                    auto_ack=True,
-                )
+                for key in EVENT_KEYS:
+                    channel.queue_bind(queue, EVENT_EXCHANGE, key)
+
+                def on_message(_ch: Any, method: Any, props: Any, body: bytes) -> None:
+                    if method.exchange == EVENT_EXCHANGE:
+                        _on_event(emit, announced, method.routing_key, props.headers or {})
+                    else:
+                        _on_trace(emit, method, props, body)
+
+                channel.basic_consume(queue, on_message, auto_ack=True)
                 while not stop.is_set():
                     conn.process_data_events(time_limit=0.2)
             except pika.exceptions.AMQPError as exc:
@@ -252,46 +281,44 @@ log.file = false
                     except pika.exceptions.AMQPError:
                         pass
 
+    def _announced_at(self, host: str, ports: Mapping[str, int]) -> _Announced:
+        return self._announced.setdefault((host, ports["amqp"]), _Announced())
+
     def snapshot(self, *, host: str, ports: Mapping[str, int]) -> dict[str, Any]:
-        overview = _api(host, ports, "/overview?columns=rabbitmq_version,object_totals")
-        exchanges = _api(
-            host,
-            ports,
-            "/exchanges?columns=name,vhost,type,durable,auto_delete,internal",
-        )
-        queues = _api(
-            host,
-            ports,
-            "/queues?columns=name,vhost,type,durable,auto_delete,exclusive,messages,messages_ready,messages_unacknowledged,consumers,arguments",
-        )
-        bindings = _api(
-            host,
-            ports,
-            "/bindings?columns=source,vhost,destination,destination_type,routing_key,arguments",
-        )
+        key = (host, ports["amqp"])
+        if key not in self._versions:
+            self._versions[key] = _api(host, ports, "/overview?columns=rabbitmq_version").get("rabbitmq_version")
+        exchanges = _api(host, ports, "/exchanges?columns=name,vhost,type,durable,auto_delete,internal")
+        # Asked of each queue now; the default listing would give the statistics' last fold, a second or more old.
+        queues = _api(host, ports, "/queues?disable_stats=true&enable_queue_totals=true")
+        consumers = _api(host, ports, "/consumers?columns=queue,consumer_tag")
+        bindings = _api(host, ports, "/bindings?columns=source,vhost,destination,destination_type,routing_key,arguments")
+        counted = {(c["queue"]["vhost"], c["queue"]["name"], c["consumer_tag"]) for c in consumers}
+        counted |= self._announced_at(host, ports).not_yet_listed(counted)
+        per_queue: dict[tuple[str, str], int] = {}
+        for vhost, name, _tag in counted:
+            per_queue[vhost, name] = per_queue.get((vhost, name), 0) + 1
         return {
             "broker": self.name,
-            "version": overview.get("rabbitmq_version"),
+            "version": self._versions[key],
             "exchanges": [x for x in exchanges if x["name"] and not x["name"].startswith("amq.")],
-            # A queue's counters are missing until the first statistics round after it is declared.
             "queues": [
                 {
-                    **q,
-                    **{
-                        k: q.get(k) or 0
-                        for k in (
-                            "messages",
-                            "messages_ready",
-                            "messages_unacknowledged",
-                            "consumers",
-                        )
-                    },
+                    "name": q["name"],
+                    "vhost": q["vhost"],
+                    "type": q.get("type"),
+                    "durable": q.get("durable"),
+                    "auto_delete": q.get("auto_delete"),
+                    "exclusive": q.get("exclusive"),
+                    "arguments": q.get("arguments") or {},
+                    **{k: q.get(k) or 0 for k in ("messages", "messages_ready", "messages_unacknowledged")},
+                    "consumers": per_queue.get((q["vhost"], q["name"]), 0),
                 }
                 for q in queues
                 if not q["name"].startswith(TAP_QUEUE_PREFIX)
             ],
             # The default exchange's implicit bindings and the tap's own are noise on the panel.
-            "bindings": [b for b in bindings if b["source"] and b["source"] != TRACE_EXCHANGE],
+            "bindings": [b for b in bindings if b["source"] and b["source"] not in (TRACE_EXCHANGE, EVENT_EXCHANGE)],
         }
 
 
@@ -360,9 +387,62 @@ def _api(host: str, ports: Mapping[str, int], path: str, *, timeout: float = 1.0
         raise BrokerUnavailable(f"RabbitMQ HTTP API {path}: {exc}") from exc
 
 
+Consumer = tuple[str, str, str]  # vhost, queue, consumer tag
+
+
+class _Announced:
+    """Consumers the event exchange announced, kept until the HTTP API lists them (it folds new ones in a second later).
+
+    Filled by the tap's thread, read by the snapshot's.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: dict[Consumer, float] = {}
+
+    def created(self, consumer: Consumer) -> None:
+        with self._lock:
+            self._since[consumer] = time.monotonic()
+
+    def deleted(self, consumer: Consumer) -> None:
+        with self._lock:
+            self._since.pop(consumer, None)
+
+    def not_yet_listed(self, listed: set[Consumer]) -> set[Consumer]:
+        """The announced consumers missing from ``listed``; those listed (or announced too long ago) are forgotten."""
+        now = time.monotonic()
+        with self._lock:
+            for consumer, since in list(self._since.items()):
+                if consumer in listed or now - since > NEW_CONSUMER_S:
+                    del self._since[consumer]
+            return set(self._since)
+
+
+def _on_event(emit: Emit, announced: _Announced, key: str, headers: dict[str, Any]) -> None:
+    """Note a consumer made or gone, and ask for a fresh snapshot on any change that is not the tap's own."""
+    vhost = _str(headers.get("vhost", "/"))
+    if key.startswith("consumer."):
+        name = _str(headers.get("queue", ""))
+    elif key.startswith("binding."):
+        name = _str(headers.get("destination_name", ""))
+    else:
+        name = _str(headers.get("name", ""))
+    if name.startswith(TAP_QUEUE_PREFIX):
+        return
+    if key.startswith("consumer."):
+        consumer = (vhost, name, _str(headers.get("consumer_tag", "")))
+        if key == "consumer.created":
+            announced.created(consumer)
+        else:
+            announced.deleted(consumer)
+    emit(None)
+
+
 def _on_trace(emit: Emit, method: Any, props: Any, body: bytes) -> None:
     """Turn one firehose copy into an event: ``publish.<exchange>`` or ``deliver.<queue>``."""
     what, _, name = method.routing_key.partition(".")
+    if what == "deliver" and name.startswith(TAP_QUEUE_PREFIX):
+        return  # the event exchange's notices reaching the tap: the tap's own traffic
     trace = props.headers or {}
     original = trace.get("properties") or {}
     keys = trace.get("routing_keys") or []
