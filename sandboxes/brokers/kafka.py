@@ -350,6 +350,13 @@ class _Clients:
 
 
 def _topology(clients: _Clients) -> dict[str, Any]:
+    """Topics with their partitions' offsets, and consumer groups as kafka-ui shows them.
+
+    A group carries its state (Stable, Empty, PreparingRebalance...), its members
+    (client id, host, assigned partitions) and one row per partition it has
+    committed or been assigned: ``committed`` (the next offset the group will
+    read), ``end_offset`` (the log end) and ``lag`` (their difference).
+    """
     partitions = clients.partitions()
     ends = clients.consumer.end_offsets(list(partitions)) if partitions else {}
     starts = clients.consumer.beginning_offsets(list(partitions)) if partitions else {}
@@ -362,31 +369,33 @@ def _topology(clients: _Clients) -> dict[str, Any]:
                 "high_watermark": ends.get(tp, 0),
             }
         )
+    # A group whose offsets cannot be read this round is left out rather than shown empty.
     committed = {g: o for g, o in clients.committed().items() if o is not None}
-    states = {}
-    if committed:
-        for info in clients.admin.describe_consumer_groups(list(committed)):
-            states[info.group] = {"state": info.state, "members": len(info.members)}
+    described = _describe_groups(clients, list(committed))
     groups = []
     for group_id in sorted(committed):
+        info = described.get(group_id)
+        members, owner = _members(info)
         rows = []
-        for tp, offset in sorted(
-            committed[group_id].items(),
-            key=lambda item: (item[0].topic, item[0].partition),
-        ):
+        for tp in sorted(set(committed[group_id]) | set(owner), key=lambda tp: (tp.topic, tp.partition)):
+            offset = committed[group_id].get(tp)
             end = ends.get(tp)
             rows.append(
                 {
                     "topic": tp.topic,
                     "partition": tp.partition,
-                    "offset": offset,
-                    "lag": None if end is None else max(0, end - offset),
+                    "committed": offset,
+                    "end_offset": end,
+                    "lag": None if end is None or offset is None else max(0, end - offset),
+                    "member": owner.get(tp),
                 }
             )
         groups.append(
             {
                 "group": group_id,
-                **states.get(group_id, {"state": "Unknown", "members": 0}),
+                "state": info.state if info is not None else "Unknown",
+                "protocol": (info.protocol or None) if info is not None else None,
+                "members": members,
                 "offsets": rows,
             }
         )
@@ -395,6 +404,48 @@ def _topology(clients: _Clients) -> dict[str, Any]:
         "topics": [{"name": name, "partitions": rows} for name, rows in topics.items()],
         "groups": groups,
     }
+
+
+def _describe_groups(clients: _Clients, group_ids: list[str]) -> dict[str, Any]:
+    """{group: GroupInformation}; a group the coordinator cannot describe right now is missing."""
+    from kafka.errors import KafkaError
+
+    out = {}
+    for group_id in group_ids:
+        try:
+            (info,) = clients.admin.describe_consumer_groups([group_id])
+        except (KafkaError, ValueError) as exc:
+            logger.debug("kafka: group %s not describable now: %r", group_id, exc)
+            continue
+        out[group_id] = info
+    return out
+
+
+def _members(info: Any) -> tuple[list[dict[str, Any]], dict[Any, str]]:
+    """The members of a described group, and who owns each assigned partition (by client id)."""
+    from kafka import TopicPartition
+
+    members: list[dict[str, Any]] = []
+    owner: dict[Any, str] = {}
+    for member in getattr(info, "members", None) or ():
+        # Between a join and its assignment, or in a group that is no consumer group, there is nothing decoded.
+        decoded = getattr(getattr(member, "member_assignment", None), "partitions", None)
+        assigned = sorted(
+            (TopicPartition(tp.topic, tp.partition) for tp in (decoded() if decoded else []) if tp.topic not in INTERNAL_TOPICS),
+            key=lambda tp: (tp.topic, tp.partition),
+        )
+        members.append(
+            {
+                "member_id": member.member_id,
+                "client_id": member.client_id,
+                "host": (member.client_host or "").lstrip("/"),
+                "partitions": [{"topic": tp.topic, "partition": tp.partition} for tp in assigned],
+            }
+        )
+        for tp in assigned:
+            owner[tp] = member.client_id
+    members.sort(key=lambda m: (m["client_id"], m["member_id"]))
+    return members, owner
 
 
 def _event(direction: str, record: Any, detail: dict[str, Any] | None = None) -> Event:
