@@ -21,7 +21,8 @@ let topoTabs;
 let topoBody;
 let topoStamp;
 let topoBroker = "";
-let topoTimer = 0;
+let topoPicked = false; // the learner chose a tab: keep it
+let topoPending = false;
 let topoRendered = "";
 
 function table(headers, rows, className = "") {
@@ -36,8 +37,11 @@ function table(headers, rows, className = "") {
   }
   thead.append(tr);
   const tbody = el("tbody");
-  for (const cells of rows) {
+  for (const entry of rows) {
+    // A row is its cells, or {cells, data} to label the row with data-* attributes.
+    const cells = Array.isArray(entry) ? entry : entry.cells;
     const row = el("tr");
+    if (!Array.isArray(entry)) Object.assign(row.dataset, entry.data);
     for (const c of cells) {
       const td = el("td", c?.className || "");
       if (c instanceof Node) td.append(c);
@@ -69,76 +73,102 @@ function lagNode(lag) {
   return el("span", `lag ${n > 0 ? "lag-behind" : "lag-zero"}`, n > 0 ? formatNumber(n) : "0 ✓");
 }
 
+// Kafka's names of group states, as kafka-consumer-groups.sh and kafka-ui show them, with what each means.
+const GROUP_STATES = {
+  Stable: gettext("Участники получили партиции и читают"),
+  Empty: gettext("В группе нет участников; закоммиченные смещения хранятся"),
+  PreparingRebalance: gettext("Ребалансировка: группа ждёт, пока участники вступят заново"),
+  CompletingRebalance: gettext("Ребалансировка: лидер раздаёт партиции"),
+  Dead: gettext("Группа удалена"),
+};
+
+/** One consumer group as kafka-ui shows it: state, members with their partitions, and per partition committed / end / lag. */
+function kafkaGroup(g) {
+  const card = el("div", "topo-card kafka-group");
+  card.dataset.group = g.group;
+  const offsets = Array.isArray(g.offsets) ? g.offsets : [];
+  const members = Array.isArray(g.members) ? g.members : [];
+  const title = el("div", "topo-card-title");
+  const name = el("span", "topo-name", g.group);
+  const state = el("span", `group-state state-${String(g.state || "Unknown").toLowerCase()}`, g.state || "Unknown");
+  state.title = GROUP_STATES[g.state] || gettext("Состояние группы неизвестно");
+  const head = el("span", "group-head");
+  head.append(name, state);
+  const lag = offsets.reduce((sum, o) => sum + (num(o.lag) || 0), 0);
+  const sub = el("span", "topo-sub", `${ngettext("{n} участник", "{n} участников", members.length, { n: members.length })} · ${gettext("лаг {n}", { n: lag })}`);
+  title.append(head, sub);
+  card.append(title);
+  const list = el("ul", "group-members");
+  for (const m of members) {
+    const item = el("li", "group-member");
+    item.dataset.client = m.client_id ?? "";
+    const parts = (m.partitions || []).map((p) => `${p.topic}[${p.partition}]`).join(", ");
+    item.append(el("span", "mono member-client", m.client_id || "—"), el("span", "member-host", m.host || ""), el("span", "mono member-parts", parts || gettext("без партиций")));
+    item.title = `${m.member_id ?? ""}`;
+    list.append(item);
+  }
+  if (!members.length) list.append(el("li", "group-member muted", gettext("Участников нет")));
+  card.append(list);
+  if (offsets.length) {
+    const headers = [
+      { text: gettext("Топик"), className: "" },
+      { text: "#", title: gettext("Партиция"), className: "num" },
+      { text: gettext("Коммит"), title: gettext("Закоммиченное смещение группы: следующая запись, которую она прочитает"), className: "num" },
+      { text: gettext("Конец"), title: gettext("Конец лога (log-end offset): смещение, которое получит следующая запись"), className: "num" },
+      { text: gettext("Лаг"), title: gettext("Сколько сообщений группа ещё не прочитала"), className: "num" },
+      { text: gettext("Участник"), title: gettext("Кому из участников назначена партиция") },
+    ];
+    const rows = [...offsets]
+      .sort((a, b) => String(a.topic).localeCompare(String(b.topic)) || a.partition - b.partition)
+      .map((o) => ({
+        data: { topic: o.topic, partition: String(o.partition) },
+        cells: [
+          { text: o.topic, className: "mono topo-clip", title: o.topic },
+          { text: String(o.partition), className: "num" },
+          { text: show(o.committed), className: "num committed" },
+          { text: show(o.end_offset), className: "num end-offset" },
+          { node: lagNode(o.lag), className: "num lag-cell" },
+          { text: o.member || "—", className: `mono member${o.member ? "" : " muted"}` },
+        ],
+      }));
+    card.append(table(headers, rows, "group-table"));
+  }
+  return card;
+}
+
 const TOPOLOGY = {
   kafka(data, root) {
     const topics = Array.isArray(data.topics) ? data.topics : [];
     const groups = Array.isArray(data.groups) ? data.groups : [];
-    // topic -> partition -> group -> {committed, lag}
-    const offsets = new Map();
-    const topicGroups = new Map();
-    for (const g of groups) {
-      for (const o of g.offsets || []) {
-        if (!offsets.has(o.topic)) offsets.set(o.topic, new Map());
-        const byPart = offsets.get(o.topic);
-        if (!byPart.has(o.partition)) byPart.set(o.partition, new Map());
-        byPart.get(o.partition).set(g.group, o);
-        if (!topicGroups.has(o.topic)) topicGroups.set(o.topic, new Set());
-        topicGroups.get(o.topic).add(g.group);
-      }
-    }
-    const names = [...new Set([...topics.map((tp) => tp.name), ...offsets.keys()])].filter((n) => n != null);
-    const box = section(gettext("Топики"), names.length ? formatNumber(names.length) : "");
-    if (!names.length) box.append(el("p", "topo-empty", gettext("Топиков пока нет.")));
-    for (const name of names.sort()) {
-      const topic = topics.find((tp) => tp.name === name) || { name, partitions: [] };
-      const parts = [...(topic.partitions || [])];
-      for (const p of offsets.get(name)?.keys() || []) if (!parts.some((x) => x.partition === p)) parts.push({ partition: p });
-      parts.sort((a, b) => a.partition - b.partition);
-      const gs = [...(topicGroups.get(name) || [])].sort();
+    const box = section(gettext("Топики"), topics.length ? formatNumber(topics.length) : "");
+    if (!topics.length) box.append(el("p", "topo-empty", gettext("Топиков пока нет.")));
+    for (const topic of [...topics].sort((a, b) => String(a.name).localeCompare(String(b.name)))) {
+      const parts = [...(topic.partitions || [])].sort((a, b) => a.partition - b.partition);
       const totalHw = parts.reduce((sum, p) => sum + (num(p.high_watermark) || 0), 0);
       const card = el("div", "topo-card");
+      card.dataset.topic = topic.name;
       const title = el("div", "topo-card-title");
       const sub = el("span", "topo-sub", `${ngettext("{n} партиция", "{n} партиций", parts.length, { n: parts.length })} · HW Σ ${formatNumber(totalHw)}`);
       sub.title = gettext("Сумма high watermark по партициям: сколько записей было записано в топик");
-      title.append(el("span", "topo-name", name), sub);
+      title.append(el("span", "topo-name", topic.name), sub);
       card.append(title);
-      const headers = [{ text: "#", title: gettext("Партиция"), className: "num" }, { text: "HW", title: gettext("High watermark: смещение, которое получит следующее сообщение"), className: "num" }];
-      for (const g of gs) headers.push({ text: g, title: `${gettext("Группа")} ${g}: ${gettext("Закоммиченное смещение группы").toLowerCase()} / ${gettext("Сколько сообщений группа ещё не прочитала").toLowerCase()}`, className: "group-col" });
-      const rows = parts.map((p) => {
-        const hw = num(p.high_watermark);
-        const cells = [{ text: String(p.partition), className: "num" }, { text: show(hw), className: "num" }];
-        for (const g of gs) {
-          const o = offsets.get(name)?.get(p.partition)?.get(g);
-          if (!o) {
-            cells.push({ text: "—", className: "muted" });
-            continue;
-          }
-          const wrap = el("span", "offset-cell");
-          const committed = num(o.committed);
-          const lag = num(o.lag) ?? (hw != null && committed != null ? Math.max(0, hw - committed) : null);
-          const meter = el("span", "meter");
-          const fill = el("span", "meter-fill");
-          if (hw) fill.style.width = `${Math.round(Math.min(1, Math.max(0, (committed ?? 0) / hw)) * 100)}%`;
-          meter.append(fill);
-          wrap.append(el("span", "committed", show(committed)), lagNode(lag), meter);
-          cells.push({ node: wrap, title: `${gettext("Закоммиченное смещение группы")}: ${show(committed)} · ${gettext("Сколько сообщений группа ещё не прочитала")}: ${show(lag)}` });
-        }
-        return cells;
-      });
+      const headers = [
+        { text: "#", title: gettext("Партиция"), className: "num" },
+        { text: gettext("Начало"), title: gettext("Самое раннее смещение, которое ещё хранится в партиции"), className: "num" },
+        { text: "HW", title: gettext("High watermark: смещение, которое получит следующее сообщение"), className: "num" },
+      ];
+      const rows = parts.map((p) => [
+        { text: String(p.partition), className: "num" },
+        { text: show(p.start_offset), className: "num" },
+        { text: show(p.high_watermark), className: "num" },
+      ]);
       card.append(table(headers, rows, "kafka-table"));
       box.append(card);
     }
     root.append(box);
     const gbox = section(gettext("Группы потребителей"), groups.length ? formatNumber(groups.length) : "");
     if (!groups.length) gbox.append(el("p", "topo-empty", gettext("Групп пока нет.")));
-    else {
-      const rows = groups.map((g) => {
-        const lag = (g.offsets || []).reduce((s, o) => s + (num(o.lag) || 0), 0);
-        const topicsOf = [...new Set((g.offsets || []).map((o) => o.topic))].join(", ");
-        return [{ text: g.group, className: "mono" }, topicsOf, { node: lagNode(lag), className: "num" }];
-      });
-      gbox.append(table([gettext("Группа"), gettext("Топики"), { text: gettext("Лаг"), title: gettext("Сколько сообщений группа ещё не прочитала"), className: "num" }], rows));
-    }
+    for (const g of groups) gbox.append(kafkaGroup(g));
     root.append(gbox);
   },
 
@@ -155,12 +185,15 @@ const TOPOLOGY = {
     box.append(rabbitDiagram(exchanges, queues, bindings));
     root.append(box);
     const qbox = section(gettext("Очереди"), formatNumber(queues.length));
-    const rows = queues.map((q) => [
-      { text: q.name, className: "mono" },
-      { text: show(q.messages_ready ?? q.messages), className: "num" },
-      { text: show(q.messages_unacknowledged), className: "num" },
-      { text: show(q.consumers), className: "num" },
-    ]);
+    const rows = queues.map((q) => ({
+      data: { queue: q.name },
+      cells: [
+        { text: q.name, className: "mono" },
+        { text: show(q.messages_ready ?? q.messages), className: "num ready" },
+        { text: show(q.messages_unacknowledged), className: "num unacked" },
+        { text: show(q.consumers), className: "num consumers" },
+      ],
+    }));
     if (rows.length) {
       qbox.append(
         table(
@@ -259,15 +292,56 @@ function clip(text, max) {
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
-/** Exchanges on the left, queues on the right, a curve per binding labelled with its key. */
+/**
+ * An SVG text that must stay within ``width`` user units: clipped by an estimate now (monospace
+ * advance is 0.6 em; a little more for safety) and to its measured length by fitTexts once drawn.
+ */
+function fittedText(attrs, text, width, fontSize) {
+  const estimate = clip(text, Math.max(2, Math.floor(width / (fontSize * 0.62))));
+  const node = svg("text", attrs, estimate);
+  node.dataset.full = String(text ?? "");
+  node.dataset.estimate = estimate;
+  node.dataset.fit = String(width);
+  return node;
+}
+
+/** Shorten every fitted text of ``root`` to the width it was given, measured; no-op while not rendered. */
+function fitTexts(root) {
+  for (const node of root.querySelectorAll("text[data-fit]")) {
+    const full = node.dataset.full;
+    const width = Number(node.dataset.fit);
+    node.textContent = full;
+    if (!node.getComputedTextLength()) {
+      node.textContent = node.dataset.estimate;
+      continue; // not laid out (a closed panel): fitted again when it opens
+    }
+    let keep = full.length;
+    while (keep > 1 && node.getComputedTextLength() > width) {
+      keep -= 1;
+      node.textContent = `${full.slice(0, keep)}…`;
+    }
+  }
+}
+
+// The diagram's geometry in its own units (the SVG scales to the panel's width). Three columns that
+// never share a pixel: exchanges, binding labels, queues; within a column, boxes are pushed apart.
+const DIAGRAM = {
+  width: 360,
+  exW: 104,
+  exH: 34,
+  labelX: 114,
+  labelW: 84,
+  labelH: 14,
+  qX: 208,
+  qH: 42,
+  gap: 10,
+  labelGap: 4,
+};
+
+/** Exchanges on the left, queues on the right, a line per binding through a label with its routing key. */
 function rabbitDiagram(exchanges, queues, bindings) {
-  const W = 360;
-  const EX_W = 118;
-  const Q_X = 222;
+  const { width: W, exW: EX_W, exH: EX_H, labelX: LX, labelW: LW, labelH: LH, qX: Q_X, qH: Q_H, gap: GAP, labelGap: LGAP } = DIAGRAM;
   const Q_W = W - Q_X;
-  const EX_H = 34;
-  const Q_H = 42;
-  const GAP = 10;
   const exType = new Map(exchanges.map((x) => [x.name, x.type]));
   for (const b of bindings) if (!exType.has(b.source)) exType.set(b.source, "");
   // Right column: queues, then exchanges bound as destinations (exchange-to-exchange).
@@ -277,7 +351,7 @@ function rabbitDiagram(exchanges, queues, bindings) {
   }
   const rightId = (b) => (b.destination_type === "exchange" ? `x:${b.destination}` : `q:${b.destination}`);
   for (const b of bindings) if (!right.some((r) => r.id === rightId(b))) right.push({ id: rightId(b), name: b.destination, queue: { name: b.destination } });
-  // Queues ordered by the first exchange that feeds them, so curves cross less.
+  // Queues ordered by the first exchange that feeds them, so lines cross less.
   const exOrder = [...exType.keys()];
   const firstSource = (r) => {
     const idx = bindings.filter((b) => rightId(b) === r.id).map((b) => exOrder.indexOf(b.source));
@@ -298,67 +372,87 @@ function rabbitDiagram(exchanges, queues, bindings) {
     floor = x.y + EX_H + GAP;
   }
   const leftByName = new Map(left.map((x) => [x.name, x]));
-  const height = Math.max(floor - GAP, right.length ? right[right.length - 1].y + Q_H : 0, EX_H) + 4;
-  const maxDepth = Math.max(10, ...queues.map((q) => num(q.messages) ?? 0));
-
-  const root = svg("svg", { viewBox: `0 0 ${W} ${height}`, class: "rabbit-diagram", role: "img" });
-  root.append(svg("title", {}, `${gettext("Обменники")} → ${gettext("Очереди")}`));
-  const edges = svg("g", { class: "edges" });
-  const labels = svg("g", { class: "edge-labels" });
+  // One line per exchange and destination; its routing keys together on one label.
   const pairs = new Map();
   for (const b of bindings) {
     const key = `${b.source}\u0000${rightId(b)}`;
     if (!pairs.has(key)) pairs.set(key, { b, keys: [] });
     pairs.get(key).keys.push(b.routing_key || "");
   }
+  const lines = [];
   for (const { b, keys } of pairs.values()) {
     const from = leftByName.get(b.source);
     const to = rightById.get(rightId(b));
     if (!from || !to) continue;
-    const x1 = EX_W;
     const y1 = from.y + EX_H / 2;
-    const x2 = Q_X;
     const y2 = to.y + Q_H / 2;
-    const mid = (x1 + x2) / 2;
-    edges.append(svg("path", { d: `M${x1} ${y1} C${mid} ${y1} ${mid} ${y2} ${x2 - 4} ${y2}`, class: "edge" }));
-    edges.append(svg("path", { d: `M${x2 - 6} ${y2 - 3.5} L${x2} ${y2} L${x2 - 6} ${y2 + 3.5}`, class: "edge-head" }));
-    const label = keys.filter(Boolean).join(", ");
-    if (label) {
-      const text = clip(label, 14);
-      const lx = mid + (x2 - mid) * 0.55;
-      const ly = y1 + (y2 - y1) * 0.85;
-      const w = text.length * 5.6 + 8;
+    // Fanout and headers exchanges ignore routing keys (pika still sends the queue's name as one).
+    const keyed = !["fanout", "headers"].includes(exType.get(b.source));
+    lines.push({ b, y1, y2, label: keyed ? keys.filter(Boolean).join(", ") : "", want: (y1 + y2) / 2 });
+  }
+  // Labels in their own column, each as near the middle of its line as the ones above allow.
+  const labelled = lines.filter((l) => l.label).sort((a, b) => a.want - b.want || a.y2 - b.y2);
+  let labelFloor = 0;
+  for (const l of labelled) {
+    l.ly = Math.max(labelFloor, l.want - LH / 2);
+    labelFloor = l.ly + LH + LGAP;
+  }
+  const bottom = Math.max(floor - GAP, right.length ? right[right.length - 1].y + Q_H : 0, labelFloor - LGAP, EX_H);
+  const height = bottom + 4;
+  const maxDepth = Math.max(10, ...queues.map((q) => num(q.messages) ?? 0));
+
+  const root = svg("svg", { viewBox: `0 0 ${W} ${height}`, class: "rabbit-diagram", role: "img" });
+  root.append(svg("title", {}, `${gettext("Обменники")} → ${gettext("Очереди")}`));
+  const edges = svg("g", { class: "edges" });
+  const labels = svg("g", { class: "edge-labels" });
+  for (const l of lines) {
+    const x1 = EX_W;
+    const x2 = Q_X;
+    if (l.label) {
+      // Exchange → label's left end, label's right end → destination.
+      const cy = l.ly + LH / 2;
+      const m1 = (x1 + LX) / 2;
+      const m2 = (LX + LW + x2) / 2;
+      edges.append(svg("path", { d: `M${x1} ${l.y1} C${m1} ${l.y1} ${m1} ${cy} ${LX} ${cy} M${LX + LW} ${cy} C${m2} ${cy} ${m2} ${l.y2} ${x2 - 4} ${l.y2}`, class: "edge" }));
       const g = svg("g", { class: "edge-label" });
-      g.append(svg("title", {}, `${gettext("ключ маршрутизации")}: ${label}`));
-      g.append(svg("rect", { x: lx - w / 2, y: ly - 7, width: w, height: 14, rx: 3 }));
-      g.append(svg("text", { x: lx, y: ly + 3.5, "text-anchor": "middle" }, text));
+      g.dataset.source = l.b.source;
+      g.dataset.destination = l.b.destination;
+      g.append(svg("title", {}, `${gettext("ключ маршрутизации")}: ${l.label}`));
+      g.append(svg("rect", { x: LX, y: l.ly, width: LW, height: LH, rx: 3 }));
+      g.append(fittedText({ x: LX + LW / 2, y: l.ly + LH / 2 + 3.3, "text-anchor": "middle" }, l.label, LW - 8, 9.5));
       labels.append(g);
+    } else {
+      const mid = (x1 + x2) / 2;
+      edges.append(svg("path", { d: `M${x1} ${l.y1} C${mid} ${l.y1} ${mid} ${l.y2} ${x2 - 4} ${l.y2}`, class: "edge" }));
     }
+    edges.append(svg("path", { d: `M${x2 - 6} ${l.y2 - 3.5} L${x2} ${l.y2} L${x2 - 6} ${l.y2 + 3.5}`, class: "edge-head" }));
   }
   root.append(edges);
   const nodes = svg("g", { class: "nodes" });
   for (const x of left) {
     const g = svg("g", { class: "node exchange" });
+    g.dataset.name = x.name;
     g.append(svg("title", {}, `${gettext("обменник")} ${x.name || gettext("(по умолчанию)")}${x.type ? ` (${x.type})` : ""}`));
     g.append(svg("rect", { x: 0.5, y: x.y + 0.5, width: EX_W - 1, height: EX_H - 1, rx: 6 }));
-    g.append(svg("text", { x: 8, y: x.y + 14, class: "node-name" }, clip(x.name || gettext("(по умолчанию)"), 18)));
-    g.append(svg("text", { x: 8, y: x.y + 27, class: "node-sub" }, x.type || gettext("обменник")));
+    g.append(fittedText({ x: 8, y: x.y + 14, class: "node-name" }, x.name || gettext("(по умолчанию)"), EX_W - 16, 11));
+    g.append(fittedText({ x: 8, y: x.y + 27, class: "node-sub" }, x.type || gettext("обменник"), EX_W - 16, 10));
     nodes.append(g);
   }
   for (const r of right) {
     const g = svg("g", { class: `node ${r.exchange ? "exchange" : "queue"}` });
+    g.dataset.name = r.name;
     const q = r.queue || {};
     const depth = num(q.messages) ?? (num(q.messages_ready) ?? 0) + (num(q.messages_unacknowledged) ?? 0);
     g.append(svg("title", {}, `${r.exchange ? gettext("обменник") : gettext("очередь")} ${r.name}\n${gettext("готово")}: ${show(q.messages_ready)} · ${gettext("без подтв.")}: ${show(q.messages_unacknowledged)} · ${gettext("потреб.")}: ${show(q.consumers)}`));
     g.append(svg("rect", { x: Q_X + 0.5, y: r.y + 0.5, width: Q_W - 1, height: Q_H - 1, rx: 6 }));
-    g.append(svg("text", { x: Q_X + 8, y: r.y + 14, class: "node-name" }, clip(r.name, 19)));
+    g.append(fittedText({ x: Q_X + 8, y: r.y + 14, class: "node-name" }, r.name, Q_W - 16, 11));
     if (!r.exchange) {
-      g.append(svg("text", { x: Q_X + 8, y: r.y + 27, class: "node-sub" }, `${show(depth)} ${gettext("в очереди")} · ${show(q.consumers)} ${gettext("потреб.")}`));
+      g.append(fittedText({ x: Q_X + 8, y: r.y + 27, class: "node-sub" }, `${show(depth)} ${gettext("в очереди")} · ${show(q.consumers)} ${gettext("потреб.")}`, Q_W - 16, 10));
       const barW = Q_W - 17;
       g.append(svg("rect", { x: Q_X + 8, y: r.y + 32, width: barW, height: 4, rx: 2, class: "depth-track" }));
       if (depth > 0) g.append(svg("rect", { x: Q_X + 8, y: r.y + 32, width: Math.max(3, (barW * Math.min(depth, maxDepth)) / maxDepth), height: 4, rx: 2, class: "depth-fill" }));
     } else {
-      g.append(svg("text", { x: Q_X + 8, y: r.y + 27, class: "node-sub" }, gettext("обменник")));
+      g.append(fittedText({ x: Q_X + 8, y: r.y + 27, class: "node-sub" }, gettext("обменник"), Q_W - 16, 10));
     }
     nodes.append(g);
   }
@@ -373,11 +467,14 @@ function genericTopology(data, root) {
 }
 
 function renderTopology() {
-  topoTimer = 0;
+  topoPending = false;
   const brokers = [...snapshots.keys()];
   topologyBox.hidden = brokers.length === 0;
   if (!brokers.length) return;
-  if (!snapshots.has(topoBroker)) topoBroker = brokers.includes(live.chapterBrokers()[0]) ? live.chapterBrokers()[0] : brokers[0];
+  // The chapter's own broker as soon as it has shown itself, whichever sandbox answered first.
+  const preferred = live.chapterBrokers().find((b) => snapshots.has(b));
+  if (!topoPicked && preferred) topoBroker = preferred;
+  if (!snapshots.has(topoBroker)) topoBroker = brokers[0];
   // Tabs only when more than one broker has shown itself.
   topoTabs.hidden = brokers.length < 2;
   if (topoTabs.childElementCount !== brokers.length) {
@@ -388,6 +485,7 @@ function renderTopology() {
         tab.setAttribute("role", "tab");
         tab.addEventListener("click", () => {
           topoBroker = b;
+          topoPicked = true;
           renderTopology();
         });
         return tab;
@@ -408,6 +506,7 @@ function renderTopology() {
     genericTopology(snap.data, body);
   }
   topoBody.replaceChildren(body);
+  fitTexts(body);
 }
 
 if (topologyBox && live.enabled) {
@@ -421,12 +520,19 @@ if (topologyBox && live.enabled) {
   topoTabs.setAttribute("role", "tablist");
   topoBody = el("div", "topo-body");
   details.append(summary, topoTabs, topoBody);
+  // Texts of a closed panel cannot be measured; fit them when it opens.
+  details.addEventListener("toggle", () => details.open && fitTexts(topoBody));
   topologyBox.replaceChildren(details);
   live.on("sandbox.snapshot", (frame) => {
     const broker = frame.broker || live.brokerOf(frame.sandbox);
     if (!broker || !frame.data) return;
     snapshots.set(broker, { data: frame.data, json: JSON.stringify(frame.data), at: Date.now() });
-    if (!topoTimer) topoTimer = setTimeout(renderTopology, 250);
+    // Drawn at once, not on a timer: browsers delay timers of pages in the background by up to a second,
+    // and the panel must keep up with the broker. A microtask only merges frames of the same task.
+    if (!topoPending) {
+      topoPending = true;
+      queueMicrotask(renderTopology);
+    }
   });
   live.on("sandbox.state", (frame) => {
     // A stopped sandbox has no topology to show any more.
