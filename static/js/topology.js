@@ -311,11 +311,15 @@ function fitTexts(root) {
     const full = node.dataset.full;
     const width = Number(node.dataset.fit);
     node.textContent = full;
-    if (!node.getComputedTextLength()) {
+    const length = node.getComputedTextLength();
+    if (!length) {
       node.textContent = node.dataset.estimate;
       continue; // not laid out (a closed panel): fitted again when it opens
     }
-    let keep = full.length;
+    if (length <= width) continue;
+    // Start from the proportional guess, then take off a character at a time until it fits.
+    let keep = Math.max(1, Math.floor((full.length * width) / length));
+    node.textContent = `${full.slice(0, keep)}…`;
     while (keep > 1 && node.getComputedTextLength() > width) {
       keep -= 1;
       node.textContent = `${full.slice(0, keep)}…`;
