@@ -237,7 +237,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 {
                     "type": "cell.exit",
                     "run": run_id,
-                    **{k: result.get(k) for k in ("status", "reason", "duration_ms", "truncated")},
+                    **{k: result.get(k) for k in ("status", "reason", "duration_ms", "truncated", "hint")},
                 }
             )
         except (services.SandboxError, agent_client.AgentUnavailable) as exc:
