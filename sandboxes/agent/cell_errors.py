@@ -75,6 +75,7 @@ BY_NAME = {
     # what the code names does not exist
     "UnknownTopicOrPartitionError": "missing",
     "NoRespondersError": "missing",
+    "NoStreamResponseError": "missing",
     "NotFoundError": "missing",
     "StreamNotFoundError": "missing",
     # the broker is there but not (yet, or no longer) able to serve
@@ -146,7 +147,8 @@ def frame_owner(filename: str) -> tuple[str, str] | None:
 def scrub(text: str) -> str:
     """``text`` with the interpreter's folders cut off: "…/site-packages/kafka/conn.py" becomes "kafka/conn.py"."""
     for root, _packages in ROOTS:
-        if root in text:
+        # A Debian interpreter's prefix is /usr: cutting that out of any path in a message would garble it.
+        if root in text and root not in ("/usr", "/usr/local"):
             text = text.replace(root + "/", "").replace(root, "…")
     return text
 
