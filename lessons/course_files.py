@@ -17,6 +17,8 @@ import yaml
 from markdown_it import MarkdownIt
 from mdit_py_plugins.container import container_plugin
 
+from lessons.checks import check_leaks
+
 BROKERS = ("kafka", "rabbitmq", "nats", "activemq")
 CELL_ROLES = ("run", "setup", "starter", "solution", "check")
 EXERCISE_ROLES = ("starter", "solution", "check")
@@ -207,6 +209,7 @@ def parse_chapter(text: str, *, file: str) -> ParsedChapter:
                 )
         if not current["hints"]:
             problems.append(FormatProblem(file, current["line"], f"exercise '{current['key']}' needs at least one hint fence"))
+        problems.extend(_check_leaks(file, [c for c in cells if c.exercise == current["key"]]))
         if not current["title"]:
             problems.append(FormatProblem(file, current["line"], f"exercise '{current['key']}' needs a heading as its title"))
         exercises.append(ParsedExercise(current["key"], current["title"], current["line"], tuple(current["hints"])))
@@ -286,6 +289,23 @@ def parse_chapter(text: str, *, file: str) -> ParsedChapter:
     if problems:
         raise CourseFormatError(problems)
     return ParsedChapter(meta=meta, body=body, body_line=body_line, cells=tuple(cells), exercises=tuple(exercises))
+
+
+def _check_leaks(file: str, cells: list[ParsedCell]) -> list[FormatProblem]:
+    """A check's failure messages must not give away its exercise's solution (lessons/checks.py)."""
+    roles = {c.role: c for c in cells}
+    check, solution = roles.get("check"), roles.get("solution")
+    if check is None or solution is None:
+        return []
+    return [
+        FormatProblem(
+            file,
+            check.line + line,
+            f"check '{check.key}' gives the solution away: its failure message contains `{leak}`; "
+            "say what is wrong in the broker instead",
+        )
+        for line, leak in check_leaks(check=check.code, solution=solution.code)
+    ]
 
 
 def chapter_source_compose(meta: Mapping[str, Any], body: str) -> str:

@@ -21,12 +21,13 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import translation
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext_lazy
 
 from courseplatform.accounts.roles import user_is_instructor
 from courseplatform.language import language_chosen
 from lessons import selectors as lesson_selectors
 from lessons import services as lesson_services
+from lessons.checks import check_reason
 
 from . import agent_client, selectors, services
 from .models import Sandbox, State
@@ -237,7 +238,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 {
                     "type": "cell.exit",
                     "run": run_id,
-                    **{k: result.get(k) for k in ("status", "reason", "duration_ms", "truncated")},
+                    **{k: result.get(k) for k in ("status", "reason", "duration_ms", "truncated", "hint")},
                 }
             )
         except (services.SandboxError, agent_client.AgentUnavailable) as exc:
@@ -334,15 +335,3 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             task = self.relays.pop(payload["id"], None)
             if task is not None:
                 task.cancel()
-
-
-def check_reason(result: dict[str, Any]) -> str:
-    """The learner-facing reason from a failed check's output: its AssertionError message."""
-    if result.get("reason") == "timeout":
-        return gettext("Проверка не уложилась во время.")
-    output = (result.get("output") or "").strip().splitlines()
-    for line in reversed(output):
-        if line.startswith("AssertionError"):
-            message = line.partition(":")[2].strip()
-            return message or gettext("Проверка не пройдена.")
-    return output[-1] if output else gettext("Проверка не пройдена.")

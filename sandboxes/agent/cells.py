@@ -21,24 +21,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-#: Executed by the cell process: read the code from stdin, run it as __main__,
-#: print a traceback without this wrapper's frame.
-RUNNER = (
-    "import sys,linecache,traceback\n"
-    "src=sys.stdin.read()\n"
-    "sys.stdin=open('/dev/null')\n"
-    "linecache.cache['<cell>']=(len(src),None,src.splitlines(True),'<cell>')\n"
-    "g={'__name__':'__main__','__builtins__':__builtins__}\n"
-    "try:\n"
-    " exec(compile(src,'<cell>','exec'),g)\n"
-    "except SystemExit:\n"
-    " raise\n"
-    "except BaseException as e:\n"
-    " traceback.print_exception(type(e),e,e.__traceback__.tb_next)\n"
-    " sys.stderr.flush()\n"
-    " sys.exit(2 if isinstance(e,MemoryError) else 1)\n"
-)
+from . import cell_errors
+
+#: Executed by the cell process (``python -c RUNNER HINT_FD VARIABLE...``): read the code from stdin, run it as
+#: __main__ of ``<cell>``, print tracebacks the learner's way and write hints to the pipe (cell_errors.main).
+RUNNER = Path(cell_errors.__file__).read_text(encoding="utf-8") + "\nmain()\n"
 
 #: The private /tmp of a cell lives in memory; this bounds it.
 TMP_BYTES = 64 * 1024 * 1024
@@ -66,6 +55,40 @@ class CellResult:
     reason: str | None  # None, "timeout", "interrupted", "memory", "killed"
     duration_ms: int
     truncated: bool
+    hint: dict[str, Any] | None = None  # the last hint the cell wrote (cell_errors.hint_parse)
+
+
+@dataclass(slots=True)
+class _CellProcess:
+    """A cell's process and the read end of its hint pipe (closed once read)."""
+
+    process: asyncio.subprocess.Process
+    hints: int
+
+    def read_hint(self) -> dict[str, Any] | None:
+        """The last hint the cell wrote; the pipe is read without waiting (a child of the cell may still hold it)."""
+        data = b""
+        try:
+            os.set_blocking(self.hints, False)
+            while len(data) <= cell_errors.MAX_HINT_BYTES * 8:
+                chunk = os.read(self.hints, 65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass  # nothing (more) written
+        finally:
+            self.close()
+        for line in reversed(data.splitlines()):
+            hint = cell_errors.hint_parse(line)
+            if hint is not None:
+                return hint
+        return None
+
+    def close(self) -> None:
+        if self.hints >= 0:
+            os.close(self.hints)
+            self.hints = -1
 
 
 class CellRunner:
@@ -79,13 +102,15 @@ class CellRunner:
         self.uid = uid
         self.cgroup_procs = cgroup_procs
         self.confinement = confinement
-        self._warm: asyncio.subprocess.Process | None = None
+        self._warm: _CellProcess | None = None
         self._lock = asyncio.Lock()
         self.current: asyncio.subprocess.Process | None = None
         self._interrupted = False
 
-    def argv(self) -> list[str]:
-        python = [sys.executable, "-u", "-B", "-c", RUNNER]
+    def argv(self, hint_fd: int = -1) -> list[str]:
+        # The connection variables go along, for hints that name them (the rest of env is no business of hints).
+        variables = [name for name in self.env if name != UNIT_MARKER]
+        python = [sys.executable, "-u", "-B", "-c", RUNNER, str(hint_fd), *variables]
         if self.confinement == "setpriv" and os.geteuid() == 0 and self.uid is not None:
             return [*self._setpriv(bounding_set=_can_drop_bounding_set()), *python]
         bwrap = shutil.which("bwrap")
@@ -176,7 +201,7 @@ class CellRunner:
             # Counted per uid once setpriv switches to the unit's own uid.
             resource.setrlimit(resource.RLIMIT_NPROC, (self.limits.processes, self.limits.processes))
 
-    async def _spawn(self) -> asyncio.subprocess.Process:
+    async def _spawn(self) -> _CellProcess:
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
@@ -185,29 +210,41 @@ class CellRunner:
             "HOME": "/tmp",
             **self.env,
         }
-        return await asyncio.create_subprocess_exec(
-            *self.argv(),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            preexec_fn=self._preexec,
-            limit=1024 * 1024,
-        )
+        read, write = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.argv(write),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                preexec_fn=self._preexec,
+                pass_fds=(write,),
+                limit=1024 * 1024,
+            )
+        except BaseException:
+            os.close(read)
+            raise
+        finally:
+            os.close(write)
+        return _CellProcess(process, read)
 
     async def prewarm(self) -> None:
         """Start the next process ahead of time; a failure here surfaces on the next run."""
-        if self._warm is None or self._warm.returncode is not None:
+        if self._warm is None or self._warm.process.returncode is not None:
             try:
-                process = await self._spawn()
+                spawned = await self._spawn()
             except OSError:
                 return  # the next run spawns its own, and says why it cannot
-            if self._warm is not None and self._warm.returncode is None:
+            if self._warm is not None and self._warm.process.returncode is None:
                 # Another prewarm finished first while this one spawned: one warm process is enough.
-                _kill_group(process.pid)
-                await process.wait()
+                _kill_group(spawned.process.pid)
+                await spawned.process.wait()
+                spawned.close()
             else:
-                self._warm = process
+                if self._warm is not None:
+                    self._warm.close()
+                self._warm = spawned
 
     def interrupt(self) -> bool:
         """Stop the running cell, if any; returns whether there was one."""
@@ -220,11 +257,12 @@ class CellRunner:
 
     async def run(self, *, code: str, timeout: float, on_output: OutputCallback) -> CellResult:
         async with self._lock:
-            if self._warm is not None and self._warm.returncode is None:
-                process, self._warm = self._warm, None
+            if self._warm is not None and self._warm.process.returncode is None:
+                cell, self._warm = self._warm, None
             else:
                 # A prewarm still spawning keeps its process for the next run (clearing it here would orphan it).
-                process = await self._spawn()
+                cell = await self._spawn()
+            process = cell.process
             self.current = process
             self._interrupted = False
             started = time.monotonic()
@@ -256,8 +294,11 @@ class CellRunner:
                 reason = "memory"
             elif reason is None and status < 0:
                 reason = "killed"
+            hint = cell.read_hint()
+            if status == 0 and reason is None:
+                hint = None  # a mistake the cell handled itself (a logged retry, say) needs no hint
             asyncio.get_running_loop().create_task(self.prewarm())
-            return CellResult(status, reason, int((time.monotonic() - started) * 1000), bool(budget["truncated"]))
+            return CellResult(status, reason, int((time.monotonic() - started) * 1000), bool(budget["truncated"]), hint)
 
     @staticmethod
     async def _pump(stream: asyncio.StreamReader, name: str, budget: dict, on_output: OutputCallback) -> None:
@@ -277,7 +318,9 @@ class CellRunner:
             await on_output(name, piece.decode("utf-8", "replace"))
 
     async def close(self) -> None:
-        for process in (self._warm, self.current):
+        if self._warm is not None:
+            self._warm.close()
+        for process in (self._warm.process if self._warm is not None else None, self.current):
             if process is not None and process.returncode is None:
                 _kill_group(process.pid)
                 await process.wait()

@@ -3,6 +3,7 @@
 Requests (one JSON object per line), each on its own connection:
   {"op": "status"}                          -> {"stage", "ready", "connection", "error"}
   {"op": "run", "code", "timeout"}          -> {"type": "output", "stream", "text"}* then {"type": "exit", ...}
+      the exit may carry "hint": {"code", "variables"[, "name"]} for a common mistake (agent/cell_errors.py)
       while it runs the same connection may send {"op": "interrupt"}
   {"op": "check", "code", "timeout"}        -> {"type": "exit", "status", "output"}
   {"op": "subscribe"}                       -> {"type": "events", "events", "dropped"} and {"type": "snapshot", "data"}, until closed
@@ -341,6 +342,8 @@ class Agent:
             "duration_ms": result.duration_ms,
             "truncated": result.truncated,
         }
+        if result.hint is not None:
+            reply["hint"] = result.hint
         if check:
             reply["output"] = "".join(collected)
         await protocol.send(writer, reply)

@@ -4,6 +4,7 @@
 import { live, stageLabel } from "./live.js";
 import { gettext, pgettext, formatDuration } from "./i18n.js";
 import { el, icon } from "./dom.js";
+import { hintNode } from "./cell-hints.js";
 
 const article = document.querySelector("article.chapter");
 const panel = document.querySelector("[data-live-panel]");
@@ -411,6 +412,7 @@ class Cell {
   }
 
   clearOutput() {
+    this.output.querySelector(".cell-hint")?.remove();
     this.stream.replaceChildren();
     this.exit.replaceChildren();
     this.output.hidden = true;
@@ -533,6 +535,8 @@ class Cell {
     else if (status === 0) [kind, text] = ["ok", gettext("{status}", { status: 0 })];
     else [kind, text] = ["fail", gettext("{status}", { status: status ?? "?" })];
     const duration = typeof frame.duration_ms === "number" ? frame.duration_ms : performance.now() - this.started;
+    const hint = frame.hint ? hintNode(frame.hint) : null;
+    if (hint) this.exit.before(hint); // apart from the output: what to do about the error above it
     this.finish({ kind, text, title: `${gettext("Код завершения процесса")}: ${status ?? "—"}`, duration, truncated: Boolean(frame.truncated) });
   }
 

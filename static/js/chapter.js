@@ -31,25 +31,3 @@ for (const pre of document.querySelectorAll(".chapter-body pre")) {
   pre.classList.add("has-copy");
   pre.before(button);
 }
-
-const hintLabel = document.documentElement.lang === "en" ? "Show a hint" : "Показать подсказку";
-for (const exercise of document.querySelectorAll("section.exercise")) {
-  const hints = [...exercise.querySelectorAll(".hint")];
-  if (!hints.length) continue;
-  hints.forEach((h) => (h.hidden = true));
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = "button subtle hint-button";
-  const refresh = () => {
-    const left = hints.filter((h) => h.hidden).length;
-    button.textContent = `${hintLabel} (${left})`;
-    button.disabled = left === 0;
-  };
-  button.addEventListener("click", () => {
-    const next = hints.find((h) => h.hidden);
-    if (next) next.hidden = false;
-    refresh();
-  });
-  refresh();
-  hints[0].before(button);
-}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -97,3 +99,26 @@ def test_memory_is_small(broker, record_property):
 def test_stop_leaves_no_process(broker):
     assert broker.stop() == 0
     assert broker.pids_in_namespace() == []
+
+
+def test_a_missing_stream_gets_its_hint(broker):
+    """A learner's missing stream, as nats-py really raises it (sandboxes/agent/cell_errors.py)."""
+    out = broker.cell(
+        """
+        import asyncio, json, os, nats
+        from sandboxes.agent.cell_errors import hint_for
+
+        async def main():
+            nc = await nats.connect(os.environ["NATS_URL"])
+            hints = {}
+            try:
+                await nc.jetstream().stream_info("HINT_NO_SUCH_STREAM")
+            except Exception as exc:
+                hints["info"] = hint_for(exc, variables=["NATS_URL"])
+            await nc.close()
+            return hints
+
+        print(json.dumps(asyncio.run(main())))
+        """
+    )
+    assert json.loads(out) == {"info": {"code": "missing", "variables": ["NATS_URL"]}}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -104,3 +106,30 @@ def test_memory_is_small(broker, record_property):
 def test_stop_leaves_no_process(broker):
     assert broker.stop() == 0
     assert broker.pids_in_namespace() == []
+
+
+def test_a_refused_login_and_a_missing_queue_get_their_hints(broker):
+    """The learner's two other common mistakes, as pika really raises them (sandboxes/agent/cell_errors.py)."""
+    out = broker.cell(
+        """
+        import json, os, pika
+        from sandboxes.agent.cell_errors import hint_for
+        variables = ["AMQP_URL", "RABBITMQ_API_URL"]
+        hints = {}
+        try:
+            pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"].replace("guest:guest", "guest:wrong")))
+        except Exception as exc:
+            hints["login"] = hint_for(exc, variables=variables)
+        conn = pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"]))
+        try:
+            conn.channel().queue_declare("hint.no-such-queue", passive=True)
+        except Exception as exc:
+            hints["missing"] = hint_for(exc, variables=variables)
+        conn.close()
+        print(json.dumps(hints))
+        """
+    )
+    assert json.loads(out) == {
+        "login": {"code": "login", "variables": ["AMQP_URL"]},
+        "missing": {"code": "missing", "variables": ["AMQP_URL"]},
+    }

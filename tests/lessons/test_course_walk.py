@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from lessons.checks import check_reason, reason_leaks
 from lessons.course_files import ParsedCell
 from lessons.course_io import course_folder_read
 from sandboxes import agent_client
@@ -111,6 +112,10 @@ def test_every_exercise_fails_empty_and_passes_with_its_solution(units, course, 
             status, output = unit.run(roles["check"], op="check")
             assert status != 0, f"{filename}: check {roles['check'].key} passes on an empty {broker}"
             assert "AssertionError" in output, f"{filename}: check {roles['check'].key} fails without a reason:\n{output[-2000:]}"
+            # What the learner reads says what is wrong in the broker, not the solution's code.
+            reason = check_reason({"status": status, "output": output})
+            leak = reason_leaks(reason, roles["solution"].code)
+            assert leak is None, f"{filename}: check {roles['check'].key} gives away {leak!r} in its reason {reason!r}"
         for roles in group:
             status, output = unit.run(roles["solution"])
             assert status == 0, f"{filename}: solution {roles['solution'].key} exited {status}:\n{output[-3000:]}"

@@ -1,0 +1,113 @@
+"""Exercise checks: the reason a learner reads when one fails, and the guard that keeps the solution out of it.
+
+A reason says what is wrong with the broker's state ("the topic orders holds 0
+records"), never how to write the code: that is what the hints are for, one at
+a time. The guard is textual: a reason may not contain a line of the solution,
+nor one of its calls (``channel.queue_bind(``), whitespace and quotes aside.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from django.utils.translation import gettext
+
+#: Shorter solution lines (``try:``, ``)``, ``import os``) say nothing of the solution.
+MIN_LINE_CHARS = 10
+_CALL_NAME = re.compile(r"^(?:[A-Za-z_][\w]*\.)+[A-Za-z_]\w*$|^[A-Z]\w*$")
+
+
+def check_reason(result: dict[str, Any]) -> str:
+    """The learner-facing reason from a failed check's output: its AssertionError message."""
+    if result.get("reason") == "timeout":
+        return gettext("Проверка не уложилась во время.")
+    output = (result.get("output") or "").strip().splitlines()
+    for line in reversed(output):
+        if line.startswith("AssertionError"):
+            message = line.partition(":")[2].strip()
+            return message or gettext("Проверка не пройдена.")
+    return output[-1] if output else gettext("Проверка не пройдена.")
+
+
+def _normal(text: str) -> str:
+    """Text compared as code: no whitespace, one kind of quote, no Markdown backticks."""
+    return re.sub(r"\s+", "", text).replace("'", '"').replace("`", "")
+
+
+def solution_fragments(solution: str) -> dict[str, str]:
+    """What of the solution a reason must not contain, compared as code, each with how the solution writes it.
+
+    Its code lines, and the calls it makes (``admin.create_topics(``).
+    """
+    fragments: dict[str, str] = {}
+    for raw in solution.splitlines():
+        normal = _normal(raw)
+        if len(normal) >= MIN_LINE_CHARS and not normal.startswith("#"):
+            fragments.setdefault(normal, raw.strip())
+    try:
+        tree = ast.parse(solution)
+    except SyntaxError:
+        return fragments
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = ast.get_source_segment(solution, node.func) or ""
+            # Methods and constructors: print(, len( and the like are no one's solution.
+            if _CALL_NAME.match(name):
+                fragments.setdefault(_normal(name) + "(", name + "(")
+    return fragments
+
+
+def reason_leaks(reason: str, solution: str) -> str | None:
+    """The piece of ``solution`` (as the solution writes it) that ``reason`` gives away, or None."""
+    text = _normal(reason)
+    return next((raw for normal, raw in solution_fragments(solution).items() if normal in text), None)
+
+
+def _texts(node: ast.AST) -> Iterator[str]:
+    """The literal text of a message expression: strings, f-strings' fixed parts, concatenations."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        yield node.value
+    elif isinstance(node, ast.JoinedStr):
+        yield "".join(v.value if isinstance(v, ast.Constant) and isinstance(v.value, str) else "\0" for v in node.values)
+    elif isinstance(node, ast.BinOp):
+        left, right = list(_texts(node.left)), list(_texts(node.right))
+        yield from left
+        yield from right
+        yield "".join(left) + "".join(right)
+    else:
+        for child in ast.iter_child_nodes(node):
+            yield from _texts(child)
+
+
+def check_messages(check: str) -> Iterator[tuple[int, str]]:
+    """(line, text) of each failure message a check can give: ``assert x, msg`` and ``raise AssertionError(msg)``."""
+    try:
+        tree = ast.parse(check)
+    except SyntaxError:
+        return
+    for node in ast.walk(tree):
+        message: ast.AST | None = None
+        if isinstance(node, ast.Assert):
+            message = node.msg
+        elif (
+            isinstance(node, ast.Raise)
+            and isinstance(node.exc, ast.Call)
+            and getattr(node.exc.func, "id", "") == "AssertionError"
+        ):
+            message = node.exc.args[0] if node.exc.args else None
+        if message is not None:
+            for text in _texts(message):
+                yield getattr(node, "lineno", 0), text
+
+
+def check_leaks(*, check: str, solution: str) -> Iterator[tuple[int, str]]:
+    """(line in the check, the solution's piece) for each failure message that gives the solution away."""
+    told: set[int] = set()
+    for line, text in check_messages(check):
+        leak = reason_leaks(text, solution)
+        if leak is not None and line not in told:
+            told.add(line)
+            yield line, leak
