@@ -1,7 +1,7 @@
 """The agent's main loop: broker supervision, the tap's fan-out, and the socket API.
 
 Requests (one JSON object per line), each on its own connection:
-  {"op": "status"}                          -> {"stage", "ready", "connection", "error"}
+  {"op": "status"}                          -> {"stage", "ready", "connection", "broker_version", "error"}
   {"op": "run", "code", "timeout"}          -> {"type": "output", "stream", "text"}* then {"type": "exit", ...}
       the exit may carry "hint": {"code", "variables"[, "name"]} for a common mistake (agent/cell_errors.py)
       while it runs the same connection may send {"op": "interrupt"}
@@ -85,6 +85,7 @@ class Agent:
         self.stage = "starting agent"
         self.error = ""
         self.connection: dict[str, str] = {}
+        self.broker_version: str | None = None  # as the running broker states it, once ready
         self.ready = False
         self.broker_process: subprocess.Popen[bytes] | None = None
         self.stop_tap = threading.Event()
@@ -110,6 +111,7 @@ class Agent:
             "error": error,
             "connection": self.connection,
             "broker": self.kind.name,
+            "broker_version": self.broker_version,
             "pid": os.getpid(),
             "time": time.time(),
         }
@@ -171,6 +173,9 @@ class Agent:
                 raise RuntimeError("the broker did not become ready within 120 s")
             await asyncio.sleep(0.1)
         self.connection = self.kind.connection_env(host="localhost", ports=self.ports)
+        self.broker_version = await loop.run_in_executor(
+            None, lambda: self.kind.broker_version(host="localhost", ports=self.ports)
+        )
         self.runner = CellRunner(
             env={**self.connection, UNIT_MARKER: self.unit_dir.name},
             limits=CellLimits(),
@@ -274,7 +279,14 @@ class Agent:
             op = request.get("op")
             if op == "status":
                 await protocol.send(
-                    writer, {"stage": self.stage, "ready": self.ready, "error": self.error, "connection": self.connection}
+                    writer,
+                    {
+                        "stage": self.stage,
+                        "ready": self.ready,
+                        "error": self.error,
+                        "connection": self.connection,
+                        "broker_version": self.broker_version,
+                    },
                 )
             elif op in ("run", "check"):
                 await self.serve_run(request, reader, writer)
