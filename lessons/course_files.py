@@ -22,7 +22,9 @@ from lessons.checks import check_leaks
 BROKERS = ("kafka", "rabbitmq", "nats", "activemq")
 CELL_ROLES = ("run", "setup", "starter", "solution", "check")
 EXERCISE_ROLES = ("starter", "solution", "check")
-CELL_ATTRIBUTES = ("id", "broker", "role", "timeout")
+CELL_ATTRIBUTES = ("id", "broker", "role", "timeout", "expect")
+#: Roles whose output the course walk reads, so only they may say what it must contain.
+EXPECT_ROLES = ("run", "setup", "solution")
 MAX_TIMEOUT_S = 300
 DEFAULT_TIMEOUT_S = 30
 MAX_FILE_BYTES = 2 * 1024 * 1024
@@ -71,6 +73,7 @@ class ParsedCell:
     code: str
     line: int
     exercise: str | None = None
+    expect: str | None = None  # a regular expression the output must contain (the course walk checks it)
 
 
 @dataclass(frozen=True)
@@ -277,12 +280,24 @@ def parse_chapter(text: str, *, file: str) -> ParsedChapter:
         except ValueError:
             problems.append(FormatProblem(file, line, f"timeout must be a whole number of seconds from 1 to {MAX_TIMEOUT_S}"))
             timeout = DEFAULT_TIMEOUT_S
+        expect = attrs.get("expect")
+        if expect is not None:
+            try:
+                re.compile(expect)
+            except re.error as exc:
+                problems.append(FormatProblem(file, line, f"expect of cell '{key}' is not a regular expression: {exc}"))
+            if not expect:
+                problems.append(FormatProblem(file, line, f"expect of cell '{key}' is empty"))
+            if role not in EXPECT_ROLES:
+                problems.append(FormatProblem(file, line, f"expect is for {', '.join(EXPECT_ROLES)} cells, not '{role}'"))
         try:
             ast.parse(token.content, filename=f"{file}:{key}")
         except SyntaxError as exc:
             problems.append(FormatProblem(file, line + (exc.lineno or 0), f"cell '{key}' does not parse: {exc.msg}"))
         cells.append(
-            ParsedCell(key, role, broker, timeout, token.content, line, current["key"] if current and role != "run" else None)
+            ParsedCell(
+                key, role, broker, timeout, token.content, line, current["key"] if current and role != "run" else None, expect
+            )
         )
     if current is not None:
         problems.append(FormatProblem(file, current["line"], f"exercise '{current['key']}' is not closed by ':::'"))

@@ -129,25 +129,57 @@ class ExerciseRef:
 
 
 @dataclass(frozen=True)
+class SetupCode:
+    """A setup cell that must have run on the broker before any other cell of its chapter there."""
+
+    key: str
+    code: str
+    timeout: int
+    scope: str  # "course/chapter": the same key in another chapter is another setup
+
+
+@dataclass(frozen=True)
 class RunnableCode:
-    """What the live stream needs to run a cell or a check: code, broker, time limit (and, for a check, its exercise)."""
+    """What the live stream needs to run a cell or a check: code, broker, time limit, and what must run first.
+
+    ``setups`` are the chapter's setup cells on the same broker, in document order;
+    ``as_setup`` is set when the cell is itself a setup cell, so that running it
+    by hand counts as its one run.
+    """
 
     broker: str
     code: str
     timeout: int
     exercise: ExerciseRef | None = None
+    setups: tuple[SetupCode, ...] = ()
+    as_setup: SetupCode | None = None
+
+
+def _setups_before(cell: Cell) -> tuple[SetupCode, ...]:
+    """The setup cells that run before ``cell``: all of its chapter's on its broker, or the earlier ones for a setup."""
+    scope = f"{cell.chapter.course.slug}/{cell.chapter.slug}"
+    found = Cell.objects.filter(chapter_id=cell.chapter_id, role="setup", broker=cell.broker).exclude(pk=cell.pk)
+    if cell.role == "setup":
+        found = found.filter(position__lt=cell.position)
+    return tuple(SetupCode(s.key, s.code, s.timeout, scope) for s in found.order_by("position"))
 
 
 def cell_runnable(*, course: str, chapter: str, cell: str) -> RunnableCode | None:
+    """A learner-runnable cell (not a check) of a published chapter, with the setups to run before it."""
     found = (
         Cell.objects.filter(chapter__course__slug=course, chapter__slug=chapter, key=cell, chapter__published=True)
         .exclude(role="check")
+        .select_related("chapter__course")
         .first()
     )
-    return RunnableCode(found.broker, found.code, found.timeout) if found else None
+    if found is None:
+        return None
+    itself = SetupCode(found.key, found.code, found.timeout, f"{course}/{chapter}") if found.role == "setup" else None
+    return RunnableCode(found.broker, found.code, found.timeout, setups=_setups_before(found), as_setup=itself)
 
 
 def exercise_check_runnable(*, course: str, chapter: str, exercise: str) -> RunnableCode | None:
+    """An exercise's check, with the setups its chapter runs before it on the check's broker."""
     found = (
         Cell.objects.filter(
             chapter__course__slug=course, chapter__slug=chapter, exercise__key=exercise, role="check", chapter__published=True
@@ -158,7 +190,7 @@ def exercise_check_runnable(*, course: str, chapter: str, exercise: str) -> Runn
     if found is None:
         return None
     ref = ExerciseRef(found.chapter.course.family, found.chapter.slug, exercise)
-    return RunnableCode(found.broker, found.code, found.timeout, ref)
+    return RunnableCode(found.broker, found.code, found.timeout, ref, setups=_setups_before(found))
 
 
 def chapter_exercises_for(*, chapter: Chapter, user: User | AnonymousUser) -> dict[str, dict[str, object]]:

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import re
 import time
+import uuid
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -29,7 +30,7 @@ from lessons import selectors as lesson_selectors
 from lessons import services as lesson_services
 from lessons.checks import check_reason
 
-from . import agent_client, selectors, services
+from . import agent_client, cell_runs, selectors, services
 from .models import Sandbox, State
 
 logger = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return
         interrupt = asyncio.Event()
         self.runs[run_id] = interrupt
-        self._spawn(self._run(run_id, cell.broker, code, cell.timeout, interrupt))
+        self._spawn(self._run(run_id, cell, code, interrupt))
 
     async def _cell(self, course: str, chapter: str, cell: str) -> lesson_selectors.RunnableCode | None:
         """A cell's code and limits, remembered briefly: running a cell again costs no query."""
@@ -213,24 +214,55 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self.cells[key] = (time.monotonic(), found)
         return found
 
-    async def _run(self, run_id: str, broker: str, code: str, timeout: int, interrupt: asyncio.Event) -> None:
+    def _setup_relay(self, **about: Any) -> cell_runs.OnSetup:
+        """Frames for the setup cells run before a cell or check: ``cell.setup`` names the cell and its own
+        run id, then its output and exit come as ``cell.output``/``cell.exit`` of that id."""
+        setup_runs: dict[str, str] = {}
+
+        async def relay(setup: cell_runs.Setup, message: dict[str, Any]) -> None:
+            kind = message.get("type")
+            if kind == "start":
+                setup_runs[setup.key] = f"setup-{uuid.uuid4().hex}"
+                await self.send_json({"type": "cell.setup", **about, "cell": setup.key, "setup_run": setup_runs[setup.key]})
+            elif kind == "exit":
+                await self.send_json(
+                    {
+                        "type": "cell.exit",
+                        "run": setup_runs.get(setup.key),
+                        **{k: message.get(k) for k in ("status", "reason", "duration_ms", "truncated")},
+                    }
+                )
+            else:
+                await self.send_json(
+                    {
+                        "type": "cell.output",
+                        "run": setup_runs.get(setup.key),
+                        "stream": message.get("stream"),
+                        "text": message.get("text", ""),
+                    }
+                )
+
+        return relay
+
+    async def _run(self, run_id: str, cell: lesson_selectors.RunnableCode, code: str, interrupt: asyncio.Event) -> None:
         async def forward(message: dict[str, Any]) -> None:
             await self.send_json(
                 {"type": "cell.output", "run": run_id, "stream": message.get("stream"), "text": message.get("text", "")}
             )
 
+        on_setup = self._setup_relay(run=run_id)
         try:
-            sandbox = await self._ready_sandbox(broker)
+            sandbox = await self._ready_sandbox(cell.broker)
             try:
-                result = await agent_client.run(
-                    services.sandbox_socket(sandbox=sandbox), code=code, timeout=timeout, on_message=forward, interrupt=interrupt
+                result = await cell_runs.cell_run(
+                    sandbox=sandbox, cell=cell, code=code, on_output=forward, on_setup=on_setup, interrupt=interrupt
                 )
             except agent_client.AgentUnavailable:
                 # The remembered sandbox went away (stopped, reaped): ask for it afresh, once.
-                self.ready.pop(broker, None)
-                sandbox = await self._ready_sandbox(broker)
-                result = await agent_client.run(
-                    services.sandbox_socket(sandbox=sandbox), code=code, timeout=timeout, on_message=forward, interrupt=interrupt
+                self.ready.pop(cell.broker, None)
+                sandbox = await self._ready_sandbox(cell.broker)
+                result = await cell_runs.cell_run(
+                    sandbox=sandbox, cell=cell, code=code, on_output=forward, on_setup=on_setup, interrupt=interrupt
                 )
             self._relay_start(sandbox)
             await self._touch(sandbox)
@@ -273,10 +305,16 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self._spawn(self._check(key, check))
 
     async def _check(self, key: str, check: lesson_selectors.RunnableCode) -> None:
+        async def ignore(_: dict[str, Any]) -> None:
+            return None
+
         try:
             sandbox = await self._ready_sandbox(check.broker)
-            result = await agent_client.check(services.sandbox_socket(sandbox=sandbox), code=check.code, timeout=check.timeout)
+            result = await cell_runs.cell_run(
+                sandbox=sandbox, cell=check, op="check", on_output=ignore, on_setup=self._setup_relay(exercise=key)
+            )
         except (services.SandboxError, agent_client.AgentUnavailable) as exc:
+            # Not an attempt: the learner's work was not looked at.
             await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": learner_message(exc)})
             return
         passed = result.get("status") == 0

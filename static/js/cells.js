@@ -380,6 +380,11 @@ class Cell {
       return;
     }
     this.save();
+    this.begin(id);
+  }
+
+  /** Show the cell as running under run id ``id`` (the learner's run, or a setup the server started). */
+  begin(id) {
     runs.set(id, this);
     this.runId = id;
     this.started = performance.now();
@@ -393,6 +398,7 @@ class Cell {
     this.status.dataset.kind = "running";
     this.tick();
     this.ticker = setInterval(() => this.tick(), 250);
+    if (this.role === "setup") setupFoldShow(this, "running");
   }
 
   tick() {
@@ -505,6 +511,7 @@ class Cell {
     this.status.textContent = "";
     this.status.dataset.kind = "";
     this.setExit(exit);
+    if (this.role === "setup") setupFoldShow(this, exit.kind === "ok" ? "ok" : "fail");
   }
 
   setExit({ kind, text, title, duration, truncated }) {
@@ -620,6 +627,33 @@ class Check {
     if (this.pending) this.show({ passed: false, reason: gettext("Связь с сервером прервалась; результат запуска неизвестен. Запустите ячейку ещё раз.") });
   }
 }
+
+// --- setup cells: the server runs them before a chapter's first cell on a broker --------
+
+const SETUP_STATES = { running: gettext("выполняется…"), ok: gettext("выполнена"), fail: gettext("не удалась") };
+
+/** The closed fold around a setup cell says whether it ran; a failed one opens to show why. */
+function setupFoldShow(cell, state) {
+  const fold = cell.figure.closest("details.setup");
+  const summary = fold?.querySelector("summary");
+  if (!summary) return;
+  let note = summary.querySelector(".setup-state");
+  if (!note) {
+    note = el("span", "setup-state");
+    summary.append(" ", note);
+  }
+  note.dataset.state = state;
+  note.textContent = SETUP_STATES[state];
+  if (state === "fail") fold.open = true;
+}
+
+// cell.setup {cell, setup_run}: the setup cell's output and exit follow under run id setup_run.
+live.on("cell.setup", (frame) => {
+  const cell = cells.find((c) => c.key === frame.cell);
+  if (!cell?.editor || cell.runId) return;
+  cell.clearOutput();
+  cell.begin(frame.setup_run);
+});
 
 // --- wiring -----------------------------------------------------------------------------
 

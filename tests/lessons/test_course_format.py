@@ -42,7 +42,7 @@ def test_missing_and_unknown_front_matter_keys_are_reported():
 
 def test_unknown_cell_attribute_and_unparsable_code_are_located():
     found = problems_of(HEAD + "\ntext\n\n```python cell id=a colour=red\nprint(\n```\n")
-    assert "ch.md:13: unknown cell attribute(s) colour (known: id, broker, role, timeout)" in found
+    assert "ch.md:13: unknown cell attribute(s) colour (known: id, broker, role, timeout, expect)" in found
     assert any(p.startswith("ch.md:") and "does not parse" in p for p in found)
 
 
@@ -51,6 +51,18 @@ def test_exercise_needs_starter_solution_check_and_hint():
     assert any("exactly one 'solution'" in p for p in found)
     assert any("exactly one 'check'" in p for p in found)
     assert any("at least one hint" in p for p in found)
+
+
+def test_expect_is_a_regular_expression_on_a_cell_whose_output_is_read():
+    parsed = parse_chapter(HEAD + '\n```python cell id=a expect="B: \\{\\d+: \\d+"\nprint("B: {2: 4}")\n```\n', file="ch.md")
+    assert parsed.cells[0].expect == r"B: \{\d+: \d+"
+    found = problems_of(HEAD + '\n```python cell id=a expect="(unclosed"\npass\n```\n')
+    assert any(p.startswith("ch.md:11: expect of cell 'a' is not a regular expression") for p in found), found
+    found = problems_of(
+        HEAD + "\n::: exercise id=e\n### E\n\n```python cell id=e-s role=starter expect=x\npass\n```\n\n```hint\nh\n```\n\n"
+        "```python cell id=e-o role=solution\npass\n```\n\n```python cell id=e-c role=check\npass\n```\n:::\n"
+    )
+    assert any("expect is for run, setup, solution cells, not 'starter'" in p for p in found), found
 
 
 def test_timeout_above_the_cap_is_refused():

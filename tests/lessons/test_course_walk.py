@@ -1,123 +1,186 @@
-"""The whole course against real brokers: every cell runs green, every exercise's check
-fails on an empty broker and passes after its reference solution.
+"""The whole course as a learner meets it, against real brokers: every cell runs green and
+prints what the text promises, every exercise's check fails before its solution and passes after.
 
-Per chapter and broker kind, one fresh unit runs the cells in document order;
-a second fresh unit proves the exercises (all checks fail first, then each
-solution followed by its check passes: exercises use names of their own).
+Cells run the way the page runs them: the selector the page uses finds the cell and the
+setup cells it needs, and ``sandboxes.cell_runs.cell_run`` runs those setups first, once
+per broker. Chapters run in course order and each course shares one broker per kind
+between its chapters, as a learner's sandbox is shared, so one chapter's leftovers that
+change what another chapter's text says fail here (a chapter run alone, with -k, gets
+fresh brokers: the other case a learner meets). A cell's ``expect`` attribute is a
+regular expression its output must contain (docs/course-format.md).
 """
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
 
+from lessons import selectors
 from lessons.checks import check_reason, reason_leaks
-from lessons.course_files import ParsedCell
-from lessons.course_io import course_folder_read
-from sandboxes import agent_client
-from sandboxes.agent import protocol
-from sandboxes.backends.base import UnitSpec
-from sandboxes.backends.process import ProcessBackend
+from lessons.course_files import ParsedCell, parse_course
+from lessons.course_io import course_folder_read, course_import
+from sandboxes import cell_runs, services
+from sandboxes.backends import get_backend
+from sandboxes.models import Purpose, Sandbox, State
 from tests.aio import run
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 FOLDERS = {Path(d).name: course_folder_read(directory=Path(d)) for d in settings.COURSE_DIRS}
-CHAPTERS = [(course, filename) for course, folder in FOLDERS.items() for filename in sorted(folder.chapters)]
+SLUGS = {name: parse_course(folder.course_source).meta["slug"] for name, folder in FOLDERS.items()}
+CHAPTERS = [
+    (course, filename)
+    for course, folder in FOLDERS.items()
+    for filename in sorted(folder.chapters, key=lambda f: (folder.chapters[f][1].meta["order"], f))
+]
 IDS = [f"{course}/{filename}" for course, filename in CHAPTERS]
-_counter = iter(range(900_000, 999_999))
 
 
-class Unit:
-    """A fresh sandbox unit of one broker, started without the worker (this tests the course)."""
+@dataclass
+class Outcome:
+    """One run as the page would show it: the cell's exit and output, and the setups that ran before it."""
 
-    def __init__(self, backend: ProcessBackend, broker: str) -> None:
-        self.backend = backend
-        self.name = f"{settings.SANDBOX_INSTANCE}-{next(_counter)}"
-        backend.start(UnitSpec(name=self.name, broker=broker))
-        self.socket = backend.socket_path(self.name)
-        deadline = time.monotonic() + 150
-        while True:
-            try:
-                status = run(agent_client.status(self.socket))
-            except agent_client.AgentUnavailable:
-                status = {"ready": False, "stage": "starting agent"}
-            if status["ready"]:
-                return
-            if status["stage"] == "failed" or time.monotonic() > deadline:
-                raise AssertionError(f"{broker} did not start: {status}")
-            time.sleep(0.1)
+    status: int | None
+    reason: str | None
+    output: str
+    setups: dict[str, str] = field(default_factory=dict)  # setup key -> its output
 
-    def run(self, cell: ParsedCell, *, op: str = "run") -> tuple[int, str]:
+
+class Brokers:
+    """One ready sandbox per broker kind for the course being walked; a new course starts afresh."""
+
+    def __init__(self) -> None:
+        self.course = ""
+        self.sandboxes: dict[str, Sandbox] = {}
+
+    def sandbox(self, course: str, broker: str) -> Sandbox:
+        if course != self.course:
+            self.stop()
+            self.course = course
+        if broker not in self.sandboxes:
+            record = Sandbox.objects.create(purpose=Purpose.VERIFY, broker=broker, state=State.REQUESTED, stage="requested")
+            sandbox = services.sandbox_provision(sandbox_id=record.pk)
+            assert sandbox.state == State.READY, f"{broker} did not start: {sandbox.error}"
+            self.sandboxes[broker] = sandbox
+        return self.sandboxes[broker]
+
+    def run(self, course: str, cell: selectors.RunnableCode, *, op: str = "run") -> Outcome:
         output: list[str] = []
+        setups: dict[str, list[str]] = defaultdict(list)
 
-        async def collect(message):
-            output.append(message.get("text", ""))
+        async def collect(message: dict[str, Any]) -> None:
+            output.append(str(message.get("text", "")))
 
-        result = run(agent_client.run(self.socket, code=cell.code, timeout=cell.timeout, on_message=collect, op=op))
-        return result["status"], "".join(output) + result.get("output", "")
+        async def collect_setup(setup: cell_runs.Setup, message: dict[str, Any]) -> None:
+            if message.get("type") == "exit":
+                setups[setup.key].append(str(message.get("output") or ""))
+            elif message.get("type") != "start":
+                setups[setup.key].append(str(message.get("text", "")))
+
+        sandbox = self.sandbox(course, cell.broker)
+        try:
+            result = run(cell_runs.cell_run(sandbox=sandbox, cell=cell, op=op, on_output=collect, on_setup=collect_setup))
+        except cell_runs.SetupFailed as failed:
+            ran = "".join(setups[failed.setup.key])
+            raise AssertionError(f"{failed}\nsetup {failed.setup.key} printed:\n{ran[-3000:]}") from failed
+        return Outcome(
+            result.get("status"),
+            result.get("reason"),
+            "".join(output) + str(result.get("output") or ""),
+            {key: "".join(parts) for key, parts in setups.items()},
+        )
 
     def stop(self) -> None:
-        self.backend.stop(self.name)
+        backend = get_backend()
+        for sandbox in self.sandboxes.values():
+            backend.stop(sandbox.unit)
+        self.sandboxes = {}
 
 
-@pytest.fixture
-def units():
-    backend = ProcessBackend()
-    started: list[Unit] = []
+@pytest.fixture(scope="module")
+def brokers() -> Iterator[Brokers]:
+    """The walk's brokers, kept from one chapter to the next (their records are not: the database
+    is emptied after each test, and a run needs only the record in memory)."""
+    walk = Brokers()
+    yield walk
+    walk.stop()
 
-    def make(broker: str) -> Unit:
-        unit = Unit(backend, broker)
-        started.append(unit)
-        return unit
 
-    yield make
-    for unit in started:
-        unit.stop()
-    assert not (Path(settings.SANDBOX_ROOT) / protocol.SOCKET_NAME).exists()
+@pytest.fixture(autouse=True)
+def courses(transactional_db) -> None:
+    """The bundled courses in the database: the page's selectors read them there."""
+    for directory in settings.COURSE_DIRS:
+        course_import(directory=Path(directory))
+
+
+def expectation_problem(cell: ParsedCell, output: str) -> str | None:
+    if cell.expect is None or re.search(cell.expect, output, re.MULTILINE):
+        return None
+    return f"cell {cell.key} (line {cell.line}) does not print what the text says: no match for {cell.expect!r}\n{output[-3000:]}"
 
 
 @pytest.mark.parametrize(("course", "filename"), CHAPTERS, ids=IDS)
-def test_every_cell_of_the_chapter_runs_green_in_order(units, course, filename):
+def test_the_chapter_runs_as_on_the_page_and_does_what_its_text_says(brokers, course, filename):
     _source, parsed = FOLDERS[course].chapters[filename]
-    by_broker: dict[str, list[ParsedCell]] = defaultdict(list)
+    slug, chapter = SLUGS[course], parsed.meta["slug"]
+    cells = {cell.key: cell for cell in parsed.cells}
+    setups_ran: Counter[str] = Counter()
+    problems: list[str] = []  # every cell that fails, not only the first: one walk shows them all
+
+    def run_cell(key: str) -> list[str]:
+        runnable = selectors.cell_runnable(course=slug, chapter=chapter, cell=key)
+        assert runnable is not None, f"the page cannot run cell {key}"
+        outcome = brokers.run(course, runnable)
+        found = []
+        for setup_key, printed in outcome.setups.items():
+            setups_ran[setup_key] += 1
+            problem = expectation_problem(cells[setup_key], printed)
+            if problem:
+                found.append(f"{filename}: setup before {key}: {problem}")
+        if outcome.status != 0:
+            found.append(f"{filename}:{cells[key].line} cell {key} exited {outcome.status}:\n{outcome.output[-3000:]}")
+        elif problem := expectation_problem(cells[key], outcome.output):
+            found.append(f"{filename}: {problem}")
+        return found
+
+    def check(exercise: str) -> Outcome:
+        runnable = selectors.exercise_check_runnable(course=slug, chapter=chapter, exercise=exercise)
+        assert runnable is not None, f"the page cannot check exercise {exercise}"
+        outcome = brokers.run(course, runnable, op="check")
+        setups_ran.update(outcome.setups.keys())
+        return outcome
+
     for cell in parsed.cells:
-        if cell.role in ("run", "setup"):
-            by_broker[cell.broker].append(cell)
-    for broker, cells in by_broker.items():
-        unit = units(broker)
-        for cell in cells:
-            status, output = unit.run(cell)
-            assert status == 0, f"{filename}:{cell.line} cell {cell.key} on {broker} exited {status}:\n{output[-3000:]}"
+        if cell.role == "run":
+            problems += run_cell(cell.key)
+    assert not problems, f"{len(problems)} cell(s) do not do what the text says:\n\n" + "\n\n".join(problems)
 
-
-@pytest.mark.parametrize(("course", "filename"), CHAPTERS, ids=IDS)
-def test_every_exercise_fails_empty_and_passes_with_its_solution(units, course, filename):
-    _source, parsed = FOLDERS[course].chapters[filename]
     exercises: dict[str, dict[str, ParsedCell]] = defaultdict(dict)
     for cell in parsed.cells:
         if cell.exercise:
             exercises[cell.exercise][cell.role] = cell
     assert len(exercises) >= 2
-    by_broker: dict[str, list[dict[str, ParsedCell]]] = defaultdict(list)
-    for roles in exercises.values():
-        by_broker[roles["check"].broker].append(roles)
-    for broker, group in by_broker.items():
-        unit = units(broker)
-        for roles in group:
-            status, output = unit.run(roles["check"], op="check")
-            assert status != 0, f"{filename}: check {roles['check'].key} passes on an empty {broker}"
-            assert "AssertionError" in output, f"{filename}: check {roles['check'].key} fails without a reason:\n{output[-2000:]}"
-            # What the learner reads says what is wrong in the broker, not the solution's code.
-            reason = check_reason({"status": status, "output": output})
-            leak = reason_leaks(reason, roles["solution"].code)
-            assert leak is None, f"{filename}: check {roles['check'].key} gives away {leak!r} in its reason {reason!r}"
-        for roles in group:
-            status, output = unit.run(roles["solution"])
-            assert status == 0, f"{filename}: solution {roles['solution'].key} exited {status}:\n{output[-3000:]}"
-            status, output = unit.run(roles["check"], op="check")
-            assert status == 0, f"{filename}: check {roles['check'].key} fails after the solution:\n{output[-3000:]}"
+    for key, roles in exercises.items():
+        before = check(key)
+        assert before.status != 0, f"{filename}: check of {key} passes before its solution ran"
+        assert "AssertionError" in before.output, f"{filename}: check of {key} fails without a reason:\n{before.output[-2000:]}"
+        # What the learner reads says what is wrong in the broker, not the solution's code.
+        reason = check_reason({"status": before.status, "output": before.output})
+        leak = reason_leaks(reason, roles["solution"].code)
+        assert leak is None, f"{filename}: check of {key} gives away {leak!r} in its reason {reason!r}"
+        solved = run_cell(roles["solution"].key)
+        assert not solved, "\n".join(solved)
+        after = check(key)
+        assert after.status == 0, f"{filename}: check of {key} fails after its solution:\n{after.output[-3000:]}"
+
+    used = {cell.broker for cell in parsed.cells if cell.role != "setup"}
+    for cell in parsed.cells:
+        if cell.role == "setup" and cell.broker in used:
+            assert setups_ran[cell.key] == 1, f"{filename}: setup {cell.key} ran {setups_ran[cell.key]} times, not once"

@@ -1,0 +1,82 @@
+"""sandboxes.cell_runs against a real broker and Redis: a chapter's setup runs once per broker life,
+however many runs ask at once, and a failed setup keeps the cell from running."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from lessons.selectors import RunnableCode, SetupCode
+from sandboxes import cell_runs, services
+from sandboxes.models import Purpose, Sandbox, State
+from tests.aio import run
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+PREPARE = SetupCode("prepare", "import time\ntime.sleep(1)\nprint('prepared')", 30, "course/chapter")
+BROKEN = SetupCode("broken", "print('half way')\nraise SystemExit(3)", 30, "course/chapter")
+
+
+def test_a_setup_runs_once_per_broker_life_and_a_failed_one_stops_the_cell(units_cleanup):
+    record = Sandbox.objects.create(purpose=Purpose.VERIFY, broker="nats", state=State.REQUESTED, stage="requested")
+    sandbox = services.sandbox_provision(sandbox_id=record.pk)
+    assert sandbox.state == State.READY, sandbox.error
+    heard: list[tuple[str, str]] = []  # (setup key or "cell", start | output | exit), in order
+    printed: defaultdict[str, str] = defaultdict(str)
+
+    async def on_setup(setup: cell_runs.Setup, message: dict[str, Any]) -> None:
+        heard.append((setup.key, str(message.get("type"))))
+        printed[setup.key] += str(message.get("text", ""))
+
+    async def on_output(message: dict[str, Any]) -> None:
+        heard.append(("cell", "output"))
+        printed["cell"] += str(message.get("text", ""))
+
+    def cell(*setups: SetupCode) -> RunnableCode:
+        return RunnableCode("nats", "print('cell ran')", 30, setups=setups)
+
+    def run_cell(*setups: SetupCode) -> dict[str, Any]:
+        return run(cell_runs.cell_run(sandbox=sandbox, cell=cell(*setups), on_output=on_output, on_setup=on_setup))
+
+    async def twice() -> list[dict[str, Any]]:
+        return list(
+            await asyncio.gather(
+                *(cell_runs.cell_run(sandbox=sandbox, cell=cell(PREPARE), on_output=on_output, on_setup=on_setup) for _ in "ab")
+            )
+        )
+
+    # Two runs at once (two tabs): the setup runs once, both cells after it.
+    assert [r["status"] for r in run(twice())] == [0, 0]
+    assert heard.count(("prepare", "start")) == 1
+    assert heard.index(("prepare", "exit")) < heard.index(("cell", "output"))
+    assert printed == {"prepare": "prepared\n", "cell": "cell ran\ncell ran\n"}
+    assert run(cell_runs.setup_ran(sandbox=sandbox, setup=PREPARE))
+
+    # Later runs on the same broker do not run it again.
+    heard.clear()
+    run_cell(PREPARE)
+    assert {key for key, _ in heard} == {"cell"}
+
+    # A new life of the broker (a reset makes a new unit that becomes ready later): it runs again.
+    assert sandbox.ready_at is not None
+    sandbox.ready_at += timedelta(seconds=1)
+    assert not run(cell_runs.setup_ran(sandbox=sandbox, setup=PREPARE))
+    heard.clear()
+    run_cell(PREPARE)
+    assert heard[0] == ("prepare", "start")
+
+    # A failed setup: the cell does not run, the error names the setup, and the next run tries again.
+    heard.clear()
+    printed.clear()
+    with pytest.raises(cell_runs.SetupFailed) as failed:
+        run_cell(BROKEN)
+    assert "«broken»: код завершения 3" in str(failed.value)
+    assert printed == {"broken": "half way\n"}  # its output reached the page's setup cell; the cell's did not
+    heard.clear()
+    with pytest.raises(cell_runs.SetupFailed):
+        run_cell(BROKEN)
+    assert heard[0] == ("broken", "start")
