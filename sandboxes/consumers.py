@@ -246,9 +246,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def _run(self, run_id: str, cell: lesson_selectors.RunnableCode, code: str, interrupt: asyncio.Event) -> None:
         async def forward(message: dict[str, Any]) -> None:
-            await self.send_json(
-                {"type": "cell.output", "run": run_id, "stream": message.get("stream"), "text": message.get("text", "")}
-            )
+            frame = {"type": "cell.output", "run": run_id, "stream": message.get("stream"), "text": message.get("text", "")}
+            # Past the head of a long output: the tail, and how many lines were left out before it.
+            frame.update({k: message[k] for k in ("tail", "skipped", "skipped_chars") if k in message})
+            await self.send_json(frame)
 
         on_setup = self._setup_relay(run=run_id)
         try:
