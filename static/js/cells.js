@@ -1,8 +1,10 @@
 // Code cells: each figure.cell becomes a CodeMirror editor with Run / Interrupt / Reset,
 // streaming output and an exit badge; drafts save themselves; exercises get a Check button.
+// Output is drawn once per animation frame into a bounded DOM (the head, "N lines not shown",
+// the last lines).
 // Anonymous visitors keep the server-highlighted code and get a login link instead.
 import { live, stageLabel } from "./live.js";
-import { gettext, pgettext, formatDuration } from "./i18n.js";
+import { gettext, ngettext, pgettext, formatDuration } from "./i18n.js";
 import { el, icon } from "./dom.js";
 import { hintNode } from "./cell-hints.js";
 
@@ -11,7 +13,11 @@ const panel = document.querySelector("[data-live-panel]");
 const anonymous = !live.enabled;
 const RUNNABLE = new Set(["run", "setup", "starter", "solution"]);
 const SAVE_DELAY_MS = 1000;
-const OUTPUT_MAX_CHARS = 400_000; // the server cuts long output; this only protects the page
+// The agent sends a long output as its head, then a rolling tail (sandboxes/agent/output.py);
+// the page keeps a tail as long as the agent's, so the last lines are always the real ones.
+const TAIL_LINES = 200;
+const TAIL_CHARS = 32 * 1024;
+const HEAD_MAX_CHARS = 96 * 1024; // the agent's head is at most 64 KiB; anything past this joins the tail
 const CHECK_TIMEOUT_MS = 180_000;
 
 const cellData = readJson("chapter-cells", []);
@@ -35,7 +41,7 @@ function readJson(id, fallback) {
 
 const SAVE_LABELS = { saving: gettext("сохраняю…"), saved: gettext("черновик сохранён"), failed: gettext("не сохранено") };
 const ROLE_LABELS = { setup: pgettext("cell role", "подготовка"), starter: gettext("заготовка"), solution: gettext("решение") };
-const EXIT_ICONS = { ok: "check", fail: "cross", error: "cross", timeout: "clock", interrupted: "stop" };
+const EXIT_ICONS = { ok: "check", fail: "cross", error: "cross", timeout: "clock", output: "cut", interrupted: "stop" };
 
 /** A button with an icon and, when given, a visible label. */
 function button(className, label, iconName, title) {
@@ -166,6 +172,21 @@ function textareaEditor(host, { doc, label, onChange, runAndAdvance, runHere }) 
   };
 }
 
+// --- output: drawn once per animation frame, however many chunks arrive in between -----------
+
+const unpainted = new Set(); // cells with output waiting to be drawn
+let frameAsked = false;
+
+function paintSoon(cell) {
+  unpainted.add(cell);
+  if (frameAsked) return;
+  frameAsked = true;
+  requestAnimationFrame(() => {
+    frameAsked = false;
+    for (const c of [...unpainted]) c.paint();
+  });
+}
+
 class Cell {
   constructor(figure, data) {
     this.figure = figure;
@@ -223,10 +244,29 @@ class Cell {
     this.output.hidden = true;
     this.output.setAttribute("role", "log");
     this.output.setAttribute("aria-label", gettext("Вывод ячейки"));
+    // One scroller for the head, the count of lines not shown and the tail; layout stays inside it.
+    this.scroller = el("div", "cell-scroll");
     this.stream = el("pre", "cell-stream");
+    this.gap = el("div", "cell-gap");
+    this.gap.hidden = true;
+    this.gap.title = gettext("Вывод слишком длинный: показаны его первые и последние строки.");
+    this.tailBox = el("pre", "cell-stream cell-tail");
+    this.scroller.append(this.stream, this.gap, this.tailBox);
     this.exit = el("div", "cell-exit");
-    this.output.append(this.stream, this.exit);
+    this.output.append(this.scroller, this.exit);
+    this.resetOutputState();
     return this.output;
+  }
+
+  resetOutputState() {
+    this.queue = []; // [stream, text, part] waiting for the next frame
+    this.headPieces = []; // [stream, text] drawn in the head, to keep them
+    this.headChars = 0;
+    this.inTail = false;
+    this.tailLines = []; // {stream, text}: the last lines, each with its newline (the last may lack it)
+    this.tailChars = 0;
+    this.hiddenLines = 0;
+    this.hiddenChars = 0;
   }
 
   mount(makeEditor) {
@@ -362,7 +402,9 @@ class Cell {
 
   run() {
     if (this.runId || !this.editor) return;
-    live.ensureChapter();
+    // Only the broker this cell needs: the chapter's others start when their cells run (or from the panel).
+    if (this.broker) live.ensure([this.broker]);
+    else live.ensureChapter();
     const id = newRunId();
     const sent = live.send({
       type: "cell.run",
@@ -420,31 +462,122 @@ class Cell {
   clearOutput() {
     this.output.querySelector(".cell-hint")?.remove();
     this.stream.replaceChildren();
+    this.tailBox.replaceChildren();
+    this.gap.hidden = true;
     this.exit.replaceChildren();
     this.output.hidden = true;
     this.output.classList.remove("has-error");
-    this.chars = 0;
-    this.cut = false;
+    this.resetOutputState();
+    unpainted.delete(this);
     this.lastStream = null;
     this.lastText = null;
   }
 
-  /** Append a chunk of stdout or stderr; several lines may come at once. */
-  write(stream, text) {
-    if (!text) return;
+  /**
+   * Take a chunk of stdout or stderr (several lines may come at once); it is drawn on the next frame.
+   * ``part`` is the rest of the cell.output frame: past the head, ``tail`` and ``skipped`` lines.
+   */
+  write(stream, text, part = {}) {
+    if (!text && !part.skipped && !part.skipped_chars) return;
     this.output.hidden = false;
     this.sawOutput = true;
-    if (this.cut) return;
-    if (this.chars + text.length > OUTPUT_MAX_CHARS) {
-      text = text.slice(0, Math.max(0, OUTPUT_MAX_CHARS - this.chars));
-      this.cut = true;
+    this.queue.push([stream, text || "", part]);
+    paintSoon(this);
+  }
+
+  /** Draw what arrived since the last frame: the head as written, the tail redrawn once. */
+  paint() {
+    unpainted.delete(this);
+    if (!this.queue.length) return;
+    const box = this.scroller;
+    const stick = box.scrollHeight - box.scrollTop - box.clientHeight < 24;
+    let tailChanged = false;
+    for (const [stream, text, part] of this.queue) {
+      if (!part.tail && !this.inTail && this.headChars + text.length <= HEAD_MAX_CHARS) {
+        this.headChars += text.length;
+        this.drawPiece(stream, text);
+      } else {
+        this.inTail = true;
+        this.addToTail(stream, text, Number(part.skipped) || 0, Number(part.skipped_chars) || 0);
+        tailChanged = true;
+      }
     }
-    this.chars += text.length;
-    const stick = this.stream.scrollHeight - this.stream.scrollTop - this.stream.clientHeight < 24;
-    if (stream === "stderr") this.writeStderr(text);
+    this.queue = [];
+    if (tailChanged) this.renderTail();
+    if (stick) box.scrollTop = box.scrollHeight;
+  }
+
+  /** Draw one piece in the head and remember it for keeping. */
+  drawPiece(stream, text) {
+    this.headPieces.push([stream, text]);
+    if (stream.startsWith("note:")) {
+      this.stream.append(el("span", stream.slice(5), text));
+      this.lastStream = null;
+    } else if (stream === "stderr") this.writeStderr(text);
     else this.appendText("stdout", text);
-    if (this.cut) this.appendNote(gettext("… вывод слишком длинный, дальше не показан"), "cell-note");
-    if (stick) this.stream.scrollTop = this.stream.scrollHeight;
+  }
+
+  /** The same rolling window as the agent's: after a gap the tail starts again; beyond its size the oldest lines go. */
+  addToTail(stream, text, skipped, skippedChars) {
+    if (skipped || skippedChars) {
+      // Lines were left out after what the tail holds: all of it is older than the gap.
+      this.hiddenLines += skipped + this.tailLines.filter((l) => l.text.endsWith("\n")).length;
+      this.hiddenChars += skippedChars + this.tailChars;
+      this.tailLines = [];
+      this.tailChars = 0;
+    }
+    for (const line of text.split(/(?<=\n)/)) {
+      if (!line) continue;
+      const last = this.tailLines[this.tailLines.length - 1];
+      if (last && !last.text.endsWith("\n") && last.stream === stream) last.text += line;
+      else this.tailLines.push({ stream, text: line });
+      this.tailChars += line.length;
+    }
+    while (this.tailLines.length > TAIL_LINES) this.dropTailLine();
+    while (this.tailChars > TAIL_CHARS) {
+      if (this.tailLines.length > 1) {
+        this.dropTailLine();
+      } else {
+        const only = this.tailLines[0];
+        const over = this.tailChars - TAIL_CHARS;
+        only.text = only.text.slice(over);
+        this.tailChars -= over;
+        this.hiddenChars += over;
+      }
+    }
+  }
+
+  dropTailLine() {
+    const line = this.tailLines.shift();
+    if (line.text.endsWith("\n")) this.hiddenLines += 1;
+    this.hiddenChars += line.text.length;
+    this.tailChars -= line.text.length;
+  }
+
+  /** Redraw the tail (at most TAIL_LINES lines) and the count above it. */
+  renderTail() {
+    // The stderr formatting writes into this.stream: the tail borrows it, so a traceback at the
+    // end of a long output is picked out the same way as one in the head.
+    const head = [this.stream, this.lastStream, this.lastText];
+    this.stream = this.tailBox;
+    this.lastStream = null;
+    this.tailBox.replaceChildren();
+    try {
+      for (const { stream, text } of this.tailLines) {
+        if (stream.startsWith("note:")) {
+          this.stream.append(el("span", stream.slice(5), text));
+          this.lastStream = null;
+        } else if (stream === "stderr") this.writeStderr(text);
+        else this.appendText("stdout", text);
+      }
+    } finally {
+      [this.stream, this.lastStream, this.lastText] = head;
+    }
+    const lines = this.hiddenLines;
+    const chars = this.hiddenChars;
+    this.gap.hidden = !(lines || chars);
+    if (lines) this.gap.textContent = ngettext("… {n} строка не показана …", "… {n} строк не показано …", lines);
+    else if (chars) this.gap.textContent = ngettext("… {n} символ не показан …", "… {n} символов не показано …", chars);
   }
 
   appendText(stream, text) {
@@ -495,11 +628,17 @@ class Cell {
   }
 
   appendNote(text, className) {
-    this.stream.append(el("span", className, text + "\n"));
-    this.lastStream = null;
+    this.paint();
+    if (this.inTail) {
+      this.addToTail(`note:${className}`, text + "\n", 0, 0);
+      this.renderTail();
+    } else {
+      this.drawPiece(`note:${className}`, text + "\n");
+    }
   }
 
   finish(exit) {
+    this.paint();
     clearInterval(this.ticker);
     runs.delete(this.runId);
     this.runId = null;
@@ -524,10 +663,10 @@ class Cell {
     if (truncated) {
       const cut = el("span", "exit-cut");
       cut.append(icon("cut"), gettext("вывод обрезан"));
-      cut.title = gettext("Сервер показал только начало вывода: он был слишком длинным");
+      cut.title = gettext("Вывод слишком длинный: показаны его первые и последние строки.");
       parts.push(cut);
     }
-    if (kind === "ok" && !this.stream.childNodes.length) parts.push(el("span", "exit-quiet", gettext("Ячейка ничего не вывела.")));
+    if (kind === "ok" && !this.stream.childNodes.length && !this.tailLines.length) parts.push(el("span", "exit-quiet", gettext("Ячейка ничего не вывела.")));
     this.exit.replaceChildren(...parts);
   }
 
@@ -536,6 +675,7 @@ class Cell {
     let kind;
     let text;
     if (frame.reason === "timeout") [kind, text] = ["timeout", gettext("время вышло")];
+    else if (frame.reason === "output") [kind, text] = ["output", gettext("лимит вывода")];
     else if (frame.reason === "interrupted") [kind, text] = ["interrupted", gettext("прервано")];
     else if (frame.reason === "memory") [kind, text] = ["fail", gettext("не хватило памяти")];
     else if (frame.reason === "killed") [kind, text] = ["fail", gettext("процесс остановлен")];
@@ -544,7 +684,8 @@ class Cell {
     const duration = typeof frame.duration_ms === "number" ? frame.duration_ms : performance.now() - this.started;
     const hint = frame.hint ? hintNode(frame.hint) : null;
     if (hint) this.exit.before(hint); // apart from the output: what to do about the error above it
-    this.finish({ kind, text, title: `${gettext("Код завершения процесса")}: ${status ?? "—"}`, duration, truncated: Boolean(frame.truncated) });
+    const title = frame.reason === "output" ? gettext("Ячейка вывела слишком много и была остановлена.") : `${gettext("Код завершения процесса")}: ${status ?? "—"}`;
+    this.finish({ kind, text, title, duration, truncated: Boolean(frame.truncated) });
   }
 
   onError(frame) {
@@ -657,7 +798,7 @@ live.on("cell.setup", (frame) => {
 
 // --- wiring -----------------------------------------------------------------------------
 
-live.on("cell.output", (frame) => runs.get(frame.run)?.write(frame.stream === "stderr" ? "stderr" : "stdout", frame.text));
+live.on("cell.output", (frame) => runs.get(frame.run)?.write(frame.stream === "stderr" ? "stderr" : "stdout", frame.text, frame));
 live.on("cell.exit", (frame) => runs.get(frame.run)?.onExit(frame));
 live.on("cell.error", (frame) => runs.get(frame.run)?.onError(frame));
 live.on("exercise.result", (frame) => checks.get(frame.exercise)?.show(frame));
