@@ -1,12 +1,13 @@
 // Code cells: each figure.cell becomes a CodeMirror editor with Run / Interrupt / Reset,
 // streaming output and an exit badge; drafts save themselves; exercises get a Check button.
 // Output is drawn once per animation frame into a bounded DOM (the head, "N lines not shown",
-// the last lines).
+// the last lines), and each cell's last output comes back after a reload (keep.js).
 // Anonymous visitors keep the server-highlighted code and get a login link instead.
 import { live, stageLabel } from "./live.js";
-import { gettext, ngettext, pgettext, formatDuration } from "./i18n.js";
+import { LANG, gettext, ngettext, pgettext, formatDuration } from "./i18n.js";
 import { el, icon } from "./dom.js";
 import { hintNode } from "./cell-hints.js";
+import { keep, recall, forget } from "./keep.js";
 
 const article = document.querySelector("article.chapter");
 const panel = document.querySelector("[data-live-panel]");
@@ -18,6 +19,9 @@ const SAVE_DELAY_MS = 1000;
 const TAIL_LINES = 200;
 const TAIL_CHARS = 32 * 1024;
 const HEAD_MAX_CHARS = 96 * 1024; // the agent's head is at most 64 KiB; anything past this joins the tail
+// Of an output kept for the next visit: its start and its end, the middle counted.
+const KEEP_HEAD_CHARS = 8 * 1024;
+const KEEP_TAIL_CHARS = 8 * 1024;
 const CHECK_TIMEOUT_MS = 180_000;
 
 const cellData = readJson("chapter-cells", []);
@@ -187,6 +191,74 @@ function paintSoon(cell) {
   });
 }
 
+function newlines(text) {
+  let n = 0;
+  for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) n += 1;
+  return n;
+}
+
+/** The first ``max`` characters of [stream, text] pieces, cut after a line where one ends; and the rest. */
+function splitFirst(pieces, max) {
+  const kept = [];
+  let used = 0;
+  for (let i = 0; i < pieces.length; i += 1) {
+    const [stream, text] = pieces[i];
+    if (used + text.length <= max) {
+      kept.push(pieces[i]);
+      used += text.length;
+      continue;
+    }
+    const room = max - used;
+    let cut = text.lastIndexOf("\n", room - 1) + 1;
+    if (cut === 0 && used === 0) cut = room; // one endless line: cut where it must be
+    if (cut > 0) kept.push([stream, text.slice(0, cut)]);
+    return [kept, [[stream, text.slice(cut)], ...pieces.slice(i + 1)]];
+  }
+  return [kept, []];
+}
+
+/** The last ``max`` characters of [stream, text] pieces, starting with a whole line where one starts; and what came before. */
+function splitLast(pieces, max) {
+  const kept = [];
+  let used = 0;
+  for (let i = pieces.length - 1; i >= 0; i -= 1) {
+    const [stream, text] = pieces[i];
+    if (used + text.length <= max) {
+      kept.unshift(pieces[i]);
+      used += text.length;
+      continue;
+    }
+    const from = text.length - (max - used);
+    const newline = text.indexOf("\n", Math.max(0, from - 1));
+    let start = newline === -1 ? text.length : newline + 1;
+    if (newline === -1 && used === 0) start = from; // one endless line
+    if (start < text.length) kept.unshift([stream, text.slice(start)]);
+    return [[...pieces.slice(0, i), [stream, text.slice(0, start)]], kept];
+  }
+  return [[], kept];
+}
+
+/** What of an output is kept for the next visit: at most KEEP_HEAD_CHARS of its start and KEEP_TAIL_CHARS of its end. */
+function boundForKeeping(head, tail, hidden) {
+  if (!hidden[0] && !hidden[1]) {
+    head = head.concat(tail); // no gap yet: one sequence, cut in the middle if it is long
+    tail = [];
+  }
+  const [first, rest] = splitFirst(head, KEEP_HEAD_CHARS);
+  let middle;
+  let last;
+  if (tail.length) {
+    const [dropped, kept] = splitLast(tail, KEEP_TAIL_CHARS);
+    middle = rest.concat(dropped);
+    last = kept;
+  } else {
+    [middle, last] = splitLast(rest, KEEP_TAIL_CHARS);
+  }
+  const lines = middle.reduce((n, [, text]) => n + newlines(text), 0);
+  const chars = middle.reduce((n, [, text]) => n + text.length, 0);
+  return { head: first, tail: last, hidden: [hidden[0] + lines, hidden[1] + chars] };
+}
+
 class Cell {
   constructor(figure, data) {
     this.figure = figure;
@@ -285,6 +357,7 @@ class Cell {
     // The editor replaces the <pre> (and chapter.js's copy button for it: the toolbar has one).
     this.figure.replaceChildren(toolbar, host, this.buildOutput());
     this.refreshEdited();
+    this.restoreOutput();
   }
 
   mountReadOnly(loginUrl) {
@@ -415,6 +488,7 @@ class Cell {
       code: this.code(),
     });
     this.clearOutput();
+    forget("output", this.key); // a run replaces the kept output, even one that never finishes
     if (!sent) {
       this.output.hidden = false;
       this.appendNote(gettext("Нет связи с сервером. Дождитесь, пока индикатор станет зелёным, и повторите."), "cell-error");
@@ -466,7 +540,7 @@ class Cell {
     this.gap.hidden = true;
     this.exit.replaceChildren();
     this.output.hidden = true;
-    this.output.classList.remove("has-error");
+    this.output.classList.remove("has-error", "is-restored");
     this.resetOutputState();
     unpainted.delete(this);
     this.lastStream = null;
@@ -651,9 +725,39 @@ class Cell {
     this.status.dataset.kind = "";
     this.setExit(exit);
     if (this.role === "setup") setupFoldShow(this, exit.kind === "ok" ? "ok" : "fail");
+    this.keepOutput(exit);
   }
 
-  setExit({ kind, text, title, duration, truncated }) {
+  // --- the last output, kept for the next visit ------------------------------------------------
+
+  keepOutput(exit) {
+    const tail = this.tailLines.map((l) => [l.stream, l.text]);
+    const kept = boundForKeeping(this.headPieces, tail, [this.hiddenLines, this.hiddenChars]);
+    keep("output", this.key, { v: 1, at: Date.now(), ...kept, exit });
+  }
+
+  restoreOutput() {
+    const kept = recall("output", this.key);
+    if (!kept || kept.v !== 1 || !kept.exit) return;
+    try {
+      for (const [stream, text] of kept.head || []) this.drawPiece(String(stream), String(text));
+      [this.hiddenLines, this.hiddenChars] = kept.hidden || [0, 0];
+      for (const [stream, text] of kept.tail || []) this.addToTail(String(stream), String(text), 0, 0);
+      if (this.tailLines.length || this.hiddenLines || this.hiddenChars) {
+        this.inTail = true;
+        this.renderTail();
+      }
+      this.output.hidden = false;
+      this.output.classList.add("is-restored");
+      this.setExit({ ...kept.exit, at: kept.at });
+    } catch (error) {
+      console.warn("cells: a kept output could not be shown", error);
+      this.clearOutput();
+      forget("output", this.key);
+    }
+  }
+
+  setExit({ kind, text, title, duration, truncated, at }) {
     this.output.hidden = false;
     const badge = el("span", `exit-badge exit-${kind}`);
     badge.append(icon(EXIT_ICONS[kind] || "cross"), text);
@@ -667,6 +771,12 @@ class Cell {
       parts.push(cut);
     }
     if (kind === "ok" && !this.stream.childNodes.length && !this.tailLines.length) parts.push(el("span", "exit-quiet", gettext("Ячейка ничего не вывела.")));
+    if (at) {
+      const when = new Date(at);
+      const label = el("span", "exit-when", gettext("прошлый запуск, {when}", { when: when.toLocaleString(LANG, { dateStyle: "short", timeStyle: "short" }) }));
+      label.title = gettext("Вывод сохранён в этом браузере; запустите ячейку, чтобы получить новый.");
+      parts.push(label);
+    }
     this.exit.replaceChildren(...parts);
   }
 
