@@ -747,6 +747,8 @@ class Cell {
         this.inTail = true;
         this.renderTail();
       }
+      const hint = kept.exit.hint ? hintNode(kept.exit.hint) : null;
+      if (hint) this.exit.before(hint);
       this.output.hidden = false;
       this.output.classList.add("is-restored");
       this.setExit({ ...kept.exit, at: kept.at });
@@ -795,7 +797,7 @@ class Cell {
     const hint = frame.hint ? hintNode(frame.hint) : null;
     if (hint) this.exit.before(hint); // apart from the output: what to do about the error above it
     const title = frame.reason === "output" ? gettext("Ячейка вывела слишком много и была остановлена.") : `${gettext("Код завершения процесса")}: ${status ?? "—"}`;
-    this.finish({ kind, text, title, duration, truncated: Boolean(frame.truncated) });
+    this.finish({ kind, text, title, duration, truncated: Boolean(frame.truncated), ...(hint ? { hint: frame.hint } : {}) });
   }
 
   onError(frame) {
