@@ -59,6 +59,14 @@ def learner_message(exc: Exception) -> str:
     return str(exc) if isinstance(exc, services.SandboxError) else str(SANDBOX_SILENT)
 
 
+def output_frame(run: str | None, message: dict[str, Any]) -> dict[str, Any]:
+    """The ``cell.output`` frame of an agent's output message; past the head of a long output it carries
+    the tail's fields too (``tail``, and ``skipped`` lines and characters left out before its text)."""
+    frame = {"type": "cell.output", "run": run, "stream": message.get("stream"), "text": message.get("text", "")}
+    frame.update({k: message[k] for k in ("tail", "skipped", "skipped_chars") if k in message})
+    return frame
+
+
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Tasks started while handling a message inherit the language with the rest of the context.
@@ -233,22 +241,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                     }
                 )
             else:
-                await self.send_json(
-                    {
-                        "type": "cell.output",
-                        "run": setup_runs.get(setup.key),
-                        "stream": message.get("stream"),
-                        "text": message.get("text", ""),
-                    }
-                )
+                await self.send_json(output_frame(setup_runs.get(setup.key), message))
 
         return relay
 
     async def _run(self, run_id: str, cell: lesson_selectors.RunnableCode, code: str, interrupt: asyncio.Event) -> None:
         async def forward(message: dict[str, Any]) -> None:
-            await self.send_json(
-                {"type": "cell.output", "run": run_id, "stream": message.get("stream"), "text": message.get("text", "")}
-            )
+            await self.send_json(output_frame(run_id, message))
 
         on_setup = self._setup_relay(run=run_id)
         try:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cell_errors
+from .output import OutputWindow
 
 #: Executed by the cell process (``python -c RUNNER HINT_FD VARIABLE...``): read the code from stdin, run it as
 #: __main__ of ``<cell>``, print tracebacks the learner's way and write hints to the pipe (cell_errors.main).
@@ -35,7 +36,11 @@ TMP_BYTES = 64 * 1024 * 1024
 #: The environment variable naming the unit in each of its processes (see ProcessBackend.processes).
 UNIT_MARKER = "BA_UNIT"
 
-OutputCallback = Callable[[str, str], Awaitable[None]]
+#: Receives each output message of a run: {"stream", "text"} and, for the tail, "tail" and "skipped" (see output.py).
+OutputCallback = Callable[[dict[str, Any]], Awaitable[None]]
+
+#: Output is sent at most this often: a loop of tiny prints becomes a few messages a second.
+OUTPUT_EVERY_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +50,15 @@ class CellLimits:
     memory_mb: int = 768
     cpu_s: int = 300
     processes: int = 64
-    output_bytes: int = 1024 * 1024
+    #: All a run may write (stdout and stderr together); past it the run is stopped, reason "output".
+    output_bytes: int = 8 * 1024 * 1024
     file_mb: int = 64
 
 
 @dataclass(frozen=True, slots=True)
 class CellResult:
     status: int
-    reason: str | None  # None, "timeout", "interrupted", "memory", "killed"
+    reason: str | None  # None, "timeout", "output", "interrupted", "memory", "killed"
     duration_ms: int
     truncated: bool
     hint: dict[str, Any] | None = None  # the last hint the cell wrote (cell_errors.hint_parse)
@@ -266,7 +272,10 @@ class CellRunner:
             self.current = process
             self._interrupted = False
             started = time.monotonic()
-            budget = {"left": self.limits.output_bytes, "truncated": False}
+            budget = {"left": self.limits.output_bytes, "over": False, "memory": False}
+            window = OutputWindow()
+            wrote = asyncio.Event()
+            sender = asyncio.create_task(self._send_output(window, wrote, on_output))
             assert process.stdin is not None and process.stdout is not None and process.stderr is not None
             try:
                 process.stdin.write(code.encode("utf-8", "replace"))
@@ -275,8 +284,8 @@ class CellRunner:
             except (BrokenPipeError, ConnectionResetError):
                 pass
             pumps = [
-                asyncio.create_task(self._pump(process.stdout, "stdout", budget, on_output)),
-                asyncio.create_task(self._pump(process.stderr, "stderr", budget, on_output)),
+                asyncio.create_task(self._pump(process, process.stdout, "stdout", budget=budget, window=window, wrote=wrote)),
+                asyncio.create_task(self._pump(process, process.stderr, "stderr", budget=budget, window=window, wrote=wrote)),
             ]
             reason: str | None = None
             try:
@@ -286,9 +295,14 @@ class CellRunner:
                 _kill_group(process.pid)
                 await process.wait()
             await asyncio.gather(*pumps, return_exceptions=True)
+            window.finished = True
+            wrote.set()
+            await asyncio.gather(sender, return_exceptions=True)
             self.current = None
             status = process.returncode if process.returncode is not None else -9
-            if reason is None and self._interrupted:
+            if reason is None and budget["over"]:
+                reason = "output"
+            elif reason is None and self._interrupted:
                 reason = "interrupted"
             elif reason is None and status == 2 and budget.get("memory"):
                 reason = "memory"
@@ -298,24 +312,46 @@ class CellRunner:
             if status == 0 and reason is None:
                 hint = None  # a mistake the cell handled itself (a logged retry, say) needs no hint
             asyncio.get_running_loop().create_task(self.prewarm())
-            return CellResult(status, reason, int((time.monotonic() - started) * 1000), bool(budget["truncated"]), hint)
+            return CellResult(status, reason, int((time.monotonic() - started) * 1000), window.cut, hint)
 
     @staticmethod
-    async def _pump(stream: asyncio.StreamReader, name: str, budget: dict, on_output: OutputCallback) -> None:
+    async def _pump(
+        process: asyncio.subprocess.Process,
+        stream: asyncio.StreamReader,
+        name: str,
+        *,
+        budget: dict,
+        window: OutputWindow,
+        wrote: asyncio.Event,
+    ) -> None:
+        """Read one pipe to its end into the window; past the output limit, stop the run."""
         while True:
             chunk = await stream.read(65536)
             if not chunk:
+                window.add(name, b"", final=True)
+                wrote.set()
                 return
             if name == "stderr" and b"MemoryError" in chunk:
                 budget["memory"] = True
-            if budget["left"] <= 0:
-                budget["truncated"] = True
-                continue  # keep draining so the cell never blocks on a full pipe
-            piece = chunk[: budget["left"]]
-            budget["left"] -= len(piece)
-            if len(piece) < len(chunk):
-                budget["truncated"] = True
-            await on_output(name, piece.decode("utf-8", "replace"))
+            budget["left"] -= len(chunk)
+            if budget["left"] < 0 and not budget["over"]:
+                budget["over"] = True
+                _kill_group(process.pid)
+            window.add(name, chunk)
+            wrote.set()
+
+    @staticmethod
+    async def _send_output(window: OutputWindow, wrote: asyncio.Event, on_output: OutputCallback) -> None:
+        """Send what the window holds as it comes, at most every OUTPUT_EVERY_S; the last send follows the run's end."""
+        while True:
+            await wrote.wait()
+            wrote.clear()
+            last = window.finished  # read before take(): nothing can be added after the run's end
+            for message in window.take():
+                await on_output(message)
+            if last:
+                return
+            await asyncio.sleep(OUTPUT_EVERY_S)
 
     async def close(self) -> None:
         if self._warm is not None:

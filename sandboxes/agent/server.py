@@ -3,6 +3,7 @@
 Requests (one JSON object per line), each on its own connection:
   {"op": "status"}                          -> {"stage", "ready", "connection", "broker_version", "error"}
   {"op": "run", "code", "timeout"}          -> {"type": "output", "stream", "text"}* then {"type": "exit", ...}
+      (past the head of a long output: "tail": true, and "skipped" lines before the text; see output.py)
       the exit may carry "hint": {"code", "variables"[, "name"]} for a common mistake (agent/cell_errors.py)
       while it runs the same connection may send {"op": "interrupt"}
   {"op": "check", "code", "timeout"}        -> {"type": "exit", "status", "output"}
@@ -323,11 +324,11 @@ class Agent:
         collected: list[str] = []
         check = request["op"] == "check"
 
-        async def on_output(stream: str, text: str) -> None:
+        async def on_output(message: dict[str, Any]) -> None:
             if check:
-                collected.append(text)
+                collected.append(message["text"])
             else:
-                await protocol.send(writer, {"type": "output", "stream": stream, "text": text})
+                await protocol.send(writer, {"type": "output", **message})
 
         runner = self.runner
 

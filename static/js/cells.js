@@ -1,17 +1,27 @@
 // Code cells: each figure.cell becomes a CodeMirror editor with Run / Interrupt / Reset,
 // streaming output and an exit badge; drafts save themselves; exercises get a Check button.
+// Output is drawn once per animation frame into a bounded DOM (the head, "N lines not shown",
+// the last lines), and each cell's last output comes back after a reload (keep.js).
 // Anonymous visitors keep the server-highlighted code and get a login link instead.
 import { live, stageLabel } from "./live.js";
-import { gettext, pgettext, formatDuration } from "./i18n.js";
+import { LANG, gettext, ngettext, pgettext, formatDuration } from "./i18n.js";
 import { el, icon } from "./dom.js";
 import { hintNode } from "./cell-hints.js";
+import { keep, recall, forget } from "./keep.js";
 
 const article = document.querySelector("article.chapter");
 const panel = document.querySelector("[data-live-panel]");
 const anonymous = !live.enabled;
 const RUNNABLE = new Set(["run", "setup", "starter", "solution"]);
 const SAVE_DELAY_MS = 1000;
-const OUTPUT_MAX_CHARS = 400_000; // the server cuts long output; this only protects the page
+// The agent sends a long output as its head, then a rolling tail (sandboxes/agent/output.py);
+// the page keeps a tail as long as the agent's, so the last lines are always the real ones.
+const TAIL_LINES = 200;
+const TAIL_CHARS = 32 * 1024;
+const HEAD_MAX_CHARS = 96 * 1024; // the agent's head is at most 64 KiB; anything past this joins the tail
+// Of an output kept for the next visit: its start and its end, the middle counted.
+const KEEP_HEAD_CHARS = 8 * 1024;
+const KEEP_TAIL_CHARS = 8 * 1024;
 const CHECK_TIMEOUT_MS = 180_000;
 
 const cellData = readJson("chapter-cells", []);
@@ -35,7 +45,7 @@ function readJson(id, fallback) {
 
 const SAVE_LABELS = { saving: gettext("сохраняю…"), saved: gettext("черновик сохранён"), failed: gettext("не сохранено") };
 const ROLE_LABELS = { setup: pgettext("cell role", "подготовка"), starter: gettext("заготовка"), solution: gettext("решение") };
-const EXIT_ICONS = { ok: "check", fail: "cross", error: "cross", timeout: "clock", interrupted: "stop" };
+const EXIT_ICONS = { ok: "check", fail: "cross", error: "cross", timeout: "clock", output: "cut", interrupted: "stop" };
 
 /** A button with an icon and, when given, a visible label. */
 function button(className, label, iconName, title) {
@@ -166,6 +176,89 @@ function textareaEditor(host, { doc, label, onChange, runAndAdvance, runHere }) 
   };
 }
 
+// --- output: drawn once per animation frame, however many chunks arrive in between -----------
+
+const unpainted = new Set(); // cells with output waiting to be drawn
+let frameAsked = false;
+
+function paintSoon(cell) {
+  unpainted.add(cell);
+  if (frameAsked) return;
+  frameAsked = true;
+  requestAnimationFrame(() => {
+    frameAsked = false;
+    for (const c of [...unpainted]) c.paint();
+  });
+}
+
+function newlines(text) {
+  let n = 0;
+  for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) n += 1;
+  return n;
+}
+
+/** The first ``max`` characters of [stream, text] pieces, cut after a line where one ends; and the rest. */
+function splitFirst(pieces, max) {
+  const kept = [];
+  let used = 0;
+  for (let i = 0; i < pieces.length; i += 1) {
+    const [stream, text] = pieces[i];
+    if (used + text.length <= max) {
+      kept.push(pieces[i]);
+      used += text.length;
+      continue;
+    }
+    const room = max - used;
+    let cut = text.lastIndexOf("\n", room - 1) + 1;
+    if (cut === 0 && used === 0) cut = room; // one endless line: cut where it must be
+    if (cut > 0) kept.push([stream, text.slice(0, cut)]);
+    return [kept, [[stream, text.slice(cut)], ...pieces.slice(i + 1)]];
+  }
+  return [kept, []];
+}
+
+/** The last ``max`` characters of [stream, text] pieces, starting with a whole line where one starts; and what came before. */
+function splitLast(pieces, max) {
+  const kept = [];
+  let used = 0;
+  for (let i = pieces.length - 1; i >= 0; i -= 1) {
+    const [stream, text] = pieces[i];
+    if (used + text.length <= max) {
+      kept.unshift(pieces[i]);
+      used += text.length;
+      continue;
+    }
+    const from = text.length - (max - used);
+    const newline = text.indexOf("\n", Math.max(0, from - 1));
+    let start = newline === -1 ? text.length : newline + 1;
+    if (newline === -1 && used === 0) start = from; // one endless line
+    if (start < text.length) kept.unshift([stream, text.slice(start)]);
+    return [[...pieces.slice(0, i), [stream, text.slice(0, start)]], kept];
+  }
+  return [[], kept];
+}
+
+/** What of an output is kept for the next visit: at most KEEP_HEAD_CHARS of its start and KEEP_TAIL_CHARS of its end. */
+function boundForKeeping(head, tail, hidden) {
+  if (!hidden[0] && !hidden[1]) {
+    head = head.concat(tail); // no gap yet: one sequence, cut in the middle if it is long
+    tail = [];
+  }
+  const [first, rest] = splitFirst(head, KEEP_HEAD_CHARS);
+  let middle;
+  let last;
+  if (tail.length) {
+    const [dropped, kept] = splitLast(tail, KEEP_TAIL_CHARS);
+    middle = rest.concat(dropped);
+    last = kept;
+  } else {
+    [middle, last] = splitLast(rest, KEEP_TAIL_CHARS);
+  }
+  const lines = middle.reduce((n, [, text]) => n + newlines(text), 0);
+  const chars = middle.reduce((n, [, text]) => n + text.length, 0);
+  return { head: first, tail: last, hidden: [hidden[0] + lines, hidden[1] + chars] };
+}
+
 class Cell {
   constructor(figure, data) {
     this.figure = figure;
@@ -223,10 +316,29 @@ class Cell {
     this.output.hidden = true;
     this.output.setAttribute("role", "log");
     this.output.setAttribute("aria-label", gettext("Вывод ячейки"));
+    // One scroller for the head, the count of lines not shown and the tail; layout stays inside it.
+    this.scroller = el("div", "cell-scroll");
     this.stream = el("pre", "cell-stream");
+    this.gap = el("div", "cell-gap");
+    this.gap.hidden = true;
+    this.gap.title = gettext("Вывод слишком длинный: показаны его первые и последние строки.");
+    this.tailBox = el("pre", "cell-stream cell-tail");
+    this.scroller.append(this.stream, this.gap, this.tailBox);
     this.exit = el("div", "cell-exit");
-    this.output.append(this.stream, this.exit);
+    this.output.append(this.scroller, this.exit);
+    this.resetOutputState();
     return this.output;
+  }
+
+  resetOutputState() {
+    this.queue = []; // [stream, text, part] waiting for the next frame
+    this.headPieces = []; // [stream, text] drawn in the head, to keep them
+    this.headChars = 0;
+    this.inTail = false;
+    this.tailLines = []; // {stream, text}: the last lines, each with its newline (the last may lack it)
+    this.tailChars = 0;
+    this.hiddenLines = 0;
+    this.hiddenChars = 0;
   }
 
   mount(makeEditor) {
@@ -245,6 +357,7 @@ class Cell {
     // The editor replaces the <pre> (and chapter.js's copy button for it: the toolbar has one).
     this.figure.replaceChildren(toolbar, host, this.buildOutput());
     this.refreshEdited();
+    this.restoreOutput();
   }
 
   mountReadOnly(loginUrl) {
@@ -362,7 +475,9 @@ class Cell {
 
   run() {
     if (this.runId || !this.editor) return;
-    live.ensureChapter();
+    // Only the broker this cell needs: the chapter's others start when their cells run (or from the panel).
+    if (this.broker) live.ensure([this.broker]);
+    else live.ensureChapter();
     const id = newRunId();
     const sent = live.send({
       type: "cell.run",
@@ -373,6 +488,7 @@ class Cell {
       code: this.code(),
     });
     this.clearOutput();
+    forget("output", this.key); // a run replaces the kept output, even one that never finishes
     if (!sent) {
       this.output.hidden = false;
       this.appendNote(gettext("Нет связи с сервером. Дождитесь, пока индикатор станет зелёным, и повторите."), "cell-error");
@@ -420,31 +536,122 @@ class Cell {
   clearOutput() {
     this.output.querySelector(".cell-hint")?.remove();
     this.stream.replaceChildren();
+    this.tailBox.replaceChildren();
+    this.gap.hidden = true;
     this.exit.replaceChildren();
     this.output.hidden = true;
-    this.output.classList.remove("has-error");
-    this.chars = 0;
-    this.cut = false;
+    this.output.classList.remove("has-error", "is-restored");
+    this.resetOutputState();
+    unpainted.delete(this);
     this.lastStream = null;
     this.lastText = null;
   }
 
-  /** Append a chunk of stdout or stderr; several lines may come at once. */
-  write(stream, text) {
-    if (!text) return;
+  /**
+   * Take a chunk of stdout or stderr (several lines may come at once); it is drawn on the next frame.
+   * ``part`` is the rest of the cell.output frame: past the head, ``tail`` and ``skipped`` lines.
+   */
+  write(stream, text, part = {}) {
+    if (!text && !part.skipped && !part.skipped_chars) return;
     this.output.hidden = false;
     this.sawOutput = true;
-    if (this.cut) return;
-    if (this.chars + text.length > OUTPUT_MAX_CHARS) {
-      text = text.slice(0, Math.max(0, OUTPUT_MAX_CHARS - this.chars));
-      this.cut = true;
+    this.queue.push([stream, text || "", part]);
+    paintSoon(this);
+  }
+
+  /** Draw what arrived since the last frame: the head as written, the tail redrawn once. */
+  paint() {
+    unpainted.delete(this);
+    if (!this.queue.length) return;
+    const box = this.scroller;
+    const stick = box.scrollHeight - box.scrollTop - box.clientHeight < 24;
+    let tailChanged = false;
+    for (const [stream, text, part] of this.queue) {
+      if (!part.tail && !this.inTail && this.headChars + text.length <= HEAD_MAX_CHARS) {
+        this.headChars += text.length;
+        this.drawPiece(stream, text);
+      } else {
+        this.inTail = true;
+        this.addToTail(stream, text, Number(part.skipped) || 0, Number(part.skipped_chars) || 0);
+        tailChanged = true;
+      }
     }
-    this.chars += text.length;
-    const stick = this.stream.scrollHeight - this.stream.scrollTop - this.stream.clientHeight < 24;
-    if (stream === "stderr") this.writeStderr(text);
+    this.queue = [];
+    if (tailChanged) this.renderTail();
+    if (stick) box.scrollTop = box.scrollHeight;
+  }
+
+  /** Draw one piece in the head and remember it for keeping. */
+  drawPiece(stream, text) {
+    this.headPieces.push([stream, text]);
+    if (stream.startsWith("note:")) {
+      this.stream.append(el("span", stream.slice(5), text));
+      this.lastStream = null;
+    } else if (stream === "stderr") this.writeStderr(text);
     else this.appendText("stdout", text);
-    if (this.cut) this.appendNote(gettext("… вывод слишком длинный, дальше не показан"), "cell-note");
-    if (stick) this.stream.scrollTop = this.stream.scrollHeight;
+  }
+
+  /** The same rolling window as the agent's: after a gap the tail starts again; beyond its size the oldest lines go. */
+  addToTail(stream, text, skipped, skippedChars) {
+    if (skipped || skippedChars) {
+      // Lines were left out after what the tail holds: all of it is older than the gap.
+      this.hiddenLines += skipped + this.tailLines.filter((l) => l.text.endsWith("\n")).length;
+      this.hiddenChars += skippedChars + this.tailChars;
+      this.tailLines = [];
+      this.tailChars = 0;
+    }
+    for (const line of text.split(/(?<=\n)/)) {
+      if (!line) continue;
+      const last = this.tailLines[this.tailLines.length - 1];
+      if (last && !last.text.endsWith("\n") && last.stream === stream) last.text += line;
+      else this.tailLines.push({ stream, text: line });
+      this.tailChars += line.length;
+    }
+    while (this.tailLines.length > TAIL_LINES) this.dropTailLine();
+    while (this.tailChars > TAIL_CHARS) {
+      if (this.tailLines.length > 1) {
+        this.dropTailLine();
+      } else {
+        const only = this.tailLines[0];
+        const over = this.tailChars - TAIL_CHARS;
+        only.text = only.text.slice(over);
+        this.tailChars -= over;
+        this.hiddenChars += over;
+      }
+    }
+  }
+
+  dropTailLine() {
+    const line = this.tailLines.shift();
+    if (line.text.endsWith("\n")) this.hiddenLines += 1;
+    this.hiddenChars += line.text.length;
+    this.tailChars -= line.text.length;
+  }
+
+  /** Redraw the tail (at most TAIL_LINES lines) and the count above it. */
+  renderTail() {
+    // The stderr formatting writes into this.stream: the tail borrows it, so a traceback at the
+    // end of a long output is picked out the same way as one in the head.
+    const head = [this.stream, this.lastStream, this.lastText];
+    this.stream = this.tailBox;
+    this.lastStream = null;
+    this.tailBox.replaceChildren();
+    try {
+      for (const { stream, text } of this.tailLines) {
+        if (stream.startsWith("note:")) {
+          this.stream.append(el("span", stream.slice(5), text));
+          this.lastStream = null;
+        } else if (stream === "stderr") this.writeStderr(text);
+        else this.appendText("stdout", text);
+      }
+    } finally {
+      [this.stream, this.lastStream, this.lastText] = head;
+    }
+    const lines = this.hiddenLines;
+    const chars = this.hiddenChars;
+    this.gap.hidden = !(lines || chars);
+    if (lines) this.gap.textContent = ngettext("… {n} строка не показана …", "… {n} строк не показано …", lines);
+    else if (chars) this.gap.textContent = ngettext("… {n} символ не показан …", "… {n} символов не показано …", chars);
   }
 
   appendText(stream, text) {
@@ -495,11 +702,17 @@ class Cell {
   }
 
   appendNote(text, className) {
-    this.stream.append(el("span", className, text + "\n"));
-    this.lastStream = null;
+    this.paint();
+    if (this.inTail) {
+      this.addToTail(`note:${className}`, text + "\n", 0, 0);
+      this.renderTail();
+    } else {
+      this.drawPiece(`note:${className}`, text + "\n");
+    }
   }
 
   finish(exit) {
+    this.paint();
     clearInterval(this.ticker);
     runs.delete(this.runId);
     this.runId = null;
@@ -512,9 +725,41 @@ class Cell {
     this.status.dataset.kind = "";
     this.setExit(exit);
     if (this.role === "setup") setupFoldShow(this, exit.kind === "ok" ? "ok" : "fail");
+    this.keepOutput(exit);
   }
 
-  setExit({ kind, text, title, duration, truncated }) {
+  // --- the last output, kept for the next visit ------------------------------------------------
+
+  keepOutput(exit) {
+    const tail = this.tailLines.map((l) => [l.stream, l.text]);
+    const kept = boundForKeeping(this.headPieces, tail, [this.hiddenLines, this.hiddenChars]);
+    keep("output", this.key, { v: 1, at: Date.now(), ...kept, exit });
+  }
+
+  restoreOutput() {
+    const kept = recall("output", this.key);
+    if (!kept || kept.v !== 1 || !kept.exit) return;
+    try {
+      for (const [stream, text] of kept.head || []) this.drawPiece(String(stream), String(text));
+      [this.hiddenLines, this.hiddenChars] = kept.hidden || [0, 0];
+      for (const [stream, text] of kept.tail || []) this.addToTail(String(stream), String(text), 0, 0);
+      if (this.tailLines.length || this.hiddenLines || this.hiddenChars) {
+        this.inTail = true;
+        this.renderTail();
+      }
+      const hint = kept.exit.hint ? hintNode(kept.exit.hint) : null;
+      if (hint) this.exit.before(hint);
+      this.output.hidden = false;
+      this.output.classList.add("is-restored");
+      this.setExit({ ...kept.exit, at: kept.at });
+    } catch (error) {
+      console.warn("cells: a kept output could not be shown", error);
+      this.clearOutput();
+      forget("output", this.key);
+    }
+  }
+
+  setExit({ kind, text, title, duration, truncated, at }) {
     this.output.hidden = false;
     const badge = el("span", `exit-badge exit-${kind}`);
     badge.append(icon(EXIT_ICONS[kind] || "cross"), text);
@@ -524,10 +769,16 @@ class Cell {
     if (truncated) {
       const cut = el("span", "exit-cut");
       cut.append(icon("cut"), gettext("вывод обрезан"));
-      cut.title = gettext("Сервер показал только начало вывода: он был слишком длинным");
+      cut.title = gettext("Вывод слишком длинный: показаны его первые и последние строки.");
       parts.push(cut);
     }
-    if (kind === "ok" && !this.stream.childNodes.length) parts.push(el("span", "exit-quiet", gettext("Ячейка ничего не вывела.")));
+    if (kind === "ok" && !this.stream.childNodes.length && !this.tailLines.length) parts.push(el("span", "exit-quiet", gettext("Ячейка ничего не вывела.")));
+    if (at) {
+      const when = new Date(at);
+      const label = el("span", "exit-when", gettext("прошлый запуск, {when}", { when: when.toLocaleString(LANG, { dateStyle: "short", timeStyle: "short" }) }));
+      label.title = gettext("Вывод сохранён в этом браузере; запустите ячейку, чтобы получить новый.");
+      parts.push(label);
+    }
     this.exit.replaceChildren(...parts);
   }
 
@@ -536,6 +787,7 @@ class Cell {
     let kind;
     let text;
     if (frame.reason === "timeout") [kind, text] = ["timeout", gettext("время вышло")];
+    else if (frame.reason === "output") [kind, text] = ["output", gettext("лимит вывода")];
     else if (frame.reason === "interrupted") [kind, text] = ["interrupted", gettext("прервано")];
     else if (frame.reason === "memory") [kind, text] = ["fail", gettext("не хватило памяти")];
     else if (frame.reason === "killed") [kind, text] = ["fail", gettext("процесс остановлен")];
@@ -544,7 +796,8 @@ class Cell {
     const duration = typeof frame.duration_ms === "number" ? frame.duration_ms : performance.now() - this.started;
     const hint = frame.hint ? hintNode(frame.hint) : null;
     if (hint) this.exit.before(hint); // apart from the output: what to do about the error above it
-    this.finish({ kind, text, title: `${gettext("Код завершения процесса")}: ${status ?? "—"}`, duration, truncated: Boolean(frame.truncated) });
+    const title = frame.reason === "output" ? gettext("Ячейка вывела слишком много и была остановлена.") : `${gettext("Код завершения процесса")}: ${status ?? "—"}`;
+    this.finish({ kind, text, title, duration, truncated: Boolean(frame.truncated), ...(hint ? { hint: frame.hint } : {}) });
   }
 
   onError(frame) {
@@ -657,7 +910,7 @@ live.on("cell.setup", (frame) => {
 
 // --- wiring -----------------------------------------------------------------------------
 
-live.on("cell.output", (frame) => runs.get(frame.run)?.write(frame.stream === "stderr" ? "stderr" : "stdout", frame.text));
+live.on("cell.output", (frame) => runs.get(frame.run)?.write(frame.stream === "stderr" ? "stderr" : "stdout", frame.text, frame));
 live.on("cell.exit", (frame) => runs.get(frame.run)?.onExit(frame));
 live.on("cell.error", (frame) => runs.get(frame.run)?.onError(frame));
 live.on("exercise.result", (frame) => checks.get(frame.exercise)?.show(frame));

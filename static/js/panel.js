@@ -1,9 +1,12 @@
 // The live panel: the message stream (newest first, filtered, batched into animation frames
 // so a flood never freezes the page), and on phones the bottom sheet that holds the panel.
+// It shows the brokers this chapter uses unless the learner asks for all of them; filters,
+// pause and "cleared" are kept per chapter across a reload (keep.js).
 // Its other blocks, sandbox status and topology, are modules of their own, loaded from here.
 import { live } from "./live.js";
 import { gettext, ngettext, brokerName, stateLabel, formatNumber, formatBytes, formatTime } from "./i18n.js";
 import { el, button, icon } from "./dom.js";
+import { keep, recall } from "./keep.js";
 import "./sandbox-status.js";
 import "./topology.js";
 
@@ -25,7 +28,9 @@ let emptyNote;
 let countNode;
 let droppedNode;
 let pausedNode;
+let otherNode;
 let pauseButton;
+let scopeSelect;
 let destSelect;
 let dirSelect;
 let searchInput;
@@ -35,9 +40,13 @@ let store = []; // recent events (all), oldest first, for re-filtering
 let pending = []; // matching events waiting for the next frame, oldest first
 let pausedQueue = [];
 let paused = false;
-let pausedAt = 0; // seq of the last event shown before pausing
 let pausedCount = 0;
-let total = 0;
+// Marks are per sandbox: the newest seen_ms (the agent's clock) at the moment of a pause or a
+// clear. They outlive a reload, when the agent sends its recent events again.
+let pausedMarks = {}; // events up to these were on screen when the learner paused
+let clearedMarks = {}; // events up to these were cleared
+const newestSeen = {}; // sandbox id -> newest seen_ms received
+const counts = new Map(); // broker -> events received since the last clear
 let serverDropped = 0;
 let panelDropped = 0;
 let scheduled = false;
@@ -47,7 +56,7 @@ let rateCount = 0;
 let busy = false;
 let destinationsDirty = false;
 const destinations = new Map(); // filter value -> {broker, label}
-const filter = { dest: "", dir: "", text: "" };
+const filter = { dest: "", dir: "", text: "", scope: "chapter" }; // scope: "chapter" (its brokers) or "all"
 let sheetHandle = null;
 let sheetSummary = null;
 let sheetCount = null;
@@ -151,7 +160,34 @@ function haystack(ev) {
   return ev._hay;
 }
 
+function inScope(broker) {
+  return filter.scope === "all" || live.chapterBrokers().includes(broker);
+}
+
+/** Events in the panel's scope since the last clear. */
+function scopedTotal() {
+  let n = 0;
+  for (const [broker, count] of counts) if (inScope(broker)) n += count;
+  return n;
+}
+
+function otherTotal() {
+  let n = 0;
+  for (const [broker, count] of counts) if (!inScope(broker)) n += count;
+  return n;
+}
+
+function before(marks, ev) {
+  const mark = marks[ev._sandbox];
+  return mark != null && ev.seen_ms <= mark;
+}
+
+function marksNow() {
+  return { ...newestSeen };
+}
+
 function matches(ev) {
+  if (!inScope(ev.broker)) return false;
   if (filter.dir && ev.direction !== filter.dir) return false;
   if (filter.dest && destKey(ev) !== filter.dest) return false;
   if (filter.text && !haystack(ev).includes(filter.text)) return false;
@@ -160,13 +196,17 @@ function matches(ev) {
 
 function receive(frame) {
   const broker = frame.broker || live.brokerOf(frame.sandbox) || "";
-  serverDropped += Math.max(0, Number(frame.dropped) || 0);
+  if (inScope(broker)) serverDropped += Math.max(0, Number(frame.dropped) || 0);
   const events = Array.isArray(frame.events) ? frame.events : [];
   measureRate(events.length);
   for (const raw of events) {
     const ev = normalize(raw, broker);
-    total += 1;
-    if (ev._skipped) serverDropped += ev._skipped;
+    ev._sandbox = String(frame.sandbox ?? ev.broker);
+    if (!(newestSeen[ev._sandbox] >= ev.seen_ms)) newestSeen[ev._sandbox] = ev.seen_ms;
+    // Cleared before (perhaps before a reload, and sent again by the agent now): not shown.
+    if (before(clearedMarks, ev)) continue;
+    counts.set(ev.broker, (counts.get(ev.broker) || 0) + 1);
+    if (ev._skipped && inScope(ev.broker)) serverDropped += ev._skipped;
     store.push(ev);
     const key = destKey(ev);
     if (!destinations.has(key)) {
@@ -174,7 +214,7 @@ function receive(frame) {
       destinationsDirty = true;
     }
     if (!matches(ev)) continue;
-    if (paused) {
+    if (paused && !before(pausedMarks, ev)) {
       pausedCount += 1;
       pausedQueue.push(ev);
     } else {
@@ -354,7 +394,11 @@ function buildRow(ev) {
 }
 
 function renderCounters() {
+  const total = scopedTotal();
   countNode.textContent = total ? ngettext("{n} сообщение", "{n} сообщений", total, { n: total }) : "";
+  const others = otherTotal();
+  otherNode.hidden = others === 0;
+  if (others) otherNode.textContent = gettext("ещё {n} от других брокеров — показать", { n: others });
   const dropped = serverDropped + panelDropped;
   droppedNode.hidden = dropped === 0;
   if (dropped) {
@@ -371,13 +415,19 @@ function renderCounters() {
 
 function renderDestinations() {
   destinationsDirty = false;
-  const current = destSelect.value;
   const byBroker = new Map();
   for (const [value, d] of destinations) {
     if (!byBroker.has(d.broker)) byBroker.set(d.broker, []);
     byBroker.get(d.broker).push([value, d.label]);
   }
   const options = [new Option(gettext("все адресаты"), "")];
+  for (const broker of [...byBroker.keys()]) if (!inScope(broker)) byBroker.delete(broker);
+  const [destBroker, destLabel] = filter.dest.split("\u0000");
+  if (filter.dest && !destinations.has(filter.dest) && inScope(destBroker)) {
+    // Kept from before a reload: offered until its messages come again.
+    if (!byBroker.has(destBroker)) byBroker.set(destBroker, []);
+    byBroker.get(destBroker).push([filter.dest, destLabel]);
+  }
   const grouped = byBroker.size > 1;
   for (const [broker, items] of [...byBroker].sort()) {
     items.sort((a, b) => a[1].localeCompare(b[1]));
@@ -391,50 +441,65 @@ function renderDestinations() {
     if (parent) options.push(parent);
   }
   destSelect.replaceChildren(...options);
-  destSelect.value = destinations.has(current) ? current : "";
+  destSelect.value = filter.dest;
+  if (destSelect.value !== filter.dest) {
+    // Its broker is out of scope now: a filter nobody can see would hide every message.
+    filter.dest = "";
+    destSelect.value = "";
+  }
 }
 
 /** Rebuild the rows from memory after the filter changed. */
 function refilter() {
   list.replaceChildren();
-  const limit = paused ? pausedAt : Infinity;
-  pending = store.filter((ev) => ev._seq <= limit && matches(ev)).slice(-MAX_ROWS);
+  renderDestinations(); // first: it drops a destination filter that the scope no longer allows
+  const shown = (ev) => !paused || before(pausedMarks, ev);
+  pending = store.filter((ev) => shown(ev) && matches(ev)).slice(-MAX_ROWS);
   if (paused) {
-    pausedQueue = store.filter((ev) => ev._seq > limit && matches(ev)).slice(-MAX_ROWS);
+    pausedQueue = store.filter((ev) => !shown(ev) && matches(ev)).slice(-MAX_ROWS);
     pausedCount = pausedQueue.length;
   }
   schedule();
+  keepState();
 }
 
-function setPaused(value) {
+/** What the learner set up in this chapter's panel, kept for the next visit. */
+function keepState() {
+  keep("panel", "", { v: 1, filter, paused, pausedMarks, clearedMarks });
+}
+
+function setPaused(value, { marks = marksNow() } = {}) {
   paused = value;
   pauseButton.replaceChildren(icon(paused ? "run" : "pause"), paused ? gettext("Продолжить") : gettext("Пауза"));
   pauseButton.setAttribute("aria-pressed", String(paused));
   messagesBox.classList.toggle("is-paused", paused);
   if (paused) {
-    pausedAt = seq;
+    pausedMarks = marks;
     pausedCount = 0;
   } else {
     pending = pending.concat(pausedQueue).slice(-MAX_ROWS);
     pausedQueue = [];
     pausedCount = 0;
+    pausedMarks = {};
   }
   schedule();
+  keepState();
 }
 
 function clearMessages() {
+  clearedMarks = marksNow();
   store = [];
   pending = [];
   pausedQueue = [];
   pausedCount = 0;
-  pausedAt = seq;
-  total = 0;
+  counts.clear();
   serverDropped = 0;
   panelDropped = 0;
   destinations.clear();
   list.replaceChildren();
   renderDestinations();
   renderCounters();
+  keepState();
 }
 
 function buildMessages() {
@@ -448,6 +513,11 @@ function buildMessages() {
   messagesBox.querySelector("[data-messages-empty]")?.remove();
 
   const tools = el("div", "msg-tools");
+  scopeSelect = el("select", "tool-select msg-scope");
+  scopeSelect.setAttribute("aria-label", gettext("Брокеры"));
+  const mine = live.chapterBrokers().map(brokerName).join(", ");
+  scopeSelect.append(new Option(gettext("брокеры главы: {names}", { names: mine }), "chapter"), new Option(gettext("все брокеры"), "all"));
+  scopeSelect.title = gettext("Сообщения каких брокеров показывать: только тех, что нужны этой главе, или всех ваших");
   pauseButton = button("tool-btn msg-pause", "");
   const clear = button("tool-btn msg-clear", null, gettext("Очистить"));
   clear.append(icon("trash"), gettext("Очистить"));
@@ -461,14 +531,17 @@ function buildMessages() {
   searchInput.placeholder = gettext("Поиск по сообщениям");
   searchInput.setAttribute("aria-label", gettext("Поиск по сообщениям"));
   searchInput.title = gettext("Ищет в адресатах, ключах, заголовках и значениях");
-  tools.append(searchInput, pauseButton, clear, destSelect, dirSelect);
+  tools.append(searchInput, pauseButton, clear, scopeSelect, destSelect, dirSelect);
 
   const status = el("div", "msg-status");
   droppedNode = el("span", "msg-dropped");
   droppedNode.hidden = true;
   pausedNode = el("span", "msg-paused");
   pausedNode.hidden = true;
-  status.append(pausedNode, droppedNode);
+  otherNode = button("msg-other link");
+  otherNode.hidden = true;
+  otherNode.title = gettext("Сообщения брокеров, которые эта глава не использует, скрыты");
+  status.append(pausedNode, droppedNode, otherNode);
 
   list = el("ol", "msg-list");
   list.setAttribute("aria-live", "off");
@@ -479,6 +552,14 @@ function buildMessages() {
 
   pauseButton.addEventListener("click", () => setPaused(!paused));
   clear.addEventListener("click", clearMessages);
+  const setScope = (value) => {
+    filter.scope = value === "all" ? "all" : "chapter";
+    scopeSelect.value = filter.scope;
+    refilter();
+    renderCounters();
+  };
+  scopeSelect.addEventListener("change", () => setScope(scopeSelect.value));
+  otherNode.addEventListener("click", () => setScope("all"));
   destSelect.addEventListener("change", () => {
     filter.dest = destSelect.value;
     refilter();
@@ -503,9 +584,28 @@ function buildMessages() {
     const folded = pre.classList.toggle("is-folded");
     more.textContent = folded ? gettext("показать всё") : gettext("свернуть");
   });
-  setPaused(false);
+  restoreState();
   renderDestinations();
   renderCounters();
+}
+
+/** The panel as the learner left it in this chapter: scope, filters, pause and what was cleared. */
+function restoreState() {
+  const kept = recall("panel");
+  const ok = kept && kept.v === 1 && typeof kept.filter === "object";
+  const text = (value) => (typeof value === "string" ? value : "");
+  const marks = (value) => (value && typeof value === "object" ? value : {});
+  if (ok) {
+    filter.scope = kept.filter.scope === "all" ? "all" : "chapter";
+    filter.dest = text(kept.filter.dest);
+    filter.dir = ["produced", "consumed"].includes(kept.filter.dir) ? kept.filter.dir : "";
+    filter.text = text(kept.filter.text);
+    clearedMarks = marks(kept.clearedMarks);
+  }
+  scopeSelect.value = filter.scope;
+  dirSelect.value = filter.dir;
+  searchInput.value = filter.text;
+  setPaused(Boolean(ok && kept.paused), { marks: ok ? marks(kept.pausedMarks) : {} });
 }
 
 if (messagesBox && live.enabled) {
@@ -523,6 +623,7 @@ function renderSheetSummary() {
   const state = states.includes("failed") ? "failed" : states.includes("provisioning") || states.includes("requested") ? "provisioning" : states.includes("ready") ? "ready" : states[0] || "none";
   sheetHandle.dataset.state = state;
   sheetSummary.textContent = `${gettext("Песочница")} · ${stateLabel(state)}`;
+  const total = scopedTotal();
   const unseen = aside.classList.contains("is-open") ? 0 : total - seenTotal;
   if (aside.classList.contains("is-open")) seenTotal = total;
   sheetCount.hidden = unseen <= 0;
