@@ -96,11 +96,6 @@ def test_memory_is_small(broker, record_property):
     assert 0 < rss < 128
 
 
-def test_stop_leaves_no_process(broker):
-    assert broker.stop() == 0
-    assert broker.pids_in_namespace() == []
-
-
 def test_a_missing_stream_gets_its_hint(broker):
     """A learner's missing stream, as nats-py really raises it (sandboxes/agent/cell_errors.py)."""
     out = broker.cell(
@@ -122,3 +117,8 @@ def test_a_missing_stream_gets_its_hint(broker):
         """
     )
     assert json.loads(out) == {"info": {"code": "missing", "variables": ["NATS_URL"]}}
+
+
+def test_stop_leaves_no_process(broker):
+    assert broker.stop() == 0
+    assert broker.pids_in_namespace() == []

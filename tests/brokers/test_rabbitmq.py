@@ -103,11 +103,6 @@ def test_memory_is_small(broker, record_property):
     assert 0 < rss < 400
 
 
-def test_stop_leaves_no_process(broker):
-    assert broker.stop() == 0
-    assert broker.pids_in_namespace() == []
-
-
 def test_a_refused_login_and_a_missing_queue_get_their_hints(broker):
     """The learner's two other common mistakes, as pika really raises them (sandboxes/agent/cell_errors.py)."""
     out = broker.cell(
@@ -133,3 +128,8 @@ def test_a_refused_login_and_a_missing_queue_get_their_hints(broker):
         "login": {"code": "login", "variables": ["AMQP_URL"]},
         "missing": {"code": "missing", "variables": ["AMQP_URL"]},
     }
+
+
+def test_stop_leaves_no_process(broker):
+    assert broker.stop() == 0
+    assert broker.pids_in_namespace() == []
