@@ -16,6 +16,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from courseplatform.accounts.roles import user_is_instructor
@@ -37,7 +39,8 @@ from .models import Chapter, ChapterRevision, Course
 from .rendering import markdown_render
 
 MAX_SOURCE_CHARS = 2_000_000
-FOLDER_NOT_ALLOWED = "Импорт из этой папки не разрешён (см. COURSE_IMPORT_ROOTS)."
+FOLDER_NOT_ALLOWED = gettext_noop("Импорт из этой папки не разрешён (см. COURSE_IMPORT_ROOTS).")
+TOO_LARGE = gettext_noop("Глава слишком большая.")
 NEW_CHAPTER_BODY = "## Первый раздел\n\nТекст главы.\n"
 
 
@@ -64,10 +67,10 @@ def _problems(exc: CourseFormatError) -> list[dict[str, object]]:
 
 def _payload(request: HttpRequest) -> dict[str, Any]:
     if len(request.body) > MAX_SOURCE_CHARS * 4:
-        raise ValueError("the chapter is too large")
+        raise ValueError(_(TOO_LARGE))
     data = json.loads(request.body or b"{}")
     if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")
+        raise ValueError("expected a JSON object")  # only a broken client sends anything else
     return data
 
 
@@ -83,7 +86,7 @@ def _source_from(data: dict[str, Any]) -> str:
             pass
     body = str(data.get("body", ""))
     if len(body) > MAX_SOURCE_CHARS:
-        raise ValueError("the chapter is too large")
+        raise ValueError(_(TOO_LARGE))
     return chapter_source_compose(meta, body)
 
 
@@ -176,7 +179,7 @@ def course_import_view(request: HttpRequest) -> HttpResponse:
             folder = Path(request.POST.get("folder", "")).resolve()
             roots = [Path(r).resolve() for r in settings.COURSE_IMPORT_ROOTS]
             if not any(folder == r or r in folder.parents for r in roots):
-                raise CourseFormatError([FormatProblem(str(folder), 0, FOLDER_NOT_ALLOWED)])
+                raise CourseFormatError([FormatProblem(str(folder), 0, _(FOLDER_NOT_ALLOWED))])
             course = course_import(directory=folder)
     except CourseFormatError as exc:
         context = {"courses": Course.objects.order_by("title"), "errors": exc.problems}
@@ -284,8 +287,17 @@ def preview(request: HttpRequest) -> JsonResponse:
         parse_chapter(source, file="chapter")
     except CourseFormatError as exc:
         problems = _problems(exc)
-    meta, body, _ = split_front_matter(source, file="chapter")
-    rendered = markdown_render(body, broker=str(meta.get("broker") or ""), asset_base=str(data.get("asset_base", "")))
+    meta, _body, body_line = split_front_matter(source, file="chapter")
+    # The editor's own text is rendered (the file drops its leading blank lines), so
+    # data-line and each problem's body_line count lines the way the editor does.
+    body = str(data.get("body", ""))
+    blank_lines = len(body) - len(body.lstrip("\n"))
+    for problem in problems:
+        line = int(str(problem["line"]))
+        problem["body_line"] = line - body_line + 1 + blank_lines if line >= body_line else None
+    rendered = markdown_render(
+        body, broker=str(meta.get("broker") or ""), asset_base=str(data.get("asset_base", "")), source_lines=True
+    )
     toc = [{"level": h.level, "anchor": h.anchor, "text": h.text} for h in rendered.toc]
     return JsonResponse({"html": rendered.html, "toc": toc, "problems": problems})
 
@@ -297,11 +309,21 @@ def chapter_history(request: HttpRequest, course: str, chapter: str) -> HttpResp
     revisions = list(chapter_obj.revisions.select_related("author"))
     diff = ""
     a, b = request.GET.get("a"), request.GET.get("b")
+    if not (a and b) and len(revisions) >= 2:
+        # Opened without a choice: what the latest save changed (revisions are newest first).
+        a, b = str(revisions[1].number), str(revisions[0].number)
     if a and b:
         old = get_object_or_404(ChapterRevision, chapter=chapter_obj, number=a)
         new = get_object_or_404(ChapterRevision, chapter=chapter_obj, number=b)
         diff = authoring.revision_diff(old.source, new.source, old_name=f"r{old.number}", new_name=f"r{new.number}")
-    context = {"course": chapter_obj.course, "chapter": chapter_obj, "revisions": revisions, "diff": diff, "a": a, "b": b}
+    context = {
+        "course": chapter_obj.course,
+        "chapter": chapter_obj,
+        "revisions": revisions,
+        "diff": authoring.diff_lines(diff),
+        "a": a,
+        "b": b,
+    }
     return render(request, "authoring/history.html", context)
 
 
