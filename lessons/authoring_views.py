@@ -61,8 +61,29 @@ def instructor_required(view):
     return wrapped
 
 
-def _problems(exc: CourseFormatError) -> list[dict[str, object]]:
-    return [{"file": p.file, "line": p.line, "message": p.message} for p in exc.problems]
+def _problems(exc: CourseFormatError, *, data: dict[str, Any] | None = None) -> list[dict[str, object]]:
+    """Problems as JSON; with the editor's ``data``, each also names its line in the editor (``body_line``)."""
+    problems: list[dict[str, object]] = [{"file": p.file, "line": p.line, "message": p.message} for p in exc.problems]
+    if data is not None:
+        _editor_lines(problems, data)
+    return problems
+
+
+def _editor_lines(problems: list[dict[str, object]], data: dict[str, Any]) -> None:
+    """Add ``body_line``: the problem's line in the editor's body, or None for the front matter.
+
+    The file is the front matter plus the body without its leading blank lines, so a
+    file line maps to the editor by the front matter's length and those blank lines.
+    """
+    try:
+        _meta, _body, body_line = split_front_matter(_source_from(data), file="chapter")
+    except (CourseFormatError, ValueError):
+        return
+    body = str(data.get("body", ""))
+    blank_lines = len(body) - len(body.lstrip("\n"))
+    for problem in problems:
+        line = int(str(problem["line"]))
+        problem["body_line"] = line - body_line + 1 + blank_lines if line >= body_line else None
 
 
 def _payload(request: HttpRequest) -> dict[str, Any]:
@@ -215,10 +236,12 @@ def chapter_new(request: HttpRequest, course: str) -> HttpResponse:
 @require_POST
 def chapter_create(request: InstructorRequest, course: str) -> JsonResponse:
     course_obj = get_object_or_404(Course, slug=course)
+    data: dict[str, Any] = {}
     try:
-        chapter = authoring.chapter_create(course=course_obj, source=_source_from(_payload(request)), author=request.user)
+        data = _payload(request)
+        chapter = authoring.chapter_create(course=course_obj, source=_source_from(data), author=request.user)
     except CourseFormatError as exc:
-        return JsonResponse({"problems": _problems(exc)}, status=400)
+        return JsonResponse({"problems": _problems(exc, data=data)}, status=400)
     except ValueError as exc:
         return JsonResponse({"problems": [{"file": "", "line": 0, "message": str(exc)}]}, status=400)
     edit = reverse("authoring:chapter_edit", kwargs={"course": course, "chapter": chapter.slug})
@@ -244,6 +267,7 @@ def chapter_edit(request: HttpRequest, course: str, chapter: str) -> HttpRespons
 @require_POST
 def chapter_save(request: InstructorRequest, course: str, chapter: str) -> JsonResponse:
     chapter_obj = _chapter(course, chapter)
+    data: dict[str, Any] = {}
     try:
         data = _payload(request)
         saved = authoring.chapter_save(
@@ -255,7 +279,7 @@ def chapter_save(request: InstructorRequest, course: str, chapter: str) -> JsonR
             status=409,
         )
     except CourseFormatError as exc:
-        return JsonResponse({"problems": _problems(exc)}, status=400)
+        return JsonResponse({"problems": _problems(exc, data=data)}, status=400)
     except ValueError as exc:
         return JsonResponse({"problems": [{"file": "", "line": 0, "message": str(exc)}]}, status=400)
     edit = reverse("authoring:chapter_edit", kwargs={"course": course, "chapter": saved.slug})
@@ -286,17 +310,15 @@ def preview(request: HttpRequest) -> JsonResponse:
     try:
         parse_chapter(source, file="chapter")
     except CourseFormatError as exc:
-        problems = _problems(exc)
-    meta, _body, body_line = split_front_matter(source, file="chapter")
+        problems = _problems(exc, data=data)
+    meta, _body, _line = split_front_matter(source, file="chapter")
     # The editor's own text is rendered (the file drops its leading blank lines), so
-    # data-line and each problem's body_line count lines the way the editor does.
-    body = str(data.get("body", ""))
-    blank_lines = len(body) - len(body.lstrip("\n"))
-    for problem in problems:
-        line = int(str(problem["line"]))
-        problem["body_line"] = line - body_line + 1 + blank_lines if line >= body_line else None
+    # data-line counts lines the way the editor does.
     rendered = markdown_render(
-        body, broker=str(meta.get("broker") or ""), asset_base=str(data.get("asset_base", "")), source_lines=True
+        str(data.get("body", "")),
+        broker=str(meta.get("broker") or ""),
+        asset_base=str(data.get("asset_base", "")),
+        source_lines=True,
     )
     toc = [{"level": h.level, "anchor": h.anchor, "text": h.text} for h in rendered.toc]
     return JsonResponse({"html": rendered.html, "toc": toc, "problems": problems})

@@ -6,6 +6,7 @@ so what an instructor sees is what a learner gets.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
@@ -153,8 +154,13 @@ def toc_tree(headings: tuple[Heading, ...]) -> tuple[TocEntry, ...]:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def highlight_code(code: str, language: str) -> str:
-    """Server-side highlighting; unknown languages come out escaped and plain."""
+    """Server-side highlighting; unknown languages come out escaped and plain.
+
+    Remembered: most of a render is Pygments, and the editor's preview renders the
+    whole chapter on every pause in typing while its code blocks rarely change.
+    """
     try:
         lexer = get_lexer_by_name(language or "text")
     except ClassNotFound:
