@@ -141,6 +141,22 @@ function readOnReachingEnd() {
     if (due()) markRead(true, { automatic: true });
   }, END_DELAY_MS);
 }
+// Only the learner's own scrolling counts (wheel, touch, scrolling keys, the scrollbar): the
+// browser's jump to a #section on arrival, or a click in the table of contents, reads nothing.
+const SCROLL_KEYS = new Set(["PageDown", "End", "ArrowDown", " ", "Spacebar"]);
+function learnerScrolled() {
+  scrolledByLearner = true;
+  requestAnimationFrame(readOnReachingEnd);
+}
+window.addEventListener("wheel", learnerScrolled, { passive: true });
+window.addEventListener("touchmove", learnerScrolled, { passive: true });
+window.addEventListener("mousedown", (event) => {
+  if (event.target === document.documentElement) learnerScrolled(); // the page's scrollbar
+});
+window.addEventListener("keydown", (event) => {
+  const typing = event.target.closest?.("input, textarea, select, [contenteditable]");
+  if (SCROLL_KEYS.has(event.key) && !typing) learnerScrolled();
+});
 if (chapterEnd && readForms.length && "IntersectionObserver" in window) {
   new IntersectionObserver((entries) => {
     endInView = entries.some((e) => e.isIntersecting);
@@ -203,36 +219,10 @@ function trackPosition() {
   );
 }
 
-// Opened at a section (the TOC, "continue reading"): the cells' editors and pictures
-// above it change height as they load, so the section is kept in view until the learner
-// scrolls or a few seconds have passed.
-let holdTarget = null;
-if (location.hash) {
-  try {
-    holdTarget = document.getElementById(decodeURIComponent(location.hash.slice(1)));
-  } catch (e) {
-    holdTarget = null;
-  }
-}
-if (holdTarget && "ResizeObserver" in window) {
-  const body = document.querySelector(".chapter-body");
-  const holder = new ResizeObserver(() => holdTarget?.scrollIntoView({ block: "start" }));
-  const release = () => {
-    holder.disconnect();
-    holdTarget = null;
-  };
-  if (body) holder.observe(body);
-  for (const type of ["wheel", "touchstart", "keydown", "mousedown"]) {
-    window.addEventListener(type, release, { once: true, passive: true });
-  }
-  setTimeout(release, 4000);
-}
-
 let scrollFrame = 0;
 window.addEventListener(
   "scroll",
   () => {
-    if (!holdTarget) scrolledByLearner = true;
     if (scrollFrame) return;
     scrollFrame = requestAnimationFrame(() => {
       scrollFrame = 0;
