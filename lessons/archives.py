@@ -7,6 +7,8 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from django.utils.translation import gettext as _
+
 from .course_files import CourseFormatError, FormatProblem
 from .course_io import ASSET_DIR, COURSE_FILE, course_export, course_import
 from .models import Course
@@ -34,16 +36,16 @@ def _problem(message: str) -> CourseFormatError:
 def course_archive_import(*, data: bytes) -> Course:
     """Load a course from a zip (its course.md at the top or in one folder); refuses anything unsafe."""
     if len(data) > MAX_ARCHIVE_BYTES:
-        raise _problem(f"the archive is larger than {MAX_ARCHIVE_BYTES // (1024 * 1024)} MB")
+        raise _problem(_("архив больше {mb} МБ").format(mb=MAX_ARCHIVE_BYTES // (1024 * 1024)))
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
-        raise _problem("this is not a zip archive") from exc
+        raise _problem(_("это не zip-архив")) from exc
     members = [m for m in archive.infolist() if not m.is_dir()]
     if len(members) > MAX_MEMBERS:
-        raise _problem(f"the archive holds more than {MAX_MEMBERS} files")
+        raise _problem(_("в архиве больше {count} файлов").format(count=MAX_MEMBERS))
     if sum(m.file_size for m in members) > MAX_ARCHIVE_BYTES * 2:
-        raise _problem("the archive unpacks to too much data")
+        raise _problem(_("архив распаковывается в слишком большой объём"))
     tops = {PurePosixPath(m.filename).parts[0] for m in members}
     prefix = PurePosixPath()
     if not any(PurePosixPath(m.filename) == PurePosixPath(COURSE_FILE) for m in members) and len(tops) == 1:
@@ -53,7 +55,7 @@ def course_archive_import(*, data: bytes) -> Course:
         for member in members:
             path = PurePosixPath(member.filename)
             if path.is_absolute() or ".." in path.parts:
-                raise _problem(f"unsafe path in the archive: {member.filename}")
+                raise _problem(_("небезопасный путь в архиве: {path}").format(path=member.filename))
             relative = path.relative_to(prefix) if prefix.parts else path
             if len(relative.parts) > 2 or (len(relative.parts) == 2 and relative.parts[0] != ASSET_DIR):
                 continue  # only course files and pictures belong to a course

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from .course_files import CourseFormatError, FormatProblem, parse_chapter
 from .course_io import chapter_fields, chapter_structure_save
 from .models import Chapter, ChapterRevision, Course
 from .services import progress_chapter_moved
 
-SLUG_TAKEN = "В курсе уже есть глава со слагом «{slug}»."
+SLUG_TAKEN = gettext_noop("В курсе уже есть глава со слагом «{slug}».")
 
 
 class ChapterConflict(Exception):
@@ -38,6 +41,32 @@ def revision_diff(old: str, new: str, *, old_name: str, new_name: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class DiffLine:
+    """One line of a unified diff and what it is: "file", "hunk", "add", "del" or "same"."""
+
+    kind: str
+    text: str
+
+
+def diff_lines(diff: str) -> list[DiffLine]:
+    """A unified diff split into lines that a page can colour by kind."""
+    lines = []
+    for text in diff.splitlines():
+        if text.startswith(("+++", "---")):
+            kind = "file"
+        elif text.startswith("@@"):
+            kind = "hunk"
+        elif text.startswith("+"):
+            kind = "add"
+        elif text.startswith("-"):
+            kind = "del"
+        else:
+            kind = "same"
+        lines.append(DiffLine(kind, text))
+    return lines
+
+
 def _filename_for(slug: str, order: int) -> str:
     return f"{order:02d}-{slug}.md"
 
@@ -48,7 +77,7 @@ def chapter_create(*, course: Course, source: str, author: User) -> Chapter:
     parsed = parse_chapter(source, file="new chapter")
     slug = parsed.meta["slug"]
     if course.chapters.filter(slug=slug).exists():
-        raise CourseFormatError([FormatProblem("new chapter", 2, SLUG_TAKEN.format(slug=slug))])
+        raise CourseFormatError([FormatProblem("new chapter", 2, _(SLUG_TAKEN).format(slug=slug))])
     chapter = Chapter.objects.create(
         course=course,
         slug=slug,
@@ -79,7 +108,7 @@ def chapter_save(*, chapter: Chapter, source: str, author: User | None, base_rev
     parsed = parse_chapter(source, file=current.filename)
     slug = parsed.meta["slug"]
     if slug != current.slug and current.course.chapters.filter(slug=slug).exclude(pk=current.pk).exists():
-        raise CourseFormatError([FormatProblem(current.filename, 2, SLUG_TAKEN.format(slug=slug))])
+        raise CourseFormatError([FormatProblem(current.filename, 2, _(SLUG_TAKEN).format(slug=slug))])
     if slug != current.slug and not current.course.translation_of:
         # Progress is kept by the original's slugs (translations must follow them: course_lint).
         progress_chapter_moved(course_family=current.course.family, old_slug=current.slug, new_slug=slug)

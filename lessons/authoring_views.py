@@ -16,6 +16,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from courseplatform.accounts.roles import user_is_instructor
@@ -37,7 +39,8 @@ from .models import Chapter, ChapterRevision, Course
 from .rendering import markdown_render
 
 MAX_SOURCE_CHARS = 2_000_000
-FOLDER_NOT_ALLOWED = "Импорт из этой папки не разрешён (см. COURSE_IMPORT_ROOTS)."
+FOLDER_NOT_ALLOWED = gettext_noop("Импорт из этой папки не разрешён (см. COURSE_IMPORT_ROOTS).")
+TOO_LARGE = gettext_noop("Глава слишком большая.")
 NEW_CHAPTER_BODY = "## Первый раздел\n\nТекст главы.\n"
 
 
@@ -58,16 +61,37 @@ def instructor_required(view):
     return wrapped
 
 
-def _problems(exc: CourseFormatError) -> list[dict[str, object]]:
-    return [{"file": p.file, "line": p.line, "message": p.message} for p in exc.problems]
+def _problems(exc: CourseFormatError, *, data: dict[str, Any] | None = None) -> list[dict[str, object]]:
+    """Problems as JSON; with the editor's ``data``, each also names its line in the editor (``body_line``)."""
+    problems: list[dict[str, object]] = [{"file": p.file, "line": p.line, "message": p.message} for p in exc.problems]
+    if data is not None:
+        _editor_lines(problems, data)
+    return problems
+
+
+def _editor_lines(problems: list[dict[str, object]], data: dict[str, Any]) -> None:
+    """Add ``body_line``: the problem's line in the editor's body, or None for the front matter.
+
+    The file is the front matter plus the body without its leading blank lines, so a
+    file line maps to the editor by the front matter's length and those blank lines.
+    """
+    try:
+        _meta, _body, body_line = split_front_matter(_source_from(data), file="chapter")
+    except (CourseFormatError, ValueError):
+        return
+    body = str(data.get("body", ""))
+    blank_lines = len(body) - len(body.lstrip("\n"))
+    for problem in problems:
+        line = int(str(problem["line"]))
+        problem["body_line"] = line - body_line + 1 + blank_lines if line >= body_line else None
 
 
 def _payload(request: HttpRequest) -> dict[str, Any]:
     if len(request.body) > MAX_SOURCE_CHARS * 4:
-        raise ValueError("the chapter is too large")
+        raise ValueError(_(TOO_LARGE))
     data = json.loads(request.body or b"{}")
     if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")
+        raise ValueError("expected a JSON object")  # only a broken client sends anything else
     return data
 
 
@@ -83,7 +107,7 @@ def _source_from(data: dict[str, Any]) -> str:
             pass
     body = str(data.get("body", ""))
     if len(body) > MAX_SOURCE_CHARS:
-        raise ValueError("the chapter is too large")
+        raise ValueError(_(TOO_LARGE))
     return chapter_source_compose(meta, body)
 
 
@@ -176,7 +200,7 @@ def course_import_view(request: HttpRequest) -> HttpResponse:
             folder = Path(request.POST.get("folder", "")).resolve()
             roots = [Path(r).resolve() for r in settings.COURSE_IMPORT_ROOTS]
             if not any(folder == r or r in folder.parents for r in roots):
-                raise CourseFormatError([FormatProblem(str(folder), 0, FOLDER_NOT_ALLOWED)])
+                raise CourseFormatError([FormatProblem(str(folder), 0, _(FOLDER_NOT_ALLOWED))])
             course = course_import(directory=folder)
     except CourseFormatError as exc:
         context = {"courses": Course.objects.order_by("title"), "errors": exc.problems}
@@ -212,10 +236,12 @@ def chapter_new(request: HttpRequest, course: str) -> HttpResponse:
 @require_POST
 def chapter_create(request: InstructorRequest, course: str) -> JsonResponse:
     course_obj = get_object_or_404(Course, slug=course)
+    data: dict[str, Any] = {}
     try:
-        chapter = authoring.chapter_create(course=course_obj, source=_source_from(_payload(request)), author=request.user)
+        data = _payload(request)
+        chapter = authoring.chapter_create(course=course_obj, source=_source_from(data), author=request.user)
     except CourseFormatError as exc:
-        return JsonResponse({"problems": _problems(exc)}, status=400)
+        return JsonResponse({"problems": _problems(exc, data=data)}, status=400)
     except ValueError as exc:
         return JsonResponse({"problems": [{"file": "", "line": 0, "message": str(exc)}]}, status=400)
     edit = reverse("authoring:chapter_edit", kwargs={"course": course, "chapter": chapter.slug})
@@ -241,6 +267,7 @@ def chapter_edit(request: HttpRequest, course: str, chapter: str) -> HttpRespons
 @require_POST
 def chapter_save(request: InstructorRequest, course: str, chapter: str) -> JsonResponse:
     chapter_obj = _chapter(course, chapter)
+    data: dict[str, Any] = {}
     try:
         data = _payload(request)
         saved = authoring.chapter_save(
@@ -252,7 +279,7 @@ def chapter_save(request: InstructorRequest, course: str, chapter: str) -> JsonR
             status=409,
         )
     except CourseFormatError as exc:
-        return JsonResponse({"problems": _problems(exc)}, status=400)
+        return JsonResponse({"problems": _problems(exc, data=data)}, status=400)
     except ValueError as exc:
         return JsonResponse({"problems": [{"file": "", "line": 0, "message": str(exc)}]}, status=400)
     edit = reverse("authoring:chapter_edit", kwargs={"course": course, "chapter": saved.slug})
@@ -283,9 +310,16 @@ def preview(request: HttpRequest) -> JsonResponse:
     try:
         parse_chapter(source, file="chapter")
     except CourseFormatError as exc:
-        problems = _problems(exc)
-    meta, body, _ = split_front_matter(source, file="chapter")
-    rendered = markdown_render(body, broker=str(meta.get("broker") or ""), asset_base=str(data.get("asset_base", "")))
+        problems = _problems(exc, data=data)
+    meta, _body, _line = split_front_matter(source, file="chapter")
+    # The editor's own text is rendered (the file drops its leading blank lines), so
+    # data-line counts lines the way the editor does.
+    rendered = markdown_render(
+        str(data.get("body", "")),
+        broker=str(meta.get("broker") or ""),
+        asset_base=str(data.get("asset_base", "")),
+        source_lines=True,
+    )
     toc = [{"level": h.level, "anchor": h.anchor, "text": h.text} for h in rendered.toc]
     return JsonResponse({"html": rendered.html, "toc": toc, "problems": problems})
 
@@ -297,11 +331,21 @@ def chapter_history(request: HttpRequest, course: str, chapter: str) -> HttpResp
     revisions = list(chapter_obj.revisions.select_related("author"))
     diff = ""
     a, b = request.GET.get("a"), request.GET.get("b")
+    if not (a and b) and len(revisions) >= 2:
+        # Opened without a choice: what the latest save changed (revisions are newest first).
+        a, b = str(revisions[1].number), str(revisions[0].number)
     if a and b:
         old = get_object_or_404(ChapterRevision, chapter=chapter_obj, number=a)
         new = get_object_or_404(ChapterRevision, chapter=chapter_obj, number=b)
         diff = authoring.revision_diff(old.source, new.source, old_name=f"r{old.number}", new_name=f"r{new.number}")
-    context = {"course": chapter_obj.course, "chapter": chapter_obj, "revisions": revisions, "diff": diff, "a": a, "b": b}
+    context = {
+        "course": chapter_obj.course,
+        "chapter": chapter_obj,
+        "revisions": revisions,
+        "diff": authoring.diff_lines(diff),
+        "a": a,
+        "b": b,
+    }
     return render(request, "authoring/history.html", context)
 
 

@@ -1,7 +1,8 @@
 """Reading the course format (docs/course-format.md): front matter, cells, exercises.
 
 Pure functions over text: every problem becomes a ``FormatProblem`` with file
-and line, so the loader, the linter and the editor report the same errors.
+and line, so the loader, the linter and the editor report the same errors, in
+the language active when the file is read (the editor's page, or LANGUAGE_CODE).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from django.utils.translation import gettext as _
 from markdown_it import MarkdownIt
 from mdit_py_plugins.container import container_plugin
 
@@ -42,6 +44,23 @@ CHAPTER_KEYS = {
 COURSE_KEYS = {"title": str, "slug": str, "language": str}
 #: Keys a course.md may have: ``translation_of`` names the slug of the course this one translates.
 COURSE_OPTIONAL_KEYS = {"translation_of": str}
+
+
+# Messages used in more than one place: functions, so each is in the language active when it is reported.
+def _slug_message() -> str:
+    return _("слаг — только строчные латинские буквы, цифры и дефисы")
+
+
+def _broker_message() -> str:
+    return _("брокер должен быть одним из: {brokers}").format(brokers=", ".join(BROKERS))
+
+
+def _wrong_type_message() -> str:
+    return _("поле заголовка «{key}» должно быть типа {kind}")
+
+
+def _outside_message() -> str:
+    return _("ячейка «{role}» должна быть вне упражнения")
 
 
 @dataclass(frozen=True)
@@ -107,32 +126,36 @@ def structure_parser() -> MarkdownIt:
 def decode_source(raw: bytes, *, file: str) -> str:
     """Bytes of a course file as text; anything but UTF-8 is a located error."""
     if len(raw) > MAX_FILE_BYTES:
-        raise CourseFormatError([FormatProblem(file, 1, f"file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}")])
+        raise CourseFormatError(
+            [FormatProblem(file, 1, _("файл занимает {size} байт; предел — {limit}").format(size=len(raw), limit=MAX_FILE_BYTES))]
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise CourseFormatError([FormatProblem(file, line, "file is not UTF-8 text")]) from exc
+        raise CourseFormatError([FormatProblem(file, line, _("файл не в кодировке UTF-8"))]) from exc
 
 
 def split_front_matter(text: str, *, file: str) -> tuple[dict[str, Any], str, int]:
     """Return (front matter, body, line the body starts on)."""
     lines = text.split("\n")
     if not lines or lines[0].strip() != "---":
-        raise CourseFormatError([FormatProblem(file, 1, "file must start with front matter: a line '---'")])
+        raise CourseFormatError([FormatProblem(file, 1, _("файл должен начинаться с заголовка (front matter): строки «---»"))])
     try:
         end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
     except StopIteration:
-        raise CourseFormatError([FormatProblem(file, 1, "front matter is not closed by a line '---'")]) from None
+        raise CourseFormatError([FormatProblem(file, 1, _("заголовок (front matter) не закрыт строкой «---»"))]) from None
     try:
         meta = yaml.safe_load("\n".join(lines[1:end])) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = (mark.line + 2) if mark is not None else 2
         problem = getattr(exc, "problem", None) or str(exc)
-        raise CourseFormatError([FormatProblem(file, line, f"front matter is not valid YAML: {problem}")]) from exc
+        raise CourseFormatError(
+            [FormatProblem(file, line, _("заголовок (front matter) — неверный YAML: {problem}").format(problem=problem))]
+        ) from exc
     if not isinstance(meta, dict):
-        raise CourseFormatError([FormatProblem(file, 2, "front matter must be a mapping of keys to values")])
+        raise CourseFormatError([FormatProblem(file, 2, _("заголовок (front matter) должен состоять из строк «ключ: значение»"))])
     return meta, "\n".join(lines[end + 1 :]), end + 2
 
 
@@ -144,16 +167,20 @@ def _check_meta(
     for key, value in meta.items():
         if key in optional:
             if not isinstance(value, optional[key]):
-                problems.append(FormatProblem(file, 2, f"front matter '{key}' must be {optional[key].__name__}"))
+                problems.append(FormatProblem(file, 2, _wrong_type_message().format(key=key, kind=optional[key].__name__)))
         elif key not in schema:
-            problems.append(FormatProblem(file, 2, f"unknown front matter key '{key}' (known: {', '.join(schema)})"))
+            problems.append(
+                FormatProblem(
+                    file, 2, _("неизвестное поле заголовка «{key}» (известные: {known})").format(key=key, known=", ".join(schema))
+                )
+            )
     for key, kind in schema.items():
         if key not in meta:
-            problems.append(FormatProblem(file, 2, f"front matter lacks '{key}'"))
+            problems.append(FormatProblem(file, 2, _("в заголовке нет поля «{key}»").format(key=key)))
         elif kind is str and isinstance(meta[key], (int, float)) and not isinstance(meta[key], bool):
             meta[key] = str(meta[key])
         elif not isinstance(meta[key], kind) or isinstance(meta[key], bool):
-            problems.append(FormatProblem(file, 2, f"front matter '{key}' must be {kind.__name__}"))
+            problems.append(FormatProblem(file, 2, _wrong_type_message().format(key=key, kind=kind.__name__)))
     return problems
 
 
@@ -161,7 +188,7 @@ def parse_course(text: str, *, file: str = "course.md") -> ParsedCourse:
     meta, body, _ = split_front_matter(text, file=file)
     problems = _check_meta(meta, COURSE_KEYS, file=file, optional=COURSE_OPTIONAL_KEYS)
     if not problems and not KEY_RE.match(meta["slug"]):
-        problems.append(FormatProblem(file, 2, "slug must be lower-case letters, digits and dashes"))
+        problems.append(FormatProblem(file, 2, _slug_message()))
     if problems:
         raise CourseFormatError(problems)
     return ParsedCourse(meta=meta, body=body)
@@ -186,11 +213,11 @@ def parse_chapter(text: str, *, file: str) -> ParsedChapter:
     if problems:
         raise CourseFormatError(problems)
     if not KEY_RE.match(meta["slug"]):
-        problems.append(FormatProblem(file, 2, "slug must be lower-case letters, digits and dashes"))
+        problems.append(FormatProblem(file, 2, _slug_message()))
     if meta["broker"] not in BROKERS:
-        problems.append(FormatProblem(file, 2, f"broker must be one of {', '.join(BROKERS)}"))
+        problems.append(FormatProblem(file, 2, _broker_message()))
     if not all(isinstance(o, str) for o in meta["objectives"]):
-        problems.append(FormatProblem(file, 2, "objectives must be a list of strings"))
+        problems.append(FormatProblem(file, 2, _("objectives должен быть списком строк")))
 
     cells: list[ParsedCell] = []
     exercises: list[ParsedExercise] = []
@@ -207,14 +234,26 @@ def parse_chapter(text: str, *, file: str) -> ParsedChapter:
                     FormatProblem(
                         file,
                         current["line"],
-                        f"exercise '{current['key']}' needs exactly one '{role}' cell, has {roles.count(role)}",
+                        _("в упражнении «{key}» должна быть ровно одна ячейка «{role}», а их {count}").format(
+                            key=current["key"], role=role, count=roles.count(role)
+                        ),
                     )
                 )
         if not current["hints"]:
-            problems.append(FormatProblem(file, current["line"], f"exercise '{current['key']}' needs at least one hint fence"))
+            problems.append(
+                FormatProblem(
+                    file,
+                    current["line"],
+                    _("упражнению «{key}» нужна хотя бы одна подсказка (```hint)").format(key=current["key"]),
+                )
+            )
         problems.extend(_check_leaks(file, [c for c in cells if c.exercise == current["key"]]))
         if not current["title"]:
-            problems.append(FormatProblem(file, current["line"], f"exercise '{current['key']}' needs a heading as its title"))
+            problems.append(
+                FormatProblem(
+                    file, current["line"], _("упражнению «{key}» нужен заголовок — его название").format(key=current["key"])
+                )
+            )
         exercises.append(ParsedExercise(current["key"], current["title"], current["line"], tuple(current["hints"])))
 
     tokens = structure_parser().parse(body)
@@ -223,9 +262,11 @@ def parse_chapter(text: str, *, file: str) -> ParsedChapter:
         if token.type == "container_exercise_open":
             key = dict(a.partition("=")[::2] for a in token.info.split()[1:]).get("id", "")
             if current is not None:
-                problems.append(FormatProblem(file, line, "exercises cannot be nested"))
+                problems.append(FormatProblem(file, line, _("упражнения нельзя вкладывать друг в друга")))
             elif not KEY_RE.match(key):
-                problems.append(FormatProblem(file, line, "exercise needs an id=... of lower-case letters, digits and dashes"))
+                problems.append(
+                    FormatProblem(file, line, _("упражнению нужен id=... из строчных латинских букв, цифр и дефисов"))
+                )
             else:
                 current = {"key": key, "line": line, "title": "", "hints": []}
                 pending_title = True
@@ -243,7 +284,7 @@ def parse_chapter(text: str, *, file: str) -> ParsedChapter:
             continue
         if token.info.strip() == "hint":
             if current is None:
-                problems.append(FormatProblem(file, line, "a hint fence must be inside an exercise"))
+                problems.append(FormatProblem(file, line, _("подсказка (```hint) должна быть внутри упражнения")))
             else:
                 current["hints"].append(token.content.rstrip("\n"))
             continue
@@ -252,55 +293,75 @@ def parse_chapter(text: str, *, file: str) -> ParsedChapter:
             continue
         language, attrs = parsed
         if language != "python":
-            problems.append(FormatProblem(file, line, f"cells are Python; '{language}' is not supported"))
+            problems.append(
+                FormatProblem(file, line, _("ячейки пишутся на Python; «{language}» не поддерживается").format(language=language))
+            )
         unknown = [a for a in attrs if a not in CELL_ATTRIBUTES]
         if unknown:
             problems.append(
-                FormatProblem(file, line, f"unknown cell attribute(s) {', '.join(unknown)} (known: {', '.join(CELL_ATTRIBUTES)})")
+                FormatProblem(
+                    file,
+                    line,
+                    _("неизвестные атрибуты ячейки: {unknown} (известные: {known})").format(
+                        unknown=", ".join(unknown), known=", ".join(CELL_ATTRIBUTES)
+                    ),
+                )
             )
         key = attrs.get("id", "")
         if not KEY_RE.match(key):
-            problems.append(FormatProblem(file, line, "cell needs an id=... of lower-case letters, digits and dashes"))
+            problems.append(FormatProblem(file, line, _("ячейке нужен id=... из строчных латинских букв, цифр и дефисов")))
         elif key in seen:
-            problems.append(FormatProblem(file, line, f"cell id '{key}' is used twice in this chapter"))
+            problems.append(FormatProblem(file, line, _("id ячейки «{key}» встречается в главе дважды").format(key=key)))
         seen.add(key)
         role = attrs.get("role", "run")
         if role not in CELL_ROLES:
-            problems.append(FormatProblem(file, line, f"role must be one of {', '.join(CELL_ROLES)}"))
+            problems.append(
+                FormatProblem(file, line, _("role должен быть одним из: {roles}").format(roles=", ".join(CELL_ROLES)))
+            )
         elif (role in EXERCISE_ROLES) != (current is not None) and role != "run":
-            where = "inside" if role in EXERCISE_ROLES else "outside"
-            problems.append(FormatProblem(file, line, f"a '{role}' cell must be {where} an exercise"))
+            where = _("ячейка «{role}» должна быть внутри упражнения") if role in EXERCISE_ROLES else _outside_message()
+            problems.append(FormatProblem(file, line, where.format(role=role)))
         broker = attrs.get("broker", meta["broker"])
         if broker not in BROKERS:
-            problems.append(FormatProblem(file, line, f"broker must be one of {', '.join(BROKERS)}"))
+            problems.append(FormatProblem(file, line, _broker_message()))
         try:
             timeout = int(attrs.get("timeout", DEFAULT_TIMEOUT_S))
             if not 1 <= timeout <= MAX_TIMEOUT_S:
                 raise ValueError
         except ValueError:
-            problems.append(FormatProblem(file, line, f"timeout must be a whole number of seconds from 1 to {MAX_TIMEOUT_S}"))
+            problems.append(
+                FormatProblem(file, line, _("timeout — целое число секунд от 1 до {limit}").format(limit=MAX_TIMEOUT_S))
+            )
             timeout = DEFAULT_TIMEOUT_S
         expect = attrs.get("expect")
         if expect is not None:
             try:
                 re.compile(expect)
             except re.error as exc:
-                problems.append(FormatProblem(file, line, f"expect of cell '{key}' is not a regular expression: {exc}"))
+                message = _("expect ячейки «{key}» — не регулярное выражение: {error}").format(key=key, error=exc)
+                problems.append(FormatProblem(file, line, message))
             if not expect:
-                problems.append(FormatProblem(file, line, f"expect of cell '{key}' is empty"))
+                problems.append(FormatProblem(file, line, _("expect ячейки «{key}» пуст").format(key=key)))
             if role not in EXPECT_ROLES:
-                problems.append(FormatProblem(file, line, f"expect is for {', '.join(EXPECT_ROLES)} cells, not '{role}'"))
+                message = _("expect бывает у ячеек {roles}, не у «{role}»").format(roles=", ".join(EXPECT_ROLES), role=role)
+                problems.append(FormatProblem(file, line, message))
         try:
             ast.parse(token.content, filename=f"{file}:{key}")
         except SyntaxError as exc:
-            problems.append(FormatProblem(file, line + (exc.lineno or 0), f"cell '{key}' does not parse: {exc.msg}"))
+            problems.append(
+                FormatProblem(
+                    file, line + (exc.lineno or 0), _("ячейка «{key}» — не код на Python: {error}").format(key=key, error=exc.msg)
+                )
+            )
         cells.append(
             ParsedCell(
                 key, role, broker, timeout, token.content, line, current["key"] if current and role != "run" else None, expect
             )
         )
     if current is not None:
-        problems.append(FormatProblem(file, current["line"], f"exercise '{current['key']}' is not closed by ':::'"))
+        problems.append(
+            FormatProblem(file, current["line"], _("упражнение «{key}» не закрыто строкой «:::»").format(key=current["key"]))
+        )
     if problems:
         raise CourseFormatError(problems)
     return ParsedChapter(meta=meta, body=body, body_line=body_line, cells=tuple(cells), exercises=tuple(exercises))
@@ -316,8 +377,9 @@ def _check_leaks(file: str, cells: list[ParsedCell]) -> list[FormatProblem]:
         FormatProblem(
             file,
             check.line + line,
-            f"check '{check.key}' gives the solution away: its failure message contains `{leak}`; "
-            "say what is wrong in the broker instead",
+            _(
+                "проверка «{key}» выдаёт решение: в её сообщении об ошибке есть `{leak}`; скажите лучше, что не так в брокере"
+            ).format(key=check.key, leak=leak),
         )
         for line, leak in check_leaks(check=check.code, solution=solution.code)
     ]

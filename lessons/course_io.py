@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from .course_files import (
     CourseFormatError,
@@ -35,7 +36,7 @@ def course_folder_read(*, directory: Path) -> CourseFolder:
     """Read and validate every file; raises CourseFormatError with all problems of all files."""
     problems: list[FormatProblem] = []
     if not (directory / COURSE_FILE).is_file():
-        raise CourseFormatError([FormatProblem(str(directory / COURSE_FILE), 1, "a course folder needs course.md")])
+        raise CourseFormatError([FormatProblem(str(directory / COURSE_FILE), 1, _("в папке курса нет course.md"))])
     course_source = ""
     try:
         course_source = decode_source((directory / COURSE_FILE).read_bytes(), file=COURSE_FILE)
@@ -55,7 +56,9 @@ def course_folder_read(*, directory: Path) -> CourseFolder:
             continue
         slug = parsed.meta["slug"]
         if slug in slugs:
-            problems.append(FormatProblem(path.name, 2, f"slug '{slug}' is already used by {slugs[slug]}"))
+            problems.append(
+                FormatProblem(path.name, 2, _("слаг «{slug}» уже занят файлом {file}").format(slug=slug, file=slugs[slug]))
+            )
         slugs[slug] = path.name
         chapters[path.name] = (source, parsed)
     assets = {}
@@ -66,7 +69,7 @@ def course_folder_read(*, directory: Path) -> CourseFolder:
     for filename, (_source, parsed) in chapters.items():
         for ref in _image_refs(parsed.body):
             if ref not in assets:
-                problems.append(FormatProblem(filename, 1, f"picture '{ref}' is not in the course folder"))
+                problems.append(FormatProblem(filename, 1, _("картинки «{ref}» нет в папке курса").format(ref=ref)))
     if problems:
         raise CourseFormatError(problems)
     return CourseFolder(course_source, chapters, assets)

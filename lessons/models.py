@@ -110,6 +110,28 @@ class ChapterRead(models.Model):
         return f"{self.user_id} read {self.course_family}/{self.chapter_slug}"
 
 
+class ReadingPosition(models.Model):
+    """Where a learner last was in a course, in whichever edition: the chapter and the section.
+
+    The section is a heading's anchor ("" for the chapter's top) in the edition it was
+    read in (``edition``); another edition finds the same section by its position
+    (lessons.editions.section_translate).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reading_positions")
+    course_family = models.SlugField(help_text="the course family: the original course's slug")
+    chapter_slug = models.SlugField()
+    edition = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+", help_text="where the anchor was read")
+    anchor = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "course_family"], name="one_reading_position_per_family")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} at {self.course_family}/{self.chapter_slug}#{self.anchor}"
+
+
 class ExerciseAttempt(models.Model):
     """One check of an exercise, in whichever edition; passed once means passed in every edition."""
 

@@ -6,6 +6,7 @@ so what an instructor sees is what a learner gets.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
@@ -30,7 +31,7 @@ from pygments.util import ClassNotFound
 from .course_files import parse_cell_info
 
 #: Bump when the output changes shape, so cached pages are rebuilt.
-RENDER_VERSION = "3"
+RENDER_VERSION = "4"
 CACHE_SECONDS = 24 * 3600
 
 ALLOWED_TAGS = {
@@ -111,13 +112,55 @@ class Heading:
 
 
 @dataclass(frozen=True)
+class TocEntry:
+    """A section of the table of contents: its number ("2", "2.1"), anchor, title and sub-sections."""
+
+    number: str
+    anchor: str
+    text: str
+    children: tuple[TocEntry, ...] = ()
+
+
+@dataclass(frozen=True)
 class RenderedChapter:
     html: str
     toc: tuple[Heading, ...]
 
+    @property
+    def toc_tree(self) -> tuple[TocEntry, ...]:
+        return toc_tree(self.toc)
 
+
+def toc_tree(headings: tuple[Heading, ...]) -> tuple[TocEntry, ...]:
+    """Sections (h2) with their sub-sections (h3) nested and numbered 1, 1.1, 1.2, 2 ...
+
+    A sub-section before the first section has no parent to number it by, so it
+    stands among the sections and takes their numbering.
+    """
+    sections: list[tuple[Heading, list[Heading]]] = []
+    for heading in headings:
+        if heading.level > 2 and sections:
+            sections[-1][1].append(heading)
+        else:
+            sections.append((heading, []))
+    return tuple(
+        TocEntry(
+            str(i),
+            section.anchor,
+            section.text,
+            tuple(TocEntry(f"{i}.{j}", sub.anchor, sub.text) for j, sub in enumerate(subs, start=1)),
+        )
+        for i, (section, subs) in enumerate(sections, start=1)
+    )
+
+
+@functools.lru_cache(maxsize=1024)
 def highlight_code(code: str, language: str) -> str:
-    """Server-side highlighting; unknown languages come out escaped and plain."""
+    """Server-side highlighting; unknown languages come out escaped and plain.
+
+    Remembered: most of a render is Pygments, and the editor's preview renders the
+    whole chapter on every pause in typing while its code blocks rarely change.
+    """
     try:
         lexer = get_lexer_by_name(language or "text")
     except ClassNotFound:
@@ -129,6 +172,23 @@ def _attr(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _line_attr(token: Token) -> str:
+    """` data-line="N"` when source lines are being marked (the editor's preview), else nothing."""
+    line = token.attrGet("data-line")
+    return f' data-line="{_attr(line)}"' if line else ""
+
+
+def _mark_source_lines(tokens: list[Token]) -> None:
+    """Give every block that starts on a known line of the body its 1-based line number.
+
+    The editor's preview finds the block under the cursor by it; blocks that the
+    renderers above print themselves (cells, hints, exercises) copy it by hand.
+    """
+    for token in tokens:
+        if token.map and token.block and token.nesting >= 0 and token.type != "html_block":
+            token.attrSet("data-line", str(token.map[0] + 1))
+
+
 def _fence(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
     token = tokens[idx]
     info = token.info.strip()
@@ -136,11 +196,11 @@ def _fence(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str
         env.setdefault("hint_counter", 0)
         env["hint_counter"] += 1
         inner = _markdown().render(token.content, {"asset_base": env.get("asset_base", "")})
-        return f'<div class="hint" data-hint="{env["hint_counter"]}">{inner}</div>\n'
+        return f'<div class="hint" data-hint="{env["hint_counter"]}"{_line_attr(token)}>{inner}</div>\n'
     parsed = parse_cell_info(info)
     if parsed is None:
         language = info.split()[0] if info else ""
-        return f'<pre class="code"><code class="highlight language-{_attr(language)}">{highlight_code(token.content, language)}</code></pre>\n'
+        return f'<pre class="code"{_line_attr(token)}><code class="highlight language-{_attr(language)}">{highlight_code(token.content, language)}</code></pre>\n'
     language, attrs = parsed
     role = attrs.get("role", "run")
     if role == "check":
@@ -150,7 +210,7 @@ def _fence(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str
     code = highlight_code(token.content, language)
     figure = (
         f'<figure class="cell cell-{_attr(role)}" data-cell="{_attr(key)}" data-broker="{_attr(broker)}" '
-        f'data-role="{_attr(role)}" data-timeout="{_attr(attrs.get("timeout", 30))}">'
+        f'data-role="{_attr(role)}" data-timeout="{_attr(attrs.get("timeout", 30))}"{_line_attr(token)}>'
         f'<pre class="cell-source"><code class="highlight language-python">{code}</code></pre></figure>\n'
     )
     if role == "solution":
@@ -175,7 +235,7 @@ def _exercise_render(self: Any, tokens: list[Token], idx: int, options: Any, env
         attrs = dict(a.partition("=")[::2] for a in token.info.split()[1:])
         env["hint_counter"] = 0
         key = _attr(attrs.get("id", ""))
-        return f'<section class="exercise" id="exercise-{key}" data-exercise="{key}">\n'
+        return f'<section class="exercise" id="exercise-{key}" data-exercise="{key}"{_line_attr(token)}>\n'
     return "</section>\n"
 
 
@@ -194,12 +254,19 @@ def _markdown() -> MarkdownIt:
     return md
 
 
+def _plain_text(inline: Token) -> str:
+    """A heading as read, without Markdown marks: "от `send()`" is "от send()"."""
+    if not inline.children:
+        return inline.content
+    return "".join(child.content for child in inline.children if child.type in ("text", "code_inline", "html_inline")).strip()
+
+
 def _toc(tokens: list[Token]) -> tuple[Heading, ...]:
     headings = []
     for i, token in enumerate(tokens):
         if token.type == "heading_open" and token.tag in ("h2", "h3") and token.level == 0:
             anchor = str(token.attrGet("id") or "")
-            headings.append(Heading(int(token.tag[1]), anchor, tokens[i + 1].content))
+            headings.append(Heading(int(token.tag[1]), anchor, _plain_text(tokens[i + 1])))
     return tuple(headings)
 
 
@@ -222,13 +289,19 @@ def sanitize(raw_html: str) -> str:
     )
 
 
-def markdown_render(body: str, *, broker: str = "", asset_base: str = "") -> RenderedChapter:
-    """Render a chapter body (front matter already removed). Never raises on odd Markdown."""
+def markdown_render(body: str, *, broker: str = "", asset_base: str = "", source_lines: bool = False) -> RenderedChapter:
+    """Render a chapter body (front matter already removed). Never raises on odd Markdown.
+
+    With ``source_lines`` every block carries ``data-line``, its first line in ``body``
+    (1-based), so the editor can show the block under the cursor; learners' pages go without.
+    """
     md = _markdown()
     # The folds' labels are the page's chrome, in the UI language like its buttons.
     labels = {"solution_label": gettext("Решение"), "setup_label": gettext("Подготовка")}
     env: dict[str, Any] = {"broker": broker, "asset_base": asset_base, **labels}
     tokens = md.parse(body, env)
+    if source_lines:
+        _mark_source_lines(tokens)
     return RenderedChapter(html=sanitize(md.renderer.render(tokens, md.options, env)), toc=_toc(tokens))
 
 

@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse
 
 from .course_files import split_front_matter
-from .models import Cell, CellDraft, Chapter, ChapterRead, Course, ExerciseAttempt
+from .models import Cell, CellDraft, Chapter, ChapterRead, Course, ExerciseAttempt, ReadingPosition
 from .rendering import RenderedChapter, markdown_render_cached
 
 
@@ -72,6 +72,52 @@ def course_outline(*, course: Course, user: User | AnonymousUser) -> CourseOutli
         exercises_total=sum(line.exercises_total for line in lines),
         exercises_passed=sum(line.exercises_passed for line in lines),
     )
+
+
+@dataclass(frozen=True)
+class ReadingPlace:
+    """Where "continue where you left off" leads: a chapter, and a section of it (or its top)."""
+
+    chapter: Chapter
+    anchor: str
+    section: str
+
+    @property
+    def url(self) -> str:
+        url = reverse("lessons:chapter", kwargs={"course": self.chapter.course.slug, "chapter": self.chapter.slug})
+        return f"{url}#{self.anchor}" if self.anchor else url
+
+
+def reading_place(*, user: User | AnonymousUser, courses: list[Course]) -> ReadingPlace | None:
+    """The latest place the learner read in any of ``courses``, shown in that edition, or None.
+
+    The place may have been read in another edition of the same course: the chapter
+    is the same by slug, the section the same by position.
+    """
+    from .editions import section_translate  # editions reads this module
+
+    if not user.is_authenticated:
+        return None
+    by_family = {course.family: course for course in courses}
+    position = (
+        ReadingPosition.objects.filter(user=user, course_family__in=by_family)
+        .select_related("edition")
+        .order_by("-updated_at")
+        .first()
+    )
+    if position is None:
+        return None
+    course = by_family[position.course_family]
+    chapter = course.chapters.filter(slug=position.chapter_slug, published=True).select_related("course").first()
+    if chapter is None:
+        return None
+    read_in = chapter
+    if position.edition_id != course.pk:
+        read_in = Chapter.objects.filter(course=position.edition, slug=position.chapter_slug).first() or chapter
+    anchor = section_translate(anchor=position.anchor, source=read_in, target=chapter) if position.anchor else ""
+    titles = {h.anchor: h.text for h in chapter_rendered(chapter=chapter).toc}
+    anchor = anchor if anchor in titles else ""
+    return ReadingPlace(chapter, anchor, titles.get(anchor, ""))
 
 
 def chapter_rendered(*, chapter: Chapter) -> RenderedChapter:

@@ -1,4 +1,4 @@
-"""Changing what a learner has: chapters read, drafts of cells, exercise attempts.
+"""Changing what a learner has: chapters read, where they are in a course, drafts of cells, exercise attempts.
 
 Each is kept by course family and chapter slug (see lessons.models), so what a
 learner does in one edition of a course counts in every edition.
@@ -11,8 +11,8 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.utils.translation import gettext_lazy as _
 
-from .models import CellDraft, Chapter, ChapterRead, ExerciseAttempt
-from .selectors import ExerciseRef
+from .models import CellDraft, Chapter, ChapterRead, ExerciseAttempt, ReadingPosition
+from .selectors import ExerciseRef, chapter_rendered
 
 MAX_DRAFT_CHARS = 100_000
 DRAFT_TOO_LONG = _("Код ячейки длиннее 100 000 символов и не сохранён.")
@@ -31,6 +31,18 @@ def chapter_mark_read(*, user: User, chapter: Chapter, read: bool = True) -> boo
     else:
         ChapterRead.objects.filter(**key).delete()
     return read
+
+
+def reading_position_save(*, user: User, chapter: Chapter, anchor: str) -> ReadingPosition:
+    """Remember the chapter and section the learner is reading; an anchor the chapter lacks means its top."""
+    if anchor and anchor not in {h.anchor for h in chapter_rendered(chapter=chapter).toc}:
+        anchor = ""
+    position, _ = ReadingPosition.objects.update_or_create(
+        user=user,
+        course_family=chapter.course.family,
+        defaults={"chapter_slug": chapter.slug, "edition": chapter.course, "anchor": anchor},
+    )
+    return position
 
 
 def cell_draft_save(*, user: User, chapter: Chapter, cell_key: str, code: str) -> CellDraft | None:

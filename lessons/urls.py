@@ -9,5 +9,6 @@ urlpatterns = [
     path("courses/<slug:course>/assets/<path:path>", views.asset, name="asset"),
     path("courses/<slug:course>/<slug:chapter>/", views.chapter_page, name="chapter"),
     path("courses/<slug:course>/<slug:chapter>/read", views.chapter_read, name="chapter_read"),
+    path("courses/<slug:course>/<slug:chapter>/position", views.chapter_position, name="chapter_position"),
     path("courses/<slug:course>/<slug:chapter>/cells/<slug:cell>/draft", views.cell_draft, name="cell_draft"),
 ]

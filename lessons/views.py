@@ -1,4 +1,4 @@
-"""Course pages: the course with progress, a chapter, its pictures; marking read, saving drafts.
+"""Course pages: the course with progress, a chapter, its pictures; marking read, the reading place, drafts.
 
 A course page or chapter asked for in one language while the UI speaks another
 opens the edition in the UI's language when the course has one (lessons.editions):
@@ -49,7 +49,8 @@ def home(request: HttpRequest) -> HttpResponse:
     courses = selectors.courses_for_language(language=_language())
     if len(courses) == 1:
         return course_page(request, course=courses[0].slug)
-    return render(request, "lessons/home.html", {"courses": courses})
+    resume = selectors.reading_place(user=request.user, courses=courses)
+    return render(request, "lessons/home.html", {"courses": courses, "resume": resume})
 
 
 @require_GET
@@ -60,7 +61,9 @@ def course_page(request: HttpRequest, course: str) -> HttpResponse:
         return redirect("lessons:course", course=edition.slug)
     outline = selectors.course_outline(course=course_obj, user=request.user)
     others = selectors.course_other_editions(course=course_obj)
-    return render(request, "lessons/course.html", {"outline": outline, "course": course_obj, "editions": others})
+    resume = selectors.reading_place(user=request.user, courses=[course_obj])
+    context = {"outline": outline, "course": course_obj, "editions": others, "resume": resume}
+    return render(request, "lessons/course.html", context)
 
 
 def _chapter(course: str, chapter: str) -> Chapter:
@@ -116,6 +119,16 @@ def chapter_read(request: AuthenticatedRequest, course: str, chapter: str) -> Ht
     if request.headers.get("Accept", "").startswith("application/json"):
         return JsonResponse({"read": read})
     return redirect("lessons:chapter", course=course, chapter=chapter)
+
+
+@login_required
+@require_POST
+def chapter_position(request: AuthenticatedRequest, course: str, chapter: str) -> HttpResponse:
+    """The page reports the section being read, so home and course pages can lead back to it."""
+    services.reading_position_save(
+        user=request.user, chapter=_chapter(course, chapter), anchor=request.POST.get("anchor", "")[:200]
+    )
+    return HttpResponse(status=204)
 
 
 @login_required

@@ -53,11 +53,13 @@ const result = await esbuild.build({
   },
 });
 
-// One licence notice per package that ended up in the bundle.
+// One licence notice per package that ended up in the bundle: only files with
+// bytes in the output count (tree-shaken ones, e.g. lang-markdown's HTML mode, do not).
 const packages = new Set();
-for (const file of Object.keys(result.metafile.inputs)) {
+const bundled = result.metafile.outputs[`${out}/codemirror.js`].inputs;
+for (const [file, { bytesInOutput }] of Object.entries(bundled)) {
   const m = file.match(/^node_modules\/((?:@[^/]+\/)?[^/]+)\//);
-  if (m) packages.add(m[1]);
+  if (m && bytesInOutput > 0) packages.add(m[1]);
 }
 let notices = "Third-party code bundled into static/vendor/codemirror.js\n\n";
 for (const name of [...packages].sort()) {

@@ -1,7 +1,10 @@
-// The chapter editor: front matter fields + Markdown body, live preview from the server's own
-// renderer, save with conflict handling (Ctrl+S), draft cells run in the instructor's sandbox,
-// and exercises proven on a fresh broker.
+// The chapter editor: front matter fields + the Markdown body in a code editor (CodeMirror,
+// Markdown mode, line numbers), a live preview from the server's own renderer that follows the
+// cursor, problems that jump to their line, save with conflict handling (Ctrl+S), draft cells
+// run in the instructor's sandbox with their messages in the learners' live panel, and
+// exercises proven on a fresh broker.
 import { gettext } from "./i18n.js";
+import { live } from "./live.js";
 
 const root = document.querySelector("[data-editor]");
 
@@ -18,31 +21,218 @@ async function postJSON(url, data) {
     credentials: "same-origin",
   });
   let body = {};
-  try { body = await response.json(); } catch (e) { /* not JSON: keep the status */ }
+  try {
+    body = await response.json();
+  } catch (e) {
+    /* not JSON: keep the status */
+  }
   return { status: response.status, body };
+}
+
+/** A unified diff as lines coloured by what they are (the history page does the same on the server). */
+function renderDiff(pre, text) {
+  const kind = (line) => {
+    if (line.startsWith("+++") || line.startsWith("---")) return "file";
+    if (line.startsWith("@@")) return "hunk";
+    if (line.startsWith("+")) return "add";
+    if (line.startsWith("-")) return "del";
+    return "same";
+  };
+  pre.replaceChildren(
+    ...text.split("\n").filter((line, i, all) => line || i < all.length - 1).map((line) => {
+      const span = document.createElement("span");
+      span.className = `diff-line diff-${kind(line)}`;
+      span.textContent = line;
+      return span;
+    }),
+  );
+}
+
+// --- the body's editor: CodeMirror where it loads, else the textarea ---------------------------
+// Both answer the same small interface: value, onChange, onCursor(line), goTo(line), focus.
+
+function lineOfOffset(text, offset) {
+  let line = 1;
+  for (let i = text.indexOf("\n"); i !== -1 && i < offset; i = text.indexOf("\n", i + 1)) line += 1;
+  return line;
+}
+
+function textareaEditor(textarea) {
+  const cursorHandlers = [];
+  const report = () => cursorHandlers.forEach((fn) => fn(lineOfOffset(textarea.value, textarea.selectionStart)));
+  for (const type of ["keyup", "click", "select"]) textarea.addEventListener(type, report);
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Tab" && !event.shiftKey) {
+      event.preventDefault();
+      textarea.setRangeText("    ", textarea.selectionStart, textarea.selectionEnd, "end");
+      textarea.dispatchEvent(new Event("input"));
+    }
+  });
+  return {
+    get value() {
+      return textarea.value;
+    },
+    set value(text) {
+      textarea.value = text;
+    },
+    onChange: (fn) => textarea.addEventListener("input", fn),
+    onCursor: (fn) => cursorHandlers.push(fn),
+    goTo(line) {
+      const lines = textarea.value.split("\n");
+      const offset = lines.slice(0, Math.max(0, line - 1)).reduce((sum, l) => sum + l.length + 1, 0);
+      textarea.focus();
+      textarea.setSelectionRange(offset, offset);
+      report();
+    },
+    focus: () => textarea.focus(),
+  };
+}
+
+function codeMirrorEditor(CM, host, textarea) {
+  const changeHandlers = [];
+  const cursorHandlers = [];
+  let silent = false; // replacing the whole text (a conflict taken over) is not an edit
+  const view = new CM.EditorView({
+    parent: host,
+    state: CM.EditorState.create({
+      doc: textarea.value,
+      extensions: [
+        CM.lineNumbers(),
+        CM.highlightActiveLineGutter(),
+        CM.highlightSpecialChars(),
+        CM.history(),
+        CM.drawSelection(),
+        CM.dropCursor(),
+        CM.indentOnInput(),
+        CM.bracketMatching(),
+        CM.closeBrackets(),
+        CM.highlightActiveLine(),
+        CM.EditorView.lineWrapping,
+        CM.keymap.of([...CM.closeBracketsKeymap, ...CM.defaultKeymap, ...CM.historyKeymap, CM.indentWithTab]),
+        CM.chapterMarkdown(),
+        CM.academyTheme,
+        CM.EditorView.contentAttributes.of({
+          "aria-labelledby": "body-label",
+          "aria-describedby": "format-help",
+          spellcheck: "true",
+          "data-testid": "markdown-input",
+        }),
+        CM.EditorView.updateListener.of((update) => {
+          if (update.docChanged && !silent) changeHandlers.forEach((fn) => fn());
+          if (update.selectionSet || update.docChanged) {
+            const line = update.state.doc.lineAt(update.state.selection.main.head).number;
+            cursorHandlers.forEach((fn) => fn(line));
+          }
+        }),
+      ],
+    }),
+  });
+  textarea.hidden = true;
+  host.hidden = false;
+  return {
+    view,
+    get value() {
+      return view.state.doc.toString();
+    },
+    set value(text) {
+      silent = true;
+      view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
+      silent = false;
+    },
+    onChange: (fn) => changeHandlers.push(fn),
+    onCursor: (fn) => cursorHandlers.push(fn),
+    goTo(line) {
+      const target = view.state.doc.line(Math.min(Math.max(1, line), view.state.doc.lines));
+      view.dispatch({
+        selection: { anchor: target.from },
+        effects: CM.EditorView.scrollIntoView(target.from, { y: "center" }),
+      });
+      view.focus();
+    },
+    focus: () => view.focus(),
+  };
+}
+
+async function bodyEditor(textarea, host) {
+  // CodeMirror styles itself with a constructable stylesheet (the CSP forbids <style>);
+  // where a browser cannot adopt one on the document, the textarea does the job.
+  if ("adoptedStyleSheets" in Document.prototype) {
+    try {
+      const CM = await import("../vendor/codemirror.js");
+      return codeMirrorEditor(CM, host, textarea);
+    } catch (error) {
+      console.error("author: the code editor did not load", error);
+    }
+  }
+  return textareaEditor(textarea);
+}
+
+// --- the preview follows the cursor ------------------------------------------------------------
+// The server marks each block of the preview with the line it starts on (data-line); the
+// block under the cursor is the last one starting at or above the cursor's line.
+
+function blockAtLine(preview, line) {
+  let found = null;
+  let foundLine = 0;
+  for (const block of preview.querySelectorAll("[data-line]")) {
+    const start = Number(block.dataset.line);
+    // Equal starts (a list and its first item, a table and its head): the innermost wins.
+    if (start <= line && start >= foundLine) {
+      found = block;
+      foundLine = start;
+    }
+  }
+  // A block inside a closed <details> (a solution, a setup cell) shows as its summary.
+  return found?.closest("details:not([open])") || found;
+}
+
+// Pictures load as the preview scrolls and push the blocks below them down; for a moment
+// after following the cursor, a change of the preview's height follows it again (the
+// instructor scrolling the preview by hand ends that moment).
+const HOLD_MS = 2500;
+let holdUntil = 0;
+
+function followCursor(pane, preview, line, { smooth = true, hold = true } = {}) {
+  if (hold) holdUntil = performance.now() + HOLD_MS;
+  const block = blockAtLine(preview, line);
+  for (const old of preview.querySelectorAll(".is-cursor-block")) old.classList.remove("is-cursor-block");
+  if (!block) return;
+  block.classList.add("is-cursor-block");
+  const paneBox = pane.getBoundingClientRect();
+  const box = block.getBoundingClientRect();
+  const top = box.top - paneBox.top;
+  // Already comfortably in view: leave the preview still, so it does not jitter while typing.
+  if (top >= paneBox.height * 0.1 && top + Math.min(box.height, paneBox.height * 0.5) <= paneBox.height * 0.8) return;
+  const reduce = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  pane.scrollTo({ top: pane.scrollTop + top - paneBox.height * 0.25, behavior: smooth && !reduce ? "smooth" : "auto" });
 }
 
 if (root) {
   const state = JSON.parse(document.getElementById("editor-state").textContent);
   let revision = state.revision;
   let saveUrl = root.dataset.saveUrl;
-  const body = root.querySelector("[data-body]");
+  const textarea = root.querySelector("[data-body]");
+  const pane = root.querySelector(".preview-pane");
   const preview = root.querySelector("[data-preview]");
   const previewTitle = root.querySelector("[data-preview-title]");
   const problems = root.querySelector("[data-problems]");
+  const problemsBox = root.querySelector("[data-problems-box]");
   const status = root.querySelector("[data-save-status]");
   const conflict = root.querySelector("[data-conflict]");
   const metaInputs = [...root.querySelectorAll("[data-meta]")];
   const assetBase = root.dataset.assetBase.replace(/x$/, "");
   let dirty = false;
   let lastConflict = null;
+  let cursorLine = 1;
+  textarea.value = state.body;
+  const editor = await bodyEditor(textarea, root.querySelector("[data-body-editor]"));
 
   function fill(values) {
     for (const input of metaInputs) {
       const v = values.meta[input.dataset.meta];
       input.value = input.dataset.meta === "objectives" ? (v || []).join("\n") : v ?? "";
     }
-    body.value = values.body;
+    editor.value = values.body;
   }
 
   function collect() {
@@ -51,14 +241,28 @@ if (root) {
       const key = input.dataset.meta;
       meta[key] = key === "objectives" ? input.value.split("\n").map((s) => s.trim()).filter(Boolean) : input.value;
     }
-    return { meta, body: body.value, revision, asset_base: assetBase };
+    return { meta, body: editor.value, revision, asset_base: assetBase };
   }
 
+  // A problem in the body is a button to its line; one in the front matter names the field's line.
   function showProblems(list) {
+    problemsBox.hidden = list.length === 0;
     problems.replaceChildren(
       ...list.map((p) => {
         const li = document.createElement("li");
-        li.textContent = p.line ? `${gettext("строка")} ${p.line}: ${p.message}` : p.message;
+        if (p.body_line) {
+          const jump = document.createElement("button");
+          jump.type = "button";
+          jump.className = "problem-link";
+          jump.dataset.line = p.body_line;
+          const n = String(p.body_line); // as the gutter shows it: 1709, not "1 709"
+          jump.append(Object.assign(document.createElement("span"), { className: "problem-line", textContent: gettext("строка {n}", { n }) }), ` ${p.message}`);
+          jump.title = gettext("Перейти к строке {n}", { n });
+          jump.addEventListener("click", () => editor.goTo(p.body_line));
+          li.append(jump);
+        } else {
+          li.textContent = p.line ? `${gettext("свойства главы")}: ${p.message}` : p.message;
+        }
         return li;
       }),
     );
@@ -69,18 +273,35 @@ if (root) {
     status.className = `save-status ${kind}`;
   }
 
+  // One preview request at a time: a long chapter takes the server a while to render, and
+  // edits made meanwhile are sent together once the answer is in.
   let previewTimer = null;
-  let previewSeq = 0;
+  let previewBusy = false;
+  let previewAgain = false;
   async function refreshPreview() {
-    const seq = ++previewSeq;
+    if (previewBusy) {
+      previewAgain = true;
+      return;
+    }
+    previewBusy = true;
+    previewAgain = false;
     const data = collect();
-    const { body: answer } = await postJSON(root.dataset.previewUrl, data);
-    if (seq !== previewSeq) return; // a newer edit already asked
+    let answer;
+    try {
+      ({ body: answer } = await postJSON(root.dataset.previewUrl, data));
+    } finally {
+      previewBusy = false;
+    }
+    if (previewAgain) {
+      refreshPreview(); // what is on screen now is already older than the text
+      return;
+    }
     previewTitle.textContent = data.meta.title;
     // The server's renderer sanitised this HTML (nh3): it is the same markup learners get.
     preview.innerHTML = answer.html || "";
     showProblems(answer.problems || []);
     decoratePreview();
+    followCursor(pane, preview, cursorLine, { smooth: false });
   }
 
   function changed() {
@@ -89,6 +310,25 @@ if (root) {
     clearTimeout(previewTimer);
     previewTimer = setTimeout(refreshPreview, 250);
   }
+
+  if ("ResizeObserver" in window) {
+    new ResizeObserver(() => {
+      if (performance.now() < holdUntil) followCursor(pane, preview, cursorLine, { smooth: false, hold: false });
+    }).observe(preview);
+  }
+  for (const type of ["wheel", "touchstart", "mousedown", "keydown"]) {
+    pane.addEventListener(type, () => (holdUntil = 0), { passive: true });
+  }
+
+  let cursorFrame = 0;
+  editor.onCursor((line) => {
+    cursorLine = line;
+    if (cursorFrame) return;
+    cursorFrame = requestAnimationFrame(() => {
+      cursorFrame = 0;
+      followCursor(pane, preview, cursorLine);
+    });
+  });
 
   async function save(overwrite = false) {
     const data = collect();
@@ -106,7 +346,7 @@ if (root) {
     } else if (code === 409) {
       lastConflict = answer;
       conflict.hidden = false;
-      root.querySelector("[data-conflict-diff]").textContent = answer.diff;
+      renderDiff(root.querySelector("[data-conflict-diff]"), answer.diff);
       setStatus(gettext("конфликт"), "error");
     } else {
       showProblems(answer.problems || [{ message: `HTTP ${code}` }]);
@@ -135,44 +375,54 @@ if (root) {
   window.addEventListener("beforeunload", (event) => {
     if (dirty) event.preventDefault();
   });
-  body.addEventListener("input", changed);
-  body.addEventListener("keydown", (event) => {
-    if (event.key === "Tab" && !event.shiftKey) {
-      event.preventDefault();
-      body.setRangeText("    ", body.selectionStart, body.selectionEnd, "end");
-      changed();
-    }
-  });
+  editor.onChange(changed);
   for (const input of metaInputs) input.addEventListener("input", changed);
 
-  // -- draft cells run in the instructor's own sandbox, over the live WebSocket --------------
-  let socket = null;
+  // -- draft cells run in the instructor's own sandbox, over the page's live WebSocket ----------
+  // The same socket feeds the live panel, so the draft's messages show as a learner sees them.
   const runs = new Map();
-  function live() {
-    if (socket && socket.readyState <= 1) return socket;
-    socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/live/`);
-    socket.addEventListener("message", (event) => {
-      const message = JSON.parse(event.data);
-      const out = runs.get(message.run);
-      if (!out) return;
-      if (message.type === "cell.output") {
-        const span = document.createElement("span");
-        if (message.stream === "stderr") span.className = "stderr";
-        span.textContent = message.text;
-        out.append(span);
-      } else if (message.type === "cell.exit" || message.type === "cell.error") {
-        const end = document.createElement("div");
-        end.textContent = message.type === "cell.error" ? message.message : `→ ${gettext("код выхода")} ${message.status}${message.reason ? ` (${message.reason})` : ""}`;
-        out.append(end);
-      }
-    });
-    return socket;
-  }
+  live.on("cell.output", (frame) => {
+    const out = runs.get(frame.run);
+    if (!out) return;
+    const span = document.createElement("span");
+    if (frame.stream === "stderr") span.className = "stderr";
+    span.textContent = frame.text;
+    out.append(span);
+  });
+  const finish = (frame) => {
+    const out = runs.get(frame.run);
+    if (!out) return;
+    const end = document.createElement("div");
+    end.className = "draft-exit";
+    if (frame.type === "cell.error") {
+      end.textContent = frame.message;
+    } else {
+      end.textContent = `→ ${gettext("код выхода")} ${frame.status}${frame.reason ? ` (${frame.reason})` : ""}`;
+    }
+    out.append(end);
+    runs.delete(frame.run);
+  };
+  live.on("cell.exit", finish);
+  live.on("cell.error", finish);
+  live.on("error", (frame) => frame.run && finish({ ...frame, type: "cell.error" })); // refused (limits)
+  live.on("connection.lost", () => {
+    for (const run of [...runs.keys()]) finish({ type: "cell.error", run, message: gettext("Связь с сервером прервалась; результат запуска неизвестен. Запустите ячейку ещё раз.") });
+  });
 
-  function send(message) {
-    const ws = live();
-    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
-    else ws.addEventListener("open", () => ws.send(JSON.stringify(message)), { once: true });
+  function runDraft(figure, out) {
+    const id = `draft-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+    out.hidden = false;
+    out.replaceChildren();
+    runs.set(id, out);
+    const sent = live.send({
+      type: "cell.run",
+      run: id,
+      draft: true,
+      broker: figure.dataset.broker,
+      timeout: Number(figure.dataset.timeout) || 30,
+      code: figure.querySelector("pre").textContent,
+    });
+    if (!sent) finish({ type: "cell.error", run: id, message: gettext("Нет связи с сервером. Дождитесь, пока индикатор станет зелёным, и повторите.") });
   }
 
   function decoratePreview() {
@@ -185,14 +435,9 @@ if (root) {
       button.textContent = `▶ ${gettext("Запустить в моей песочнице")} (${figure.dataset.broker})`;
       const out = document.createElement("pre");
       out.className = "draft-output";
+      out.dataset.cell = figure.dataset.cell;
       out.hidden = true;
-      button.addEventListener("click", () => {
-        const id = `draft-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
-        out.hidden = false;
-        out.replaceChildren();
-        runs.set(id, out);
-        send({ type: "cell.run", run: id, draft: true, broker: figure.dataset.broker, timeout: Number(figure.dataset.timeout) || 30, code: figure.querySelector("pre").textContent });
-      });
+      button.addEventListener("click", () => runDraft(figure, out));
       bar.append(button);
       figure.after(bar, out);
     }

@@ -1,8 +1,12 @@
 // Source of static/vendor/codemirror.js, the one CodeMirror 6 bundle the pages load.
 // Not loaded by pages itself: scripts/build-vendor.sh bundles it with esbuild from
 // the versions pinned in package-lock.json, and the result is checked in.
-import { EditorView } from "@codemirror/view";
-import { syntaxHighlighting } from "@codemirror/language";
+import { EditorView, keymap } from "@codemirror/view";
+import { Prec } from "@codemirror/state";
+import { Language, LanguageSupport, syntaxHighlighting } from "@codemirror/language";
+import { markdownLanguage, markdownKeymap } from "@codemirror/lang-markdown";
+import { pythonLanguage } from "@codemirror/lang-python";
+import { parseCode } from "@lezer/markdown";
 import { tagHighlighter, tags } from "@lezer/highlight";
 
 export {
@@ -14,6 +18,20 @@ export { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirro
 export { indentOnInput, bracketMatching, indentUnit } from "@codemirror/language";
 export { closeBrackets, closeBracketsKeymap, autocompletion, completionKeymap } from "@codemirror/autocomplete";
 export { python } from "@codemirror/lang-python";
+
+/**
+ * Markdown for chapter files (GFM, as the server's renderer reads it), with Python
+ * highlighted inside ```python fences. Built from the language alone rather than
+ * lang-markdown's markdown(), which always pulls in HTML, CSS and JavaScript modes
+ * (about 150 KB more for every learner who only needs the cells' Python).
+ */
+export function chapterMarkdown() {
+  const parser = markdownLanguage.parser.configure(
+    parseCode({ codeParser: (info) => (/^python\b/.test(info) ? pythonLanguage.parser : null) }),
+  );
+  const language = new Language(markdownLanguage.data, parser, [], "markdown");
+  return new LanguageSupport(language, [Prec.high(keymap.of(markdownKeymap))]);
+}
 
 // Colours come from the site's CSS variables (site.css, live.css), so the
 // editor follows the light, dark and system themes without being rebuilt.
@@ -34,6 +52,15 @@ const academyHighlighter = tagHighlighter([
   { tag: tags.operator, class: "tok-operator" },
   { tag: tags.meta, class: "tok-meta" },
   { tag: tags.invalid, class: "tok-invalid" },
+  // Markdown (the instructors' editor)
+  { tag: tags.heading, class: "tok-heading" },
+  { tag: tags.strong, class: "tok-strong" },
+  { tag: tags.emphasis, class: "tok-emphasis" },
+  { tag: tags.strikethrough, class: "tok-strike" },
+  { tag: [tags.link, tags.url], class: "tok-link" },
+  { tag: tags.monospace, class: "tok-code" },
+  { tag: tags.quote, class: "tok-quote" },
+  { tag: [tags.processingInstruction, tags.contentSeparator, tags.labelName], class: "tok-mark" },
 ]);
 
 export const academyTheme = [

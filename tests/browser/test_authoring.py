@@ -49,7 +49,16 @@ def logged_in(new_page, live_server_url, user, **options):
     client.force_login(user)
     page = new_page(**options)
     page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}])
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server_url)
     return page
+
+
+def replace_body(page, text: str) -> None:
+    """Select all of the chapter's text in the code editor and paste ``text`` over it."""
+    page.locator("[data-testid=markdown-editor] .cm-content").click()
+    page.keyboard.press("Control+A")
+    page.evaluate("text => navigator.clipboard.writeText(text)", text)
+    page.keyboard.press("Control+V")
 
 
 def test_an_instructor_writes_previews_and_publishes_a_chapter_a_learner_then_reads(
@@ -63,12 +72,13 @@ def test_an_instructor_writes_previews_and_publishes_a_chapter_a_learner_then_re
     page.fill("#m-slug", "from-browser")
     page.fill("#m-number", "1.4")
     page.select_option("#m-broker", "nats")
-    page.fill("#body", "")
-    page.locator("#body").press_sequentially("## Первые слова", delay=5)
+    page.locator("[data-testid=markdown-editor] .cm-content").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.type("## Первые слова", delay=5)
     # The preview follows the typing, rendered by the server.
     expect(page.locator("[data-testid=preview] h2")).to_have_text("Первые слова")
-    page.fill("#body", BODY)
-    page.locator("#body").press("End")
+    replace_body(page, BODY)
     page.wait_for_selector("[data-testid=preview] figure.cell[data-cell=say-hi]")
     page.wait_for_selector("[data-testid=preview] section.exercise[data-exercise=pub-task]")
     assert page.locator("[data-problems] li").count() == 0
@@ -91,8 +101,7 @@ def test_a_broken_cell_attribute_is_shown_with_its_line_and_nothing_is_saved(liv
     course_import(directory=MINI)
     page = logged_in(new_page, live_server_url, instructor, viewport={"width": 1400, "height": 900})
     page.goto(live_server_url + "/author/mini/first/edit")
-    page.fill("#body", "## Х\n\n```python cell id=a colour=red\npass\n```\n")
-    page.locator("#body").press("End")
+    replace_body(page, "## Х\n\n```python cell id=a colour=red\npass\n```\n")
     page.wait_for_selector("[data-problems] li")
     assert "colour" in page.locator("[data-problems] li").first.inner_text()
     page.click("[data-testid=save]")

@@ -111,7 +111,9 @@ def test_an_invalid_save_stores_nothing_and_names_the_line(client, instructor, m
         client, "first", "```python cell id=x colour=red\npass\n```\n", chapter.revision, meta={**META, "slug": "first"}
     )
     assert response.status_code == 400
-    assert any("unknown cell attribute" in p["message"] and p["line"] > 0 for p in response.json()["problems"])
+    (problem,) = response.json()["problems"]
+    assert "неизвестные атрибуты ячейки: colour" in problem["message"]  # in the page's language (Russian here)
+    assert problem["line"] > 1 and problem["body_line"] == 1  # the file's line, and the editor's
     chapter.refresh_from_db()
     assert chapter.source == (MINI / "1-first.md").read_text()
 
@@ -166,6 +168,32 @@ def test_the_preview_uses_the_real_renderer_and_sanitizer(client, instructor, mi
     assert "<script" not in answer["html"] and "onerror" not in answer["html"]
     assert 'data-cell="a"' in answer["html"]
     assert answer["toc"][0]["text"] == "Х" and answer["problems"] == []
+
+
+def test_the_preview_marks_blocks_and_problems_with_their_line_in_the_editor(client, instructor, mini):
+    client.force_login(instructor)
+    # Two blank lines first: the saved file drops them, the editor keeps them.
+    body = "\n\n## Раздел\n\nАбзац.\n\n```python cell id=a colour=red\npass\n```\n"
+    answer = client.post(
+        reverse("authoring:preview"), json.dumps({"meta": META, "body": body}), content_type="application/json"
+    ).json()
+    assert '<h2 id="раздел" data-line="3">' in answer["html"]
+    assert '<p data-line="5">' in answer["html"]
+    assert 'data-cell="a"' in answer["html"] and 'data-line="7"' in answer["html"]
+    (problem,) = answer["problems"]
+    assert problem["body_line"] == 7 and problem["line"] > 7
+
+
+def test_history_opens_on_the_last_two_revisions_with_lines_marked_by_kind(client, instructor, mini):
+    client.force_login(instructor)
+    chapter = Chapter.objects.get(slug="first")
+    save(client, "first", "## Переписано\n", chapter.revision, meta={**META, "slug": "first"})
+    page = client.get(reverse("authoring:chapter_history", kwargs={"course": "mini", "chapter": "first"}))
+    html = page.content.decode()
+    assert (page.context["a"], page.context["b"]) == ("1", "2")
+    assert '<span class="diff-line diff-add">+## Переписано</span>' in html
+    assert '<span class="diff-line diff-del">-## Публикация</span>' in html
+    assert '<span class="diff-line diff-hunk">@@' in html
 
 
 def test_publishing_makes_a_chapter_visible_to_learners(client, instructor, learner, mini):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import translation
 
 from lessons.course_files import CourseFormatError, parse_chapter
 from lessons.course_io import course_export, course_import
@@ -13,6 +14,13 @@ from lessons.models import Cell, Chapter, Course
 
 MINI = Path(__file__).resolve().parents[1] / "fixtures" / "course-mini"
 HEAD = '---\ntitle: T\nslug: t\nnumber: "1"\norder: 1\nbroker: kafka\nestimated_minutes: 5\nobjectives: []\n---\n'
+
+
+@pytest.fixture(autouse=True)
+def _in_english():
+    """The problems are checked in English here (the linter's language is the active one)."""
+    with translation.override("en"):
+        yield
 
 
 def problems_of(text: str) -> list[str]:
@@ -63,6 +71,13 @@ def test_expect_is_a_regular_expression_on_a_cell_whose_output_is_read():
         "```python cell id=e-o role=solution\npass\n```\n\n```python cell id=e-c role=check\npass\n```\n:::\n"
     )
     assert any("expect is for run, setup, solution cells, not 'starter'" in p for p in found), found
+
+
+def test_problems_are_told_in_the_active_language():
+    text = HEAD + "\n```python cell id=a colour=red\npass\n```\n"
+    with translation.override("ru"):
+        assert "ch.md:11: неизвестные атрибуты ячейки: colour (известные: id, broker, role, timeout, expect)" in problems_of(text)
+    assert "ch.md:11: unknown cell attribute(s) colour (known: id, broker, role, timeout, expect)" in problems_of(text)
 
 
 def test_timeout_above_the_cap_is_refused():

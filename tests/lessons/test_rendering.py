@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from lessons.rendering import markdown_render
+from lessons.rendering import TocEntry, markdown_render
 
 
 def render(body: str) -> str:
@@ -76,3 +76,19 @@ def test_a_one_megabyte_chapter_renders_in_reasonable_time():
     # A generous bound: this proves "finishes", not speed (speed is in make bench).
     assert time.monotonic() - started < 60
     assert html.count("<h2") == 450
+
+
+def test_the_toc_nests_subsections_under_their_sections_and_numbers_them():
+    body = "### Вступление\n\n## Первый\n\n### Деталь `code`\n\n### Ещё\n\n## Второй\n\n::: exercise id=e\n### Задание\n:::\n"
+    tree = markdown_render(body).toc_tree
+    assert [(e.number, e.text) for e in tree] == [("1", "Вступление"), ("2", "Первый"), ("3", "Второй")]
+    assert tree[1].children == (TocEntry("2.1", "деталь-code", "Деталь code"), TocEntry("2.2", "ещё", "Ещё"))
+    assert tree[2].children == ()  # an exercise's title is not a section of the chapter
+
+
+def test_source_lines_are_marked_only_when_asked():
+    body = "## A\n\ntext\n\n- x\n- y\n\n```python cell id=c\npass\n```\n"
+    marked = markdown_render(body, source_lines=True).html
+    assert '<h2 id="a" data-line="1">' in marked and '<p data-line="3">' in marked
+    assert '<li data-line="6">' in marked and 'data-cell="c"' in marked and 'data-line="8"' in marked
+    assert "data-line" not in markdown_render(body).html
