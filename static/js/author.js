@@ -224,14 +224,19 @@ if (root) {
   let dirty = false;
   let lastConflict = null;
   let cursorLine = 1;
-  textarea.value = state.body;
-  const editor = await bodyEditor(textarea, root.querySelector("[data-body-editor]"));
 
-  function fill(values) {
+  function fillMeta(values) {
     for (const input of metaInputs) {
       const v = values.meta[input.dataset.meta];
       input.value = input.dataset.meta === "objectives" ? (v || []).join("\n") : v ?? "";
     }
+  }
+  // The page comes with the fields and the text filled in (editor.html); the code editor
+  // starts from the textarea as it is when it loads, so nothing typed meanwhile is lost.
+  const editor = await bodyEditor(textarea, root.querySelector("[data-body-editor]"));
+
+  function fill(values) {
+    fillMeta(values);
     editor.value = values.body;
   }
 
@@ -493,6 +498,5 @@ if (root) {
     button.disabled = false;
   }
 
-  fill(state);
   refreshPreview();
 }

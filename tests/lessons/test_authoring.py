@@ -170,6 +170,20 @@ def test_the_preview_uses_the_real_renderer_and_sanitizer(client, instructor, mi
     assert answer["toc"][0]["text"] == "Х" and answer["problems"] == []
 
 
+def test_the_editor_page_comes_with_the_chapter_filled_in(client, instructor, mini):
+    client.force_login(instructor)
+    chapter = Chapter.objects.get(slug="first")
+    chapter.source = chapter.source.replace("  - Отправить сообщение\n", "  - Отправить сообщение\n  - <b>Второе</b>\n")
+    chapter.source = chapter.source.replace("---\n\n## Публикация", "---\n\n\n## Публикация")
+    chapter.save()
+    html = client.get(reverse("authoring:chapter_edit", kwargs={"course": "mini", "chapter": "first"})).content.decode()
+    assert 'data-meta="title" value="Первая глава"' in html
+    assert '<option value="nats" selected>NATS</option>' in html
+    assert 'data-meta="objectives">Отправить сообщение\n&lt;b&gt;Второе&lt;/b&gt;</textarea>' in html
+    # HTML drops one newline after <textarea>: the body's own leading blank lines stay.
+    assert 'aria-describedby="format-help">\n\n\n## Публикация' in html
+
+
 def test_the_preview_marks_blocks_and_problems_with_their_line_in_the_editor(client, instructor, mini):
     client.force_login(instructor)
     # Two blank lines first: the saved file drops them, the editor keeps them.
