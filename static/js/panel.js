@@ -56,7 +56,8 @@ let rateCount = 0;
 let busy = false;
 let destinationsDirty = false;
 const destinations = new Map(); // filter value -> {broker, label}
-const filter = { dest: "", dir: "", text: "", scope: "chapter" }; // scope: "chapter" (its brokers) or "all"
+// scope: "chapter" (its brokers) or "all"; a page may start with all (the editor, whose drafts use any broker).
+const filter = { dest: "", dir: "", text: "", scope: aside?.dataset.panelScope === "all" ? "all" : "chapter" };
 let sheetHandle = null;
 let sheetSummary = null;
 let sheetCount = null;
