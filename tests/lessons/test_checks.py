@@ -68,7 +68,7 @@ def test_course_lint_rejects_a_check_whose_message_contains_the_solution(tmp_pat
         call_command("course_lint", str(tmp_path / "c"))
     err = capsys.readouterr().err
     # The fence of the check opens on line 30; the assert is the check's second line.
-    assert "9-leaky.md:32: check 'e-check' gives the solution away" in err, err
+    assert "9-leaky.md:32: проверка «e-check» выдаёт решение" in err, err
     assert "admin.create_topics(" in err
     (tmp_path / "c" / "9-leaky.md").write_text(exercise('assert False, "Топика orders в брокере нет"\n'))
     call_command("course_lint", str(tmp_path / "c"))

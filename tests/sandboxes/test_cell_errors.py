@@ -37,8 +37,8 @@ def run_cell(code: str, env: dict[str, str], *, timeout: float = 30) -> tuple[Ce
         runner = CellRunner(env={**env, UNIT_MARKER: "test"}, limits=CellLimits(), uid=None, cgroup_procs=[])
         chunks: list[str] = []
 
-        async def collect(stream: str, text: str) -> None:
-            chunks.append(text)
+        async def collect(message: dict) -> None:
+            chunks.append(message.get("text", ""))
 
         try:
             result = await runner.run(code=code, timeout=timeout, on_output=collect)
