@@ -19,7 +19,7 @@ lab_down() {
     while pids=$(lab_pids) && [ -n "$pids" ]; do
         # shellcheck disable=SC2086 # one pid per word
         kill -KILL $pids 2>/dev/null || true
-        killed=$(printf '%s\n%s\n' "$killed" "$pids" | sort -u | grep .)
+        killed=$(printf '%s\n%s\n' "$killed" "$pids" | awk 'NF' | sort -u)
         round=$((round + 1))
         [ $round -lt 100 ] || break
         sleep 0.1
@@ -55,7 +55,7 @@ lab_down() {
         say "down: left behind:$leftovers"
         return 1
     fi
-    say "down: $(echo "$killed" | grep -c .) processes stopped; namespaces, links, cgroups and $LAB removed"
+    say "down: $(echo "$killed" | awk 'NF' | wc -l) processes stopped; namespaces, links, cgroups and $LAB removed"
 }
 
 # The lab's components, in start order.
@@ -91,7 +91,7 @@ lab_status() {
     pod_pids=$(for n in $NODES; do cg_pids "$(node_cgroup "$n")/kubepods"; done)
     # shellcheck disable=SC2086 # one pid per word
     printf '  memory: %s MB resident in %s processes (%s MB of it in pods)\n' \
-        $(($(rss_kb $pids) / 1024)) "$(echo "$pids" | grep -c .)" $(($(rss_kb $pod_pids) / 1024))
+        $(($(rss_kb $pids) / 1024)) "$(echo "$pids" | awk 'NF' | wc -l)" $(($(rss_kb $pod_pids) / 1024))
     if [ -s "$ADMIN_KUBECONFIG" ]; then
         echo "  admin kubeconfig:    $ADMIN_KUBECONFIG (the lab's own setup only)"
         echo "  platform kubeconfig: $PLATFORM_KUBECONFIG (namespace $SANDBOX_NAMESPACE)"

@@ -111,6 +111,7 @@ hostnameOverride: $(node_name "$n")
 clusterCIDR: $CLUSTER_CIDR
 metricsBindAddress: 127.0.0.1:10249
 healthzBindAddress: 127.0.0.1:10256
+nodePortAddresses: [primary]
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 EOF
     daemon_start "$n" "node$n-kube-proxy" "$BIN/kube-proxy" --config="$dir/etc/kube-proxy.yaml"
