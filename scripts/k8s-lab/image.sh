@@ -64,6 +64,6 @@ image_push_blob() {
 
 # image_exists REPOSITORY:TAG
 image_exists() {
-    curl -fsS -o /dev/null -I -H "Accept: application/vnd.oci.image.manifest.v1+json" \
+    curl -fs -o /dev/null -I -H "Accept: application/vnd.oci.image.manifest.v1+json" \
         "http://$REGISTRY/v2/${1%:*}/manifests/${1##*:}"
 }

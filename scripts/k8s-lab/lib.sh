@@ -49,6 +49,9 @@ say() { echo "k8s-lab: $*" >&3; }
 log_tail() {
     local file=$1
     [ -s "$file" ] || return 0
+    # The error may be above the tail (the kubelet prints its whole configuration after it).
+    echo "---- last errors in $file" >&3
+    grep -E '^[EF][0-9]{4} |level=(error|fatal)|"level":"(error|fatal)"|[Ee]rror|FAILED' "$file" | tail -n 10 >&3 || true
     echo "---- last lines of $file" >&3
     tail -n "${K8S_LAB_LOG_LINES:-40}" "$file" >&3
     echo "----" >&3
