@@ -429,6 +429,7 @@ class _Clients:
             # Records of open and aborted transactions are shown as produced: they are in the log.
             isolation_level="read_uncommitted",
         )
+        _never_create_topics(self.consumer)
         self.admin = KafkaAdminClient(**common)
 
     def close(self) -> None:
@@ -448,17 +449,25 @@ class _Clients:
                 found.add(TopicPartition(topic, partition))
         return found
 
-    def committed(self) -> dict[str, dict[Any, int] | None]:
-        """Committed offsets of every consumer group: {group: {TopicPartition: offset}}.
+    def groups(self) -> dict[str, dict[str, Any]]:
+        """Every group the broker knows: {group: its ListGroups row (group_state, group_type, protocol_type)}.
+
+        Share groups (KIP-932) are left out: they commit no offsets, so the tap has nothing of theirs to show yet.
+        """
+        return {g["group_id"]: g for g in self.admin.list_groups() if g.get("group_type") != "share"}
+
+    def committed(self, group_ids: list[str] | None = None) -> dict[str, dict[Any, int] | None]:
+        """Committed offsets of every consumer group (or of ``group_ids``): {group: {TopicPartition: offset}}.
 
         A group that exists but cannot be read right now maps to None.
         """
         from kafka.errors import KafkaError
 
         out: dict[str, dict[Any, int] | None] = {}
-        for group_id, _protocol in self.admin.list_consumer_groups():
+        for group_id in self.groups() if group_ids is None else group_ids:
             try:
-                offsets = self.admin.list_consumer_group_offsets(group_id)
+                # One group per request: one group's error must not hide the others' offsets.
+                offsets = self.admin.list_group_offsets(group_id).get(group_id, {})
             except KafkaError as exc:
                 # A group being loaded or rebalanced answers later; skip it this round.
                 logger.debug("kafka: offsets of group %s not readable now: %r", group_id, exc)
@@ -468,6 +477,19 @@ class _Clients:
                 tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0 and tp.topic not in INTERNAL_TOPICS
             }
         return out
+
+
+def _never_create_topics(consumer: Any) -> None:
+    """Make ``consumer``'s metadata requests ask the broker not to create the topics they name.
+
+    kafka-python 3.0.12 accepts ``allow_auto_create_topics=False`` but builds its cluster
+    metadata without it, so every refresh of an assigned topic the learner just deleted
+    would create it again (the broker's ``auto.create.topics.enable`` is on, as learners
+    expect). The option is set where the requests are built until the client passes it on.
+    """
+    cluster = getattr(consumer, "_cluster", None)
+    if cluster is not None and "allow_auto_create_topics" in getattr(cluster, "config", {}):
+        cluster.config["allow_auto_create_topics"] = False
 
 
 def _topology(clients: _Clients) -> dict[str, Any]:
@@ -490,8 +512,9 @@ def _topology(clients: _Clients) -> dict[str, Any]:
                 "high_watermark": ends.get(tp, 0),
             }
         )
+    listed = clients.groups()
     # A group whose offsets cannot be read this round is left out rather than shown empty.
-    committed = {g: o for g, o in clients.committed().items() if o is not None}
+    committed = {g: o for g, o in clients.committed(list(listed)).items() if o is not None}
     described = _describe_groups(clients, list(committed))
     groups = []
     for group_id in sorted(committed):
@@ -514,8 +537,10 @@ def _topology(clients: _Clients) -> dict[str, Any]:
         groups.append(
             {
                 "group": group_id,
-                "state": info.state if info is not None else "Unknown",
-                "protocol": (info.protocol or None) if info is not None else None,
+                # A KIP-848 group (group.protocol=consumer) is not described by the classic
+                # DescribeGroups, but ListGroups still tells its state.
+                "state": (info or {}).get("group_state") or listed[group_id].get("group_state") or "Unknown",
+                "protocol": (info or {}).get("protocol_data") or None,
                 "members": members,
                 "offsets": rows,
             }
@@ -527,44 +552,57 @@ def _topology(clients: _Clients) -> dict[str, Any]:
     }
 
 
-def _describe_groups(clients: _Clients, group_ids: list[str]) -> dict[str, Any]:
-    """{group: GroupInformation}; a group the coordinator cannot describe right now is missing."""
+def _describe_groups(clients: _Clients, group_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """{group: DescribeGroups result as a dict}; a group the coordinator cannot describe right now is missing.
+
+    kafka-python 3 describes classic groups only: a KIP-848 group answers with an error and is missing too.
+    """
     from kafka.errors import KafkaError
 
     out = {}
     for group_id in group_ids:
         try:
-            (info,) = clients.admin.describe_consumer_groups([group_id])
+            info = clients.admin.describe_groups([group_id]).get(group_id)
         except (KafkaError, ValueError) as exc:
             logger.debug("kafka: group %s not describable now: %r", group_id, exc)
+            continue
+        if info is None or info.get("error"):
+            logger.debug("kafka: group %s not describable now: %s", group_id, info and info.get("error"))
             continue
         out[group_id] = info
     return out
 
 
-def _members(info: Any) -> tuple[list[dict[str, Any]], dict[Any, str]]:
+def _members(info: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dict[Any, str]]:
     """The members of a described group, and who owns each assigned partition (by client id)."""
     from kafka import TopicPartition
 
     members: list[dict[str, Any]] = []
     owner: dict[Any, str] = {}
-    for member in getattr(info, "members", None) or ():
-        # Between a join and its assignment, or in a group that is no consumer group, there is nothing decoded.
-        decoded = getattr(getattr(member, "member_assignment", None), "partitions", None)
+    for member in (info or {}).get("members") or ():
+        # Between a join and its assignment, or in a group that is no consumer group, the
+        # assignment is not decoded (empty, or the raw bytes) and there is nothing to show.
+        decoded = member.get("member_assignment")
+        topics = (decoded.get("assigned_partitions") or ()) if isinstance(decoded, dict) else ()
         assigned = sorted(
-            (TopicPartition(tp.topic, tp.partition) for tp in (decoded() if decoded else []) if tp.topic not in INTERNAL_TOPICS),
+            (
+                TopicPartition(topic["topic"], partition)
+                for topic in topics
+                if topic["topic"] not in INTERNAL_TOPICS
+                for partition in topic["partitions"]
+            ),
             key=lambda tp: (tp.topic, tp.partition),
         )
         members.append(
             {
-                "member_id": member.member_id,
-                "client_id": member.client_id,
-                "host": (member.client_host or "").lstrip("/"),
+                "member_id": member["member_id"],
+                "client_id": member["client_id"],
+                "host": (member.get("client_host") or "").lstrip("/"),
                 "partitions": [{"topic": tp.topic, "partition": tp.partition} for tp in assigned],
             }
         )
         for tp in assigned:
-            owner[tp] = member.client_id
+            owner[tp] = member["client_id"]
     members.sort(key=lambda m: (m["client_id"], m["member_id"]))
     return members, owner
 
@@ -604,6 +642,7 @@ class _Tap:
             max_poll_records=MAX_PER_STEP,
             request_timeout_ms=5000,
         )
+        _never_create_topics(reader)
         try:
             self._loop(clients, reader)
         finally:
