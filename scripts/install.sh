@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the platform and its tests need and is missing: Debian packages,
-# the virtualenv with requirements.txt, Apache Kafka's jars. Fast when nothing is missing.
+# the virtualenv with requirements.txt, and the brokers at the versions pinned in
+# sandboxes/brokers/versions.py: Apache Kafka's and ActiveMQ's jars from Maven Central,
+# nats-server and natscli built with Go. Fast when nothing is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # command -> Debian package that provides it
 declare -A NEED=(
-  [redis-server]=redis-server [rabbitmq-server]=rabbitmq-server [nats-server]=nats-server
-  [activemq]=activemq [bwrap]=bubblewrap [chromium]=chromium [kcat]=kcat [ip]=iproute2
+  [redis-server]=redis-server [rabbitmq-server]=rabbitmq-server
+  [bwrap]=bubblewrap [chromium]=chromium [kcat]=kcat [ip]=iproute2
   [ps]=procps [fuser]=psmisc [msgfmt]=gettext [java]=openjdk-17-jre-headless [mvn]=maven
   [curl]=curl
 )
@@ -15,9 +17,9 @@ missing=()
 for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${NEED[$cmd]}")
 done
-# Packages with no command of their own (ActiveMQ's advisory messages need these over STOMP).
-# Postgres: the test suite starts its own server from Debian's binaries (production points DATABASE_URL at one).
-for pkg in libxstream-java libjettison-java postgresql; do
+# Packages with no command of their own. Postgres: the test suite starts its own server from
+# Debian's binaries (production points DATABASE_URL at one).
+for pkg in postgresql; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -44,6 +46,15 @@ if [ "$want" != "$have" ]; then
   echo "$want" > .venv/.requirements.sha
 fi
 
-if [ -x scripts/fetch-kafka.sh ]; then
-  scripts/fetch-kafka.sh
-fi
+# The brokers not taken from Debian, each into the cache at its pinned version; each step
+# returns at once when its copy is already there.
+scripts/fetch-jars.sh kafka
+scripts/fetch-jars.sh activemq
+scripts/build-nats.sh
+# RabbitMQ stays Debian's package: no newer release installs from the registries here.
+rabbitmq_pin=$(python3 -m sandboxes.brokers.versions rabbitmq)
+rabbitmq_have=$(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || true)
+case "$rabbitmq_have" in
+  "$rabbitmq_pin".*) ;;
+  *) echo "warning: rabbitmq-server is ${rabbitmq_have:-not installed}, sandboxes/brokers/versions.py pins $rabbitmq_pin" >&2 ;;
+esac

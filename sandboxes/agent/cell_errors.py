@@ -102,6 +102,8 @@ BY_MESSAGE = (
     ("name or service not known", "address"),
     ("temporary failure in name resolution", "address"),
     ("_ALL_BROKERS_DOWN", "address"),
+    # kafka-python 3 gives up on an address with KafkaTimeoutError (2.x raised NoBrokersAvailable)
+    ("unable to bootstrap from", "address"),
     ("_TRANSPORT", "address"),
 )
 ADDRESS_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL}

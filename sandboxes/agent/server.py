@@ -1,7 +1,7 @@
 """The agent's main loop: broker supervision, the tap's fan-out, and the socket API.
 
 Requests (one JSON object per line), each on its own connection:
-  {"op": "status"}                          -> {"stage", "ready", "connection", "error"}
+  {"op": "status"}                          -> {"stage", "ready", "connection", "broker_version", "error"}
   {"op": "run", "code", "timeout"}          -> {"type": "output", "stream", "text"}* then {"type": "exit", ...}
       (past the head of a long output: "tail": true, and "skipped" lines before the text; see output.py)
       the exit may carry "hint": {"code", "variables"[, "name"]} for a common mistake (agent/cell_errors.py)
@@ -86,6 +86,7 @@ class Agent:
         self.stage = "starting agent"
         self.error = ""
         self.connection: dict[str, str] = {}
+        self.broker_version: str | None = None  # as the running broker states it, once ready
         self.ready = False
         self.broker_process: subprocess.Popen[bytes] | None = None
         self.stop_tap = threading.Event()
@@ -111,6 +112,7 @@ class Agent:
             "error": error,
             "connection": self.connection,
             "broker": self.kind.name,
+            "broker_version": self.broker_version,
             "pid": os.getpid(),
             "time": time.time(),
         }
@@ -172,6 +174,9 @@ class Agent:
                 raise RuntimeError("the broker did not become ready within 120 s")
             await asyncio.sleep(0.1)
         self.connection = self.kind.connection_env(host="localhost", ports=self.ports)
+        self.broker_version = await loop.run_in_executor(
+            None, lambda: self.kind.broker_version(host="localhost", ports=self.ports)
+        )
         self.runner = CellRunner(
             env={**self.connection, UNIT_MARKER: self.unit_dir.name},
             limits=CellLimits(),
@@ -275,7 +280,14 @@ class Agent:
             op = request.get("op")
             if op == "status":
                 await protocol.send(
-                    writer, {"stage": self.stage, "ready": self.ready, "error": self.error, "connection": self.connection}
+                    writer,
+                    {
+                        "stage": self.stage,
+                        "ready": self.ready,
+                        "error": self.error,
+                        "connection": self.connection,
+                        "broker_version": self.broker_version,
+                    },
                 )
             elif op in ("run", "check"):
                 await self.serve_run(request, reader, writer)

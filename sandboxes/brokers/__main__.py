@@ -4,7 +4,7 @@
     python -m sandboxes.brokers run KIND --data-dir DIR [--port NAME=N ...] [--snapshot-every S]
 
 ``run`` prints one JSON object per line on stdout: the stages with their
-durations, the connection variables, then every event the tap sees (and
+durations, the connection variables and the version the broker reports, then every event the tap sees (and
 snapshots when asked) until Ctrl+C or SIGTERM, when it stops the broker and
 everything it started.
 """
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sandboxes.brokers import BROKERS, broker_names, get_broker
+from sandboxes.brokers import BROKERS, broker_names, get_broker, versions
 from sandboxes.brokers.base import BrokerLimits, BrokerUnavailable, stop_process_group
 from sandboxes.events import Event
 
@@ -34,12 +34,12 @@ def _out(obj: dict[str, Any]) -> None:
 
 
 def check() -> int:
-    """Print each broker's state; exit status 1 when any is not installed."""
+    """Print each broker's state and pinned version; exit status 1 when any is not installed."""
     bad = 0
     for name in broker_names():
         problems = get_broker(name).missing()
         bad += bool(problems)
-        print(f"{name:10} {'ok' if not problems else 'MISSING'}")
+        print(f"{name:10} {'ok' if not problems else 'MISSING':8} {versions.PINNED.get(name, '')}")
         for problem in problems:
             print(f"{'':10} - {problem}")
     return 1 if bad else 0
@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
                 "stage": "ready",
                 "ready_s": round(time.monotonic() - t1, 3),
                 "env": kind.connection_env(host=args.host, ports=ports),
+                "version": kind.broker_version(host=args.host, ports=ports),
             }
         )
 

@@ -1,4 +1,9 @@
-"""ActiveMQ "Classic" 5.17 from Debian's package, one broker per unit with its own XML and KahaDB.
+"""ActiveMQ Classic 6 from Maven Central's jars, one broker per unit with its own XML and KahaDB.
+
+The jars (broker, KahaDB, STOMP, the Spring XML support, XStream and Jettison,
+Log4j 2) are fetched by scripts/fetch-jars.sh activemq into the Broker Academy
+cache, found through ``ACTIVEMQ_LIBS`` or the cache; the version is pinned in
+:mod:`sandboxes.brokers.versions`.
 
 Watching without consuming: every destination has ``advisoryForDelivery`` and
 ``advisoryForConsumed`` with ``includeBodyForAdvisory``, so the broker publishes
@@ -9,8 +14,8 @@ browsed or read. "Delivered" covers queues and topics alike, so neither mirrored
 queues nor a ``>`` topic subscription is needed (they would double every
 message). ActiveMQ sends no consumption advisory for non-durable topic
 subscribers, so that one case is inferred from topic counters (see
-:class:`_TopicFollower`). Advisory bodies reach STOMP as JSON made by XStream, so the Debian
-packages libxstream-java and libjettison-java must be installed.
+:class:`_TopicFollower`). Advisory bodies reach STOMP as JSON made by XStream and
+Jettison, which is why those two jars are fetched with the broker.
 
 The side panel's counters come from the statistics plugin
 (``ActiveMQ.Statistics.Destination.>``), asked over STOMP with a reply queue.
@@ -22,6 +27,7 @@ import base64
 import contextlib
 import json
 import logging
+import os
 import socket
 import struct
 import threading
@@ -36,6 +42,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 from xml.sax.saxutils import escape
 
+from sandboxes.brokers import versions
 from sandboxes.brokers.base import (
     BASE_ENV,
     Backoff,
@@ -52,13 +59,12 @@ from sandboxes.events import Direction, Event
 
 logger = logging.getLogger(__name__)
 
-HOME = Path("/usr/share/activemq")
-RUN_JAR = HOME / "bin" / "activemq.jar"
-# The STOMP transformer that renders advisory messages needs these (Recommends of libactivemq-java).
-EXTRA_JARS = {
-    "libxstream-java": Path("/usr/share/java/xstream.jar"),
-    "libjettison-java": Path("/usr/share/java/jettison.jar"),
-}
+VERSION = versions.version("activemq")
+BROKER_JAR = f"activemq-broker-{VERSION}.jar"
+# The STOMP transformer that renders advisory messages needs these; without them the tap sees nothing.
+ADVISORY_JARS = ("xstream-*.jar", "jettison-*.jar")
+#: What activemq.jar's launcher runs: the console's "start" command on an xbean: URI.
+MAIN = "org.apache.activemq.console.Main"
 # No authentication plugin: any login is accepted; these are the documented ones.
 USER, PASSWORD = "admin", "admin"
 TAP_ID = "broker-academy-tap"
@@ -68,7 +74,7 @@ TOPIC_POLL_S = 0.5  # how often topic counters are read to infer non-durable con
 # Recent messages kept per topic, to show what an inferred consumption took.
 TOPIC_MEMORY = 500
 
-# Java 17 closes internals that Spring/XStream reflect on; the Debian start script opens the same ones.
+# Java 17 closes internals that Spring/XStream reflect on; ActiveMQ's own start script opens the same ones.
 _OPENS = [
     "java.base/java.lang=ALL-UNNAMED",
     "java.base/java.util=ALL-UNNAMED",
@@ -103,14 +109,27 @@ _XML = """<beans xmlns="http://www.springframework.org/schema/beans"
 </beans>
 """
 
-_LOG4J = """# Written by Broker Academy: the broker logs to stdout, which the agent keeps.
-log4j.rootLogger=INFO, stdout
-log4j.logger.org.springframework=WARN
-log4j.logger.org.apache.xbean=WARN
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=%d{ISO8601} %-5p %m [%c{1}]%n
+# ActiveMQ 6 logs through Log4j 2; its properties format needs no extra jar.
+_LOG4J2 = """# Written by Broker Academy: the broker logs to stdout, which the agent keeps.
+status = warn
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = %d{ISO8601} %-5p %m [%c{1}]%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.spring.name = org.springframework
+logger.spring.level = WARN
+logger.xbean.name = org.apache.xbean
+logger.xbean.level = WARN
 """
+
+
+def activemq_libs() -> Path:
+    """The folder holding ActiveMQ's jars: ``ACTIVEMQ_LIBS``, else the cache of fetch-jars.sh."""
+    if os.environ.get("ACTIVEMQ_LIBS"):
+        return Path(os.environ["ACTIVEMQ_LIBS"])
+    return versions.home("activemq") / "libs"
 
 
 class ActiveMQ(BrokerKind):
@@ -120,13 +139,18 @@ class ActiveMQ(BrokerKind):
 
     def missing(self) -> list[str]:
         problems = []
-        if not RUN_JAR.exists():
-            problems.append(f"{RUN_JAR} not found: install the Debian package activemq (apt-get install activemq)")
-        problems += [
-            f"{jar} not found: install the Debian package {pkg} (ActiveMQ needs it to send advisories over STOMP)"
-            for pkg, jar in EXTRA_JARS.items()
-            if not jar.exists()
-        ]
+        libs = activemq_libs()
+        if not (libs / BROKER_JAR).exists():
+            problems.append(
+                f"ActiveMQ {VERSION} jars not found in {libs}: run scripts/fetch-jars.sh activemq (needs maven), "
+                "or set ACTIVEMQ_LIBS to a folder with them"
+            )
+        else:
+            problems += [
+                f"no {pattern} in {libs}: ActiveMQ needs it to send advisories over STOMP; rerun scripts/fetch-jars.sh activemq"
+                for pattern in ADVISORY_JARS
+                if not any(libs.glob(pattern))
+            ]
         problems += missing_java()
         problems += missing_client("stomp", "stomp.py")
         return problems
@@ -155,7 +179,7 @@ class ActiveMQ(BrokerKind):
             frame=limits.max_message_bytes + 64 * 1024,  # room for headers around the largest allowed body
         )
         (data_dir / "conf" / "activemq.xml").write_text(xml)
-        (data_dir / "conf" / "log4j.properties").write_text(_LOG4J)
+        (data_dir / "conf" / "log4j2.properties").write_text(_LOG4J2)
 
     def launch(
         self,
@@ -167,7 +191,7 @@ class ActiveMQ(BrokerKind):
         bind: str = "127.0.0.1",
     ) -> LaunchSpec:
         conf = data_dir / "conf"
-        classpath = ":".join([str(conf), *(str(jar) for jar in EXTRA_JARS.values())])
+        libs = activemq_libs()
         argv = [
             java_binary() or "java",
             f"-Xmx{limits.heap_mb}m",
@@ -181,15 +205,15 @@ class ActiveMQ(BrokerKind):
             "-Xshare:auto",
             "-Djava.awt.headless=true",
             f"-Djava.io.tmpdir={data_dir / 'tmp'}",
-            f"-Dactivemq.home={HOME}",
+            f"-Dactivemq.home={libs.parent}",
             f"-Dactivemq.base={data_dir}",
             f"-Dactivemq.conf={conf}",
             f"-Dactivemq.data={data_dir / 'data'}",
-            f"-Dactivemq.classpath={classpath}",
-            "-Dlog4j.configuration=file:" + str(conf / "log4j.properties"),
+            "-Dlog4j2.configurationFile=" + str(conf / "log4j2.properties"),
             *(f"--add-opens={o}" for o in _OPENS),
-            "-jar",
-            str(RUN_JAR),
+            "-cp",
+            f"{conf}:{libs / '*'}",
+            MAIN,
             "start",
             f"xbean:file:{conf / 'activemq.xml'}",
         ]
@@ -210,6 +234,15 @@ class ActiveMQ(BrokerKind):
             "STOMP_PASSWORD": PASSWORD,
             "OPENWIRE_URL": f"tcp://{host}:{ports['openwire']}",
         }
+
+    def broker_version(self, *, host: str, ports: Mapping[str, int]) -> str | None:
+        # STOMP's CONNECTED frame names the server: "ActiveMQ/6.3.1".
+        try:
+            with _Stomp(host, ports["stomp"], timeout=1.0) as s:
+                product, _, said = s.server.partition("/")
+        except (OSError, ValueError, BrokerUnavailable):
+            return None
+        return said if product == "ActiveMQ" and said else None
 
     def tap(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
         import stomp  # imported here: the platform side never needs it
@@ -358,7 +391,7 @@ def _statistics(s: _Stomp, kind: str) -> list[dict[str, Any]]:
 class _TopicFollower:
     """Infers "consumed" on topics from their dequeue counters.
 
-    ActiveMQ 5.17 sends MessageConsumed advisories for queues and durable topic
+    ActiveMQ (5.17 and 6.x) sends MessageConsumed advisories for queues and durable topic
     subscriptions only; a non-durable subscriber's acknowledgement only moves the
     topic's dequeue counter. So when that counter moves by ``d`` (minus the
     durable acknowledgements already reported), the tap shows the latest messages
@@ -553,6 +586,7 @@ class _Stomp:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.buf = b""
         self.stats_subscribed = False
+        self.server = ""  # the CONNECTED frame's server header, "ActiveMQ/<version>"
         try:
             self.send_frame(
                 "CONNECT",
@@ -570,6 +604,7 @@ class _Stomp:
         if command != "CONNECTED":
             self.sock.close()
             raise BrokerUnavailable(f"STOMP CONNECT answered {command}: {headers.get('message', '')}")
+        self.server = headers.get("server", "")
 
     def __enter__(self) -> Self:
         return self

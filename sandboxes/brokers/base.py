@@ -175,8 +175,9 @@ class BrokerKind(ABC):
     The agent calls, in order: :meth:`missing` (refuse early), :meth:`prepare`
     ("preparing"), :meth:`launch` and starts the spec ("starting broker"),
     :meth:`probe_ready` about ten times a second ("waiting for broker"), then
-    :meth:`connection_env` for cells, :meth:`tap` in a thread, and
-    :meth:`snapshot` about once a second ("ready").
+    :meth:`connection_env` for cells and :meth:`broker_version` for the
+    status, :meth:`tap` in a thread, and :meth:`snapshot` about once a second
+    ("ready").
     """
 
     name: ClassVar[str]
@@ -189,6 +190,7 @@ class BrokerKind(ABC):
         "launch",
         "probe_ready",
         "connection_env",
+        "broker_version",
         "tap",
         "snapshot",
     )
@@ -260,6 +262,16 @@ class BrokerKind(ABC):
     @abstractmethod
     def connection_env(self, *, host: str, ports: Mapping[str, int]) -> dict[str, str]:
         """Return exactly the variables a cell receives (docs/course-format.md)."""
+
+    @abstractmethod
+    def broker_version(self, *, host: str, ports: Mapping[str, int]) -> str | None:
+        """Return the version the running broker states about itself, as it states it; None when it cannot be asked.
+
+        Read from the broker (a protocol greeting, its API), never from what
+        was installed: it is what the learner's page shows as the sandbox's
+        version, and what tests compare with :mod:`sandboxes.brokers.versions`.
+        One short exchange, under a second; never raises.
+        """
 
     @abstractmethod
     def tap(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:

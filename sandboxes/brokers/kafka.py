@@ -1,7 +1,12 @@
-"""Apache Kafka 3.9 in KRaft mode: one process that is both broker and controller.
+"""Apache Kafka 4 in KRaft mode: one process that is both broker and controller.
 
-The jars come from Maven Central (scripts/fetch-kafka.sh), found through
-``KAFKA_LIBS``, ``KAFKA_HOME/libs`` or the Broker Academy cache. The tap reads
+The jars come from Maven Central (scripts/fetch-jars.sh kafka), found through
+``KAFKA_LIBS``, ``KAFKA_HOME/libs`` or the Broker Academy cache; the version is
+pinned in :mod:`sandboxes.brokers.versions`. The broker speaks both consumer
+group protocols (classic, and KIP-848's ``group.protocol=consumer``) and serves
+share groups (KIP-932): a cluster formatted by Kafka 4.4 finalizes ``group.version=1``
+and ``share.version=2`` by default, so no flag turns them on (and the
+``group.coordinator.rebalance.protocols`` setting is deprecated since 4.4). The tap reads
 every topic from its end with no consumer group, and follows the committed
 offsets of every group: a commit that moves a group from A to B shows records
 A..B-1 as consumed by that group.
@@ -23,6 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from sandboxes.brokers import versions
 from sandboxes.brokers.base import (
     BASE_ENV,
     Backoff,
@@ -39,9 +45,9 @@ from sandboxes.events import Event
 
 logger = logging.getLogger(__name__)
 
-VERSION = "3.9.1"
+VERSION = versions.version("kafka")
 CORE_JAR = f"kafka_2.13-{VERSION}.jar"
-INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
 TAP_CLIENT = "broker-academy-tap"
 DISCOVER_S = 1.0  # how often new topics and partitions are looked for
 GROUPS_S = 0.5  # how often committed offsets are read
@@ -62,22 +68,33 @@ _JVM_FLAGS = (
     "-Djava.awt.headless=true",
 )
 
-_LOG4J = """# Written by Broker Academy: the broker logs to stdout, which the agent keeps.
-log4j.rootLogger=INFO, stdout
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.server.KafkaConfig=WARN
-log4j.logger.org.apache.kafka.common.config.AbstractConfig=WARN
-log4j.logger.kafka.request.logger=WARN
-log4j.logger.state.change.logger=WARN
-log4j.logger.kafka.log.LogCleaner=WARN
-log4j.logger.org.apache.kafka.storage.internals.log=WARN
-log4j.logger.kafka.log=WARN
-log4j.logger.org.apache.kafka.raft=WARN
-log4j.logger.org.apache.kafka.metadata=WARN
-log4j.logger.org.apache.kafka.image=WARN
-"""
+# Kafka 4 logs through Log4j 2 (KIP-653); its properties format needs no extra jar.
+_LOG4J2 = """# Written by Broker Academy: the broker logs to stdout, which the agent keeps.
+status = warn
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+""" + "".join(
+    f"logger.q{i}.name = {name}\nlogger.q{i}.level = WARN\n"
+    for i, name in enumerate(
+        (
+            "kafka.server.KafkaConfig",
+            "org.apache.kafka.common.config.AbstractConfig",
+            "kafka.request.logger",
+            "state.change.logger",
+            "kafka.log.LogCleaner",
+            "org.apache.kafka.storage.internals.log",
+            "kafka.log",
+            "org.apache.kafka.raft",
+            "org.apache.kafka.metadata",
+            "org.apache.kafka.image",
+            "org.apache.kafka.coordinator",
+        )
+    )
+)
 
 
 def kafka_libs() -> Path:
@@ -86,8 +103,7 @@ def kafka_libs() -> Path:
         return Path(os.environ["KAFKA_LIBS"])
     if os.environ.get("KAFKA_HOME"):
         return Path(os.environ["KAFKA_HOME"]) / "libs"
-    cache = os.environ.get("BROKER_ACADEMY_CACHE", "/root/.cache/broker-academy")
-    return Path(cache) / f"kafka-{VERSION}" / "libs"
+    return versions.home("kafka") / "libs"
 
 
 class Kafka(BrokerKind):
@@ -104,11 +120,11 @@ class Kafka(BrokerKind):
         libs = kafka_libs()
         if not (libs / CORE_JAR).exists():
             problems.append(
-                f"Kafka {VERSION} jars not found in {libs}: run scripts/fetch-kafka.sh (needs maven), "
+                f"Kafka {VERSION} jars not found in {libs}: run scripts/fetch-jars.sh kafka (needs maven), "
                 "or set KAFKA_LIBS to a folder with them"
             )
-        elif not any(libs.glob("slf4j-reload4j-*.jar")):
-            problems.append(f"no slf4j binding in {libs}: the broker would log nothing; rerun scripts/fetch-kafka.sh")
+        elif not any(libs.glob("log4j-slf4j-impl-*.jar")):
+            problems.append(f"no slf4j binding in {libs}: the broker would log nothing; rerun scripts/fetch-jars.sh kafka")
         problems += missing_java()
         problems += missing_client("kafka", "kafka-python")
         return problems
@@ -145,6 +161,9 @@ class Kafka(BrokerKind):
             "transaction.state.log.replication.factor": "1",
             "transaction.state.log.min.isr": "1",
             "transaction.state.log.num.partitions": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.num.partitions": "1",
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "true",
             # Disk: small segments and a per-partition cap, checked often.
@@ -153,6 +172,7 @@ class Kafka(BrokerKind):
             "log.retention.check.interval.ms": "30000",
             "offsets.topic.segment.bytes": str(segment),
             "transaction.state.log.segment.bytes": str(segment),
+            "share.coordinator.state.topic.segment.bytes": str(segment),
             "metadata.log.segment.bytes": str(segment),
             "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),  # default 128 MiB would not fit the heap
             "message.max.bytes": str(limits.max_message_bytes),
@@ -167,7 +187,7 @@ class Kafka(BrokerKind):
         text = "# Written by Broker Academy; rewritten on every start.\n"
         text += "".join(f"{key}={value}\n" for key, value in properties.items())
         (data_dir / "server.properties").write_text(text)
-        (data_dir / "log4j.properties").write_text(_LOG4J)
+        (data_dir / "log4j2.properties").write_text(_LOG4J2)
         if not (logs / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             result = subprocess.run(
@@ -216,7 +236,7 @@ class Kafka(BrokerKind):
             *_JVM_FLAGS,
             f"-Djava.io.tmpdir={data_dir}",
             f"-Dkafka.logs.dir={data_dir}",
-            "-Dlog4j.configuration=file:" + str(data_dir / "log4j.properties"),
+            "-Dlog4j2.configurationFile=" + str(data_dir / "log4j2.properties"),
             "-cp",
             str(kafka_libs() / "*"),
         ]
@@ -230,6 +250,16 @@ class Kafka(BrokerKind):
 
     def connection_env(self, *, host: str, ports: Mapping[str, int]) -> dict[str, str]:
         return {"BOOTSTRAP_SERVERS": f"{host}:{ports['kafka']}"}
+
+    def broker_version(self, *, host: str, ports: Mapping[str, int]) -> str | None:
+        # Kafka's protocol carries no software version; the highest metadata.version the broker
+        # supports names its release line (4.4-IV2 is Kafka 4.4), which is what it can say.
+        try:
+            supported = _supported_features(host, ports["kafka"], timeout=1.0)
+        except (OSError, struct.error, ValueError, IndexError):
+            return None
+        level = supported.get("metadata.version", (0, -1))[1]
+        return metadata_release(level)
 
     def tap(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
         backoff = Backoff(stop)
@@ -271,6 +301,97 @@ def _metadata_brokers(host: str, port: int, *, timeout: float) -> int:
     return brokers
 
 
+#: The first metadata.version feature level of each Kafka release (MetadataVersion in
+#: kafka-server-common): levels are never renumbered, so the table only grows. A release
+#: newer than the table reports no version, which the version test catches.
+_METADATA_RELEASES = (
+    (7, "3.3"),
+    (8, "3.4"),
+    (9, "3.5"),
+    (12, "3.6"),
+    (15, "3.7"),
+    (20, "3.8"),
+    (21, "3.9"),
+    (22, "4.0"),
+    (26, "4.1"),
+    (28, "4.2"),
+    (30, "4.3"),
+    (31, "4.4"),
+    (34, None),  # 4.5's first level, unreleased when 4.4 was pinned
+)
+
+
+def metadata_release(level: int) -> str | None:
+    """The Kafka release whose metadata.version levels include ``level``, or None when the table does not know it."""
+    found = None
+    for first, release in _METADATA_RELEASES:
+        if level < first:
+            break
+        found = release
+    return found
+
+
+def _supported_features(host: str, port: int, *, timeout: float) -> dict[str, tuple[int, int]]:
+    """Send an ApiVersions v3 request and return the features the broker supports: {name: (min, max)}.
+
+    v3 is the first flexible version (compact strings, tagged fields); the features
+    travel in the response's tagged field 0. The response header is v0 whatever the version.
+    """
+    name, version = b"broker-academy", b"1"
+    header = struct.pack(">hhih", 18, 3, 1, len(TAP_CLIENT)) + TAP_CLIENT.encode() + b"\0"
+    body = bytes([len(name) + 1]) + name + bytes([len(version) + 1]) + version + b"\0"
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(struct.pack(">i", len(header + body)) + header + body)
+        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+        reply = memoryview(_recv_exact(sock, size))
+    pos = 4  # correlation id
+    (error,) = struct.unpack_from(">h", reply, pos)
+    if error:
+        raise ValueError(f"ApiVersions answered error {error}")
+    pos += 2
+    count, pos = _uvarint(reply, pos)
+    for _ in range(count - 1):  # api key, min, max, then an empty tag buffer each
+        pos += 6
+        pos = _skip_tags(reply, pos)
+    pos += 4  # throttle time
+    features: dict[str, tuple[int, int]] = {}
+    tags, pos = _uvarint(reply, pos)
+    for _ in range(tags):
+        tag, pos = _uvarint(reply, pos)
+        size, pos = _uvarint(reply, pos)
+        end = pos + size
+        if tag == 0:
+            count, pos = _uvarint(reply, pos)
+            for _ in range(count - 1):
+                length, pos = _uvarint(reply, pos)
+                key = bytes(reply[pos : pos + length - 1]).decode()
+                low, high = struct.unpack_from(">hh", reply, pos + length - 1)
+                pos = _skip_tags(reply, pos + length - 1 + 4)
+                features[key] = (low, high)
+        pos = end
+    return features
+
+
+def _uvarint(data: memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _skip_tags(data: memoryview, pos: int) -> int:
+    count, pos = _uvarint(data, pos)
+    for _ in range(count):
+        _tag, pos = _uvarint(data, pos)
+        size, pos = _uvarint(data, pos)
+        pos += size
+    return pos
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
     data = b""
     while len(data) < n:
@@ -308,6 +429,7 @@ class _Clients:
             # Records of open and aborted transactions are shown as produced: they are in the log.
             isolation_level="read_uncommitted",
         )
+        _never_create_topics(self.consumer)
         self.admin = KafkaAdminClient(**common)
 
     def close(self) -> None:
@@ -327,17 +449,25 @@ class _Clients:
                 found.add(TopicPartition(topic, partition))
         return found
 
-    def committed(self) -> dict[str, dict[Any, int] | None]:
-        """Committed offsets of every consumer group: {group: {TopicPartition: offset}}.
+    def groups(self) -> dict[str, dict[str, Any]]:
+        """Every group the broker knows: {group: its ListGroups row (group_state, group_type, protocol_type)}.
+
+        Share groups (KIP-932) are left out: they commit no offsets, so the tap has nothing of theirs to show yet.
+        """
+        return {g["group_id"]: g for g in self.admin.list_groups() if g.get("group_type") != "share"}
+
+    def committed(self, group_ids: list[str] | None = None) -> dict[str, dict[Any, int] | None]:
+        """Committed offsets of every consumer group (or of ``group_ids``): {group: {TopicPartition: offset}}.
 
         A group that exists but cannot be read right now maps to None.
         """
         from kafka.errors import KafkaError
 
         out: dict[str, dict[Any, int] | None] = {}
-        for group_id, _protocol in self.admin.list_consumer_groups():
+        for group_id in self.groups() if group_ids is None else group_ids:
             try:
-                offsets = self.admin.list_consumer_group_offsets(group_id)
+                # One group per request: one group's error must not hide the others' offsets.
+                offsets = self.admin.list_group_offsets(group_id).get(group_id, {})
             except KafkaError as exc:
                 # A group being loaded or rebalanced answers later; skip it this round.
                 logger.debug("kafka: offsets of group %s not readable now: %r", group_id, exc)
@@ -347,6 +477,19 @@ class _Clients:
                 tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0 and tp.topic not in INTERNAL_TOPICS
             }
         return out
+
+
+def _never_create_topics(consumer: Any) -> None:
+    """Make ``consumer``'s metadata requests ask the broker not to create the topics they name.
+
+    kafka-python 3.0.12 accepts ``allow_auto_create_topics=False`` but builds its cluster
+    metadata without it, so every refresh of an assigned topic the learner just deleted
+    would create it again (the broker's ``auto.create.topics.enable`` is on, as learners
+    expect). The option is set where the requests are built until the client passes it on.
+    """
+    cluster = getattr(consumer, "_cluster", None)
+    if cluster is not None and "allow_auto_create_topics" in getattr(cluster, "config", {}):
+        cluster.config["allow_auto_create_topics"] = False
 
 
 def _topology(clients: _Clients) -> dict[str, Any]:
@@ -369,8 +512,9 @@ def _topology(clients: _Clients) -> dict[str, Any]:
                 "high_watermark": ends.get(tp, 0),
             }
         )
+    listed = clients.groups()
     # A group whose offsets cannot be read this round is left out rather than shown empty.
-    committed = {g: o for g, o in clients.committed().items() if o is not None}
+    committed = {g: o for g, o in clients.committed(list(listed)).items() if o is not None}
     described = _describe_groups(clients, list(committed))
     groups = []
     for group_id in sorted(committed):
@@ -393,8 +537,10 @@ def _topology(clients: _Clients) -> dict[str, Any]:
         groups.append(
             {
                 "group": group_id,
-                "state": info.state if info is not None else "Unknown",
-                "protocol": (info.protocol or None) if info is not None else None,
+                # A KIP-848 group (group.protocol=consumer) is not described by the classic
+                # DescribeGroups, but ListGroups still tells its state.
+                "state": (info or {}).get("group_state") or listed[group_id].get("group_state") or "Unknown",
+                "protocol": (info or {}).get("protocol_data") or None,
                 "members": members,
                 "offsets": rows,
             }
@@ -406,44 +552,57 @@ def _topology(clients: _Clients) -> dict[str, Any]:
     }
 
 
-def _describe_groups(clients: _Clients, group_ids: list[str]) -> dict[str, Any]:
-    """{group: GroupInformation}; a group the coordinator cannot describe right now is missing."""
+def _describe_groups(clients: _Clients, group_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """{group: DescribeGroups result as a dict}; a group the coordinator cannot describe right now is missing.
+
+    kafka-python 3 describes classic groups only: a KIP-848 group answers with an error and is missing too.
+    """
     from kafka.errors import KafkaError
 
     out = {}
     for group_id in group_ids:
         try:
-            (info,) = clients.admin.describe_consumer_groups([group_id])
+            info = clients.admin.describe_groups([group_id]).get(group_id)
         except (KafkaError, ValueError) as exc:
             logger.debug("kafka: group %s not describable now: %r", group_id, exc)
+            continue
+        if info is None or info.get("error"):
+            logger.debug("kafka: group %s not describable now: %s", group_id, info and info.get("error"))
             continue
         out[group_id] = info
     return out
 
 
-def _members(info: Any) -> tuple[list[dict[str, Any]], dict[Any, str]]:
+def _members(info: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dict[Any, str]]:
     """The members of a described group, and who owns each assigned partition (by client id)."""
     from kafka import TopicPartition
 
     members: list[dict[str, Any]] = []
     owner: dict[Any, str] = {}
-    for member in getattr(info, "members", None) or ():
-        # Between a join and its assignment, or in a group that is no consumer group, there is nothing decoded.
-        decoded = getattr(getattr(member, "member_assignment", None), "partitions", None)
+    for member in (info or {}).get("members") or ():
+        # Between a join and its assignment, or in a group that is no consumer group, the
+        # assignment is not decoded (empty, or the raw bytes) and there is nothing to show.
+        decoded = member.get("member_assignment")
+        topics = (decoded.get("assigned_partitions") or ()) if isinstance(decoded, dict) else ()
         assigned = sorted(
-            (TopicPartition(tp.topic, tp.partition) for tp in (decoded() if decoded else []) if tp.topic not in INTERNAL_TOPICS),
+            (
+                TopicPartition(topic["topic"], partition)
+                for topic in topics
+                if topic["topic"] not in INTERNAL_TOPICS
+                for partition in topic["partitions"]
+            ),
             key=lambda tp: (tp.topic, tp.partition),
         )
         members.append(
             {
-                "member_id": member.member_id,
-                "client_id": member.client_id,
-                "host": (member.client_host or "").lstrip("/"),
+                "member_id": member["member_id"],
+                "client_id": member["client_id"],
+                "host": (member.get("client_host") or "").lstrip("/"),
                 "partitions": [{"topic": tp.topic, "partition": tp.partition} for tp in assigned],
             }
         )
         for tp in assigned:
-            owner[tp] = member.client_id
+            owner[tp] = member["client_id"]
     members.sort(key=lambda m: (m["client_id"], m["member_id"]))
     return members, owner
 
@@ -483,6 +642,7 @@ class _Tap:
             max_poll_records=MAX_PER_STEP,
             request_timeout_ms=5000,
         )
+        _never_create_topics(reader)
         try:
             self._loop(clients, reader)
         finally:

@@ -1,4 +1,8 @@
-"""NATS with JetStream: a nats-server from Debian with a store and limits of its own.
+"""NATS with JetStream: a nats-server built from its Go module, with a store and limits of its own.
+
+The server (and the ``nats`` command-line tool) are built by scripts/build-nats.sh
+with the machine's Go into the Broker Academy cache, found through ``NATS_SERVER``
+or the cache; the versions are pinned in :mod:`sandboxes.brokers.versions`.
 
 Produced messages are seen by a ``>`` subscription; consumed ones by following
 JetStream consumers' positions (ack floor, or delivered for ``AckNone``),
@@ -15,7 +19,8 @@ import base64
 import contextlib
 import json
 import logging
-import shutil
+import os
+import socket
 import threading
 import urllib.request
 from collections import OrderedDict
@@ -24,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from sandboxes.brokers import versions
 from sandboxes.brokers.base import (
     BASE_ENV,
     Backoff,
@@ -37,7 +43,6 @@ from sandboxes.events import Event
 
 logger = logging.getLogger(__name__)
 
-SERVER = "nats-server"
 TAP_NAME = "broker-academy-tap"
 TAP_INBOX = "_BA_TAP_INBOX"
 # API chatter, replies and the tap's own requests; KV ($KV.) and object store ($O.) are learner data.
@@ -55,8 +60,12 @@ class Nats(BrokerKind):
     default_ports: ClassVar[dict[str, int]] = {"nats": 4222, "monitor": 8222}
 
     def missing(self) -> list[str]:
-        if shutil.which(SERVER, path=BASE_ENV["PATH"]) is None:
-            return ["nats-server not found: install the Debian package nats-server (apt-get install nats-server)"]
+        server = nats_server()
+        if not os.access(server, os.X_OK):
+            return [
+                f"nats-server {versions.version('nats')} not found at {server}: run scripts/build-nats.sh (needs go), "
+                "or set NATS_SERVER to one"
+            ]
         return []
 
     def prepare(
@@ -99,7 +108,7 @@ jetstream {{
             "GOMEMLIMIT": f"{limits.memory_mb * 3 // 4}MiB",
         }  # Go collects before the cgroup kills
         argv = (
-            shutil.which(SERVER, path=BASE_ENV["PATH"]) or SERVER,
+            str(nats_server()),
             "-c",
             str(data_dir / "nats-server.conf"),
         )
@@ -114,6 +123,20 @@ jetstream {{
 
     def connection_env(self, *, host: str, ports: Mapping[str, int]) -> dict[str, str]:
         return {"NATS_URL": f"nats://{host}:{ports['nats']}"}
+
+    def broker_version(self, *, host: str, ports: Mapping[str, int]) -> str | None:
+        # The server greets every connection with INFO {...}, which carries its version.
+        try:
+            with socket.create_connection((host, ports["nats"]), timeout=1.0) as sock:
+                line = sock.makefile("rb").readline(64 * 1024)
+        except OSError:
+            return None
+        verb, _, info = line.partition(b" ")
+        try:
+            said = json.loads(info).get("version") if verb == b"INFO" else None
+        except ValueError:
+            return None
+        return said if isinstance(said, str) and said else None
 
     def tap(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
         asyncio.run(_Tap(f"nats://{host}:{ports['nats']}", emit, stop).run())
@@ -165,6 +188,20 @@ jetstream {{
                 "max_storage": (jsz.get("config") or {}).get("max_storage"),
             },
         }
+
+
+def nats_server() -> Path:
+    """The nats-server to run: ``NATS_SERVER``, else the one scripts/build-nats.sh built into the cache."""
+    if os.environ.get("NATS_SERVER"):
+        return Path(os.environ["NATS_SERVER"])
+    return versions.home("nats") / "nats-server"
+
+
+def nats_cli() -> Path:
+    """The ``nats`` command-line tool (natscli): ``NATS_CLI``, else the one scripts/build-nats.sh built into the cache."""
+    if os.environ.get("NATS_CLI"):
+        return Path(os.environ["NATS_CLI"])
+    return versions.home("natscli") / "nats"
 
 
 def _consumer_view(c: dict[str, Any]) -> dict[str, Any]:

@@ -224,6 +224,14 @@ log.file = false
             "RABBITMQ_API_URL": f"http://{USER}:{PASSWORD}@{host}:{ports['management']}/api",
         }
 
+    def broker_version(self, *, host: str, ports: Mapping[str, int]) -> str | None:
+        # The node's own version, as it puts it in its AMQP server properties and its HTTP API.
+        try:
+            said = _api(host, ports, "/overview?columns=rabbitmq_version").get("rabbitmq_version")
+        except (BrokerUnavailable, ValueError, AttributeError):
+            return None
+        return said if isinstance(said, str) and said else None
+
     def tap(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
         import pika  # imported here: the platform side never needs it
         import pika.exceptions

@@ -1,10 +1,14 @@
-# Apache ActiveMQ (Classic) from Debian on Java 17, with the sandbox agent. xstream and
-# jettison render advisory messages over STOMP, which the tap reads.
+# Apache ActiveMQ Classic 6 on Debian's Java 17, with the sandbox agent. The jars (with XStream
+# and Jettison, which render advisory messages over STOMP for the tap) come from Maven Central
+# through scripts/fetch-jars.sh activemq on the host, at the version of
+# sandboxes/brokers/versions.py, as for the process backend.
 ARG BASE
 FROM ${BASE}
 RUN apt-get update \
- && apt-get install -y --no-install-recommends activemq libxstream-java libjettison-java openjdk-17-jre-headless \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
  && rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log
+COPY activemq-libs/ /opt/activemq/libs/
+ENV ACTIVEMQ_LIBS=/opt/activemq/libs
 
 # The agent and the broker kinds, last: a change of code rebuilds only these layers.
 COPY sandboxes/ /opt/broker-academy/sandboxes/

@@ -7,8 +7,10 @@ image per broker kind on top of it. Each image is tagged with the hash of
 everything that goes into it and with ``latest``; an image whose hash is already
 present is not built again, so a run with nothing changed takes about a second.
 Needs a local engine (scripts/docker-engine.sh), the base image
-debian:bookworm-slim (scripts/docker-base.sh) and Kafka's jars (scripts/fetch-kafka.sh);
-``make images`` runs all of them.
+debian:bookworm-slim (scripts/docker-base.sh), and the brokers that the install step
+fetches or builds at the versions of sandboxes/brokers/versions.py (Kafka's and
+ActiveMQ's jars, nats-server and natscli): the images copy those same files, so the
+docker backend runs what the process backend runs. ``make images`` runs all of them.
 """
 
 from __future__ import annotations
@@ -50,14 +52,17 @@ class Context:
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
+        self.executable: set[str] = set()
 
-    def add(self, name: str, data: bytes) -> None:
+    def add(self, name: str, data: bytes, *, executable: bool = False) -> None:
         self.files[name] = data
+        if executable:
+            self.executable.add(name)
 
-    def add_path(self, name: str, path: Path) -> None:
+    def add_path(self, name: str, path: Path, *, executable: bool = False) -> None:
         """A file, or a folder's files (without caches), under ``name``."""
         if path.is_file():
-            self.add(name, path.read_bytes())
+            self.add(name, path.read_bytes(), executable=executable)
             return
         for item in sorted(path.rglob("*")):
             if item.is_file() and "__pycache__" not in item.parts and item.suffix != ".pyc":
@@ -68,7 +73,8 @@ class Context:
         for part in extra:
             total.update(part.encode() + b"\0")
         for name in sorted(self.files):
-            total.update(name.encode() + b"\0" + hashlib.sha256(self.files[name]).digest())
+            mode = b"x" if name in self.executable else b"-"
+            total.update(name.encode() + b"\0" + mode + hashlib.sha256(self.files[name]).digest())
         return total.hexdigest()
 
     def tar(self) -> io.BytesIO:
@@ -78,25 +84,46 @@ class Context:
             for name in sorted(self.files):
                 info = tarfile.TarInfo(name)
                 info.size = len(self.files[name])
-                info.mode = 0o644
+                info.mode = 0o755 if name in self.executable else 0o644
                 tar.addfile(info, io.BytesIO(self.files[name]))
         buffer.seek(0)
         return buffer
 
 
 def kafka_jars(context: Context) -> None:
-    """Kafka's jars, fetched from Maven Central on the host by scripts/fetch-kafka.sh."""
+    """Kafka's jars, fetched from Maven Central on the host by scripts/fetch-jars.sh kafka."""
     from sandboxes.brokers.kafka import CORE_JAR, kafka_libs
 
     libs = kafka_libs()
     if not (libs / CORE_JAR).exists():
-        raise BuildFailed(f"Kafka's jars are not in {libs}: run scripts/fetch-kafka.sh")
+        raise BuildFailed(f"Kafka's jars are not in {libs}: run scripts/fetch-jars.sh kafka")
     for jar in sorted(libs.glob("*.jar")):
         context.add(f"kafka-libs/{jar.name}", jar.read_bytes())
 
 
+def activemq_jars(context: Context) -> None:
+    """ActiveMQ's jars, fetched from Maven Central on the host by scripts/fetch-jars.sh activemq."""
+    from sandboxes.brokers.activemq import BROKER_JAR, activemq_libs
+
+    libs = activemq_libs()
+    if not (libs / BROKER_JAR).exists():
+        raise BuildFailed(f"ActiveMQ's jars are not in {libs}: run scripts/fetch-jars.sh activemq")
+    for jar in sorted(libs.glob("*.jar")):
+        context.add(f"activemq-libs/{jar.name}", jar.read_bytes())
+
+
+def nats_binaries(context: Context) -> None:
+    """nats-server and natscli, built with Go on the host by scripts/build-nats.sh (static, so they run in Debian)."""
+    from sandboxes.brokers.nats import nats_cli, nats_server
+
+    for binary in (nats_server(), nats_cli()):
+        if not binary.is_file():
+            raise BuildFailed(f"{binary} is missing: run scripts/build-nats.sh")
+        context.add_path(f"nats-bin/{binary.name}", binary, executable=True)
+
+
 #: What a kind's image needs besides its Dockerfile and the agent.
-EXTRAS = {"kafka": kafka_jars}
+EXTRAS = {"kafka": kafka_jars, "activemq": activemq_jars, "nats": nats_binaries}
 
 
 def build(client: docker.DockerClient, *, repository: str, context: Context, digest: str, buildargs: dict[str, str]) -> str:

@@ -1,5 +1,6 @@
-# Apache Kafka 3.9.1 in KRaft mode on Debian's Java 17, with the sandbox agent.
-# The jars come from Maven Central through scripts/fetch-kafka.sh on the host, as for the process backend.
+# Apache Kafka 4 in KRaft mode on Debian's Java 17, with the sandbox agent.
+# The jars come from Maven Central through scripts/fetch-jars.sh kafka on the host, at the
+# version of sandboxes/brokers/versions.py, as for the process backend.
 ARG BASE
 FROM ${BASE}
 RUN apt-get update \

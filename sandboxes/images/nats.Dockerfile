@@ -1,9 +1,12 @@
-# NATS with JetStream from Debian, with the sandbox agent.
+# NATS with JetStream, with the sandbox agent. nats-server and the nats tool are the static
+# binaries that scripts/build-nats.sh built with Go on the host, at the versions of
+# sandboxes/brokers/versions.py, as for the process backend.
 ARG BASE
 FROM ${BASE}
-RUN apt-get update \
- && apt-get install -y --no-install-recommends nats-server \
- && rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log
+COPY nats-bin/nats-server /opt/nats/nats-server
+COPY nats-bin/nats /usr/local/bin/nats
+ENV NATS_SERVER=/opt/nats/nats-server \
+    NATS_CLI=/usr/local/bin/nats
 
 # The agent and the broker kinds, last: a change of code rebuilds only these layers.
 COPY sandboxes/ /opt/broker-academy/sandboxes/

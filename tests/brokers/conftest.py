@@ -48,6 +48,7 @@ class BrokerUnderTest:
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_s: float | None = None
         self.env: dict[str, str] = {}
+        self.version: str | None = None  # as the running broker stated it when ready
         self.broker_pid: int | None = None
 
     # --- lifecycle -------------------------------------------------------------------
@@ -90,6 +91,7 @@ class BrokerUnderTest:
             raise AssertionError(f"{self.kind} did not start: {first.get('why')}\n{first.get('log_tail')}")
         self.ready_s = first["ready_s"]
         self.env = first["env"]
+        self.version = first.get("version")
         self.broker_pid = next(line["pid"] for line in self.lines if line.get("stage") == "waiting for broker")
 
     def _read(self) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from sandboxes.brokers import versions
+
 pytestmark = pytest.mark.integration
 KIND = "activemq"
 
@@ -17,6 +19,11 @@ def test_ready_within_target_with_documented_variables(broker):
         "OPENWIRE_URL": "tcp://localhost:61616",
     }
     assert broker.ready_s < 10.0  # target 5 s; twice that tolerates a busy machine
+
+
+def test_reports_the_pinned_version(broker):
+    # Read from the running broker, not from what was installed: what the learner's page will show.
+    assert versions.is_pinned(KIND, broker.version), f"{KIND} says {broker.version!r}, pinned {versions.version(KIND)}"
 
 
 def test_queue_send_and_ack_are_tapped(broker):

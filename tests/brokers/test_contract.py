@@ -194,3 +194,36 @@ def test_check_command_reports_every_broker():
     for name in broker_names():
         assert any(line.startswith(name) for line in lines), result.stdout
     assert result.returncode == (0 if all(" ok" in line for line in lines if line.split()[0] in BROKERS) else 1)
+
+
+def test_install_scripts_read_the_pinned_versions_and_cache_folders(tmp_path):
+    from sandboxes.brokers import versions
+
+    def ask(*args: str) -> str:
+        env = {"PATH": os.environ["PATH"], "BROKER_ACADEMY_CACHE": str(tmp_path)}
+        result = subprocess.run(
+            ["python3", "-m", "sandboxes.brokers.versions", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        )
+        return result.stdout.strip()
+
+    assert ask("kafka") == versions.version("kafka") == versions.PINNED["kafka"]
+    assert ask("--home", "nats") == str(tmp_path / f"nats-{versions.PINNED['nats']}")
+    assert ask().splitlines() == [f"{name} {pinned}" for name, pinned in versions.PINNED.items()]
+
+
+def test_a_reported_version_agrees_with_the_pin_to_the_shorter_precision(monkeypatch):
+    from sandboxes.brokers import versions
+
+    monkeypatch.setitem(versions.PINNED, "rabbitmq", "3.10")
+    monkeypatch.setitem(versions.PINNED, "kafka", "4.4.0")
+    assert versions.is_pinned("rabbitmq", "3.10.8") and versions.is_pinned("kafka", "4.4")
+    assert not versions.is_pinned("rabbitmq", "3.1") and not versions.is_pinned("kafka", "4.3")
+    assert not versions.is_pinned("kafka", "4") and not versions.is_pinned("kafka", None)
+
+
+def test_kafka_names_the_release_of_a_metadata_version_level():
+    from sandboxes.brokers.kafka import metadata_release
+
+    # Levels from Kafka's MetadataVersion: 3.9-IV0 is 21, 4.0-IV0..IV3 are 22-25, 4.4-IV2 is 33.
+    assert [metadata_release(level) for level in (21, 22, 25, 31, 33)] == ["3.9", "4.0", "4.0", "4.4", "4.4"]
+    assert metadata_release(34) is None and metadata_release(0) is None

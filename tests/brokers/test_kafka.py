@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+
+from sandboxes.brokers import versions
 
 pytestmark = pytest.mark.integration
 KIND = "kafka"
@@ -11,6 +15,11 @@ KIND = "kafka"
 def test_ready_within_target_with_documented_variables(broker):
     assert broker.env == {"BOOTSTRAP_SERVERS": "localhost:9092"}
     assert broker.ready_s < 30.0  # target 15 s; twice that tolerates a busy machine
+
+
+def test_reports_the_pinned_version(broker):
+    # Read from the running broker, not from what was installed: what the learner's page will show.
+    assert versions.is_pinned(KIND, broker.version), f"{KIND} says {broker.version!r}, pinned {versions.version(KIND)}"
 
 
 def test_produced_records_are_tapped_with_partition_offset_key_headers(broker):
@@ -125,6 +134,106 @@ def test_confluent_kafka_client_reaches_the_broker(broker):
     )
     event = broker.event(direction="produced", destination="tap-librdkafka")
     assert event["value"] == {"encoding": "hex", "text": "ff 00", "truncated": False}
+
+
+def test_new_consumer_group_protocol_assigns_partitions_on_the_broker(broker):
+    # KIP-848 (group.protocol=consumer): the broker assigns, with no JoinGroup/SyncGroup round.
+    out = broker.cell(
+        """
+        import json, os, time
+        from confluent_kafka import Consumer, Producer
+        from confluent_kafka.admin import AdminClient, NewTopic
+        bootstrap = os.environ["BOOTSTRAP_SERVERS"]
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic("tap-848", num_partitions=2, replication_factor=1)])["tap-848"].result()
+        producer = Producer({"bootstrap.servers": bootstrap})
+        for i in range(4):
+            producer.produce("tap-848", value=f"n{i}".encode(), partition=i % 2)
+        assert producer.flush(10) == 0
+        config = {"bootstrap.servers": bootstrap, "group.id": "tap-848-group", "group.protocol": "consumer",
+                  "auto.offset.reset": "earliest"}
+        members = [Consumer({**config, "client.id": f"member-{i}"}) for i in range(2)]
+        for member in members:
+            member.subscribe(["tap-848"])
+        read, errors = 0, set()
+        deadline = time.time() + 30
+        while time.time() < deadline and (read < 4 or not all(m.assignment() for m in members)):
+            for member in members:
+                message = member.poll(0.2)
+                if message is not None and message.error() is not None:
+                    errors.add(message.error().str())
+                read += message is not None and message.error() is None
+        group = admin.describe_consumer_groups(["tap-848-group"])["tap-848-group"].result()
+        print(json.dumps({
+            "type": group.type.name,
+            "assigned": sorted(sorted(tp.partition for tp in m.assignment.topic_partitions) for m in group.members),
+            "read": read,
+            "errors": sorted(errors),
+        }))
+        for member in members:
+            member.close()  # commits what each member read
+        """
+    )
+    result = json.loads(out)
+    assert result["type"] == "CONSUMER", result
+    assert result["assigned"] == [[0], [1]] and result["read"] >= 4
+    for partition in (0, 1):
+        broker.event(direction="consumed", destination="tap-848", partition=partition, offset=1, detail__group="tap-848-group")
+
+
+def test_share_group_redelivers_a_released_record_with_its_delivery_count(broker):
+    # KIP-932 share groups, with the one Python client that has a share consumer (confluent-kafka).
+    out = broker.cell(
+        """
+        import json, os, time
+        from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
+        from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic,
+                                           ResourceType)
+        bootstrap = os.environ["BOOTSTRAP_SERVERS"]
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic("tap-jobs", num_partitions=1, replication_factor=1)])["tap-jobs"].result()
+        # A share group starts at the end of the log unless its group config says otherwise.
+        earliest = ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)
+        for future in admin.incremental_alter_configs(
+            [ConfigResource(ResourceType.GROUP, "tap-workers", incremental_configs=[earliest])]
+        ).values():
+            future.result()
+        producer = Producer({"bootstrap.servers": bootstrap})
+        for i in range(6):
+            producer.produce("tap-jobs", value=f"job-{i}".encode())
+        assert producer.flush(10) == 0
+        workers = [
+            ShareConsumer({"bootstrap.servers": bootstrap, "group.id": "tap-workers", "client.id": f"worker-{i}",
+                           "share.acknowledgement.mode": "explicit"})
+            for i in range(2)
+        ]
+        for worker in workers:
+            worker.subscribe(["tap-jobs"])
+        deliveries = []  # [value, delivery count] in the order handed out, whichever worker got it
+        released = False
+        deadline = time.time() + 30
+        while time.time() < deadline and ["job-0", 2] not in deliveries:
+            for worker in workers:
+                batch = worker.poll(0.5)
+                for message in batch:
+                    if message.error() is not None:
+                        continue
+                    value = message.value().decode()
+                    deliveries.append([value, message.delivery_count()])
+                    release = value == "job-0" and not released
+                    worker.acknowledge(message, AcknowledgeType.RELEASE if release else AcknowledgeType.ACCEPT)
+                    released = released or release
+                if batch:
+                    worker.commit_sync()
+        for worker in workers:
+            worker.close()
+        print(json.dumps(deliveries))
+        """
+    )
+    deliveries = json.loads(out)
+    # Each job accepted once; job-0, released by the worker that got it, was handed out again, its count raised.
+    assert sorted(value for value, _ in deliveries if value != "job-0") == [f"job-{i}" for i in range(1, 6)]
+    assert [count for value, count in deliveries if value == "job-0"] == [1, 2]
 
 
 def test_large_commit_is_summarised_in_one_event(broker):

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from sandboxes.brokers import versions
+
 pytestmark = pytest.mark.integration
 KIND = "nats"
 
@@ -13,6 +15,11 @@ KIND = "nats"
 def test_ready_fast_with_documented_variables(broker):
     assert broker.env == {"NATS_URL": "nats://localhost:4222"}
     assert broker.ready_s < 2.0  # target 1 s; twice that tolerates a busy machine
+
+
+def test_reports_the_pinned_version(broker):
+    # Read from the running broker, not from what was installed: what the learner's page will show.
+    assert versions.is_pinned(KIND, broker.version), f"{KIND} says {broker.version!r}, pinned {versions.version(KIND)}"
 
 
 def test_core_publish_is_tapped_with_headers(broker):

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from sandboxes.brokers import versions
+
 pytestmark = pytest.mark.integration
 KIND = "rabbitmq"
 
@@ -16,6 +18,11 @@ def test_ready_within_target_with_documented_variables(broker):
         "RABBITMQ_API_URL": "http://guest:guest@localhost:15672/api",
     }
     assert broker.ready_s < 20.0  # target 10 s; twice that tolerates a busy machine
+
+
+def test_reports_the_pinned_version(broker):
+    # Read from the running broker, not from what was installed: what the learner's page will show.
+    assert versions.is_pinned(KIND, broker.version), f"{KIND} says {broker.version!r}, pinned {versions.version(KIND)}"
 
 
 def test_publish_and_deliver_are_traced(broker):
