@@ -53,6 +53,26 @@ os.environ.update(
 )
 
 
+# What a child service inherits from the test process: the system's basics and the project's own
+# settings, nothing else. In particular not DJANGO_ALLOW_ASYNC_UNSAFE, which the browser tests set
+# for their own thread: passed on, it would hide every async-safety error of the ASGI server.
+INHERITED = (
+    # the system
+    "PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME", "TERM", "PYTHONPATH",
+    # where the brokers' and tools' files are
+    "JAVA_HOME", "KAFKA_HOME", "KAFKA_LIBS", "ACTIVEMQ_LIBS", "NATS_CLI", "NATS_SERVER", "BROKER_ACADEMY_CACHE",
+    # this run's services and settings
+    "VAR_DIR", "REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS",
+    "TIME_ZONE", "COURSE_IMPORT_ROOTS", "LOG_LEVEL", "KUBECONFIG",
+)  # fmt: skip
+INHERITED_PREFIXES = ("LC_", "SANDBOX_", "CELERY_", "SIGNUP_", "BA_", "K8S_")
+
+
+def service_environment() -> dict[str, str]:
+    """The explicit environment of a service this suite starts (see INHERITED)."""
+    return {name: value for name, value in os.environ.items() if name in INHERITED or name.startswith(INHERITED_PREFIXES)}
+
+
 def wait_for(predicate, *, timeout: float, what: str, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -74,10 +94,11 @@ class Service:
     def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.name = name
         self.log = RUN_DIR / f"{name}.log"
+        self.url = ""  # for a service that answers on an address
         self.process = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env={**os.environ, **(env or {})},
+            env={**service_environment(), **(env or {})},
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -227,7 +248,13 @@ def celery_worker(redis_server: str, django_db_setup, django_db_blocker) -> Iter
 
 
 @pytest.fixture(scope="session")
-def live_server_url(redis_server: str, django_db_setup, django_db_blocker) -> Iterator[str]:
+def live_server_url(asgi_server: Service) -> str:
+    """The address of the real ASGI server."""
+    return asgi_server.url
+
+
+@pytest.fixture(scope="session")
+def asgi_server(redis_server: str, django_db_setup, django_db_blocker) -> Iterator[Service]:
     """The real ASGI server (uvicorn) with HTTP and WebSockets, on a private port."""
     port = free_port()
     service = Service(
@@ -252,7 +279,8 @@ def live_server_url(redis_server: str, django_db_setup, django_db_blocker) -> It
         return port_open(port)
 
     wait_for(up, timeout=30, what="the ASGI server listening")
-    yield f"http://127.0.0.1:{port}"
+    service.url = f"http://127.0.0.1:{port}"
+    yield service
     service.stop()
 
 
