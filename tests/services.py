@@ -18,8 +18,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +88,44 @@ def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# A host out in the world that this machine reaches (a registry the install step uses).
+OUTSIDE_HOST = ("pypi.org", 443)
+
+
+@contextmanager
+def reachable_from_the_host() -> Iterator[dict[str, tuple[str, int]]]:
+    """Addresses that answer when dialled from the host, for proving a cell cannot dial them.
+
+    A TCP listener of the test's own on every address of the host (so loopback, the uplink and
+    any bridge), and an outside server the host reaches. Each one is dialled from the host first,
+    so "closed" from a cell means the wall, not an address where nothing ever answered.
+    """
+    listener = socket.create_server(("0.0.0.0", 0))
+    port = listener.getsockname()[1]
+    targets = {
+        f"host service on {a.address}": (a.address, port)
+        for addrs in psutil.net_if_addrs().values()
+        for a in addrs
+        if a.family == socket.AF_INET
+    }
+    try:
+        targets[f"outside {OUTSIDE_HOST[0]}"] = (socket.gethostbyname(OUTSIDE_HOST[0]), OUTSIDE_HOST[1])
+    except OSError:
+        pass  # no name service here: the host's own addresses still prove the wall
+    try:
+        for name, address in list(targets.items()):
+            try:
+                socket.create_connection(address, timeout=3).close()
+            except OSError:
+                if name.startswith("outside"):
+                    del targets[name]  # the outside is not reachable from this host at all: nothing to prove
+                    continue
+                raise
+        yield targets
+    finally:
+        listener.close()
 
 
 class Service:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -14,7 +15,7 @@ from sandboxes import agent_client, services
 from sandboxes.backends import get_backend
 from sandboxes.models import ACTIVE_STATES, Sandbox, State
 from tests.aio import run
-from tests.services import celery_worker_start, wait_for
+from tests.services import celery_worker_start, reachable_from_the_host, wait_for
 from tests.smoke_cells import PRODUCE_CONSUME
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -76,8 +77,10 @@ def test_a_cell_reaches_its_own_broker_and_nothing_else(celery_worker, learner, 
     mine = provision(learner, "nats")
     theirs = provision(other, "nats")
     redis_port = int(redis_server.rsplit(":", 1)[1].split("/")[0])
-    probe = f"""
-import socket
+    with reachable_from_the_host() as host_targets:
+        targets = {"own broker": ("127.0.0.1", 4222), "redis": ("127.0.0.1", redis_port), **host_targets}
+        probe = f"""
+import json, os, socket
 def reach(host, port):
     s = socket.socket(); s.settimeout(1)
     try:
@@ -86,18 +89,20 @@ def reach(host, port):
         return "closed"
     finally:
         s.close()
-print("own", reach("127.0.0.1", 4222))
-print("redis", reach("127.0.0.1", {redis_port}))
-print("outside", reach("10.255.255.1", 80))
-import os
-print("socket-visible", os.path.exists({str(services.sandbox_socket(sandbox=theirs))!r}))
+seen = {{name: reach(*address) for name, address in {targets!r}.items()}}
+seen["socket of the other sandbox visible"] = os.path.exists({str(services.sandbox_socket(sandbox=theirs))!r})
+print(json.dumps(seen))
 """
-    result, output = run_cell(mine, probe)
+        result, output = run_cell(mine, probe)
     assert result["status"] == 0, output
-    assert "own open" in output
-    assert "redis closed" in output
-    assert "outside closed" in output
-    assert "socket-visible False" in output
+    seen = json.loads(output)
+    # Every one of these answered the host a moment ago (reachable_from_the_host), beyond loopback too.
+    assert any(not address.startswith("127.") for address, _ in host_targets.values()), host_targets
+    assert seen == {
+        "own broker": "open",
+        **{name: "closed" for name in targets if name != "own broker"},
+        "socket of the other sandbox visible": False,
+    }
 
 
 def test_a_runaway_cell_is_stopped_and_the_sandbox_keeps_working(celery_worker, learner, units_cleanup):
@@ -127,6 +132,9 @@ def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(celery
         wait_for(
             lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.PROVISIONING, timeout=30, what="provisioning", interval=0.05
         )
+        # Kill once the unit's processes exist, so that "nothing left" below is the repair's doing.
+        unit = f"{settings.SANDBOX_INSTANCE}-{sandbox.pk}"
+        wait_for(lambda: get_backend().processes(unit), timeout=60, what="the unit's processes", interval=0.05)
         os.killpg(doomed.process.pid, signal.SIGKILL)
         doomed.process.wait()
         # What the crash took with it: the follow-up tasks it held must not reach the next worker here.
@@ -141,12 +149,15 @@ def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(celery
         )
     sandbox.refresh_from_db()
     assert sandbox.state == State.PROVISIONING  # stuck, as a crash leaves it
+    orphans = get_backend().processes(unit)
+    assert orphans, "the unit's processes outlive the worker that started them"
     Sandbox.objects.filter(pk=sandbox.pk).update(created_at=sandbox.created_at.replace(year=2000))
     report = services.sandboxes_reconcile()
     sandbox.refresh_from_db()
     assert sandbox.state == State.FAILED
     assert sandbox.pk in report["stuck"]
-    assert get_backend().processes(f"{settings.SANDBOX_INSTANCE}-{sandbox.pk}") == []
+    assert get_backend().processes(unit) == []
+    assert [p for p in orphans if running(p)] == []
 
 
 def test_a_learner_gets_a_ready_broker_at_once_from_the_warm_pool(celery_worker, learner, units_cleanup, settings):
