@@ -246,8 +246,11 @@ def redis_server() -> Iterator[str]:
     service.stop()
 
 
-def celery_worker_start(name: str = "worker", concurrency: int = 2) -> Service:
-    """Start a real Celery worker of the project; returns once it answers a ping."""
+def celery_worker_start(name: str = "worker", concurrency: int = 2, env: dict[str, str] | None = None) -> Service:
+    """Start a real Celery worker of the project; returns once it answers a ping.
+
+    ``env`` adds to its environment: settings the worker must see (it reads them at start).
+    """
     from courseplatform.celery import app
 
     service = Service(
@@ -268,6 +271,7 @@ def celery_worker_start(name: str = "worker", concurrency: int = 2) -> Service:
             "--without-gossip",
             "--without-mingle",
         ],
+        env=env,
     )
 
     def answers() -> bool:
@@ -277,6 +281,24 @@ def celery_worker_start(name: str = "worker", concurrency: int = 2) -> Service:
 
     wait_for(answers, timeout=60, what="the Celery worker answering a ping", interval=0.2)
     return service
+
+
+@contextmanager
+def worker_in_place_of(session_worker: Service, name: str, env: dict[str, str] | None = None) -> Iterator[Service]:
+    """Run the session's tasks on a worker of its own (with its own settings), then bring the session's back.
+
+    Only one worker consumes meanwhile, so every task queued in the block runs on this one.
+    """
+    from courseplatform.celery import app
+
+    session_worker.stop()
+    replacement = celery_worker_start(name=name, concurrency=1, env=env)
+    try:
+        yield replacement
+    finally:
+        replacement.stop()
+        session_worker.__init__(session_worker.name, session_worker.process.args)
+        wait_for(lambda: any(app.control.ping(timeout=0.5)), timeout=60, what="the session's worker back", interval=0.2)
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,9 @@ from django.contrib.auth.models import User
 
 from sandboxes import agent_client, services
 from sandboxes.backends import get_backend
-from sandboxes.models import ACTIVE_STATES, Sandbox, State
+from sandboxes.models import Sandbox, State
 from tests.aio import run
-from tests.services import celery_worker_start, reachable_from_the_host, wait_for
+from tests.services import reachable_from_the_host, wait_for, worker_in_place_of
 from tests.smoke_cells import PRODUCE_CONSUME
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -125,9 +125,7 @@ def test_a_runaway_cell_is_stopped_and_the_sandbox_keeps_working(celery_worker, 
 
 def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(celery_worker, learner, units_cleanup, settings):
     # A second worker takes this sandbox; it is killed mid-provisioning, so nothing finishes it.
-    celery_worker.stop()
-    doomed = celery_worker_start(name="doomed", concurrency=1)
-    try:
+    with worker_in_place_of(celery_worker, "doomed") as doomed:
         sandbox = services.sandbox_ensure(user_id=learner.pk, broker="rabbitmq")
         wait_for(
             lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.PROVISIONING, timeout=30, what="provisioning", interval=0.05
@@ -139,14 +137,6 @@ def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(celery
         doomed.process.wait()
         # What the crash took with it: the follow-up tasks it held must not reach the next worker here.
         __import__("courseplatform.celery").celery.app.control.purge()
-    finally:
-        doomed.stop()
-        celery_worker.__init__(celery_worker.name, celery_worker.process.args)  # restart the session's worker
-        wait_for(
-            lambda: any(r for r in __import__("courseplatform.celery").celery.app.control.ping(timeout=0.5)),
-            timeout=60,
-            what="worker back",
-        )
     sandbox.refresh_from_db()
     assert sandbox.state == State.PROVISIONING  # stuck, as a crash leaves it
     orphans = get_backend().processes(unit)
@@ -160,17 +150,28 @@ def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(celery
     assert [p for p in orphans if running(p)] == []
 
 
-def test_a_learner_gets_a_ready_broker_at_once_from_the_warm_pool(celery_worker, learner, units_cleanup, settings):
-    settings.SANDBOX_WARM_POOL = {"nats": 1}
-    (pooled_id,) = services.sandbox_pool_fill()
-    wait_for(lambda: Sandbox.objects.get(pk=pooled_id).state == State.READY, timeout=60, what="pooled sandbox ready")
-    assert services.sandbox_pool_fill() == []  # the pool is full: nothing more starts
-    started = time.monotonic()
-    sandbox = services.sandbox_ensure(user_id=learner.pk, broker="nats")
-    assert time.monotonic() - started < 0.5
-    assert (sandbox.pk, sandbox.state, sandbox.user_id) == (pooled_id, State.READY, learner.pk)
-    assert sandbox.expires_at is not None
-    result, output = run_cell(sandbox, PRODUCE_CONSUME["nats"])
-    assert result["status"] == 0 and "got hello-nats" in output
-    # Claimed: the pool is empty again, which the next fill (queued by the claim) tops up.
-    assert not Sandbox.objects.filter(purpose="pool", broker="nats", state__in=ACTIVE_STATES).exists()
+def test_a_learner_gets_a_ready_broker_at_once_from_the_warm_pool_which_the_worker_refills(
+    celery_worker, learner, units_cleanup, settings
+):
+    settings.SANDBOX_WARM_POOL = {"nats": 1}  # this process's view; the worker below gets the same from its environment
+    with worker_in_place_of(celery_worker, "pooler", env={"SANDBOX_WARM_POOL": "nats=1"}):
+        # The worker fills the pool as it starts (reconcile, then fill).
+        def pooled() -> list[int]:
+            return list(Sandbox.objects.filter(purpose="pool", broker="nats", state=State.READY).values_list("pk", flat=True))
+
+        wait_for(pooled, timeout=120, what="the worker's pooled sandbox ready")
+        (pooled_id,) = pooled()
+        assert services.sandbox_pool_fill() == []  # the pool is full: nothing more starts
+        started = time.monotonic()
+        sandbox = services.sandbox_ensure(user_id=learner.pk, broker="nats")
+        assert time.monotonic() - started < 0.5
+        assert (sandbox.pk, sandbox.state, sandbox.user_id) == (pooled_id, State.READY, learner.pk)
+        assert sandbox.expires_at is not None
+        result, output = run_cell(sandbox, PRODUCE_CONSUME["nats"])
+        assert result["status"] == 0 and "got hello-nats" in output
+        # The claim queued a fill; the worker, seeing the same pool size, starts a new pooled sandbox.
+        wait_for(
+            lambda: pooled() and pooled_id not in pooled(),
+            timeout=120,
+            what="the worker topping the pool up",
+        )
