@@ -39,6 +39,7 @@ BROKERS: dict[str, Broker] = {
     "rabbitmq": Broker("sandboxes.brokers.rabbitmq.RabbitMQ", gettext_noop("RabbitMQ")),
     "nats": Broker("sandboxes.brokers.nats.Nats", gettext_noop("NATS")),
     "activemq": Broker("sandboxes.brokers.activemq.ActiveMQ", gettext_noop("ActiveMQ")),
+    "redis": Broker("sandboxes.brokers.redis_streams.Redis", gettext_noop("Redis Streams"), "Redis"),
 }
 
 
