@@ -19,15 +19,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_d
 
 
 @pytest.mark.usefixtures("pigeon_course")
-def test_the_panel_names_a_registered_broker_by_the_servers_label(live_server_url, new_page, page_errors, learner):
+def test_the_panel_names_a_registered_broker_by_the_servers_label(live_server_url, page_as, page_errors, learner):
     client = Client()
     client.force_login(learner)
     path = reverse("lessons:chapter", kwargs={"course": "pigeons", "chapter": "pigeons-1"})
     html = client.get(path).content.decode()
     assert {"name": NAME, "label": LABEL, "short": SHORT} in broker_kinds_of(html)
 
-    page = new_page()
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}])
+    page = page_as(learner)
     # The live server's own response (its headers, cookies), with the body this process rendered.
     page.route(live_server_url + path, lambda route: route.fulfill(response=route.fetch(), body=html))
     page.goto(live_server_url + path)
