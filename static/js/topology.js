@@ -266,7 +266,7 @@ const TOPOLOGY = {
       const card = el("div", "topo-card redis-stream");
       card.dataset.name = s.name ?? "";
       const title = el("div", "topo-card-title");
-      title.append(el("span", "topo-name", s.name ?? ""), el("span", "topo-sub", `${show(s.length)} ${gettext("записей")} · ${gettext("последняя")} ${s.last_id ?? "—"}`));
+      title.append(el("span", "topo-name", s.name ?? ""), el("span", "topo-sub", `${ngettext("{n} запись", "{n} записей", Number(s.length) || 0, { n: show(s.length) })} · ${gettext("последняя {id}", { id: s.last_id ?? "—" })}`));
       card.append(title);
       const groups = Array.isArray(s.groups) ? s.groups : [];
       if (groups.length) {

@@ -38,7 +38,7 @@ def test_a_redis_chapter_runs_a_cell_and_shows_its_stream_and_group(
     expect(page.locator("[data-messages] li.msg-consumed").first).to_contain_text("billing")
     expect(page.locator(".msg-scope option[value=chapter]")).to_have_text("брокеры главы: Redis")
     stream = page.locator(".redis-stream[data-name=orders]")
-    expect(stream).to_contain_text("3 записей", timeout=30_000)
+    expect(stream).to_contain_text("3 записи", timeout=30_000)
     group = stream.locator("tr[data-group=billing]")
     expect(group.locator(".pending")).to_have_text("0")
     expect(group).to_contain_text("worker-1")
