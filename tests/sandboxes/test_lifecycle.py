@@ -20,7 +20,7 @@ from tests.smoke_cells import PRODUCE_CONSUME
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-BROKERS = ["nats", "rabbitmq", "activemq", "kafka"]
+BROKERS = ["nats", "rabbitmq", "activemq", "kafka", "redis"]
 
 
 def running(pid: int) -> bool:
