@@ -217,7 +217,7 @@ SANDBOX_DOCKER_CPUS = env.float("SANDBOX_DOCKER_CPUS", default=1.0)
 SANDBOX_K8S_KUBECONFIG = env.str("SANDBOX_K8S_KUBECONFIG", default="")
 SANDBOX_K8S_NAMESPACE = env.str("SANDBOX_K8S_NAMESPACE", default="")
 SANDBOX_K8S_IMAGE = env.str("SANDBOX_K8S_IMAGE", default="broker-academy/{broker}:latest")
-# "nats=REF;kafka=REF": an image per kind instead of the pattern above (python -m sandboxes.images.registry prints them).
+# "nats=REF,kafka=REF": an image per kind instead of the pattern above (python -m sandboxes.images.registry prints them).
 SANDBOX_K8S_IMAGES = env.dict("SANDBOX_K8S_IMAGES", default={})
 SANDBOX_K8S_MEMORY_MB = env.int("SANDBOX_K8S_MEMORY_MB", default=1536)
 SANDBOX_K8S_CPUS = env.float("SANDBOX_K8S_CPUS", default=1.0)
