@@ -14,7 +14,6 @@ import logging
 import time
 from datetime import timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -28,7 +27,7 @@ from sandboxes.brokers import BROKERS
 
 from . import agent_client
 from .backends import get_backend
-from .backends.base import UnitSpec
+from .backends.base import AgentAddress, UnitSpec
 from .models import ACTIVE_STATES, TRANSITIONS, Purpose, Sandbox, State
 
 log = logging.getLogger(__name__)
@@ -266,7 +265,7 @@ def _provision_look(sandbox: Sandbox, started_at: float) -> bool:
         sandbox_transition(sandbox, State.FAILED, error=TOO_SLOW)
         return True
     try:
-        status = async_to_sync(agent_client.status)(backend.socket_path(name))
+        status = async_to_sync(agent_client.status)(backend.agent_address(name))
     except agent_client.AgentUnavailable:
         if backend.poll(name) is not None:
             sandbox_transition(sandbox, State.FAILED, error=AGENT_EXITED)
@@ -346,8 +345,9 @@ def sandbox_touch(*, sandbox: Sandbox) -> None:
     Sandbox.objects.filter(pk=sandbox.pk).update(last_activity_at=now, expires_at=sandbox.expires_at)
 
 
-def sandbox_socket(*, sandbox: Sandbox) -> Path:
-    return get_backend().socket_path(sandbox.unit or unit_name(sandbox))
+def sandbox_socket(*, sandbox: Sandbox) -> AgentAddress:
+    """Where the sandbox's agent is (a Unix socket or host:port, with its token)."""
+    return get_backend().agent_address(sandbox.unit or unit_name(sandbox))
 
 
 def sandboxes_reap_idle() -> list[int]:

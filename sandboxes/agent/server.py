@@ -9,6 +9,12 @@ Requests (one JSON object per line), each on its own connection:
   {"op": "check", "code", "timeout"}        -> {"type": "exit", "status", "output"}
   {"op": "subscribe"}                       -> {"type": "events", "events", "dropped"} and {"type": "snapshot", "data"}, until closed
   {"op": "shutdown"}                        -> {"ok": true}, then the broker stops and the agent exits
+
+The agent listens on a Unix socket in its unit's folder (process and docker backends: the
+file's permissions keep others out) or on TCP (kubernetes: ``--listen HOST:PORT``). With a
+token (``--token-file``) the first message of every connection must carry it in its
+"token" field, compared in constant time; otherwise the answer is
+{"type": "error", "code": "unauthorized"} and the connection is closed.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import hmac
 import json
 import logging
 import os
@@ -75,8 +82,12 @@ class Agent:
         broker_user: str | None = None,
         cell_confinement: str = "bwrap",
         ports: dict[str, int] | None = None,
+        listen: tuple[str, int] | None = None,
+        token: str = "",
     ) -> None:
         self.unit_dir = unit_dir
+        self.listen = listen
+        self.token = token.encode()
         self.kind = get_broker(broker)
         self.cell_uid = cell_uid
         self.cells_cgroup = cells_cgroup
@@ -124,11 +135,16 @@ class Agent:
     async def main(self) -> None:
         loop = self.loop = asyncio.get_running_loop()
         (self.unit_dir / "agent.pid").write_text(str(os.getpid()))
-        sock = self.unit_dir / protocol.SOCKET_NAME
-        with contextlib.suppress(FileNotFoundError):
-            sock.unlink()
-        server = await asyncio.start_unix_server(self.handle, path=str(sock), limit=protocol.MAX_LINE)
-        os.chmod(sock, 0o600)
+        server: asyncio.Server
+        if self.listen is not None:
+            host, port = self.listen
+            server = await asyncio.start_server(self.handle, host, port, limit=protocol.MAX_LINE)
+        else:
+            sock = self.unit_dir / protocol.SOCKET_NAME
+            with contextlib.suppress(FileNotFoundError):
+                sock.unlink()
+            server = await asyncio.start_unix_server(self.handle, path=str(sock), limit=protocol.MAX_LINE)
+            os.chmod(sock, 0o600)
         try:
             await self.start_broker()
         except Exception as exc:  # any failure to start is reported, not raised: the platform reads it
@@ -272,10 +288,26 @@ class Agent:
 
     # -- the socket API ----------------------------------------------------
 
+    def admits(self, request: dict[str, Any]) -> bool:
+        """Whether the connection's first message carries this unit's token (always, without one)."""
+        if not self.token:
+            return True
+        supplied = request.pop(protocol.TOKEN_FIELD, None)
+        # Compared in constant time: the time taken tells nothing of how much of a guess was right.
+        return isinstance(supplied, str) and hmac.compare_digest(supplied.encode(), self.token)
+
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = await protocol.read_message(reader)
+            if self.token:
+                # A peer on the network that connects and says nothing is not kept waiting on.
+                request = await asyncio.wait_for(protocol.read_message(reader), protocol.FIRST_MESSAGE_S)
+            else:
+                request = await protocol.read_message(reader)
             if request is None:
+                return
+            if not self.admits(request):
+                log.warning("connection refused: missing or wrong token, from %s", writer.get_extra_info("peername"))
+                await protocol.send(writer, {"type": "error", "code": protocol.REFUSED, "message": "unauthorized"})
                 return
             op = request.get("op")
             if op == "status":
@@ -298,7 +330,7 @@ class Agent:
                 self.done.set()
             else:
                 await protocol.send(writer, {"type": "error", "message": f"unknown op {op!r}"})
-        except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError):
+        except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError, TimeoutError):
             pass
         except ValueError as exc:
             with contextlib.suppress(Exception):
