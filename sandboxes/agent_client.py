@@ -137,3 +137,10 @@ async def subscribe(where: Address) -> AsyncIterator[dict[str, Any]]:
             yield message
     finally:
         writer.close()
+
+
+async def terminal(where: Address, *, rows: int, cols: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Attach to the unit's terminal (agent/terminal.py): the open connection, for the caller to relay and close."""
+    reader, writer = await _open(where)
+    await _send_first(writer, where, {"op": "terminal", "rows": rows, "cols": cols})
+    return reader, writer

@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from .models import ACTIVE_STATES, Purpose, Sandbox
+from .models import ACTIVE_STATES, Purpose, Sandbox, State
 
 
 def sandboxes_active(*, user_id: int) -> QuerySet[Sandbox]:
@@ -19,3 +19,12 @@ def sandboxes_of_users(*, user_ids: list[int]) -> dict[int, list[Sandbox]]:
         if sandbox.user_id is not None:
             found.setdefault(sandbox.user_id, []).append(sandbox)
     return found
+
+
+def sandbox_ready_of(*, user_id: int, broker: str) -> Sandbox | None:
+    """The user's own ready learner sandbox of ``broker``, or None (never anyone else's)."""
+    return (
+        Sandbox.objects.filter(user_id=user_id, broker=broker, state=State.READY, purpose=Purpose.LEARNER)
+        .order_by("-pk")
+        .first()
+    )

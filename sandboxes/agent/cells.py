@@ -12,11 +12,13 @@ process waits for code so that a run costs a pipe write, not an interpreter star
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import resource
 import shutil
 import signal
 import sys
+import termios
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -113,10 +115,14 @@ class CellRunner:
         self.current: asyncio.subprocess.Process | None = None
         self._interrupted = False
 
-    def argv(self, hint_fd: int = -1) -> list[str]:
-        # The connection variables go along, for hints that name them (the rest of env is no business of hints).
-        variables = [name for name in self.env if name != UNIT_MARKER]
-        python = [sys.executable, "-u", "-B", "-c", RUNNER, str(hint_fd), *variables]
+    def argv(self, hint_fd: int = -1, *, command: list[str] | None = None, read_only: tuple[str, ...] = ()) -> list[str]:
+        """The cell's confined command line; ``command`` instead of the cell's Python (the terminal's shell),
+        with ``read_only`` folders of the host seen at their own paths (the broker's tools)."""
+        if command is None:
+            # The connection variables go along, for hints that name them (the rest of env is no business of hints).
+            variables = [name for name in self.env if name != UNIT_MARKER]
+            command = [sys.executable, "-u", "-B", "-c", RUNNER, str(hint_fd), *variables]
+        python = command
         if self.confinement == "setpriv" and os.geteuid() == 0 and self.uid is not None:
             return [*self._setpriv(bounding_set=_can_drop_bounding_set()), *python]
         bwrap = shutil.which("bwrap")
@@ -124,7 +130,8 @@ class CellRunner:
             return python
         binds: list[str] = []
         made: set[str] = set()
-        for path in sorted({sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent.parent)}):
+        interpreter = {sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent.parent)}
+        for path in sorted(interpreter | set(read_only)):
             if path.startswith("/usr"):
                 continue
             # Parents made explicitly: bubblewrap would otherwise copy a private mode (as /root's 0700).
@@ -191,8 +198,11 @@ class CellRunner:
             "--",
         ]
 
-    def _preexec(self) -> None:
+    def _preexec(self, *, terminal: bool = False) -> None:
         os.setsid()
+        if terminal:
+            # The terminal's pty (its stdin) becomes the session's controlling terminal: job control, ^C.
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         for procs in self.cgroup_procs:
             try:
                 procs.write_text(str(os.getpid()))
@@ -207,8 +217,9 @@ class CellRunner:
             # Counted per uid once setpriv switches to the unit's own uid.
             resource.setrlimit(resource.RLIMIT_NPROC, (self.limits.processes, self.limits.processes))
 
-    async def _spawn(self) -> _CellProcess:
-        env = {
+    def environment(self) -> dict[str, str]:
+        """What a cell's process (and the terminal's shell) starts with: the broker's connection variables."""
+        return {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
@@ -216,6 +227,22 @@ class CellRunner:
             "HOME": "/tmp",
             **self.env,
         }
+
+    async def spawn_terminal(
+        self, command: list[str], *, tty: int, env: dict[str, str], read_only: tuple[str, ...] = ()
+    ) -> asyncio.subprocess.Process:
+        """``command`` on the pty ``tty`` under exactly a cell's confinement (argv, uid, rlimits, cgroup)."""
+        return await asyncio.create_subprocess_exec(
+            *self.argv(command=command, read_only=read_only),
+            stdin=tty,
+            stdout=tty,
+            stderr=tty,
+            env={**self.environment(), **env},
+            preexec_fn=lambda: self._preexec(terminal=True),
+        )
+
+    async def _spawn(self) -> _CellProcess:
+        env = self.environment()
         read, write = os.pipe()
         try:
             process = await asyncio.create_subprocess_exec(

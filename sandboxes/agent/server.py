@@ -9,6 +9,7 @@ Requests (one JSON object per line), each on its own connection:
   {"op": "check", "code", "timeout"}        -> {"type": "exit", "status", "output"}
   {"op": "subscribe"}                       -> {"type": "events", "events", "dropped"} and {"type": "snapshot", "data"}, until closed
   {"op": "shutdown"}                        -> {"ok": true}, then the broker stops and the agent exits
+  {"op": "terminal", "rows", "cols"}        -> the unit's shell on a pty, until closed (see agent/terminal.py)
 
 The agent listens on a Unix socket in its unit's folder (process and docker backends: the
 file's permissions keep others out) or on TCP (kubernetes: ``--listen HOST:PORT``). With a
@@ -40,6 +41,7 @@ from sandboxes.events import Event
 
 from . import protocol
 from .cells import UNIT_MARKER, CellLimits, CellRunner
+from .terminal import Terminals
 
 log = logging.getLogger("sandboxes.agent")
 
@@ -111,6 +113,7 @@ class Agent:
         self.subscribers: set[Subscriber] = set()
         self.snapshot: dict[str, Any] | None = None
         self.runner: CellRunner | None = None
+        self.terminals: Terminals | None = None
         self.done = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------
@@ -201,6 +204,7 @@ class Agent:
             confinement=self.cell_confinement,
         )
         await self.runner.prewarm()
+        self.terminals = Terminals(runner=self.runner, unit_dir=self.unit_dir, broker=self.kind.name, connection=self.connection)
         self.ready = True
         self.set_stage("ready")
 
@@ -214,6 +218,8 @@ class Agent:
 
     async def stop_broker(self) -> None:
         self.stop_tap.set()
+        if self.terminals is not None:
+            await self.terminals.close()
         if self.runner is not None:
             await self.runner.close()
         process = self.broker_process
@@ -325,6 +331,8 @@ class Agent:
                 await self.serve_run(request, reader, writer)
             elif op == "subscribe":
                 await self.serve_subscribe(writer, reader)
+            elif op == "terminal" and self.ready and self.terminals is not None:
+                await self.terminals.serve(request, reader, writer)
             elif op == "shutdown":
                 await protocol.send(writer, {"ok": True})
                 self.done.set()
