@@ -24,7 +24,5 @@ def sandboxes_of_users(*, user_ids: list[int]) -> dict[int, list[Sandbox]]:
 def sandbox_ready_of(*, user_id: int, broker: str) -> Sandbox | None:
     """The user's own ready learner sandbox of ``broker``, or None (never anyone else's)."""
     return (
-        Sandbox.objects.filter(user_id=user_id, broker=broker, state=State.READY, purpose=Purpose.LEARNER)
-        .order_by("-pk")
-        .first()
+        Sandbox.objects.filter(user_id=user_id, broker=broker, state=State.READY, purpose=Purpose.LEARNER).order_by("-pk").first()
     )
