@@ -37,12 +37,16 @@ const cspSafeStyles = {
 };
 
 // xterm.js's DOM renderer writes its theme and cell sizes into <style> elements, which
-// the CSP blocks: each such element gets its text applied through a constructable
-// stylesheet adopted on the document instead (the element itself stays, empty).
+// the CSP blocks (even empty ones, once in the document): they become inert <template>
+// elements whose text is applied through a constructable stylesheet adopted on the document.
+// Its truecolour cells get a style attribute, which the CSP blocks too: they are
+// given the same declaration through the CSSOM (element.style), which it allows.
+const ADD_STYLE = '_addStyle(t,e){t.setAttribute("style",`${t.getAttribute("style")||""}${e};`)}';
+const ADD_STYLE_CSSOM = '_addStyle(t,e){let i=e.indexOf(":");t.style.setProperty(e.slice(0,i),e.slice(i+1))}';
 const STYLE_CALL = /([A-Za-z_$][\w$.]*)\.createElement\("style"\)/g;
 const STYLE_HOOK = `function __baStyle(doc) {
-  const element = doc.createElement("style");
-  if (!doc.adoptedStyleSheets || typeof CSSStyleSheet === "undefined") return element;
+  if (!doc.adoptedStyleSheets || typeof CSSStyleSheet === "undefined") return doc.createElement("style");
+  const element = doc.createElement("template");
   const sheet = new CSSStyleSheet();
   doc.adoptedStyleSheets = [...doc.adoptedStyleSheets, sheet];
   let text = "";
@@ -60,8 +64,8 @@ const xtermCspStyles = {
   setup(build) {
     build.onLoad({ filter: /[\\/]@xterm[\\/]xterm[\\/]lib[\\/]xterm\.mjs$/ }, async (args) => {
       const source = await fs.promises.readFile(args.path, "utf8");
-      const hooked = source.replace(STYLE_CALL, "__baStyle($1)");
-      if ((source.match(STYLE_CALL) || []).length !== 3) {
+      const hooked = source.replace(STYLE_CALL, "__baStyle($1)").replace(ADD_STYLE, ADD_STYLE_CSSOM);
+      if ((source.match(STYLE_CALL) || []).length !== 3 || source.split(ADD_STYLE).length !== 2) {
         throw new Error("xterm.js changed: review the CSP patch in scripts/build-vendor.sh");
       }
       return { contents: STYLE_HOOK + hooked, loader: "js" };

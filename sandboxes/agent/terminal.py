@@ -41,6 +41,9 @@ SCROLLBACK_BYTES = 256 * 1024
 #: A single input message longer than this is cut (a paste of a whole file is not a terminal's job).
 MAX_INPUT_CHARS = 64 * 1024
 READ_CHUNK = 65536
+#: Output messages waiting for a slow watcher before the pty is no longer read (the shell then waits,
+#: as on a real terminal), and the level at which reading resumes.
+BACKLOG_HIGH, BACKLOG_LOW = 64, 8
 MIN_SIZE, MAX_ROWS, MAX_COLS = 2, 500, 1000
 
 #: Kafka's tools as its own bin/kafka-*.sh scripts name them: script -> main class (Kafka 4).
@@ -58,6 +61,8 @@ JAVA_OPTS += " -XX:TieredStopAtLevel=1 -XX:CICompilerCount=1 -Dlog4j2.configurat
 
 _KAFKA_WRAPPER = """#!/bin/sh
 # Written by Broker Academy: Kafka's {script} against this sandbox's broker unless told otherwise.
+# One malloc arena: each thread's own would reserve 64 MiB of the cell's address space.
+export MALLOC_ARENA_MAX=1
 for arg in "$@"; do
   case "$arg" in --bootstrap-server|--bootstrap-server=*) exec java {opts} -cp '{libs}/*' {main} "$@";; esac
 done
@@ -134,6 +139,7 @@ class Session:
         self.scrollback = bytearray()
         self.watchers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.ended = asyncio.Event()
+        self.paused = False
 
     def feed(self, data: bytes) -> None:
         self.scrollback += data
@@ -142,6 +148,16 @@ class Session:
         message = {"type": "output", "data": base64.b64encode(data).decode()}
         for queue in self.watchers:
             queue.put_nowait(message)
+        if any(queue.qsize() > BACKLOG_HIGH for queue in self.watchers):
+            # A flood (``yes``) is held back at the pty, not buffered here without end.
+            self.paused = True
+            asyncio.get_running_loop().remove_reader(self.master)
+
+    def drained(self, reader: Any) -> None:
+        """Called after a watcher sent something: resume reading once every watcher caught up."""
+        if self.paused and not self.ended.is_set() and all(q.qsize() <= BACKLOG_LOW for q in self.watchers):
+            self.paused = False
+            asyncio.get_running_loop().add_reader(self.master, reader, self)
 
     def finish(self, reason: str) -> None:
         if self.ended.is_set():
@@ -255,9 +271,11 @@ class Terminals:
                 if message is None:
                     return
                 await protocol.send(writer, message)
+                session.drained(self._readable)
         finally:
             inbound.cancel()
             session.watchers.discard(queue)
+            session.drained(self._readable)
 
     async def close(self) -> None:
         """The unit stops: every watcher is told so, and the shell and its children end."""

@@ -1,0 +1,66 @@
+"""The terminal panel, used as a learner uses it, on the bundled course (chapter 6.3, Kafka).
+
+A cell creates a topic; the learner opens the Kafka terminal beside the chapter, types
+``kafka-topics.sh --list`` (no flags: the sandbox's broker is the default) and reads the
+topic on the screen; after a reload the terminal reopens with its scrollback, the
+earlier command and its answer still there, and the same shell answers the next one.
+"""
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from lessons.course_io import course_import
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+COURSE = Path(__file__).resolve().parents[2] / "lessons" / "content" / "broker-academy"
+CHAPTER = "/courses/broker-academy/kafka-producer-consumer/"
+
+MAKE_TOPIC = """import os
+from kafka.admin import KafkaAdminClient, NewTopic
+
+admin = KafkaAdminClient(bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"])
+admin.create_topics([NewTopic("terminal-orders", num_partitions=1, replication_factor=1)])
+print("создан", sorted(t for t in admin.list_topics() if t.startswith("terminal")))
+"""
+
+
+def _run(page, cell, code, *, expect_text, timeout=180_000):
+    editor = page.locator(f"figure.cell[data-cell={cell}] .cm-content")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(code)
+    page.keyboard.press("Shift+Enter")
+    expect(page.locator(f"figure.cell[data-cell={cell}] .cell-output")).to_contain_text(expect_text, timeout=timeout)
+
+
+def test_a_learner_lists_the_topic_of_their_cell_in_the_terminal_and_keeps_it_after_a_reload(
+    celery_worker, live_server_url, page_as, page_errors, learner, units_cleanup, screenshots
+):
+    course_import(directory=COURSE)
+    page = page_as(learner, viewport={"width": 1440, "height": 900})
+    page.goto(live_server_url + CHAPTER)
+    _run(page, "produce-orders", MAKE_TOPIC, expect_text="создан ['terminal-orders']")
+
+    panel = page.locator("[data-terminal-panel]")
+    panel.get_by_role("button", name="Терминал Kafka").click()
+    screen = panel.locator("[data-terminal-screen] .xterm-rows")
+    expect(screen).to_contain_text("sandbox:", timeout=30_000)  # the shell's prompt
+    panel.locator("[data-terminal-screen]").click()
+    page.keyboard.type("kafka-topics.sh --list\n")
+    expect(screen).to_contain_text("terminal-orders", timeout=60_000)
+    expect(screen).to_contain_text("webshop-orders")  # the chapter's setup cell made it: the same broker
+    page.screenshot(path=str(screenshots / "terminal-kafka-topics.png"))
+
+    page.reload()
+    screen = page.locator("[data-terminal-panel] [data-terminal-screen] .xterm-rows")
+    # Reopened by itself, attached to the same shell: the earlier command and its answer come back first.
+    expect(screen).to_contain_text("kafka-topics.sh --list", timeout=30_000)
+    expect(screen).to_contain_text("terminal-orders")
+    page.locator("[data-terminal-panel] [data-terminal-screen]").click()
+    page.keyboard.type("echo still-$((6*7))\n")
+    expect(screen).to_contain_text("still-42", timeout=15_000)
+    assert page_errors == []
