@@ -3,9 +3,11 @@
 A cell creates a topic; the learner opens the Kafka terminal beside the chapter, types
 ``kafka-topics.sh --list`` (no flags: the sandbox's broker is the default) and reads the
 topic on the screen; after a reload the terminal reopens with its scrollback, the
-earlier command and its answer still there, and the same shell answers the next one.
+earlier command and its answer still there, and the same shell answers the next one;
+a narrow window (the panel becomes a full-width sheet) gives the shell more columns.
 """
 
+import re
 from pathlib import Path
 
 import pytest
@@ -63,4 +65,17 @@ def test_a_learner_lists_the_topic_of_their_cell_in_the_terminal_and_keeps_it_af
     page.locator("[data-terminal-panel] [data-terminal-screen]").click()
     page.keyboard.type("echo still-$((6*7))\n")
     expect(screen).to_contain_text("still-42", timeout=15_000)
+
+    # A narrow window turns the panel into a full-width bottom sheet: opened, the terminal has refitted
+    # and the shell has learnt its new width.
+    page.keyboard.type("echo before=$(tput cols)\n")
+    expect(screen).to_contain_text(re.compile(r"before=\d+"), timeout=15_000)
+    before = int(re.findall(r"before=(\d+)", screen.inner_text())[-1])
+    page.set_viewport_size({"width": 900, "height": 900})
+    page.locator(".live-panel .sheet-handle").click()
+    page.locator("[data-terminal-panel] [data-terminal-screen]").click()
+    page.keyboard.type("echo after=$(tput cols)\n")
+    expect(screen).to_contain_text(re.compile(r"after=\d+"), timeout=15_000)
+    after = int(re.findall(r"after=(\d+)", screen.inner_text())[-1])
+    assert after > before + 10, (before, after)
     assert page_errors == []
