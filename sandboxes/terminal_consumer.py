@@ -93,7 +93,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 while True:
                     message = await protocol.read_message(reader)
                     if message is None:
-                        await self._end("closed", SANDBOX_STOPPED, CLOSE_ENDED)
+                        # Gone without a word: the agent ended some other way than a stop (it says so then).
+                        await self._end("closed", SANDBOX_SILENT, CLOSE_ENDED)
                         return
                     if message.get("type") == "output":
                         await self.send(bytes_data=base64.b64decode(message.get("data", "")))
@@ -105,7 +106,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                         await self._end("error", SANDBOX_SILENT, CLOSE_ENDED)
                         return
             except (ConnectionError, ValueError):
-                await self._end("closed", SANDBOX_STOPPED, CLOSE_ENDED)
+                await self._end("closed", SANDBOX_SILENT, CLOSE_ENDED)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.writer is None or text_data is None or len(text_data) > MAX_FRAME_CHARS:
