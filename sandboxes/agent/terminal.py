@@ -106,11 +106,18 @@ def write_tools(tools: Path, *, broker: str, connection: dict[str, str]) -> tupl
             )
         )
         scripts["rabbitmqadmin"] = f'#!/bin/sh\nexec {shutil.which("rabbitmqadmin")} {flags} "$@"\n'
-    nats_cli = os.environ.get("NATS_CLI")
-    if broker == "nats" and nats_cli and Path(nats_cli).is_file():
-        # The nats CLI reads NATS_URL itself; only its folder must be visible.
-        seen.append(str(Path(nats_cli).resolve().parent))
-        scripts["nats"] = f'#!/bin/sh\nexec {shlex.quote(str(Path(nats_cli).resolve()))} "$@"\n'
+    if broker == "nats":
+        from sandboxes.brokers.nats import nats_cli
+
+        cli = nats_cli().resolve()
+        if cli.is_file():
+            # The nats CLI reads NATS_URL itself; only its folder must be visible.
+            seen.append(str(cli.parent))
+            # Without cgo it finds its context folder through $USER; Go's heap is kept small for the cell's limits.
+            scripts["nats"] = (
+                '#!/bin/sh\nexport USER="${USER:-sandbox}" GOMAXPROCS="${GOMAXPROCS:-2}"\n'
+                f'exec {shlex.quote(str(cli))} "$@"\n'
+            )
     for name, text in scripts.items():
         path = tools / name
         path.write_text(text)
