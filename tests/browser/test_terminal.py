@@ -4,7 +4,8 @@ A cell creates a topic; the learner opens the Kafka terminal beside the chapter,
 ``kafka-topics.sh --list`` (no flags: the sandbox's broker is the default) and reads the
 topic on the screen; after a reload the terminal reopens with its scrollback, the
 earlier command and its answer still there, and the same shell answers the next one;
-a narrow window (the panel becomes a full-width sheet) gives the shell more columns.
+a narrow window (the panel becomes a full-width sheet) gives the shell more columns;
+a word copied from the screen with Ctrl+Shift+C pastes back with Ctrl+V.
 """
 
 import re
@@ -43,7 +44,7 @@ def test_a_learner_lists_the_topic_of_their_cell_in_the_terminal_and_keeps_it_af
     celery_worker, live_server_url, page_as, page_errors, learner, units_cleanup, screenshots
 ):
     course_import(directory=COURSE)
-    page = page_as(learner, viewport={"width": 1440, "height": 900})
+    page = page_as(learner, viewport={"width": 1440, "height": 900}, permissions=["clipboard-read", "clipboard-write"])
     page.goto(live_server_url + CHAPTER)
     _run(page, "produce-orders", MAKE_TOPIC, expect_text="создан ['terminal-orders']")
 
@@ -56,6 +57,16 @@ def test_a_learner_lists_the_topic_of_their_cell_in_the_terminal_and_keeps_it_af
     expect(screen).to_contain_text("terminal-orders", timeout=60_000)
     expect(screen).to_contain_text("webshop-orders")  # the chapter's setup cell made it: the same broker
     page.screenshot(path=str(screenshots / "terminal-kafka-topics.png"))
+
+    # Copy and paste: a double click selects the topic's name, Ctrl+Shift+C copies it, Ctrl+V types it.
+    row = screen.locator("div", has_text=re.compile(r"^terminal-orders$")).bounding_box()
+    assert row is not None
+    page.mouse.dblclick(row["x"] + 12, row["y"] + row["height"] / 2)  # the rows let the screen take the mouse
+    page.keyboard.press("Control+Shift+C")
+    assert page.evaluate("navigator.clipboard.readText()") == "terminal-orders"
+    page.keyboard.press("Control+V")
+    page.keyboard.press("Enter")
+    expect(screen).to_contain_text("terminal-orders: command not found", timeout=15_000)
 
     page.reload()
     screen = page.locator("[data-terminal-panel] [data-terminal-screen] .xterm-rows")
