@@ -22,9 +22,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from courseplatform.accounts.roles import user_is_instructor
 from sandboxes import selectors as sandbox_selectors
-from sandboxes import services as sandbox_services
+from sandboxes.services.actions import sandbox_reset, sandbox_stop
 
-from . import archives, authoring, classroom
+from . import archives, authoring, classroom, exercises
 from .course_files import (
     CHAPTER_KEYS,
     CourseFormatError,
@@ -367,7 +367,7 @@ def exercise_verify(request: InstructorRequest, course: str, chapter: str, exerc
     cells = {c.role: c for c in chapter_obj.cells.filter(exercise__key=exercise, role__in=("check", "solution"))}
     if len(cells) != 2:
         raise Http404("no such exercise")
-    job = sandbox_services.exercise_verify_enqueue(
+    job = exercises.exercise_verify_enqueue(
         user_id=request.user.pk,
         broker=cells["check"].broker,
         check=(cells["check"].code, cells["check"].timeout),
@@ -379,7 +379,7 @@ def exercise_verify(request: InstructorRequest, course: str, chapter: str, exerc
 @instructor_required
 @require_GET
 def verify_result(request: HttpRequest, job: str) -> JsonResponse:
-    return JsonResponse(sandbox_services.exercise_verify_result(job=job))
+    return JsonResponse(exercises.exercise_verify_result(job=job))
 
 
 # -- the class -------------------------------------------------------------------
@@ -399,9 +399,9 @@ def class_view(request: HttpRequest, course: str) -> HttpResponse:
 @require_POST
 def class_sandbox_action(request: HttpRequest, course: str, user_id: int, broker: str, action: str) -> HttpResponse:
     if action == "stop":
-        sandbox_services.sandbox_stop(user_id=user_id, broker=broker)
+        sandbox_stop(user_id=user_id, broker=broker)
     elif action == "reset":
-        sandbox_services.sandbox_reset(user_id=user_id, broker=broker)
+        sandbox_reset(user_id=user_id, broker=broker)
     else:
         raise Http404("unknown action")
     return redirect("authoring:class", course=course)

@@ -27,11 +27,14 @@ from django.utils.translation import gettext_lazy
 from courseplatform.accounts.roles import user_is_instructor
 from courseplatform.language import language_chosen
 from lessons import selectors as lesson_selectors
-from lessons import services as lesson_services
-from lessons.checks import check_reason
+from lessons.exercises import exercise_check_record
 
-from . import agent_client, cell_runs, selectors, services
+from . import agent_client, cell_runs, selectors
 from .models import Sandbox, State
+from .payloads import sandbox_payload, sandbox_payload_localized
+from .services.actions import sandbox_ensure, sandbox_extend, sandbox_reset, sandbox_stop, sandbox_touch
+from .services.lifecycle import SandboxError
+from .services.provisioning import sandbox_socket, sandbox_wait_ready
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +47,6 @@ TOUCH_EVERY_S = 20
 CELL_CACHE_S = 30
 NO_SUCH_CELL = gettext_lazy("Такой ячейки нет в этой главе.")
 NO_SUCH_EXERCISE = gettext_lazy("Такого упражнения нет в этой главе.")
-CHECK_PASSED = gettext_lazy("Проверка пройдена.")
 CODE_TOO_LONG = gettext_lazy("Код ячейки слишком длинный.")
 SANDBOX_SILENT = gettext_lazy("Песочница не отвечает. Запустите её снова.")
 NOT_AN_OBJECT = gettext_lazy("Ожидался объект JSON.")
@@ -56,7 +58,7 @@ BAD_RUN_ID = gettext_lazy("Номер запуска (run) — от 1 до 64 л
 
 def learner_message(exc: Exception) -> str:
     """What the learner reads about a failed run or check: a sandbox error as it is, never an agent's socket path."""
-    return str(exc) if isinstance(exc, services.SandboxError) else str(SANDBOX_SILENT)
+    return str(exc) if isinstance(exc, SandboxError) else str(SANDBOX_SILENT)
 
 
 def output_frame(run: str | None, message: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +95,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         for sandbox in sandboxes:
             await self._join(sandbox.group_name)
         await self.accept()
-        await self.send_json({"type": "hello", "sandboxes": [services.sandbox_payload(s) for s in sandboxes]})
+        await self.send_json({"type": "hello", "sandboxes": [sandbox_payload(s) for s in sandboxes]})
         for sandbox in sandboxes:
             if sandbox.state == State.READY:
                 self._relay_start(sandbox)
@@ -155,23 +157,23 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             await handler(content)
-        except services.SandboxError as exc:
+        except SandboxError as exc:
             await self.send_json({"type": "error", "message": str(exc), "run": content.get("run")})
 
     async def on_ensure(self, content: dict[str, Any]) -> Sandbox:
-        sandbox = await database_sync_to_async(services.sandbox_ensure)(user_id=self.user.pk, broker=str(content.get("broker")))
+        sandbox = await database_sync_to_async(sandbox_ensure)(user_id=self.user.pk, broker=str(content.get("broker")))
         await self._join(sandbox.group_name)
-        await self.send_json({"type": "sandbox.state", "sandbox": services.sandbox_payload(sandbox)})
+        await self.send_json({"type": "sandbox.state", "sandbox": sandbox_payload(sandbox)})
         return sandbox
 
     async def on_stop(self, content: dict[str, Any]) -> None:
-        await database_sync_to_async(services.sandbox_stop)(user_id=self.user.pk, broker=str(content.get("broker")))
+        await database_sync_to_async(sandbox_stop)(user_id=self.user.pk, broker=str(content.get("broker")))
 
     async def on_reset(self, content: dict[str, Any]) -> None:
-        await database_sync_to_async(services.sandbox_reset)(user_id=self.user.pk, broker=str(content.get("broker")))
+        await database_sync_to_async(sandbox_reset)(user_id=self.user.pk, broker=str(content.get("broker")))
 
     async def on_extend(self, content: dict[str, Any]) -> None:
-        await database_sync_to_async(services.sandbox_extend)(user_id=self.user.pk, broker=str(content.get("broker")))
+        await database_sync_to_async(sandbox_extend)(user_id=self.user.pk, broker=str(content.get("broker")))
 
     async def _ready_sandbox(self, broker: str) -> Sandbox:
         """The user's ready sandbox of ``broker``: from this connection's memory when it knows one."""
@@ -180,7 +182,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return known
         sandbox = await self.on_ensure({"broker": broker})
         if sandbox.state != State.READY:
-            sandbox = await services.sandbox_wait_ready(sandbox_id=sandbox.pk)
+            sandbox = await sandbox_wait_ready(sandbox_id=sandbox.pk)
         self.ready[broker] = sandbox
         return sandbox
 
@@ -189,7 +191,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         now = time.monotonic()
         if now - self.touched.get(sandbox.pk, 0.0) > TOUCH_EVERY_S:
             self.touched[sandbox.pk] = now
-            await database_sync_to_async(services.sandbox_touch)(sandbox=sandbox)
+            await database_sync_to_async(sandbox_touch)(sandbox=sandbox)
 
     async def on_run(self, content: dict[str, Any]) -> None:
         run_id = str(content.get("run", ""))
@@ -272,7 +274,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                     **{k: result.get(k) for k in ("status", "reason", "duration_ms", "truncated", "hint")},
                 }
             )
-        except (services.SandboxError, agent_client.AgentUnavailable) as exc:
+        except (SandboxError, agent_client.AgentUnavailable) as exc:
             await self.send_json({"type": "cell.error", "run": run_id, "message": learner_message(exc)})
         finally:
             self.runs.pop(run_id, None)
@@ -312,16 +314,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             result = await cell_runs.cell_run(
                 sandbox=sandbox, cell=check, op="check", on_output=ignore, on_setup=self._setup_relay(exercise=key)
             )
-        except (services.SandboxError, agent_client.AgentUnavailable) as exc:
+        except (SandboxError, agent_client.AgentUnavailable) as exc:
             # Not an attempt: the learner's work was not looked at.
             await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": learner_message(exc)})
             return
-        passed = result.get("status") == 0
-        reason = str(CHECK_PASSED) if passed else check_reason(result)
-        if check.exercise is not None:
-            await database_sync_to_async(lesson_services.exercise_attempt_record)(
-                user=self.user, exercise=check.exercise, passed=passed, reason=reason
-            )
+        passed, reason = await database_sync_to_async(exercise_check_record)(
+            user=self.user, exercise=check.exercise, result=result
+        )
         await self.send_json({"type": "exercise.result", "exercise": key, "passed": passed, "reason": reason})
 
     # -- relaying the agent's events -----------------------------------------
@@ -332,14 +331,14 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self.relays[sandbox.pk] = asyncio.ensure_future(self._relay(sandbox))
 
     async def _relay(self, sandbox: Sandbox) -> None:
-        socket = services.sandbox_socket(sandbox=sandbox)
+        socket = sandbox_socket(sandbox=sandbox)
         touched = 0.0
         with contextlib.suppress(agent_client.AgentUnavailable, ConnectionError):
             async for message in agent_client.subscribe(socket):
                 if message.get("type") == "events" and message.get("events") and time.monotonic() - touched > ACTIVITY_EVERY_S:
                     # Messages moving are activity too: the idle clock starts again (at most once a minute).
                     touched = time.monotonic()
-                    await database_sync_to_async(services.sandbox_touch)(sandbox=sandbox)
+                    await database_sync_to_async(sandbox_touch)(sandbox=sandbox)
                 if message.get("type") == "events":
                     await self.send_json(
                         {
@@ -358,7 +357,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     # -- from tasks, through the channel layer --------------------------------
 
     async def sandbox_state(self, event: dict[str, Any]) -> None:
-        payload = services.sandbox_payload_localized(event["sandbox"])
+        payload = sandbox_payload_localized(event["sandbox"])
         group = f"sandbox-{payload['id']}"
         if group not in self.groups_joined:
             await self._join(group)

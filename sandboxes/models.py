@@ -17,16 +17,6 @@ class State(models.TextChoices):
 #: States in which a sandbox holds (or is about to hold) a running unit.
 ACTIVE_STATES = (State.REQUESTED, State.PROVISIONING, State.READY, State.STOPPING)
 
-#: Which state may follow which; anything else is a bug and is refused.
-TRANSITIONS: dict[str, set[str]] = {
-    State.REQUESTED: {State.PROVISIONING, State.STOPPING, State.FAILED, State.STOPPED},
-    State.PROVISIONING: {State.READY, State.STOPPING, State.FAILED, State.STOPPED},
-    State.READY: {State.STOPPING, State.FAILED, State.STOPPED, State.PROVISIONING},
-    State.STOPPING: {State.STOPPED, State.FAILED},
-    State.STOPPED: set(),
-    State.FAILED: {State.STOPPING, State.STOPPED},
-}
-
 
 class Purpose(models.TextChoices):
     LEARNER = "learner"  # a learner's (or instructor's) own broker, one per kind

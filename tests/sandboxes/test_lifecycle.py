@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
-from sandboxes import agent_client, services
+from sandboxes import agent_client
 from sandboxes.backends import get_backend
 from sandboxes.models import ACTIVE_STATES, Sandbox, State
+from sandboxes.services import actions, pool, provisioning, reconcile
 from tests.aio import run
 from tests.services import celery_worker_start, wait_for
 from tests.smoke_cells import PRODUCE_CONSUME
@@ -31,7 +32,7 @@ def running(pid: int) -> bool:
 
 
 def provision(user: User, broker: str, timeout: float = 120) -> Sandbox:
-    sandbox = services.sandbox_ensure(user_id=user.pk, broker=broker)
+    sandbox = actions.sandbox_ensure(user_id=user.pk, broker=broker)
     wait_for(
         lambda: Sandbox.objects.get(pk=sandbox.pk).state in (State.READY, State.FAILED),
         timeout=timeout,
@@ -49,7 +50,7 @@ def run_cell(sandbox: Sandbox, code: str, timeout: float = 30) -> tuple[dict, st
     async def collect(message):
         output.append(message.get("text", ""))
 
-    result = run(agent_client.run(services.sandbox_socket(sandbox=sandbox), code=code, timeout=timeout, on_message=collect))
+    result = run(agent_client.run(provisioning.sandbox_socket(sandbox=sandbox), code=code, timeout=timeout, on_message=collect))
     return result, "".join(output)
 
 
@@ -64,7 +65,7 @@ def test_a_broker_starts_through_the_worker_serves_a_cell_and_stops_without_left
     result, output = run_cell(sandbox, PRODUCE_CONSUME[broker], timeout=120)
     assert result["status"] == 0, output
     assert "got hello-" in output
-    services.sandbox_stop(user_id=learner.pk, broker=broker)
+    actions.sandbox_stop(user_id=learner.pk, broker=broker)
     wait_for(lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.STOPPED, timeout=60, what="stopped")
     assert backend.processes(sandbox.unit) == []
     assert [p for p in pids if running(p)] == []
@@ -90,7 +91,7 @@ print("own", reach("127.0.0.1", 4222))
 print("redis", reach("127.0.0.1", {redis_port}))
 print("outside", reach("10.255.255.1", 80))
 import os
-print("socket-visible", os.path.exists({str(services.sandbox_socket(sandbox=theirs))!r}))
+print("socket-visible", os.path.exists({str(provisioning.sandbox_socket(sandbox=theirs))!r}))
 """
     result, output = run_cell(mine, probe)
     assert result["status"] == 0, output
@@ -123,7 +124,7 @@ def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(celery
     celery_worker.stop()
     doomed = celery_worker_start(name="doomed", concurrency=1)
     try:
-        sandbox = services.sandbox_ensure(user_id=learner.pk, broker="rabbitmq")
+        sandbox = actions.sandbox_ensure(user_id=learner.pk, broker="rabbitmq")
         wait_for(
             lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.PROVISIONING, timeout=30, what="provisioning", interval=0.05
         )
@@ -142,7 +143,7 @@ def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(celery
     sandbox.refresh_from_db()
     assert sandbox.state == State.PROVISIONING  # stuck, as a crash leaves it
     Sandbox.objects.filter(pk=sandbox.pk).update(created_at=sandbox.created_at.replace(year=2000))
-    report = services.sandboxes_reconcile()
+    report = reconcile.sandboxes_reconcile()
     sandbox.refresh_from_db()
     assert sandbox.state == State.FAILED
     assert sandbox.pk in report["stuck"]
@@ -151,11 +152,11 @@ def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(celery
 
 def test_a_learner_gets_a_ready_broker_at_once_from_the_warm_pool(celery_worker, learner, units_cleanup, settings):
     settings.SANDBOX_WARM_POOL = {"nats": 1}
-    (pooled_id,) = services.sandbox_pool_fill()
+    (pooled_id,) = pool.sandbox_pool_fill()
     wait_for(lambda: Sandbox.objects.get(pk=pooled_id).state == State.READY, timeout=60, what="pooled sandbox ready")
-    assert services.sandbox_pool_fill() == []  # the pool is full: nothing more starts
+    assert pool.sandbox_pool_fill() == []  # the pool is full: nothing more starts
     started = time.monotonic()
-    sandbox = services.sandbox_ensure(user_id=learner.pk, broker="nats")
+    sandbox = actions.sandbox_ensure(user_id=learner.pk, broker="nats")
     assert time.monotonic() - started < 0.5
     assert (sandbox.pk, sandbox.state, sandbox.user_id) == (pooled_id, State.READY, learner.pk)
     assert sandbox.expires_at is not None
