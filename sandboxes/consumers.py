@@ -1,8 +1,8 @@
 """The live WebSocket of a chapter page: sandbox states, cell runs and output, broker events.
 
 Authenticated by the Django session and origin-checked in asgi.py. A
-connection joins only its user's group and the groups of sandboxes that user
-owns; cells and checks run in the user's own sandboxes only. Broker events are
+connection joins only its user's group (``user-<id>``, where every state change
+of the user's sandboxes is sent); cells and checks run in the user's own sandboxes only. Broker events are
 relayed straight from the agent: when the browser is slow, sending blocks, the
 relay stops reading, and the agent counts what it could not deliver.
 Every frame is in the page's language: each message is handled under the
@@ -92,8 +92,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.cells: dict[tuple[str, str, str], tuple[float, lesson_selectors.RunnableCode]] = {}
         await self._join(f"user-{user.pk}")
         sandboxes = await self._sandboxes()
-        for sandbox in sandboxes:
-            await self._join(sandbox.group_name)
         await self.accept()
         await self.send_json({"type": "hello", "sandboxes": [sandbox_payload(s) for s in sandboxes]})
         for sandbox in sandboxes:
@@ -162,7 +160,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def on_ensure(self, content: dict[str, Any]) -> Sandbox:
         sandbox = await database_sync_to_async(sandbox_ensure)(user_id=self.user.pk, broker=str(content.get("broker")))
-        await self._join(sandbox.group_name)
         await self.send_json({"type": "sandbox.state", "sandbox": sandbox_payload(sandbox)})
         return sandbox
 
@@ -358,12 +355,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def sandbox_state(self, event: dict[str, Any]) -> None:
         payload = sandbox_payload_localized(event["sandbox"])
-        group = f"sandbox-{payload['id']}"
-        if group not in self.groups_joined:
-            await self._join(group)
         await self.send_json({"type": "sandbox.state", "sandbox": payload})
         if payload.get("state") == State.READY and payload["id"] not in self.relays:
-            sandbox = await database_sync_to_async(Sandbox.objects.filter(pk=payload["id"], user_id=self.user.pk).first)()
+            sandbox = await database_sync_to_async(selectors.sandbox_of_user)(user_id=self.user.pk, sandbox_id=payload["id"])
             if sandbox is not None:
                 self._relay_start(sandbox)
         elif payload.get("state") in (State.STOPPED, State.FAILED, State.STOPPING):

@@ -58,8 +58,3 @@ class Sandbox(models.Model):
 
     def __str__(self) -> str:
         return f"sandbox {self.pk} ({self.broker}, {self.state})"
-
-    @property
-    def group_name(self) -> str:
-        """The channel-layer group its events go to."""
-        return f"sandbox-{self.pk}"
