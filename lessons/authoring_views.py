@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -25,17 +25,17 @@ from sandboxes import selectors as sandbox_selectors
 from sandboxes.services.actions import sandbox_reset, sandbox_stop
 
 from . import archives, authoring, classroom, exercises
+from . import authoring_selectors as selectors
 from .course_files import (
     CHAPTER_KEYS,
     CourseFormatError,
     FormatProblem,
     chapter_source_compose,
     parse_chapter,
-    parse_course,
     split_front_matter,
 )
 from .course_io import course_import
-from .models import Chapter, ChapterRevision, Course
+from .models import Chapter, Course
 from .rendering import markdown_render
 
 MAX_SOURCE_CHARS = 2_000_000
@@ -111,6 +111,13 @@ def _source_from(data: dict[str, Any]) -> str:
     return chapter_source_compose(meta, body)
 
 
+def _course(slug: str) -> Course:
+    found = selectors.course_find(slug=slug)
+    if found is None:
+        raise Http404("no such course")
+    return found
+
+
 def _editor_state(chapter: Chapter) -> dict[str, Any]:
     meta, body, _ = split_front_matter(chapter.source, file=chapter.filename)
     return {"meta": {key: meta.get(key) for key in CHAPTER_KEYS}, "body": body, "revision": chapter.revision}
@@ -122,58 +129,49 @@ def _editor_state(chapter: Chapter) -> dict[str, Any]:
 @instructor_required
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "authoring/index.html", {"courses": Course.objects.order_by("title")})
+    return render(request, "authoring/index.html", {"courses": selectors.courses_all()})
 
 
 @instructor_required
 @require_POST
 def course_create(request: HttpRequest) -> HttpResponse:
-    title = request.POST.get("title", "").strip()
-    slug = request.POST.get("slug", "").strip()
-    source = f"---\ntitle: {json.dumps(title, ensure_ascii=False)}\nslug: {slug}\nlanguage: ru\n---\n{request.POST.get('description', '')}\n"
     try:
-        meta = parse_course(source).meta
-    except CourseFormatError as exc:
-        return render(
-            request, "authoring/index.html", {"courses": Course.objects.order_by("title"), "errors": exc.problems}, status=400
+        course = authoring.course_create(
+            title=request.POST.get("title", "").strip(),
+            slug=request.POST.get("slug", "").strip(),
+            description=request.POST.get("description", ""),
         )
-    course, _ = Course.objects.get_or_create(
-        slug=meta["slug"], defaults={"title": meta["title"], "source": source, "published": False}
-    )
+    except CourseFormatError as exc:
+        return render(request, "authoring/index.html", {"courses": selectors.courses_all(), "errors": exc.problems}, status=400)
     return redirect("authoring:course", course=course.slug)
 
 
 @instructor_required
 @require_GET
 def course_page(request: HttpRequest, course: str) -> HttpResponse:
-    course_obj = get_object_or_404(Course, slug=course)
-    chapters = course_obj.chapters.order_by("order", "number")
+    course_obj = _course(course)
+    chapters = selectors.course_chapters(course=course_obj)
     return render(request, "authoring/course.html", {"course": course_obj, "chapters": chapters})
 
 
 @instructor_required
 @require_POST
 def course_publish(request: HttpRequest, course: str) -> HttpResponse:
-    Course.objects.filter(slug=course).update(published=request.POST.get("published") == "1")
+    authoring.course_publish(slug=course, published=request.POST.get("published") == "1")
     return redirect("authoring:course", course=course)
 
 
 @instructor_required
 @require_POST
 def course_reorder(request: InstructorRequest, course: str) -> HttpResponse:
-    course_obj = get_object_or_404(Course, slug=course)
-    slugs = request.POST.getlist("slug")
+    course_obj = _course(course)
     move = request.POST.get("move")
-    if move:  # "slug:up" / "slug:down" from the buttons
-        slug, _, direction = move.partition(":")
-        slugs = list(course_obj.chapters.order_by("order", "number").values_list("slug", flat=True))
-        if slug in slugs:
-            i = slugs.index(slug)
-            j = i - 1 if direction == "up" else i + 1
-            if 0 <= j < len(slugs):
-                slugs[i], slugs[j] = slugs[j], slugs[i]
     try:
-        authoring.chapters_reorder(course=course_obj, slugs=slugs, author=request.user)
+        if move:  # "slug:up" / "slug:down" from the buttons
+            slug, _, direction = move.partition(":")
+            authoring.chapter_move(course=course_obj, slug=slug, direction=direction, author=request.user)
+        else:
+            authoring.chapters_reorder(course=course_obj, slugs=request.POST.getlist("slug"), author=request.user)
     except (ValueError, CourseFormatError, authoring.ChapterConflict) as exc:
         return HttpResponse(str(exc), status=400)
     return redirect("authoring:course", course=course)
@@ -182,7 +180,7 @@ def course_reorder(request: InstructorRequest, course: str) -> HttpResponse:
 @instructor_required
 @require_GET
 def course_export(request: HttpRequest, course: str) -> HttpResponse:
-    course_obj = get_object_or_404(Course, slug=course)
+    course_obj = _course(course)
     response = HttpResponse(archives.course_archive(course=course_obj), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{course_obj.slug}.zip"'
     return response
@@ -203,7 +201,7 @@ def course_import_view(request: HttpRequest) -> HttpResponse:
                 raise CourseFormatError([FormatProblem(str(folder), 0, _(FOLDER_NOT_ALLOWED))])
             course = course_import(directory=folder)
     except CourseFormatError as exc:
-        context = {"courses": Course.objects.order_by("title"), "errors": exc.problems}
+        context = {"courses": selectors.courses_all(), "errors": exc.problems}
         return render(request, "authoring/index.html", context, status=400)
     return redirect("authoring:course", course=course.slug)
 
@@ -214,8 +212,8 @@ def course_import_view(request: HttpRequest) -> HttpResponse:
 @instructor_required
 @require_GET
 def chapter_new(request: HttpRequest, course: str) -> HttpResponse:
-    course_obj = get_object_or_404(Course, slug=course)
-    order = (course_obj.chapters.order_by("-order").values_list("order", flat=True).first() or 0) + 1
+    course_obj = _course(course)
+    order = selectors.chapter_order_next(course=course_obj)
     state = {
         "meta": {
             "title": "",
@@ -235,7 +233,7 @@ def chapter_new(request: HttpRequest, course: str) -> HttpResponse:
 @instructor_required
 @require_POST
 def chapter_create(request: InstructorRequest, course: str) -> JsonResponse:
-    course_obj = get_object_or_404(Course, slug=course)
+    course_obj = _course(course)
     data: dict[str, Any] = {}
     try:
         data = _payload(request)
@@ -249,7 +247,10 @@ def chapter_create(request: InstructorRequest, course: str) -> JsonResponse:
 
 
 def _chapter(course: str, chapter: str) -> Chapter:
-    return get_object_or_404(Chapter.objects.select_related("course"), course__slug=course, slug=chapter)
+    found = selectors.chapter_find(course=course, chapter=chapter)
+    if found is None:
+        raise Http404("no such chapter")
+    return found
 
 
 @instructor_required
@@ -328,23 +329,16 @@ def preview(request: HttpRequest) -> JsonResponse:
 @require_GET
 def chapter_history(request: HttpRequest, course: str, chapter: str) -> HttpResponse:
     chapter_obj = _chapter(course, chapter)
-    revisions = list(chapter_obj.revisions.select_related("author"))
-    diff = ""
-    a, b = request.GET.get("a"), request.GET.get("b")
-    if not (a and b) and len(revisions) >= 2:
-        # Opened without a choice: what the latest save changed (revisions are newest first).
-        a, b = str(revisions[1].number), str(revisions[0].number)
-    if a and b:
-        old = get_object_or_404(ChapterRevision, chapter=chapter_obj, number=a)
-        new = get_object_or_404(ChapterRevision, chapter=chapter_obj, number=b)
-        diff = authoring.revision_diff(old.source, new.source, old_name=f"r{old.number}", new_name=f"r{new.number}")
+    history = selectors.chapter_history(chapter=chapter_obj, a=request.GET.get("a"), b=request.GET.get("b"))
+    if history is None:
+        raise Http404("no such revision")
     context = {
         "course": chapter_obj.course,
         "chapter": chapter_obj,
-        "revisions": revisions,
-        "diff": authoring.diff_lines(diff),
-        "a": a,
-        "b": b,
+        "revisions": history.revisions,
+        "diff": history.diff,
+        "a": history.a,
+        "b": history.b,
     }
     return render(request, "authoring/history.html", context)
 
@@ -353,7 +347,7 @@ def chapter_history(request: HttpRequest, course: str, chapter: str) -> HttpResp
 @require_POST
 def chapter_restore(request: InstructorRequest, course: str, chapter: str, number: int) -> HttpResponse:
     chapter_obj = _chapter(course, chapter)
-    if not chapter_obj.revisions.filter(number=number).exists():
+    if not selectors.chapter_revision_exists(chapter=chapter_obj, number=number):
         raise Http404("no such revision")
     authoring.chapter_revision_restore(chapter=chapter_obj, number=number, author=request.user)
     return redirect("authoring:chapter_history", course=course, chapter=chapter)
@@ -363,15 +357,11 @@ def chapter_restore(request: InstructorRequest, course: str, chapter: str, numbe
 @require_POST
 def exercise_verify(request: InstructorRequest, course: str, chapter: str, exercise: str) -> JsonResponse:
     """Start proving an exercise on a fresh broker: its check fails empty, passes after the solution."""
-    chapter_obj = _chapter(course, chapter)
-    cells = {c.role: c for c in chapter_obj.cells.filter(exercise__key=exercise, role__in=("check", "solution"))}
-    if len(cells) != 2:
+    parts = selectors.exercise_proof_parts(chapter=_chapter(course, chapter), exercise=exercise)
+    if parts is None:
         raise Http404("no such exercise")
     job = exercises.exercise_verify_enqueue(
-        user_id=request.user.pk,
-        broker=cells["check"].broker,
-        check=(cells["check"].code, cells["check"].timeout),
-        solution=(cells["solution"].code, cells["solution"].timeout),
+        user_id=request.user.pk, broker=parts.broker, check=parts.check, solution=parts.solution
     )
     return JsonResponse({"job": job, "poll": reverse("authoring:verify_result", kwargs={"job": job})}, status=202)
 
@@ -388,7 +378,7 @@ def verify_result(request: HttpRequest, job: str) -> JsonResponse:
 @instructor_required
 @require_GET
 def class_view(request: HttpRequest, course: str) -> HttpResponse:
-    course_obj = get_object_or_404(Course, slug=course)
+    course_obj = _course(course)
     report = classroom.course_class(course=course_obj)
     sandboxes = sandbox_selectors.sandboxes_of_users(user_ids=[line.user.pk for line in report.learners])
     rows = [(line, sandboxes.get(line.user.pk, [])) for line in report.learners]
