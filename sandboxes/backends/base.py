@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.core.checks import CheckMessage
+
 
 @dataclass(frozen=True)
 class UnitSpec:
@@ -35,6 +37,8 @@ class SandboxBackend(ABC):
       or half-removed, for reconciliation after a crash.
     - :meth:`socket_path` is where the platform reaches the unit's agent.
     - :meth:`processes` lists the pids that belong to the unit (empty once stopped).
+
+    A backend with settings of its own overrides :meth:`check_settings`.
     """
 
     _required = ("start", "stop", "poll", "list_units", "socket_path", "processes")
@@ -44,6 +48,15 @@ class SandboxBackend(ABC):
         lacking = [m for m in cls._required if getattr(getattr(cls, m), "__isabstractmethod__", False)]
         if lacking:
             raise TypeError(f"{cls.__qualname__} must override {', '.join(lacking)}")
+
+    @classmethod
+    def check_settings(cls) -> list[CheckMessage]:
+        """Problems with this backend's own settings, as system-check messages; an empty list when there are none.
+
+        Run by Django's system checks for the configured backend only (sandboxes/checks.py),
+        so a bad value is named by ``manage.py check`` rather than by the first request.
+        """
+        return []
 
     @abstractmethod
     def start(self, unit: UnitSpec) -> None:

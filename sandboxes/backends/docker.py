@@ -38,7 +38,7 @@ from typing import Any
 
 import docker
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.checks import CheckMessage, Error
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.models.networks import Network
@@ -101,19 +101,35 @@ class DockerBackend(SandboxBackend):
         self.memory_mb = settings.SANDBOX_DOCKER_MEMORY_MB
         self.pids = settings.SANDBOX_DOCKER_PIDS
         self.cpus = settings.SANDBOX_DOCKER_CPUS
-        if self.memory_mb < 512:
-            raise ImproperlyConfigured(
-                f"SANDBOX_DOCKER_MEMORY_MB={self.memory_mb}: a unit needs at least 512 (its broker alone may use 512)"
-            )
-        if self.pids < 128:
-            raise ImproperlyConfigured(
-                f"SANDBOX_DOCKER_PIDS={self.pids}: a unit needs at least 128 (an idle Kafka alone runs ~75 threads)"
-            )
-        if not 0.01 <= self.cpus <= (os.cpu_count() or 1):
-            raise ImproperlyConfigured(
-                f"SANDBOX_DOCKER_CPUS={self.cpus}: must be between 0.01 and this machine's {os.cpu_count()} CPUs"
-            )
         self._client: docker.DockerClient | None = None
+
+    @classmethod
+    def check_settings(cls) -> list[CheckMessage]:
+        """Each unit's container limits must leave its broker room to run (sandboxes.E101-E103)."""
+        errors: list[CheckMessage] = []
+        memory_mb, pids, cpus = settings.SANDBOX_DOCKER_MEMORY_MB, settings.SANDBOX_DOCKER_PIDS, settings.SANDBOX_DOCKER_CPUS
+        if not isinstance(memory_mb, int) or memory_mb < 512:
+            errors.append(
+                Error(
+                    f"SANDBOX_DOCKER_MEMORY_MB={memory_mb!r}: a unit needs at least 512 (its broker alone may use 512)",
+                    id="sandboxes.E101",
+                )
+            )
+        if not isinstance(pids, int) or pids < 128:
+            errors.append(
+                Error(
+                    f"SANDBOX_DOCKER_PIDS={pids!r}: a unit needs at least 128 (an idle Kafka alone runs ~75 threads)",
+                    id="sandboxes.E102",
+                )
+            )
+        if not isinstance(cpus, int | float) or not 0.01 <= cpus <= (os.cpu_count() or 1):
+            errors.append(
+                Error(
+                    f"SANDBOX_DOCKER_CPUS={cpus!r}: must be between 0.01 and this machine's {os.cpu_count()} CPUs",
+                    id="sandboxes.E103",
+                )
+            )
+        return errors
 
     # -- names, labels, the engine -------------------------------------------
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.core.checks import CheckMessage, Error
 
 from sandboxes import agent_client
 from sandboxes.agent import protocol
@@ -38,6 +39,8 @@ NOT_ROOT = (
     "Run the platform as root, or set SANDBOX_ALLOW_UNISOLATED=true to run brokers without isolation "
     "(development only: learners' code could then reach other local services)."
 )
+#: auto: isolated when root; netns: isolated or refused; none: side by side (needs SANDBOX_ALLOW_UNISOLATED).
+ISOLATION_MODES = ("auto", "netns", "none")
 UNISOLATED_WARNING = "sandbox units run WITHOUT isolation (SANDBOX_ALLOW_UNISOLATED): development use only"
 
 #: Limits of a unit: everything (agent, broker, cells) and the cells alone.
@@ -81,6 +84,14 @@ class ProcessBackend(SandboxBackend):
     def __init__(self) -> None:
         self.root = Path(settings.SANDBOX_ROOT)
         self.instance = settings.SANDBOX_INSTANCE
+
+    @classmethod
+    def check_settings(cls) -> list[CheckMessage]:
+        """SANDBOX_ISOLATION is one of ISOLATION_MODES (sandboxes.E111): a misspelt mode must not mean "none"."""
+        if settings.SANDBOX_ISOLATION not in ISOLATION_MODES:
+            modes = ", ".join(ISOLATION_MODES)
+            return [Error(f"SANDBOX_ISOLATION={settings.SANDBOX_ISOLATION!r}: must be one of {modes}", id="sandboxes.E111")]
+        return []
 
     def isolated(self) -> bool:
         """Whether units get a network namespace and cgroups (root), or run side by side (explicitly allowed).
