@@ -3,7 +3,6 @@ archives, exercise verification and the class view. Every view needs the authori
 
 from __future__ import annotations
 
-import json
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,10 @@ from sandboxes.services.actions import sandbox_reset, sandbox_stop
 
 from . import archives, authoring, classroom, exercises
 from . import authoring_selectors as selectors
+from . import chapter_editor as editor
 from .course_files import (
-    CHAPTER_KEYS,
     CourseFormatError,
     FormatProblem,
-    chapter_source_compose,
     parse_chapter,
     split_front_matter,
 )
@@ -38,10 +36,7 @@ from .course_io import course_import
 from .models import Chapter, Course
 from .rendering import markdown_render
 
-MAX_SOURCE_CHARS = 2_000_000
 FOLDER_NOT_ALLOWED = gettext_noop("Импорт из этой папки не разрешён (см. COURSE_IMPORT_ROOTS).")
-TOO_LARGE = gettext_noop("Глава слишком большая.")
-NEW_CHAPTER_BODY = "## Первый раздел\n\nТекст главы.\n"
 
 
 class InstructorRequest(HttpRequest):
@@ -61,66 +56,11 @@ def instructor_required(view):
     return wrapped
 
 
-def _problems(exc: CourseFormatError, *, data: dict[str, Any] | None = None) -> list[dict[str, object]]:
-    """Problems as JSON; with the editor's ``data``, each also names its line in the editor (``body_line``)."""
-    problems: list[dict[str, object]] = [{"file": p.file, "line": p.line, "message": p.message} for p in exc.problems]
-    if data is not None:
-        _editor_lines(problems, data)
-    return problems
-
-
-def _editor_lines(problems: list[dict[str, object]], data: dict[str, Any]) -> None:
-    """Add ``body_line``: the problem's line in the editor's body, or None for the front matter.
-
-    The file is the front matter plus the body without its leading blank lines, so a
-    file line maps to the editor by the front matter's length and those blank lines.
-    """
-    try:
-        _meta, _body, body_line = split_front_matter(_source_from(data), file="chapter")
-    except (CourseFormatError, ValueError):
-        return
-    body = str(data.get("body", ""))
-    blank_lines = len(body) - len(body.lstrip("\n"))
-    for problem in problems:
-        line = int(str(problem["line"]))
-        problem["body_line"] = line - body_line + 1 + blank_lines if line >= body_line else None
-
-
-def _payload(request: HttpRequest) -> dict[str, Any]:
-    if len(request.body) > MAX_SOURCE_CHARS * 4:
-        raise ValueError(_(TOO_LARGE))
-    data = json.loads(request.body or b"{}")
-    if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")  # only a broken client sends anything else
-    return data
-
-
-def _source_from(data: dict[str, Any]) -> str:
-    """The chapter file from the editor: front matter fields plus the Markdown body."""
-    meta = {key: data.get("meta", {}).get(key) for key in CHAPTER_KEYS}
-    objectives = meta.get("objectives") or []
-    meta["objectives"] = [str(o) for o in objectives if str(o).strip()] if isinstance(objectives, list) else []
-    for key in ("order", "estimated_minutes"):
-        try:
-            meta[key] = int(meta[key])
-        except (TypeError, ValueError):
-            pass
-    body = str(data.get("body", ""))
-    if len(body) > MAX_SOURCE_CHARS:
-        raise ValueError(_(TOO_LARGE))
-    return chapter_source_compose(meta, body)
-
-
 def _course(slug: str) -> Course:
     found = selectors.course_find(slug=slug)
     if found is None:
         raise Http404("no such course")
     return found
-
-
-def _editor_state(chapter: Chapter) -> dict[str, Any]:
-    meta, body, _ = split_front_matter(chapter.source, file=chapter.filename)
-    return {"meta": {key: meta.get(key) for key in CHAPTER_KEYS}, "body": body, "revision": chapter.revision}
 
 
 # -- courses -------------------------------------------------------------------
@@ -213,20 +153,7 @@ def course_import_view(request: HttpRequest) -> HttpResponse:
 @require_GET
 def chapter_new(request: HttpRequest, course: str) -> HttpResponse:
     course_obj = _course(course)
-    order = selectors.chapter_order_next(course=course_obj)
-    state = {
-        "meta": {
-            "title": "",
-            "slug": "",
-            "number": "",
-            "order": order,
-            "broker": "kafka",
-            "estimated_minutes": 30,
-            "objectives": [],
-        },
-        "body": NEW_CHAPTER_BODY,
-        "revision": 0,
-    }
+    state = editor.editor_state_new(order=selectors.chapter_order_next(course=course_obj))
     return render(request, "authoring/editor.html", {"course": course_obj, "chapter": None, "state": state})
 
 
@@ -236,10 +163,10 @@ def chapter_create(request: InstructorRequest, course: str) -> JsonResponse:
     course_obj = _course(course)
     data: dict[str, Any] = {}
     try:
-        data = _payload(request)
-        chapter = authoring.chapter_create(course=course_obj, source=_source_from(data), author=request.user)
+        data = editor.editor_data(request.body)
+        chapter = authoring.chapter_create(course=course_obj, source=editor.editor_source(data), author=request.user)
     except CourseFormatError as exc:
-        return JsonResponse({"problems": _problems(exc, data=data)}, status=400)
+        return JsonResponse({"problems": editor.editor_problems(exc, data=data)}, status=400)
     except ValueError as exc:
         return JsonResponse({"problems": [{"file": "", "line": 0, "message": str(exc)}]}, status=400)
     edit = reverse("authoring:chapter_edit", kwargs={"course": course, "chapter": chapter.slug})
@@ -260,7 +187,7 @@ def chapter_edit(request: HttpRequest, course: str, chapter: str) -> HttpRespons
     return render(
         request,
         "authoring/editor.html",
-        {"course": chapter_obj.course, "chapter": chapter_obj, "state": _editor_state(chapter_obj)},
+        {"course": chapter_obj.course, "chapter": chapter_obj, "state": editor.editor_state(chapter_obj)},
     )
 
 
@@ -270,17 +197,20 @@ def chapter_save(request: InstructorRequest, course: str, chapter: str) -> JsonR
     chapter_obj = _chapter(course, chapter)
     data: dict[str, Any] = {}
     try:
-        data = _payload(request)
+        data = editor.editor_data(request.body)
         saved = authoring.chapter_save(
-            chapter=chapter_obj, source=_source_from(data), author=request.user, base_revision=int(data.get("revision", -1))
+            chapter=chapter_obj,
+            source=editor.editor_source(data),
+            author=request.user,
+            base_revision=int(data.get("revision", -1)),
         )
     except authoring.ChapterConflict as exc:
         return JsonResponse(
-            {"conflict": True, "revision": exc.current.revision, "diff": exc.diff, "current": _editor_state(exc.current)},
+            {"conflict": True, "revision": exc.current.revision, "diff": exc.diff, "current": editor.editor_state(exc.current)},
             status=409,
         )
     except CourseFormatError as exc:
-        return JsonResponse({"problems": _problems(exc, data=data)}, status=400)
+        return JsonResponse({"problems": editor.editor_problems(exc, data=data)}, status=400)
     except ValueError as exc:
         return JsonResponse({"problems": [{"file": "", "line": 0, "message": str(exc)}]}, status=400)
     edit = reverse("authoring:chapter_edit", kwargs={"course": course, "chapter": saved.slug})
@@ -303,15 +233,15 @@ def chapter_publish(request: HttpRequest, course: str, chapter: str) -> HttpResp
 def preview(request: HttpRequest) -> JsonResponse:
     """The page as learners will see it (same renderer, same sanitizer) and the linter's verdict."""
     try:
-        data = _payload(request)
-        source = _source_from(data)
+        data = editor.editor_data(request.body)
+        source = editor.editor_source(data)
     except ValueError as exc:
         return JsonResponse({"html": "", "toc": [], "problems": [{"line": 0, "message": str(exc)}]}, status=400)
     problems: list[dict[str, object]] = []
     try:
         parse_chapter(source, file="chapter")
     except CourseFormatError as exc:
-        problems = _problems(exc, data=data)
+        problems = editor.editor_problems(exc, data=data)
     meta, _body, _line = split_front_matter(source, file="chapter")
     # The editor's own text is rendered (the file drops its leading blank lines), so
     # data-line counts lines the way the editor does.
