@@ -16,7 +16,6 @@ import contextlib
 import logging
 import re
 import time
-import uuid
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -29,12 +28,12 @@ from courseplatform.language import language_chosen
 from lessons import selectors as lesson_selectors
 from lessons.exercises import exercise_check_record
 
-from . import agent_client, cell_runs, selectors
+from . import agent_client, cell_runs, live_frames, selectors
 from .models import Sandbox, State
 from .payloads import sandbox_payload, sandbox_payload_localized
 from .services.actions import sandbox_ensure, sandbox_extend, sandbox_reset, sandbox_stop, sandbox_touch
 from .services.lifecycle import SandboxError
-from .services.provisioning import sandbox_socket, sandbox_wait_ready
+from .services.provisioning import sandbox_wait_ready
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +41,6 @@ CLOSE_UNAUTHENTICATED = 4401
 RUN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_CODE_CHARS = 100_000
 MAX_DRAFT_TIMEOUT_S = 300
-ACTIVITY_EVERY_S = 60
 TOUCH_EVERY_S = 20
 CELL_CACHE_S = 30
 NO_SUCH_CELL = gettext_lazy("Такой ячейки нет в этой главе.")
@@ -59,14 +57,6 @@ BAD_RUN_ID = gettext_lazy("Номер запуска (run) — от 1 до 64 л
 def learner_message(exc: Exception) -> str:
     """What the learner reads about a failed run or check: a sandbox error as it is, never an agent's socket path."""
     return str(exc) if isinstance(exc, SandboxError) else str(SANDBOX_SILENT)
-
-
-def output_frame(run: str | None, message: dict[str, Any]) -> dict[str, Any]:
-    """The ``cell.output`` frame of an agent's output message; past the head of a long output it carries
-    the tail's fields too (``tail``, and ``skipped`` lines and characters left out before its text)."""
-    frame = {"type": "cell.output", "run": run, "stream": message.get("stream"), "text": message.get("text", "")}
-    frame.update({k: message[k] for k in ("tail", "skipped", "skipped_chars") if k in message})
-    return frame
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -221,34 +211,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self.cells[key] = (time.monotonic(), found)
         return found
 
-    def _setup_relay(self, **about: Any) -> cell_runs.OnSetup:
-        """Frames for the setup cells run before a cell or check: ``cell.setup`` names the cell and its own
-        run id, then its output and exit come as ``cell.output``/``cell.exit`` of that id."""
-        setup_runs: dict[str, str] = {}
-
-        async def relay(setup: cell_runs.Setup, message: dict[str, Any]) -> None:
-            kind = message.get("type")
-            if kind == "start":
-                setup_runs[setup.key] = f"setup-{uuid.uuid4().hex}"
-                await self.send_json({"type": "cell.setup", **about, "cell": setup.key, "setup_run": setup_runs[setup.key]})
-            elif kind == "exit":
-                await self.send_json(
-                    {
-                        "type": "cell.exit",
-                        "run": setup_runs.get(setup.key),
-                        **{k: message.get(k) for k in ("status", "reason", "duration_ms", "truncated")},
-                    }
-                )
-            else:
-                await self.send_json(output_frame(setup_runs.get(setup.key), message))
-
-        return relay
-
     async def _run(self, run_id: str, cell: lesson_selectors.RunnableCode, code: str, interrupt: asyncio.Event) -> None:
         async def forward(message: dict[str, Any]) -> None:
-            await self.send_json(output_frame(run_id, message))
+            await self.send_json(live_frames.output_frame(run_id, message))
 
-        on_setup = self._setup_relay(run=run_id)
+        on_setup = live_frames.setup_relay(self.send_json, run=run_id)
         try:
             sandbox = await self._ready_sandbox(cell.broker)
             try:
@@ -309,7 +276,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         try:
             sandbox = await self._ready_sandbox(check.broker)
             result = await cell_runs.cell_run(
-                sandbox=sandbox, cell=check, op="check", on_output=ignore, on_setup=self._setup_relay(exercise=key)
+                sandbox=sandbox,
+                cell=check,
+                op="check",
+                on_output=ignore,
+                on_setup=live_frames.setup_relay(self.send_json, exercise=key),
             )
         except (SandboxError, agent_client.AgentUnavailable) as exc:
             # Not an attempt: the learner's work was not looked at.
@@ -328,28 +299,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self.relays[sandbox.pk] = asyncio.ensure_future(self._relay(sandbox))
 
     async def _relay(self, sandbox: Sandbox) -> None:
-        socket = sandbox_socket(sandbox=sandbox)
-        touched = 0.0
-        with contextlib.suppress(agent_client.AgentUnavailable, ConnectionError):
-            async for message in agent_client.subscribe(socket):
-                if message.get("type") == "events" and message.get("events") and time.monotonic() - touched > ACTIVITY_EVERY_S:
-                    # Messages moving are activity too: the idle clock starts again (at most once a minute).
-                    touched = time.monotonic()
-                    await database_sync_to_async(sandbox_touch)(sandbox=sandbox)
-                if message.get("type") == "events":
-                    await self.send_json(
-                        {
-                            "type": "sandbox.event",
-                            "sandbox": sandbox.pk,
-                            "broker": sandbox.broker,
-                            "events": message["events"],
-                            "dropped": message.get("dropped", 0),
-                        }
-                    )
-                elif message.get("type") == "snapshot":
-                    await self.send_json(
-                        {"type": "sandbox.snapshot", "sandbox": sandbox.pk, "broker": sandbox.broker, "data": message["data"]}
-                    )
+        # Sending blocks while the browser is slow, so the relay stops reading and the agent counts what it drops.
+        async with contextlib.aclosing(live_frames.sandbox_frames(sandbox=sandbox)) as frames:
+            async for frame in frames:
+                await self.send_json(frame)
 
     # -- from tasks, through the channel layer --------------------------------
 
