@@ -12,7 +12,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from .services import jobs
-from .services.actions import sandbox_ensure
+from .services.actions import sandbox_reset_finish
 from .services.pool import sandbox_pool_fill
 from .services.provisioning import sandbox_provision_start, sandbox_provision_step, sandbox_unit_stop
 from .services.reconcile import sandboxes_reap_idle, sandboxes_reconcile
@@ -50,10 +50,7 @@ def sandbox_stop_task(sandbox_id: int) -> str:
 @shared_task(name=jobs.RESET, **COMMON)
 def sandbox_reset_task(sandbox_id: int) -> str:
     """A fresh broker for the same learner: stop the unit, then provision a new sandbox."""
-    sandbox = sandbox_unit_stop(sandbox_id=sandbox_id)
-    if sandbox.user_id is None:
-        return sandbox.state  # a pooled sandbox: the pool fill replaces it
-    return sandbox_ensure(user_id=sandbox.user_id, broker=sandbox.broker).state
+    return sandbox_reset_finish(sandbox_id=sandbox_id).state
 
 
 @shared_task(name=jobs.REAP_IDLE, time_limit=120)

@@ -20,6 +20,7 @@ from ..models import ACTIVE_STATES, Purpose, Sandbox, State
 from . import jobs
 from .lifecycle import UNKNOWN_BROKER, SandboxError, sandbox_broadcast, sandbox_transition
 from .pool import sandbox_pool_claim
+from .provisioning import sandbox_unit_stop
 
 QUOTA_REACHED = gettext_lazy("Запущено песочниц: {n} — это предел. Остановите одну из них, чтобы запустить новую.")
 
@@ -68,6 +69,17 @@ def sandbox_reset(*, user_id: int, broker: str) -> Sandbox | None:
     sandbox_transition(sandbox, State.STOPPING, stage="stopping")
     transaction.on_commit(partial(jobs.job_enqueue, jobs.RESET, sandbox.pk))
     return sandbox
+
+
+def sandbox_reset_finish(*, sandbox_id: int) -> Sandbox:
+    """The worker's half of a reset: stop the old unit, then queue the learner's fresh sandbox.
+
+    A pooled sandbox (no learner) is only stopped: the pool fill replaces it.
+    """
+    sandbox = sandbox_unit_stop(sandbox_id=sandbox_id)
+    if sandbox.user_id is None:
+        return sandbox
+    return sandbox_ensure(user_id=sandbox.user_id, broker=sandbox.broker)
 
 
 def sandbox_extend(*, user_id: int, broker: str) -> Sandbox | None:
