@@ -1,4 +1,4 @@
-"""python -m sandboxes.agent --unit-dir DIR --broker KIND [--cell-uid N] [--cells-cgroup PROCS_FILE ...] [--broker-user NAME] [--cell-confinement bwrap|setpriv]"""
+"""python -m sandboxes.agent --unit-dir DIR --broker KIND [--cell-uid N] [--cells-cgroup PROCS_FILE ...] [--broker-user NAME] [--cell-confinement bwrap|setpriv] [--disk-mb N]"""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def main() -> None:
     parser.add_argument("--cell-confinement", choices=("bwrap", "setpriv"), default="bwrap")
     # Without a network namespace of its own the broker cannot use its default ports: the backend picks them.
     parser.add_argument("--ports", type=json.loads, default=None, help='JSON, e.g. {"client": 14222}')
+    # The size cap of the unit's data folder, which the backend mounted: the broker's watermarks go under it.
+    parser.add_argument("--disk-mb", type=int, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     agent = Agent(
@@ -34,6 +36,7 @@ def main() -> None:
         broker_user=args.broker_user,
         cell_confinement=args.cell_confinement,
         ports=args.ports,
+        disk_mb=args.disk_mb,
     )
 
     async def run() -> None:
