@@ -26,10 +26,12 @@ from tests.services import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 MB = 1024 * 1024
-#: What the host may lose besides the cap: other processes on a shared machine write too.
-SLACK = 96 * MB
-#: Each cell stops by itself after this many times the cap, so that a run without the cap is bounded.
-OVERSHOOT = 4
+#: What the host may lose besides the cap: other processes on a shared machine write too (seen: 200 MB
+#: in 7 s while other suites ran). The unit's image is the exact measure, asserted to be within the cap.
+SLACK = 192 * MB
+#: Each cell stops by itself after this many times the cap (so that a run without the cap is bounded),
+#: far enough past cap + SLACK that the host's loss without a cap cannot pass.
+OVERSHOOT = 6
 
 KAFKA_FILL = """
 import os, time
