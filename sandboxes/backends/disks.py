@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ MIN_MB = 64
 MKFS = ("mkfs.ext4", "-q", "-F", "-m", "0", "-b", "4096", "-O", "^has_journal", "-E", "nodiscard,lazy_itable_init=1")
 #: No device files or set-uid programs on it; exec stays allowed (the JVM maps native libraries from its tmpdir there).
 MOUNT_OPTIONS = "loop,nosuid,nodev"
+OCTAL = re.compile(r"\\([0-7]{3})")
 
 NO_DISK = (
     "The sandbox's storage with its size cap ({size_mb} MB) could not be made ({error}). "
@@ -64,8 +66,8 @@ def mounted(path: Path) -> bool:
     wanted = os.path.realpath(path)
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            # The fifth field is the mount point, with spaces and the like as octal escapes.
-            point = line.split(" ")[4].encode().decode("unicode_escape")
+            # The fifth field is the mount point, with space, tab, newline and backslash as octal escapes.
+            point = OCTAL.sub(lambda m: chr(int(m.group(1), 8)), line.split(" ")[4])
             if point == wanted:
                 return True
     return False
@@ -95,7 +97,8 @@ def create(*, image: Path, mount_point: Path, size_mb: int) -> None:
         _run([*MKFS, str(image)])
         mount_point.mkdir(parents=True, exist_ok=True)
         _run(["mount", "-t", "ext4", "-o", MOUNT_OPTIONS, str(image), str(mount_point)])
-        (mount_point / "lost+found").rmdir()  # empty on a fresh filesystem; a broker wants its folder to itself
+        with contextlib.suppress(FileNotFoundError):
+            (mount_point / "lost+found").rmdir()  # empty on a fresh filesystem; a broker wants its folder to itself
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         remove(image=image, mount_point=mount_point)
         raise DiskUnavailable(NO_DISK.format(size_mb=size_mb, error=exc)) from exc
