@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from django.utils.translation import gettext as _
@@ -31,6 +32,21 @@ def course_archive(*, course: Course) -> bytes:
 
 def _problem(message: str) -> CourseFormatError:
     return CourseFormatError([FormatProblem("archive", 1, message)])
+
+
+def _member_bytes(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
+    """A member's content, never more than its header declared (which the total above was checked on).
+
+    zipfile stops at the declared size; a member that holds more (a bomb that lies in its header)
+    then fails its checksum, and that is reported as a damaged archive, not as a server error.
+    """
+    try:
+        # Read with a bound: ZipFile.read() would inflate the whole compressed stream in one call
+        # before cutting it to the declared size, and a lying bomb would take all its memory.
+        with archive.open(member) as stream:
+            return stream.read(member.file_size)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise _problem(_("архив повреждён: {path}").format(path=member.filename)) from exc
 
 
 def course_archive_import(*, data: bytes) -> Course:
@@ -61,5 +77,5 @@ def course_archive_import(*, data: bytes) -> Course:
                 continue  # only course files and pictures belong to a course
             target = root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(archive.read(member))
+            target.write_bytes(_member_bytes(archive, member))
         return course_import(directory=root)

@@ -1,4 +1,10 @@
-"""The platform's side of the agent socket: status, run a cell, check, subscribe, shut down."""
+"""The platform's side of the agent socket: status, run a cell, check, subscribe, shut down.
+
+An agent is reached at an :class:`~sandboxes.backends.base.AgentAddress`: a Unix socket
+(process and docker backends) or ``host:port`` (kubernetes). The first message of every
+connection carries the address's token when it has one; the agent checks it before
+anything else. A bare Path still means a Unix socket without a token.
+"""
 
 from __future__ import annotations
 
@@ -9,43 +15,72 @@ from pathlib import Path
 from typing import Any
 
 from sandboxes.agent import protocol
+from sandboxes.backends.base import AgentAddress
+
+#: Where an agent is: an address, or (as before addresses) the path of its Unix socket.
+Address = AgentAddress | Path
 
 
 class AgentUnavailable(Exception):
     """The agent's socket does not answer (not started yet, or gone)."""
 
 
-async def _open(socket_path: Path, timeout: float = 5.0) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+class AgentRefused(AgentUnavailable):
+    """The agent answered but refused the connection's credential."""
+
+
+def _address(where: Address) -> AgentAddress:
+    return where if isinstance(where, AgentAddress) else AgentAddress(path=where)
+
+
+async def _open(where: Address, timeout: float = 5.0) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    address = _address(where)
     try:
-        return await asyncio.wait_for(asyncio.open_unix_connection(str(socket_path), limit=protocol.MAX_LINE), timeout)
+        if address.path is not None:
+            opening = asyncio.open_unix_connection(str(address.path), limit=protocol.MAX_LINE)
+        else:
+            opening = asyncio.open_connection(address.host, address.port, limit=protocol.MAX_LINE)
+        return await asyncio.wait_for(opening, timeout)
     except (TimeoutError, OSError) as exc:
-        raise AgentUnavailable(f"agent at {socket_path} does not answer: {exc}") from exc
+        raise AgentUnavailable(f"agent at {address} does not answer: {exc}") from exc
 
 
-async def request(socket_path: Path, message: dict[str, Any], *, timeout: float = 5.0) -> dict[str, Any]:
+async def _send_first(writer: asyncio.StreamWriter, where: Address, message: dict[str, Any]) -> None:
+    """The connection's first message, with the credential the agent checks before reading it."""
+    token = _address(where).token
+    await protocol.send(writer, {**message, protocol.TOKEN_FIELD: token} if token else message)
+
+
+def _refusal(message: dict[str, Any]) -> None:
+    if message.get("type") == "error" and message.get("code") == protocol.REFUSED:
+        raise AgentRefused(message.get("message") or "the agent refused the credential")
+
+
+async def request(where: Address, message: dict[str, Any], *, timeout: float = 5.0) -> dict[str, Any]:
     """One request, one reply."""
-    reader, writer = await _open(socket_path, timeout)
+    reader, writer = await _open(where, timeout)
     try:
-        await protocol.send(writer, message)
+        await _send_first(writer, where, message)
         reply = await asyncio.wait_for(protocol.read_message(reader), timeout)
         if reply is None:
             raise AgentUnavailable("agent closed the connection without answering")
+        _refusal(reply)
         return reply
     finally:
         writer.close()
 
 
-async def status(socket_path: Path) -> dict[str, Any]:
-    return await request(socket_path, {"op": "status"}, timeout=3.0)
+async def status(where: Address) -> dict[str, Any]:
+    return await request(where, {"op": "status"}, timeout=3.0)
 
 
-async def shutdown(socket_path: Path) -> None:
+async def shutdown(where: Address) -> None:
     with contextlib.suppress(AgentUnavailable, ConnectionError):
-        await request(socket_path, {"op": "shutdown"}, timeout=3.0)
+        await request(where, {"op": "shutdown"}, timeout=3.0)
 
 
 async def run(
-    socket_path: Path,
+    where: Address,
     *,
     code: str,
     timeout: float,
@@ -54,10 +89,10 @@ async def run(
     op: str = "run",
 ) -> dict[str, Any]:
     """Run a cell; every output message goes to ``on_message``; returns the exit message."""
-    reader, writer = await _open(socket_path)
+    reader, writer = await _open(where)
     watcher = None
     try:
-        await protocol.send(writer, {"op": op, "code": code, "timeout": timeout})
+        await _send_first(writer, where, {"op": op, "code": code, "timeout": timeout})
         if interrupt is not None:
 
             async def forward_interrupt() -> None:
@@ -70,6 +105,7 @@ async def run(
             message = await protocol.read_message(reader)
             if message is None:
                 raise AgentUnavailable("agent closed the connection during the run")
+            _refusal(message)
             if message.get("type") == "exit":
                 return message
             await on_message(message)
@@ -79,24 +115,25 @@ async def run(
         writer.close()
 
 
-async def check(socket_path: Path, *, code: str, timeout: float) -> dict[str, Any]:
+async def check(where: Address, *, code: str, timeout: float) -> dict[str, Any]:
     """Run an exercise check; returns {"status", "output", ...}."""
 
     async def ignore(_: dict[str, Any]) -> None:
         return None
 
-    return await run(socket_path, code=code, timeout=timeout, on_message=ignore, op="check")
+    return await run(where, code=code, timeout=timeout, on_message=ignore, op="check")
 
 
-async def subscribe(socket_path: Path) -> AsyncIterator[dict[str, Any]]:
+async def subscribe(where: Address) -> AsyncIterator[dict[str, Any]]:
     """Broker events and snapshots, as the agent sends them, until the caller stops iterating."""
-    reader, writer = await _open(socket_path)
+    reader, writer = await _open(where)
     try:
-        await protocol.send(writer, {"op": "subscribe"})
+        await _send_first(writer, where, {"op": "subscribe"})
         while True:
             message = await protocol.read_message(reader)
             if message is None:
                 return
+            _refusal(message)
             yield message
     finally:
         writer.close()

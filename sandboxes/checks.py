@@ -17,6 +17,9 @@ from .backends.base import SandboxBackend
 from .brokers import BROKERS
 from .brokers.base import BrokerKind
 
+#: The smallest disk cap a broker starts under (its own watermarks sit below the cap).
+MIN_DISK_MB = 64
+
 
 def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
@@ -37,14 +40,14 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 def check_brokers(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Every broker kind in the registry imports and is a BrokerKind (E003)."""
     errors: list[CheckMessage] = []
-    for name, path in BROKERS.items():
+    for name, entry in BROKERS.items():
         try:
-            cls = import_string(path)
+            cls = import_string(entry.kind)
         except ImportError as exc:
-            errors.append(Error(f"broker {name!r}: {path} cannot be imported: {exc}", id="sandboxes.E003"))
+            errors.append(Error(f"broker {name!r}: {entry.kind} cannot be imported: {exc}", id="sandboxes.E003"))
             continue
-        if not (isinstance(cls, type) and issubclass(cls, BrokerKind)):
-            errors.append(Error(f"broker {name!r}: {path} is not a BrokerKind", id="sandboxes.E003"))
+        if not (isinstance(cls, type) and issubclass(cls, BrokerKind)) or cls.name != name:
+            errors.append(Error(f"broker {name!r}: {entry.kind} is not the BrokerKind named {name!r}", id="sandboxes.E003"))
     return errors
 
 
@@ -64,7 +67,7 @@ def check_warm_pool(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
 
 
 def check_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """The per-user quota and the idle timeout are positive whole numbers (E006, E007)."""
+    """The per-user quota and the idle timeout are positive whole numbers (E006, E007); disk caps (E008)."""
     errors: list[CheckMessage] = []
     if not _positive_int(settings.SANDBOX_QUOTA_PER_USER):
         errors.append(
@@ -81,4 +84,9 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 id="sandboxes.E007",
             )
         )
+    for broker, size in settings.SANDBOX_DISK_MB.items():
+        if broker != "default" and broker not in BROKERS:
+            errors.append(Error(f"SANDBOX_DISK_MB names an unknown broker {broker!r}", id="sandboxes.E008"))
+        elif not (_positive_int(size) and size >= MIN_DISK_MB):
+            errors.append(Error(f"SANDBOX_DISK_MB[{broker!r}]={size!r}: at least {MIN_DISK_MB} (MB)", id="sandboxes.E008"))
     return errors

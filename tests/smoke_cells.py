@@ -1,6 +1,16 @@
 """A produce-and-consume cell per broker: what a learner's first cell does (tests and make bench run it)."""
 
 PRODUCE_CONSUME = {
+    "redis": """
+import os, redis
+r = redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
+r.delete("smoke")
+r.xadd("smoke", {"body": "hello-redis"})
+r.xgroup_create("smoke", "smoke-group", id="0")
+[(_, [(entry_id, fields)])] = r.xreadgroup("smoke-group", "one", {"smoke": ">"}, count=1)
+r.xack("smoke", "smoke-group", entry_id)
+print("got", fields["body"])
+""",
     "nats": """
 import asyncio, os, nats
 async def main():

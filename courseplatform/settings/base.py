@@ -72,6 +72,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "courseplatform.accounts.context.account",
+                "sandboxes.broker_list.brokers_context",
             ],
         },
     },
@@ -207,10 +208,29 @@ SANDBOX_IDLE_TIMEOUT_S = env.int("SANDBOX_IDLE_TIMEOUT_S", default=30 * 60)
 SANDBOX_QUOTA_PER_USER = env.int("SANDBOX_QUOTA_PER_USER", default=4)
 # "kafka=1;rabbitmq=1" (django-environ dict): ready brokers kept waiting per kind, so a learner gets one at once.
 SANDBOX_WARM_POOL = env.dict("SANDBOX_WARM_POOL", cast={"value": int}, default={})
+# Hard size cap of each unit's stored data, in MB, by broker kind ("default" for kinds not named); env
+# "kafka=512;rabbitmq=256" overrides some. At least 64. The brokers' own watermarks are set under it.
+SANDBOX_DISK_MB = {
+    "default": 256,
+    "kafka": 512,
+    "rabbitmq": 256,
+    **env.dict("SANDBOX_DISK_MB", cast={"value": int}, default={}),
+}
 # The docker backend: limits of each unit's container (broker, agent and cells together).
 SANDBOX_DOCKER_MEMORY_MB = env.int("SANDBOX_DOCKER_MEMORY_MB", default=1536)
 SANDBOX_DOCKER_PIDS = env.int("SANDBOX_DOCKER_PIDS", default=1024)
 SANDBOX_DOCKER_CPUS = env.float("SANDBOX_DOCKER_CPUS", default=1.0)
+# The kubernetes backend (docs/k8s-lab.md): the cluster (a kubeconfig file, or empty for the pod's own
+# account), the namespace of sandbox pods (empty: the kubeconfig's), the image of each broker kind,
+# and each pod's requests and limits (memory, CPU, disk for the broker's data).
+SANDBOX_K8S_KUBECONFIG = env.str("SANDBOX_K8S_KUBECONFIG", default="")
+SANDBOX_K8S_NAMESPACE = env.str("SANDBOX_K8S_NAMESPACE", default="")
+SANDBOX_K8S_IMAGE = env.str("SANDBOX_K8S_IMAGE", default="broker-academy/{broker}:latest")
+# "nats=REF,kafka=REF": an image per kind instead of the pattern above (python -m sandboxes.images.registry prints them).
+SANDBOX_K8S_IMAGES = env.dict("SANDBOX_K8S_IMAGES", default={})
+SANDBOX_K8S_MEMORY_MB = env.int("SANDBOX_K8S_MEMORY_MB", default=1536)
+SANDBOX_K8S_CPUS = env.float("SANDBOX_K8S_CPUS", default=1.0)
+SANDBOX_K8S_DISK_MB = env.int("SANDBOX_K8S_DISK_MB", default=1024)
 
 LOGGING = {
     "version": 1,

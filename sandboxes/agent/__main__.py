@@ -1,4 +1,5 @@
-"""python -m sandboxes.agent --unit-dir DIR --broker KIND [--cell-uid N] [--cells-cgroup PROCS_FILE ...] [--broker-user NAME] [--cell-confinement bwrap|setpriv]"""
+"""python -m sandboxes.agent --unit-dir DIR --broker KIND [--cell-uid N] [--cells-cgroup PROCS_FILE ...] [--broker-user NAME]
+[--cell-confinement bwrap|setpriv] [--listen HOST:PORT --token-file FILE] [--disk-mb N]"""
 
 from __future__ import annotations
 
@@ -24,7 +25,20 @@ def main() -> None:
     parser.add_argument("--cell-confinement", choices=("bwrap", "setpriv"), default="bwrap")
     # Without a network namespace of its own the broker cannot use its default ports: the backend picks them.
     parser.add_argument("--ports", type=json.loads, default=None, help='JSON, e.g. {"client": 14222}')
+    # An agent reached over the network (kubernetes): TCP instead of the unit folder's socket, and
+    # the unit's own token, which every connection must show (see server.py).
+    parser.add_argument("--listen", default=None, help="HOST:PORT")
+    parser.add_argument("--token-file", type=Path, default=None)
+    # The size cap of the unit's data folder, which the backend mounted: the broker's watermarks go under it.
+    parser.add_argument("--disk-mb", type=int, default=None)
     args = parser.parse_args()
+    listen = None
+    if args.listen is not None:
+        host, _, port = args.listen.rpartition(":")
+        listen = (host or "0.0.0.0", int(port))
+    token = args.token_file.read_text().strip() if args.token_file is not None else ""
+    if listen is not None and not token:
+        parser.error("--listen needs --token-file: an agent on the network must not answer everyone")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     agent = Agent(
         unit_dir=args.unit_dir,
@@ -34,6 +48,9 @@ def main() -> None:
         broker_user=args.broker_user,
         cell_confinement=args.cell_confinement,
         ports=args.ports,
+        listen=listen,
+        token=token,
+        disk_mb=args.disk_mb,
     )
 
     async def run() -> None:

@@ -10,6 +10,12 @@ SOCKET_NAME = "agent.sock"
 STATUS_NAME = "status.json"
 #: A line longer than this is refused (a cell's code is the largest thing sent).
 MAX_LINE = 4 * 1024 * 1024
+#: The field of a connection's first message that carries the unit's credential (agents on TCP).
+TOKEN_FIELD = "token"
+#: The ``code`` of the error an agent answers a missing or wrong credential with, before closing.
+REFUSED = "unauthorized"
+#: A connection to an agent on TCP must send its first message within this time.
+FIRST_MESSAGE_S = 10.0
 
 
 def encode(message: dict[str, Any]) -> bytes:

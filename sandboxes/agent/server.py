@@ -4,11 +4,18 @@ Requests (one JSON object per line), each on its own connection:
   {"op": "status"}                          -> {"stage", "ready", "connection", "broker_version", "error"}
   {"op": "run", "code", "timeout"}          -> {"type": "output", "stream", "text"}* then {"type": "exit", ...}
       (past the head of a long output: "tail": true, and "skipped" lines before the text; see output.py)
-      the exit may carry "hint": {"code", "variables"[, "name"]} for a common mistake (agent/cell_errors.py)
+      the exit may carry "hint": {"code", "variables"[, "name"]} for a common mistake (agent/cell_errors.py),
+      or {"code": "disk-full", "variables", "used_mb", "cap_mb"} when the unit's disk is (nearly) full
       while it runs the same connection may send {"op": "interrupt"}
   {"op": "check", "code", "timeout"}        -> {"type": "exit", "status", "output"}
   {"op": "subscribe"}                       -> {"type": "events", "events", "dropped"} and {"type": "snapshot", "data"}, until closed
   {"op": "shutdown"}                        -> {"ok": true}, then the broker stops and the agent exits
+
+The agent listens on a Unix socket in its unit's folder (process and docker backends: the
+file's permissions keep others out) or on TCP (kubernetes: ``--listen HOST:PORT``). With a
+token (``--token-file``) the first message of every connection must carry it in its
+"token" field, compared in constant time; otherwise the answer is
+{"type": "error", "code": "unauthorized"} and the connection is closed.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import hmac
 import json
 import logging
 import os
@@ -48,6 +56,8 @@ SNAPSHOT_EVERY_S = 1.0
 SNAPSHOT_SETTLE_S = 0.05
 #: ...and snapshots are at least this far apart, so that a flood costs a few of them a second.
 SNAPSHOT_GAP_S = 0.25
+#: A disk this close to the broker's watermark counts as full: RabbitMQ's own check lags its writes.
+DISK_MARGIN_MB = 4
 
 
 class Subscriber:
@@ -75,8 +85,15 @@ class Agent:
         broker_user: str | None = None,
         cell_confinement: str = "bwrap",
         ports: dict[str, int] | None = None,
+        listen: tuple[str, int] | None = None,
+        token: str = "",
+        disk_mb: int | None = None,
     ) -> None:
         self.unit_dir = unit_dir
+        self.listen = listen
+        self.token = token.encode()
+        # The backend's cap of the data folder; the broker's watermarks are set under it.
+        self.limits = BrokerLimits(disk_mb=disk_mb) if disk_mb else BrokerLimits()
         self.kind = get_broker(broker)
         self.cell_uid = cell_uid
         self.cells_cgroup = cells_cgroup
@@ -124,11 +141,16 @@ class Agent:
     async def main(self) -> None:
         loop = self.loop = asyncio.get_running_loop()
         (self.unit_dir / "agent.pid").write_text(str(os.getpid()))
-        sock = self.unit_dir / protocol.SOCKET_NAME
-        with contextlib.suppress(FileNotFoundError):
-            sock.unlink()
-        server = await asyncio.start_unix_server(self.handle, path=str(sock), limit=protocol.MAX_LINE)
-        os.chmod(sock, 0o600)
+        server: asyncio.Server
+        if self.listen is not None:
+            host, port = self.listen
+            server = await asyncio.start_server(self.handle, host, port, limit=protocol.MAX_LINE)
+        else:
+            sock = self.unit_dir / protocol.SOCKET_NAME
+            with contextlib.suppress(FileNotFoundError):
+                sock.unlink()
+            server = await asyncio.start_unix_server(self.handle, path=str(sock), limit=protocol.MAX_LINE)
+            os.chmod(sock, 0o600)
         try:
             await self.start_broker()
         except Exception as exc:  # any failure to start is reported, not raised: the platform reads it
@@ -149,7 +171,7 @@ class Agent:
         self.set_stage("preparing")
         data = self.unit_dir / "data"
         data.mkdir(exist_ok=True)
-        limits = BrokerLimits()
+        limits = self.limits
         await loop.run_in_executor(None, lambda: self.kind.prepare(data_dir=data, ports=self.ports, limits=limits))
         self.set_stage("starting")
         spec = self.kind.launch(data_dir=data, ports=self.ports, limits=limits)
@@ -192,9 +214,36 @@ class Agent:
         while not self.done.is_set():
             if self.broker_process is not None and self.broker_process.poll() is not None:
                 self.ready = False
-                self.set_stage("failed", error=f"the broker exited with status {self.broker_process.returncode}")
+                error = f"the broker exited with status {self.broker_process.returncode}"
+                disk = self.disk_full()
+                if disk is not None:
+                    error += f": the sandbox's disk is full ({disk['used_mb']} of {disk['cap_mb']} MB)"
+                self.set_stage("failed", error=error)
                 return
             await asyncio.sleep(0.5)
+
+    def disk_full(self) -> dict[str, int] | None:
+        """{"used_mb", "cap_mb"} when the broker's disk has less free than its watermark keeps, else None.
+
+        Then RabbitMQ blocks publishers and Kafka (which has no watermark) is at the wall or has
+        stopped: whatever the learner's producer shows, this is the reason.
+        """
+        try:
+            fs = os.statvfs(self.unit_dir / "data")
+        except OSError:
+            return None
+        free_mb = fs.f_bavail * fs.f_frsize / 2**20
+        if free_mb >= self.limits.disk_free_mb + DISK_MARGIN_MB:
+            return None
+        cap_mb = fs.f_blocks * fs.f_frsize / 2**20
+        return {"used_mb": round(cap_mb - fs.f_bfree * fs.f_frsize / 2**20), "cap_mb": round(cap_mb)}
+
+    def disk_hint(self) -> dict[str, Any] | None:
+        """The hint an exit carries while the disk is full: the page says why a producer is blocked or refused."""
+        disk = self.disk_full()
+        if disk is None:
+            return None
+        return {"code": "disk-full", "variables": list(self.connection)[:8], **disk}
 
     async def stop_broker(self) -> None:
         self.stop_tap.set()
@@ -272,10 +321,26 @@ class Agent:
 
     # -- the socket API ----------------------------------------------------
 
+    def admits(self, request: dict[str, Any]) -> bool:
+        """Whether the connection's first message carries this unit's token (always, without one)."""
+        if not self.token:
+            return True
+        supplied = request.pop(protocol.TOKEN_FIELD, None)
+        # Compared in constant time: the time taken tells nothing of how much of a guess was right.
+        return isinstance(supplied, str) and hmac.compare_digest(supplied.encode(), self.token)
+
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = await protocol.read_message(reader)
+            if self.token:
+                # A peer on the network that connects and says nothing is not kept waiting on.
+                request = await asyncio.wait_for(protocol.read_message(reader), protocol.FIRST_MESSAGE_S)
+            else:
+                request = await protocol.read_message(reader)
             if request is None:
+                return
+            if not self.admits(request):
+                log.warning("connection refused: missing or wrong token, from %s", writer.get_extra_info("peername"))
+                await protocol.send(writer, {"type": "error", "code": protocol.REFUSED, "message": "unauthorized"})
                 return
             op = request.get("op")
             if op == "status":
@@ -298,7 +363,7 @@ class Agent:
                 self.done.set()
             else:
                 await protocol.send(writer, {"type": "error", "message": f"unknown op {op!r}"})
-        except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError):
+        except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError, TimeoutError):
             pass
         except ValueError as exc:
             with contextlib.suppress(Exception):
@@ -309,17 +374,18 @@ class Agent:
 
     async def serve_run(self, request: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.ready or self.runner is None:
-            await protocol.send(
-                writer,
-                {
-                    "type": "exit",
-                    "status": -1,
-                    "reason": "not-ready",
-                    "duration_ms": 0,
-                    "truncated": False,
-                    "error": self.error or f"the broker is {self.stage}",
-                },
-            )
+            refusal = {
+                "type": "exit",
+                "status": -1,
+                "reason": "not-ready",
+                "duration_ms": 0,
+                "truncated": False,
+                "error": self.error or f"the broker is {self.stage}",
+            }
+            disk = self.disk_hint() if self.stage == "failed" else None
+            if disk is not None:
+                refusal["hint"] = disk
+            await protocol.send(writer, refusal)
             return
         collected: list[str] = []
         check = request["op"] == "check"
@@ -357,6 +423,10 @@ class Agent:
         }
         if result.hint is not None:
             reply["hint"] = result.hint
+        # A full disk explains a blocked or refused producer better than the error the client library saw.
+        disk = await asyncio.get_running_loop().run_in_executor(None, self.disk_hint)
+        if disk is not None:
+            reply["hint"] = disk
         if check:
             reply["output"] = "".join(collected)
         await protocol.send(writer, reply)

@@ -8,11 +8,30 @@ refused when it is defined (the way JupyterHub's Spawner is checked).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.core.checks import CheckMessage
+
+
+@dataclass(frozen=True)
+class AgentAddress:
+    """Where the platform reaches a unit's agent, and the credential it shows there.
+
+    Either a Unix socket (``path``; its file permissions are the credential, so ``token``
+    may be empty) or ``host:port`` over TCP, where every connection must carry the unit's
+    own ``token``: an agent on the network is reachable by more than its platform.
+    """
+
+    path: Path | None = None
+    host: str = ""
+    port: int = 0
+    token: str = field(default="", repr=False)
+
+    def __str__(self) -> str:
+        # What logs and errors show: never the token.
+        return str(self.path) if self.path is not None else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -35,17 +54,20 @@ class SandboxBackend(ABC):
       (its exit status, or -1 when it is not there at all).
     - :meth:`list_units` names every unit this platform instance owns, running
       or half-removed, for reconciliation after a crash.
-    - :meth:`socket_path` is where the platform reaches the unit's agent.
+    - :meth:`agent_address` is where the platform reaches the unit's agent; a backend whose
+      agents listen on Unix sockets overrides :meth:`socket_path` instead.
     - :meth:`processes` lists the pids that belong to the unit (empty once stopped).
 
     A backend with settings of its own overrides :meth:`check_settings`.
     """
 
-    _required = ("start", "stop", "poll", "list_units", "socket_path", "processes")
+    _required = ("start", "stop", "poll", "list_units", "processes")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         lacking = [m for m in cls._required if getattr(getattr(cls, m), "__isabstractmethod__", False)]
+        if cls.agent_address is SandboxBackend.agent_address and cls.socket_path is SandboxBackend.socket_path:
+            lacking.append("agent_address (or socket_path)")
         if lacking:
             raise TypeError(f"{cls.__qualname__} must override {', '.join(lacking)}")
 
@@ -74,9 +96,13 @@ class SandboxBackend(ABC):
     def list_units(self) -> list[str]:
         """Names of all units of this platform instance that exist in any part."""
 
-    @abstractmethod
+    def agent_address(self, name: str) -> AgentAddress:
+        """The unit's agent: by default the Unix socket of :meth:`socket_path`, with no token."""
+        return AgentAddress(path=self.socket_path(name))
+
     def socket_path(self, name: str) -> Path:
-        """The Unix socket of the unit's agent."""
+        """The Unix socket of the unit's agent, for backends whose agents listen on one."""
+        raise NotImplementedError(f"{type(self).__qualname__} reaches its agents over the network: use agent_address()")
 
     @abstractmethod
     def processes(self, name: str) -> list[int]:

@@ -170,8 +170,8 @@ class ActiveMQ(BrokerKind):
         xml = _XML.format(
             data=escape(str(data_dir / "data")),
             memory_mb=max(16, limits.heap_mb // 4),  # messages held in memory; the rest of the heap runs the broker
-            store_mb=max(32, limits.disk_mb * 4 // 5),
-            temp_mb=max(16, limits.disk_mb // 5),
+            store_mb=max(32, limits.store_mb * 4 // 5),
+            temp_mb=max(16, limits.store_mb // 5),
             bind=bind,
             openwire=ports["openwire"],
             stomp=ports["stomp"],

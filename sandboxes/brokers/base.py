@@ -53,6 +53,20 @@ class BrokerLimits:
     max_connections: int = 200
     max_message_bytes: int = 1024 * 1024
 
+    @property
+    def disk_free_mb(self) -> int:
+        """Free space a broker keeps on its capped disk, in MB: below it, it refuses new messages.
+
+        RabbitMQ's ``disk_free_limit``; the agent tells the learner why their producer is
+        blocked once the unit's disk has less (Kafka has no such watermark, and stops at the wall).
+        """
+        return max(24, self.disk_mb // 5)
+
+    @property
+    def store_mb(self) -> int:
+        """What a broker's own store limits may add up to: the cap less the free space kept (and ext4's share)."""
+        return self.disk_mb - self.disk_free_mb
+
     def __post_init__(self) -> None:
         if self.memory_mb < 128 or self.heap_mb < 64 or self.heap_mb > self.memory_mb:
             raise ValueError("BrokerLimits: need memory_mb >= 128 and 64 <= heap_mb <= memory_mb")

@@ -174,6 +174,8 @@ class Kafka(BrokerKind):
             "transaction.state.log.segment.bytes": str(segment),
             "share.coordinator.state.topic.segment.bytes": str(segment),
             "metadata.log.segment.bytes": str(segment),
+            # Index files are made at their full size (sparse): 1 MiB holds a full segment's entries, not 10.
+            "log.index.size.max.bytes": str(1024 * 1024),
             "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),  # default 128 MiB would not fit the heap
             "message.max.bytes": str(limits.max_message_bytes),
             "replica.fetch.max.bytes": str(limits.max_message_bytes),

@@ -89,7 +89,7 @@ max_payload: {limits.max_message_bytes}
 jetstream {{
   store_dir: "{data_dir / "jetstream"}"
   max_memory_store: {memory_store}MB
-  max_file_store: {limits.disk_mb}MB
+  max_file_store: {limits.store_mb}MB
 }}
 """
         (data_dir / "nats-server.conf").write_text(conf)

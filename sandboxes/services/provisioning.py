@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from asgiref.sync import async_to_sync
 from django.utils.translation import gettext, gettext_lazy, gettext_noop
@@ -21,7 +20,7 @@ from sandboxes.brokers import BROKERS
 
 from .. import agent_client
 from ..backends import get_backend
-from ..backends.base import UnitSpec
+from ..backends.base import AgentAddress, UnitSpec
 from ..models import Purpose, Sandbox, State
 from ..payloads import STAGE_LABELS
 from .lifecycle import UNKNOWN_BROKER, SandboxError, TransitionRefused, sandbox_transition, unit_name
@@ -85,7 +84,7 @@ def _provision_look(sandbox: Sandbox, started_at: float) -> bool:
         sandbox_transition(sandbox, State.FAILED, error=TOO_SLOW)
         return True
     try:
-        status = async_to_sync(agent_client.status)(backend.socket_path(name))
+        status = async_to_sync(agent_client.status)(backend.agent_address(name))
     except agent_client.AgentUnavailable:
         if backend.poll(name) is not None:
             sandbox_transition(sandbox, State.FAILED, error=AGENT_EXITED)
@@ -124,9 +123,9 @@ def sandbox_unit_stop(*, sandbox_id: int) -> Sandbox:
     return sandbox_transition(sandbox, State.STOPPED)
 
 
-def sandbox_socket(*, sandbox: Sandbox) -> Path:
-    """Where the sandbox's agent listens."""
-    return get_backend().socket_path(sandbox.unit or unit_name(sandbox))
+def sandbox_socket(*, sandbox: Sandbox) -> AgentAddress:
+    """Where the sandbox's agent is (a Unix socket or host:port, with its token)."""
+    return get_backend().agent_address(sandbox.unit or unit_name(sandbox))
 
 
 @contextmanager

@@ -17,118 +17,17 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.k8s.lab import LAB_SCRIPT, Lab, host_state, lab_script, tail
 from tests.services import ROOT, wait_for
 
 # Setting the lab up includes the first build of Kubernetes (about ten minutes on two cores).
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(3000)]
-
-LAB_SCRIPT = ROOT / "scripts" / "k8s-lab.sh"
-# Settings the kubelet would change machine-wide if the lab let it (it must not).
-HOST_SYSCTLS = ("vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops")
-
-
-def lab_script(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(LAB_SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def tail(result: subprocess.CompletedProcess[str], lines: int = 60) -> str:
-    return "\n".join((result.stdout + result.stderr).splitlines()[-lines:])
-
-
-@dataclass(frozen=True)
-class Lab:
-    """Where the lab is, as `scripts/k8s-lab.sh env` says."""
-
-    env: dict[str, str]
-
-    @property
-    def folder(self) -> Path:
-        return Path(self.env["K8S_LAB"])
-
-    @property
-    def registry(self) -> str:
-        return self.env["K8S_LAB_REGISTRY"]
-
-    @property
-    def namespace(self) -> str:
-        return self.env["K8S_LAB_SANDBOX_NAMESPACE"]
-
-    @property
-    def ca(self) -> str:
-        return self.env["K8S_LAB_CA"]
-
-    def node_ips(self) -> dict[str, str]:
-        return dict(pair.split("=") for pair in self.env["K8S_LAB_NODES"].split())
-
-    def kubectl(self, *args: str, platform: bool = False, stdin: str | None = None, timeout: float = 120) -> str:
-        """kubectl as the lab's admin (or as the platform); fails the test with kubectl's message."""
-        kubeconfig = self.env["K8S_LAB_PLATFORM_KUBECONFIG" if platform else "K8S_LAB_ADMIN_KUBECONFIG"]
-        result = subprocess.run(
-            [self.env["K8S_LAB_KUBECTL"], "--kubeconfig", kubeconfig, "--cache-dir", self.env["K8S_LAB_KUBECACHEDIR"], *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if result.returncode != 0:
-            pytest.fail(f"kubectl {' '.join(args)}: {result.stderr.strip()}", pytrace=False)
-        return result.stdout
-
-    def platform_token(self) -> str:
-        config = self.kubectl("config", "view", "--raw", "-o", "json", platform=True)
-        return json.loads(config)["users"][0]["user"]["token"]
-
-    def api(self, method: str, path: str, *, token: str, body: dict | None = None) -> requests.Response:
-        return requests.request(
-            method,
-            self.env["K8S_LAB_API_SERVER"] + path,
-            headers={"Authorization": f"Bearer {token}"},
-            json=body,
-            verify=self.ca,
-            timeout=30,
-        )
-
-
-def read_env() -> dict[str, str]:
-    result = lab_script("env")
-    assert result.returncode == 0, tail(result)
-    env = {}
-    for line in result.stdout.splitlines():
-        key, _, value = line.partition("=")
-        env[key] = value.strip('"')
-    return env
-
-
-def host_state() -> dict[str, str | bool]:
-    """What the lab must not change on the machine: kernel settings the kubelet likes to set, ~/.kube."""
-    state: dict[str, str | bool] = {name: Path("/proc/sys", name).read_text().strip() for name in HOST_SYSCTLS}
-    state["~/.kube exists"] = (Path.home() / ".kube").exists()
-    return state
-
-
-@pytest.fixture(scope="session")
-def host_before() -> dict[str, str | bool]:
-    return host_state()
-
-
-@pytest.fixture(scope="session")
-def lab(host_before) -> Iterator[Lab]:
-    """The lab, up for the session and down at its end whatever happened."""
-    try:
-        result = lab_script("up", timeout=2700)
-        if result.returncode != 0:
-            pytest.fail(f"scripts/k8s-lab.sh up failed (exit {result.returncode}):\n{tail(result)}", pytrace=False)
-        yield Lab(read_env())
-    finally:
-        lab_script("down", timeout=300)
 
 
 def pod_manifest(name: str, image: str, node: str, labels: dict[str, str]) -> dict:

@@ -10,6 +10,7 @@ from django.core.management.base import SystemCheckError
 from sandboxes import brokers
 
 DOCKER = "sandboxes.backends.docker.DockerBackend"
+KUBERNETES = "sandboxes.backends.kubernetes.KubernetesBackend"
 PROCESS = "sandboxes.backends.process.ProcessBackend"
 
 
@@ -21,6 +22,8 @@ def sandbox_errors() -> dict[str, str]:
 def test_the_shipped_settings_pass_every_sandbox_check(settings):
     assert sandbox_errors() == {}
     settings.SANDBOX_BACKEND = DOCKER
+    assert sandbox_errors() == {}
+    settings.SANDBOX_BACKEND = KUBERNETES
     assert sandbox_errors() == {}
 
 
@@ -37,7 +40,7 @@ def test_a_backend_that_is_not_a_sandbox_backend_is_refused(settings):
 
 def test_a_broker_kind_that_does_not_import_is_named(monkeypatch):
     # The registry is code, not a setting: a broken entry is made on purpose here.
-    monkeypatch.setitem(brokers.BROKERS, "mqtt", "sandboxes.brokers.mqtt.Mosquitto")
+    monkeypatch.setitem(brokers.BROKERS, "mqtt", brokers.Broker("sandboxes.brokers.mqtt.Mosquitto", "MQTT"))
     assert "'mqtt'" in sandbox_errors()["sandboxes.E003"]
 
 
@@ -56,9 +59,11 @@ def test_a_warm_pool_of_unknown_brokers_or_negative_counts_is_refused(settings, 
         ("SANDBOX_QUOTA_PER_USER", 0, "sandboxes.E006"),
         ("SANDBOX_IDLE_TIMEOUT_S", -5, "sandboxes.E007"),
         ("SANDBOX_IDLE_TIMEOUT_S", "30m", "sandboxes.E007"),
+        ("SANDBOX_DISK_MB", {"default": 256, "kafka": 16}, "sandboxes.E008"),
+        ("SANDBOX_DISK_MB", {"default": 256, "mqtt": 512}, "sandboxes.E008"),
     ],
 )
-def test_a_quota_or_idle_timeout_below_one_is_refused(settings, setting, value, error):
+def test_a_quota_idle_timeout_or_disk_cap_too_small_is_refused(settings, setting, value, error):
     setattr(settings, setting, value)
     assert list(sandbox_errors()) == [error]
 
@@ -88,3 +93,17 @@ def test_a_misspelt_isolation_mode_is_refused_not_taken_for_none(settings):
     settings.SANDBOX_BACKEND = PROCESS
     settings.SANDBOX_ISOLATION = "netsn"
     assert list(sandbox_errors()) == ["sandboxes.E111"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "error"),
+    [
+        ("SANDBOX_INSTANCE", "Broker_Academy", "sandboxes.E121"),
+        ("SANDBOX_K8S_IMAGE", "broker-academy/sandbox:latest", "sandboxes.E122"),
+        ("SANDBOX_K8S_MEMORY_MB", 128, "sandboxes.E123"),
+    ],
+)
+def test_kubernetes_names_images_and_memory_that_cannot_work_are_refused(settings, setting, value, error):
+    settings.SANDBOX_BACKEND = KUBERNETES
+    setattr(settings, setting, value)
+    assert list(sandbox_errors()) == [error]

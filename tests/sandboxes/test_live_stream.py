@@ -4,6 +4,7 @@ streams back, and the messages they produce and consume arrive as events, for ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -114,11 +115,16 @@ class Live:
         self.origin = url
         self.cookie = cookie
 
-    async def session(self, send: list[dict], until, timeout: float) -> list[dict]:
-        frames: list[dict] = []
+    async def session(
+        self, send: list[dict], until, timeout: float, frames: list[dict] | None = None, opened: asyncio.Event | None = None
+    ) -> list[dict]:
+        """Send ``send``, then collect frames (into ``frames`` if given) until ``until(frames)`` or the timeout."""
+        frames = [] if frames is None else frames
         async with connect(
             self.url, origin=self.origin, additional_headers={"Cookie": f"sessionid={self.cookie}"}, max_size=None
         ) as ws:
+            if opened is not None:
+                opened.set()
             for message in send:
                 await ws.send(json.dumps(message))
             deadline = time.monotonic() + timeout
@@ -155,13 +161,22 @@ def test_a_producer_and_consumer_cell_stream_output_and_events_to_their_owner_on
         return exited(run_id)(frames) and len(events_of(frames, "consumed")) >= 3 and len(events_of(frames, "produced")) >= 3
 
     async def scenario():
-        watching = asyncio.create_task(theirs.session([], lambda frames: False, timeout=25))
+        # The onlooker is connected before the learner starts and listens for as long as the learner's
+        # whole run takes (provisioning included), and a moment after.
+        seen: list[dict] = []
+        listening = asyncio.Event()
+        watching = asyncio.create_task(theirs.session([], lambda frames: False, timeout=600, frames=seen, opened=listening))
+        await asyncio.wait_for(listening.wait(), timeout=30)
         frames = await mine.session(
             [{"type": "cell.run", "run": run_id, "course": "mini", "chapter": "live", "cell": f"on-{broker}", "code": code}],
             complete,
             timeout=150,
         )
-        return frames, await watching
+        await asyncio.sleep(2)
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+        return frames, seen
 
     frames, onlooker = run(scenario())
     exit_frame = next(f for f in frames if f.get("run") == run_id and f["type"] in ("cell.exit", "cell.error"))

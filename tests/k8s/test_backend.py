@@ -1,0 +1,266 @@
+"""The kubernetes backend on the two-node lab, through the real Celery worker.
+
+A learner's sandbox of each broker kind becomes a Pod (with its Secret and NetworkPolicy) in the lab,
+made by the platform's limited account; its agent is reached over the pod network with
+the unit's token. The image is the one `make images` builds for the docker backend,
+flattened with this checkout's agent and pushed to the lab's registry
+(sandboxes/images/registry.py): nothing is pulled from the internet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+
+from sandboxes import agent_client
+from sandboxes.backends import get_backend
+from sandboxes.backends.base import AgentAddress
+from sandboxes.backends.kubernetes import (
+    AGENT_PORT,
+    ANNOTATION_OWNER,
+    LABEL_BROKER,
+    LABEL_INSTANCE,
+    LABEL_SANDBOX,
+    LABEL_UNIT,
+    KubernetesBackend,
+)
+from sandboxes.images import image_ref
+from sandboxes.models import Sandbox, State
+from sandboxes.services import actions, provisioning
+from tests.aio import run
+from tests.k8s.lab import Lab
+from tests.sandboxes.test_lifecycle import provision, run_cell
+from tests.services import ROOT, Service, celery_worker_start, wait_for
+from tests.smoke_cells import PRODUCE_CONSUME
+
+pytestmark = [pytest.mark.k8s, pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(1200)]
+
+K8S_BACKEND = "sandboxes.backends.kubernetes.KubernetesBackend"
+#: Every broker kind; the lightest first, so that a broken backend fails in seconds.
+BROKERS = ["nats", "rabbitmq", "activemq", "kafka"]
+
+
+@pytest.fixture(scope="module")
+def images(lab: Lab) -> dict[str, str]:
+    """Each broker's image in the lab's registry; the Docker images are built first when missing."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        for broker in BROKERS:
+            client.images.get(image_ref(broker))
+    except docker.errors.DockerException:  # no engine, or an image missing: as the docker tests, build them
+        for argv in (["scripts/docker-engine.sh"], ["make", "images"]):
+            result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1500, check=False)
+            assert result.returncode == 0, f"`{' '.join(argv)}` failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+    result = subprocess.run(
+        [os.fspath(ROOT / ".venv" / "bin" / "python"), "-m", "sandboxes.images.registry", "--registry", lab.registry, *BROKERS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    refs = result.stdout.split()
+    return dict(zip(BROKERS, refs, strict=True))
+
+
+def k8s_settings(lab: Lab, images: dict[str, str]) -> dict[str, str]:
+    return {
+        "SANDBOX_BACKEND": K8S_BACKEND,
+        "SANDBOX_K8S_KUBECONFIG": lab.env["K8S_LAB_PLATFORM_KUBECONFIG"],
+        "SANDBOX_K8S_NAMESPACE": lab.namespace,
+        "SANDBOX_K8S_IMAGES": ",".join(f"{kind}={ref}" for kind, ref in images.items()),
+    }
+
+
+@pytest.fixture(scope="module")
+def k8s_worker(celery_worker: Service, lab: Lab, images: dict[str, str]) -> Iterator[Service]:
+    """This module's worker runs the kubernetes backend (read from its environment at start); the session's waits."""
+    celery_worker.stop()
+    saved = {key: os.environ.get(key) for key in k8s_settings(lab, images)}
+    os.environ.update(k8s_settings(lab, images))
+    try:
+        worker = celery_worker_start(name="k8s-worker")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    yield worker
+    worker.stop()
+    celery_worker.__init__(celery_worker.name, celery_worker.process.args)  # the session's worker, as it was
+    from courseplatform.celery import app
+
+    wait_for(lambda: any(app.control.ping(timeout=0.5)), timeout=60, what="a worker answering", interval=0.2)
+
+
+@pytest.fixture(autouse=True)
+def k8s_backend(settings, lab: Lab, images: dict[str, str]) -> None:
+    """This process reaches the same agents as the worker (provisioning.sandbox_socket asks the backend)."""
+    settings.SANDBOX_BACKEND = K8S_BACKEND
+    settings.SANDBOX_K8S_KUBECONFIG = lab.env["K8S_LAB_PLATFORM_KUBECONFIG"]
+    settings.SANDBOX_K8S_NAMESPACE = lab.namespace
+    settings.SANDBOX_K8S_IMAGES = images
+
+
+def get_json(lab: Lab, *args: str) -> dict[str, Any]:
+    return json.loads(lab.kubectl("-n", lab.namespace, "get", *args, "-o", "json"))
+
+
+def leftovers(lab: Lab, unit: str) -> list[str]:
+    """Every object of the unit still in the namespace, found by its label and by its names."""
+    by_label = lab.kubectl(
+        "-n", lab.namespace, "get", "pods,secrets,networkpolicies", "-l", f"{LABEL_UNIT}={unit}", "-o", "name"
+    ).split()
+    names = {f"pod/{unit}", f"secret/{unit}-agent", f"networkpolicy.networking.k8s.io/{unit}"}
+    every = lab.kubectl("-n", lab.namespace, "get", "pods,secrets,networkpolicies", "-o", "name").split()
+    return sorted(set(by_label) | (names & set(every)))
+
+
+def assert_hardened(pod: dict[str, Any], *, sandbox: Sandbox) -> None:
+    """What every sandbox pod must be: see sandboxes/backends/kubernetes.py for why each."""
+    spec = pod["spec"]
+    assert pod["metadata"]["name"] == sandbox.unit
+    labels = {
+        LABEL_INSTANCE: django_settings.SANDBOX_INSTANCE,
+        LABEL_UNIT: sandbox.unit,
+        LABEL_SANDBOX: str(sandbox.pk),
+        LABEL_BROKER: sandbox.broker,
+    }
+    assert {k: pod["metadata"]["labels"].get(k) for k in labels} == labels
+    assert pod["metadata"]["annotations"][ANNOTATION_OWNER] == str(sandbox.user_id)
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["enableServiceLinks"] is False
+    assert not any(spec.get(key) for key in ("hostNetwork", "hostPID", "hostIPC"))
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] != 0
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    # No host paths, and no volume the API server would add (a ServiceAccount token is a projected one).
+    assert sorted(next(k for k in v if k != "name") for v in spec["volumes"]) == ["emptyDir", "emptyDir", "secret"]
+    assert all("sizeLimit" in v["emptyDir"] for v in spec["volumes"] if "emptyDir" in v)
+    assert [c["name"] for c in spec["containers"]] == ["agent"] and not spec.get("initContainers")
+    container = spec["containers"][0]
+    context = container["securityContext"]
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["privileged"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert "add" not in context["capabilities"]
+    resources = container["resources"]
+    assert resources["requests"] == resources["limits"]
+    assert set(resources["limits"]) == {"memory", "cpu", "ephemeral-storage"}
+    assert resources["limits"]["memory"] == f"{django_settings.SANDBOX_K8S_MEMORY_MB}Mi"
+    assert not any("serviceaccount" in m["mountPath"] for m in container["volumeMounts"])
+
+
+#: What the cell sees of its own confinement: uid, capabilities, no_new_privs, seccomp, a read-only root.
+CONFINED = """
+import os
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print("uid", os.getuid(), "caps", status["CapEff"].strip(), "nnp", status["NoNewPrivs"].strip(), "seccomp", status["Seccomp"].strip())
+try:
+    open("/opt/probe", "w")
+    print("root writable")
+except OSError as e:
+    print("root denied", e.errno)
+print("token in env", any("token" in k.lower() for k in os.environ))
+"""
+
+
+def produced(event: dict[str, Any]) -> bool:
+    """The smoke cell's message, as the broker's tap saw it arrive (tests/smoke_cells.py)."""
+    return event["direction"] == "produced" and event["value"]["text"].startswith("hello-")
+
+
+async def cell_with_events(address: AgentAddress, code: str) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
+    """Run a cell while subscribed to the agent's events; both over the pod network."""
+    events: list[dict[str, Any]] = []
+    output: list[str] = []
+
+    async def listen() -> None:
+        async for message in agent_client.subscribe(address):
+            if message.get("type") == "events":
+                events.extend(message["events"])
+            if any(produced(e) for e in events):
+                return
+
+    async def collect(message: dict[str, Any]) -> None:
+        output.append(message.get("text", ""))
+
+    listener = asyncio.create_task(listen())
+    result = await agent_client.run(address, code=code, timeout=60, on_message=collect)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(listener, timeout=30)
+    listener.cancel()
+    return result, "".join(output), events
+
+
+def refused(address: AgentAddress) -> bool:
+    try:
+        run(agent_client.status(address))
+    except agent_client.AgentRefused:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_a_sandbox_is_a_hardened_pod_reached_over_the_network_and_stops_without_leftovers(
+    k8s_worker, lab: Lab, learner, units_cleanup, broker
+):
+    started = time.monotonic()
+    sandbox = provision(learner, broker, timeout=240)
+    provisioned_s = time.monotonic() - started
+    pod = get_json(lab, f"pod/{sandbox.unit}")
+    ready_at = next(c["lastTransitionTime"] for c in pod["status"]["conditions"] if c["type"] == "Ready")
+    pod_s = (datetime.fromisoformat(ready_at) - datetime.fromisoformat(pod["metadata"]["creationTimestamp"])).total_seconds()
+    print(f"\nk8s {broker}: provisioned through the worker in {provisioned_s:.1f} s; pod created to Ready in {pod_s:.0f} s")
+
+    assert_hardened(pod, sandbox=sandbox)
+    for kind, name in (("secret", f"{sandbox.unit}-agent"), ("networkpolicy", sandbox.unit)):
+        found = get_json(lab, f"{kind}/{name}")
+        assert found["metadata"]["labels"][LABEL_UNIT] == sandbox.unit, kind
+    policy = get_json(lab, f"networkpolicy/{sandbox.unit}")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"] and not policy.get("egress")
+
+    # The agent is reached at the pod's address, over the network, with the unit's token.
+    address = provisioning.sandbox_socket(sandbox=sandbox)
+    assert (address.path, address.host, address.port) == (None, pod["status"]["podIP"], AGENT_PORT)
+    result, output, events = run(cell_with_events(address, PRODUCE_CONSUME[broker]))
+    assert result["status"] == 0, output
+    assert "got hello-" in output
+    assert any(produced(e) for e in events), events
+
+    result, output = run_cell(sandbox, CONFINED)
+    assert result["status"] == 0, output
+    assert "caps 0000000000000000 nnp 1 seccomp 2" in output and "uid 0 " not in output, output
+    assert "root denied 30" in output, output  # EROFS
+    assert "token in env False" in output, output
+
+    # Every connection shows the unit's own token: none, a guess, or another unit's opens nothing.
+    other_unit = f"{django_settings.SANDBOX_INSTANCE}-{sandbox.pk + 1}"
+    for token in ("", "0" * len(address.token), KubernetesBackend.token(other_unit)):
+        assert refused(AgentAddress(host=address.host, port=address.port, token=token)), repr(token[:8])
+    assert run(agent_client.status(address))["ready"] is True
+
+    # Stopped through the worker: the pod, its Secret and its NetworkPolicy are gone.
+    actions.sandbox_stop(user_id=learner.pk, broker=broker)
+    wait_for(
+        lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.STOPPED, timeout=120, what="the sandbox stopped", interval=0.2
+    )
+    assert leftovers(lab, sandbox.unit) == []
+    assert sandbox.unit not in get_backend().list_units()
+    # Stopping what is gone is done, not an error (404s all the way).
+    get_backend().stop(sandbox.unit)
