@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sandboxes.brokers import BROKERS, broker_names, get_broker, versions
-from sandboxes.brokers.base import BrokerLimits, BrokerUnavailable, stop_process_group
+from sandboxes.brokers.base import BrokerLimits, BrokerUnavailable, Site, stop_process_group
 from sandboxes.events import Event
 
 _print_lock = threading.Lock()
@@ -56,13 +56,7 @@ def run(args: argparse.Namespace) -> int:
     limits = BrokerLimits()
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    where = {
-        "data_dir": data_dir,
-        "ports": ports,
-        "limits": limits,
-        "host": args.host,
-        "bind": args.bind,
-    }
+    site = Site(data_dir=data_dir, ports=ports, limits=limits, host=args.host, bind=args.bind)
 
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -70,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.monotonic()
     _out({"stage": "preparing"})
-    kind.prepare(**where)
-    spec = kind.launch(**where)
+    kind.prepare(site=site)
+    spec = kind.launch(site=site)
     t1 = time.monotonic()
     _out(
         {

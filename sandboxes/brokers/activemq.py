@@ -47,10 +47,10 @@ from sandboxes.brokers.base import (
     BASE_ENV,
     Backoff,
     BrokerKind,
-    BrokerLimits,
     BrokerUnavailable,
     Emit,
     LaunchSpec,
+    Site,
     java_binary,
     missing_client,
     missing_java,
@@ -155,15 +155,8 @@ class ActiveMQ(BrokerKind):
         problems += missing_client("stomp", "stomp.py")
         return problems
 
-    def prepare(
-        self,
-        *,
-        data_dir: Path,
-        ports: Mapping[str, int],
-        limits: BrokerLimits,
-        host: str = "localhost",
-        bind: str = "127.0.0.1",
-    ) -> None:
+    def prepare(self, *, site: Site) -> None:
+        data_dir, ports, limits, bind = site.data_dir, site.ports, site.limits, site.bind
         (data_dir / "conf").mkdir(parents=True, exist_ok=True)
         (data_dir / "data").mkdir(exist_ok=True)
         (data_dir / "tmp").mkdir(exist_ok=True)
@@ -181,15 +174,8 @@ class ActiveMQ(BrokerKind):
         (data_dir / "conf" / "activemq.xml").write_text(xml)
         (data_dir / "conf" / "log4j2.properties").write_text(_LOG4J2)
 
-    def launch(
-        self,
-        *,
-        data_dir: Path,
-        ports: Mapping[str, int],
-        limits: BrokerLimits,
-        host: str = "localhost",
-        bind: str = "127.0.0.1",
-    ) -> LaunchSpec:
+    def launch(self, *, site: Site) -> LaunchSpec:
+        data_dir, limits = site.data_dir, site.limits
         conf = data_dir / "conf"
         libs = activemq_libs()
         argv = [

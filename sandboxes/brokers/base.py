@@ -63,6 +63,22 @@ class BrokerLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class Site:
+    """Where one unit's broker lives: its folder, its ports, its limits and its addresses.
+
+    ``ports`` maps the names in :attr:`BrokerKind.default_ports` to numbers (see
+    :meth:`BrokerKind.ports`); ``host`` is the name clients use to reach the broker
+    (``localhost`` in a unit) and ``bind`` the address it listens on.
+    """
+
+    data_dir: Path
+    ports: Mapping[str, int]
+    limits: BrokerLimits = field(default_factory=BrokerLimits)
+    host: str = "localhost"
+    bind: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
 class LaunchSpec:
     """How to run a broker in the foreground, so that its supervisor sees it exit.
 
@@ -169,8 +185,8 @@ class BrokerKind(ABC):
     Ports are a mapping from the names in :attr:`default_ports` to numbers.
     Inside a unit (network namespace or container) the defaults are used, which
     is what the course documents; a backend without isolation passes others.
-    ``host`` is the name clients use to reach the broker (``localhost`` in a
-    unit) and ``bind`` the address it listens on.
+    :meth:`prepare` and :meth:`launch` take the unit's :class:`Site`; the
+    methods that talk to a running broker take its ``host`` and ``ports``.
 
     The agent calls, in order: :meth:`missing` (refuse early), :meth:`prepare`
     ("preparing"), :meth:`launch` and starts the spec ("starting broker"),
@@ -223,16 +239,8 @@ class BrokerKind(ABC):
         """
 
     @abstractmethod
-    def prepare(
-        self,
-        *,
-        data_dir: Path,
-        ports: Mapping[str, int],
-        limits: BrokerLimits,
-        host: str = "localhost",
-        bind: str = "127.0.0.1",
-    ) -> None:
-        """Write configuration under ``data_dir`` and initialise storage; return nothing.
+    def prepare(self, *, site: Site) -> None:
+        """Write configuration under ``site.data_dir`` and initialise storage; return nothing.
 
         Idempotent: running it again on a prepared folder rewrites the
         configuration and keeps the stored messages. Fast (well under a second
@@ -240,19 +248,11 @@ class BrokerKind(ABC):
         """
 
     @abstractmethod
-    def launch(
-        self,
-        *,
-        data_dir: Path,
-        ports: Mapping[str, int],
-        limits: BrokerLimits,
-        host: str = "localhost",
-        bind: str = "127.0.0.1",
-    ) -> LaunchSpec:
+    def launch(self, *, site: Site) -> LaunchSpec:
         """Return how to run the prepared broker as one foreground process.
 
         The process never daemonises, logs to its stdout/stderr or under
-        ``data_dir``, and stops cleanly on SIGTERM.
+        ``site.data_dir``, and stops cleanly on SIGTERM.
         """
 
     @abstractmethod

@@ -33,10 +33,10 @@ from sandboxes.brokers.base import (
     BASE_ENV,
     Backoff,
     BrokerKind,
-    BrokerLimits,
     BrokerUnavailable,
     Emit,
     LaunchSpec,
+    Site,
     java_binary,
     missing_client,
     missing_java,
@@ -129,15 +129,8 @@ class Kafka(BrokerKind):
         problems += missing_client("kafka", "kafka-python")
         return problems
 
-    def prepare(
-        self,
-        *,
-        data_dir: Path,
-        ports: Mapping[str, int],
-        limits: BrokerLimits,
-        host: str = "localhost",
-        bind: str = "127.0.0.1",
-    ) -> None:
+    def prepare(self, *, site: Site) -> None:
+        data_dir, ports, limits, host, bind = site.data_dir, site.ports, site.limits, site.host, site.bind
         logs = data_dir / "kraft-logs"
         logs.mkdir(parents=True, exist_ok=True)
         segment = 8 * 1024 * 1024
@@ -210,15 +203,8 @@ class Kafka(BrokerKind):
             if result.returncode != 0:
                 raise RuntimeError(f"kafka storage format failed: {(result.stderr or result.stdout)[-2000:]}")
 
-    def launch(
-        self,
-        *,
-        data_dir: Path,
-        ports: Mapping[str, int],
-        limits: BrokerLimits,
-        host: str = "localhost",
-        bind: str = "127.0.0.1",
-    ) -> LaunchSpec:
+    def launch(self, *, site: Site) -> LaunchSpec:
+        data_dir, limits = site.data_dir, site.limits
         argv = (
             *self._java_argv(data_dir, heap_mb=limits.heap_mb),
             "kafka.Kafka",

@@ -34,10 +34,10 @@ from sandboxes.brokers.base import (
     BASE_ENV,
     Backoff,
     BrokerKind,
-    BrokerLimits,
     BrokerUnavailable,
     Emit,
     LaunchSpec,
+    Site,
 )
 from sandboxes.events import Event
 
@@ -68,15 +68,8 @@ class Nats(BrokerKind):
             ]
         return []
 
-    def prepare(
-        self,
-        *,
-        data_dir: Path,
-        ports: Mapping[str, int],
-        limits: BrokerLimits,
-        host: str = "localhost",
-        bind: str = "127.0.0.1",
-    ) -> None:
+    def prepare(self, *, site: Site) -> None:
+        data_dir, ports, limits, bind = site.data_dir, site.ports, site.limits, site.bind
         (data_dir / "jetstream").mkdir(parents=True, exist_ok=True)
         # JetStream keeps its memory store inside the process budget; the rest is the server itself.
         memory_store = max(16, limits.memory_mb // 4)
@@ -94,15 +87,8 @@ jetstream {{
 """
         (data_dir / "nats-server.conf").write_text(conf)
 
-    def launch(
-        self,
-        *,
-        data_dir: Path,
-        ports: Mapping[str, int],
-        limits: BrokerLimits,
-        host: str = "localhost",
-        bind: str = "127.0.0.1",
-    ) -> LaunchSpec:
+    def launch(self, *, site: Site) -> LaunchSpec:
+        data_dir, limits = site.data_dir, site.limits
         env = {
             **BASE_ENV,
             "GOMEMLIMIT": f"{limits.memory_mb * 3 // 4}MiB",

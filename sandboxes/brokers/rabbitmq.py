@@ -39,10 +39,10 @@ from sandboxes.brokers.base import (
     BASE_ENV,
     Backoff,
     BrokerKind,
-    BrokerLimits,
     BrokerUnavailable,
     Emit,
     LaunchSpec,
+    Site,
     missing_client,
 )
 from sandboxes.events import Direction, Event
@@ -109,15 +109,8 @@ class RabbitMQ(BrokerKind):
         problems += missing_client("pika", "pika")
         return problems
 
-    def prepare(
-        self,
-        *,
-        data_dir: Path,
-        ports: Mapping[str, int],
-        limits: BrokerLimits,
-        host: str = "localhost",
-        bind: str = "127.0.0.1",
-    ) -> None:
+    def prepare(self, *, site: Site) -> None:
+        data_dir, ports, limits, bind = site.data_dir, site.ports, site.limits, site.bind
         for sub in ("mnesia", "log", "home"):
             (data_dir / sub).mkdir(parents=True, exist_ok=True)
         # Leave headroom under the process limit: the watermark blocks publishers, the
@@ -165,15 +158,8 @@ log.file = false
                         follow_symlinks=False,
                     )
 
-    def launch(
-        self,
-        *,
-        data_dir: Path,
-        ports: Mapping[str, int],
-        limits: BrokerLimits,
-        host: str = "localhost",
-        bind: str = "127.0.0.1",
-    ) -> LaunchSpec:
+    def launch(self, *, site: Site) -> LaunchSpec:
+        data_dir, ports, bind = site.data_dir, site.ports, site.bind
         env = {
             **BASE_ENV,
             "HOME": str(data_dir / "home"),

@@ -17,6 +17,7 @@ from sandboxes.brokers.base import (
     BrokerKind,
     BrokerLimits,
     LaunchSpec,
+    Site,
     stop_process_group,
 )
 
@@ -71,10 +72,10 @@ def test_subclass_missing_a_method_is_refused_when_defined():
             def missing(self):
                 return []
 
-            def prepare(self, *, data_dir, ports, limits, host="localhost", bind="127.0.0.1"):
+            def prepare(self, *, site):
                 pass
 
-            def launch(self, *, data_dir, ports, limits, host="localhost", bind="127.0.0.1"):
+            def launch(self, *, site):
                 pass
 
             def probe_ready(self, *, host, ports):
@@ -122,9 +123,10 @@ def test_prepare_is_idempotent_and_launch_runs_in_the_foreground(name):
         Path(tmp).chmod(0o711)
         data = Path(tmp) / "data"
         data.mkdir()
+        site = Site(data_dir=data, ports=kind.ports())
         for _ in range(2):
-            kind.prepare(data_dir=data, ports=kind.ports(), limits=BrokerLimits())
-        spec = kind.launch(data_dir=data, ports=kind.ports(), limits=BrokerLimits())
+            kind.prepare(site=site)
+        spec = kind.launch(site=site)
         assert spec.cwd == str(data)
         argv = " ".join(spec.argv)
         assert "-daemon" not in argv and "-detached" not in argv and " --daemon" not in argv

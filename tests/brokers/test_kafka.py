@@ -289,10 +289,10 @@ def test_storage_is_formatted_even_when_the_cluster_id_starts_with_a_dash(tmp_pa
     import uuid
 
     from sandboxes.brokers import get_broker
-    from sandboxes.brokers.base import BrokerLimits
+    from sandboxes.brokers.base import Site
 
     dashed = next(u for u in iter(uuid.uuid4, None) if base64.urlsafe_b64encode(u.bytes).startswith(b"-"))
     monkeypatch.setattr(uuid, "uuid4", lambda: dashed)
     kafka = get_broker("kafka")
-    kafka.prepare(data_dir=tmp_path, ports=kafka.ports(), limits=BrokerLimits())
+    kafka.prepare(site=Site(data_dir=tmp_path, ports=kafka.ports()))
     assert list(tmp_path.rglob("meta.properties"))
