@@ -12,10 +12,10 @@ import importlib
 from sandboxes.brokers.base import BrokerKind
 
 BROKERS: dict[str, str] = {
-    "kafka": "sandboxes.brokers.kafka.Kafka",
-    "rabbitmq": "sandboxes.brokers.rabbitmq.RabbitMQ",
-    "nats": "sandboxes.brokers.nats.Nats",
-    "activemq": "sandboxes.brokers.activemq.ActiveMQ",
+    "kafka": "sandboxes.brokers.kafka.kind.Kafka",
+    "rabbitmq": "sandboxes.brokers.rabbitmq.kind.RabbitMQ",
+    "nats": "sandboxes.brokers.nats.kind.Nats",
+    "activemq": "sandboxes.brokers.activemq.kind.ActiveMQ",
 }
 
 

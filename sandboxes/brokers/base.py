@@ -151,21 +151,6 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def java_binary() -> str | None:
-    """The java to run JVM brokers with: $JAVA_HOME's, else the one on the brokers' PATH."""
-    import shutil
-
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and Path(java_home, "bin", "java").exists():
-        return str(Path(java_home, "bin", "java"))
-    return shutil.which("java", path=BASE_ENV["PATH"])
-
-
-def missing_java() -> list[str]:
-    """[] when a java is there, else the message saying how to install one."""
-    return [] if java_binary() else ["java not found: install the Debian package openjdk-17-jre-headless"]
-
-
 def missing_client(module: str, package: str) -> list[str]:
     """[] when the Python client ``module`` imports, else the message naming its PyPI ``package``."""
     import importlib.util
@@ -293,21 +278,3 @@ class BrokerKind(ABC):
         current: what it returns is what the learner reads as the broker's state.
         Raises :class:`BrokerUnavailable` when the broker cannot be asked.
         """
-
-
-@dataclass(slots=True)
-class Backoff:
-    """Sleep between reconnect attempts of a tap, cut short when it must stop."""
-
-    stop: threading.Event
-    first: float = 0.2
-    most: float = 2.0
-    _next: float = field(default=0.0, init=False)
-
-    def wait(self) -> bool:
-        """Sleep the next step; return True when the tap should stop instead."""
-        self._next = min(self.most, self._next * 2 or self.first)
-        return self.stop.wait(self._next)
-
-    def reset(self) -> None:
-        self._next = 0.0

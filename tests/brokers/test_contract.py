@@ -133,7 +133,7 @@ def test_prepare_is_idempotent_and_launch_runs_in_the_foreground(name):
 
 
 def test_nats_subject_matching_and_ack_subjects():
-    from sandboxes.brokers.nats import _ack_reply, subject_matches
+    from sandboxes.brokers.nats.tap import _ack_reply, subject_matches
 
     assert subject_matches("orders.>", "orders.new.eu") and not subject_matches("orders.>", "orders")
     assert subject_matches("orders.*", "orders.new") and not subject_matches("orders.*", "orders.new.eu")
@@ -146,7 +146,7 @@ def test_nats_subject_matching_and_ack_subjects():
 
 
 def test_activemq_advisory_body_and_properties_are_decoded():
-    from sandboxes.brokers.activemq import _advisory_event
+    from sandboxes.brokers.activemq.advisory import advisory_event
 
     body = {
         "ActiveMQBytesMessage": {
@@ -167,7 +167,7 @@ def test_activemq_advisory_body_and_properties_are_decoded():
         "orignalDestination": "queue://orders",
         "orignalMessageId": "ID:x-1",
     }
-    event = _advisory_event(headers, json.dumps(body).encode())
+    event = advisory_event(headers, json.dumps(body).encode())
     assert event is not None
     assert (event.direction, event.destination, event.value.text) == (
         "produced",
@@ -180,7 +180,7 @@ def test_activemq_advisory_body_and_properties_are_decoded():
         **headers,
         "orignalDestination": "queue://ActiveMQ.Statistics.Destination",
     }
-    assert _advisory_event(internal, json.dumps(body).encode()) is None
+    assert advisory_event(internal, json.dumps(body).encode()) is None
 
 
 def test_check_command_reports_every_broker():
