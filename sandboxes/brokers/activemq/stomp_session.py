@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 from collections.abc import Mapping
@@ -17,6 +18,10 @@ from .advisory import map_xml
 from .kind import PASSWORD, USER
 
 TAP_ID = "broker-academy-tap"
+
+# stomp.py warns of every refused connection; the readiness probe expects refusals about ten
+# times a second while the broker starts, and says so itself by returning False.
+logging.getLogger("stomp.py").setLevel(logging.ERROR)
 
 
 class StompSession(stomp.ConnectionListener):
@@ -73,9 +78,17 @@ class StompSession(stomp.ConnectionListener):
         self.frames.put(frame)
 
     def close(self) -> None:
-        # Disconnecting a dead connection may fail; there is nothing left to do then.
-        with contextlib.suppress(Exception):
-            self.conn.disconnect()
+        stomp_close(self.conn)
+
+
+def stomp_close(conn: stomp.Connection) -> None:
+    """Disconnect ``conn``; one that never got CONNECTED has its socket closed (stomp.py's disconnect skips it)."""
+    # Disconnecting a dead connection may fail; there is nothing left to do then.
+    with contextlib.suppress(Exception):
+        if conn.is_connected():
+            conn.disconnect()
+        else:
+            conn.transport.disconnect_socket()
 
 
 def statistics(session: StompSession, kind: str) -> list[dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import struct
 import threading
@@ -21,7 +20,7 @@ from sandboxes.events import Event
 
 from .advisory import advisory_event
 from .kind import PASSWORD, USER
-from .stomp_session import TAP_ID, StompSession, statistics
+from .stomp_session import TAP_ID, StompSession, statistics, stomp_close
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +158,5 @@ class ActiveMQTap(ReconnectingTap, stomp.ConnectionListener):
     def close(self) -> None:
         self._close_stats()
         if self.conn is not None:
-            # Disconnecting a dead connection may fail; there is nothing left to do then.
-            with contextlib.suppress(Exception):
-                self.conn.disconnect()
+            stomp_close(self.conn)
         self.conn = None
