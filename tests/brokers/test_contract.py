@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import tempfile
+import threading
+import time
 from dataclasses import FrozenInstanceError
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,3 +217,65 @@ def test_kafka_names_the_release_of_a_metadata_version_level():
     # Levels from Kafka's MetadataVersion: 3.9-IV0 is 21, 4.0-IV0..IV3 are 22-25, 4.4-IV2 is 33.
     assert [metadata_release(level) for level in (21, 22, 25, 31, 33)] == ["3.9", "4.0", "4.0", "4.4", "4.4"]
     assert metadata_release(34) is None and metadata_release(0) is None
+
+
+def test_reconnecting_tap_reconnects_after_failures_closes_each_time_and_stops_promptly():
+    from sandboxes.brokers.tap import ReconnectingTap
+
+    stop = threading.Event()
+    emitted: list[Any] = []
+    calls: list[str] = []
+
+    class Flaky(ReconnectingTap):
+        broker = "flaky"
+
+        def connect(self):
+            calls.append("connect")
+            if calls.count("connect") == 1:
+                raise ConnectionRefusedError("not up yet")
+
+        def watch(self):
+            calls.append("watch")
+            if calls.count("watch") == 1:
+                raise ConnectionResetError("lost")
+            self.emit(None)
+            self.stop.wait()
+
+        def close(self):
+            calls.append("close")
+
+    tap = Flaky(host="localhost", ports={}, emit=emitted.append, stop=stop)
+    thread = threading.Thread(target=tap.run)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not emitted and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    started = time.monotonic()
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - started < 1.0
+    assert emitted == [None]
+    assert calls == ["connect", "close", "connect", "watch", "close", "connect", "watch", "close"]
+
+
+def test_not_shown_is_one_empty_event_that_counts_what_it_stands_for():
+    from sandboxes.brokers.tap import not_shown
+
+    event = not_shown(broker="kafka", direction="consumed", destination="t", count=600, offset=599, detail={"group": "g"})
+    assert (event.size, event.offset, event.detail) == (0, 599, {"group": "g", "not_shown": "600"})
+
+
+def test_stomp_session_gives_up_on_a_listener_that_never_answers_and_leaves_no_thread():
+    from sandboxes.brokers.activemq.stomp_session import StompSession
+    from sandboxes.brokers.base import BrokerUnavailable
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        threads = threading.active_count()
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match="not answered"):
+            StompSession("127.0.0.1", silent.getsockname()[1], timeout=0.5)
+        assert time.monotonic() - started < 3.0
+        deadline = time.monotonic() + 5
+        while threading.active_count() > threads and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert threading.active_count() == threads
