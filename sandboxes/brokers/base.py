@@ -264,7 +264,8 @@ class BrokerKind(ABC):
 
         Runs in its own thread. Never consumes, acknowledges or joins anything a
         learner uses, and never reports its own traffic. Reconnects on its own
-        while the broker restarts; returns within about a second of ``stop``.
+        while the broker restarts; returns within about a second of ``stop``
+        (a :class:`sandboxes.brokers.tap.ReconnectingTap` does both).
         Every event already makes the agent refresh its snapshot soon; a tap that
         hears of other changes (RabbitMQ's event exchange) says so with ``emit(None)``.
         """
