@@ -20,8 +20,8 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.container import container_plugin
 
 from lessons.checks import check_leaks
+from sandboxes.brokers import broker_names
 
-BROKERS = ("kafka", "rabbitmq", "nats", "activemq")
 CELL_ROLES = ("run", "setup", "starter", "solution", "check")
 EXERCISE_ROLES = ("starter", "solution", "check")
 CELL_ATTRIBUTES = ("id", "broker", "role", "timeout", "expect")
@@ -52,7 +52,7 @@ def _slug_message() -> str:
 
 
 def _broker_message() -> str:
-    return _("брокер должен быть одним из: {brokers}").format(brokers=", ".join(BROKERS))
+    return _("брокер должен быть одним из: {brokers}").format(brokers=", ".join(broker_names()))
 
 
 def _wrong_type_message() -> str:
@@ -214,7 +214,7 @@ def parse_chapter(text: str, *, file: str) -> ParsedChapter:
         raise CourseFormatError(problems)
     if not KEY_RE.match(meta["slug"]):
         problems.append(FormatProblem(file, 2, _slug_message()))
-    if meta["broker"] not in BROKERS:
+    if meta["broker"] not in broker_names():
         problems.append(FormatProblem(file, 2, _broker_message()))
     if not all(isinstance(o, str) for o in meta["objectives"]):
         problems.append(FormatProblem(file, 2, _("objectives должен быть списком строк")))
@@ -322,7 +322,7 @@ def parse_chapter(text: str, *, file: str) -> ParsedChapter:
             where = _("ячейка «{role}» должна быть внутри упражнения") if role in EXERCISE_ROLES else _outside_message()
             problems.append(FormatProblem(file, line, where.format(role=role)))
         broker = attrs.get("broker", meta["broker"])
-        if broker not in BROKERS:
+        if broker not in broker_names():
             problems.append(FormatProblem(file, line, _broker_message()))
         try:
             timeout = int(attrs.get("timeout", DEFAULT_TIMEOUT_S))

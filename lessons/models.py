@@ -13,6 +13,8 @@ which rebuilds cells and exercises, takes nothing a learner has with it.
 from django.conf import settings
 from django.db import models
 
+from sandboxes.broker_list import broker_label, broker_validate
+
 
 class Course(models.Model):
     slug = models.SlugField(unique=True)
@@ -33,15 +35,14 @@ class Course(models.Model):
 
 
 class Chapter(models.Model):
-    BROKERS = [("kafka", "Apache Kafka"), ("rabbitmq", "RabbitMQ"), ("nats", "NATS"), ("activemq", "ActiveMQ")]
-
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="chapters")
     slug = models.SlugField()
     filename = models.CharField(max_length=200)
     number = models.CharField(max_length=16)
     title = models.CharField(max_length=300)
     order = models.IntegerField()
-    broker = models.CharField(max_length=16, choices=BROKERS)
+    # Validated against the broker registry, not fixed choices: a new broker kind needs no migration.
+    broker = models.CharField(max_length=16, validators=[broker_validate])
     estimated_minutes = models.PositiveIntegerField()
     objectives = models.JSONField(default=list)
     source = models.TextField(help_text="the chapter's Markdown file, front matter included")
@@ -55,6 +56,11 @@ class Chapter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} {self.title}"
+
+    @property
+    def broker_label(self) -> str:
+        """The broker's product name in the active language, from the registry."""
+        return broker_label(self.broker)
 
 
 class Exercise(models.Model):
@@ -79,7 +85,7 @@ class Cell(models.Model):
     exercise = models.ForeignKey(Exercise, on_delete=models.CASCADE, null=True, blank=True, related_name="cells")
     key = models.SlugField(help_text="the id= of the cell")
     role = models.CharField(max_length=10, choices=ROLES, default="run")
-    broker = models.CharField(max_length=16, choices=Chapter.BROKERS)
+    broker = models.CharField(max_length=16, validators=[broker_validate])
     timeout = models.PositiveIntegerField(default=30)
     code = models.TextField()
     position = models.PositiveIntegerField()

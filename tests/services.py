@@ -18,8 +18,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +55,26 @@ os.environ.update(
 )
 
 
+# What a child service inherits from the test process: the system's basics and the project's own
+# settings, nothing else. In particular not DJANGO_ALLOW_ASYNC_UNSAFE, which the browser tests set
+# for their own thread: passed on, it would hide every async-safety error of the ASGI server.
+INHERITED = (
+    # the system
+    "PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME", "TERM", "PYTHONPATH",
+    # where the brokers' and tools' files are
+    "JAVA_HOME", "KAFKA_HOME", "KAFKA_LIBS", "ACTIVEMQ_LIBS", "NATS_CLI", "NATS_SERVER", "BROKER_ACADEMY_CACHE",
+    # this run's services and settings
+    "VAR_DIR", "REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS",
+    "TIME_ZONE", "COURSE_IMPORT_ROOTS", "LOG_LEVEL", "KUBECONFIG",
+)  # fmt: skip
+INHERITED_PREFIXES = ("LC_", "SANDBOX_", "CELERY_", "SIGNUP_", "BA_", "K8S_")
+
+
+def service_environment() -> dict[str, str]:
+    """The explicit environment of a service this suite starts (see INHERITED)."""
+    return {name: value for name, value in os.environ.items() if name in INHERITED or name.startswith(INHERITED_PREFIXES)}
+
+
 def wait_for(predicate, *, timeout: float, what: str, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -68,16 +90,55 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+# A host out in the world that this machine reaches (a registry the install step uses).
+OUTSIDE_HOST = ("pypi.org", 443)
+
+
+@contextmanager
+def reachable_from_the_host() -> Iterator[dict[str, tuple[str, int]]]:
+    """Addresses that answer when dialled from the host, for proving a cell cannot dial them.
+
+    A TCP listener of the test's own on every address of the host (so loopback, the uplink and
+    any bridge), and an outside server the host reaches. Each one is dialled from the host first,
+    so "closed" from a cell means the wall, not an address where nothing ever answered.
+    """
+    listener = socket.create_server(("0.0.0.0", 0))
+    port = listener.getsockname()[1]
+    targets = {
+        f"host service on {a.address}": (a.address, port)
+        for addrs in psutil.net_if_addrs().values()
+        for a in addrs
+        if a.family == socket.AF_INET
+    }
+    try:
+        targets[f"outside {OUTSIDE_HOST[0]}"] = (socket.gethostbyname(OUTSIDE_HOST[0]), OUTSIDE_HOST[1])
+    except OSError:
+        pass  # no name service here: the host's own addresses still prove the wall
+    try:
+        for name, address in list(targets.items()):
+            try:
+                socket.create_connection(address, timeout=3).close()
+            except OSError:
+                if name.startswith("outside"):
+                    del targets[name]  # the outside is not reachable from this host at all: nothing to prove
+                    continue
+                raise
+        yield targets
+    finally:
+        listener.close()
+
+
 class Service:
     """A child process with its output in a log file, stopped with its whole process group."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.name = name
         self.log = RUN_DIR / f"{name}.log"
+        self.url = ""  # for a service that answers on an address
         self.process = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env={**os.environ, **(env or {})},
+            env={**service_environment(), **(env or {})},
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -185,8 +246,11 @@ def redis_server() -> Iterator[str]:
     service.stop()
 
 
-def celery_worker_start(name: str = "worker", concurrency: int = 2) -> Service:
-    """Start a real Celery worker of the project; returns once it answers a ping."""
+def celery_worker_start(name: str = "worker", concurrency: int = 2, env: dict[str, str] | None = None) -> Service:
+    """Start a real Celery worker of the project; returns once it answers a ping.
+
+    ``env`` adds to its environment: settings the worker must see (it reads them at start).
+    """
     from courseplatform.celery import app
 
     service = Service(
@@ -207,6 +271,7 @@ def celery_worker_start(name: str = "worker", concurrency: int = 2) -> Service:
             "--without-gossip",
             "--without-mingle",
         ],
+        env=env,
     )
 
     def answers() -> bool:
@@ -218,6 +283,24 @@ def celery_worker_start(name: str = "worker", concurrency: int = 2) -> Service:
     return service
 
 
+@contextmanager
+def worker_in_place_of(session_worker: Service, name: str, env: dict[str, str] | None = None) -> Iterator[Service]:
+    """Run the session's tasks on a worker of its own (with its own settings), then bring the session's back.
+
+    Only one worker consumes meanwhile, so every task queued in the block runs on this one.
+    """
+    from courseplatform.celery import app
+
+    session_worker.stop()
+    replacement = celery_worker_start(name=name, concurrency=1, env=env)
+    try:
+        yield replacement
+    finally:
+        replacement.stop()
+        session_worker.__init__(session_worker.name, session_worker.process.args)
+        wait_for(lambda: any(app.control.ping(timeout=0.5)), timeout=60, what="the session's worker back", interval=0.2)
+
+
 @pytest.fixture(scope="session")
 def celery_worker(redis_server: str, django_db_setup, django_db_blocker) -> Iterator[Service]:
     """One real worker for the session, sharing the test database file."""
@@ -227,7 +310,13 @@ def celery_worker(redis_server: str, django_db_setup, django_db_blocker) -> Iter
 
 
 @pytest.fixture(scope="session")
-def live_server_url(redis_server: str, django_db_setup, django_db_blocker) -> Iterator[str]:
+def live_server_url(asgi_server: Service) -> str:
+    """The address of the real ASGI server."""
+    return asgi_server.url
+
+
+@pytest.fixture(scope="session")
+def asgi_server(redis_server: str, django_db_setup, django_db_blocker) -> Iterator[Service]:
     """The real ASGI server (uvicorn) with HTTP and WebSockets, on a private port."""
     port = free_port()
     service = Service(
@@ -252,7 +341,8 @@ def live_server_url(redis_server: str, django_db_setup, django_db_blocker) -> It
         return port_open(port)
 
     wait_for(up, timeout=30, what="the ASGI server listening")
-    yield f"http://127.0.0.1:{port}"
+    service.url = f"http://127.0.0.1:{port}"
+    yield service
     service.stop()
 
 

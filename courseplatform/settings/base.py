@@ -72,6 +72,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "courseplatform.accounts.context.account",
+                "sandboxes.broker_list.brokers_context",
             ],
         },
     },

@@ -17,19 +17,23 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
+import importlib.util
 import io
+import os
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from sandboxes.brokers import broker_names
+from sandboxes.brokers import broker_entry, broker_names
 from sandboxes.images import REPOSITORY, RUN_TAG, SOURCE_LABEL, image_repository
 
 HERE = Path(__file__).resolve().parent
@@ -122,8 +126,36 @@ def nats_binaries(context: Context) -> None:
         context.add_path(f"nats-bin/{binary.name}", binary, executable=True)
 
 
-#: What a kind's image needs besides its Dockerfile and the agent.
+#: What the four first kinds' images need besides their Dockerfile and the agent. A kind added
+#: since says it itself: an ``image_files()`` function in its module (see :func:`kind_extras`).
 EXTRAS = {"kafka": kafka_jars, "activemq": activemq_jars, "nats": nats_binaries}
+
+
+def kind_module(kind: str) -> ModuleSpec:
+    """Where the registry says the kind lives (its module, not imported)."""
+    module = broker_entry(kind).kind.rpartition(".")[0]
+    spec = importlib.util.find_spec(module)
+    if spec is None:
+        raise BuildFailed(f"the broker kind {kind!r} names the module {module}, which does not exist")
+    return spec
+
+
+def kind_dockerfile(kind: str) -> Path:
+    """The kind's Dockerfile: ``Dockerfile`` in its package when it is one, else ``images/<kind>.Dockerfile``."""
+    for folder in kind_module(kind).submodule_search_locations or ():
+        if (Path(folder) / "Dockerfile").is_file():
+            return Path(folder) / "Dockerfile"
+    return HERE / f"{kind}.Dockerfile"
+
+
+def kind_extras(kind: str, context: Context) -> None:
+    """Add what the kind's image needs besides the agent: EXTRAS, or the kind module's ``image_files()``."""
+    if kind in EXTRAS:
+        EXTRAS[kind](context)
+        return
+    image_files = getattr(importlib.import_module(kind_module(kind).name), "image_files", None)
+    for name, path in (image_files() if image_files else {}).items():
+        context.add_path(name, Path(path), executable=os.access(path, os.X_OK) and Path(path).is_file())
 
 
 def build(client: docker.DockerClient, *, repository: str, context: Context, digest: str, buildargs: dict[str, str]) -> str:
@@ -241,15 +273,14 @@ def base_image(client: docker.DockerClient, *, force: bool) -> str:
 
 
 def kind_image(client: docker.DockerClient, *, kind: str, base: str, force: bool) -> str:
-    dockerfile = HERE / f"{kind}.Dockerfile"
+    dockerfile = kind_dockerfile(kind)
     if not dockerfile.exists():
         raise BuildFailed(f"no Dockerfile for the broker kind {kind!r}: add {dockerfile.relative_to(ROOT)}")
     context = Context()
     context.add("Dockerfile", dockerfile.read_bytes())
     for source in AGENT_SOURCES:
         context.add_path(source, ROOT / source)
-    if kind in EXTRAS:
-        EXTRAS[kind](context)
+    kind_extras(kind, context)
     digest = context.digest(base)
     return ensure(
         client, repository=image_repository(kind), context=context, digest=digest, buildargs={"BASE": base}, force=force

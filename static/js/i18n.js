@@ -63,11 +63,33 @@ export function stateLabel(state) {
   return SANDBOX_STATES[state] ?? String(state);
 }
 
-const BROKER_NAMES = { kafka: "Kafka", rabbitmq: "RabbitMQ", nats: "NATS", activemq: "ActiveMQ" };
+// The broker kinds and their labels come from the server's registry (base.html's "broker-kinds"
+// JSON), so a broker added there is named here without an edit.
+function readBrokers() {
+  try {
+    const found = JSON.parse(document.getElementById("broker-kinds")?.textContent || "[]");
+    return Array.isArray(found) ? found.filter((b) => b && typeof b.name === "string") : [];
+  } catch {
+    return [];
+  }
+}
+const BROKERS = readBrokers();
+const BROKER_NAMES = new Map(BROKERS.map((b) => [b.name, b]));
 
-/** A broker's product name (the same in every language). */
+/** Every broker kind the server knows, in its order: [{name, label, short}]. */
+export function brokerKinds() {
+  return BROKERS.map((b) => ({ ...b }));
+}
+
+/** A broker's short product name for tabs and badges, in the page's language; unknown names as they come. */
 export function brokerName(broker) {
-  return BROKER_NAMES[broker] || broker;
+  const b = BROKER_NAMES.get(broker);
+  return (b && (b.short || b.label)) || broker;
+}
+
+/** A broker's full product name ("Apache Kafka"); unknown names as they come. */
+export function brokerLabel(broker) {
+  return BROKER_NAMES.get(broker)?.label || broker;
 }
 
 export function formatNumber(n) {

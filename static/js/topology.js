@@ -1,6 +1,7 @@
 // The topology block of the live panel, drawn from the broker snapshots the server sends:
 // Kafka topics, partitions and group lag; RabbitMQ exchanges, bindings and queues; NATS
-// subjects and JetStream streams; ActiveMQ queues and topics. Missing fields show as "—".
+// subjects and JetStream streams; ActiveMQ queues and topics; Redis streams and their groups.
+// A broker without a renderer here is shown as its snapshot's JSON. Missing fields show as "—".
 import { live } from "./live.js";
 import { gettext, ngettext, brokerName, formatNumber, formatBytes, formatTime } from "./i18n.js";
 import { el, button, svg } from "./dom.js";
@@ -255,6 +256,36 @@ const TOPOLOGY = {
       jbox.append(card);
     }
     root.append(jbox);
+  },
+
+  redis(data, root) {
+    const streams = Array.isArray(data.streams) ? data.streams : [];
+    const box = section(gettext("Потоки Redis"), streams.length ? formatNumber(streams.length) : "");
+    if (!streams.length) box.append(el("p", "topo-empty", gettext("Потоков пока нет.")));
+    for (const s of streams) {
+      const card = el("div", "topo-card redis-stream");
+      card.dataset.name = s.name ?? "";
+      const title = el("div", "topo-card-title");
+      title.append(el("span", "topo-name", s.name ?? ""), el("span", "topo-sub", `${show(s.length)} ${gettext("записей")} · ${gettext("последняя")} ${s.last_id ?? "—"}`));
+      card.append(title);
+      const groups = Array.isArray(s.groups) ? s.groups : [];
+      if (groups.length) {
+        const rows = groups.map((g) => ({
+          data: { group: g.name ?? "" },
+          cells: [
+            { text: g.name ?? "", className: "mono" },
+            { text: g.last_delivered_id ?? "—", className: "mono" },
+            { text: show(g.pending), className: "num pending" },
+            { node: lagNode(g.lag), className: "num lag-cell" },
+            { text: (Array.isArray(g.consumers) ? g.consumers : []).map((c) => c.name).join(", ") || "—", className: "mono" },
+          ],
+        }));
+        const headers = [gettext("Группа"), gettext("Доставлено до"), { text: gettext("Без подтв."), className: "num" }, { text: gettext("Отставание"), className: "num" }, gettext("Потребители")];
+        card.append(table(headers, rows, "redis-groups"));
+      }
+      box.append(card);
+    }
+    root.append(box);
   },
 
   activemq(data, root) {

@@ -41,11 +41,12 @@ DOCUMENTED = {
         "STOMP_PASSWORD": "admin",
         "OPENWIRE_URL": "tcp://localhost:61616",
     },
+    "redis": {"REDIS_URL": "redis://localhost:6379/0"},
 }
 
 
 def test_registry_names_every_documented_broker():
-    assert broker_names() == list(BROKERS) == ["kafka", "rabbitmq", "nats", "activemq"]
+    assert broker_names() == list(BROKERS) == ["kafka", "rabbitmq", "nats", "activemq", "redis"]
 
 
 def test_get_broker_returns_one_shared_instance_per_kind():
@@ -56,7 +57,7 @@ def test_get_broker_returns_one_shared_instance_per_kind():
 
 
 def test_unknown_broker_error_names_the_known_ones():
-    with pytest.raises(UnknownBroker, match="known: kafka, rabbitmq, nats, activemq"):
+    with pytest.raises(UnknownBroker, match="known: kafka, rabbitmq, nats, activemq, redis"):
         get_broker("mqtt")
 
 
@@ -119,7 +120,7 @@ def test_stop_process_group_also_ends_helpers_that_outlive_the_leader():
         os.killpg(proc.pid, 0)
 
 
-@pytest.mark.parametrize("name", ["nats", "activemq", "rabbitmq"])
+@pytest.mark.parametrize("name", ["nats", "activemq", "rabbitmq", "redis"])
 def test_prepare_is_idempotent_and_launch_runs_in_the_foreground(name):
     kind = get_broker(name)
     with tempfile.TemporaryDirectory(prefix="ba-test-prepare-") as tmp:

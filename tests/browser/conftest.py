@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.test import Client
 
 # Playwright's sync API keeps an event loop in this thread; Django's ORM calls here are
 # still synchronous and safe, so its async guard is lifted for browser tests only.
@@ -61,6 +62,21 @@ def new_page(browser, page_errors):
     yield make
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def page_as(new_page, live_server_url):
+    """A fresh page of the real server, logged in as the given user through a real session cookie."""
+
+    def make(user, **context_options):
+        client = Client()
+        client.force_login(user)
+        page = new_page(**context_options)
+        cookie = {"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}
+        page.context.add_cookies([cookie])
+        return page
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-from django.test import Client
 from playwright.sync_api import expect
 
 from lessons.course_io import course_import
@@ -54,14 +53,11 @@ BLOCK_FOR_LINE = """line => {
 
 
 def test_an_instructor_edits_with_line_numbers_follows_the_preview_jumps_to_problems_runs_a_draft_and_reads_the_diff(
-    celery_worker, live_server_url, new_page, page_errors, instructor, units_cleanup, screenshots
+    celery_worker, live_server_url, page_as, page_errors, instructor, units_cleanup, screenshots
 ):
     course_import(directory=BUNDLED)
-    client = Client()
-    client.force_login(instructor)
-    page = new_page(viewport={"width": 1600, "height": 1000})
+    page = page_as(instructor, viewport={"width": 1600, "height": 1000})
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server_url)
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}])
     page.goto(live_server_url + EDIT)
 
     # A code editor with line numbers, in place of the textarea.

@@ -4,7 +4,6 @@ import re
 from pathlib import Path
 
 import pytest
-from django.test import Client
 from playwright.sync_api import expect
 
 from lessons.course_io import course_import
@@ -44,11 +43,7 @@ assert False, "ещё нет"
 """
 
 
-def logged_in(new_page, live_server_url, user, **options):
-    client = Client()
-    client.force_login(user)
-    page = new_page(**options)
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}])
+def with_clipboard(page, live_server_url):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server_url)
     return page
 
@@ -62,10 +57,10 @@ def replace_body(page, text: str) -> None:
 
 
 def test_an_instructor_writes_previews_and_publishes_a_chapter_a_learner_then_reads(
-    live_server_url, new_page, page_errors, instructor, learner, screenshots
+    live_server_url, page_as, page_errors, instructor, learner, screenshots
 ):
     course_import(directory=MINI)
-    page = logged_in(new_page, live_server_url, instructor, viewport={"width": 1400, "height": 900})
+    page = with_clipboard(page_as(instructor, viewport={"width": 1400, "height": 900}), live_server_url)
     page.goto(live_server_url + "/author/mini/")
     page.click("[data-testid=new-chapter]")
     page.fill("#m-title", "Глава из браузера")
@@ -90,16 +85,16 @@ def test_an_instructor_writes_previews_and_publishes_a_chapter_a_learner_then_re
     page.wait_for_load_state("networkidle")
     assert page_errors == []
 
-    reader = logged_in(new_page, live_server_url, learner)
+    reader = page_as(learner)
     reader.goto(live_server_url + "/courses/mini/from-browser/")
     assert reader.locator("h1").inner_text() == "Глава из браузера"
     assert reader.locator("section.exercise[data-exercise=pub-task]").count() == 1
     assert page_errors == []
 
 
-def test_a_broken_cell_attribute_is_shown_with_its_line_and_nothing_is_saved(live_server_url, new_page, page_errors, instructor):
+def test_a_broken_cell_attribute_is_shown_with_its_line_and_nothing_is_saved(live_server_url, page_as, page_errors, instructor):
     course_import(directory=MINI)
-    page = logged_in(new_page, live_server_url, instructor, viewport={"width": 1400, "height": 900})
+    page = with_clipboard(page_as(instructor, viewport={"width": 1400, "height": 900}), live_server_url)
     page.goto(live_server_url + "/author/mini/first/edit")
     replace_body(page, "## Х\n\n```python cell id=a colour=red\npass\n```\n")
     page.wait_for_selector("[data-problems] li")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.test import Client
 from playwright.sync_api import expect
 
 from lessons.checks import reason_leaks
@@ -26,17 +25,14 @@ SERVER_PATHS = ("/root/", ".venv", "site-packages", "/usr/lib/python")
 
 
 def test_a_wrong_port_gets_a_hint_a_failed_check_keeps_the_answer_and_hints_open_one_by_one(
-    celery_worker, live_server_url, new_page, page_errors, learner, units_cleanup, screenshots
+    celery_worker, live_server_url, page_as, page_errors, learner, units_cleanup, screenshots
 ):
     course = course_import(directory=COURSE)
     _source, parsed = course_folder_read(directory=COURSE).chapters[CHAPTER]
     cells = {c.key: c for c in parsed.cells}
     original = cells[CELL].code
     assert 'os.environ["BOOTSTRAP_SERVERS"]' in original.splitlines()[3]
-    client = Client()
-    client.force_login(learner)
-    page = new_page(viewport={"width": 1440, "height": 900})
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}])
+    page = page_as(learner, viewport={"width": 1440, "height": 900})
     page.goto(f"{live_server_url}/courses/{course.slug}/{parsed.meta['slug']}/")
 
     # The learner writes the address in by hand, with a port nothing listens on, and runs the cell.

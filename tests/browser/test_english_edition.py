@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.test import Client
 from playwright.sync_api import Locator, Page, expect
 
 from lessons.course_io import course_import
@@ -32,13 +31,10 @@ def scroll_to_top_of_window(page: Page, heading: Locator) -> None:
 
 
 def test_switching_language_opens_the_same_section_of_the_other_edition_with_progress_kept(
-    celery_worker, live_server_url, new_page, page_errors, learner, units_cleanup, screenshots
+    celery_worker, live_server_url, page_as, page_errors, learner, units_cleanup, screenshots
 ):
     ru, en = course_import(directory=RU), course_import(directory=EN)
-    client = Client()
-    client.force_login(learner)
-    page = new_page(viewport={"width": 1280, "height": 900})
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}])
+    page = page_as(learner, viewport={"width": 1280, "height": 900})
     page.goto(f"{live_server_url}/courses/{ru.slug}/{CHAPTER}/")
     ru_sections = sections(page)
 

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-from django.test import Client
 from playwright.sync_api import expect
 
 from lessons.course_io import course_import
@@ -22,13 +21,10 @@ print("sent 5 orders")
 
 
 def test_shift_enter_runs_a_kafka_producer_and_its_messages_appear_in_the_panel(
-    celery_worker, live_server_url, new_page, page_errors, learner, units_cleanup, screenshots
+    celery_worker, live_server_url, page_as, page_errors, learner, units_cleanup, screenshots
 ):
     course_import(directory=MINI)
-    client = Client()
-    client.force_login(learner)
-    page = new_page(viewport={"width": 1440, "height": 900})
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}])
+    page = page_as(learner, viewport={"width": 1440, "height": 900})
     page.goto(live_server_url + "/courses/mini/live/")
     editor = page.locator("figure.cell[data-cell=on-kafka] .cm-content")
     editor.click()

@@ -12,7 +12,6 @@ import statistics
 from pathlib import Path
 
 import pytest
-from django.test import Client
 from playwright.sync_api import expect
 
 from lessons.course_io import course_import
@@ -52,13 +51,10 @@ def type_code(page, cell: str, code: str) -> None:
 
 
 def test_a_printing_loop_leaves_the_page_responsive_and_shows_head_count_and_end(
-    celery_worker, live_server_url, new_page, page_errors, learner, units_cleanup, screenshots
+    celery_worker, live_server_url, page_as, page_errors, learner, units_cleanup, screenshots
 ):
     course_import(directory=COURSE)
-    client = Client()
-    client.force_login(learner)
-    page = new_page(viewport={"width": 1440, "height": 900})
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}])
+    page = page_as(learner, viewport={"width": 1440, "height": 900})
     page.goto(live_server_url + CHAPTER)
     page.evaluate(MEASURE)
     cell = page.locator("figure.cell[data-cell=nats-pubsub]")

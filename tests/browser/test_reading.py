@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-from django.test import Client
 
 from lessons.course_io import course_import
 
@@ -12,19 +11,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_d
 MINI = Path(__file__).resolve().parents[1] / "fixtures" / "course-mini"
 
 
-def logged_in(new_page, live_server_url, user, **options):
-    client = Client()
-    client.force_login(user)
-    page = new_page(**options)
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}])
-    return page
-
-
 def test_reading_a_chapter_and_marking_it_done_shows_on_the_course_page(
-    live_server_url, new_page, page_errors, learner, screenshots
+    live_server_url, page_as, page_errors, learner, screenshots
 ):
     course_import(directory=MINI)
-    page = logged_in(new_page, live_server_url, learner, viewport={"width": 1280, "height": 900})
+    page = page_as(learner, viewport={"width": 1280, "height": 900})
     page.goto(live_server_url + "/courses/mini/first/")
     assert page.locator("h1").inner_text() == "Первая глава"
     assert page.locator("nav.toc a").first.inner_text() == "Публикация"
@@ -44,10 +35,10 @@ def test_reading_a_chapter_and_marking_it_done_shows_on_the_course_page(
 
 
 def test_a_phone_sized_screen_reads_the_chapter_without_sideways_scrolling(
-    live_server_url, new_page, page_errors, learner, screenshots
+    live_server_url, page_as, page_errors, learner, screenshots
 ):
     course_import(directory=MINI)
-    page = logged_in(new_page, live_server_url, learner, viewport={"width": 390, "height": 844}, color_scheme="dark")
+    page = page_as(learner, viewport={"width": 390, "height": 844}, color_scheme="dark")
     page.goto(live_server_url + "/courses/mini/first/")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     page.screenshot(path=str(screenshots / "chapter-phone-dark.png"), full_page=False)

@@ -7,7 +7,6 @@ from urllib.parse import unquote
 
 import pytest
 from django.conf import settings
-from django.test import Client
 from playwright.sync_api import expect
 
 from lessons.course_io import course_import
@@ -21,19 +20,11 @@ PRODUCER_CONSUMER = COURSE + "kafka-producer-consumer/"  # 6.3
 ARCHITECTURE = COURSE + "apache-kafka/"  # 6.2
 
 
-def logged_in(new_page, live_server_url, user, **options):
-    client = Client()
-    client.force_login(user)
-    page = new_page(**options)
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}])
-    return page
-
-
 def test_a_learner_marks_read_from_the_top_reads_a_nested_toc_and_continues_where_they_left_off(
-    live_server_url, new_page, page_errors, learner, screenshots
+    live_server_url, page_as, page_errors, learner, screenshots
 ):
     course_import(directory=BUNDLED)
-    page = logged_in(new_page, live_server_url, learner, viewport={"width": 1280, "height": 900})
+    page = page_as(learner, viewport={"width": 1280, "height": 900})
 
     # 6.2: the table of contents numbers sections 1, 2, 3 and nests each one's sub-sections as 3.1, 3.2.
     page.goto(live_server_url + ARCHITECTURE)
@@ -125,10 +116,10 @@ def test_the_first_click_of_the_theme_switch_changes_the_page_on_a_light_system(
 
 
 def test_a_learner_on_an_instructor_page_and_anyone_on_a_missing_page_see_a_styled_page_with_a_way_back(
-    live_server_url, new_page, page_errors, learner, screenshots
+    live_server_url, page_as, page_errors, learner, screenshots
 ):
     course_import(directory=BUNDLED)
-    page = logged_in(new_page, live_server_url, learner, viewport={"width": 1280, "height": 800})
+    page = page_as(learner, viewport={"width": 1280, "height": 800})
 
     response = page.goto(live_server_url + "/author/")
     assert response.status == 403

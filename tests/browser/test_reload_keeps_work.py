@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 
 import pytest
-from django.test import Client
 from playwright.sync_api import expect
 
 from lessons.course_io import course_import
@@ -30,13 +29,10 @@ def rows(page, broker: str = ""):
 
 
 def test_outputs_and_each_chapters_panel_survive_a_reload_and_the_panel_shows_the_chapters_brokers(
-    celery_worker, live_server_url, new_page, page_errors, learner, units_cleanup
+    celery_worker, live_server_url, page_as, new_page, page_errors, learner, units_cleanup
 ):
     course_import(directory=COURSE)
-    client = Client()
-    client.force_login(learner)
-    rabbit = new_page(viewport={"width": 1440, "height": 900})
-    rabbit.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}])
+    rabbit = page_as(learner, viewport={"width": 1440, "height": 900})
     kafka = rabbit.context.new_page()
     kafka.on("pageerror", lambda e: page_errors.append(f"pageerror: {e}"))
     kafka.on("console", lambda m: page_errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.test import Client
 from playwright.sync_api import expect
 
 from lessons.course_io import course_import
@@ -27,14 +26,11 @@ BROKER_START_MS = 150_000
 
 
 def test_the_setup_runs_before_the_first_cell_again_after_a_reset_and_a_failed_one_says_what_to_do(
-    celery_worker, live_server_url, new_page, page_errors, learner, units_cleanup, screenshots
+    celery_worker, live_server_url, page_as, page_errors, learner, units_cleanup, screenshots
 ):
     course_import(directory=RUSSIAN)
     course_import(directory=FAILING)
-    client = Client()
-    client.force_login(learner)
-    page = new_page(viewport={"width": 1440, "height": 900})
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}])
+    page = page_as(learner, viewport={"width": 1440, "height": 900})
     page.goto(live_server_url + CHAPTER)
 
     def cell(key: str):

@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from django.test import Client
 from playwright.sync_api import expect
 
 from lessons.course_io import course_import
@@ -107,11 +106,8 @@ BOXES = """() => [...document.querySelectorAll(".rabbit-diagram g.node, .rabbit-
 })"""
 
 
-def _open(new_page, live_server_url, learner, path, **viewport):
-    client = Client()
-    client.force_login(learner)
-    page = new_page(viewport=viewport or {"width": 1440, "height": 900})
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}])
+def _open(page_as, live_server_url, learner, path, **viewport):
+    page = page_as(learner, viewport=viewport or {"width": 1440, "height": 900})
     page.goto(live_server_url + path)
     return page
 
@@ -156,10 +152,10 @@ def units_stopped_together(units_cleanup):
 
 
 def test_topology_shows_kafka_group_offsets_and_follows_rabbitmq_within_a_second(
-    celery_worker, live_server_url, new_page, page_errors, learner, units_stopped_together, screenshots
+    celery_worker, live_server_url, page_as, page_errors, learner, units_stopped_together, screenshots
 ):
     course_import(directory=COURSE)
-    page = _open(new_page, live_server_url, learner, "/courses/broker-academy/queues-streaming-event-driven/")
+    page = _open(page_as, live_server_url, learner, "/courses/broker-academy/queues-streaming-event-driven/")
     # Running a cell of 6.1 starts every broker the chapter uses; the Kafka sandbox is ready by the time 6.3 needs it.
     _rabbitmq_follows_the_broker(page, screenshots)
     page.goto(live_server_url + "/courses/broker-academy/kafka-producer-consumer/")

@@ -12,14 +12,12 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
-import psutil
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
@@ -40,7 +38,7 @@ from sandboxes.backends.docker import (
 from sandboxes.images import SOURCE_LABEL, UNIT_DIR
 from sandboxes.models import Sandbox, State
 from tests.sandboxes.test_lifecycle import BROKERS, PRODUCE_CONSUME, provision, run_cell, running
-from tests.services import ROOT, Service, celery_worker_start, free_port, wait_for
+from tests.services import ROOT, Service, celery_worker_start, reachable_from_the_host, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.django_db(transaction=True)]
 
@@ -237,37 +235,26 @@ def test_a_cell_reaches_its_own_broker_and_nothing_else(docker_worker, docker_cl
     mine = provision(learner, "nats")
     theirs = provision(other, "nats")
     redis_port = int(redis_server.rsplit(":", 1)[1].split("/")[0])
-    # A service of the host's listening on every address: reachable from the host itself, never from a cell.
-    listener = socket.create_server(("0.0.0.0", free_port()))
-    port = listener.getsockname()[1]
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    # A service of the host's on every address, and an outside server: each answers the host, never a cell.
+    with reachable_from_the_host() as host_targets:
+        port = next(p for _, p in host_targets.values())
         their_ip = docker_client.containers.get(theirs.unit).attrs["NetworkSettings"]["Networks"][f"{theirs.unit}-net"][
             "IPAddress"
         ]
         my_gateway = docker_client.networks.get(f"{mine.unit}-net").attrs["IPAM"]["Config"][0]["Gateway"]
-        host_addresses = sorted(
-            a.address
-            for addrs in psutil.net_if_addrs().values()
-            for a in addrs
-            if a.family == socket.AF_INET and not a.address.startswith("127.")
-        )
         targets = {
             "own broker": ("127.0.0.1", 4222),
             "other sandbox's broker": (their_ip, 4222),
             "redis on loopback": ("127.0.0.1", redis_port),
             "redis via own gateway": (my_gateway, redis_port),
             "host service via own gateway": (my_gateway, port),
-            # TEST-NET-3: no such host anywhere; with no route out, nothing is even sent.
-            "outside": ("203.0.113.1", 443),
+            **host_targets,
         }
-        for address in host_addresses:  # every address of the host: docker0's, the uplink's, ...
-            targets[f"host service via {address}"] = (address, port)
-            targets[f"redis via {address}"] = (address, redis_port)
+        for name, (address, _) in host_targets.items():  # every address of the host: docker0's, the uplink's, ...
+            if name.startswith("host service"):
+                targets[f"redis via {address}"] = (address, redis_port)
         probe = PROBE.format(targets=targets, their_socket=str(services.sandbox_socket(sandbox=theirs)))
         result, output = run_cell(mine, probe, timeout=60)
-    finally:
-        listener.close()
     assert result["status"] == 0, output
     seen = json.loads(output)
     assert seen.pop("own broker") == "open"

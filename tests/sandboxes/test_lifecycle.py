@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -12,9 +13,9 @@ from django.contrib.auth.models import User
 
 from sandboxes import agent_client, services
 from sandboxes.backends import get_backend
-from sandboxes.models import ACTIVE_STATES, Sandbox, State
+from sandboxes.models import Sandbox, State
 from tests.aio import run
-from tests.services import celery_worker_start, wait_for
+from tests.services import reachable_from_the_host, wait_for, worker_in_place_of
 from tests.smoke_cells import PRODUCE_CONSUME
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -76,8 +77,10 @@ def test_a_cell_reaches_its_own_broker_and_nothing_else(celery_worker, learner, 
     mine = provision(learner, "nats")
     theirs = provision(other, "nats")
     redis_port = int(redis_server.rsplit(":", 1)[1].split("/")[0])
-    probe = f"""
-import socket
+    with reachable_from_the_host() as host_targets:
+        targets = {"own broker": ("127.0.0.1", 4222), "redis": ("127.0.0.1", redis_port), **host_targets}
+        probe = f"""
+import json, os, socket
 def reach(host, port):
     s = socket.socket(); s.settimeout(1)
     try:
@@ -86,18 +89,20 @@ def reach(host, port):
         return "closed"
     finally:
         s.close()
-print("own", reach("127.0.0.1", 4222))
-print("redis", reach("127.0.0.1", {redis_port}))
-print("outside", reach("10.255.255.1", 80))
-import os
-print("socket-visible", os.path.exists({str(services.sandbox_socket(sandbox=theirs))!r}))
+seen = {{name: reach(*address) for name, address in {targets!r}.items()}}
+seen["socket of the other sandbox visible"] = os.path.exists({str(services.sandbox_socket(sandbox=theirs))!r})
+print(json.dumps(seen))
 """
-    result, output = run_cell(mine, probe)
+        result, output = run_cell(mine, probe)
     assert result["status"] == 0, output
-    assert "own open" in output
-    assert "redis closed" in output
-    assert "outside closed" in output
-    assert "socket-visible False" in output
+    seen = json.loads(output)
+    # Every one of these answered the host a moment ago (reachable_from_the_host), beyond loopback too.
+    assert any(not address.startswith("127.") for address, _ in host_targets.values()), host_targets
+    assert seen == {
+        "own broker": "open",
+        **{name: "closed" for name in targets if name != "own broker"},
+        "socket of the other sandbox visible": False,
+    }
 
 
 def test_a_runaway_cell_is_stopped_and_the_sandbox_keeps_working(celery_worker, learner, units_cleanup):
@@ -120,46 +125,53 @@ def test_a_runaway_cell_is_stopped_and_the_sandbox_keeps_working(celery_worker, 
 
 def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(celery_worker, learner, units_cleanup, settings):
     # A second worker takes this sandbox; it is killed mid-provisioning, so nothing finishes it.
-    celery_worker.stop()
-    doomed = celery_worker_start(name="doomed", concurrency=1)
-    try:
+    with worker_in_place_of(celery_worker, "doomed") as doomed:
         sandbox = services.sandbox_ensure(user_id=learner.pk, broker="rabbitmq")
         wait_for(
             lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.PROVISIONING, timeout=30, what="provisioning", interval=0.05
         )
+        # Kill once the unit's processes exist, so that "nothing left" below is the repair's doing.
+        unit = f"{settings.SANDBOX_INSTANCE}-{sandbox.pk}"
+        wait_for(lambda: get_backend().processes(unit), timeout=60, what="the unit's processes", interval=0.05)
         os.killpg(doomed.process.pid, signal.SIGKILL)
         doomed.process.wait()
         # What the crash took with it: the follow-up tasks it held must not reach the next worker here.
         __import__("courseplatform.celery").celery.app.control.purge()
-    finally:
-        doomed.stop()
-        celery_worker.__init__(celery_worker.name, celery_worker.process.args)  # restart the session's worker
-        wait_for(
-            lambda: any(r for r in __import__("courseplatform.celery").celery.app.control.ping(timeout=0.5)),
-            timeout=60,
-            what="worker back",
-        )
     sandbox.refresh_from_db()
     assert sandbox.state == State.PROVISIONING  # stuck, as a crash leaves it
+    orphans = get_backend().processes(unit)
+    assert orphans, "the unit's processes outlive the worker that started them"
     Sandbox.objects.filter(pk=sandbox.pk).update(created_at=sandbox.created_at.replace(year=2000))
     report = services.sandboxes_reconcile()
     sandbox.refresh_from_db()
     assert sandbox.state == State.FAILED
     assert sandbox.pk in report["stuck"]
-    assert get_backend().processes(f"{settings.SANDBOX_INSTANCE}-{sandbox.pk}") == []
+    assert get_backend().processes(unit) == []
+    assert [p for p in orphans if running(p)] == []
 
 
-def test_a_learner_gets_a_ready_broker_at_once_from_the_warm_pool(celery_worker, learner, units_cleanup, settings):
-    settings.SANDBOX_WARM_POOL = {"nats": 1}
-    (pooled_id,) = services.sandbox_pool_fill()
-    wait_for(lambda: Sandbox.objects.get(pk=pooled_id).state == State.READY, timeout=60, what="pooled sandbox ready")
-    assert services.sandbox_pool_fill() == []  # the pool is full: nothing more starts
-    started = time.monotonic()
-    sandbox = services.sandbox_ensure(user_id=learner.pk, broker="nats")
-    assert time.monotonic() - started < 0.5
-    assert (sandbox.pk, sandbox.state, sandbox.user_id) == (pooled_id, State.READY, learner.pk)
-    assert sandbox.expires_at is not None
-    result, output = run_cell(sandbox, PRODUCE_CONSUME["nats"])
-    assert result["status"] == 0 and "got hello-nats" in output
-    # Claimed: the pool is empty again, which the next fill (queued by the claim) tops up.
-    assert not Sandbox.objects.filter(purpose="pool", broker="nats", state__in=ACTIVE_STATES).exists()
+def test_a_learner_gets_a_ready_broker_at_once_from_the_warm_pool_which_the_worker_refills(
+    celery_worker, learner, units_cleanup, settings
+):
+    settings.SANDBOX_WARM_POOL = {"nats": 1}  # this process's view; the worker below gets the same from its environment
+    with worker_in_place_of(celery_worker, "pooler", env={"SANDBOX_WARM_POOL": "nats=1"}):
+        # The worker fills the pool as it starts (reconcile, then fill).
+        def pooled() -> list[int]:
+            return list(Sandbox.objects.filter(purpose="pool", broker="nats", state=State.READY).values_list("pk", flat=True))
+
+        wait_for(pooled, timeout=120, what="the worker's pooled sandbox ready")
+        (pooled_id,) = pooled()
+        assert services.sandbox_pool_fill() == []  # the pool is full: nothing more starts
+        started = time.monotonic()
+        sandbox = services.sandbox_ensure(user_id=learner.pk, broker="nats")
+        assert time.monotonic() - started < 0.5
+        assert (sandbox.pk, sandbox.state, sandbox.user_id) == (pooled_id, State.READY, learner.pk)
+        assert sandbox.expires_at is not None
+        result, output = run_cell(sandbox, PRODUCE_CONSUME["nats"])
+        assert result["status"] == 0 and "got hello-nats" in output
+        # The claim queued a fill; the worker, seeing the same pool size, starts a new pooled sandbox.
+        wait_for(
+            lambda: pooled() and pooled_id not in pooled(),
+            timeout=120,
+            what="the worker topping the pool up",
+        )
