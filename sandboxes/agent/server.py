@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sandboxes.brokers import get_broker
-from sandboxes.brokers.base import BrokerLimits, LaunchSpec, stop_process_group
+from sandboxes.brokers.base import BrokerLimits, LaunchSpec, Site, stop_process_group
 from sandboxes.events import Event
 
 from . import protocol
@@ -171,10 +171,10 @@ class Agent:
         self.set_stage("preparing")
         data = self.unit_dir / "data"
         data.mkdir(exist_ok=True)
-        limits = self.limits
-        await loop.run_in_executor(None, lambda: self.kind.prepare(data_dir=data, ports=self.ports, limits=limits))
+        site = Site(data_dir=data, ports=self.ports, limits=self.limits)
+        await loop.run_in_executor(None, lambda: self.kind.prepare(site=site))
         self.set_stage("starting")
-        spec = self.kind.launch(data_dir=data, ports=self.ports, limits=limits)
+        spec = self.kind.launch(site=site)
         # Every process of the unit carries its name, so a backend without namespaces or cgroups can find them all.
         spec = dataclasses.replace(spec, env={**spec.env, UNIT_MARKER: self.unit_dir.name})
         broker_user = self.broker_user

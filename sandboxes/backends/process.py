@@ -176,7 +176,11 @@ class ProcessBackend(SandboxBackend):
         cap_mb = disks.cap_mb(unit.broker)
         if isolated:
             # Before anything runs in the unit: its broker must never see the host's disk.
-            disks.create(image=self.image_path(name), mount_point=disks.data_dir(directory), size_mb=cap_mb)
+            try:
+                disks.create(image=self.image_path(name), mount_point=disks.data_dir(directory), size_mb=cap_mb)
+            except disks.DiskUnavailable:
+                self.stop(name)  # refused, and nothing of it left behind (its folder, its network namespace)
+                raise
         groups = cgroups.UnitCgroups(self.instance, name)
         use_cgroups = isolated
         if use_cgroups:

@@ -259,6 +259,60 @@ def test_large_commit_is_summarised_in_one_event(broker):
     assert len(broker.events(direction="consumed", destination="tap-bulk")) == 1
 
 
+def test_a_tap_that_reconnects_shows_what_was_produced_while_it_was_away(broker):
+    # The tap in the broker's namespace, as the agent runs it, with one failure made on purpose:
+    # after "before" is shown its next read of group offsets fails, and "meanwhile" is produced
+    # before it connects again. A tap that starts again from the ends would never show "meanwhile".
+    out = broker.cell(
+        """
+        import os, threading, time
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+        from sandboxes.brokers.kafka import clients, tap
+
+        producer = KafkaProducer(bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"])
+        producer.send("tap-resume", b"created").get(timeout=10)
+        seen, connects, stop, fail = [], [], threading.Event(), threading.Event()
+
+        def emit(event):
+            if event is not None and event.destination == "tap-resume" and event.direction == "produced":
+                seen.append(event.value.text)
+
+        committed, connect = clients.Clients.committed, tap.KafkaTap.connect
+
+        def committed_or_fail(self, *args, **kwargs):
+            if fail.is_set():
+                fail.clear()
+                raise KafkaError("made to fail by the test")
+            return committed(self, *args, **kwargs)
+
+        def connect_after_a_message(self):
+            connects.append(time.time())
+            if len(connects) > 1:
+                producer.send("tap-resume", b"meanwhile").get(timeout=10)
+            connect(self)
+
+        clients.Clients.committed = committed_or_fail
+        tap.KafkaTap.connect = connect_after_a_message
+        watcher = tap.KafkaTap(host="localhost", ports={"kafka": 9092}, emit=emit, stop=stop)
+        thread = threading.Thread(target=watcher.run, daemon=True)
+        thread.start()
+        time.sleep(3)  # the tap has found the topic and stands at its end
+        producer.send("tap-resume", b"before").get(timeout=10)
+        deadline = time.time() + 20
+        while "before" not in seen and time.time() < deadline:
+            time.sleep(0.05)
+        fail.set()
+        while "meanwhile" not in seen and time.time() < deadline + 10:
+            time.sleep(0.05)
+        stop.set()
+        thread.join(10)
+        print(seen)
+        """
+    )
+    assert out.strip() == "['before', 'meanwhile']"
+
+
 def test_snapshot_shows_topics_and_group_lag_without_internal_topics(broker):
     snap = broker.snapshot(lambda s: {"tap-group", "tap-tx-group"} <= {g["group"] for g in s["groups"]})
     names = {t["name"] for t in snap["topics"]}
@@ -289,10 +343,10 @@ def test_storage_is_formatted_even_when_the_cluster_id_starts_with_a_dash(tmp_pa
     import uuid
 
     from sandboxes.brokers import get_broker
-    from sandboxes.brokers.base import BrokerLimits
+    from sandboxes.brokers.base import Site
 
     dashed = next(u for u in iter(uuid.uuid4, None) if base64.urlsafe_b64encode(u.bytes).startswith(b"-"))
     monkeypatch.setattr(uuid, "uuid4", lambda: dashed)
     kafka = get_broker("kafka")
-    kafka.prepare(data_dir=tmp_path, ports=kafka.ports(), limits=BrokerLimits())
+    kafka.prepare(site=Site(data_dir=tmp_path, ports=kafka.ports()))
     assert list(tmp_path.rglob("meta.properties"))

@@ -164,6 +164,7 @@ def test_a_unit_whose_capped_disk_cannot_be_made_is_refused(monkeypatch, units_c
     assert not backend.socket_path(name).exists()
     assert backend._agent_pid(name) is None
     assert not backend.image_path(name).exists()
+    assert name not in backend.list_units()  # nothing of the refused unit is left to clean up
 
 
 def test_reconcile_finds_and_removes_a_capped_disk_left_behind(units_cleanup):
