@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sandboxes.brokers import versions
+from sandboxes.brokers import kafka_groups, versions
 from sandboxes.brokers.base import (
     BASE_ENV,
     Backoff,
@@ -438,6 +438,7 @@ class _Clients:
         )
         _never_create_topics(self.consumer)
         self.admin = KafkaAdminClient(**common)
+        self.modern = kafka_groups.ModernGroups(bootstrap, client_id=f"{TAP_CLIENT}-{role}")
 
     def close(self) -> None:
         for client in (self.consumer, self.admin):
@@ -523,6 +524,8 @@ def _topology(clients: _Clients) -> dict[str, Any]:
     # A group whose offsets cannot be read this round is left out rather than shown empty.
     committed = {g: o for g, o in clients.committed(list(listed)).items() if o is not None}
     described = _describe_groups(clients, list(committed))
+    new_protocol = [g for g in committed if g not in described and listed[g].get("group_type") == "consumer"]
+    described.update(clients.modern.describe(new_protocol))
     groups = []
     for group_id in sorted(committed):
         info = described.get(group_id)
@@ -544,6 +547,7 @@ def _topology(clients: _Clients) -> dict[str, Any]:
         groups.append(
             {
                 "group": group_id,
+                "type": listed[group_id].get("group_type") or "classic",
                 # A KIP-848 group (group.protocol=consumer) is not described by the classic
                 # DescribeGroups, but ListGroups still tells its state.
                 "state": (info or {}).get("group_state") or listed[group_id].get("group_state") or "Unknown",
@@ -552,6 +556,7 @@ def _topology(clients: _Clients) -> dict[str, Any]:
                 "offsets": rows,
             }
         )
+    groups += kafka_groups.share_groups(clients.admin.list_groups())
     return {
         "broker": "kafka",
         "topics": [{"name": name, "partitions": rows} for name, rows in topics.items()],
