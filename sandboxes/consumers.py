@@ -94,6 +94,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.cells: dict[tuple[str, str, str], tuple[float, lesson_selectors.RunnableCode]] = {}
         await self._join(f"user-{user.pk}")
         sandboxes = await self._sandboxes()
+        # Brokers with a sandbox on its way or up: an ensure of one of them is free (it enqueues nothing),
+        # so a page that asks for its chapter's brokers on every load does not use up the minute's allowance.
+        self.active_brokers = {s.broker for s in sandboxes if s.state != State.STOPPING}
         for sandbox in sandboxes:
             await self._join(sandbox.group_name)
         await self.accept()
@@ -166,7 +169,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "message": UNKNOWN_TYPE.format(type=repr(content.get("type")))})
             return
         try:
-            if content.get("type") in LIFECYCLE:
+            kind = content.get("type")
+            if kind in LIFECYCLE and not (kind == "sandbox.ensure" and content.get("broker") in self.active_brokers):
                 await self.limits.lifecycle()
             await handler(content)
         except ws_limits.Refused as exc:
@@ -416,6 +420,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if group not in self.groups_joined:
             await self._join(group)
         await self.send_json({"type": "sandbox.state", "sandbox": payload})
+        if payload.get("state") in (State.REQUESTED, State.PROVISIONING, State.READY):
+            self.active_brokers.add(payload.get("broker"))
+        else:
+            self.active_brokers.discard(payload.get("broker"))
         if payload.get("state") == State.READY and payload["id"] not in self.relays:
             sandbox = await database_sync_to_async(Sandbox.objects.filter(pk=payload["id"], user_id=self.user.pk).first)()
             if sandbox is not None:

@@ -207,3 +207,28 @@ def test_runs_at_once_are_limited_per_user_across_tabs_and_a_running_cell_is_not
     # Each ran to its end: the refused second run of r1's cell did not touch r1.
     assert [f["type"] for f in exits] == ["cell.exit"] * 3 and all(f["status"] == 0 for f in exits), exits
     assert sixth["type"] == "cell.output" and "started" in sixth["text"], sixth
+
+
+def test_ensures_of_a_running_sandbox_are_free_and_other_lifecycle_requests_are_limited_per_minute(live_server_url, learner):
+    # A page asks for its chapter's brokers on every load: those must not use up the minute's allowance.
+    Sandbox.objects.create(user=learner, broker="nats", state=State.READY, stage="ready", unit="no-unit")
+    cookie = session_cookie(learner)
+
+    async def scenario() -> list[dict]:
+        async with opened(live_server_url, cookie) as ws:
+            tab = Tab(ws)
+            await tab.wait(lambda f: f["type"] == "hello", timeout=10)
+            for _ in range(25):
+                await ws.send(json.dumps({"type": "sandbox.ensure", "broker": "nats"}))
+            # A broker that does not exist: each request counts, and is answered, refused past the allowance.
+            for _ in range(25):
+                await ws.send(json.dumps({"type": "sandbox.ensure", "broker": "no-such-broker"}))
+            await ws.send(json.dumps({"type": "the.end"}))
+            await tab.wait(lambda f: "the.end" in f.get("message", ""), timeout=20)
+            return tab.frames
+
+    frames = run(scenario())
+    states = [f for f in frames if f["type"] == "sandbox.state" and f["sandbox"]["broker"] == "nats"]
+    refused = [f for f in frames if f.get("message") == str_ru(TOO_MANY_LIFECYCLE)]
+    assert len(states) == 25
+    assert len(refused) == 25 - 20, [f.get("message") for f in frames if f["type"] == "error"]
