@@ -139,7 +139,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         try:
             self.limits.frame()
         except ws_limits.Refused as exc:
-            await self._refuse(text_data, exc)
+            # A run or a check is answered by name (its cell waits); anything else once a second.
+            if text_data is not None and ('"cell.run"' in text_data or '"exercise.check"' in text_data):
+                await self._refuse(text_data, exc)
+            elif self.limits.say_too_many_frames():
+                await self.send_json({"type": "error", "message": str(exc), "refused": True})
             return
         if text_data is None:
             await self.send_json({"type": "error", "message": str(NOT_TEXT)})

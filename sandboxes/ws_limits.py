@@ -100,11 +100,21 @@ class ConnectionLimits:
         self.frames = TokenBucket(rate=_limit("LIVE_FRAMES_PER_S"), burst=_limit("LIVE_FRAMES_BURST"))
         self.cells_running: set[tuple[str, ...]] = set()
         self.slots: set[RunSlot] = set()
+        self.said_at = float("-inf")
 
     def frame(self) -> None:
         """Raises Refused when frames come faster than the connection's rate."""
         if not self.frames.take():
             raise Refused(TOO_MANY_FRAMES)
+
+    def say_too_many_frames(self) -> bool:
+        """Whether a refused frame that nobody waits on should be answered: once a second is enough to
+        be told, and answering each would double a flood's cost to the server."""
+        now = time.monotonic()
+        if now - self.said_at < 1:
+            return False
+        self.said_at = now
+        return True
 
     async def lifecycle(self) -> None:
         """Count one sandbox lifecycle request of the user; raises Refused past the minute's allowance."""

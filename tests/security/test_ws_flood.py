@@ -135,8 +135,9 @@ def test_a_flood_of_10000_messages_enqueues_little_is_refused_clearly_and_leaves
     # The flooder was told, in words, what was refused: too many frames, too many lifecycle requests.
     told = refusals[str_ru(TOO_MANY_FRAMES)] > 0 and refusals[str_ru(TOO_MANY_LIFECYCLE)] > 0
     assert told, refusals
-    most_refused = sum(refusals.values()) > sent / 2
-    assert most_refused, refusals
+    # Each run refused for the rate was answered by name, so its cell on a page would say why.
+    runs_told = [f for f in a_frames if f["type"] == "cell.error" and f.get("message") == str_ru(TOO_MANY_FRAMES)]
+    assert len(runs_told) > sent / 8, len(runs_told)
     # The bystander's cell answered within 1 s (median of the runs mid-flood).
     assert b_failed is None
     assert statistics.median(round_trips) < 1.0, round_trips
