@@ -308,8 +308,9 @@ def sandbox_stop(*, user_id: int, broker: str) -> Sandbox | None:
     from .tasks import sandbox_stop_task
 
     sandbox = Sandbox.objects.filter(user_id=user_id, broker=broker, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).first()
-    if sandbox is None:
-        return None
+    if sandbox is None or sandbox.state == State.STOPPING:
+        # Stopped, or a stop already queued: asking again enqueues nothing (a flood of stops is one stop).
+        return sandbox
     sandbox_transition(sandbox, State.STOPPING)
     transaction.on_commit(lambda: sandbox_stop_task.delay(sandbox.pk))
     return sandbox
