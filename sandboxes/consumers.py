@@ -28,7 +28,7 @@ from courseplatform.language import language_chosen
 from lessons import selectors as lesson_selectors
 from lessons.exercises import exercise_check_record
 
-from . import agent_client, cell_runs, live_frames, selectors
+from . import agent_client, cell_runs, live_frames, selectors, ws_limits
 from .models import Sandbox, State
 from .payloads import sandbox_payload, sandbox_payload_localized
 from .services.actions import sandbox_ensure, sandbox_extend, sandbox_reset, sandbox_stop, sandbox_touch
@@ -52,6 +52,9 @@ NOT_TEXT = gettext_lazy("Ожидался текстовый кадр с объ�
 NOT_JSON = gettext_lazy("Кадр — не JSON.")
 UNKNOWN_TYPE = gettext_lazy("Неизвестный тип сообщения: {type}.")
 BAD_RUN_ID = gettext_lazy("Номер запуска (run) — от 1 до 64 латинских букв, цифр или знаков -_.:")
+RUN_ID_TAKEN = gettext_lazy("Запуск с таким номером (run) уже идёт.")
+#: Requests that may enqueue work for the Celery worker: limited per user and minute (sandboxes/ws_limits.py).
+LIFECYCLE = frozenset({"sandbox.ensure", "sandbox.stop", "sandbox.reset", "sandbox.extend"})
 
 
 def learner_message(exc: Exception) -> str:
@@ -73,6 +76,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
+        self.limits = ws_limits.ConnectionLimits(user_id=user.pk)
         self.groups_joined: set[str] = set()
         self.relays: dict[int, asyncio.Task] = {}
         self.runs: dict[str, asyncio.Event] = {}
@@ -82,6 +86,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.cells: dict[tuple[str, str, str], tuple[float, lesson_selectors.RunnableCode]] = {}
         await self._join(f"user-{user.pk}")
         sandboxes = await self._sandboxes()
+        # Brokers with a sandbox on its way or up: an ensure of one of them is free (it enqueues nothing),
+        # so a page that asks for its chapter's brokers on every load does not use up the minute's allowance.
+        self.active_brokers = {s.broker for s in sandboxes if s.state != State.STOPPING}
         await self.accept()
         await self.send_json({"type": "hello", "sandboxes": [sandbox_payload(s) for s in sandboxes]})
         for sandbox in sandboxes:
@@ -103,6 +110,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             task.cancel()
         for interrupt in getattr(self, "runs", {}).values():
             interrupt.set()
+        if hasattr(self, "limits"):
+            await self.limits.close()
 
     async def _join(self, group: str) -> None:
         await self.channel_layer.group_add(group, self.channel_name)
@@ -115,7 +124,17 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     # -- from the browser --------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
-        """Like the base class, but a frame that is not JSON text is answered, not a crash of the connection."""
+        """Like the base class, but a frame that is not JSON text is answered, not a crash of the connection,
+        and a connection sending faster than its limit has the excess refused before any work is done."""
+        try:
+            self.limits.frame()
+        except ws_limits.Refused as exc:
+            # A run or a check is answered by name (its cell waits); anything else once a second.
+            if text_data is not None and ('"cell.run"' in text_data or '"exercise.check"' in text_data):
+                await self._refuse(text_data, exc)
+            elif self.limits.say_too_many_frames():
+                await self.send_json({"type": "error", "message": str(exc), "refused": True})
+            return
         if text_data is None:
             await self.send_json({"type": "error", "message": str(NOT_TEXT)})
             return
@@ -144,9 +163,30 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "message": UNKNOWN_TYPE.format(type=repr(content.get("type")))})
             return
         try:
+            kind = content.get("type")
+            if kind in LIFECYCLE and not (kind == "sandbox.ensure" and content.get("broker") in self.active_brokers):
+                await self.limits.lifecycle()
             await handler(content)
+        except ws_limits.Refused as exc:
+            await self._refuse(content, exc)
         except SandboxError as exc:
             await self.send_json({"type": "error", "message": str(exc), "run": content.get("run")})
+
+    async def _refuse(self, content: Any, refused: ws_limits.Refused) -> None:
+        """Say what was refused in the frame the page waits for: a run ends as ``cell.error``, a check as a
+        result that is not an attempt, anything else as an ``error`` the sandbox bar shows."""
+        if isinstance(content, str):
+            # Refused before decoding: only a run or a check needs its answer addressed.
+            with contextlib.suppress(ValueError):
+                content = await self.decode_json(content)
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "cell.run" and RUN_ID.match(str(content.get("run", ""))):
+            await self.send_json({"type": "cell.error", "run": content["run"], "message": str(refused), "refused": True})
+        elif kind == "exercise.check":
+            key = str(content.get("exercise"))
+            await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": str(refused)})
+        else:
+            await self.send_json({"type": "error", "message": str(refused), "refused": True})
 
     async def on_ensure(self, content: dict[str, Any]) -> Sandbox:
         sandbox = await database_sync_to_async(sandbox_ensure)(user_id=self.user.pk, broker=str(content.get("broker")))
@@ -196,9 +236,20 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(code, str) or len(code) > MAX_CODE_CHARS:
             await self.send_json({"type": "cell.error", "run": run_id, "message": str(CODE_TOO_LONG)})
             return
+        if run_id in self.runs:
+            await self.send_json({"type": "error", "message": str(RUN_ID_TAKEN)})
+            return
+        # One run of a cell at a time, as in Jupyter: a second Run of a running cell must not start a
+        # parallel copy nor kill the first behind the learner's back.
+        key = (
+            ("draft", run_id)
+            if content.get("draft")
+            else ("cell", str(content.get("course")), str(content.get("chapter")), str(content.get("cell")))
+        )
+        slot = await self.limits.run_begin(cell=key)
         interrupt = asyncio.Event()
         self.runs[run_id] = interrupt
-        self._spawn(self._run(run_id, cell, code, interrupt))
+        self._spawn(self._run(run_id, cell, code, interrupt, slot))
 
     async def _cell(self, course: str, chapter: str, cell: str) -> lesson_selectors.RunnableCode | None:
         """A cell's code and limits, remembered briefly: running a cell again costs no query."""
@@ -211,7 +262,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self.cells[key] = (time.monotonic(), found)
         return found
 
-    async def _run(self, run_id: str, cell: lesson_selectors.RunnableCode, code: str, interrupt: asyncio.Event) -> None:
+    async def _run(
+        self, run_id: str, cell: lesson_selectors.RunnableCode, code: str, interrupt: asyncio.Event, slot: ws_limits.RunSlot
+    ) -> None:
         async def forward(message: dict[str, Any]) -> None:
             await self.send_json(live_frames.output_frame(run_id, message))
 
@@ -242,6 +295,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "cell.error", "run": run_id, "message": learner_message(exc)})
         finally:
             self.runs.pop(run_id, None)
+            await slot.end()
 
     async def _draft_cell(self, content: dict[str, Any]) -> lesson_selectors.RunnableCode | None:
         """An instructor may run a cell of an unsaved draft: any code, on one of their own brokers."""
@@ -267,9 +321,16 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if check is None:
             await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": str(NO_SUCH_EXERCISE)})
             return
-        self._spawn(self._check(key, check))
+        slot = await self.limits.run_begin(cell=("check", key))
+        self._spawn(self._check(key, check, slot))
 
-    async def _check(self, key: str, check: lesson_selectors.RunnableCode) -> None:
+    async def _check(self, key: str, check: lesson_selectors.RunnableCode, slot: ws_limits.RunSlot) -> None:
+        try:
+            await self._check_run(key, check)
+        finally:
+            await slot.end()
+
+    async def _check_run(self, key: str, check: lesson_selectors.RunnableCode) -> None:
         async def ignore(_: dict[str, Any]) -> None:
             return None
 
@@ -309,6 +370,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def sandbox_state(self, event: dict[str, Any]) -> None:
         payload = sandbox_payload_localized(event["sandbox"])
         await self.send_json({"type": "sandbox.state", "sandbox": payload})
+        if payload.get("state") in (State.REQUESTED, State.PROVISIONING, State.READY):
+            self.active_brokers.add(payload.get("broker"))
+        else:
+            self.active_brokers.discard(payload.get("broker"))
         if payload.get("state") == State.READY and payload["id"] not in self.relays:
             sandbox = await database_sync_to_async(selectors.sandbox_of_user)(user_id=self.user.pk, sandbox_id=payload["id"])
             if sandbox is not None:

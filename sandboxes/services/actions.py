@@ -52,8 +52,9 @@ def sandbox_ensure(*, user_id: int, broker: str) -> Sandbox:
 def sandbox_stop(*, user_id: int, broker: str) -> Sandbox | None:
     """Stop the user's sandbox of this broker (the unit is removed by the worker); None if there is none."""
     sandbox = Sandbox.objects.filter(user_id=user_id, broker=broker, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).first()
-    if sandbox is None:
-        return None
+    if sandbox is None or sandbox.state == State.STOPPING:
+        # Stopped, or a stop already queued: asking again enqueues nothing (a flood of stops is one stop).
+        return sandbox
     sandbox_transition(sandbox, State.STOPPING)
     transaction.on_commit(partial(jobs.job_enqueue, jobs.STOP, sandbox.pk))
     return sandbox

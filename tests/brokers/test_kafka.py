@@ -236,6 +236,65 @@ def test_share_group_redelivers_a_released_record_with_its_delivery_count(broker
     assert [count for value, count in deliveries if value == "job-0"] == [1, 2]
 
 
+def test_snapshot_shows_members_of_a_new_protocol_group_and_lists_share_groups(broker):
+    # kafka-python cannot describe a KIP-848 group; the tap asks confluent_kafka's admin (kafka/groups.py).
+    broker.cell(
+        """
+        import os, time
+        from confluent_kafka import Consumer, Producer, ShareConsumer
+        from confluent_kafka.admin import AdminClient, NewTopic
+        bootstrap = os.environ["BOOTSTRAP_SERVERS"]
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic("tap-live", num_partitions=2, replication_factor=1)])["tap-live"].result()
+        producer = Producer({"bootstrap.servers": bootstrap})
+        for i in range(2):
+            producer.produce("tap-live", value=b"x", partition=i)
+        assert producer.flush(10) == 0
+        config = {"bootstrap.servers": bootstrap, "group.id": "tap-live-group", "group.protocol": "consumer",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False}
+        members = [Consumer({**config, "client.id": f"live-{i}"}) for i in range(2)]
+        for member in members:
+            member.subscribe(["tap-live"])
+        worker = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": "tap-live-share"})
+        worker.subscribe(["tap-live"])
+        deadline = time.time() + 40
+        while time.time() < deadline and not all(len(m.assignment()) == 1 for m in members):
+            for member in members:
+                message = member.poll(0.1)
+                if message is not None and message.error() is None:
+                    member.commit(message=message, asynchronous=False)
+            worker.poll(0.1)
+        stay = time.time() + 6  # the tap snapshots every second: let it see the members
+        while time.time() < stay:
+            for member in members:
+                member.poll(0.1)
+            worker.poll(0.1)
+        for member in members:
+            member.close()
+        worker.close()
+        """,
+        timeout=90,
+    )
+
+    def live(snap):
+        group = next((g for g in snap["groups"] if g["group"] == "tap-live-group"), None)
+        # Two members with a partition each: the assignment has settled.
+        return group is not None and sorted(len(m["partitions"]) for m in group["members"]) == [1, 1]
+
+    snap = broker.snapshot(live, timeout=30)
+    group = next(g for g in snap["groups"] if g["group"] == "tap-live-group")
+    assert group["type"] == "consumer"
+    owned = sorted((m["client_id"], [p["partition"] for p in m["partitions"]]) for m in group["members"])
+    assert [client for client, _ in owned] == ["live-0", "live-1"]
+    assert sorted(p for _, parts in owned for p in parts) == [0, 1]
+    # Each partition's row names its owner, as for a classic group.
+    assert {row["member"] for row in group["offsets"] if row["topic"] == "tap-live"} == {"live-0", "live-1"}
+    share = broker.snapshot(lambda s: any(g["group"] == "tap-live-share" for g in s["groups"]), timeout=30)
+    entry = next(g for g in share["groups"] if g["group"] == "tap-live-share")
+    assert (entry["type"], entry["members"], entry["offsets"]) == ("share", [], [])
+    assert entry["state"] in {"Stable", "Empty"}
+
+
 def test_large_commit_is_summarised_in_one_event(broker):
     broker.cell(
         """

@@ -6,6 +6,8 @@ import contextlib
 import logging
 from typing import Any
 
+from sandboxes.brokers.kafka import groups as modern_groups
+
 logger = logging.getLogger(__name__)
 
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
@@ -42,6 +44,8 @@ class Clients:
         )
         never_create_topics(self.consumer)
         self.admin = KafkaAdminClient(**common)
+        # What kafka-python cannot describe (KIP-848 groups), asked of confluent_kafka's admin.
+        self.modern = modern_groups.ModernGroups(bootstrap, client_id=f"{TAP_CLIENT}-{role}")
 
     def close(self) -> None:
         for client in (self.consumer, self.admin):
@@ -127,6 +131,8 @@ def topology(clients: Clients) -> dict[str, Any]:
     # A group whose offsets cannot be read this round is left out rather than shown empty.
     committed = {g: o for g, o in clients.committed(list(listed)).items() if o is not None}
     described = _describe_groups(clients, list(committed))
+    new_protocol = [g for g in committed if g not in described and listed[g].get("group_type") == "consumer"]
+    described.update(clients.modern.describe(new_protocol))
     groups = []
     for group_id in sorted(committed):
         info = described.get(group_id)
@@ -148,6 +154,7 @@ def topology(clients: Clients) -> dict[str, Any]:
         groups.append(
             {
                 "group": group_id,
+                "type": listed[group_id].get("group_type") or "classic",
                 # A KIP-848 group (group.protocol=consumer) is not described by the classic
                 # DescribeGroups, but ListGroups still tells its state.
                 "state": (info or {}).get("group_state") or listed[group_id].get("group_state") or "Unknown",
@@ -156,6 +163,7 @@ def topology(clients: Clients) -> dict[str, Any]:
                 "offsets": rows,
             }
         )
+    groups += modern_groups.share_groups(clients.admin.list_groups())
     return {
         "broker": "kafka",
         "topics": [{"name": name, "partitions": rows} for name, rows in topics.items()],

@@ -49,6 +49,13 @@ def server_properties(site: Site) -> str:
         "share.coordinator.state.topic.min.isr": "1",
         "share.coordinator.state.topic.num.partitions": "1",
         "group.initial.rebalance.delay.ms": "0",
+        # Groups of the new protocol (KIP-848) and share groups (KIP-932) learn of their
+        # assignment from heartbeats, every 5 s by default: a second keeps a join in a
+        # cell visible within a breath rather than after most of the cell's run.
+        "group.consumer.min.heartbeat.interval.ms": "500",
+        "group.consumer.heartbeat.interval.ms": "1000",
+        "group.share.min.heartbeat.interval.ms": "500",
+        "group.share.heartbeat.interval.ms": "1000",
         "auto.create.topics.enable": "true",
         # Disk: small segments and a per-partition cap, checked often.
         "log.segment.bytes": str(segment),
