@@ -23,8 +23,8 @@ from django.utils import translation
 
 from courseplatform.celery import app
 from lessons.course_io import course_import
-from sandboxes import services
 from sandboxes.models import Sandbox, State
+from sandboxes.services import actions
 from sandboxes.ws_limits import ALREADY_RUNNING, TOO_MANY_FRAMES, TOO_MANY_LIFECYCLE, TOO_MANY_RUNS
 from tests.aio import run
 from tests.courseplatform.test_realtime_roundtrip import session_cookie
@@ -150,13 +150,13 @@ def test_a_stop_while_stopping_is_a_no_op_and_an_ensure_while_starting_enqueues_
     learner, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks() as started:
-        sandbox = services.sandbox_ensure(user_id=learner.pk, broker="nats")
-        again = services.sandbox_ensure(user_id=learner.pk, broker="nats")
+        sandbox = actions.sandbox_ensure(user_id=learner.pk, broker="nats")
+        again = actions.sandbox_ensure(user_id=learner.pk, broker="nats")
     assert again.pk == sandbox.pk and len(started) == 1
     Sandbox.objects.filter(pk=sandbox.pk).update(state=State.PROVISIONING)
     with django_capture_on_commit_callbacks() as stops:
         for _ in range(5):
-            services.sandbox_stop(user_id=learner.pk, broker="nats")
+            actions.sandbox_stop(user_id=learner.pk, broker="nats")
     assert len(stops) == 1
     assert Sandbox.objects.get(pk=sandbox.pk).state == State.STOPPING
 
