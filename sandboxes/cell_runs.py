@@ -23,7 +23,7 @@ from django.utils.translation import gettext, gettext_noop
 from . import agent_client
 from .models import Sandbox
 from .services.lifecycle import SandboxError, unit_name
-from .services.provisioning import sandbox_socket
+from .services.provisioning import sandbox_address, sandbox_socket
 
 #: How long a "setup ran" record is kept: longer than a sandbox lives in practice. Should it
 #: expire under a live broker, the setup runs once more, and setups are written to be re-runnable.
@@ -144,7 +144,11 @@ async def _setup_ensure(sandbox: Sandbox, setup: Setup, *, on_setup: OnSetup, in
 
         await on_setup(setup, {"type": "start"})
         result = await agent_client.run(
-            sandbox_socket(sandbox=sandbox), code=setup.code, timeout=setup.timeout, on_message=forward, interrupt=interrupt
+            await sandbox_address(sandbox=sandbox),
+            code=setup.code,
+            timeout=setup.timeout,
+            on_message=forward,
+            interrupt=interrupt,
         )
         await on_setup(setup, result)
         if result.get("status") != 0:
@@ -175,7 +179,7 @@ async def cell_run(
     for setup in cell.setups:
         await _setup_ensure(sandbox, setup, on_setup=on_setup, interrupt=interrupt)
     result = await agent_client.run(
-        sandbox_socket(sandbox=sandbox),
+        await sandbox_address(sandbox=sandbox),
         code=cell.code if code is None else code,
         timeout=cell.timeout,
         on_message=on_output,

@@ -21,7 +21,6 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import translation
-from django.utils.translation import gettext_lazy
 
 from courseplatform.accounts.roles import user_is_instructor
 from courseplatform.language import language_chosen
@@ -43,23 +42,8 @@ MAX_CODE_CHARS = 100_000
 MAX_DRAFT_TIMEOUT_S = 300
 TOUCH_EVERY_S = 20
 CELL_CACHE_S = 30
-NO_SUCH_CELL = gettext_lazy("Такой ячейки нет в этой главе.")
-NO_SUCH_EXERCISE = gettext_lazy("Такого упражнения нет в этой главе.")
-CODE_TOO_LONG = gettext_lazy("Код ячейки слишком длинный.")
-SANDBOX_SILENT = gettext_lazy("Песочница не отвечает. Запустите её снова.")
-NOT_AN_OBJECT = gettext_lazy("Ожидался объект JSON.")
-NOT_TEXT = gettext_lazy("Ожидался текстовый кадр с объектом JSON.")
-NOT_JSON = gettext_lazy("Кадр — не JSON.")
-UNKNOWN_TYPE = gettext_lazy("Неизвестный тип сообщения: {type}.")
-BAD_RUN_ID = gettext_lazy("Номер запуска (run) — от 1 до 64 латинских букв, цифр или знаков -_.:")
-RUN_ID_TAKEN = gettext_lazy("Запуск с таким номером (run) уже идёт.")
 #: Requests that may enqueue work for the Celery worker: limited per user and minute (sandboxes/ws_limits.py).
 LIFECYCLE = frozenset({"sandbox.ensure", "sandbox.stop", "sandbox.reset", "sandbox.extend"})
-
-
-def learner_message(exc: Exception) -> str:
-    """What the learner reads about a failed run or check: a sandbox error as it is, never an agent's socket path."""
-    return str(exc) if isinstance(exc, SandboxError) else str(SANDBOX_SILENT)
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -129,38 +113,36 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         try:
             self.limits.frame()
         except ws_limits.Refused as exc:
-            # A run or a check is answered by name (its cell waits); anything else once a second.
-            if text_data is not None and ('"cell.run"' in text_data or '"exercise.check"' in text_data):
-                await self._refuse(text_data, exc)
-            elif self.limits.say_too_many_frames():
-                await self.send_json({"type": "error", "message": str(exc), "refused": True})
+            frame = ws_limits.over_rate_frame(self.limits, text_data, exc, run_id=RUN_ID)
+            if frame is not None:
+                await self.send_json(frame)
             return
         if text_data is None:
-            await self.send_json({"type": "error", "message": str(NOT_TEXT)})
+            await self.send_json({"type": "error", "message": str(live_frames.NOT_TEXT)})
             return
         try:
             content = await self.decode_json(text_data)
         except ValueError:
-            await self.send_json({"type": "error", "message": str(NOT_JSON)})
+            await self.send_json({"type": "error", "message": str(live_frames.NOT_JSON)})
             return
         await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict):
-            await self.send_json({"type": "error", "message": str(NOT_AN_OBJECT)})
+            await self.send_json({"type": "error", "message": str(live_frames.NOT_AN_OBJECT)})
             return
         handlers = {
             "sandbox.ensure": self.on_ensure,
-            "sandbox.stop": self.on_stop,
-            "sandbox.reset": self.on_reset,
-            "sandbox.extend": self.on_extend,
+            "sandbox.stop": self.on_lifecycle,
+            "sandbox.reset": self.on_lifecycle,
+            "sandbox.extend": self.on_lifecycle,
             "cell.run": self.on_run,
             "cell.interrupt": self.on_interrupt,
             "exercise.check": self.on_check,
         }
         handler = handlers.get(str(content.get("type")))
         if handler is None:
-            await self.send_json({"type": "error", "message": UNKNOWN_TYPE.format(type=repr(content.get("type")))})
+            await self.send_json({"type": "error", "message": live_frames.UNKNOWN_TYPE.format(type=repr(content.get("type")))})
             return
         try:
             kind = content.get("type")
@@ -173,34 +155,17 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "message": str(exc), "run": content.get("run")})
 
     async def _refuse(self, content: Any, refused: ws_limits.Refused) -> None:
-        """Say what was refused in the frame the page waits for: a run ends as ``cell.error``, a check as a
-        result that is not an attempt, anything else as an ``error`` the sandbox bar shows."""
-        if isinstance(content, str):
-            # Refused before decoding: only a run or a check needs its answer addressed.
-            with contextlib.suppress(ValueError):
-                content = await self.decode_json(content)
-        kind = content.get("type") if isinstance(content, dict) else None
-        if kind == "cell.run" and RUN_ID.match(str(content.get("run", ""))):
-            await self.send_json({"type": "cell.error", "run": content["run"], "message": str(refused), "refused": True})
-        elif kind == "exercise.check":
-            key = str(content.get("exercise"))
-            await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": str(refused)})
-        else:
-            await self.send_json({"type": "error", "message": str(refused), "refused": True})
+        await self.send_json(ws_limits.refusal_frame(content, refused, run_id=RUN_ID))
 
     async def on_ensure(self, content: dict[str, Any]) -> Sandbox:
         sandbox = await database_sync_to_async(sandbox_ensure)(user_id=self.user.pk, broker=str(content.get("broker")))
         await self.send_json({"type": "sandbox.state", "sandbox": sandbox_payload(sandbox)})
         return sandbox
 
-    async def on_stop(self, content: dict[str, Any]) -> None:
-        await database_sync_to_async(sandbox_stop)(user_id=self.user.pk, broker=str(content.get("broker")))
-
-    async def on_reset(self, content: dict[str, Any]) -> None:
-        await database_sync_to_async(sandbox_reset)(user_id=self.user.pk, broker=str(content.get("broker")))
-
-    async def on_extend(self, content: dict[str, Any]) -> None:
-        await database_sync_to_async(sandbox_extend)(user_id=self.user.pk, broker=str(content.get("broker")))
+    async def on_lifecycle(self, content: dict[str, Any]) -> None:
+        """sandbox.stop, .reset or .extend: the service of that name, for this user's broker."""
+        action = {"sandbox.stop": sandbox_stop, "sandbox.reset": sandbox_reset, "sandbox.extend": sandbox_extend}
+        await database_sync_to_async(action[content["type"]])(user_id=self.user.pk, broker=str(content.get("broker")))
 
     async def _ready_sandbox(self, broker: str) -> Sandbox:
         """The user's ready sandbox of ``broker``: from this connection's memory when it knows one."""
@@ -223,21 +188,21 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def on_run(self, content: dict[str, Any]) -> None:
         run_id = str(content.get("run", ""))
         if not RUN_ID.match(run_id):
-            await self.send_json({"type": "error", "message": str(BAD_RUN_ID)})
+            await self.send_json({"type": "error", "message": str(live_frames.BAD_RUN_ID)})
             return
         if content.get("draft"):
             cell = await self._draft_cell(content)
         else:
             cell = await self._cell(str(content.get("course")), str(content.get("chapter")), str(content.get("cell")))
         if cell is None:
-            await self.send_json({"type": "cell.error", "run": run_id, "message": str(NO_SUCH_CELL)})
+            await self.send_json({"type": "cell.error", "run": run_id, "message": str(live_frames.NO_SUCH_CELL)})
             return
         code = content.get("code", cell.code)
         if not isinstance(code, str) or len(code) > MAX_CODE_CHARS:
-            await self.send_json({"type": "cell.error", "run": run_id, "message": str(CODE_TOO_LONG)})
+            await self.send_json({"type": "cell.error", "run": run_id, "message": str(live_frames.CODE_TOO_LONG)})
             return
         if run_id in self.runs:
-            await self.send_json({"type": "error", "message": str(RUN_ID_TAKEN)})
+            await self.send_json({"type": "error", "message": str(live_frames.RUN_ID_TAKEN)})
             return
         # One run of a cell at a time, as in Jupyter: a second Run of a running cell must not start a
         # parallel copy nor kill the first behind the learner's back.
@@ -292,7 +257,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 }
             )
         except (SandboxError, agent_client.AgentUnavailable) as exc:
-            await self.send_json({"type": "cell.error", "run": run_id, "message": learner_message(exc)})
+            await self.send_json({"type": "cell.error", "run": run_id, "message": live_frames.learner_message(exc)})
         finally:
             self.runs.pop(run_id, None)
             await slot.end()
@@ -319,37 +284,28 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             course=str(content.get("course")), chapter=str(content.get("chapter")), exercise=key
         )
         if check is None:
-            await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": str(NO_SUCH_EXERCISE)})
+            await self.send_json(
+                {"type": "exercise.result", "exercise": key, "passed": False, "reason": str(live_frames.NO_SUCH_EXERCISE)}
+            )
             return
         slot = await self.limits.run_begin(cell=("check", key))
         self._spawn(self._check(key, check, slot))
 
     async def _check(self, key: str, check: lesson_selectors.RunnableCode, slot: ws_limits.RunSlot) -> None:
-        try:
-            await self._check_run(key, check)
-        finally:
-            await slot.end()
-
-    async def _check_run(self, key: str, check: lesson_selectors.RunnableCode) -> None:
         async def ignore(_: dict[str, Any]) -> None:
             return None
 
         try:
             sandbox = await self._ready_sandbox(check.broker)
-            result = await cell_runs.cell_run(
-                sandbox=sandbox,
-                cell=check,
-                op="check",
-                on_output=ignore,
-                on_setup=live_frames.setup_relay(self.send_json, exercise=key),
+            on_setup = live_frames.setup_relay(self.send_json, exercise=key)
+            result = await cell_runs.cell_run(sandbox=sandbox, cell=check, op="check", on_output=ignore, on_setup=on_setup)
+            passed, reason = await database_sync_to_async(exercise_check_record)(
+                user=self.user, exercise=check.exercise, result=result
             )
         except (SandboxError, agent_client.AgentUnavailable) as exc:
-            # Not an attempt: the learner's work was not looked at.
-            await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": learner_message(exc)})
-            return
-        passed, reason = await database_sync_to_async(exercise_check_record)(
-            user=self.user, exercise=check.exercise, result=result
-        )
+            passed, reason = False, live_frames.learner_message(exc)  # not an attempt: the work was not looked at
+        finally:
+            await slot.end()
         await self.send_json({"type": "exercise.result", "exercise": key, "passed": passed, "reason": reason})
 
     # -- relaying the agent's events -----------------------------------------

@@ -12,16 +12,35 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.utils.translation import gettext_lazy
 
 from . import agent_client, cell_runs
 from .models import Sandbox
 from .services.actions import sandbox_touch
-from .services.provisioning import sandbox_socket
+from .services.lifecycle import SandboxError
+from .services.provisioning import sandbox_address
 
 #: Messages moving count as activity at most this often (a database write each time).
 ACTIVITY_EVERY_S = 60
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# What the live socket says to the learner when it refuses or cannot do something.
+NO_SUCH_CELL = gettext_lazy("Такой ячейки нет в этой главе.")
+NO_SUCH_EXERCISE = gettext_lazy("Такого упражнения нет в этой главе.")
+CODE_TOO_LONG = gettext_lazy("Код ячейки слишком длинный.")
+SANDBOX_SILENT = gettext_lazy("Песочница не отвечает. Запустите её снова.")
+NOT_AN_OBJECT = gettext_lazy("Ожидался объект JSON.")
+NOT_TEXT = gettext_lazy("Ожидался текстовый кадр с объектом JSON.")
+NOT_JSON = gettext_lazy("Кадр — не JSON.")
+UNKNOWN_TYPE = gettext_lazy("Неизвестный тип сообщения: {type}.")
+BAD_RUN_ID = gettext_lazy("Номер запуска (run) — от 1 до 64 латинских букв, цифр или знаков -_.:")
+RUN_ID_TAKEN = gettext_lazy("Запуск с таким номером (run) уже идёт.")
+
+
+def learner_message(exc: Exception) -> str:
+    """What the learner reads about a failed run or check: a sandbox error as it is, never an agent's socket path."""
+    return str(exc) if isinstance(exc, SandboxError) else str(SANDBOX_SILENT)
 
 
 def output_frame(run: str | None, message: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +83,7 @@ async def sandbox_frames(*, sandbox: Sandbox) -> AsyncGenerator[dict[str, Any], 
     """
     touched = 0.0
     with contextlib.suppress(agent_client.AgentUnavailable, ConnectionError):
-        async for message in agent_client.subscribe(sandbox_socket(sandbox=sandbox)):
+        async for message in agent_client.subscribe(await sandbox_address(sandbox=sandbox)):
             if message.get("type") == "events" and message.get("events") and time.monotonic() - touched > ACTIVITY_EVERY_S:
                 # Messages moving are activity too: the idle clock starts again (at most once a minute).
                 touched = time.monotonic()

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import re
 import time
 import uuid
 from typing import Any
@@ -180,3 +182,30 @@ class RunSlot:
         with contextlib.suppress(aioredis.RedisError):
             # Shielded: a run cancelled by a closing connection still hands its slot back.
             await asyncio.shield(_redis().zrem(self.key, self.token))
+
+
+def refusal_frame(content: Any, refused: Refused, *, run_id: re.Pattern[str]) -> dict[str, Any]:
+    """What the page hears about a refused request, in the frame it waits for: a run ends as
+    ``cell.error``, a check as a result that is not an attempt, anything else as an ``error`` the
+    sandbox bar shows. ``content`` is the decoded frame, or its text when refused before decoding."""
+    if isinstance(content, str):
+        with contextlib.suppress(ValueError):
+            content = json.loads(content)
+    kind = content.get("type") if isinstance(content, dict) else None
+    if kind == "cell.run" and run_id.match(str(content.get("run", ""))):
+        return {"type": "cell.error", "run": content["run"], "message": str(refused), "refused": True}
+    if kind == "exercise.check":
+        return {"type": "exercise.result", "exercise": str(content.get("exercise")), "passed": False, "reason": str(refused)}
+    return {"type": "error", "message": str(refused), "refused": True}
+
+
+def over_rate_frame(
+    limits: ConnectionLimits, text_data: str | None, refused: Refused, *, run_id: re.Pattern[str]
+) -> dict[str, Any] | None:
+    """The answer to a frame over the connection's rate: a run or a check by name (its cell waits),
+    anything else at most once a second (``None``: say nothing this time)."""
+    if text_data is not None and ('"cell.run"' in text_data or '"exercise.check"' in text_data):
+        return refusal_frame(text_data, refused, run_id=run_id)
+    if limits.say_too_many_frames():
+        return {"type": "error", "message": str(refused), "refused": True}
+    return None

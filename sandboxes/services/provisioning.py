@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 from sandboxes.brokers import BROKERS
@@ -126,6 +126,12 @@ def sandbox_unit_stop(*, sandbox_id: int) -> Sandbox:
 def sandbox_socket(*, sandbox: Sandbox) -> AgentAddress:
     """Where the sandbox's agent is (a Unix socket or host:port, with its token)."""
     return get_backend().agent_address(sandbox.unit or unit_name(sandbox))
+
+
+async def sandbox_address(*, sandbox: Sandbox) -> AgentAddress:
+    """:func:`sandbox_socket` from async code: a backend may ask its API for the address (a Pod's IP),
+    which must not block the event loop every learner's socket shares."""
+    return await sync_to_async(sandbox_socket, thread_sensitive=False)(sandbox=sandbox)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 
 from lessons.course_io import course_import
 from lessons.models import ExerciseAttempt
-from sandboxes.consumers import BAD_RUN_ID, UNKNOWN_TYPE
+from sandboxes.live_frames import BAD_RUN_ID, UNKNOWN_TYPE
 from tests.aio import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
