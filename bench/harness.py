@@ -43,9 +43,9 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 
-from sandboxes import services  # noqa: E402
 from sandboxes.backends import get_backend  # noqa: E402
 from sandboxes.models import Sandbox, State  # noqa: E402
+from sandboxes.services import actions, lifecycle, provisioning  # noqa: E402
 
 Service = test_services.Service
 free_port = test_services.free_port
@@ -230,10 +230,10 @@ def sandbox_wait(pk: int, *, timeout: float, interval: float = 0.02) -> Sandbox:
         time.sleep(interval)
 
 
-def sandbox_ready(user: User, broker: str, *, timeout: float = services.PROVISION_TIMEOUT_S + 30) -> tuple[Sandbox, float]:
+def sandbox_ready(user: User, broker: str, *, timeout: float = provisioning.PROVISION_TIMEOUT_S + 30) -> tuple[Sandbox, float]:
     """sandbox_ensure, then wait for ready; returns the sandbox and the seconds from request to ready."""
     started = time.perf_counter()
-    sandbox = services.sandbox_ensure(user_id=user.pk, broker=broker)
+    sandbox = actions.sandbox_ensure(user_id=user.pk, broker=broker)
     if sandbox.state != State.READY:
         sandbox = sandbox_wait(sandbox.pk, timeout=timeout)
     elapsed = time.perf_counter() - started
@@ -250,7 +250,7 @@ class SandboxFailed(RuntimeError):
 
 def sandbox_stop(pk: int) -> None:
     try:
-        services.sandbox_unit_stop(sandbox_id=pk)
+        provisioning.sandbox_unit_stop(sandbox_id=pk)
     finally:
         close_old_connections()
 
@@ -282,7 +282,7 @@ def units_stop_all(parallel: int = 6) -> int:
 
 
 def unit_pids(sandbox: Sandbox) -> list[int]:
-    return get_backend().processes(sandbox.unit or services.unit_name(sandbox))
+    return get_backend().processes(sandbox.unit or lifecycle.unit_name(sandbox))
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -301,14 +301,14 @@ def unit_rss_mb(sandbox: Sandbox) -> float:
 
 
 def agent_pid(sandbox: Sandbox) -> int | None:
-    path = get_backend().unit_dir(sandbox.unit or services.unit_name(sandbox)) / "agent.pid"
+    path = get_backend().unit_dir(sandbox.unit or lifecycle.unit_name(sandbox)) / "agent.pid"
     with contextlib.suppress(OSError, ValueError):
         return int(path.read_text())
     return None
 
 
 def sandbox_socket(sandbox: Sandbox) -> Path:
-    return services.sandbox_socket(sandbox=sandbox)
+    return provisioning.sandbox_socket(sandbox=sandbox)
 
 
 # -- processes inside a unit's network namespace ---------------------------------
@@ -316,7 +316,7 @@ def sandbox_socket(sandbox: Sandbox) -> Path:
 
 async def netns_python(sandbox: Sandbox, code: str, *args: str) -> asyncio.subprocess.Process:
     """A plain Python client inside the unit's network namespace (it reaches the broker on localhost)."""
-    unit = sandbox.unit or services.unit_name(sandbox)
+    unit = sandbox.unit or lifecycle.unit_name(sandbox)
     process = await asyncio.create_subprocess_exec(
         "ip",
         "netns",

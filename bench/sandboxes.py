@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from sandboxes import agent_client
 from sandboxes.models import Sandbox, State
+from sandboxes.services.pool import sandbox_pool_fill
 from tests.smoke_cells import PRODUCE_CONSUME
 
 from . import harness
@@ -93,7 +94,7 @@ def _warm_and_idle(platform: Platform, results: Results, broker: str, count: int
     previous = settings.SANDBOX_WARM_POOL
     settings.SANDBOX_WARM_POOL = {broker: count}
     try:
-        pooled = harness.services.sandbox_pool_fill()
+        pooled = sandbox_pool_fill()
     finally:
         settings.SANDBOX_WARM_POOL = previous  # refills queued by claims find an empty setting in the worker anyway
     try:
@@ -111,9 +112,9 @@ def _warm_and_idle(platform: Platform, results: Results, broker: str, count: int
         for _ in ready:
             user = platform.user(f"warm-{broker}")
             started = time.perf_counter()
-            sandbox = harness.services.sandbox_ensure(user_id=user.pk, broker=broker)
+            sandbox = harness.actions.sandbox_ensure(user_id=user.pk, broker=broker)
             if sandbox.state != State.READY:
-                sandbox = harness.sandbox_wait(sandbox.pk, timeout=harness.services.PROVISION_TIMEOUT_S)
+                sandbox = harness.sandbox_wait(sandbox.pk, timeout=harness.provisioning.PROVISION_TIMEOUT_S)
             samples.append(time.perf_counter() - started)
             claimed.append(sandbox)
         say(f"warm {broker}: " + ", ".join(f"{s * 1000:.0f}" for s in samples) + " ms")
@@ -155,7 +156,7 @@ def run_density(platform: Platform, results: Results, *, quick: bool) -> None:
         started = time.perf_counter()
         for broker in order:
             user = platform.user(f"density-{broker}")
-            pks.append(harness.services.sandbox_ensure(user_id=user.pk, broker=broker).pk)
+            pks.append(harness.actions.sandbox_ensure(user_id=user.pk, broker=broker).pk)
         over = harness.bounded(240 if quick else 480)
         while not over():
             states = list(Sandbox.objects.filter(pk__in=pks).values_list("state", flat=True))

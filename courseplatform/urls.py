@@ -9,7 +9,6 @@ from courseplatform.health import healthz
 
 urlpatterns = [
     path("", include("lessons.urls")),
-    path("sandboxes/", include("sandboxes.urls")),
     path("author/", include("lessons.authoring_urls")),
     path("accounts/", include("courseplatform.accounts.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

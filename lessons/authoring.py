@@ -9,6 +9,7 @@ new revision.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from .course_files import CourseFormatError, FormatProblem, parse_chapter
+from .course_files import CourseFormatError, FormatProblem, parse_chapter, parse_course
 from .course_io import chapter_fields, chapter_structure_save
 from .models import Chapter, ChapterRevision, Course
 from .services import progress_chapter_moved
@@ -153,3 +154,29 @@ def chapters_reorder(*, course: Course, slugs: list[str], author: User) -> None:
         head, sep, rest = chapter.source.partition("\n---")
         source = _ORDER_LINE.sub(f"order: {position}", head, count=1) + sep + rest
         chapter_save(chapter=chapter, source=source, author=author, base_revision=chapter.revision, note="reordered")
+
+
+def chapter_move(*, course: Course, slug: str, direction: str, author: User) -> None:
+    """Move one chapter a place ``"up"`` or ``"down"``; at an end, or for an unknown slug, nothing changes."""
+    slugs = list(course.chapters.order_by("order", "number").values_list("slug", flat=True))
+    if slug in slugs:
+        i = slugs.index(slug)
+        j = i - 1 if direction == "up" else i + 1
+        if 0 <= j < len(slugs):
+            slugs[i], slugs[j] = slugs[j], slugs[i]
+    chapters_reorder(course=course, slugs=slugs, author=author)
+
+
+def course_create(*, title: str, slug: str, description: str) -> Course:
+    """A new unpublished course (or the existing one of that slug); raises CourseFormatError on problems."""
+    source = f"---\ntitle: {json.dumps(title, ensure_ascii=False)}\nslug: {slug}\nlanguage: ru\n---\n{description}\n"
+    meta = parse_course(source).meta
+    course, _created = Course.objects.get_or_create(
+        slug=meta["slug"], defaults={"title": meta["title"], "source": source, "published": False}
+    )
+    return course
+
+
+def course_publish(*, slug: str, published: bool) -> None:
+    """Show the course to learners, or hide it."""
+    Course.objects.filter(slug=slug).update(published=published)

@@ -3,7 +3,6 @@ archives, exercise verification and the class view. Every view needs the authori
 
 from __future__ import annotations
 
-import json
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -22,26 +21,22 @@ from django.views.decorators.http import require_GET, require_POST
 
 from courseplatform.accounts.roles import user_is_instructor
 from sandboxes import selectors as sandbox_selectors
-from sandboxes import services as sandbox_services
+from sandboxes.services.actions import sandbox_reset, sandbox_stop
 
-from . import archives, authoring, classroom
+from . import archives, authoring, classroom, exercises
+from . import authoring_selectors as selectors
+from . import chapter_editor as editor
 from .course_files import (
-    CHAPTER_KEYS,
     CourseFormatError,
     FormatProblem,
-    chapter_source_compose,
     parse_chapter,
-    parse_course,
     split_front_matter,
 )
 from .course_io import course_import
-from .models import Chapter, ChapterRevision, Course
+from .models import Chapter, Course
 from .rendering import markdown_render
 
-MAX_SOURCE_CHARS = 2_000_000
 FOLDER_NOT_ALLOWED = gettext_noop("Импорт из этой папки не разрешён (см. COURSE_IMPORT_ROOTS).")
-TOO_LARGE = gettext_noop("Глава слишком большая.")
-NEW_CHAPTER_BODY = "## Первый раздел\n\nТекст главы.\n"
 
 
 class InstructorRequest(HttpRequest):
@@ -61,59 +56,11 @@ def instructor_required(view):
     return wrapped
 
 
-def _problems(exc: CourseFormatError, *, data: dict[str, Any] | None = None) -> list[dict[str, object]]:
-    """Problems as JSON; with the editor's ``data``, each also names its line in the editor (``body_line``)."""
-    problems: list[dict[str, object]] = [{"file": p.file, "line": p.line, "message": p.message} for p in exc.problems]
-    if data is not None:
-        _editor_lines(problems, data)
-    return problems
-
-
-def _editor_lines(problems: list[dict[str, object]], data: dict[str, Any]) -> None:
-    """Add ``body_line``: the problem's line in the editor's body, or None for the front matter.
-
-    The file is the front matter plus the body without its leading blank lines, so a
-    file line maps to the editor by the front matter's length and those blank lines.
-    """
-    try:
-        _meta, _body, body_line = split_front_matter(_source_from(data), file="chapter")
-    except (CourseFormatError, ValueError):
-        return
-    body = str(data.get("body", ""))
-    blank_lines = len(body) - len(body.lstrip("\n"))
-    for problem in problems:
-        line = int(str(problem["line"]))
-        problem["body_line"] = line - body_line + 1 + blank_lines if line >= body_line else None
-
-
-def _payload(request: HttpRequest) -> dict[str, Any]:
-    if len(request.body) > MAX_SOURCE_CHARS * 4:
-        raise ValueError(_(TOO_LARGE))
-    data = json.loads(request.body or b"{}")
-    if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")  # only a broken client sends anything else
-    return data
-
-
-def _source_from(data: dict[str, Any]) -> str:
-    """The chapter file from the editor: front matter fields plus the Markdown body."""
-    meta = {key: data.get("meta", {}).get(key) for key in CHAPTER_KEYS}
-    objectives = meta.get("objectives") or []
-    meta["objectives"] = [str(o) for o in objectives if str(o).strip()] if isinstance(objectives, list) else []
-    for key in ("order", "estimated_minutes"):
-        try:
-            meta[key] = int(meta[key])
-        except (TypeError, ValueError):
-            pass
-    body = str(data.get("body", ""))
-    if len(body) > MAX_SOURCE_CHARS:
-        raise ValueError(_(TOO_LARGE))
-    return chapter_source_compose(meta, body)
-
-
-def _editor_state(chapter: Chapter) -> dict[str, Any]:
-    meta, body, _ = split_front_matter(chapter.source, file=chapter.filename)
-    return {"meta": {key: meta.get(key) for key in CHAPTER_KEYS}, "body": body, "revision": chapter.revision}
+def _course(slug: str) -> Course:
+    found = selectors.course_find(slug=slug)
+    if found is None:
+        raise Http404("no such course")
+    return found
 
 
 # -- courses -------------------------------------------------------------------
@@ -122,58 +69,49 @@ def _editor_state(chapter: Chapter) -> dict[str, Any]:
 @instructor_required
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "authoring/index.html", {"courses": Course.objects.order_by("title")})
+    return render(request, "authoring/index.html", {"courses": selectors.courses_all()})
 
 
 @instructor_required
 @require_POST
 def course_create(request: HttpRequest) -> HttpResponse:
-    title = request.POST.get("title", "").strip()
-    slug = request.POST.get("slug", "").strip()
-    source = f"---\ntitle: {json.dumps(title, ensure_ascii=False)}\nslug: {slug}\nlanguage: ru\n---\n{request.POST.get('description', '')}\n"
     try:
-        meta = parse_course(source).meta
-    except CourseFormatError as exc:
-        return render(
-            request, "authoring/index.html", {"courses": Course.objects.order_by("title"), "errors": exc.problems}, status=400
+        course = authoring.course_create(
+            title=request.POST.get("title", "").strip(),
+            slug=request.POST.get("slug", "").strip(),
+            description=request.POST.get("description", ""),
         )
-    course, _ = Course.objects.get_or_create(
-        slug=meta["slug"], defaults={"title": meta["title"], "source": source, "published": False}
-    )
+    except CourseFormatError as exc:
+        return render(request, "authoring/index.html", {"courses": selectors.courses_all(), "errors": exc.problems}, status=400)
     return redirect("authoring:course", course=course.slug)
 
 
 @instructor_required
 @require_GET
 def course_page(request: HttpRequest, course: str) -> HttpResponse:
-    course_obj = get_object_or_404(Course, slug=course)
-    chapters = course_obj.chapters.order_by("order", "number")
+    course_obj = _course(course)
+    chapters = selectors.course_chapters(course=course_obj)
     return render(request, "authoring/course.html", {"course": course_obj, "chapters": chapters})
 
 
 @instructor_required
 @require_POST
 def course_publish(request: HttpRequest, course: str) -> HttpResponse:
-    Course.objects.filter(slug=course).update(published=request.POST.get("published") == "1")
+    authoring.course_publish(slug=course, published=request.POST.get("published") == "1")
     return redirect("authoring:course", course=course)
 
 
 @instructor_required
 @require_POST
 def course_reorder(request: InstructorRequest, course: str) -> HttpResponse:
-    course_obj = get_object_or_404(Course, slug=course)
-    slugs = request.POST.getlist("slug")
+    course_obj = _course(course)
     move = request.POST.get("move")
-    if move:  # "slug:up" / "slug:down" from the buttons
-        slug, _, direction = move.partition(":")
-        slugs = list(course_obj.chapters.order_by("order", "number").values_list("slug", flat=True))
-        if slug in slugs:
-            i = slugs.index(slug)
-            j = i - 1 if direction == "up" else i + 1
-            if 0 <= j < len(slugs):
-                slugs[i], slugs[j] = slugs[j], slugs[i]
     try:
-        authoring.chapters_reorder(course=course_obj, slugs=slugs, author=request.user)
+        if move:  # "slug:up" / "slug:down" from the buttons
+            slug, _, direction = move.partition(":")
+            authoring.chapter_move(course=course_obj, slug=slug, direction=direction, author=request.user)
+        else:
+            authoring.chapters_reorder(course=course_obj, slugs=request.POST.getlist("slug"), author=request.user)
     except (ValueError, CourseFormatError, authoring.ChapterConflict) as exc:
         return HttpResponse(str(exc), status=400)
     return redirect("authoring:course", course=course)
@@ -182,7 +120,7 @@ def course_reorder(request: InstructorRequest, course: str) -> HttpResponse:
 @instructor_required
 @require_GET
 def course_export(request: HttpRequest, course: str) -> HttpResponse:
-    course_obj = get_object_or_404(Course, slug=course)
+    course_obj = _course(course)
     response = HttpResponse(archives.course_archive(course=course_obj), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{course_obj.slug}.zip"'
     return response
@@ -203,7 +141,7 @@ def course_import_view(request: HttpRequest) -> HttpResponse:
                 raise CourseFormatError([FormatProblem(str(folder), 0, _(FOLDER_NOT_ALLOWED))])
             course = course_import(directory=folder)
     except CourseFormatError as exc:
-        context = {"courses": Course.objects.order_by("title"), "errors": exc.problems}
+        context = {"courses": selectors.courses_all(), "errors": exc.problems}
         return render(request, "authoring/index.html", context, status=400)
     return redirect("authoring:course", course=course.slug)
 
@@ -214,34 +152,21 @@ def course_import_view(request: HttpRequest) -> HttpResponse:
 @instructor_required
 @require_GET
 def chapter_new(request: HttpRequest, course: str) -> HttpResponse:
-    course_obj = get_object_or_404(Course, slug=course)
-    order = (course_obj.chapters.order_by("-order").values_list("order", flat=True).first() or 0) + 1
-    state = {
-        "meta": {
-            "title": "",
-            "slug": "",
-            "number": "",
-            "order": order,
-            "broker": "kafka",
-            "estimated_minutes": 30,
-            "objectives": [],
-        },
-        "body": NEW_CHAPTER_BODY,
-        "revision": 0,
-    }
+    course_obj = _course(course)
+    state = editor.editor_state_new(order=selectors.chapter_order_next(course=course_obj))
     return render(request, "authoring/editor.html", {"course": course_obj, "chapter": None, "state": state})
 
 
 @instructor_required
 @require_POST
 def chapter_create(request: InstructorRequest, course: str) -> JsonResponse:
-    course_obj = get_object_or_404(Course, slug=course)
+    course_obj = _course(course)
     data: dict[str, Any] = {}
     try:
-        data = _payload(request)
-        chapter = authoring.chapter_create(course=course_obj, source=_source_from(data), author=request.user)
+        data = editor.editor_data(request.body)
+        chapter = authoring.chapter_create(course=course_obj, source=editor.editor_source(data), author=request.user)
     except CourseFormatError as exc:
-        return JsonResponse({"problems": _problems(exc, data=data)}, status=400)
+        return JsonResponse({"problems": editor.editor_problems(exc, data=data)}, status=400)
     except ValueError as exc:
         return JsonResponse({"problems": [{"file": "", "line": 0, "message": str(exc)}]}, status=400)
     edit = reverse("authoring:chapter_edit", kwargs={"course": course, "chapter": chapter.slug})
@@ -249,7 +174,10 @@ def chapter_create(request: InstructorRequest, course: str) -> JsonResponse:
 
 
 def _chapter(course: str, chapter: str) -> Chapter:
-    return get_object_or_404(Chapter.objects.select_related("course"), course__slug=course, slug=chapter)
+    found = selectors.chapter_find(course=course, chapter=chapter)
+    if found is None:
+        raise Http404("no such chapter")
+    return found
 
 
 @instructor_required
@@ -259,7 +187,7 @@ def chapter_edit(request: HttpRequest, course: str, chapter: str) -> HttpRespons
     return render(
         request,
         "authoring/editor.html",
-        {"course": chapter_obj.course, "chapter": chapter_obj, "state": _editor_state(chapter_obj)},
+        {"course": chapter_obj.course, "chapter": chapter_obj, "state": editor.editor_state(chapter_obj)},
     )
 
 
@@ -269,17 +197,20 @@ def chapter_save(request: InstructorRequest, course: str, chapter: str) -> JsonR
     chapter_obj = _chapter(course, chapter)
     data: dict[str, Any] = {}
     try:
-        data = _payload(request)
+        data = editor.editor_data(request.body)
         saved = authoring.chapter_save(
-            chapter=chapter_obj, source=_source_from(data), author=request.user, base_revision=int(data.get("revision", -1))
+            chapter=chapter_obj,
+            source=editor.editor_source(data),
+            author=request.user,
+            base_revision=int(data.get("revision", -1)),
         )
     except authoring.ChapterConflict as exc:
         return JsonResponse(
-            {"conflict": True, "revision": exc.current.revision, "diff": exc.diff, "current": _editor_state(exc.current)},
+            {"conflict": True, "revision": exc.current.revision, "diff": exc.diff, "current": editor.editor_state(exc.current)},
             status=409,
         )
     except CourseFormatError as exc:
-        return JsonResponse({"problems": _problems(exc, data=data)}, status=400)
+        return JsonResponse({"problems": editor.editor_problems(exc, data=data)}, status=400)
     except ValueError as exc:
         return JsonResponse({"problems": [{"file": "", "line": 0, "message": str(exc)}]}, status=400)
     edit = reverse("authoring:chapter_edit", kwargs={"course": course, "chapter": saved.slug})
@@ -302,15 +233,15 @@ def chapter_publish(request: HttpRequest, course: str, chapter: str) -> HttpResp
 def preview(request: HttpRequest) -> JsonResponse:
     """The page as learners will see it (same renderer, same sanitizer) and the linter's verdict."""
     try:
-        data = _payload(request)
-        source = _source_from(data)
+        data = editor.editor_data(request.body)
+        source = editor.editor_source(data)
     except ValueError as exc:
         return JsonResponse({"html": "", "toc": [], "problems": [{"line": 0, "message": str(exc)}]}, status=400)
     problems: list[dict[str, object]] = []
     try:
         parse_chapter(source, file="chapter")
     except CourseFormatError as exc:
-        problems = _problems(exc, data=data)
+        problems = editor.editor_problems(exc, data=data)
     meta, _body, _line = split_front_matter(source, file="chapter")
     # The editor's own text is rendered (the file drops its leading blank lines), so
     # data-line counts lines the way the editor does.
@@ -328,23 +259,16 @@ def preview(request: HttpRequest) -> JsonResponse:
 @require_GET
 def chapter_history(request: HttpRequest, course: str, chapter: str) -> HttpResponse:
     chapter_obj = _chapter(course, chapter)
-    revisions = list(chapter_obj.revisions.select_related("author"))
-    diff = ""
-    a, b = request.GET.get("a"), request.GET.get("b")
-    if not (a and b) and len(revisions) >= 2:
-        # Opened without a choice: what the latest save changed (revisions are newest first).
-        a, b = str(revisions[1].number), str(revisions[0].number)
-    if a and b:
-        old = get_object_or_404(ChapterRevision, chapter=chapter_obj, number=a)
-        new = get_object_or_404(ChapterRevision, chapter=chapter_obj, number=b)
-        diff = authoring.revision_diff(old.source, new.source, old_name=f"r{old.number}", new_name=f"r{new.number}")
+    history = selectors.chapter_history(chapter=chapter_obj, a=request.GET.get("a"), b=request.GET.get("b"))
+    if history is None:
+        raise Http404("no such revision")
     context = {
         "course": chapter_obj.course,
         "chapter": chapter_obj,
-        "revisions": revisions,
-        "diff": authoring.diff_lines(diff),
-        "a": a,
-        "b": b,
+        "revisions": history.revisions,
+        "diff": history.diff,
+        "a": history.a,
+        "b": history.b,
     }
     return render(request, "authoring/history.html", context)
 
@@ -353,7 +277,7 @@ def chapter_history(request: HttpRequest, course: str, chapter: str) -> HttpResp
 @require_POST
 def chapter_restore(request: InstructorRequest, course: str, chapter: str, number: int) -> HttpResponse:
     chapter_obj = _chapter(course, chapter)
-    if not chapter_obj.revisions.filter(number=number).exists():
+    if not selectors.chapter_revision_exists(chapter=chapter_obj, number=number):
         raise Http404("no such revision")
     authoring.chapter_revision_restore(chapter=chapter_obj, number=number, author=request.user)
     return redirect("authoring:chapter_history", course=course, chapter=chapter)
@@ -363,15 +287,11 @@ def chapter_restore(request: InstructorRequest, course: str, chapter: str, numbe
 @require_POST
 def exercise_verify(request: InstructorRequest, course: str, chapter: str, exercise: str) -> JsonResponse:
     """Start proving an exercise on a fresh broker: its check fails empty, passes after the solution."""
-    chapter_obj = _chapter(course, chapter)
-    cells = {c.role: c for c in chapter_obj.cells.filter(exercise__key=exercise, role__in=("check", "solution"))}
-    if len(cells) != 2:
+    parts = selectors.exercise_proof_parts(chapter=_chapter(course, chapter), exercise=exercise)
+    if parts is None:
         raise Http404("no such exercise")
-    job = sandbox_services.exercise_verify_enqueue(
-        user_id=request.user.pk,
-        broker=cells["check"].broker,
-        check=(cells["check"].code, cells["check"].timeout),
-        solution=(cells["solution"].code, cells["solution"].timeout),
+    job = exercises.exercise_verify_enqueue(
+        user_id=request.user.pk, broker=parts.broker, check=parts.check, solution=parts.solution
     )
     return JsonResponse({"job": job, "poll": reverse("authoring:verify_result", kwargs={"job": job})}, status=202)
 
@@ -379,7 +299,7 @@ def exercise_verify(request: InstructorRequest, course: str, chapter: str, exerc
 @instructor_required
 @require_GET
 def verify_result(request: HttpRequest, job: str) -> JsonResponse:
-    return JsonResponse(sandbox_services.exercise_verify_result(job=job))
+    return JsonResponse(exercises.exercise_verify_result(job=job))
 
 
 # -- the class -------------------------------------------------------------------
@@ -388,7 +308,7 @@ def verify_result(request: HttpRequest, job: str) -> JsonResponse:
 @instructor_required
 @require_GET
 def class_view(request: HttpRequest, course: str) -> HttpResponse:
-    course_obj = get_object_or_404(Course, slug=course)
+    course_obj = _course(course)
     report = classroom.course_class(course=course_obj)
     sandboxes = sandbox_selectors.sandboxes_of_users(user_ids=[line.user.pk for line in report.learners])
     rows = [(line, sandboxes.get(line.user.pk, [])) for line in report.learners]
@@ -399,9 +319,9 @@ def class_view(request: HttpRequest, course: str) -> HttpResponse:
 @require_POST
 def class_sandbox_action(request: HttpRequest, course: str, user_id: int, broker: str, action: str) -> HttpResponse:
     if action == "stop":
-        sandbox_services.sandbox_stop(user_id=user_id, broker=broker)
+        sandbox_stop(user_id=user_id, broker=broker)
     elif action == "reset":
-        sandbox_services.sandbox_reset(user_id=user_id, broker=broker)
+        sandbox_reset(user_id=user_id, broker=broker)
     else:
         raise Http404("unknown action")
     return redirect("authoring:class", course=course)

@@ -20,6 +20,10 @@ from sandboxes.backends.base import AgentAddress
 #: Where an agent is: an address, or (as before addresses) the path of its Unix socket.
 Address = AgentAddress | Path
 
+#: How long a run may take beyond its own limit before the agent counts as gone: time to wait its turn
+#: behind the unit's other runs (at most a few, sandboxes/ws_limits.py), start its process and report.
+RUN_DEADLINE_SLACK_S = 120.0
+
 
 class AgentUnavailable(Exception):
     """The agent's socket does not answer (not started yet, or gone)."""
@@ -88,9 +92,14 @@ async def run(
     interrupt: asyncio.Event | None = None,
     op: str = "run",
 ) -> dict[str, Any]:
-    """Run a cell; every output message goes to ``on_message``; returns the exit message."""
+    """Run a cell; every output message goes to ``on_message``; returns the exit message.
+
+    Raises AgentUnavailable when the agent is gone, or has not ended the run by ``timeout`` plus
+    RUN_DEADLINE_SLACK_S: a wedged agent must not hold a web task, a socket and a run slot forever.
+    """
     reader, writer = await _open(where)
     watcher = None
+    deadline = asyncio.timeout(timeout + RUN_DEADLINE_SLACK_S)
     try:
         await _send_first(writer, where, {"op": op, "code": code, "timeout": timeout})
         if interrupt is not None:
@@ -101,14 +110,19 @@ async def run(
                     await protocol.send(writer, {"op": "interrupt"})
 
             watcher = asyncio.create_task(forward_interrupt())
-        while True:
-            message = await protocol.read_message(reader)
-            if message is None:
-                raise AgentUnavailable("agent closed the connection during the run")
-            _refusal(message)
-            if message.get("type") == "exit":
-                return message
-            await on_message(message)
+        async with deadline:
+            while True:
+                message = await protocol.read_message(reader)
+                if message is None:
+                    raise AgentUnavailable("agent closed the connection during the run")
+                _refusal(message)
+                if message.get("type") == "exit":
+                    return message
+                await on_message(message)
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        raise AgentUnavailable(f"agent did not end the run within {timeout + RUN_DEADLINE_SLACK_S:.0f} s") from None
     finally:
         if watcher is not None:
             watcher.cancel()

@@ -1,6 +1,20 @@
+"""The sandboxes app: its system checks are registered when the app is ready."""
+
 from django.apps import AppConfig
+from django.core import checks
 
 
 class SandboxesConfig(AppConfig):
     name = "sandboxes"
     verbose_name = "Sandboxes"
+
+    def ready(self) -> None:
+        from . import checks as sandbox_checks
+
+        for check in (
+            sandbox_checks.check_backend,
+            sandbox_checks.check_brokers,
+            sandbox_checks.check_warm_pool,
+            sandbox_checks.check_limits,
+        ):
+            checks.register(check, "sandboxes")

@@ -16,12 +16,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from asgiref.sync import async_to_sync
 from django.core.cache import cache
 from django.utils.translation import gettext, gettext_noop
 
 from . import agent_client
 from .models import Sandbox
-from .services import SandboxError, sandbox_socket, unit_name
+from .services.lifecycle import SandboxError, unit_name
+from .services.provisioning import sandbox_address, sandbox_socket
 
 #: How long a "setup ran" record is kept: longer than a sandbox lives in practice. Should it
 #: expire under a live broker, the setup runs once more, and setups are written to be re-runnable.
@@ -142,7 +144,11 @@ async def _setup_ensure(sandbox: Sandbox, setup: Setup, *, on_setup: OnSetup, in
 
         await on_setup(setup, {"type": "start"})
         result = await agent_client.run(
-            sandbox_socket(sandbox=sandbox), code=setup.code, timeout=setup.timeout, on_message=forward, interrupt=interrupt
+            await sandbox_address(sandbox=sandbox),
+            code=setup.code,
+            timeout=setup.timeout,
+            on_message=forward,
+            interrupt=interrupt,
         )
         await on_setup(setup, result)
         if result.get("status") != 0:
@@ -173,7 +179,7 @@ async def cell_run(
     for setup in cell.setups:
         await _setup_ensure(sandbox, setup, on_setup=on_setup, interrupt=interrupt)
     result = await agent_client.run(
-        sandbox_socket(sandbox=sandbox),
+        await sandbox_address(sandbox=sandbox),
         code=cell.code if code is None else code,
         timeout=cell.timeout,
         on_message=on_output,
@@ -182,4 +188,18 @@ async def cell_run(
     )
     if cell.as_setup is not None and op == "run" and result.get("status") == 0:
         await _setup_record(sandbox, cell.as_setup)
+    return result
+
+
+def code_run_collected(*, sandbox: Sandbox, code: str, timeout: int, op: str = "run") -> dict[str, Any]:
+    """Run ``code`` alone (no setups) and wait; the agent's exit message with the whole ``output`` in it."""
+    output: list[str] = []
+
+    async def collect(message: dict[str, Any]) -> None:
+        output.append(str(message.get("text", "")))
+
+    result = async_to_sync(agent_client.run)(
+        sandbox_socket(sandbox=sandbox), code=code, timeout=timeout, on_message=collect, op=op
+    )
+    result["output"] = "".join(output) + str(result.get("output", ""))
     return result

@@ -1,8 +1,8 @@
 """The live WebSocket of a chapter page: sandbox states, cell runs and output, broker events.
 
 Authenticated by the Django session and origin-checked in asgi.py. A
-connection joins only its user's group and the groups of sandboxes that user
-owns; cells and checks run in the user's own sandboxes only. Broker events are
+connection joins only its user's group (``user-<id>``, where every state change
+of the user's sandboxes is sent); cells and checks run in the user's own sandboxes only. Broker events are
 relayed straight from the agent: when the browser is slow, sending blocks, the
 relay stops reading, and the agent counts what it could not deliver.
 Every frame is in the page's language: each message is handled under the
@@ -16,22 +16,23 @@ import contextlib
 import logging
 import re
 import time
-import uuid
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import translation
-from django.utils.translation import gettext_lazy
 
 from courseplatform.accounts.roles import user_is_instructor
 from courseplatform.language import language_chosen
 from lessons import selectors as lesson_selectors
-from lessons import services as lesson_services
-from lessons.checks import check_reason
+from lessons.exercises import exercise_check_record
 
-from . import agent_client, cell_runs, selectors, services
+from . import agent_client, cell_runs, live_frames, selectors, ws_limits
 from .models import Sandbox, State
+from .payloads import sandbox_payload, sandbox_payload_localized
+from .services.actions import sandbox_ensure, sandbox_extend, sandbox_reset, sandbox_stop, sandbox_touch
+from .services.lifecycle import SandboxError
+from .services.provisioning import sandbox_wait_ready
 
 logger = logging.getLogger(__name__)
 
@@ -39,32 +40,10 @@ CLOSE_UNAUTHENTICATED = 4401
 RUN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_CODE_CHARS = 100_000
 MAX_DRAFT_TIMEOUT_S = 300
-ACTIVITY_EVERY_S = 60
 TOUCH_EVERY_S = 20
 CELL_CACHE_S = 30
-NO_SUCH_CELL = gettext_lazy("Такой ячейки нет в этой главе.")
-NO_SUCH_EXERCISE = gettext_lazy("Такого упражнения нет в этой главе.")
-CHECK_PASSED = gettext_lazy("Проверка пройдена.")
-CODE_TOO_LONG = gettext_lazy("Код ячейки слишком длинный.")
-SANDBOX_SILENT = gettext_lazy("Песочница не отвечает. Запустите её снова.")
-NOT_AN_OBJECT = gettext_lazy("Ожидался объект JSON.")
-NOT_TEXT = gettext_lazy("Ожидался текстовый кадр с объектом JSON.")
-NOT_JSON = gettext_lazy("Кадр — не JSON.")
-UNKNOWN_TYPE = gettext_lazy("Неизвестный тип сообщения: {type}.")
-BAD_RUN_ID = gettext_lazy("Номер запуска (run) — от 1 до 64 латинских букв, цифр или знаков -_.:")
-
-
-def learner_message(exc: Exception) -> str:
-    """What the learner reads about a failed run or check: a sandbox error as it is, never an agent's socket path."""
-    return str(exc) if isinstance(exc, services.SandboxError) else str(SANDBOX_SILENT)
-
-
-def output_frame(run: str | None, message: dict[str, Any]) -> dict[str, Any]:
-    """The ``cell.output`` frame of an agent's output message; past the head of a long output it carries
-    the tail's fields too (``tail``, and ``skipped`` lines and characters left out before its text)."""
-    frame = {"type": "cell.output", "run": run, "stream": message.get("stream"), "text": message.get("text", "")}
-    frame.update({k: message[k] for k in ("tail", "skipped", "skipped_chars") if k in message})
-    return frame
+#: Requests that may enqueue work for the Celery worker: limited per user and minute (sandboxes/ws_limits.py).
+LIFECYCLE = frozenset({"sandbox.ensure", "sandbox.stop", "sandbox.reset", "sandbox.extend"})
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -81,6 +60,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
+        self.limits = ws_limits.ConnectionLimits(user_id=user.pk)
         self.groups_joined: set[str] = set()
         self.relays: dict[int, asyncio.Task] = {}
         self.runs: dict[str, asyncio.Event] = {}
@@ -90,10 +70,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.cells: dict[tuple[str, str, str], tuple[float, lesson_selectors.RunnableCode]] = {}
         await self._join(f"user-{user.pk}")
         sandboxes = await self._sandboxes()
-        for sandbox in sandboxes:
-            await self._join(sandbox.group_name)
+        # Brokers with a sandbox on its way or up: an ensure of one of them is free (it enqueues nothing),
+        # so a page that asks for its chapter's brokers on every load does not use up the minute's allowance.
+        self.active_brokers = {s.broker for s in sandboxes if s.state != State.STOPPING}
         await self.accept()
-        await self.send_json({"type": "hello", "sandboxes": [services.sandbox_payload(s) for s in sandboxes]})
+        await self.send_json({"type": "hello", "sandboxes": [sandbox_payload(s) for s in sandboxes]})
         for sandbox in sandboxes:
             if sandbox.state == State.READY:
                 self._relay_start(sandbox)
@@ -113,6 +94,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             task.cancel()
         for interrupt in getattr(self, "runs", {}).values():
             interrupt.set()
+        if hasattr(self, "limits"):
+            await self.limits.close()
 
     async def _join(self, group: str) -> None:
         await self.channel_layer.group_add(group, self.channel_name)
@@ -125,53 +108,64 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     # -- from the browser --------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
-        """Like the base class, but a frame that is not JSON text is answered, not a crash of the connection."""
+        """Like the base class, but a frame that is not JSON text is answered, not a crash of the connection,
+        and a connection sending faster than its limit has the excess refused before any work is done."""
+        try:
+            self.limits.frame()
+        except ws_limits.Refused as exc:
+            frame = ws_limits.over_rate_frame(self.limits, text_data, exc, run_id=RUN_ID)
+            if frame is not None:
+                await self.send_json(frame)
+            return
         if text_data is None:
-            await self.send_json({"type": "error", "message": str(NOT_TEXT)})
+            await self.send_json({"type": "error", "message": str(live_frames.NOT_TEXT)})
             return
         try:
             content = await self.decode_json(text_data)
         except ValueError:
-            await self.send_json({"type": "error", "message": str(NOT_JSON)})
+            await self.send_json({"type": "error", "message": str(live_frames.NOT_JSON)})
             return
         await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict):
-            await self.send_json({"type": "error", "message": str(NOT_AN_OBJECT)})
+            await self.send_json({"type": "error", "message": str(live_frames.NOT_AN_OBJECT)})
             return
         handlers = {
             "sandbox.ensure": self.on_ensure,
-            "sandbox.stop": self.on_stop,
-            "sandbox.reset": self.on_reset,
-            "sandbox.extend": self.on_extend,
+            "sandbox.stop": self.on_lifecycle,
+            "sandbox.reset": self.on_lifecycle,
+            "sandbox.extend": self.on_lifecycle,
             "cell.run": self.on_run,
             "cell.interrupt": self.on_interrupt,
             "exercise.check": self.on_check,
         }
         handler = handlers.get(str(content.get("type")))
         if handler is None:
-            await self.send_json({"type": "error", "message": UNKNOWN_TYPE.format(type=repr(content.get("type")))})
+            await self.send_json({"type": "error", "message": live_frames.UNKNOWN_TYPE.format(type=repr(content.get("type")))})
             return
         try:
+            kind = content.get("type")
+            if kind in LIFECYCLE and not (kind == "sandbox.ensure" and content.get("broker") in self.active_brokers):
+                await self.limits.lifecycle()
             await handler(content)
-        except services.SandboxError as exc:
+        except ws_limits.Refused as exc:
+            await self._refuse(content, exc)
+        except SandboxError as exc:
             await self.send_json({"type": "error", "message": str(exc), "run": content.get("run")})
 
+    async def _refuse(self, content: Any, refused: ws_limits.Refused) -> None:
+        await self.send_json(ws_limits.refusal_frame(content, refused, run_id=RUN_ID))
+
     async def on_ensure(self, content: dict[str, Any]) -> Sandbox:
-        sandbox = await database_sync_to_async(services.sandbox_ensure)(user_id=self.user.pk, broker=str(content.get("broker")))
-        await self._join(sandbox.group_name)
-        await self.send_json({"type": "sandbox.state", "sandbox": services.sandbox_payload(sandbox)})
+        sandbox = await database_sync_to_async(sandbox_ensure)(user_id=self.user.pk, broker=str(content.get("broker")))
+        await self.send_json({"type": "sandbox.state", "sandbox": sandbox_payload(sandbox)})
         return sandbox
 
-    async def on_stop(self, content: dict[str, Any]) -> None:
-        await database_sync_to_async(services.sandbox_stop)(user_id=self.user.pk, broker=str(content.get("broker")))
-
-    async def on_reset(self, content: dict[str, Any]) -> None:
-        await database_sync_to_async(services.sandbox_reset)(user_id=self.user.pk, broker=str(content.get("broker")))
-
-    async def on_extend(self, content: dict[str, Any]) -> None:
-        await database_sync_to_async(services.sandbox_extend)(user_id=self.user.pk, broker=str(content.get("broker")))
+    async def on_lifecycle(self, content: dict[str, Any]) -> None:
+        """sandbox.stop, .reset or .extend: the service of that name, for this user's broker."""
+        action = {"sandbox.stop": sandbox_stop, "sandbox.reset": sandbox_reset, "sandbox.extend": sandbox_extend}
+        await database_sync_to_async(action[content["type"]])(user_id=self.user.pk, broker=str(content.get("broker")))
 
     async def _ready_sandbox(self, broker: str) -> Sandbox:
         """The user's ready sandbox of ``broker``: from this connection's memory when it knows one."""
@@ -180,7 +174,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return known
         sandbox = await self.on_ensure({"broker": broker})
         if sandbox.state != State.READY:
-            sandbox = await services.sandbox_wait_ready(sandbox_id=sandbox.pk)
+            sandbox = await sandbox_wait_ready(sandbox_id=sandbox.pk)
         self.ready[broker] = sandbox
         return sandbox
 
@@ -189,27 +183,38 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         now = time.monotonic()
         if now - self.touched.get(sandbox.pk, 0.0) > TOUCH_EVERY_S:
             self.touched[sandbox.pk] = now
-            await database_sync_to_async(services.sandbox_touch)(sandbox=sandbox)
+            await database_sync_to_async(sandbox_touch)(sandbox=sandbox)
 
     async def on_run(self, content: dict[str, Any]) -> None:
         run_id = str(content.get("run", ""))
         if not RUN_ID.match(run_id):
-            await self.send_json({"type": "error", "message": str(BAD_RUN_ID)})
+            await self.send_json({"type": "error", "message": str(live_frames.BAD_RUN_ID)})
             return
         if content.get("draft"):
             cell = await self._draft_cell(content)
         else:
             cell = await self._cell(str(content.get("course")), str(content.get("chapter")), str(content.get("cell")))
         if cell is None:
-            await self.send_json({"type": "cell.error", "run": run_id, "message": str(NO_SUCH_CELL)})
+            await self.send_json({"type": "cell.error", "run": run_id, "message": str(live_frames.NO_SUCH_CELL)})
             return
         code = content.get("code", cell.code)
         if not isinstance(code, str) or len(code) > MAX_CODE_CHARS:
-            await self.send_json({"type": "cell.error", "run": run_id, "message": str(CODE_TOO_LONG)})
+            await self.send_json({"type": "cell.error", "run": run_id, "message": str(live_frames.CODE_TOO_LONG)})
             return
+        if run_id in self.runs:
+            await self.send_json({"type": "error", "message": str(live_frames.RUN_ID_TAKEN)})
+            return
+        # One run of a cell at a time, as in Jupyter: a second Run of a running cell must not start a
+        # parallel copy nor kill the first behind the learner's back.
+        key = (
+            ("draft", run_id)
+            if content.get("draft")
+            else ("cell", str(content.get("course")), str(content.get("chapter")), str(content.get("cell")))
+        )
+        slot = await self.limits.run_begin(cell=key)
         interrupt = asyncio.Event()
         self.runs[run_id] = interrupt
-        self._spawn(self._run(run_id, cell, code, interrupt))
+        self._spawn(self._run(run_id, cell, code, interrupt, slot))
 
     async def _cell(self, course: str, chapter: str, cell: str) -> lesson_selectors.RunnableCode | None:
         """A cell's code and limits, remembered briefly: running a cell again costs no query."""
@@ -222,34 +227,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self.cells[key] = (time.monotonic(), found)
         return found
 
-    def _setup_relay(self, **about: Any) -> cell_runs.OnSetup:
-        """Frames for the setup cells run before a cell or check: ``cell.setup`` names the cell and its own
-        run id, then its output and exit come as ``cell.output``/``cell.exit`` of that id."""
-        setup_runs: dict[str, str] = {}
-
-        async def relay(setup: cell_runs.Setup, message: dict[str, Any]) -> None:
-            kind = message.get("type")
-            if kind == "start":
-                setup_runs[setup.key] = f"setup-{uuid.uuid4().hex}"
-                await self.send_json({"type": "cell.setup", **about, "cell": setup.key, "setup_run": setup_runs[setup.key]})
-            elif kind == "exit":
-                await self.send_json(
-                    {
-                        "type": "cell.exit",
-                        "run": setup_runs.get(setup.key),
-                        **{k: message.get(k) for k in ("status", "reason", "duration_ms", "truncated")},
-                    }
-                )
-            else:
-                await self.send_json(output_frame(setup_runs.get(setup.key), message))
-
-        return relay
-
-    async def _run(self, run_id: str, cell: lesson_selectors.RunnableCode, code: str, interrupt: asyncio.Event) -> None:
+    async def _run(
+        self, run_id: str, cell: lesson_selectors.RunnableCode, code: str, interrupt: asyncio.Event, slot: ws_limits.RunSlot
+    ) -> None:
         async def forward(message: dict[str, Any]) -> None:
-            await self.send_json(output_frame(run_id, message))
+            await self.send_json(live_frames.output_frame(run_id, message))
 
-        on_setup = self._setup_relay(run=run_id)
+        on_setup = live_frames.setup_relay(self.send_json, run=run_id)
         try:
             sandbox = await self._ready_sandbox(cell.broker)
             try:
@@ -272,10 +256,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                     **{k: result.get(k) for k in ("status", "reason", "duration_ms", "truncated", "hint")},
                 }
             )
-        except (services.SandboxError, agent_client.AgentUnavailable) as exc:
-            await self.send_json({"type": "cell.error", "run": run_id, "message": learner_message(exc)})
+        except (SandboxError, agent_client.AgentUnavailable) as exc:
+            await self.send_json({"type": "cell.error", "run": run_id, "message": live_frames.learner_message(exc)})
         finally:
             self.runs.pop(run_id, None)
+            await slot.end()
 
     async def _draft_cell(self, content: dict[str, Any]) -> lesson_selectors.RunnableCode | None:
         """An instructor may run a cell of an unsaved draft: any code, on one of their own brokers."""
@@ -299,29 +284,28 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             course=str(content.get("course")), chapter=str(content.get("chapter")), exercise=key
         )
         if check is None:
-            await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": str(NO_SUCH_EXERCISE)})
+            await self.send_json(
+                {"type": "exercise.result", "exercise": key, "passed": False, "reason": str(live_frames.NO_SUCH_EXERCISE)}
+            )
             return
-        self._spawn(self._check(key, check))
+        slot = await self.limits.run_begin(cell=("check", key))
+        self._spawn(self._check(key, check, slot))
 
-    async def _check(self, key: str, check: lesson_selectors.RunnableCode) -> None:
+    async def _check(self, key: str, check: lesson_selectors.RunnableCode, slot: ws_limits.RunSlot) -> None:
         async def ignore(_: dict[str, Any]) -> None:
             return None
 
         try:
             sandbox = await self._ready_sandbox(check.broker)
-            result = await cell_runs.cell_run(
-                sandbox=sandbox, cell=check, op="check", on_output=ignore, on_setup=self._setup_relay(exercise=key)
+            on_setup = live_frames.setup_relay(self.send_json, exercise=key)
+            result = await cell_runs.cell_run(sandbox=sandbox, cell=check, op="check", on_output=ignore, on_setup=on_setup)
+            passed, reason = await database_sync_to_async(exercise_check_record)(
+                user=self.user, exercise=check.exercise, result=result
             )
-        except (services.SandboxError, agent_client.AgentUnavailable) as exc:
-            # Not an attempt: the learner's work was not looked at.
-            await self.send_json({"type": "exercise.result", "exercise": key, "passed": False, "reason": learner_message(exc)})
-            return
-        passed = result.get("status") == 0
-        reason = str(CHECK_PASSED) if passed else check_reason(result)
-        if check.exercise is not None:
-            await database_sync_to_async(lesson_services.exercise_attempt_record)(
-                user=self.user, exercise=check.exercise, passed=passed, reason=reason
-            )
+        except (SandboxError, agent_client.AgentUnavailable) as exc:
+            passed, reason = False, live_frames.learner_message(exc)  # not an attempt: the work was not looked at
+        finally:
+            await slot.end()
         await self.send_json({"type": "exercise.result", "exercise": key, "passed": passed, "reason": reason})
 
     # -- relaying the agent's events -----------------------------------------
@@ -332,39 +316,22 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self.relays[sandbox.pk] = asyncio.ensure_future(self._relay(sandbox))
 
     async def _relay(self, sandbox: Sandbox) -> None:
-        socket = services.sandbox_socket(sandbox=sandbox)
-        touched = 0.0
-        with contextlib.suppress(agent_client.AgentUnavailable, ConnectionError):
-            async for message in agent_client.subscribe(socket):
-                if message.get("type") == "events" and message.get("events") and time.monotonic() - touched > ACTIVITY_EVERY_S:
-                    # Messages moving are activity too: the idle clock starts again (at most once a minute).
-                    touched = time.monotonic()
-                    await database_sync_to_async(services.sandbox_touch)(sandbox=sandbox)
-                if message.get("type") == "events":
-                    await self.send_json(
-                        {
-                            "type": "sandbox.event",
-                            "sandbox": sandbox.pk,
-                            "broker": sandbox.broker,
-                            "events": message["events"],
-                            "dropped": message.get("dropped", 0),
-                        }
-                    )
-                elif message.get("type") == "snapshot":
-                    await self.send_json(
-                        {"type": "sandbox.snapshot", "sandbox": sandbox.pk, "broker": sandbox.broker, "data": message["data"]}
-                    )
+        # Sending blocks while the browser is slow, so the relay stops reading and the agent counts what it drops.
+        async with contextlib.aclosing(live_frames.sandbox_frames(sandbox=sandbox)) as frames:
+            async for frame in frames:
+                await self.send_json(frame)
 
     # -- from tasks, through the channel layer --------------------------------
 
     async def sandbox_state(self, event: dict[str, Any]) -> None:
-        payload = services.sandbox_payload_localized(event["sandbox"])
-        group = f"sandbox-{payload['id']}"
-        if group not in self.groups_joined:
-            await self._join(group)
+        payload = sandbox_payload_localized(event["sandbox"])
         await self.send_json({"type": "sandbox.state", "sandbox": payload})
+        if payload.get("state") in (State.REQUESTED, State.PROVISIONING, State.READY):
+            self.active_brokers.add(payload.get("broker"))
+        else:
+            self.active_brokers.discard(payload.get("broker"))
         if payload.get("state") == State.READY and payload["id"] not in self.relays:
-            sandbox = await database_sync_to_async(Sandbox.objects.filter(pk=payload["id"], user_id=self.user.pk).first)()
+            sandbox = await database_sync_to_async(selectors.sandbox_of_user)(user_id=self.user.pk, sandbox_id=payload["id"])
             if sandbox is not None:
                 self._relay_start(sandbox)
         elif payload.get("state") in (State.STOPPED, State.FAILED, State.STOPPING):

@@ -17,16 +17,6 @@ class State(models.TextChoices):
 #: States in which a sandbox holds (or is about to hold) a running unit.
 ACTIVE_STATES = (State.REQUESTED, State.PROVISIONING, State.READY, State.STOPPING)
 
-#: Which state may follow which; anything else is a bug and is refused.
-TRANSITIONS: dict[str, set[str]] = {
-    State.REQUESTED: {State.PROVISIONING, State.STOPPING, State.FAILED, State.STOPPED},
-    State.PROVISIONING: {State.READY, State.STOPPING, State.FAILED, State.STOPPED},
-    State.READY: {State.STOPPING, State.FAILED, State.STOPPED, State.PROVISIONING},
-    State.STOPPING: {State.STOPPED, State.FAILED},
-    State.STOPPED: set(),
-    State.FAILED: {State.STOPPING, State.STOPPED},
-}
-
 
 class Purpose(models.TextChoices):
     LEARNER = "learner"  # a learner's (or instructor's) own broker, one per kind
@@ -68,8 +58,3 @@ class Sandbox(models.Model):
 
     def __str__(self) -> str:
         return f"sandbox {self.pk} ({self.broker}, {self.state})"
-
-    @property
-    def group_name(self) -> str:
-        """The channel-layer group its events go to."""
-        return f"sandbox-{self.pk}"

@@ -10,6 +10,11 @@ def sandboxes_active(*, user_id: int) -> QuerySet[Sandbox]:
     return Sandbox.objects.filter(user_id=user_id, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).order_by("broker")
 
 
+def sandbox_of_user(*, user_id: int, sandbox_id: int) -> Sandbox | None:
+    """The sandbox if it is the user's, else None (a page acts only on its user's sandboxes)."""
+    return Sandbox.objects.filter(pk=sandbox_id, user_id=user_id).first()
+
+
 def sandboxes_of_users(*, user_ids: list[int]) -> dict[int, list[Sandbox]]:
     """The learner sandboxes (active or last stopped) of many users, for the class view."""
     found: dict[int, list[Sandbox]] = {}

@@ -1,4 +1,8 @@
-"""Celery tasks: thin wrappers over services, idempotent, time-limited, safe to redeliver."""
+"""Celery tasks: thin wrappers over services, idempotent, time-limited, safe to redeliver.
+
+Services queue these by name (``services.jobs``), so this module imports the
+services and never the other way round.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,11 @@ import time
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import services
+from .services import jobs
+from .services.actions import sandbox_reset_finish
+from .services.pool import sandbox_pool_fill
+from .services.provisioning import sandbox_provision_start, sandbox_provision_step, sandbox_unit_stop
+from .services.reconcile import sandboxes_reap_idle, sandboxes_reconcile
 
 COMMON = {"acks_late": True, "reject_on_worker_lost": True, "time_limit": 240, "soft_time_limit": 200}
 
@@ -17,57 +25,47 @@ COMMON = {"acks_late": True, "reject_on_worker_lost": True, "time_limit": 240, "
 FOLLOW_EVERY_S = 0.1
 
 
-@shared_task(name="sandboxes.provision", **COMMON)
+@shared_task(name=jobs.PROVISION, **COMMON)
 def sandbox_provision_task(sandbox_id: int) -> str:
     started_at = time.time()
-    sandbox = services.sandbox_provision_start(sandbox_id=sandbox_id)
+    sandbox = sandbox_provision_start(sandbox_id=sandbox_id)
     if sandbox.state == "provisioning":
         sandbox_provision_follow_task.apply_async((sandbox_id, started_at), countdown=FOLLOW_EVERY_S)
     return sandbox.state
 
 
-@shared_task(name="sandboxes.provision_follow", **COMMON)
+@shared_task(name=jobs.PROVISION_FOLLOW, **COMMON)
 def sandbox_provision_follow_task(sandbox_id: int, started_at: float) -> bool:
-    done = services.sandbox_provision_step(sandbox_id=sandbox_id, started_at=started_at)
+    done = sandbox_provision_step(sandbox_id=sandbox_id, started_at=started_at)
     if not done:
         sandbox_provision_follow_task.apply_async((sandbox_id, started_at), countdown=FOLLOW_EVERY_S)
     return done
 
 
-@shared_task(name="sandboxes.stop", **COMMON)
+@shared_task(name=jobs.STOP, **COMMON)
 def sandbox_stop_task(sandbox_id: int) -> str:
-    return services.sandbox_unit_stop(sandbox_id=sandbox_id).state
+    return sandbox_unit_stop(sandbox_id=sandbox_id).state
 
 
-@shared_task(name="sandboxes.reset", **COMMON)
+@shared_task(name=jobs.RESET, **COMMON)
 def sandbox_reset_task(sandbox_id: int) -> str:
     """A fresh broker for the same learner: stop the unit, then provision a new sandbox."""
-    sandbox = services.sandbox_unit_stop(sandbox_id=sandbox_id)
-    if sandbox.user_id is None:
-        return sandbox.state  # a pooled sandbox: the pool fill replaces it
-    return services.sandbox_ensure(user_id=sandbox.user_id, broker=sandbox.broker).state
+    return sandbox_reset_finish(sandbox_id=sandbox_id).state
 
 
-@shared_task(name="sandboxes.reap_idle", time_limit=120)
+@shared_task(name=jobs.REAP_IDLE, time_limit=120)
 def sandboxes_reap_idle_task() -> list[int]:
-    return services.sandboxes_reap_idle()
+    return sandboxes_reap_idle()
 
 
-@shared_task(name="sandboxes.reconcile", time_limit=600)
+@shared_task(name=jobs.RECONCILE, time_limit=600)
 def sandboxes_reconcile_task() -> dict[str, list]:
-    return services.sandboxes_reconcile()
+    return sandboxes_reconcile()
 
 
-@shared_task(name="sandboxes.exercise_verify", time_limit=900, soft_time_limit=840)
-def exercise_verify_task(user_id: int, broker: str, check: list, solution: list) -> dict:
-    return services.exercise_verify(
-        user_id=user_id, broker=broker, check=(check[0], int(check[1])), solution=(solution[0], int(solution[1]))
-    )
-
-
-@shared_task(name="sandboxes.pool_fill", time_limit=60)
+@shared_task(name=jobs.POOL_FILL, time_limit=60)
 def sandbox_pool_fill_task() -> list[int]:
-    return services.sandbox_pool_fill()
+    return sandbox_pool_fill()
 
 
 @worker_ready.connect

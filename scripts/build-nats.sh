@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build nats-server and the nats command-line tool (natscli) with the machine's Go from
-# the Go module proxy into the Broker Academy cache, where sandboxes/brokers/nats.py
+# the Go module proxy into the Broker Academy cache, where sandboxes/brokers/nats/kind.py
 # (and the nats image) look for them.
 #
 #   scripts/build-nats.sh

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Fetch the jars of a JVM broker from Maven Central into the Broker Academy cache,
-# where its broker kind (sandboxes/brokers/KIND.py) looks for them.
+# where its broker kind (sandboxes/brokers/KIND/kind.py) looks for them.
 #
 #   scripts/fetch-jars.sh KIND [DEST]     KIND: kafka or activemq
 #

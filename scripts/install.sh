@@ -11,7 +11,7 @@ declare -A NEED=(
   [redis-server]=redis-server [rabbitmq-server]=rabbitmq-server
   [bwrap]=bubblewrap [chromium]=chromium [kcat]=kcat [ip]=iproute2
   [ps]=procps [fuser]=psmisc [msgfmt]=gettext [java]=openjdk-17-jre-headless [mvn]=maven
-  [curl]=curl
+  [curl]=curl [mkfs.ext4]=e2fsprogs [losetup]=mount
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -46,12 +46,38 @@ def _no_unit_outlives_the_run(django_db_blocker):
 
 
 @pytest.fixture
-def units_cleanup():
-    """Every unit a test starts is removed at its end, even after a failure."""
+def units_cleanup(request):
+    """Every unit a test starts is removed at its end, even after a failure; a unit that outlived its
+    sandbox (no active record: stopped, failed or never recorded) fails the test, after it is removed."""
     yield
     from sandboxes.backends import get_backend
 
-    stop_all(get_backend())
+    backend = get_backend()
+    leaked = leaked_units(backend)
+    stop_all(backend)
+    failed = request.node.stash.get(FAILED, False)
+    if leaked and not failed:  # after a failure the leak is a consequence; the failure says more
+        pytest.fail(f"units outlived their sandboxes: {leaked}")
+
+
+def leaked_units(backend) -> list[str]:
+    """Units of this run that no active sandbox record accounts for."""
+    from sandboxes.models import ACTIVE_STATES, Sandbox
+
+    accounted = {sandbox.unit for sandbox in Sandbox.objects.filter(state__in=ACTIVE_STATES)}
+    return sorted(set(backend.list_units()) - accounted)
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Remember whether the test itself failed, for the fixtures' teardown to see."""
+    report = yield
+    if report.when == "call" and report.failed:
+        item.stash[FAILED] = True
+    return report
 
 
 def stop_all(backend) -> None:

@@ -208,6 +208,14 @@ SANDBOX_IDLE_TIMEOUT_S = env.int("SANDBOX_IDLE_TIMEOUT_S", default=30 * 60)
 SANDBOX_QUOTA_PER_USER = env.int("SANDBOX_QUOTA_PER_USER", default=4)
 # "kafka=1;rabbitmq=1" (django-environ dict): ready brokers kept waiting per kind, so a learner gets one at once.
 SANDBOX_WARM_POOL = env.dict("SANDBOX_WARM_POOL", cast={"value": int}, default={})
+# Hard size cap of each unit's stored data, in MB, by broker kind ("default" for kinds not named); env
+# "kafka=512;rabbitmq=256" overrides some. At least 64. The brokers' own watermarks are set under it.
+SANDBOX_DISK_MB = {
+    "default": 256,
+    "kafka": 512,
+    "rabbitmq": 256,
+    **env.dict("SANDBOX_DISK_MB", cast={"value": int}, default={}),
+}
 # The docker backend: limits of each unit's container (broker, agent and cells together).
 SANDBOX_DOCKER_MEMORY_MB = env.int("SANDBOX_DOCKER_MEMORY_MB", default=1536)
 SANDBOX_DOCKER_PIDS = env.int("SANDBOX_DOCKER_PIDS", default=1024)

@@ -1,5 +1,5 @@
 """python -m sandboxes.agent --unit-dir DIR --broker KIND [--cell-uid N] [--cells-cgroup PROCS_FILE ...] [--broker-user NAME]
-[--cell-confinement bwrap|setpriv] [--listen HOST:PORT --token-file FILE]"""
+[--cell-confinement bwrap|setpriv] [--listen HOST:PORT --token-file FILE] [--disk-mb N]"""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ def main() -> None:
     # the unit's own token, which every connection must show (see server.py).
     parser.add_argument("--listen", default=None, help="HOST:PORT")
     parser.add_argument("--token-file", type=Path, default=None)
+    # The size cap of the unit's data folder, which the backend mounted: the broker's watermarks go under it.
+    parser.add_argument("--disk-mb", type=int, default=None)
     args = parser.parse_args()
     listen = None
     if args.listen is not None:
@@ -48,6 +50,7 @@ def main() -> None:
         ports=args.ports,
         listen=listen,
         token=token,
+        disk_mb=args.disk_mb,
     )
 
     async def run() -> None:

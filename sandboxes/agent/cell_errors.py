@@ -39,7 +39,7 @@ DISTRIBUTIONS = {
 }
 
 #: Where each client library takes the broker's address from: the variables of
-#: sandboxes/brokers/*.py ``connection_env`` (a test keeps the two in step).
+#: sandboxes/brokers/*/kind.py ``connection_env`` (a test keeps the two in step).
 ADDRESS_VARIABLES = {
     "kafka": ("BOOTSTRAP_SERVERS",),
     "confluent_kafka": ("BOOTSTRAP_SERVERS",),

@@ -224,6 +224,11 @@ class CellRunner:
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
+            # RLIMIT_AS counts address space reserved, not memory used, and glibc reserves a
+            # 64 MiB malloc arena for each thread that allocates, up to 8 per core: a cell with
+            # a few confluent_kafka clients (librdkafka starts several threads each) ran out of
+            # address space at a few MiB of real use. Two arenas; the cgroup still caps real use.
+            "MALLOC_ARENA_MAX": "2",
             "HOME": "/tmp",
             **self.env,
         }

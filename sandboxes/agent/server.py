@@ -4,7 +4,8 @@ Requests (one JSON object per line), each on its own connection:
   {"op": "status"}                          -> {"stage", "ready", "connection", "broker_version", "error"}
   {"op": "run", "code", "timeout"}          -> {"type": "output", "stream", "text"}* then {"type": "exit", ...}
       (past the head of a long output: "tail": true, and "skipped" lines before the text; see output.py)
-      the exit may carry "hint": {"code", "variables"[, "name"]} for a common mistake (agent/cell_errors.py)
+      the exit may carry "hint": {"code", "variables"[, "name"]} for a common mistake (agent/cell_errors.py),
+      or {"code": "disk-full", "variables", "used_mb", "cap_mb"} when the unit's disk is (nearly) full
       while it runs the same connection may send {"op": "interrupt"}
   {"op": "check", "code", "timeout"}        -> {"type": "exit", "status", "output"}
   {"op": "subscribe"}                       -> {"type": "events", "events", "dropped"} and {"type": "snapshot", "data"}, until closed
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from sandboxes.brokers import get_broker
-from sandboxes.brokers.base import BrokerLimits, LaunchSpec, stop_process_group
+from sandboxes.brokers.base import BrokerLimits, LaunchSpec, Site, stop_process_group
 from sandboxes.events import Event
 
 from . import protocol
@@ -57,6 +58,8 @@ SNAPSHOT_EVERY_S = 1.0
 SNAPSHOT_SETTLE_S = 0.05
 #: ...and snapshots are at least this far apart, so that a flood costs a few of them a second.
 SNAPSHOT_GAP_S = 0.25
+#: A disk this close to the broker's watermark counts as full: RabbitMQ's own check lags its writes.
+DISK_MARGIN_MB = 4
 
 
 class Subscriber:
@@ -86,10 +89,13 @@ class Agent:
         ports: dict[str, int] | None = None,
         listen: tuple[str, int] | None = None,
         token: str = "",
+        disk_mb: int | None = None,
     ) -> None:
         self.unit_dir = unit_dir
         self.listen = listen
         self.token = token.encode()
+        # The backend's cap of the data folder; the broker's watermarks are set under it.
+        self.limits = BrokerLimits(disk_mb=disk_mb) if disk_mb else BrokerLimits()
         self.kind = get_broker(broker)
         self.cell_uid = cell_uid
         self.cells_cgroup = cells_cgroup
@@ -168,10 +174,10 @@ class Agent:
         self.set_stage("preparing")
         data = self.unit_dir / "data"
         data.mkdir(exist_ok=True)
-        limits = BrokerLimits()
-        await loop.run_in_executor(None, lambda: self.kind.prepare(data_dir=data, ports=self.ports, limits=limits))
+        site = Site(data_dir=data, ports=self.ports, limits=self.limits)
+        await loop.run_in_executor(None, lambda: self.kind.prepare(site=site))
         self.set_stage("starting")
-        spec = self.kind.launch(data_dir=data, ports=self.ports, limits=limits)
+        spec = self.kind.launch(site=site)
         # Every process of the unit carries its name, so a backend without namespaces or cgroups can find them all.
         spec = dataclasses.replace(spec, env={**spec.env, UNIT_MARKER: self.unit_dir.name})
         broker_user = self.broker_user
@@ -212,9 +218,36 @@ class Agent:
         while not self.done.is_set():
             if self.broker_process is not None and self.broker_process.poll() is not None:
                 self.ready = False
-                self.set_stage("failed", error=f"the broker exited with status {self.broker_process.returncode}")
+                error = f"the broker exited with status {self.broker_process.returncode}"
+                disk = self.disk_full()
+                if disk is not None:
+                    error += f": the sandbox's disk is full ({disk['used_mb']} of {disk['cap_mb']} MB)"
+                self.set_stage("failed", error=error)
                 return
             await asyncio.sleep(0.5)
+
+    def disk_full(self) -> dict[str, int] | None:
+        """{"used_mb", "cap_mb"} when the broker's disk has less free than its watermark keeps, else None.
+
+        Then RabbitMQ blocks publishers and Kafka (which has no watermark) is at the wall or has
+        stopped: whatever the learner's producer shows, this is the reason.
+        """
+        try:
+            fs = os.statvfs(self.unit_dir / "data")
+        except OSError:
+            return None
+        free_mb = fs.f_bavail * fs.f_frsize / 2**20
+        if free_mb >= self.limits.disk_free_mb + DISK_MARGIN_MB:
+            return None
+        cap_mb = fs.f_blocks * fs.f_frsize / 2**20
+        return {"used_mb": round(cap_mb - fs.f_bfree * fs.f_frsize / 2**20), "cap_mb": round(cap_mb)}
+
+    def disk_hint(self) -> dict[str, Any] | None:
+        """The hint an exit carries while the disk is full: the page says why a producer is blocked or refused."""
+        disk = self.disk_full()
+        if disk is None:
+            return None
+        return {"code": "disk-full", "variables": list(self.connection)[:8], **disk}
 
     async def stop_broker(self) -> None:
         self.stop_tap.set()
@@ -349,17 +382,18 @@ class Agent:
 
     async def serve_run(self, request: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.ready or self.runner is None:
-            await protocol.send(
-                writer,
-                {
-                    "type": "exit",
-                    "status": -1,
-                    "reason": "not-ready",
-                    "duration_ms": 0,
-                    "truncated": False,
-                    "error": self.error or f"the broker is {self.stage}",
-                },
-            )
+            refusal = {
+                "type": "exit",
+                "status": -1,
+                "reason": "not-ready",
+                "duration_ms": 0,
+                "truncated": False,
+                "error": self.error or f"the broker is {self.stage}",
+            }
+            disk = self.disk_hint() if self.stage == "failed" else None
+            if disk is not None:
+                refusal["hint"] = disk
+            await protocol.send(writer, refusal)
             return
         collected: list[str] = []
         check = request["op"] == "check"
@@ -397,6 +431,10 @@ class Agent:
         }
         if result.hint is not None:
             reply["hint"] = result.hint
+        # A full disk explains a blocked or refused producer better than the error the client library saw.
+        disk = await asyncio.get_running_loop().run_in_executor(None, self.disk_hint)
+        if disk is not None:
+            reply["hint"] = disk
         if check:
             reply["output"] = "".join(collected)
         await protocol.send(writer, reply)

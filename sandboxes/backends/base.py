@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.core.checks import CheckMessage
+
 
 @dataclass(frozen=True)
 class AgentAddress:
@@ -55,6 +57,8 @@ class SandboxBackend(ABC):
     - :meth:`agent_address` is where the platform reaches the unit's agent; a backend whose
       agents listen on Unix sockets overrides :meth:`socket_path` instead.
     - :meth:`processes` lists the pids that belong to the unit (empty once stopped).
+
+    A backend with settings of its own overrides :meth:`check_settings`.
     """
 
     _required = ("start", "stop", "poll", "list_units", "processes")
@@ -66,6 +70,15 @@ class SandboxBackend(ABC):
             lacking.append("agent_address (or socket_path)")
         if lacking:
             raise TypeError(f"{cls.__qualname__} must override {', '.join(lacking)}")
+
+    @classmethod
+    def check_settings(cls) -> list[CheckMessage]:
+        """Problems with this backend's own settings, as system-check messages; an empty list when there are none.
+
+        Run by Django's system checks for the configured backend only (sandboxes/checks.py),
+        so a bad value is named by ``manage.py check`` rather than by the first request.
+        """
+        return []
 
     @abstractmethod
     def start(self, unit: UnitSpec) -> None:

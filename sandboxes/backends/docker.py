@@ -4,7 +4,9 @@ The container runs the same agent as the process backend, next to its broker, fr
 an image this project builds (``make images``: ``broker-academy/<kind>``). The
 platform reaches the agent only through the unit's folder on the host, bind-mounted
 into the container, where the agent's socket appears exactly where the process
-backend puts it; no port is published. The network is ``internal`` and its bridge
+backend puts it; no port is published. The unit's data folder there is the same
+capped filesystem as the process backend's (disks.py): the bind mount carries it
+into the container, so a broker fills its cap and not the host's disk. The network is ``internal`` and its bridge
 holds no address of the host, so a cell reaches its own broker on localhost and
 nothing else: not another unit, not the host's services, not the internet.
 
@@ -38,7 +40,7 @@ from typing import Any
 
 import docker
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.checks import CheckMessage, Error
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.models.networks import Network
@@ -47,6 +49,7 @@ from docker.types import LogConfig, Mount, Ulimit
 from sandboxes.agent import protocol
 from sandboxes.images import BROKER_USER, UNIT_DIR, image_ref
 
+from . import disks
 from .base import SandboxBackend, UnitSpec
 from .process import ProcessBackend
 
@@ -101,19 +104,35 @@ class DockerBackend(SandboxBackend):
         self.memory_mb = settings.SANDBOX_DOCKER_MEMORY_MB
         self.pids = settings.SANDBOX_DOCKER_PIDS
         self.cpus = settings.SANDBOX_DOCKER_CPUS
-        if self.memory_mb < 512:
-            raise ImproperlyConfigured(
-                f"SANDBOX_DOCKER_MEMORY_MB={self.memory_mb}: a unit needs at least 512 (its broker alone may use 512)"
-            )
-        if self.pids < 128:
-            raise ImproperlyConfigured(
-                f"SANDBOX_DOCKER_PIDS={self.pids}: a unit needs at least 128 (an idle Kafka alone runs ~75 threads)"
-            )
-        if not 0.01 <= self.cpus <= (os.cpu_count() or 1):
-            raise ImproperlyConfigured(
-                f"SANDBOX_DOCKER_CPUS={self.cpus}: must be between 0.01 and this machine's {os.cpu_count()} CPUs"
-            )
         self._client: docker.DockerClient | None = None
+
+    @classmethod
+    def check_settings(cls) -> list[CheckMessage]:
+        """Each unit's container limits must leave its broker room to run (sandboxes.E101-E103)."""
+        errors: list[CheckMessage] = []
+        memory_mb, pids, cpus = settings.SANDBOX_DOCKER_MEMORY_MB, settings.SANDBOX_DOCKER_PIDS, settings.SANDBOX_DOCKER_CPUS
+        if not isinstance(memory_mb, int) or memory_mb < 512:
+            errors.append(
+                Error(
+                    f"SANDBOX_DOCKER_MEMORY_MB={memory_mb!r}: a unit needs at least 512 (its broker alone may use 512)",
+                    id="sandboxes.E101",
+                )
+            )
+        if not isinstance(pids, int) or pids < 128:
+            errors.append(
+                Error(
+                    f"SANDBOX_DOCKER_PIDS={pids!r}: a unit needs at least 128 (an idle Kafka alone runs ~75 threads)",
+                    id="sandboxes.E102",
+                )
+            )
+        if not isinstance(cpus, int | float) or not 0.01 <= cpus <= (os.cpu_count() or 1):
+            errors.append(
+                Error(
+                    f"SANDBOX_DOCKER_CPUS={cpus!r}: must be between 0.01 and this machine's {os.cpu_count()} CPUs",
+                    id="sandboxes.E103",
+                )
+            )
+        return errors
 
     # -- names, labels, the engine -------------------------------------------
 
@@ -194,6 +213,7 @@ class DockerBackend(SandboxBackend):
                     return
             # Exited, dead, paused or broken: a fresh unit replaces it, with fresh data.
             self._remove_container(found)
+            disks.remove(image=disks.image_path(self.root, name), mount_point=disks.data_dir(directory))
             shutil.rmtree(directory, ignore_errors=True)
         image = image_ref(unit.broker)
         try:
@@ -204,11 +224,14 @@ class DockerBackend(SandboxBackend):
         directory.chmod(0o711)
         for stale in (protocol.SOCKET_NAME, protocol.STATUS_NAME, "agent.pid"):
             (directory / stale).unlink(missing_ok=True)
+        # Mounted before the container is made: its bind mount of the folder then takes the capped filesystem along.
+        cap_mb = disks.cap_mb(unit.broker)
+        disks.create(image=disks.image_path(self.root, name), mount_point=disks.data_dir(directory), size_mb=cap_mb)
         labels = self.labels(unit)
         network = self._ensure_network(name, labels)
         command = [
             "--unit-dir", UNIT_DIR, "--broker", unit.broker, "--cell-uid", str(ProcessBackend.cell_uid(name)),
-            "--broker-user", BROKER_USER, "--cell-confinement", "setpriv",
+            "--broker-user", BROKER_USER, "--cell-confinement", "setpriv", "--disk-mb", str(cap_mb),
         ]  # fmt: skip
         try:
             created = self.client.containers.create(
@@ -256,6 +279,7 @@ class DockerBackend(SandboxBackend):
             self._remove_container(container)
         for network in self._networks(name):
             self._remove_network(network)
+        disks.remove(image=disks.image_path(self.root, name), mount_point=disks.data_dir(self.unit_dir(name)))
         shutil.rmtree(self.unit_dir(name), ignore_errors=True)
         log.info("unit stopped", extra={"unit": name})
 
@@ -275,6 +299,7 @@ class DockerBackend(SandboxBackend):
             names.add((network.attrs.get("Labels") or {}).get(LABEL_UNIT, ""))
         if self.root.is_dir():
             names.update(p.name for p in self.root.iterdir() if p.is_dir())
+        names.update(disks.unit_names(self.root))
         return sorted(n for n in names if self.owns(n))
 
     def processes(self, name: str) -> list[int]:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.checks import CheckMessage, Error
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.crypto import salted_hmac
 from kubernetes import client, config, watch
@@ -94,24 +95,34 @@ class KubernetesBackend(SandboxBackend):
 
     def __init__(self) -> None:
         self.instance = settings.SANDBOX_INSTANCE
-        if not DNS_LABEL.match(self.instance) or len(self.instance) > 40:
-            raise ImproperlyConfigured(
-                f"SANDBOX_INSTANCE={self.instance!r}: the kubernetes backend names objects after it, "
-                "so it must be lowercase letters, digits and '-' (at most 40)"
-            )
         self.image = settings.SANDBOX_K8S_IMAGE
         self.images: dict[str, str] = dict(settings.SANDBOX_K8S_IMAGES)
-        if "{broker}" not in self.image:
-            raise ImproperlyConfigured(f"SANDBOX_K8S_IMAGE={self.image!r} must contain {{broker}}")
         self.memory_mb = settings.SANDBOX_K8S_MEMORY_MB
         self.cpus = settings.SANDBOX_K8S_CPUS
         self.disk_mb = settings.SANDBOX_K8S_DISK_MB
-        if self.memory_mb < 512:
-            raise ImproperlyConfigured(f"SANDBOX_K8S_MEMORY_MB={self.memory_mb}: a unit needs at least 512")
         self.kubeconfig = settings.SANDBOX_K8S_KUBECONFIG
         self.namespace = settings.SANDBOX_K8S_NAMESPACE
         self._api: client.ApiClient | None = None
         self._addresses: dict[str, tuple[float, AgentAddress]] = {}
+
+    @classmethod
+    def check_settings(cls) -> list[CheckMessage]:
+        """Object names, the image template and the memory limit can work (sandboxes.E121-E123)."""
+        errors: list[CheckMessage] = []
+        instance, image, memory_mb = settings.SANDBOX_INSTANCE, settings.SANDBOX_K8S_IMAGE, settings.SANDBOX_K8S_MEMORY_MB
+        if not DNS_LABEL.match(instance) or len(instance) > 40:
+            errors.append(
+                Error(
+                    f"SANDBOX_INSTANCE={instance!r}: the kubernetes backend names objects after it, "
+                    "so it must be lowercase letters, digits and '-' (at most 40)",
+                    id="sandboxes.E121",
+                )
+            )
+        if "{broker}" not in image:
+            errors.append(Error(f"SANDBOX_K8S_IMAGE={image!r} must contain {{broker}}", id="sandboxes.E122"))
+        if not isinstance(memory_mb, int) or memory_mb < 512:
+            errors.append(Error(f"SANDBOX_K8S_MEMORY_MB={memory_mb!r}: a unit needs at least 512", id="sandboxes.E123"))
+        return errors
 
     # -- the API server ------------------------------------------------------
 

@@ -1,9 +1,12 @@
-"""The embedded default backend: each unit is a network namespace, two cgroups and a folder.
+"""The embedded default backend: each unit is a network namespace, two cgroups and a folder with a size cap.
 
 The agent (and through it the broker and cells) runs inside the unit's own
 network namespace, so a cell reaches its own broker on localhost and nothing
 else: not another unit, not Redis, not the database, not the internet. The
-platform talks to the agent over a Unix socket in the unit's folder.
+platform talks to the agent over a Unix socket in the unit's folder. What the
+broker stores lives on a filesystem of the unit's own with a hard size cap
+(disks.py, SANDBOX_DISK_MB per broker kind), so a broker told to keep
+everything fills that and not the host.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from pathlib import Path
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.core.checks import CheckMessage, Error
 
 from sandboxes import agent_client
 from sandboxes.agent import protocol
 from sandboxes.agent.cells import UNIT_MARKER
 
-from . import cgroups
+from . import cgroups, disks
 from .base import SandboxBackend, UnitSpec
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,8 @@ NOT_ROOT = (
     "Run the platform as root, or set SANDBOX_ALLOW_UNISOLATED=true to run brokers without isolation "
     "(development only: learners' code could then reach other local services)."
 )
+#: auto: isolated when root; netns: isolated or refused; none: side by side (needs SANDBOX_ALLOW_UNISOLATED).
+ISOLATION_MODES = ("auto", "netns", "none")
 UNISOLATED_WARNING = "sandbox units run WITHOUT isolation (SANDBOX_ALLOW_UNISOLATED): development use only"
 
 #: Limits of a unit: everything (agent, broker, cells) and the cells alone.
@@ -82,6 +88,14 @@ class ProcessBackend(SandboxBackend):
         self.root = Path(settings.SANDBOX_ROOT)
         self.instance = settings.SANDBOX_INSTANCE
 
+    @classmethod
+    def check_settings(cls) -> list[CheckMessage]:
+        """SANDBOX_ISOLATION is one of ISOLATION_MODES (sandboxes.E111): a misspelt mode must not mean "none"."""
+        if settings.SANDBOX_ISOLATION not in ISOLATION_MODES:
+            modes = ", ".join(ISOLATION_MODES)
+            return [Error(f"SANDBOX_ISOLATION={settings.SANDBOX_ISOLATION!r}: must be one of {modes}", id="sandboxes.E111")]
+        return []
+
     def isolated(self) -> bool:
         """Whether units get a network namespace and cgroups (root), or run side by side (explicitly allowed).
 
@@ -122,6 +136,10 @@ class ProcessBackend(SandboxBackend):
     def socket_path(self, name: str) -> Path:
         return self.unit_dir(name) / protocol.SOCKET_NAME
 
+    def image_path(self, name: str) -> Path:
+        """The file behind the unit's capped data folder."""
+        return disks.image_path(self.root, name)
+
     def _netns_exists(self, name: str) -> bool:
         return Path("/run/netns", name).exists()
 
@@ -155,6 +173,14 @@ class ProcessBackend(SandboxBackend):
             if not self._netns_exists(name):
                 _ip("netns", "add", name)
             _ip("-n", name, "link", "set", "lo", "up")
+        cap_mb = disks.cap_mb(unit.broker)
+        if isolated:
+            # Before anything runs in the unit: its broker must never see the host's disk.
+            try:
+                disks.create(image=self.image_path(name), mount_point=disks.data_dir(directory), size_mb=cap_mb)
+            except disks.DiskUnavailable:
+                self.stop(name)  # refused, and nothing of it left behind (its folder, its network namespace)
+                raise
         groups = cgroups.UnitCgroups(self.instance, name)
         use_cgroups = isolated
         if use_cgroups:
@@ -171,6 +197,7 @@ class ProcessBackend(SandboxBackend):
         agent = [sys.executable, "-m", "sandboxes.agent", "--unit-dir", str(directory), "--broker", unit.broker]
         if isolated:
             argv = ["setsid", "-f", "ip", "netns", "exec", name, *agent, "--cell-uid", str(self.cell_uid(name))]
+            argv += ["--disk-mb", str(cap_mb)]
         else:
             argv = ["setsid", "-f", *agent, "--ports", json.dumps(self._free_ports(unit.broker))]
         if use_cgroups:
@@ -245,6 +272,8 @@ class ProcessBackend(SandboxBackend):
         groups.remove()
         if self._netns_exists(name):
             _ip("netns", "del", name, check=False)
+        # Unmounted before the folder goes: rmtree would otherwise empty the mount and leave it busy.
+        disks.remove(image=self.image_path(name), mount_point=disks.data_dir(self.unit_dir(name)))
         shutil.rmtree(self.unit_dir(name), ignore_errors=True)
         log.info("unit stopped", extra={"unit": name})
 
@@ -265,4 +294,5 @@ class ProcessBackend(SandboxBackend):
         if Path("/run/netns").is_dir():
             names.update(p.name for p in Path("/run/netns").iterdir())
         names.update(cgroups.unit_names(self.instance))
+        names.update(disks.unit_names(self.root))
         return sorted(n for n in names if self.owns(n))

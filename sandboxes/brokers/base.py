@@ -53,6 +53,20 @@ class BrokerLimits:
     max_connections: int = 200
     max_message_bytes: int = 1024 * 1024
 
+    @property
+    def disk_free_mb(self) -> int:
+        """Free space a broker keeps on its capped disk, in MB: below it, it refuses new messages.
+
+        RabbitMQ's ``disk_free_limit``; the agent tells the learner why their producer is
+        blocked once the unit's disk has less (Kafka has no such watermark, and stops at the wall).
+        """
+        return max(24, self.disk_mb // 5)
+
+    @property
+    def store_mb(self) -> int:
+        """What a broker's own store limits may add up to: the cap less the free space kept (and ext4's share)."""
+        return self.disk_mb - self.disk_free_mb
+
     def __post_init__(self) -> None:
         if self.memory_mb < 128 or self.heap_mb < 64 or self.heap_mb > self.memory_mb:
             raise ValueError("BrokerLimits: need memory_mb >= 128 and 64 <= heap_mb <= memory_mb")
@@ -60,6 +74,22 @@ class BrokerLimits:
             raise ValueError("BrokerLimits: disk_mb must be at least 64")
         if self.max_connections < 8 or self.max_message_bytes < 1024:
             raise ValueError("BrokerLimits: max_connections >= 8 and max_message_bytes >= 1024")
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Where one unit's broker lives: its folder, its ports, its limits and its addresses.
+
+    ``ports`` maps the names in :attr:`BrokerKind.default_ports` to numbers (see
+    :meth:`BrokerKind.ports`); ``host`` is the name clients use to reach the broker
+    (``localhost`` in a unit) and ``bind`` the address it listens on.
+    """
+
+    data_dir: Path
+    ports: Mapping[str, int]
+    limits: BrokerLimits = field(default_factory=BrokerLimits)
+    host: str = "localhost"
+    bind: str = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,21 +165,6 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def java_binary() -> str | None:
-    """The java to run JVM brokers with: $JAVA_HOME's, else the one on the brokers' PATH."""
-    import shutil
-
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and Path(java_home, "bin", "java").exists():
-        return str(Path(java_home, "bin", "java"))
-    return shutil.which("java", path=BASE_ENV["PATH"])
-
-
-def missing_java() -> list[str]:
-    """[] when a java is there, else the message saying how to install one."""
-    return [] if java_binary() else ["java not found: install the Debian package openjdk-17-jre-headless"]
-
-
 def missing_client(module: str, package: str) -> list[str]:
     """[] when the Python client ``module`` imports, else the message naming its PyPI ``package``."""
     import importlib.util
@@ -169,8 +184,8 @@ class BrokerKind(ABC):
     Ports are a mapping from the names in :attr:`default_ports` to numbers.
     Inside a unit (network namespace or container) the defaults are used, which
     is what the course documents; a backend without isolation passes others.
-    ``host`` is the name clients use to reach the broker (``localhost`` in a
-    unit) and ``bind`` the address it listens on.
+    :meth:`prepare` and :meth:`launch` take the unit's :class:`Site`; the
+    methods that talk to a running broker take its ``host`` and ``ports``.
 
     The agent calls, in order: :meth:`missing` (refuse early), :meth:`prepare`
     ("preparing"), :meth:`launch` and starts the spec ("starting broker"),
@@ -223,16 +238,8 @@ class BrokerKind(ABC):
         """
 
     @abstractmethod
-    def prepare(
-        self,
-        *,
-        data_dir: Path,
-        ports: Mapping[str, int],
-        limits: BrokerLimits,
-        host: str = "localhost",
-        bind: str = "127.0.0.1",
-    ) -> None:
-        """Write configuration under ``data_dir`` and initialise storage; return nothing.
+    def prepare(self, *, site: Site) -> None:
+        """Write configuration under ``site.data_dir`` and initialise storage; return nothing.
 
         Idempotent: running it again on a prepared folder rewrites the
         configuration and keeps the stored messages. Fast (well under a second
@@ -240,19 +247,11 @@ class BrokerKind(ABC):
         """
 
     @abstractmethod
-    def launch(
-        self,
-        *,
-        data_dir: Path,
-        ports: Mapping[str, int],
-        limits: BrokerLimits,
-        host: str = "localhost",
-        bind: str = "127.0.0.1",
-    ) -> LaunchSpec:
+    def launch(self, *, site: Site) -> LaunchSpec:
         """Return how to run the prepared broker as one foreground process.
 
         The process never daemonises, logs to its stdout/stderr or under
-        ``data_dir``, and stops cleanly on SIGTERM.
+        ``site.data_dir``, and stops cleanly on SIGTERM.
         """
 
     @abstractmethod
@@ -279,7 +278,8 @@ class BrokerKind(ABC):
 
         Runs in its own thread. Never consumes, acknowledges or joins anything a
         learner uses, and never reports its own traffic. Reconnects on its own
-        while the broker restarts; returns within about a second of ``stop``.
+        while the broker restarts; returns within about a second of ``stop``
+        (a :class:`sandboxes.brokers.tap.ReconnectingTap` does both).
         Every event already makes the agent refresh its snapshot soon; a tap that
         hears of other changes (RabbitMQ's event exchange) says so with ``emit(None)``.
         """
@@ -293,21 +293,3 @@ class BrokerKind(ABC):
         current: what it returns is what the learner reads as the broker's state.
         Raises :class:`BrokerUnavailable` when the broker cannot be asked.
         """
-
-
-@dataclass(slots=True)
-class Backoff:
-    """Sleep between reconnect attempts of a tap, cut short when it must stop."""
-
-    stop: threading.Event
-    first: float = 0.2
-    most: float = 2.0
-    _next: float = field(default=0.0, init=False)
-
-    def wait(self) -> bool:
-        """Sleep the next step; return True when the tap should stop instead."""
-        self._next = min(self.most, self._next * 2 or self.first)
-        return self.stop.wait(self._next)
-
-    def reset(self) -> None:
-        self._next = 0.0

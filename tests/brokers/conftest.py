@@ -1,15 +1,18 @@
-"""A real broker per test module, run the way a unit runs it: in its own network namespace.
+"""A real broker per test module, run the way a unit runs it: by the sandbox agent, in its own network namespace.
 
-The broker is started by ``python -m sandboxes.brokers run`` inside a fresh
-namespace (``ba-test-<kind>-<pid>``), which plays the agent: it prepares,
-launches, waits for ready, taps and snapshots, printing JSON lines that the
-fixture collects. Cells run as separate Python processes in the same namespace
-with the connection variables, as learners' cells do. Namespace, processes and
-folders are removed at the end, even after a failure.
+The fixture starts the agent (``python -m sandboxes.agent``) inside a fresh
+namespace (``ba-test-<kind>-<pid>``), as the process backend does: the agent
+prepares, launches, waits for ready, taps and snapshots. The fixture reads its
+stages from the unit's status file and subscribes on the agent's socket, keeping
+every event and snapshot it sends as a line (``{"event": ...}``, ``{"snapshot": ...}``).
+Cells run as separate Python processes in the same namespace with the
+connection variables, as learners' cells do. Namespace, processes and folders
+are removed at the end, even after a failure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -26,6 +29,8 @@ from typing import Any
 
 import pytest
 
+from sandboxes import agent_client
+from sandboxes.agent import protocol
 from sandboxes.brokers import get_broker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,13 +41,14 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 class BrokerUnderTest:
-    """One broker in one namespace, and everything it has printed so far."""
+    """One agent and its broker in one namespace, and every event and snapshot the agent has sent so far."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.ns = f"ba-test-{kind}-{os.getpid()}"
         self.dir = Path(tempfile.mkdtemp(prefix=f"ba-test-{kind}-"))
         self.dir.chmod(0o711)  # RabbitMQ drops root and must reach its data below
+        self.unit = self.dir / "unit"
         self.lines: list[dict[str, Any]] = []
         self.cond = threading.Condition()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -57,56 +63,89 @@ class BrokerUnderTest:
         _ip("netns", "del", self.ns, check=False)  # a leftover of a killed run
         _ip("netns", "add", self.ns)
         _ip("netns", "exec", self.ns, "ip", "link", "set", "lo", "up")
-        self.proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.ns,
-                sys.executable,
-                "-m",
-                "sandboxes.brokers",
-                "run",
-                self.kind,
-                "--data-dir",
-                str(self.dir / "data"),
-                "--snapshot-every",
-                "1",
-                "--timeout",
-                "120",
-            ],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=subprocess.PIPE,
-            stderr=(self.dir / "cli.stderr").open("wb"),
-            start_new_session=True,
-        )
-        threading.Thread(target=self._read, name=f"read-{self.kind}", daemon=True).start()
-        first = self.wait_for(
-            lambda line: line.get("stage") in ("ready", "failed"),
-            timeout=150,
-            what="ready or failed",
-        )
-        if first["stage"] == "failed":
-            raise AssertionError(f"{self.kind} did not start: {first.get('why')}\n{first.get('log_tail')}")
-        self.ready_s = first["ready_s"]
-        self.env = first["env"]
-        self.version = first.get("version")
-        self.broker_pid = next(line["pid"] for line in self.lines if line.get("stage") == "waiting for broker")
+        self.unit.mkdir(mode=0o711)
+        with (self.dir / "agent.log").open("wb") as log:
+            self.proc = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns, sys.executable, "-m", "sandboxes.agent", *self._agent_args()],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        stages = self._stages(timeout=150)
+        final = stages["ready"] if "ready" in stages else stages["failed"]
+        if final["stage"] == "failed":
+            raise AssertionError(f"{self.kind} did not start: {final['error']}\n{self._log_tail()}")
+        # From the broker's launch (the agent says "waiting" right after it) to ready, as the status file stamps them.
+        self.ready_s = final["time"] - stages["waiting"]["time"]
+        self.env = final["connection"]
+        self.version = final.get("broker_version")
+        self.broker_pid = self._broker_pid()
+        threading.Thread(target=lambda: asyncio.run(self._follow()), name=f"follow-{self.kind}", daemon=True).start()
+        # The agent sends its latest snapshot first (and keeps recent events for late subscribers).
+        self.wait_for(lambda line: "snapshot" in line, timeout=30, what="the first snapshot")
 
-    def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for raw in self.proc.stdout:
+    def _agent_args(self) -> list[str]:
+        return ["--unit-dir", str(self.unit), "--broker", self.kind]
+
+    def _stages(self, *, timeout: float) -> dict[str, dict[str, Any]]:
+        """Every stage the agent's status file showed, by name, until it says ready or failed."""
+        assert self.proc is not None
+        seen: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout
+        while "ready" not in seen and "failed" not in seen:
             try:
-                line = json.loads(raw)
-            except ValueError:
+                status = json.loads((self.unit / protocol.STATUS_NAME).read_text())
+            except (FileNotFoundError, ValueError):  # not written yet, or being replaced
+                status = None
+            if status is not None:
+                seen.setdefault(status["stage"], status)
+            if self.proc.poll() is not None and "failed" not in seen:
+                raise AssertionError(f"the {self.kind} agent exited with {self.proc.returncode}\n{self._log_tail()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.kind}: not ready within {timeout} s; stages {list(seen)}\n{self._log_tail()}")
+            time.sleep(0.02)
+        return seen
+
+    def _log_tail(self) -> str:
+        logs = [self.dir / "agent.log", self.unit / "broker.log"]
+        return "\n".join(p.read_text(errors="replace")[-2000:] for p in logs if p.exists())
+
+    def _broker_pid(self) -> int:
+        """The broker's process: the agent's child that leads a session of its own and is not a Python cell."""
+        assert self.proc is not None
+        python = os.path.realpath(sys.executable)
+        for pid in self.pids_in_namespace():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                exe = os.path.realpath(f"/proc/{pid}/exe")
+            except (FileNotFoundError, ProcessLookupError):
                 continue
-            with self.cond:
-                self.lines.append(line)
-                self.cond.notify_all()
+            if int(fields[1]) == self.proc.pid and int(fields[2]) == pid and exe != python:
+                return pid
+        raise AssertionError(f"no broker process under the {self.kind} agent")
+
+    async def _follow(self) -> None:
+        """Keep what the agent's subscription sends, as lines, until the agent goes."""
+        try:
+            async for message in agent_client.subscribe(self.unit / protocol.SOCKET_NAME):
+                if message.get("type") == "events":
+                    lines = [{"event": event} for event in message["events"]]
+                    if message.get("dropped"):
+                        lines.append({"dropped": message["dropped"]})
+                elif message.get("type") == "snapshot":
+                    lines = [{"snapshot": message["data"]}]
+                else:
+                    continue
+                with self.cond:
+                    self.lines += lines
+                    self.cond.notify_all()
+        except (agent_client.AgentUnavailable, ConnectionError):
+            pass  # the agent stopped
 
     def stop(self) -> int:
-        """SIGTERM to the agent stand-in, as the backend does; return its exit status."""
+        """SIGTERM to the agent, which stops the broker and its cells; return the agent's exit status."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -140,7 +179,7 @@ class BrokerUnderTest:
         timeout: float = 15,
         what: str = "",
     ) -> dict[str, Any]:
-        """The first line printed so far or within ``timeout`` seconds that matches."""
+        """The first line kept so far or within ``timeout`` seconds that matches."""
         deadline = time.monotonic() + timeout
         seen = 0
         with self.cond:
@@ -181,7 +220,7 @@ class BrokerUnderTest:
         return [line["event"] for line in lines if "event" in line and all(line["event"].get(k) == v for k, v in fields.items())]
 
     def snapshot(self, predicate: Callable[[dict[str, Any]], bool], *, timeout: float = 15) -> dict[str, Any]:
-        """The first snapshot (printed every second) that satisfies ``predicate``."""
+        """The first snapshot (the agent sends one whenever the topology changes) that satisfies ``predicate``."""
         return self.wait_for(
             lambda line: bool(line.get("snapshot")) and predicate(line["snapshot"]),
             timeout=timeout,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
-import sys
 import tempfile
+import threading
+import time
 from dataclasses import FrozenInstanceError
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +20,7 @@ from sandboxes.brokers.base import (
     BrokerKind,
     BrokerLimits,
     LaunchSpec,
+    Site,
     stop_process_group,
 )
 
@@ -72,10 +76,10 @@ def test_subclass_missing_a_method_is_refused_when_defined():
             def missing(self):
                 return []
 
-            def prepare(self, *, data_dir, ports, limits, host="localhost", bind="127.0.0.1"):
+            def prepare(self, *, site):
                 pass
 
-            def launch(self, *, data_dir, ports, limits, host="localhost", bind="127.0.0.1"):
+            def launch(self, *, site):
                 pass
 
             def probe_ready(self, *, host, ports):
@@ -123,16 +127,17 @@ def test_prepare_is_idempotent_and_launch_runs_in_the_foreground(name):
         Path(tmp).chmod(0o711)
         data = Path(tmp) / "data"
         data.mkdir()
+        site = Site(data_dir=data, ports=kind.ports())
         for _ in range(2):
-            kind.prepare(data_dir=data, ports=kind.ports(), limits=BrokerLimits())
-        spec = kind.launch(data_dir=data, ports=kind.ports(), limits=BrokerLimits())
+            kind.prepare(site=site)
+        spec = kind.launch(site=site)
         assert spec.cwd == str(data)
         argv = " ".join(spec.argv)
         assert "-daemon" not in argv and "-detached" not in argv and " --daemon" not in argv
 
 
 def test_nats_subject_matching_and_ack_subjects():
-    from sandboxes.brokers.nats import _ack_reply, subject_matches
+    from sandboxes.brokers.nats.tap import _ack_reply, subject_matches
 
     assert subject_matches("orders.>", "orders.new.eu") and not subject_matches("orders.>", "orders")
     assert subject_matches("orders.*", "orders.new") and not subject_matches("orders.*", "orders.new.eu")
@@ -145,7 +150,7 @@ def test_nats_subject_matching_and_ack_subjects():
 
 
 def test_activemq_advisory_body_and_properties_are_decoded():
-    from sandboxes.brokers.activemq import _advisory_event
+    from sandboxes.brokers.activemq.advisory import advisory_event
 
     body = {
         "ActiveMQBytesMessage": {
@@ -166,7 +171,7 @@ def test_activemq_advisory_body_and_properties_are_decoded():
         "orignalDestination": "queue://orders",
         "orignalMessageId": "ID:x-1",
     }
-    event = _advisory_event(headers, json.dumps(body).encode())
+    event = advisory_event(headers, json.dumps(body).encode())
     assert event is not None
     assert (event.direction, event.destination, event.value.text) == (
         "produced",
@@ -179,22 +184,7 @@ def test_activemq_advisory_body_and_properties_are_decoded():
         **headers,
         "orignalDestination": "queue://ActiveMQ.Statistics.Destination",
     }
-    assert _advisory_event(internal, json.dumps(body).encode()) is None
-
-
-def test_check_command_reports_every_broker():
-    result = subprocess.run(
-        [sys.executable, "-m", "sandboxes.brokers", "check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    lines = result.stdout.splitlines()
-    for name in broker_names():
-        assert any(line.startswith(name) for line in lines), result.stdout
-    assert result.returncode == (0 if all(" ok" in line for line in lines if line.split()[0] in BROKERS) else 1)
+    assert advisory_event(internal, json.dumps(body).encode()) is None
 
 
 def test_install_scripts_read_the_pinned_versions_and_cache_folders(tmp_path):
@@ -228,3 +218,65 @@ def test_kafka_names_the_release_of_a_metadata_version_level():
     # Levels from Kafka's MetadataVersion: 3.9-IV0 is 21, 4.0-IV0..IV3 are 22-25, 4.4-IV2 is 33.
     assert [metadata_release(level) for level in (21, 22, 25, 31, 33)] == ["3.9", "4.0", "4.0", "4.4", "4.4"]
     assert metadata_release(34) is None and metadata_release(0) is None
+
+
+def test_reconnecting_tap_reconnects_after_failures_closes_each_time_and_stops_promptly():
+    from sandboxes.brokers.tap import ReconnectingTap
+
+    stop = threading.Event()
+    emitted: list[Any] = []
+    calls: list[str] = []
+
+    class Flaky(ReconnectingTap):
+        broker = "flaky"
+
+        def connect(self):
+            calls.append("connect")
+            if calls.count("connect") == 1:
+                raise ConnectionRefusedError("not up yet")
+
+        def watch(self):
+            calls.append("watch")
+            if calls.count("watch") == 1:
+                raise ConnectionResetError("lost")
+            self.emit(None)
+            self.stop.wait()
+
+        def close(self):
+            calls.append("close")
+
+    tap = Flaky(host="localhost", ports={}, emit=emitted.append, stop=stop)
+    thread = threading.Thread(target=tap.run)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not emitted and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    started = time.monotonic()
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - started < 1.0
+    assert emitted == [None]
+    assert calls == ["connect", "close", "connect", "watch", "close", "connect", "watch", "close"]
+
+
+def test_not_shown_is_one_empty_event_that_counts_what_it_stands_for():
+    from sandboxes.brokers.tap import not_shown
+
+    event = not_shown(broker="kafka", direction="consumed", destination="t", count=600, offset=599, detail={"group": "g"})
+    assert (event.size, event.offset, event.detail) == (0, 599, {"group": "g", "not_shown": "600"})
+
+
+def test_stomp_session_gives_up_on_a_listener_that_never_answers_and_leaves_no_thread():
+    from sandboxes.brokers.activemq.stomp_session import StompSession
+    from sandboxes.brokers.base import BrokerUnavailable
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        threads = threading.active_count()
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match="not answered"):
+            StompSession("127.0.0.1", silent.getsockname()[1], timeout=0.5)
+        assert time.monotonic() - started < 3.0
+        deadline = time.monotonic() + 5
+        while threading.active_count() > threads and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert threading.active_count() == threads

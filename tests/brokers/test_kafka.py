@@ -236,6 +236,65 @@ def test_share_group_redelivers_a_released_record_with_its_delivery_count(broker
     assert [count for value, count in deliveries if value == "job-0"] == [1, 2]
 
 
+def test_snapshot_shows_members_of_a_new_protocol_group_and_lists_share_groups(broker):
+    # kafka-python cannot describe a KIP-848 group; the tap asks confluent_kafka's admin (kafka/groups.py).
+    broker.cell(
+        """
+        import os, time
+        from confluent_kafka import Consumer, Producer, ShareConsumer
+        from confluent_kafka.admin import AdminClient, NewTopic
+        bootstrap = os.environ["BOOTSTRAP_SERVERS"]
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic("tap-live", num_partitions=2, replication_factor=1)])["tap-live"].result()
+        producer = Producer({"bootstrap.servers": bootstrap})
+        for i in range(2):
+            producer.produce("tap-live", value=b"x", partition=i)
+        assert producer.flush(10) == 0
+        config = {"bootstrap.servers": bootstrap, "group.id": "tap-live-group", "group.protocol": "consumer",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False}
+        members = [Consumer({**config, "client.id": f"live-{i}"}) for i in range(2)]
+        for member in members:
+            member.subscribe(["tap-live"])
+        worker = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": "tap-live-share"})
+        worker.subscribe(["tap-live"])
+        deadline = time.time() + 40
+        while time.time() < deadline and not all(len(m.assignment()) == 1 for m in members):
+            for member in members:
+                message = member.poll(0.1)
+                if message is not None and message.error() is None:
+                    member.commit(message=message, asynchronous=False)
+            worker.poll(0.1)
+        stay = time.time() + 6  # the tap snapshots every second: let it see the members
+        while time.time() < stay:
+            for member in members:
+                member.poll(0.1)
+            worker.poll(0.1)
+        for member in members:
+            member.close()
+        worker.close()
+        """,
+        timeout=90,
+    )
+
+    def live(snap):
+        group = next((g for g in snap["groups"] if g["group"] == "tap-live-group"), None)
+        # Two members with a partition each: the assignment has settled.
+        return group is not None and sorted(len(m["partitions"]) for m in group["members"]) == [1, 1]
+
+    snap = broker.snapshot(live, timeout=30)
+    group = next(g for g in snap["groups"] if g["group"] == "tap-live-group")
+    assert group["type"] == "consumer"
+    owned = sorted((m["client_id"], [p["partition"] for p in m["partitions"]]) for m in group["members"])
+    assert [client for client, _ in owned] == ["live-0", "live-1"]
+    assert sorted(p for _, parts in owned for p in parts) == [0, 1]
+    # Each partition's row names its owner, as for a classic group.
+    assert {row["member"] for row in group["offsets"] if row["topic"] == "tap-live"} == {"live-0", "live-1"}
+    share = broker.snapshot(lambda s: any(g["group"] == "tap-live-share" for g in s["groups"]), timeout=30)
+    entry = next(g for g in share["groups"] if g["group"] == "tap-live-share")
+    assert (entry["type"], entry["members"], entry["offsets"]) == ("share", [], [])
+    assert entry["state"] in {"Stable", "Empty"}
+
+
 def test_large_commit_is_summarised_in_one_event(broker):
     broker.cell(
         """
@@ -257,6 +316,60 @@ def test_large_commit_is_summarised_in_one_event(broker):
     summary = broker.event(direction="consumed", destination="tap-bulk", detail__group="tap-bulk-group")
     assert summary["detail"]["not_shown"] == "600" and summary["size"] == 0
     assert len(broker.events(direction="consumed", destination="tap-bulk")) == 1
+
+
+def test_a_tap_that_reconnects_shows_what_was_produced_while_it_was_away(broker):
+    # The tap in the broker's namespace, as the agent runs it, with one failure made on purpose:
+    # after "before" is shown its next read of group offsets fails, and "meanwhile" is produced
+    # before it connects again. A tap that starts again from the ends would never show "meanwhile".
+    out = broker.cell(
+        """
+        import os, threading, time
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+        from sandboxes.brokers.kafka import clients, tap
+
+        producer = KafkaProducer(bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"])
+        producer.send("tap-resume", b"created").get(timeout=10)
+        seen, connects, stop, fail = [], [], threading.Event(), threading.Event()
+
+        def emit(event):
+            if event is not None and event.destination == "tap-resume" and event.direction == "produced":
+                seen.append(event.value.text)
+
+        committed, connect = clients.Clients.committed, tap.KafkaTap.connect
+
+        def committed_or_fail(self, *args, **kwargs):
+            if fail.is_set():
+                fail.clear()
+                raise KafkaError("made to fail by the test")
+            return committed(self, *args, **kwargs)
+
+        def connect_after_a_message(self):
+            connects.append(time.time())
+            if len(connects) > 1:
+                producer.send("tap-resume", b"meanwhile").get(timeout=10)
+            connect(self)
+
+        clients.Clients.committed = committed_or_fail
+        tap.KafkaTap.connect = connect_after_a_message
+        watcher = tap.KafkaTap(host="localhost", ports={"kafka": 9092}, emit=emit, stop=stop)
+        thread = threading.Thread(target=watcher.run, daemon=True)
+        thread.start()
+        time.sleep(3)  # the tap has found the topic and stands at its end
+        producer.send("tap-resume", b"before").get(timeout=10)
+        deadline = time.time() + 20
+        while "before" not in seen and time.time() < deadline:
+            time.sleep(0.05)
+        fail.set()
+        while "meanwhile" not in seen and time.time() < deadline + 10:
+            time.sleep(0.05)
+        stop.set()
+        thread.join(10)
+        print(seen)
+        """
+    )
+    assert out.strip() == "['before', 'meanwhile']"
 
 
 def test_snapshot_shows_topics_and_group_lag_without_internal_topics(broker):
@@ -289,10 +402,10 @@ def test_storage_is_formatted_even_when_the_cluster_id_starts_with_a_dash(tmp_pa
     import uuid
 
     from sandboxes.brokers import get_broker
-    from sandboxes.brokers.base import BrokerLimits
+    from sandboxes.brokers.base import Site
 
     dashed = next(u for u in iter(uuid.uuid4, None) if base64.urlsafe_b64encode(u.bytes).startswith(b"-"))
     monkeypatch.setattr(uuid, "uuid4", lambda: dashed)
     kafka = get_broker("kafka")
-    kafka.prepare(data_dir=tmp_path, ports=kafka.ports(), limits=BrokerLimits())
+    kafka.prepare(site=Site(data_dir=tmp_path, ports=kafka.ports()))
     assert list(tmp_path.rglob("meta.properties"))

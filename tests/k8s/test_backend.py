@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 
-from sandboxes import agent_client, services
+from sandboxes import agent_client
 from sandboxes.backends import get_backend
 from sandboxes.backends.base import AgentAddress
 from sandboxes.backends.kubernetes import (
@@ -36,6 +36,7 @@ from sandboxes.backends.kubernetes import (
 )
 from sandboxes.images import image_ref
 from sandboxes.models import Sandbox, State
+from sandboxes.services import actions, provisioning
 from tests.aio import run
 from tests.k8s.lab import Lab
 from tests.sandboxes.test_lifecycle import provision, run_cell
@@ -108,7 +109,7 @@ def k8s_worker(celery_worker: Service, lab: Lab, images: dict[str, str]) -> Iter
 
 @pytest.fixture(autouse=True)
 def k8s_backend(settings, lab: Lab, images: dict[str, str]) -> None:
-    """This process reaches the same agents as the worker (services.sandbox_socket asks the backend)."""
+    """This process reaches the same agents as the worker (provisioning.sandbox_socket asks the backend)."""
     settings.SANDBOX_BACKEND = K8S_BACKEND
     settings.SANDBOX_K8S_KUBECONFIG = lab.env["K8S_LAB_PLATFORM_KUBECONFIG"]
     settings.SANDBOX_K8S_NAMESPACE = lab.namespace
@@ -235,7 +236,7 @@ def test_a_sandbox_is_a_hardened_pod_reached_over_the_network_and_stops_without_
     assert policy["policyTypes"] == ["Ingress", "Egress"] and not policy.get("egress")
 
     # The agent is reached at the pod's address, over the network, with the unit's token.
-    address = services.sandbox_socket(sandbox=sandbox)
+    address = provisioning.sandbox_socket(sandbox=sandbox)
     assert (address.path, address.host, address.port) == (None, pod["status"]["podIP"], AGENT_PORT)
     result, output, events = run(cell_with_events(address, PRODUCE_CONSUME[broker]))
     assert result["status"] == 0, output
@@ -255,7 +256,7 @@ def test_a_sandbox_is_a_hardened_pod_reached_over_the_network_and_stops_without_
     assert run(agent_client.status(address))["ready"] is True
 
     # Stopped through the worker: the pod, its Secret and its NetworkPolicy are gone.
-    services.sandbox_stop(user_id=learner.pk, broker=broker)
+    actions.sandbox_stop(user_id=learner.pk, broker=broker)
     wait_for(
         lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.STOPPED, timeout=120, what="the sandbox stopped", interval=0.2
     )

@@ -26,9 +26,10 @@ from lessons import selectors
 from lessons.checks import check_reason, reason_leaks
 from lessons.course_files import ParsedCell, parse_course
 from lessons.course_io import course_folder_read, course_import
-from sandboxes import cell_runs, services
+from sandboxes import cell_runs
 from sandboxes.backends import get_backend
 from sandboxes.models import Purpose, Sandbox, State
+from sandboxes.services import provisioning
 from tests.aio import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -66,7 +67,7 @@ class Brokers:
             self.course = course
         if broker not in self.sandboxes:
             record = Sandbox.objects.create(purpose=Purpose.VERIFY, broker=broker, state=State.REQUESTED, stage="requested")
-            sandbox = services.sandbox_provision(sandbox_id=record.pk)
+            sandbox = provisioning.sandbox_provision(sandbox_id=record.pk)
             assert sandbox.state == State.READY, f"{broker} did not start: {sandbox.error}"
             self.sandboxes[broker] = sandbox
         return self.sandboxes[broker]

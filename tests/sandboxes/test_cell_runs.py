@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from lessons.selectors import RunnableCode, SetupCode
-from sandboxes import cell_runs, services
+from sandboxes import cell_runs
 from sandboxes.models import Purpose, Sandbox, State
+from sandboxes.services import provisioning
 from tests.aio import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -23,7 +24,7 @@ BROKEN = SetupCode("broken", "print('half way')\nraise SystemExit(3)", 30, "cour
 
 def test_a_setup_runs_once_per_broker_life_and_a_failed_one_stops_the_cell(units_cleanup):
     record = Sandbox.objects.create(purpose=Purpose.VERIFY, broker="nats", state=State.REQUESTED, stage="requested")
-    sandbox = services.sandbox_provision(sandbox_id=record.pk)
+    sandbox = provisioning.sandbox_provision(sandbox_id=record.pk)
     assert sandbox.state == State.READY, sandbox.error
     heard: list[tuple[str, str]] = []  # (setup key or "cell", start | output | exit), in order
     printed: defaultdict[str, str] = defaultdict(str)

@@ -23,7 +23,6 @@ from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 
 from courseplatform.celery import app
-from sandboxes import services
 from sandboxes.backends import get_backend
 from sandboxes.backends.base import UnitSpec
 from sandboxes.backends.docker import (
@@ -37,6 +36,7 @@ from sandboxes.backends.docker import (
 )
 from sandboxes.images import SOURCE_LABEL, UNIT_DIR
 from sandboxes.models import Sandbox, State
+from sandboxes.services import actions, provisioning, reconcile
 from tests.sandboxes.test_lifecycle import BROKERS, PRODUCE_CONSUME, provision, run_cell, running
 from tests.services import ROOT, Service, celery_worker_start, reachable_from_the_host, wait_for
 
@@ -197,7 +197,7 @@ def test_a_broker_runs_in_a_hardened_container_serves_a_cell_and_stops_without_l
     assert "caps 0000000000000000 nnp 1" in output and "uid 0 " not in output
     assert "/unit denied 13" in output and "/unit/data denied 13" in output
     assert "/opt/probe denied 30" in output  # EROFS: the root is read-only
-    services.sandbox_stop(user_id=learner.pk, broker=broker)
+    actions.sandbox_stop(user_id=learner.pk, broker=broker)
     wait_for(lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.STOPPED, timeout=60, what="stopped")
     assert leftovers(docker_client, sandbox.unit) == NOTHING
     assert backend.processes(sandbox.unit) == []
@@ -253,7 +253,7 @@ def test_a_cell_reaches_its_own_broker_and_nothing_else(docker_worker, docker_cl
         for name, (address, _) in host_targets.items():  # every address of the host: docker0's, the uplink's, ...
             if name.startswith("host service"):
                 targets[f"redis via {address}"] = (address, redis_port)
-        probe = PROBE.format(targets=targets, their_socket=str(services.sandbox_socket(sandbox=theirs)))
+        probe = PROBE.format(targets=targets, their_socket=str(provisioning.sandbox_socket(sandbox=theirs)))
         result, output = run_cell(mine, probe, timeout=60)
     assert result["status"] == 0, output
     seen = json.loads(output)
@@ -296,7 +296,7 @@ def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(docker
     doomed = _start_worker("doomed", concurrency=1)
     backend = get_backend()
     try:
-        sandbox = services.sandbox_ensure(user_id=learner.pk, broker="rabbitmq")
+        sandbox = actions.sandbox_ensure(user_id=learner.pk, broker="rabbitmq")
         unit = f"{django_settings.SANDBOX_INSTANCE}-{sandbox.pk}"
         # Killed once its container runs and before the broker is ready (RabbitMQ takes seconds).
         wait_for(lambda: backend.poll(unit) is None, timeout=60, what="the unit's container running", interval=0.05)
@@ -312,7 +312,7 @@ def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(docker
     assert sandbox.state == State.PROVISIONING  # stuck, as a crash leaves it
     assert backend.poll(unit) is None  # and its container runs on, owned by nobody
     Sandbox.objects.filter(pk=sandbox.pk).update(created_at=sandbox.created_at.replace(year=2000))
-    report = services.sandboxes_reconcile()
+    report = reconcile.sandboxes_reconcile()
     sandbox.refresh_from_db()
     assert sandbox.state == State.FAILED
     assert sandbox.pk in report["stuck"]
@@ -331,7 +331,7 @@ def test_reconciliation_removes_units_without_a_live_record_and_stops_records_wh
     assert backend.poll(vanished.unit) == -1
     Sandbox.objects.filter(pk=orphaned.pk).update(state=State.STOPPED)  # a record that no longer holds its unit
     assert backend.poll(orphaned.unit) is None
-    report = services.sandboxes_reconcile()
+    report = reconcile.sandboxes_reconcile()
     assert report["orphans"] == [orphaned.unit]
     assert report["gone"] == [vanished.pk]
     vanished.refresh_from_db()

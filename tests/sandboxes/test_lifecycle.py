@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
-from sandboxes import agent_client, services
+from sandboxes import agent_client
 from sandboxes.backends import get_backend
 from sandboxes.models import Sandbox, State
+from sandboxes.services import actions, pool, provisioning, reconcile
 from tests.aio import run
 from tests.services import reachable_from_the_host, wait_for, worker_in_place_of
 from tests.smoke_cells import PRODUCE_CONSUME
@@ -32,7 +33,7 @@ def running(pid: int) -> bool:
 
 
 def provision(user: User, broker: str, timeout: float = 120) -> Sandbox:
-    sandbox = services.sandbox_ensure(user_id=user.pk, broker=broker)
+    sandbox = actions.sandbox_ensure(user_id=user.pk, broker=broker)
     wait_for(
         lambda: Sandbox.objects.get(pk=sandbox.pk).state in (State.READY, State.FAILED),
         timeout=timeout,
@@ -50,7 +51,7 @@ def run_cell(sandbox: Sandbox, code: str, timeout: float = 30) -> tuple[dict, st
     async def collect(message):
         output.append(message.get("text", ""))
 
-    result = run(agent_client.run(services.sandbox_socket(sandbox=sandbox), code=code, timeout=timeout, on_message=collect))
+    result = run(agent_client.run(provisioning.sandbox_socket(sandbox=sandbox), code=code, timeout=timeout, on_message=collect))
     return result, "".join(output)
 
 
@@ -65,7 +66,7 @@ def test_a_broker_starts_through_the_worker_serves_a_cell_and_stops_without_left
     result, output = run_cell(sandbox, PRODUCE_CONSUME[broker], timeout=120)
     assert result["status"] == 0, output
     assert "got hello-" in output
-    services.sandbox_stop(user_id=learner.pk, broker=broker)
+    actions.sandbox_stop(user_id=learner.pk, broker=broker)
     wait_for(lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.STOPPED, timeout=60, what="stopped")
     assert backend.processes(sandbox.unit) == []
     assert [p for p in pids if running(p)] == []
@@ -90,7 +91,7 @@ def reach(host, port):
     finally:
         s.close()
 seen = {{name: reach(*address) for name, address in {targets!r}.items()}}
-seen["socket of the other sandbox visible"] = os.path.exists({str(services.sandbox_socket(sandbox=theirs))!r})
+seen["socket of the other sandbox visible"] = os.path.exists({str(provisioning.sandbox_socket(sandbox=theirs))!r})
 print(json.dumps(seen))
 """
         result, output = run_cell(mine, probe)
@@ -127,7 +128,7 @@ def test_a_runaway_cell_is_stopped_and_the_sandbox_keeps_working(celery_worker, 
 def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(celery_worker, learner, units_cleanup, settings):
     # A second worker takes this sandbox; it is killed mid-provisioning, so nothing finishes it.
     with worker_in_place_of(celery_worker, "doomed") as doomed:
-        sandbox = services.sandbox_ensure(user_id=learner.pk, broker="rabbitmq")
+        sandbox = actions.sandbox_ensure(user_id=learner.pk, broker="rabbitmq")
         wait_for(
             lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.PROVISIONING, timeout=30, what="provisioning", interval=0.05
         )
@@ -143,7 +144,7 @@ def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(celery
     orphans = get_backend().processes(unit)
     assert orphans, "the unit's processes outlive the worker that started them"
     Sandbox.objects.filter(pk=sandbox.pk).update(created_at=sandbox.created_at.replace(year=2000))
-    report = services.sandboxes_reconcile()
+    report = reconcile.sandboxes_reconcile()
     sandbox.refresh_from_db()
     assert sandbox.state == State.FAILED
     assert sandbox.pk in report["stuck"]
@@ -162,9 +163,9 @@ def test_a_learner_gets_a_ready_broker_at_once_from_the_warm_pool_which_the_work
 
         wait_for(pooled, timeout=120, what="the worker's pooled sandbox ready")
         (pooled_id,) = pooled()
-        assert services.sandbox_pool_fill() == []  # the pool is full: nothing more starts
+        assert pool.sandbox_pool_fill() == []  # the pool is full: nothing more starts
         started = time.monotonic()
-        sandbox = services.sandbox_ensure(user_id=learner.pk, broker="nats")
+        sandbox = actions.sandbox_ensure(user_id=learner.pk, broker="nats")
         assert time.monotonic() - started < 0.5
         assert (sandbox.pk, sandbox.state, sandbox.user_id) == (pooled_id, State.READY, learner.pk)
         assert sandbox.expires_at is not None

@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 
 from lessons.course_io import course_import
 from lessons.models import ExerciseAttempt
-from sandboxes.consumers import BAD_RUN_ID, UNKNOWN_TYPE
+from sandboxes.live_frames import BAD_RUN_ID, UNKNOWN_TYPE
 from tests.aio import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -318,7 +318,8 @@ def test_a_page_in_english_hears_the_server_in_english(live_server_url, learner)
 def test_sandbox_states_reach_each_page_in_its_own_language(live_server_url, learner):
     """A worker broadcasts a state in source text; each page's consumer translates its labels and error."""
     from sandboxes.models import Sandbox, State
-    from sandboxes.services import TOO_SLOW, sandbox_transition
+    from sandboxes.services.lifecycle import sandbox_transition
+    from sandboxes.services.provisioning import TOO_SLOW
 
     sandbox = Sandbox.objects.create(user=learner, broker="nats", state=State.PROVISIONING, stage="waiting")
     session = cookie_of(learner)
@@ -372,19 +373,19 @@ def test_an_instructor_runs_a_draft_cell_but_a_learner_cannot(celery_worker, liv
 def test_an_exercise_is_proven_on_a_fresh_broker_by_the_worker(celery_worker, instructor, units_cleanup):
     from django.conf import settings
 
+    from lessons import exercises
     from lessons.models import Cell
-    from sandboxes import services
 
     course_import(directory=Path(settings.COURSE_DIRS[0]))
     cells = {c.role: c for c in Cell.objects.filter(exercise__key="sensors-stream", role__in=("check", "solution"))}
-    job = services.exercise_verify_enqueue(
+    job = exercises.exercise_verify_enqueue(
         user_id=instructor.pk,
         broker="nats",
         check=(cells["check"].code, cells["check"].timeout),
         solution=(cells["solution"].code, cells["solution"].timeout),
     )
     deadline = time.monotonic() + 120
-    while (answer := services.exercise_verify_result(job=job))["state"] == "pending" and time.monotonic() < deadline:
+    while (answer := exercises.exercise_verify_result(job=job))["state"] == "pending" and time.monotonic() < deadline:
         time.sleep(0.5)
     report = answer["report"]
     assert (report["empty_fails"], report["solution_runs"], report["solved_passes"], report["ok"]) == (True, True, True, True)

@@ -10,8 +10,8 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.db import connection
 
-from sandboxes import services
 from sandboxes.models import Purpose, Sandbox, State
+from sandboxes.services import lifecycle, pool, provisioning
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,10 +23,10 @@ def test_the_suite_runs_on_postgres():
 def test_a_late_provisioning_step_cannot_write_ready_over_a_stop():
     sandbox = Sandbox.objects.create(broker="nats", state=State.PROVISIONING, stage="starting", purpose=Purpose.POOL)
     late = Sandbox.objects.get(pk=sandbox.pk)  # what the provisioning task read, before the stop
-    services.sandbox_transition(Sandbox.objects.get(pk=sandbox.pk), State.STOPPING)
+    lifecycle.sandbox_transition(Sandbox.objects.get(pk=sandbox.pk), State.STOPPING)
     late.connection = {"NATS_URL": "nats://127.0.0.1:4222"}
-    with pytest.raises(services.TransitionRefused):
-        services.sandbox_transition(late, State.READY, stage="ready")
+    with pytest.raises(lifecycle.TransitionRefused):
+        lifecycle.sandbox_transition(late, State.READY, stage="ready")
     sandbox.refresh_from_db()
     assert (sandbox.state, sandbox.connection) == (State.STOPPING, {})
 
@@ -36,16 +36,16 @@ def test_a_provisioning_step_overtaken_by_a_stop_ends_quietly(monkeypatch):
     sandbox = Sandbox.objects.create(broker="nats", state=State.PROVISIONING, stage="starting", unit="x", purpose=Purpose.POOL)
 
     def stop_now() -> None:
-        services.sandbox_transition(Sandbox.objects.get(pk=sandbox.pk), State.STOPPING)
+        lifecycle.sandbox_transition(Sandbox.objects.get(pk=sandbox.pk), State.STOPPING)
 
     async def ready_status(_socket):
         await sync_to_async(stop_now)()  # the stop arrives while the agent is being asked
         return {"ready": True, "stage": "ready", "connection": {"NATS_URL": "nats://127.0.0.1:4222"}}
 
-    monkeypatch.setattr(services.agent_client, "status", ready_status)
+    monkeypatch.setattr(provisioning.agent_client, "status", ready_status)
     import time
 
-    assert services.sandbox_provision_step(sandbox_id=sandbox.pk, started_at=time.time()) is True
+    assert provisioning.sandbox_provision_step(sandbox_id=sandbox.pk, started_at=time.time()) is True
     sandbox.refresh_from_db()
     assert sandbox.state == State.STOPPING
 
@@ -61,7 +61,7 @@ def test_learners_racing_for_the_warm_pool_each_get_a_different_sandbox_or_none(
 
         barrier.wait()
         try:
-            won = services.sandbox_pool_claim(user_id=user.pk, broker="nats")
+            won = pool.sandbox_pool_claim(user_id=user.pk, broker="nats")
             claims[user.pk] = won.pk if won else None
         finally:
             connections.close_all()

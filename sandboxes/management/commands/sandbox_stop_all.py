@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from sandboxes.services import sandboxes_stop_all
+from sandboxes.services.reconcile import sandboxes_stop_all
 
 
 class Command(BaseCommand):

@@ -1,0 +1,76 @@
+"""Exercises: the verdict of a learner's check, and an instructor's proof that an exercise can be solved.
+
+The proof runs on the worker (``lessons.tasks``) on a throwaway broker of its
+own: the check must fail on the empty broker, the solution must run, then the
+check must pass. The page queues it and asks for the result by job id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import signature
+from celery.result import AsyncResult
+from django.contrib.auth.models import User
+from django.utils.translation import gettext_lazy
+
+from sandboxes.cell_runs import code_run_collected
+from sandboxes.services.provisioning import SandboxNotStarted, sandbox_scratch
+
+from .checks import check_reason
+from .selectors import ExerciseRef
+from .services import exercise_attempt_record
+
+#: The worker's task that proves an exercise; queued by name so this module never imports the tasks module.
+VERIFY_TASK = "lessons.exercise_verify"
+CHECK_PASSED = gettext_lazy("Проверка пройдена.")
+OUTPUT_KEPT = 4000
+
+
+def exercise_check_record(*, user: User, exercise: ExerciseRef | None, result: dict[str, Any]) -> tuple[bool, str]:
+    """The verdict of one check run (its agent exit message): passed and the reason shown; recorded as an attempt."""
+    passed = result.get("status") == 0
+    reason = str(CHECK_PASSED) if passed else check_reason(result)
+    if exercise is not None:
+        exercise_attempt_record(user=user, exercise=exercise, passed=passed, reason=reason)
+    return passed, reason
+
+
+def exercise_verify(*, user_id: int, broker: str, check: tuple[str, int], solution: tuple[str, int]) -> dict[str, Any]:
+    """On a fresh broker of its own: the check must fail, the solution must run, then the check must pass.
+
+    ``check`` and ``solution`` are (code, timeout). Returns each step's verdict
+    and output; the throwaway broker is removed whatever happens.
+    """
+    try:
+        with sandbox_scratch(user_id=user_id, broker=broker) as sandbox:
+            empty = code_run_collected(sandbox=sandbox, code=check[0], timeout=check[1], op="check")
+            solved = code_run_collected(sandbox=sandbox, code=solution[0], timeout=solution[1])
+            after = code_run_collected(sandbox=sandbox, code=check[0], timeout=check[1], op="check")
+    except SandboxNotStarted as exc:
+        return {"ok": False, "error": str(exc)}
+    report = {
+        "empty_fails": empty["status"] != 0,
+        "empty_output": empty["output"][-OUTPUT_KEPT:],
+        "solution_runs": solved["status"] == 0,
+        "solution_output": solved["output"][-OUTPUT_KEPT:],
+        "solved_passes": after["status"] == 0,
+        "solved_output": after["output"][-OUTPUT_KEPT:],
+    }
+    report["ok"] = report["empty_fails"] and report["solution_runs"] and report["solved_passes"]
+    return report
+
+
+def exercise_verify_enqueue(*, user_id: int, broker: str, check: tuple[str, int], solution: tuple[str, int]) -> str:
+    """Queue the proof of an exercise on the worker; returns the job id to ask about."""
+    return str(signature(VERIFY_TASK, args=(user_id, broker, list(check), list(solution))).delay().id)
+
+
+def exercise_verify_result(*, job: str) -> dict[str, Any]:
+    """{"state": "pending"|"done"|"error", "report": {...}} for a queued proof."""
+    result = AsyncResult(job)
+    if not result.ready():
+        return {"state": "pending"}
+    if result.failed():
+        return {"state": "error", "error": str(result.result)}
+    return {"state": "done", "report": result.result}

@@ -1,0 +1,14 @@
+"""Celery tasks of lessons: thin wrappers over lessons' services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .exercises import VERIFY_TASK, exercise_verify
+
+
+@shared_task(name=VERIFY_TASK, time_limit=900, soft_time_limit=840)
+def exercise_verify_task(user_id: int, broker: str, check: list, solution: list) -> dict:
+    return exercise_verify(
+        user_id=user_id, broker=broker, check=(check[0], int(check[1])), solution=(solution[0], int(solution[1]))
+    )

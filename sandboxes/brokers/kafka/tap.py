@@ -1,0 +1,218 @@
+"""The Kafka tap: tails every partition from its end with no group, and follows every group's committed offsets."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, ClassVar
+
+from sandboxes.brokers.tap import ReconnectingTap, not_shown
+from sandboxes.events import Direction, Event
+
+from .clients import MAX_PER_STEP, TAP_CLIENT, Clients, never_create_topics
+
+DISCOVER_S = 1.0  # how often new topics and partitions are looked for
+GROUPS_S = 0.5  # how often committed offsets are read
+# When the tap falls this far behind a partition's end it jumps ahead, keeping the last CATCH_UP_KEEP
+# records, and reports what it passed over: the panel stays live, and nothing goes uncounted.
+MAX_BEHIND = 3000
+CATCH_UP_KEEP = 200
+LAG_CHECK_S = 0.5
+
+
+def _event(direction: str, record: Any, detail: dict[str, Any] | None = None) -> Event:
+    return Event.build(
+        broker="kafka",
+        direction=direction,  # type: ignore[arg-type]
+        destination=record.topic,
+        payload=record.value,
+        key=record.key,
+        headers=list(record.headers or []),
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None,
+        detail=detail,
+    )
+
+
+class KafkaTap(ReconnectingTap):
+    """Tails partitions and follows group offsets; a new connection goes on where the last one stopped.
+
+    What a tap that has only just started finds is taken as seen (partitions from
+    their ends, groups from what they had committed); a restart after an error
+    (a topic deleted under the tap, a coordinator still loading) must not pass
+    over what was produced or committed meanwhile.
+    """
+
+    broker: ClassVar[str] = "kafka"
+    clients: Clients | None = None
+    reader: Any = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.started = False
+        #: The next offset to show of each partition seen (None: not known yet), and each group's
+        #: committed offsets as last read; both outlive a connection.
+        self.next_offsets: dict[Any, int | None] = {}
+        self.group_offsets: dict[str, dict[Any, int]] | None = None
+
+    def connect(self) -> None:
+        from kafka import KafkaConsumer  # imported here: the platform side never needs it
+
+        bootstrap = f"{self.host}:{self.ports['kafka']}"
+        self.clients = Clients(bootstrap, role="tail")
+        self.reader = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            client_id=f"{TAP_CLIENT}-reader",
+            group_id=None,
+            enable_auto_commit=False,
+            allow_auto_create_topics=False,
+            fetch_max_wait_ms=50,
+            max_poll_records=MAX_PER_STEP,
+            request_timeout_ms=5000,
+        )
+        never_create_topics(self.reader)
+
+    def close(self) -> None:
+        if self.clients is not None:
+            self.clients.close()
+        if self.reader is not None:
+            with contextlib.suppress(Exception):  # a half-broken client may fail to close
+                self.reader.close()
+        self.clients = self.reader = None
+
+    def watch(self) -> None:
+        assert self.clients is not None
+        self._loop(self.clients, self.reader)
+
+    def _loop(self, clients: Clients, reader: Any) -> None:
+        assigned: set[Any] = set()
+        next_discover = next_groups = next_lag = 0.0
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if now >= next_discover:
+                found = clients.partitions()
+                if found != assigned:
+                    clients.consumer.assign(list(found))
+                    for gone in assigned - found:
+                        self.next_offsets.pop(gone, None)  # deleted: one of the same name is new
+                    self._place(clients, found - assigned)
+                    assigned = found
+                self.started = True
+                next_discover = now + DISCOVER_S
+            if assigned:
+                for tp, records in clients.consumer.poll(timeout_ms=200).items():
+                    for record in records:
+                        self.emit(_event("produced", record))
+                        self.next_offsets[tp] = record.offset + 1
+                if time.monotonic() >= next_lag:
+                    self._catch_up(clients, assigned)
+                    next_lag = time.monotonic() + LAG_CHECK_S
+            else:
+                self.stop.wait(0.2)
+            if time.monotonic() >= next_groups:
+                committed = clients.committed()
+                if self.group_offsets is None:
+                    # What groups had committed before the tap came is not shown.
+                    self.group_offsets = {g: o for g, o in committed.items() if o is not None}
+                else:
+                    self._consumed(clients, reader, self.group_offsets, committed)
+                next_groups = time.monotonic() + GROUPS_S
+
+    def _place(self, clients: Clients, new: set[Any]) -> None:
+        """Seek each newly assigned partition: where the tap left it, else to its end if it was there when the tap began."""
+        for tp in new:
+            offset = self.next_offsets.get(tp)
+            if offset is not None:
+                clients.consumer.seek(tp, offset)
+            elif not self.started or tp in self.next_offsets:
+                clients.consumer.seek_to_end(tp)
+            else:
+                # Born since the tap started: read it all, the first records
+                # are usually the ones that created the topic.
+                clients.consumer.seek_to_beginning(tp)
+            self.next_offsets.setdefault(tp, None)
+
+    def _catch_up(self, clients: Clients, assigned: set[Any]) -> None:
+        """Skip ahead on partitions the tap cannot keep up with, reporting how many records it passed."""
+        try:
+            ends = clients.consumer.end_offsets(list(assigned))
+        except KeyError:
+            # kafka-python 3.0.12 raises KeyError for a partition whose topic was just
+            # deleted; the next discovery drops it, and the check waits for that.
+            return
+        for tp, end in ends.items():
+            position = clients.consumer.position(tp)
+            if position is not None:
+                self.next_offsets[tp] = position
+            if position is None or end - position <= MAX_BEHIND:
+                continue
+            resume = end - CATCH_UP_KEEP
+            clients.consumer.seek(tp, resume)
+            self.next_offsets[tp] = resume
+            self.emit(_passed_over("produced", tp, position, resume))
+
+    def _consumed(
+        self,
+        clients: Clients,
+        reader: Any,
+        before: dict[str, dict[Any, int]],
+        now: dict[str, dict[Any, int] | None],
+    ) -> None:
+        """Emit what each group consumed since ``before``, and move ``before`` forward.
+
+        A group not readable this round keeps its positions, so that it is not
+        taken for a new one next time; a deleted group is forgotten, so that a
+        group of the same name starts afresh.
+        """
+        for gone in set(before) - set(now):
+            del before[gone]
+        for group_id, offsets in now.items():
+            if offsets is None:
+                continue
+            known = before.setdefault(group_id, {})
+            for tp, end in offsets.items():
+                previous = known.get(tp)
+                known[tp] = end
+                if previous is not None:
+                    start = previous
+                else:
+                    # First commit of a group (or partition) seen since the tap started: the
+                    # group read from the start of what the log still holds.
+                    start = clients.consumer.beginning_offsets([tp]).get(tp, end)
+                if end <= start:
+                    continue
+                detail = {"group": group_id}
+                if end - start > MAX_PER_STEP:
+                    self.emit(_passed_over("consumed", tp, start, end, detail))
+                    continue
+                for record in _read_range(reader, tp, start, end):
+                    self.emit(_event("consumed", record, detail))
+
+
+def _passed_over(direction: Direction, tp: Any, start: int, end: int, detail: dict[str, Any] | None = None) -> Event:
+    """The one event standing for the records of ``tp`` in [start, end), too many to show each."""
+    return not_shown(
+        broker="kafka",
+        direction=direction,
+        destination=tp.topic,
+        count=end - start,
+        partition=tp.partition,
+        offset=end - 1,
+        detail={**(detail or {}), "from_offset": start, "to_offset": end},
+    )
+
+
+def _read_range(reader: Any, tp: Any, start: int, end: int) -> list[Any]:
+    """Records of ``tp`` with offsets in [start, end), read by a group-less consumer; stops early after 2 s."""
+    reader.assign([tp])
+    reader.seek(tp, start)
+    out = []
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        for records in reader.poll(timeout_ms=100).values():
+            out += [r for r in records if start <= r.offset < end]
+        # Transaction markers take offsets too, so the position, not the last record, says when to stop.
+        if reader.position(tp) >= end:
+            break
+    return out

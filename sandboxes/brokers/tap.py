@@ -1,0 +1,110 @@
+"""What every broker's tap shares: reconnecting with backoff until told to stop, and the "N not shown" event.
+
+Plain standard library only: the agent imports this inside sandbox units.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from sandboxes.events import Direction, Event
+
+from .base import Emit
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Sleep between reconnect attempts of a tap, cut short when it must stop."""
+
+    stop: threading.Event
+    first: float = 0.2
+    most: float = 2.0
+    _next: float = field(default=0.0, init=False)
+
+    def wait(self) -> bool:
+        """Sleep the next step; return True when the tap should stop instead."""
+        self._next = min(self.most, self._next * 2 or self.first)
+        return self.stop.wait(self._next)
+
+    def reset(self) -> None:
+        self._next = 0.0
+
+
+class ReconnectingTap(ABC):
+    """One broker's tap: connect, watch until the connection fails, close, and again, until ``stop`` is set.
+
+    A subclass sets :attr:`broker` and overrides :meth:`connect` (open what it
+    watches with; raise when the broker cannot be reached), :meth:`watch` (emit
+    events until ``stop`` is set, return or raise when the connection is lost)
+    and :meth:`close` (release what :meth:`connect` opened, never raising). Each
+    round starts from :meth:`connect`, so state that must not survive a
+    reconnect is set there. :meth:`run` returns within about a second of ``stop``.
+    """
+
+    broker: ClassVar[str]
+
+    def __init__(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
+        self.host, self.ports, self.emit, self.stop = host, ports, emit, stop
+
+    @abstractmethod
+    def connect(self) -> None:
+        """Open the connections the tap watches with; raise when the broker cannot be reached."""
+
+    @abstractmethod
+    def watch(self) -> None:
+        """Emit what the broker does until ``stop`` is set (then return) or the connection is lost (return or raise)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what :meth:`connect` opened; a half-broken connection must not make it raise."""
+
+    def run(self) -> None:
+        """Watch the broker, reconnecting with backoff, until ``stop`` is set."""
+        backoff = Backoff(self.stop)
+        while not self.stop.is_set():
+            try:
+                self.connect()
+            except Exception as exc:
+                logger.debug("%s tap: cannot connect: %r", self.broker, exc)
+                self.close()
+                if backoff.wait():
+                    return
+                continue
+            backoff.reset()
+            try:
+                self.watch()
+            except Exception as exc:
+                logger.debug("%s tap: connection lost: %r", self.broker, exc)
+                if backoff.wait():
+                    return
+            finally:
+                self.close()
+
+
+def not_shown(
+    *,
+    broker: str,
+    direction: Direction,
+    destination: str,
+    count: int,
+    partition: int | None = None,
+    offset: int | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> Event:
+    """The one event that stands for ``count`` messages the tap passed over (too many at once to show each)."""
+    return Event.build(
+        broker=broker,
+        direction=direction,
+        destination=destination,
+        payload=None,
+        partition=partition,
+        offset=offset,
+        detail={**(detail or {}), "not_shown": count},
+    )

@@ -1,0 +1,100 @@
+"""Frames of the live page made from the agent's messages: cell output, setup cells' runs, the broker's events.
+
+The consumer sends what these build; nothing here knows the WebSocket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.utils.translation import gettext_lazy
+
+from . import agent_client, cell_runs
+from .models import Sandbox
+from .services.actions import sandbox_touch
+from .services.lifecycle import SandboxError
+from .services.provisioning import sandbox_address
+
+#: Messages moving count as activity at most this often (a database write each time).
+ACTIVITY_EVERY_S = 60
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# What the live socket says to the learner when it refuses or cannot do something.
+NO_SUCH_CELL = gettext_lazy("Такой ячейки нет в этой главе.")
+NO_SUCH_EXERCISE = gettext_lazy("Такого упражнения нет в этой главе.")
+CODE_TOO_LONG = gettext_lazy("Код ячейки слишком длинный.")
+SANDBOX_SILENT = gettext_lazy("Песочница не отвечает. Запустите её снова.")
+NOT_AN_OBJECT = gettext_lazy("Ожидался объект JSON.")
+NOT_TEXT = gettext_lazy("Ожидался текстовый кадр с объектом JSON.")
+NOT_JSON = gettext_lazy("Кадр — не JSON.")
+UNKNOWN_TYPE = gettext_lazy("Неизвестный тип сообщения: {type}.")
+BAD_RUN_ID = gettext_lazy("Номер запуска (run) — от 1 до 64 латинских букв, цифр или знаков -_.:")
+RUN_ID_TAKEN = gettext_lazy("Запуск с таким номером (run) уже идёт.")
+
+
+def learner_message(exc: Exception) -> str:
+    """What the learner reads about a failed run or check: a sandbox error as it is, never an agent's socket path."""
+    return str(exc) if isinstance(exc, SandboxError) else str(SANDBOX_SILENT)
+
+
+def output_frame(run: str | None, message: dict[str, Any]) -> dict[str, Any]:
+    """The ``cell.output`` frame of an agent's output message; past the head of a long output it carries
+    the tail's fields too (``tail``, and ``skipped`` lines and characters left out before its text)."""
+    frame = {"type": "cell.output", "run": run, "stream": message.get("stream"), "text": message.get("text", "")}
+    frame.update({k: message[k] for k in ("tail", "skipped", "skipped_chars") if k in message})
+    return frame
+
+
+def setup_relay(send: Send, **about: Any) -> cell_runs.OnSetup:
+    """Frames for the setup cells run before a cell or check: ``cell.setup`` names the cell and its own
+    run id, then its output and exit come as ``cell.output``/``cell.exit`` of that id."""
+    setup_runs: dict[str, str] = {}
+
+    async def relay(setup: cell_runs.Setup, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "start":
+            setup_runs[setup.key] = f"setup-{uuid.uuid4().hex}"
+            await send({"type": "cell.setup", **about, "cell": setup.key, "setup_run": setup_runs[setup.key]})
+        elif kind == "exit":
+            await send(
+                {
+                    "type": "cell.exit",
+                    "run": setup_runs.get(setup.key),
+                    **{k: message.get(k) for k in ("status", "reason", "duration_ms", "truncated")},
+                }
+            )
+        else:
+            await send(output_frame(setup_runs.get(setup.key), message))
+
+    return relay
+
+
+async def sandbox_frames(*, sandbox: Sandbox) -> AsyncGenerator[dict[str, Any], None]:
+    """The sandbox's ``sandbox.event`` and ``sandbox.snapshot`` frames, straight from its agent, until it goes.
+
+    The agent is read only as fast as the frames are taken, so a slow page makes
+    the agent count what it could not deliver (``dropped``) instead of queueing it.
+    """
+    touched = 0.0
+    with contextlib.suppress(agent_client.AgentUnavailable, ConnectionError):
+        async for message in agent_client.subscribe(await sandbox_address(sandbox=sandbox)):
+            if message.get("type") == "events" and message.get("events") and time.monotonic() - touched > ACTIVITY_EVERY_S:
+                # Messages moving are activity too: the idle clock starts again (at most once a minute).
+                touched = time.monotonic()
+                await database_sync_to_async(sandbox_touch)(sandbox=sandbox)
+            if message.get("type") == "events":
+                yield {
+                    "type": "sandbox.event",
+                    "sandbox": sandbox.pk,
+                    "broker": sandbox.broker,
+                    "events": message["events"],
+                    "dropped": message.get("dropped", 0),
+                }
+            elif message.get("type") == "snapshot":
+                yield {"type": "sandbox.snapshot", "sandbox": sandbox.pk, "broker": sandbox.broker, "data": message["data"]}

@@ -1,0 +1,100 @@
+"""What a learner asks of their sandboxes: ensure one of a broker, stop it, reset it, extend its idle deadline.
+
+Each answers at once: the slow part (starting or stopping a unit) is queued for
+the worker after the transaction commits, and the pages hear the outcome.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy
+
+from sandboxes.brokers import BROKERS
+
+from ..models import ACTIVE_STATES, Purpose, Sandbox, State
+from . import jobs
+from .lifecycle import UNKNOWN_BROKER, SandboxError, sandbox_broadcast, sandbox_transition
+from .pool import sandbox_pool_claim
+from .provisioning import sandbox_unit_stop
+
+QUOTA_REACHED = gettext_lazy("Запущено песочниц: {n} — это предел. Остановите одну из них, чтобы запустить новую.")
+
+
+def sandbox_ensure(*, user_id: int, broker: str) -> Sandbox:
+    """The user's active sandbox of this broker, or a new one queued for provisioning."""
+    if broker not in BROKERS:
+        raise SandboxError(UNKNOWN_BROKER.format(broker=broker))
+    existing = Sandbox.objects.filter(user_id=user_id, broker=broker, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).first()
+    if existing is not None:
+        return existing
+    running = Sandbox.objects.filter(user_id=user_id, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).count()
+    if running >= settings.SANDBOX_QUOTA_PER_USER:
+        raise SandboxError(QUOTA_REACHED.format(n=running))
+    claimed = sandbox_pool_claim(user_id=user_id, broker=broker)
+    if claimed is not None:
+        return claimed
+    try:
+        with transaction.atomic():
+            sandbox = Sandbox.objects.create(user_id=user_id, broker=broker, state=State.REQUESTED, stage="requested")
+            transaction.on_commit(partial(jobs.job_enqueue, jobs.PROVISION, sandbox.pk))
+    except IntegrityError:
+        # Another tab asked at the same moment; theirs wins.
+        return Sandbox.objects.get(user_id=user_id, broker=broker, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER)
+    sandbox_broadcast(sandbox)
+    return sandbox
+
+
+def sandbox_stop(*, user_id: int, broker: str) -> Sandbox | None:
+    """Stop the user's sandbox of this broker (the unit is removed by the worker); None if there is none."""
+    sandbox = Sandbox.objects.filter(user_id=user_id, broker=broker, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).first()
+    if sandbox is None or sandbox.state == State.STOPPING:
+        # Stopped, or a stop already queued: asking again enqueues nothing (a flood of stops is one stop).
+        return sandbox
+    sandbox_transition(sandbox, State.STOPPING)
+    transaction.on_commit(partial(jobs.job_enqueue, jobs.STOP, sandbox.pk))
+    return sandbox
+
+
+def sandbox_reset(*, user_id: int, broker: str) -> Sandbox | None:
+    """A fresh broker for the same learner: the unit is stopped and a new sandbox provisioned."""
+    sandbox = Sandbox.objects.filter(
+        user_id=user_id, broker=broker, purpose=Purpose.LEARNER, state__in=(State.READY, State.FAILED, State.PROVISIONING)
+    ).first()
+    if sandbox is None:
+        return None
+    sandbox_transition(sandbox, State.STOPPING, stage="stopping")
+    transaction.on_commit(partial(jobs.job_enqueue, jobs.RESET, sandbox.pk))
+    return sandbox
+
+
+def sandbox_reset_finish(*, sandbox_id: int) -> Sandbox:
+    """The worker's half of a reset: stop the old unit, then queue the learner's fresh sandbox.
+
+    A pooled sandbox (no learner) is only stopped: the pool fill replaces it.
+    """
+    sandbox = sandbox_unit_stop(sandbox_id=sandbox_id)
+    if sandbox.user_id is None:
+        return sandbox
+    return sandbox_ensure(user_id=sandbox.user_id, broker=sandbox.broker)
+
+
+def sandbox_extend(*, user_id: int, broker: str) -> Sandbox | None:
+    """Push the idle deadline back by the full timeout."""
+    sandbox = Sandbox.objects.filter(user_id=user_id, broker=broker, state=State.READY, purpose=Purpose.LEARNER).first()
+    if sandbox is not None:
+        sandbox_touch(sandbox=sandbox)
+        sandbox_broadcast(sandbox)
+    return sandbox
+
+
+def sandbox_touch(*, sandbox: Sandbox) -> None:
+    """Record activity: the idle deadline starts again."""
+    now = timezone.now()
+    sandbox.last_activity_at = now
+    sandbox.expires_at = now + timedelta(seconds=settings.SANDBOX_IDLE_TIMEOUT_S)
+    Sandbox.objects.filter(pk=sandbox.pk).update(last_activity_at=now, expires_at=sandbox.expires_at)

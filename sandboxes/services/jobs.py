@@ -1,0 +1,18 @@
+"""Queuing the worker's tasks by name: services enqueue, ``sandboxes.tasks`` runs, neither imports the other's module."""
+
+from __future__ import annotations
+
+from celery import signature
+
+PROVISION = "sandboxes.provision"
+PROVISION_FOLLOW = "sandboxes.provision_follow"
+STOP = "sandboxes.stop"
+RESET = "sandboxes.reset"
+REAP_IDLE = "sandboxes.reap_idle"
+RECONCILE = "sandboxes.reconcile"
+POOL_FILL = "sandboxes.pool_fill"
+
+
+def job_enqueue(name: str, *args: object) -> None:
+    """Send the task ``name`` with ``args`` to the worker (the registered task's own options apply)."""
+    signature(name, args=args).delay()

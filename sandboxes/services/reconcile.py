@@ -1,0 +1,70 @@
+"""Keeping records and units in agreement: the idle reaper, the repair after a crash, stopping everything."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from django.utils.translation import gettext_noop
+
+from ..backends import get_backend
+from ..models import ACTIVE_STATES, Purpose, Sandbox, State
+from . import jobs
+from .lifecycle import sandbox_transition, unit_name
+from .provisioning import PROVISION_TIMEOUT_S
+
+# Kept in Sandbox.error as source text and translated when shown, so each reader gets their language.
+UNIT_GONE = gettext_noop("Песочница больше не работала.")
+INTERRUPTED = gettext_noop("Запуск песочницы прервался; запустите её снова.")
+
+
+def sandboxes_reap_idle() -> list[int]:
+    """Stop ready sandboxes whose idle deadline has passed; returns their ids."""
+    expired = list(Sandbox.objects.filter(state=State.READY, purpose=Purpose.LEARNER, expires_at__lt=timezone.now()))
+    for sandbox in expired:
+        sandbox_transition(sandbox, State.STOPPING, stage="stopping")
+        jobs.job_enqueue(jobs.STOP, sandbox.pk)
+    return [s.pk for s in expired]
+
+
+def sandboxes_reconcile(*, stale_after_s: int = PROVISION_TIMEOUT_S + 30) -> dict[str, list]:
+    """Make records and units agree after any crash.
+
+    Units with no active record are stopped; ready records whose unit is gone
+    are marked stopped; records stuck in requested/provisioning longer than a
+    provision can take are failed and their unit removed.
+    """
+    backend = get_backend()
+    active = {unit_name(s): s for s in Sandbox.objects.filter(state__in=ACTIVE_STATES)}
+    orphans = [name for name in backend.list_units() if name not in active]
+    for name in orphans:
+        backend.stop(name)
+    gone, stuck = [], []
+    cutoff = timezone.now() - timedelta(seconds=stale_after_s)
+    for name, sandbox in active.items():
+        if sandbox.state == State.READY and backend.poll(name) is not None:
+            backend.stop(name)
+            sandbox_transition(sandbox, State.STOPPED, error=UNIT_GONE)
+            gone.append(sandbox.pk)
+        elif sandbox.state in (State.REQUESTED, State.PROVISIONING) and sandbox.created_at < cutoff:
+            backend.stop(name)
+            sandbox_transition(sandbox, State.FAILED, error=INTERRUPTED)
+            stuck.append(sandbox.pk)
+        elif sandbox.state == State.STOPPING and sandbox.last_activity_at < cutoff:
+            backend.stop(name)
+            sandbox_transition(sandbox, State.STOPPED)
+            gone.append(sandbox.pk)
+    return {"orphans": orphans, "gone": gone, "stuck": stuck}
+
+
+def sandboxes_stop_all() -> int:
+    """Stop every unit of this platform instance and mark the records stopped (make run's Ctrl+C)."""
+    backend = get_backend()
+    names = backend.list_units()
+    for name in names:
+        backend.stop(name)
+    for sandbox in Sandbox.objects.filter(state__in=ACTIVE_STATES):
+        if sandbox.state != State.STOPPING:
+            sandbox_transition(sandbox, State.STOPPING)
+        sandbox_transition(sandbox, State.STOPPED)
+    return len(names)
