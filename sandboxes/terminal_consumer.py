@@ -29,8 +29,10 @@ from django.utils.translation import gettext_lazy
 
 from courseplatform.language import language_chosen
 
-from . import agent_client, selectors, services
+from . import agent_client, selectors
 from .agent import protocol
+from .services.actions import sandbox_touch
+from .services.provisioning import sandbox_address
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.touched = 0.0
         rows, cols = _size(self.scope.get("query_string", b""))
         try:
-            address = await database_sync_to_async(services.sandbox_socket)(sandbox=sandbox)
+            address = await sandbox_address(sandbox=sandbox)
             reader, self.writer = await agent_client.terminal(address, rows=rows, cols=cols)
         except agent_client.AgentUnavailable:
             await self._end("error", SANDBOX_SILENT, CLOSE_NO_SANDBOX)
@@ -132,7 +134,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         now = time.monotonic()
         if now - self.touched > TOUCH_EVERY_S:
             self.touched = now
-            await database_sync_to_async(services.sandbox_touch)(sandbox=self.sandbox)
+            await database_sync_to_async(sandbox_touch)(sandbox=self.sandbox)
 
     async def disconnect(self, code: int) -> None:
         if self.relay is not None:
