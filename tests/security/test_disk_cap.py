@@ -8,16 +8,12 @@ the units' folders) falls by no more than the cap, and the learner's exit carrie
 from __future__ import annotations
 
 import os
-import re
 import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.test import Client
-from playwright.sync_api import expect
 
-from lessons.course_io import course_folder_read, course_import
 from sandboxes import agent_client
 from sandboxes.backends import disks, get_backend
 from sandboxes.backends.base import UnitSpec
@@ -25,15 +21,12 @@ from sandboxes.backends.process import ProcessBackend
 from sandboxes.models import Sandbox, State
 from sandboxes.services import actions, provisioning
 from tests.aio import run
-from tests.browser import conftest as browser_fixtures
 from tests.sandboxes.test_lifecycle import provision, run_cell
 from tests.services import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 # The page test's fixtures live beside the browser tests; this module is named after its door instead.
-browser, new_page = browser_fixtures.browser, browser_fixtures.new_page
-page_errors, screenshots = browser_fixtures.page_errors, browser_fixtures.screenshots
 
 MB = 1024 * 1024
 #: What the host may lose besides the cap: other processes on a shared machine write too (seen: 200 MB
@@ -179,37 +172,3 @@ def test_reconcile_finds_and_removes_a_capped_disk_left_behind(units_cleanup):
     assert not backend.image_path(name).exists()
     assert not Path(backend.unit_dir(name)).exists()
     assert name not in backend.list_units()
-
-
-@pytest.mark.browser
-def test_the_learner_reads_on_the_page_why_their_producer_is_refused(
-    celery_worker,
-    live_server_url,
-    new_page,
-    page_errors,
-    learner,
-    units_cleanup,
-    screenshots,
-):
-    """On chapter 6.2 of the bundled course a learner turns a cell into a producer that keeps everything."""
-    folder = Path(settings.COURSE_DIRS[0])
-    course = course_import(directory=folder)
-    _source, chapter = course_folder_read(directory=folder).chapters["6-2-apache-kafka.md"]
-    client = Client()
-    client.force_login(learner)
-    page = new_page(viewport={"width": 1440, "height": 900})
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server_url}])
-    page.goto(f"{live_server_url}/courses/{course.slug}/{chapter.meta['slug']}/")
-    figure = page.locator("figure.cell[data-cell=cluster-describe]")
-    figure.locator(".cm-content").click()
-    page.keyboard.press("Control+A")
-    page.keyboard.press("Delete")
-    page.keyboard.insert_text(KAFKA_FILL.format(limit=OVERSHOOT * settings.SANDBOX_DISK_MB["kafka"] * MB).strip())
-    page.keyboard.press("Control+Enter")
-    hint = figure.locator(".cell-hint")
-    expect(hint).to_contain_text("Диск песочницы заполнен", timeout=180_000)
-    expect(hint).to_contain_text(re.compile(r"хранит \d+ МБ из \d+ МБ"))  # the filesystem's own size, a little under the cap
-    expect(figure.locator(".cell-output")).to_contain_text("KafkaStorageError")
-    figure.scroll_into_view_if_needed()
-    page.screenshot(path=str(screenshots / "disk-full-hint.png"))
-    assert page_errors == []
