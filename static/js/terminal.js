@@ -121,14 +121,17 @@ function connect() {
     } catch {
       return;
     }
-    if (frame.message) {
-      term.write(`\r\n\x1b[33m${frame.message}\x1b[0m\r\n`);
-      note(frame.message);
-    }
     if (frame.type === "error") {
-      // No ready sandbox: start it and attach once it is ready.
+      // No ready sandbox: the page starts it and attaches once it is ready, so it says that rather
+      // than the server's words (which ask whoever connects to start it themselves).
+      const starting = gettext("Песочница запускается — терминал откроется, как только она будет готова.");
+      term.write(`\r\n\x1b[33m${starting}\x1b[0m\r\n`);
+      note(starting);
       state.wantReady = true;
       live.ensure([broker]);
+    } else if (frame.message) {
+      term.write(`\r\n\x1b[33m${frame.message}\x1b[0m\r\n`);
+      note(frame.message);
     }
   });
   socket.addEventListener("close", (event) => {

@@ -90,3 +90,21 @@ def test_a_learner_lists_the_topic_of_their_cell_in_the_terminal_and_keeps_it_af
     after = int(re.findall(r"after=(\d+)", screen.inner_text())[-1])
     assert after > before + 10, (before, after)
     assert page_errors == []
+
+
+def test_a_terminal_of_a_broker_not_yet_started_says_it_is_starting_and_opens_when_ready(
+    celery_worker, live_server_url, page_as, page_errors, learner, units_cleanup
+):
+    course_import(directory=COURSE)
+    page = page_as(learner, viewport={"width": 1440, "height": 900})
+    page.goto(live_server_url + "/courses/broker-academy/queues-streaming-event-driven/")
+    page.get_by_role("button", name="Терминал NATS").click()
+    screen = page.locator("[data-terminal-panel] [data-terminal-screen] .xterm-rows")
+    # The page starts the sandbox itself, so it says so (not "start it, then open the terminal").
+    expect(screen).to_contain_text("Песочница запускается", timeout=30_000)
+    expect(screen).not_to_contain_text("Запустите её")
+    expect(screen).to_contain_text("sandbox:", timeout=120_000)  # attached once the sandbox is ready
+    page.locator("[data-terminal-panel] [data-terminal-screen]").click()
+    page.keyboard.type("echo $NATS_URL\n")
+    expect(screen).to_contain_text("nats://", timeout=15_000)
+    assert page_errors == []
