@@ -15,6 +15,11 @@ TAP_CLIENT = "broker-academy-tap"
 MAX_PER_STEP = 500  # records shown one by one when a group's offset jumps; beyond, one summary event
 
 
+def offset_groups(listed: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{group: its ListGroups row} for the groups that commit offsets (all but share groups)."""
+    return {g["group_id"]: g for g in listed if g.get("group_type") != "share"}
+
+
 class Clients:
     """One group-less consumer and one admin client, used from a single thread."""
 
@@ -69,7 +74,7 @@ class Clients:
 
         Share groups (KIP-932) are left out: they commit no offsets, so the tap has nothing of theirs to show yet.
         """
-        return {g["group_id"]: g for g in self.admin.list_groups() if g.get("group_type") != "share"}
+        return offset_groups(self.admin.list_groups())
 
     def committed(self, group_ids: list[str] | None = None) -> dict[str, dict[Any, int] | None]:
         """Committed offsets of every consumer group (or of ``group_ids``): {group: {TopicPartition: offset}}.
@@ -127,7 +132,8 @@ def topology(clients: Clients) -> dict[str, Any]:
                 "high_watermark": ends.get(tp, 0),
             }
         )
-    listed = clients.groups()
+    every = clients.admin.list_groups()  # one ListGroups for both kinds of group below
+    listed = offset_groups(every)
     # A group whose offsets cannot be read this round is left out rather than shown empty.
     committed = {g: o for g, o in clients.committed(list(listed)).items() if o is not None}
     described = _describe_groups(clients, list(committed))
@@ -163,7 +169,7 @@ def topology(clients: Clients) -> dict[str, Any]:
                 "offsets": rows,
             }
         )
-    groups += modern_groups.share_groups(clients.admin.list_groups())
+    groups += modern_groups.share_groups(every)
     return {
         "broker": "kafka",
         "topics": [{"name": name, "partitions": rows} for name, rows in topics.items()],
