@@ -198,6 +198,8 @@ def _fence(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str
         env["hint_counter"] += 1
         inner = _markdown().render(token.content, {k: env.get(k) for k in ("asset_base", "asset_sizes")})
         return f'<div class="hint" data-hint="{env["hint_counter"]}"{_line_attr(token)}>{inner}</div>\n'
+    if info.split()[:1] == ["terminal"]:
+        return _terminal_command(token, info, env)
     parsed = parse_cell_info(info)
     if parsed is None:
         language = info.split()[0] if info else ""
@@ -219,6 +221,18 @@ def _fence(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str
     if role == "setup":
         return f'<details class="setup"><summary>{_attr(env.get("setup_label", "Подготовка"))}</summary>{figure}</details>\n'
     return figure
+
+
+def _terminal_command(token: Token, info: str, env: dict[str, Any]) -> str:
+    """A ```terminal fence: commands for the sandbox's terminal (its broker: ``broker=``, else the
+    chapter's). The page adds the buttons that copy them or type them into the learner's terminal."""
+    attrs = dict(a.partition("=")[::2] for a in info.split()[1:])
+    broker = attrs.get("broker") or env.get("broker", "")
+    code = highlight_code(token.content, "bash")
+    return (
+        f'<div class="terminal-command" data-terminal-command data-broker="{_attr(broker)}"{_line_attr(token)}>'
+        f'<pre class="code"><code class="highlight language-bash">{code}</code></pre></div>\n'
+    )
 
 
 def _image(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:

@@ -15,8 +15,8 @@ function updateProgress() {
 window.addEventListener("scroll", updateProgress, { passive: true });
 updateProgress();
 
-const copyLabel = document.documentElement.lang === "en" ? "Copy" : "Копировать";
-const copiedLabel = document.documentElement.lang === "en" ? "Copied" : "Скопировано";
+const copyLabel = gettext("Копировать");
+const copiedLabel = gettext("Скопировано");
 for (const pre of document.querySelectorAll(".chapter-body pre")) {
   const button = document.createElement("button");
   button.type = "button";

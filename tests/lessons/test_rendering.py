@@ -122,3 +122,10 @@ def test_image_size_of_a_raster_picture():
     buffer = BytesIO()
     Image.new("RGB", (64, 32)).save(buffer, format="PNG")
     assert image_size("a.png", buffer.getvalue()) == (64, 32)
+
+
+def test_a_terminal_fence_is_a_command_block_for_the_chapters_or_the_named_broker():
+    html = render("```terminal\nkafka-topics.sh --list\n```\n\n```terminal broker=nats\nnats stream ls\n```")
+    assert html.count("data-terminal-command") == 2
+    assert 'data-broker="kafka"' in html and 'data-broker="nats"' in html
+    assert "kafka-topics.sh" in html and "<figure" not in html  # not a cell: nothing runs it but the learner
