@@ -66,6 +66,10 @@ def _page(request: HttpRequest, broker: str, *, status: int, sandbox=None, note:
 @login_required
 async def console_ui(request: HttpRequest, broker: str, rest: str = "") -> HttpResponse:
     """Relay one request of the user's own console, or say why there is none (not running, starting, no console)."""
+    if request.method not in SAFE_METHODS and request.headers.get("Origin") != f"{request.scheme}://{request.get_host()}":
+        # Exempt from the CSRF token (the console's script has none), so a change must come from this site:
+        # a page elsewhere may post here with the learner's cookies, but cannot send this Origin.
+        return HttpResponse(status=403)
     kind = _kind_or_404(broker)
     user = await request.auser()
     if kind.console is None:
@@ -85,9 +89,6 @@ async def console_ui(request: HttpRequest, broker: str, rest: str = "") -> HttpR
     if target is None:
         raise Http404
     if request.method not in SAFE_METHODS:
-        # A page elsewhere may post here with the learner's cookies; the console's own script sends its origin.
-        if request.headers.get("Origin") != f"{request.scheme}://{request.get_host()}":
-            return HttpResponse(status=403)
         await _touch(sandbox)
     body = request.body if int(request.headers.get("Content-Length") or 0) <= MAX_REQUEST_BODY else None
     if body is None:
