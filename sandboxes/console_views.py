@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -73,16 +73,16 @@ async def console_ui(request: HttpRequest, broker: str, rest: str = "") -> HttpR
     kind = _kind_or_404(broker)
     user = await request.auser()
     if kind.console is None:
-        return await database_sync_to_async(_page)(
+        return await sync_to_async(_page)(
             request,
             broker,
             status=200 if not rest else 404,
             note=gettext(kind.console_note) if kind.console_note else str(NO_CONSOLE),
         )
-    sandbox = await database_sync_to_async(selectors.sandbox_active_of)(user_id=user.pk, broker=broker)
+    sandbox = await sync_to_async(selectors.sandbox_active_of)(user_id=user.id or 0, broker=broker)
     if sandbox is None or sandbox.state != State.READY:
         starting = sandbox is not None and sandbox.state in (State.REQUESTED, State.PROVISIONING)
-        return await database_sync_to_async(_page)(request, broker, status=503 if starting else 404, sandbox=sandbox)
+        return await sync_to_async(_page)(request, broker, status=503 if starting else 404, sandbox=sandbox)
     scope = getattr(request, "scope", None) or {}
     raw_path = scope.get("raw_path") or request.get_full_path(force_append_slash=False).split("?", 1)[0].encode()
     target = console_target(broker=broker, raw_path=raw_path, query=request.META.get("QUERY_STRING", ""))
@@ -106,7 +106,7 @@ async def console_ui(request: HttpRequest, broker: str, rest: str = "") -> HttpR
         logger.info(
             "console of sandbox %s not reached: %s", sandbox.pk, exc, extra={"sandbox_id": sandbox.pk, "user_id": user.pk}
         )
-        return await database_sync_to_async(_page)(request, broker, status=502, error=str(NOT_ANSWERING))
+        return await sync_to_async(_page)(request, broker, status=502, error=str(NOT_ANSWERING))
     response = HttpResponse(answer.body, status=answer.status)
     del response["Content-Type"]
     for name, value in answer.headers:
@@ -124,7 +124,7 @@ async def _touch(sandbox) -> None:
     now = time.monotonic()
     if now - _touched.get(sandbox.pk, 0.0) >= TOUCH_EVERY_S:
         _touched[sandbox.pk] = now
-        await database_sync_to_async(sandbox_touch)(sandbox=sandbox)
+        await sync_to_async(sandbox_touch)(sandbox=sandbox)
 
 
 @require_POST
