@@ -35,6 +35,10 @@ MAX_BODY = 16 * 2**20
 #: Body chunks well under protocol.MAX_LINE once in base64.
 CHUNK = 1 * 2**20
 TIMEOUT_S = 30.0
+#: Console requests in flight at once: they share the agent's executor with the snapshots and the tap's
+#: helpers, which a flood of slow console requests must not starve.
+IN_FLIGHT = 4
+_slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
 
 class ConsoleRefused(ValueError):
@@ -77,18 +81,20 @@ def console_fetch(
 async def serve(request: dict[str, Any], writer: asyncio.StreamWriter, *, kind: BrokerKind, ports: Mapping[str, int]) -> None:
     """Answer one ``console`` request on its connection (see the module's docstring)."""
     loop = asyncio.get_running_loop()
+    slots = _slots.setdefault(loop, asyncio.Semaphore(IN_FLIGHT))
     try:
-        status, headers, data = await loop.run_in_executor(
-            None,
-            lambda: console_fetch(
-                kind=kind,
-                ports=ports,
-                method=str(request.get("method", "")),
-                target=str(request.get("target", "")),
-                headers=list(request.get("headers") or []),
-                body=base64.b64decode(request.get("body") or ""),
-            ),
-        )
+        async with slots:
+            status, headers, data = await loop.run_in_executor(
+                None,
+                lambda: console_fetch(
+                    kind=kind,
+                    ports=ports,
+                    method=str(request.get("method", "")),
+                    target=str(request.get("target", "")),
+                    headers=list(request.get("headers") or []),
+                    body=base64.b64decode(request.get("body") or ""),
+                ),
+            )
     except (ConsoleRefused, ValueError) as exc:
         await protocol.send(writer, {"type": "error", "code": "refused", "message": str(exc)})
         return
