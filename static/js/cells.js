@@ -74,6 +74,31 @@ const TRACE_EXCEPTION = /^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Warning
 
 // --- editors: CodeMirror, or a plain textarea where CodeMirror cannot style itself -------
 
+/**
+ * The line numbers stay put while the code scrolls sideways under them. A scroll that brings the
+ * whole code into view (a tap that focuses the editor on a phone, a click that first scrolls its
+ * target into view) lines the code's start up with the scroller's edge, under the numbers, where
+ * the start of every line is hidden. A scroll padding as wide as the numbers stops such scrolls
+ * beside them; the width is measured, as it grows with the number of lines.
+ */
+function gutterScrollPadding(CM) {
+  const measure = {
+    key: "gutter-scroll-padding",
+    read: (view) => view.dom.querySelector(".cm-gutters")?.offsetWidth ?? 0,
+    write: (width, view) => {
+      view.scrollDOM.style.scrollPaddingInlineStart = `${width}px`;
+    },
+  };
+  return CM.ViewPlugin.define((view) => {
+    view.requestMeasure(measure);
+    return {
+      update(update) {
+        if (update.geometryChanged) update.view.requestMeasure(measure);
+      },
+    };
+  });
+}
+
 /** A CodeMirror 6 editor in ``host``; the returned object is all a Cell uses. */
 function codeMirrorEditor(CM, host, { doc, label, onChange, runAndAdvance, runHere }) {
   const runKeys = CM.Prec.highest(
@@ -105,6 +130,7 @@ function codeMirrorEditor(CM, host, { doc, label, onChange, runAndAdvance, runHe
         CM.keymap.of([...CM.closeBracketsKeymap, ...CM.defaultKeymap, ...CM.historyKeymap, ...CM.completionKeymap, CM.indentWithTab]),
         CM.python(),
         CM.academyTheme,
+        gutterScrollPadding(CM),
         CM.EditorView.contentAttributes.of({ "aria-label": label }),
         CM.EditorView.updateListener.of((update) => {
           if (update.docChanged) onChange();
