@@ -88,7 +88,7 @@ function textareaEditor(textarea) {
   };
 }
 
-function codeMirrorEditor(CM, host, textarea) {
+function codeMirrorEditor({ CM, editorBasics }, host, textarea) {
   const changeHandlers = [];
   const cursorHandlers = [];
   let silent = false; // replacing the whole text (a conflict taken over) is not an edit
@@ -97,20 +97,9 @@ function codeMirrorEditor(CM, host, textarea) {
     state: CM.EditorState.create({
       doc: textarea.value,
       extensions: [
-        CM.lineNumbers(),
-        CM.highlightActiveLineGutter(),
-        CM.highlightSpecialChars(),
-        CM.history(),
-        CM.drawSelection(),
-        CM.dropCursor(),
-        CM.indentOnInput(),
-        CM.bracketMatching(),
-        CM.closeBrackets(),
-        CM.highlightActiveLine(),
+        editorBasics(),
         CM.EditorView.lineWrapping,
-        CM.keymap.of([...CM.closeBracketsKeymap, ...CM.defaultKeymap, ...CM.historyKeymap, CM.indentWithTab]),
         CM.chapterMarkdown(),
-        CM.academyTheme,
         CM.EditorView.contentAttributes.of({
           "aria-labelledby": "body-label",
           "aria-describedby": "format-help",
@@ -158,8 +147,8 @@ async function bodyEditor(textarea, host) {
   // where a browser cannot adopt one on the document, the textarea does the job.
   if ("adoptedStyleSheets" in Document.prototype) {
     try {
-      const CM = await import("../vendor/codemirror.js");
-      return codeMirrorEditor(CM, host, textarea);
+      const [CM, { editorBasics }] = await Promise.all([import("../vendor/codemirror.js"), import("./editor-setup.js")]);
+      return codeMirrorEditor({ CM, editorBasics }, host, textarea);
     } catch (error) {
       console.error("author: the code editor did not load", error);
     }

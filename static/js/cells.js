@@ -74,33 +74,8 @@ const TRACE_EXCEPTION = /^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Warning
 
 // --- editors: CodeMirror, or a plain textarea where CodeMirror cannot style itself -------
 
-/**
- * The line numbers stay put while the code scrolls sideways under them. A scroll that brings the
- * whole code into view (a tap that focuses the editor on a phone, a click that first scrolls its
- * target into view) lines the code's start up with the scroller's edge, under the numbers, where
- * the start of every line is hidden. A scroll padding as wide as the numbers stops such scrolls
- * beside them; the width is measured, as it grows with the number of lines.
- */
-function gutterScrollPadding(CM) {
-  const measure = {
-    key: "gutter-scroll-padding",
-    read: (view) => view.dom.querySelector(".cm-gutters")?.offsetWidth ?? 0,
-    write: (width, view) => {
-      view.scrollDOM.style.scrollPaddingInlineStart = `${width}px`;
-    },
-  };
-  return CM.ViewPlugin.define((view) => {
-    view.requestMeasure(measure);
-    return {
-      update(update) {
-        if (update.geometryChanged) update.view.requestMeasure(measure);
-      },
-    };
-  });
-}
-
 /** A CodeMirror 6 editor in ``host``; the returned object is all a Cell uses. */
-function codeMirrorEditor(CM, host, { doc, label, onChange, runAndAdvance, runHere }) {
+function codeMirrorEditor({ CM, editorBasics }, host, { doc, label, onChange, runAndAdvance, runHere }) {
   const runKeys = CM.Prec.highest(
     CM.keymap.of([
       { key: "Shift-Enter", run: () => (runAndAdvance(), true) },
@@ -114,23 +89,11 @@ function codeMirrorEditor(CM, host, { doc, label, onChange, runAndAdvance, runHe
       doc,
       extensions: [
         runKeys,
-        CM.lineNumbers(),
-        CM.highlightActiveLineGutter(),
-        CM.highlightSpecialChars(),
-        CM.history(),
-        CM.drawSelection(),
-        CM.dropCursor(),
+        editorBasics({ keys: CM.completionKeymap }),
         CM.indentUnit.of("    "),
         CM.EditorState.tabSize.of(4),
-        CM.indentOnInput(),
-        CM.bracketMatching(),
-        CM.closeBrackets(),
         CM.autocompletion({ activateOnTyping: false }),
-        CM.highlightActiveLine(),
-        CM.keymap.of([...CM.closeBracketsKeymap, ...CM.defaultKeymap, ...CM.historyKeymap, ...CM.completionKeymap, CM.indentWithTab]),
         CM.python(),
-        CM.academyTheme,
-        gutterScrollPadding(CM),
         CM.EditorView.contentAttributes.of({ "aria-label": label }),
         CM.EditorView.updateListener.of((update) => {
           if (update.docChanged) onChange();
@@ -972,8 +935,10 @@ if (anonymous) {
   // CodeMirror styles itself with a constructable stylesheet (the CSP forbids <style>);
   // where a browser cannot adopt one on the document, the textarea does the job.
   if ("adoptedStyleSheets" in Document.prototype) {
-    import("../vendor/codemirror.js")
-      .then((CM) => mountAll((host, options) => codeMirrorEditor(CM, host, options)))
+    Promise.all([import("../vendor/codemirror.js"), import("./editor-setup.js")])
+      .then(([CM, { editorBasics }]) =>
+        mountAll((host, options) => codeMirrorEditor({ CM, editorBasics }, host, options)),
+      )
       .catch((error) => {
         console.error("cells: the editor did not load", error);
         mountAll(textareaEditor);
