@@ -160,43 +160,43 @@ def _read_cell(
 ) -> tuple[ParsedCell, list[FormatProblem]]:
     """One cell fence (inside the exercise ``exercise``, if any) and what is wrong with it; adds its id to ``seen``."""
     problems: list[FormatProblem] = []
+
+    def here(message: str) -> FormatProblem:
+        return FormatProblem(file, line, message)
+
     language, attrs = parsed
     if language != "python":
-        problems.append(
-            FormatProblem(file, line, _("ячейки пишутся на Python; «{language}» не поддерживается").format(language=language))
-        )
+        problems.append(here(_("ячейки пишутся на Python; «{language}» не поддерживается").format(language=language)))
     unknown = [a for a in attrs if a not in CELL_ATTRIBUTES]
     if unknown:
         problems.append(
-            FormatProblem(
-                file,
-                line,
+            here(
                 _("неизвестные атрибуты ячейки: {unknown} (известные: {known})").format(
                     unknown=", ".join(unknown), known=", ".join(CELL_ATTRIBUTES)
-                ),
+                )
             )
         )
     key = attrs.get("id", "")
     if not KEY_RE.match(key):
-        problems.append(FormatProblem(file, line, _("ячейке нужен id=... из строчных латинских букв, цифр и дефисов")))
+        problems.append(here(_("ячейке нужен id=... из строчных латинских букв, цифр и дефисов")))
     elif key in seen:
-        problems.append(FormatProblem(file, line, _("id ячейки «{key}» встречается в главе дважды").format(key=key)))
+        problems.append(here(_("id ячейки «{key}» встречается в главе дважды").format(key=key)))
     seen.add(key)
     role = attrs.get("role", "run")
     if role not in CELL_ROLES:
-        problems.append(FormatProblem(file, line, _("role должен быть одним из: {roles}").format(roles=", ".join(CELL_ROLES))))
+        problems.append(here(_("role должен быть одним из: {roles}").format(roles=", ".join(CELL_ROLES))))
     elif (role in EXERCISE_ROLES) != (exercise is not None) and role != "run":
         where = _("ячейка «{role}» должна быть внутри упражнения") if role in EXERCISE_ROLES else _outside_message()
-        problems.append(FormatProblem(file, line, where.format(role=role)))
+        problems.append(here(where.format(role=role)))
     broker = attrs.get("broker", meta["broker"])
     if broker not in broker_names():
-        problems.append(FormatProblem(file, line, _broker_message()))
+        problems.append(here(_broker_message()))
     try:
         timeout = int(attrs.get("timeout", DEFAULT_TIMEOUT_S))
         if not 1 <= timeout <= MAX_TIMEOUT_S:
             raise ValueError
     except ValueError:
-        problems.append(FormatProblem(file, line, _("timeout — целое число секунд от 1 до {limit}").format(limit=MAX_TIMEOUT_S)))
+        problems.append(here(_("timeout — целое число секунд от 1 до {limit}").format(limit=MAX_TIMEOUT_S)))
         timeout = DEFAULT_TIMEOUT_S
     expect = attrs.get("expect")
     if expect is not None:
@@ -216,47 +216,45 @@ def _read_cell(
 def _expect_problems(expect: str, *, file: str, line: int, key: str, role: str) -> list[FormatProblem]:
     """What is wrong with a cell's ``expect=``: it must be a non-empty regular expression on a role the walk reads."""
     problems = []
+
+    def here(message: str) -> FormatProblem:
+        return FormatProblem(file, line, message)
+
     try:
         re.compile(expect)
     except re.error as exc:
         message = _("expect ячейки «{key}» — не регулярное выражение: {error}").format(key=key, error=exc)
-        problems.append(FormatProblem(file, line, message))
+        problems.append(here(message))
     if not expect:
-        problems.append(FormatProblem(file, line, _("expect ячейки «{key}» пуст").format(key=key)))
+        problems.append(here(_("expect ячейки «{key}» пуст").format(key=key)))
     if role not in EXPECT_ROLES:
         message = _("expect бывает у ячеек {roles}, не у «{role}»").format(roles=", ".join(EXPECT_ROLES), role=role)
-        problems.append(FormatProblem(file, line, message))
+        problems.append(here(message))
     return problems
 
 
 def _exercise_problems(file: str, exercise: _OpenExercise, cells: list[ParsedCell]) -> list[FormatProblem]:
     """What is wrong with an exercise at its closing line: its cells (one of each role), hints, title, leaks."""
     problems = []
+
+    def here(message: str) -> FormatProblem:
+        return FormatProblem(file, exercise.line, message)
+
     roles = [c.role for c in cells]
     for role in EXERCISE_ROLES:
         if roles.count(role) != 1:
             problems.append(
-                FormatProblem(
-                    file,
-                    exercise.line,
+                here(
                     _("в упражнении «{key}» должна быть ровно одна ячейка «{role}», а их {count}").format(
                         key=exercise.key, role=role, count=roles.count(role)
-                    ),
+                    )
                 )
             )
     if not exercise.hints:
-        problems.append(
-            FormatProblem(
-                file,
-                exercise.line,
-                _("упражнению «{key}» нужна хотя бы одна подсказка (```hint)").format(key=exercise.key),
-            )
-        )
+        problems.append(here(_("упражнению «{key}» нужна хотя бы одна подсказка (```hint)").format(key=exercise.key)))
     problems.extend(_check_leaks(file, cells))
     if not exercise.title:
-        problems.append(
-            FormatProblem(file, exercise.line, _("упражнению «{key}» нужен заголовок — его название").format(key=exercise.key))
-        )
+        problems.append(here(_("упражнению «{key}» нужен заголовок — его название").format(key=exercise.key)))
     return problems
 
 
