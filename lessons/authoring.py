@@ -18,7 +18,8 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from .course_files import CourseFormatError, FormatProblem, parse_chapter, parse_course
+from .chapter_parsing import parse_chapter
+from .course_files import CourseFormatError, FormatProblem, parse_course
 from .course_io import chapter_fields, chapter_structure_save
 from .models import Chapter, ChapterRevision, Course
 from .services import progress_chapter_moved

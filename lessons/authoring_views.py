@@ -26,12 +26,8 @@ from sandboxes.services.actions import sandbox_reset, sandbox_stop
 from . import archives, authoring, classroom, exercises
 from . import authoring_selectors as selectors
 from . import chapter_editor as editor
-from .course_files import (
-    CourseFormatError,
-    FormatProblem,
-    parse_chapter,
-    split_front_matter,
-)
+from .chapter_parsing import parse_chapter
+from .course_files import CourseFormatError, FormatProblem, split_front_matter
 from .course_io import course_import
 from .models import Chapter, Course
 from .rendering import markdown_render

@@ -8,12 +8,12 @@ from pathlib import Path
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from .chapter_parsing import parse_chapter
 from .course_files import (
     CourseFormatError,
     FormatProblem,
     ParsedChapter,
     decode_source,
-    parse_chapter,
     parse_course,
 )
 from .images import image_size

@@ -29,7 +29,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
-from .course_files import parse_cell_info
+from .chapter_parsing import parse_cell_info
 
 #: Bump when the output changes shape, so cached pages are rebuilt.
 RENDER_VERSION = "5"

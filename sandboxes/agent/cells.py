@@ -1,39 +1,26 @@
-"""Running one learner's cell: a fresh Python process, confined and limited.
+"""Running one learner's cell: a fresh Python process, confined and limited (confinement.py).
 
-On Linux as root the process runs under bubblewrap (its own PID namespace, a
-read-only view of the system, a private /tmp) as the unit's unprivileged uid,
-with rlimits, inside the unit's cells cgroup when there is one. In a container
-(confinement "setpriv") bubblewrap cannot make namespaces without privileges, and
-the container already is the cell's view of the system: there the process only
-switches to the unit's uid, without capabilities, under the same rlimits. A warm
-process waits for code so that a run costs a pipe write, not an interpreter start.
+A warm process waits for code so that a run costs a pipe write, not an interpreter
+start; the run's output streams back through an OutputWindow, its hint through a
+pipe of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
-import resource
-import shutil
 import signal
 import sys
-import termios
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import cell_errors
+from .cell_hints import MAX_HINT_BYTES, hint_parse
+from .cell_program import RUNNER
+from .confinement import CellLimits, Confinement, environment
 from .output import OutputWindow
-
-#: Executed by the cell process (``python -c RUNNER HINT_FD VARIABLE...``): read the code from stdin, run it as
-#: __main__ of ``<cell>``, print tracebacks the learner's way and write hints to the pipe (cell_errors.main).
-RUNNER = Path(cell_errors.__file__).read_text(encoding="utf-8") + "\nmain()\n"
-
-#: The private /tmp of a cell lives in memory; this bounds it.
-TMP_BYTES = 64 * 1024 * 1024
 
 #: The environment variable naming the unit in each of its processes (see ProcessBackend.processes).
 UNIT_MARKER = "BA_UNIT"
@@ -46,27 +33,12 @@ OUTPUT_EVERY_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
-class CellLimits:
-    """Limits of one cell run; the wall time comes with each run."""
-
-    #: Address space (RLIMIT_AS); the cgroup caps real use. Go programs (the nats CLI in the
-    #: terminal) reserve address space up front: at 768 MiB, 5 in 50 runs of `nats stream ls`
-    #: died with "runtime: out of memory" having used 4 MiB; at 1024, none in 60.
-    memory_mb: int = 1024
-    cpu_s: int = 300
-    processes: int = 64
-    #: All a run may write (stdout and stderr together); past it the run is stopped, reason "output".
-    output_bytes: int = 8 * 1024 * 1024
-    file_mb: int = 64
-
-
-@dataclass(frozen=True, slots=True)
 class CellResult:
     status: int
     reason: str | None  # None, "timeout", "output", "interrupted", "memory", "killed"
     duration_ms: int
     truncated: bool
-    hint: dict[str, Any] | None = None  # the last hint the cell wrote (cell_errors.hint_parse)
+    hint: dict[str, Any] | None = None  # the last hint the cell wrote (cell_hints.hint_parse)
 
 
 @dataclass(slots=True)
@@ -81,7 +53,7 @@ class _CellProcess:
         data = b""
         try:
             os.set_blocking(self.hints, False)
-            while len(data) <= cell_errors.MAX_HINT_BYTES * 8:
+            while len(data) <= MAX_HINT_BYTES * 8:
                 chunk = os.read(self.hints, 65536)
                 if not chunk:
                     break
@@ -91,7 +63,7 @@ class _CellProcess:
         finally:
             self.close()
         for line in reversed(data.splitlines()):
-            hint = cell_errors.hint_parse(line)
+            hint = hint_parse(line)
             if hint is not None:
                 return hint
         return None
@@ -110,9 +82,7 @@ class CellRunner:
     ) -> None:
         self.env = env
         self.limits = limits
-        self.uid = uid
-        self.cgroup_procs = cgroup_procs
-        self.confinement = confinement
+        self.walls = Confinement(limits=limits, uid=uid, cgroup_procs=cgroup_procs, mode=confinement)
         self._warm: _CellProcess | None = None
         self._lock = asyncio.Lock()
         self.current: asyncio.subprocess.Process | None = None
@@ -125,116 +95,7 @@ class CellRunner:
             # The connection variables go along, for hints that name them (the rest of env is no business of hints).
             variables = [name for name in self.env if name != UNIT_MARKER]
             command = [sys.executable, "-u", "-B", "-c", RUNNER, str(hint_fd), *variables]
-        python = command
-        if self.confinement == "setpriv" and os.geteuid() == 0 and self.uid is not None:
-            return [*self._setpriv(bounding_set=_can_drop_bounding_set()), *python]
-        bwrap = shutil.which("bwrap")
-        if os.geteuid() != 0 or bwrap is None or self.uid is None:
-            return python
-        binds: list[str] = []
-        made: set[str] = set()
-        interpreter = {sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent.parent)}
-        for path in sorted(interpreter | set(read_only)):
-            if path.startswith("/usr"):
-                continue
-            # Parents made explicitly: bubblewrap would otherwise copy a private mode (as /root's 0700).
-            for parent in reversed(Path(path).parents[:-1]):
-                if str(parent) not in made:
-                    made.add(str(parent))
-                    binds += ["--dir", str(parent)]
-            binds += ["--ro-bind", path, path]
-        return [
-            bwrap,
-            "--unshare-pid",
-            "--unshare-ipc",
-            "--unshare-uts",
-            "--die-with-parent",
-            "--ro-bind",
-            "/usr",
-            "/usr",
-            "--symlink",
-            "usr/lib",
-            "/lib",
-            "--symlink",
-            "usr/lib64",
-            "/lib64",
-            "--symlink",
-            "usr/bin",
-            "/bin",
-            "--symlink",
-            "usr/sbin",
-            "/sbin",
-            "--ro-bind",
-            "/etc",
-            "/etc",
-            # /tmp first: the interpreter may live below it (a checkout in /tmp), and a later tmpfs would hide it.
-            "--perms",
-            "1777",
-            "--size",
-            str(TMP_BYTES),
-            "--tmpfs",
-            "/tmp",
-            *binds,
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--chdir",
-            "/tmp",
-            "--setenv",
-            "HOME",
-            "/tmp",
-            *self._setpriv(bounding_set=True),
-            *python,
-        ]
-
-    def _setpriv(self, *, bounding_set: bool) -> list[str]:
-        """Become the unit's uid with no groups and no capabilities, for good."""
-        return [
-            "/usr/bin/setpriv",
-            f"--reuid={self.uid}",
-            f"--regid={self.uid}",
-            "--clear-groups",
-            "--inh-caps=-all",
-            *(["--bounding-set=-all"] if bounding_set else []),
-            "--no-new-privs",
-            "--",
-        ]
-
-    def _preexec(self, *, terminal: bool = False) -> None:
-        os.setsid()
-        if terminal:
-            # The terminal's pty (its stdin) becomes the session's controlling terminal: job control, ^C.
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        for procs in self.cgroup_procs:
-            try:
-                procs.write_text(str(os.getpid()))
-            except OSError:
-                pass
-        mb = 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (self.limits.memory_mb * mb, self.limits.memory_mb * mb))
-        resource.setrlimit(resource.RLIMIT_CPU, (self.limits.cpu_s, self.limits.cpu_s + 5))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (self.limits.file_mb * mb, self.limits.file_mb * mb))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if self.uid is not None and os.geteuid() == 0:
-            # Counted per uid once setpriv switches to the unit's own uid.
-            resource.setrlimit(resource.RLIMIT_NPROC, (self.limits.processes, self.limits.processes))
-
-    def environment(self) -> dict[str, str]:
-        """What a cell's process (and the terminal's shell) starts with: the broker's connection variables."""
-        return {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "LANG": "C.UTF-8",
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            # RLIMIT_AS counts address space reserved, not memory used, and glibc reserves a
-            # 64 MiB malloc arena for each thread that allocates, up to 8 per core: a cell with
-            # a few confluent_kafka clients (librdkafka starts several threads each) ran out of
-            # address space at a few MiB of real use. Two arenas; the cgroup still caps real use.
-            "MALLOC_ARENA_MAX": "2",
-            "HOME": "/tmp",
-            **self.env,
-        }
+        return self.walls.argv(command, read_only=read_only)
 
     async def spawn_terminal(
         self, command: list[str], *, tty: int, env: dict[str, str], read_only: tuple[str, ...] = ()
@@ -245,12 +106,12 @@ class CellRunner:
             stdin=tty,
             stdout=tty,
             stderr=tty,
-            env={**self.environment(), **env},
-            preexec_fn=lambda: self._preexec(terminal=True),
+            env={**environment(self.env), **env},
+            preexec_fn=lambda: self.walls.preexec(terminal=True),
         )
 
     async def _spawn(self) -> _CellProcess:
-        env = self.environment()
+        env = environment(self.env)
         read, write = os.pipe()
         try:
             process = await asyncio.create_subprocess_exec(
@@ -259,7 +120,7 @@ class CellRunner:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=env,
-                preexec_fn=self._preexec,
+                preexec_fn=self.walls.preexec,
                 pass_fds=(write,),
                 limit=1024 * 1024,
             )
@@ -395,21 +256,6 @@ class CellRunner:
             if process is not None and process.returncode is None:
                 _kill_group(process.pid)
                 await process.wait()
-
-
-def _can_drop_bounding_set() -> bool:
-    """Whether this process holds CAP_SETPCAP, which emptying a child's bounding set takes.
-
-    Without it (a container that grants only what the agent needs) the child keeps
-    the container's small bounding set; with no-new-privs and a non-root uid it
-    cannot gain any of those capabilities anyway.
-    """
-    try:
-        with open("/proc/self/status") as status:
-            effective = next(int(line.split()[1], 16) for line in status if line.startswith("CapEff:"))
-    except (OSError, StopIteration, ValueError):
-        return False
-    return bool(effective & (1 << 8))  # CAP_SETPCAP
 
 
 def _kill_group(pid: int) -> None:

@@ -5,6 +5,7 @@
 // exercises proven on a fresh broker.
 import { gettext } from "./i18n.js";
 import { live } from "./live.js";
+import { button, el } from "./dom.js";
 
 const root = document.querySelector("[data-editor]");
 
@@ -39,12 +40,10 @@ function renderDiff(pre, text) {
     return "same";
   };
   pre.replaceChildren(
-    ...text.split("\n").filter((line, i, all) => line || i < all.length - 1).map((line) => {
-      const span = document.createElement("span");
-      span.className = `diff-line diff-${kind(line)}`;
-      span.textContent = line;
-      return span;
-    }),
+    ...text
+      .split("\n")
+      .filter((line, i, all) => line || i < all.length - 1)
+      .map((line) => el("span", `diff-line diff-${kind(line)}`, line)),
   );
 }
 
@@ -88,7 +87,7 @@ function textareaEditor(textarea) {
   };
 }
 
-function codeMirrorEditor(CM, host, textarea) {
+function codeMirrorEditor({ CM, editorBasics }, host, textarea) {
   const changeHandlers = [];
   const cursorHandlers = [];
   let silent = false; // replacing the whole text (a conflict taken over) is not an edit
@@ -97,20 +96,9 @@ function codeMirrorEditor(CM, host, textarea) {
     state: CM.EditorState.create({
       doc: textarea.value,
       extensions: [
-        CM.lineNumbers(),
-        CM.highlightActiveLineGutter(),
-        CM.highlightSpecialChars(),
-        CM.history(),
-        CM.drawSelection(),
-        CM.dropCursor(),
-        CM.indentOnInput(),
-        CM.bracketMatching(),
-        CM.closeBrackets(),
-        CM.highlightActiveLine(),
+        editorBasics(),
         CM.EditorView.lineWrapping,
-        CM.keymap.of([...CM.closeBracketsKeymap, ...CM.defaultKeymap, ...CM.historyKeymap, CM.indentWithTab]),
         CM.chapterMarkdown(),
-        CM.academyTheme,
         CM.EditorView.contentAttributes.of({
           "aria-labelledby": "body-label",
           "aria-describedby": "format-help",
@@ -158,8 +146,8 @@ async function bodyEditor(textarea, host) {
   // where a browser cannot adopt one on the document, the textarea does the job.
   if ("adoptedStyleSheets" in Document.prototype) {
     try {
-      const CM = await import("../vendor/codemirror.js");
-      return codeMirrorEditor(CM, host, textarea);
+      const [CM, { editorBasics }] = await Promise.all([import("../vendor/codemirror.js"), import("./editor-setup.js")]);
+      return codeMirrorEditor({ CM, editorBasics }, host, textarea);
     } catch (error) {
       console.error("author: the code editor did not load", error);
     }
@@ -254,15 +242,12 @@ if (root) {
     problemsBox.hidden = list.length === 0;
     problems.replaceChildren(
       ...list.map((p) => {
-        const li = document.createElement("li");
+        const li = el("li");
         if (p.body_line) {
-          const jump = document.createElement("button");
-          jump.type = "button";
-          jump.className = "problem-link";
-          jump.dataset.line = p.body_line;
           const n = String(p.body_line); // as the gutter shows it: 1709, not "1 709"
-          jump.append(Object.assign(document.createElement("span"), { className: "problem-line", textContent: gettext("строка {n}", { n }) }), ` ${p.message}`);
-          jump.title = gettext("Перейти к строке {n}", { n });
+          const jump = button("problem-link", null, gettext("Перейти к строке {n}", { n }));
+          jump.dataset.line = p.body_line;
+          jump.append(el("span", "problem-line", gettext("строка {n}", { n })), ` ${p.message}`);
           jump.addEventListener("click", () => editor.goTo(p.body_line));
           li.append(jump);
         } else {
@@ -389,22 +374,16 @@ if (root) {
   live.on("cell.output", (frame) => {
     const out = runs.get(frame.run);
     if (!out) return;
-    const span = document.createElement("span");
-    if (frame.stream === "stderr") span.className = "stderr";
-    span.textContent = frame.text;
-    out.append(span);
+    out.append(el("span", frame.stream === "stderr" ? "stderr" : "", frame.text));
   });
   const finish = (frame) => {
     const out = runs.get(frame.run);
     if (!out) return;
-    const end = document.createElement("div");
-    end.className = "draft-exit";
-    if (frame.type === "cell.error") {
-      end.textContent = frame.message;
-    } else {
-      end.textContent = `→ ${gettext("код выхода")} ${frame.status}${frame.reason ? ` (${frame.reason})` : ""}`;
-    }
-    out.append(end);
+    const text =
+      frame.type === "cell.error"
+        ? frame.message
+        : `→ ${gettext("код выхода")} ${frame.status}${frame.reason ? ` (${frame.reason})` : ""}`;
+    out.append(el("div", "draft-exit", text));
     runs.delete(frame.run);
   };
   live.on("cell.exit", finish);
@@ -432,58 +411,44 @@ if (root) {
 
   function decoratePreview() {
     for (const figure of preview.querySelectorAll("figure.cell")) {
-      const bar = document.createElement("div");
-      bar.className = "draft-run";
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "button small";
-      button.textContent = `▶ ${gettext("Запустить в моей песочнице")} (${figure.dataset.broker})`;
-      const out = document.createElement("pre");
-      out.className = "draft-output";
+      const bar = el("div", "draft-run");
+      const run = button("button small", `▶ ${gettext("Запустить в моей песочнице")} (${figure.dataset.broker})`);
+      const out = el("pre", "draft-output");
       out.dataset.cell = figure.dataset.cell;
       out.hidden = true;
-      button.addEventListener("click", () => runDraft(figure, out));
-      bar.append(button);
+      run.addEventListener("click", () => runDraft(figure, out));
+      bar.append(run);
       figure.after(bar, out);
     }
     if (!root.dataset.verifyBase) return;
     for (const section of preview.querySelectorAll("section.exercise")) {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "button subtle small";
-      button.textContent = gettext("Проверить упражнение на чистом брокере");
-      const report = document.createElement("div");
-      report.className = "verify-report";
-      button.addEventListener("click", () => verify(section.dataset.exercise, report, button));
-      section.append(button, report);
+      const check = button("button subtle small", gettext("Проверить упражнение на чистом брокере"));
+      const report = el("div", "verify-report");
+      check.addEventListener("click", () => verify(section.dataset.exercise, report, check));
+      section.append(check, report);
     }
   }
 
-  async function verify(key, report, button) {
+  async function verify(key, report, trigger) {
     if (dirty) {
       report.textContent = gettext("Сначала сохраните главу: проверяется сохранённая версия.");
       return;
     }
-    button.disabled = true;
+    trigger.disabled = true;
     report.textContent = gettext("Запускаю чистый брокер…");
     const { body: job } = await postJSON(`${root.dataset.verifyBase}${key}/verify`, {});
     for (let i = 0; i < 300; i++) {
       await new Promise((r) => setTimeout(r, 1000));
       const answer = await (await fetch(job.poll, { credentials: "same-origin" })).json();
       if (answer.state === "pending") continue;
-      button.disabled = false;
+      trigger.disabled = false;
       report.replaceChildren();
       if (answer.state !== "done") {
         report.textContent = answer.error || "error";
         return;
       }
       const r = answer.report;
-      const line = (ok, text) => {
-        const p = document.createElement("p");
-        p.className = ok ? "pass" : "fail";
-        p.textContent = `${ok ? "✓" : "✗"} ${text}`;
-        return p;
-      };
+      const line = (ok, text) => el("p", ok ? "pass" : "fail", `${ok ? "✓" : "✗"} ${text}`);
       if (r.error) {
         report.append(line(false, r.error));
         return;
@@ -495,7 +460,7 @@ if (root) {
       );
       return;
     }
-    button.disabled = false;
+    trigger.disabled = false;
   }
 
   refreshPreview();

@@ -75,7 +75,7 @@ const TRACE_EXCEPTION = /^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Warning
 // --- editors: CodeMirror, or a plain textarea where CodeMirror cannot style itself -------
 
 /** A CodeMirror 6 editor in ``host``; the returned object is all a Cell uses. */
-function codeMirrorEditor(CM, host, { doc, label, onChange, runAndAdvance, runHere }) {
+function codeMirrorEditor({ CM, editorBasics }, host, { doc, label, onChange, runAndAdvance, runHere }) {
   const runKeys = CM.Prec.highest(
     CM.keymap.of([
       { key: "Shift-Enter", run: () => (runAndAdvance(), true) },
@@ -89,22 +89,11 @@ function codeMirrorEditor(CM, host, { doc, label, onChange, runAndAdvance, runHe
       doc,
       extensions: [
         runKeys,
-        CM.lineNumbers(),
-        CM.highlightActiveLineGutter(),
-        CM.highlightSpecialChars(),
-        CM.history(),
-        CM.drawSelection(),
-        CM.dropCursor(),
+        editorBasics({ keys: CM.completionKeymap }),
         CM.indentUnit.of("    "),
         CM.EditorState.tabSize.of(4),
-        CM.indentOnInput(),
-        CM.bracketMatching(),
-        CM.closeBrackets(),
         CM.autocompletion({ activateOnTyping: false }),
-        CM.highlightActiveLine(),
-        CM.keymap.of([...CM.closeBracketsKeymap, ...CM.defaultKeymap, ...CM.historyKeymap, ...CM.completionKeymap, CM.indentWithTab]),
         CM.python(),
-        CM.academyTheme,
         CM.EditorView.contentAttributes.of({ "aria-label": label }),
         CM.EditorView.updateListener.of((update) => {
           if (update.docChanged) onChange();
@@ -946,8 +935,10 @@ if (anonymous) {
   // CodeMirror styles itself with a constructable stylesheet (the CSP forbids <style>);
   // where a browser cannot adopt one on the document, the textarea does the job.
   if ("adoptedStyleSheets" in Document.prototype) {
-    import("../vendor/codemirror.js")
-      .then((CM) => mountAll((host, options) => codeMirrorEditor(CM, host, options)))
+    Promise.all([import("../vendor/codemirror.js"), import("./editor-setup.js")])
+      .then(([CM, { editorBasics }]) =>
+        mountAll((host, options) => codeMirrorEditor({ CM, editorBasics }, host, options)),
+      )
       .catch((error) => {
         console.error("cells: the editor did not load", error);
         mountAll(textareaEditor);

@@ -10,7 +10,7 @@ import { parseCode } from "@lezer/markdown";
 import { tagHighlighter, tags } from "@lezer/highlight";
 
 export {
-  EditorView, keymap, lineNumbers, highlightActiveLine, highlightActiveLineGutter,
+  EditorView, ViewPlugin, keymap, lineNumbers, highlightActiveLine, highlightActiveLineGutter,
   highlightSpecialChars, drawSelection, dropCursor, placeholder,
 } from "@codemirror/view";
 export { EditorState, Compartment, Prec } from "@codemirror/state";

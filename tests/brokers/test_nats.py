@@ -104,11 +104,11 @@ def test_memory_is_small(broker, record_property):
 
 
 def test_a_missing_stream_gets_its_hint(broker):
-    """A learner's missing stream, as nats-py really raises it (sandboxes/agent/cell_errors.py)."""
+    """A learner's missing stream, as nats-py really raises it (sandboxes/agent/cell_hints.py)."""
     out = broker.cell(
         """
         import asyncio, json, os, nats
-        from sandboxes.agent.cell_errors import hint_for
+        from sandboxes.agent.cell_hints import hint_for
 
         async def main():
             nc = await nats.connect(os.environ["NATS_URL"])

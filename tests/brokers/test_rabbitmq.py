@@ -111,11 +111,11 @@ def test_memory_is_small(broker, record_property):
 
 
 def test_a_refused_login_and_a_missing_queue_get_their_hints(broker):
-    """The learner's two other common mistakes, as pika really raises them (sandboxes/agent/cell_errors.py)."""
+    """The learner's two other common mistakes, as pika really raises them (sandboxes/agent/cell_hints.py)."""
     out = broker.cell(
         """
         import json, os, pika
-        from sandboxes.agent.cell_errors import hint_for
+        from sandboxes.agent.cell_hints import hint_for
         variables = ["AMQP_URL", "RABBITMQ_API_URL"]
         hints = {}
         try:

@@ -8,7 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import translation
 
-from lessons.course_files import CourseFormatError, parse_chapter
+from lessons.chapter_parsing import parse_chapter
+from lessons.course_files import CourseFormatError
 from lessons.course_io import course_export, course_import
 from lessons.models import Cell, Chapter, Course
 

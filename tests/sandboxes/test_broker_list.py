@@ -14,7 +14,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from lessons.course_files import CourseFormatError, parse_chapter
+from lessons.chapter_parsing import parse_chapter
+from lessons.course_files import CourseFormatError
 from lessons.course_io import course_import
 from lessons.models import Cell, Chapter
 from sandboxes.brokers import BROKERS, Broker

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from sandboxes.agent import cell_errors
-from sandboxes.agent.cells import UNIT_MARKER, CellLimits, CellResult, CellRunner
+from sandboxes.agent import cell_hints, cell_tracebacks
+from sandboxes.agent.cells import UNIT_MARKER, CellResult, CellRunner
+from sandboxes.agent.confinement import CellLimits
 from sandboxes.brokers import broker_names, get_broker
 
 #: Text that says where the server keeps its Python: none of it may reach a learner.
@@ -159,11 +160,11 @@ def test_errors_that_are_not_connection_mistakes_keep_their_traceback_and_get_no
 
 def test_an_exception_the_learner_handled_and_reraised_keeps_both_parts():
     code = "try:\n    {}['k']\nexcept KeyError as e:\n    raise ValueError('bad') from e\n"
-    linecache.cache[cell_errors.CELL] = (len(code), None, code.splitlines(True), cell_errors.CELL)
+    linecache.cache[cell_tracebacks.CELL] = (len(code), None, code.splitlines(True), cell_tracebacks.CELL)
     try:
-        exec(compile(code, cell_errors.CELL, "exec"), {})
+        exec(compile(code, cell_tracebacks.CELL, "exec"), {})
     except ValueError as exc:
-        text = cell_errors.format_exception(exc, exc.__traceback__.tb_next)
+        text = cell_tracebacks.format_exception(exc, exc.__traceback__.tb_next)
     assert 'File "<cell>", line 2' in text and 'File "<cell>", line 4' in text
     assert "direct cause" in text and text.rstrip().endswith("ValueError: bad")
 
@@ -174,16 +175,14 @@ def test_every_variable_a_hint_can_name_is_one_that_some_broker_gives_its_cells(
         for kind in broker_names()
         for name in get_broker(kind).connection_env(host="localhost", ports=get_broker(kind).ports(None))
     }
-    named = {
-        v for table in (cell_errors.ADDRESS_VARIABLES, cell_errors.LOGIN_VARIABLES) for names in table.values() for v in names
-    }
+    named = {v for table in (cell_hints.ADDRESS_VARIABLES, cell_hints.LOGIN_VARIABLES) for names in table.values() for v in names}
     assert named <= given, named - given
 
 
 def test_what_comes_back_through_the_hint_pipe_is_checked():
-    assert cell_errors.hint_parse(b'{"code": "address", "variables": ["NATS_URL"]}') == {
+    assert cell_hints.hint_parse(b'{"code": "address", "variables": ["NATS_URL"]}') == {
         "code": "address",
         "variables": ["NATS_URL"],
     }
     for garbage in (b"garbage", b'{"code": "rm -rf", "variables": ["X"]}', b'{"code": "address", "variables": ["<b>"]}', b"[]"):
-        assert cell_errors.hint_parse(garbage) is None
+        assert cell_hints.hint_parse(garbage) is None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from sandboxes.agent.cells import CellLimits, CellRunner
+from sandboxes.agent.cells import CellRunner
+from sandboxes.agent.confinement import CellLimits
 
 # Eight consumers, each with librdkafka's own threads: as many as 6.3's share-group cell starts and more.
 # No broker is needed: the threads start at creation, and the cell stops reconnecting when it closes them.

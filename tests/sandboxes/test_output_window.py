@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 
-from sandboxes.agent.cells import CellLimits, CellRunner
+from sandboxes.agent.cells import CellRunner
+from sandboxes.agent.confinement import CellLimits
 from sandboxes.agent.output import OutputWindow
 
 

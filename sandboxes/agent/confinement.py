@@ -1,0 +1,178 @@
+"""How a cell's process (and the terminal's shell) is walled in: its command line, rlimits and environment.
+
+On Linux as root the process runs under bubblewrap (its own PID namespace, a
+read-only view of the system, a private /tmp) as the unit's unprivileged uid,
+with rlimits, inside the unit's cells cgroup when there is one. In a container
+(confinement "setpriv") bubblewrap cannot make namespaces without privileges, and
+the container already is the cell's view of the system: there the process only
+switches to the unit's uid, without capabilities, under the same rlimits.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import resource
+import shutil
+import sys
+import termios
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The private /tmp of a cell lives in memory; this bounds it.
+TMP_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CellLimits:
+    """Limits of one cell run; the wall time comes with each run."""
+
+    #: Address space (RLIMIT_AS); the cgroup caps real use. Go programs (the nats CLI in the
+    #: terminal) reserve address space up front: at 768 MiB, 5 in 50 runs of `nats stream ls`
+    #: died with "runtime: out of memory" having used 4 MiB; at 1024, none in 60.
+    memory_mb: int = 1024
+    cpu_s: int = 300
+    processes: int = 64
+    #: All a run may write (stdout and stderr together); past it the run is stopped, reason "output".
+    output_bytes: int = 8 * 1024 * 1024
+    file_mb: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Confinement:
+    """The walls of one unit's cells: ``mode`` "bwrap" (namespaces) or "setpriv" (a container's uid switch)."""
+
+    limits: CellLimits
+    uid: int | None
+    cgroup_procs: list[Path]
+    mode: str = "bwrap"
+
+    def argv(self, python: list[str], *, read_only: tuple[str, ...] = ()) -> list[str]:
+        """``python`` (the cell's interpreter, or the terminal's shell) as a confined command line, with
+        ``read_only`` folders of the host seen at their own paths (the broker's tools)."""
+        if self.mode == "setpriv" and os.geteuid() == 0 and self.uid is not None:
+            return [*self._setpriv(bounding_set=can_drop_bounding_set()), *python]
+        bwrap = shutil.which("bwrap")
+        if os.geteuid() != 0 or bwrap is None or self.uid is None:
+            return python
+        binds: list[str] = []
+        made: set[str] = set()
+        interpreter = {sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent.parent)}
+        for path in sorted(interpreter | set(read_only)):
+            if path.startswith("/usr"):
+                continue
+            # Parents made explicitly: bubblewrap would otherwise copy a private mode (as /root's 0700).
+            for parent in reversed(Path(path).parents[:-1]):
+                if str(parent) not in made:
+                    made.add(str(parent))
+                    binds += ["--dir", str(parent)]
+            binds += ["--ro-bind", path, path]
+        return [
+            bwrap,
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--die-with-parent",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/lib64",
+            "/lib64",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+            "--symlink",
+            "usr/sbin",
+            "/sbin",
+            "--ro-bind",
+            "/etc",
+            "/etc",
+            # /tmp first: the interpreter may live below it (a checkout in /tmp), and a later tmpfs would hide it.
+            "--perms",
+            "1777",
+            "--size",
+            str(TMP_BYTES),
+            "--tmpfs",
+            "/tmp",
+            *binds,
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--chdir",
+            "/tmp",
+            "--setenv",
+            "HOME",
+            "/tmp",
+            *self._setpriv(bounding_set=True),
+            *python,
+        ]
+
+    def _setpriv(self, *, bounding_set: bool) -> list[str]:
+        """Become the unit's uid with no groups and no capabilities, for good."""
+        return [
+            "/usr/bin/setpriv",
+            f"--reuid={self.uid}",
+            f"--regid={self.uid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            *(["--bounding-set=-all"] if bounding_set else []),
+            "--no-new-privs",
+            "--",
+        ]
+
+    def preexec(self, *, terminal: bool = False) -> None:
+        """Run in the child before it execs: its own session, the cgroup, the rlimits."""
+        os.setsid()
+        if terminal:
+            # The terminal's pty (its stdin) becomes the session's controlling terminal: job control, ^C.
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        for procs in self.cgroup_procs:
+            try:
+                procs.write_text(str(os.getpid()))
+            except OSError:
+                pass
+        mb = 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (self.limits.memory_mb * mb, self.limits.memory_mb * mb))
+        resource.setrlimit(resource.RLIMIT_CPU, (self.limits.cpu_s, self.limits.cpu_s + 5))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.limits.file_mb * mb, self.limits.file_mb * mb))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if self.uid is not None and os.geteuid() == 0:
+            # Counted per uid once setpriv switches to the unit's own uid.
+            resource.setrlimit(resource.RLIMIT_NPROC, (self.limits.processes, self.limits.processes))
+
+
+def environment(env: dict[str, str]) -> dict[str, str]:
+    """What a cell's process (and the terminal's shell) starts with: ``env``, the broker's connection variables."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        # RLIMIT_AS counts address space reserved, not memory used, and glibc reserves a
+        # 64 MiB malloc arena for each thread that allocates, up to 8 per core: a cell with
+        # a few confluent_kafka clients (librdkafka starts several threads each) ran out of
+        # address space at a few MiB of real use. Two arenas; the cgroup still caps real use.
+        "MALLOC_ARENA_MAX": "2",
+        "HOME": "/tmp",
+        **env,
+    }
+
+
+def can_drop_bounding_set() -> bool:
+    """Whether this process holds CAP_SETPCAP, which emptying a child's bounding set takes.
+
+    Without it (a container that grants only what the agent needs) the child keeps
+    the container's small bounding set; with no-new-privs and a non-root uid it
+    cannot gain any of those capabilities anyway.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            effective = next(int(line.split()[1], 16) for line in status if line.startswith("CapEff:"))
+    except (OSError, StopIteration, ValueError):
+        return False
+    return bool(effective & (1 << 8))  # CAP_SETPCAP
