@@ -1,0 +1,238 @@
+"""Sandboxes that keep their state: a stop keeps the broker's data, the next start resumes it, reset and discard do not.
+
+Real brokers through the real worker: the learner's stop and start are the services the page
+calls, the stop runs in the Celery worker, and the cells run in the units.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import override_settings
+
+from sandboxes.backends import get_backend
+from sandboxes.models import KeptState, Sandbox, State
+from sandboxes.payloads import kept_payload
+from sandboxes.services import actions, kept, lifecycle, provisioning
+from sandboxes.services.lifecycle import SandboxError
+from tests.sandboxes.test_lifecycle import provision, run_cell
+from tests.services import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+KAFKA_PRODUCE = """
+import os
+from kafka import KafkaProducer, KafkaConsumer, TopicPartition
+servers = os.environ["BOOTSTRAP_SERVERS"]
+p = KafkaProducer(bootstrap_servers=servers)
+for i in range(3):
+    p.send("kept-orders", f"order-{i}".encode()).get(timeout=30)
+p.close()
+tp = TopicPartition("kept-orders", 0)
+c = KafkaConsumer(bootstrap_servers=servers, group_id="billing", enable_auto_commit=False, auto_offset_reset="earliest")
+c.assign([tp])
+got = []
+while len(got) < 2:
+    for records in c.poll(timeout_ms=1000, max_records=2 - len(got)).values():
+        got += [r.value.decode() for r in records]
+c.commit()
+print("COMMITTED", c.committed(tp))
+c.close()
+"""
+
+KAFKA_READ = """
+import json, os
+from kafka import KafkaConsumer, TopicPartition
+servers = os.environ["BOOTSTRAP_SERVERS"]
+c = KafkaConsumer(bootstrap_servers=servers)
+topics = sorted(t for t in c.topics() if not t.startswith("__"))
+values = []
+if "kept-orders" in topics:
+    tp = TopicPartition("kept-orders", 0)
+    c.assign([tp])
+    c.seek_to_beginning(tp)
+    end = c.end_offsets([tp])[tp]
+    while c.position(tp) < end:
+        for records in c.poll(timeout_ms=1000).values():
+            values += [r.value.decode() for r in records]
+    g = KafkaConsumer(bootstrap_servers=servers, group_id="billing", enable_auto_commit=False)
+    committed = g.committed(tp)
+    g.close()
+else:
+    committed = None
+c.close()
+print(json.dumps({"topics": topics, "values": values, "committed": committed}))
+"""
+
+RABBIT_PUBLISH = """
+import os, pika
+conn = pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"]))
+ch = conn.channel()
+ch.confirm_delivery()
+ch.queue_declare("kept-orders", durable=True)
+for i in range(2):
+    ch.basic_publish("", "kept-orders", f"order-{i}".encode(), pika.BasicProperties(delivery_mode=2))
+print("DEPTH", ch.queue_declare("kept-orders", durable=True, passive=True).method.message_count)
+conn.close()
+"""
+
+RABBIT_READ = """
+import json, os, pika
+conn = pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"]))
+ch = conn.channel()
+try:
+    ch.queue_declare("kept-orders", passive=True)
+except pika.exceptions.ChannelClosedByBroker:
+    print(json.dumps(None))
+else:
+    got = []
+    while True:
+        method, props, body = ch.basic_get("kept-orders", auto_ack=True)
+        if method is None:
+            break
+        got.append(body.decode())
+    print(json.dumps(got))
+    conn.close()
+"""
+
+NATS_PUBLISH = """
+import asyncio, os, nats
+async def main():
+    nc = await nats.connect(os.environ["NATS_URL"])
+    js = nc.jetstream()
+    await js.add_stream(name="KEPT", subjects=["kept.>"])
+    for i in range(3):
+        await js.publish("kept.orders", f"order-{i}".encode())
+    print("MSGS", (await js.stream_info("KEPT")).state.messages)
+    await nc.close()
+asyncio.run(main())
+"""
+
+NATS_READ = """
+import asyncio, json, os, nats
+from nats.js.errors import NotFoundError
+async def main():
+    nc = await nats.connect(os.environ["NATS_URL"])
+    js = nc.jetstream()
+    try:
+        info = await js.stream_info("KEPT")
+    except NotFoundError:
+        print(json.dumps(None))
+    else:
+        msg = await js.get_msg("KEPT", 1)
+        print(json.dumps([info.state.messages, msg.data.decode()]))
+    await nc.close()
+asyncio.run(main())
+"""
+
+
+@pytest.fixture
+def kept_cleanup():
+    """Kept data of this run is deleted at the end, whatever the test left."""
+    yield
+    backend = get_backend()
+    for key in backend.kept_keys():
+        backend.discard_kept(key)
+
+
+def cell_json(sandbox: Sandbox, code: str):
+    result, output = run_cell(sandbox, code, timeout=90)
+    assert result["status"] == 0, output
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def cell_ok(sandbox: Sandbox, code: str) -> str:
+    result, output = run_cell(sandbox, code, timeout=90)
+    assert result["status"] == 0, output
+    return output
+
+
+def stop(user: User, sandbox: Sandbox) -> None:
+    """The learner's stop, carried out by the worker."""
+    actions.sandbox_stop(user_id=user.pk, broker=sandbox.broker)
+    wait_for(lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.STOPPED, timeout=90, what="stopped")
+
+
+def kept_file(user: User, broker: str):
+    return get_backend().kept_path(kept.kept_key(user_id=user.pk, broker=broker))
+
+
+def test_kafka_topics_messages_and_offsets_come_back_after_a_stop_and_a_reset_gives_an_empty_broker(
+    celery_worker, learner, units_cleanup, kept_cleanup
+):
+    first = provision(learner, "kafka")
+    assert "COMMITTED 2" in cell_ok(first, KAFKA_PRODUCE)
+    stop(learner, first)
+
+    again = provision(learner, "kafka")
+    assert again.pk != first.pk and again.unit != first.unit
+    seen = cell_json(again, KAFKA_READ)
+    assert seen["values"] == ["order-0", "order-1", "order-2"], seen
+    assert seen["committed"] == 2, seen  # the group resumes where it stopped
+    state = KeptState.objects.get(user=learner, broker="kafka")
+    assert state.sandbox_id == again.pk and kept_payload([state])["kafka"]["in_use"] is True
+
+    actions.sandbox_reset(user_id=learner.pk, broker="kafka")
+    wait_for(
+        lambda: Sandbox.objects.filter(user=learner, broker="kafka", state=State.READY).exclude(pk=again.pk).exists(),
+        timeout=120,
+        what="a fresh kafka sandbox",
+    )
+    fresh = Sandbox.objects.get(user=learner, broker="kafka", state=State.READY)
+    assert cell_json(fresh, KAFKA_READ)["topics"] == []
+    assert not KeptState.objects.filter(user=learner, broker="kafka").exists()
+    assert not kept_file(learner, "kafka").exists()
+
+
+def test_rabbitmq_persistent_messages_come_back_discard_gives_a_fresh_broker_and_account_deletion_removes_the_data(
+    celery_worker, learner, units_cleanup, kept_cleanup
+):
+    first = provision(learner, "rabbitmq")
+    assert "DEPTH 2" in cell_ok(first, RABBIT_PUBLISH)
+    stop(learner, first)
+    state = KeptState.objects.get(user=learner, broker="rabbitmq")
+    assert state.sandbox_id is None and state.size_bytes > 0
+    assert kept_file(learner, "rabbitmq").exists()
+
+    again = provision(learner, "rabbitmq")
+    assert cell_json(again, RABBIT_READ) == ["order-0", "order-1"]
+    with pytest.raises(SandboxError):
+        kept.kept_discard(user_id=learner.pk, broker="rabbitmq")  # a running broker holds it
+    assert "DEPTH 2" in cell_ok(again, RABBIT_PUBLISH)
+    stop(learner, again)
+    assert kept_file(learner, "rabbitmq").exists()
+
+    kept.kept_discard(user_id=learner.pk, broker="rabbitmq")
+    assert not kept_file(learner, "rabbitmq").exists()
+    fresh = provision(learner, "rabbitmq")
+    assert cell_json(fresh, RABBIT_READ) is None  # no such queue: an empty broker
+    assert "DEPTH 2" in cell_ok(fresh, RABBIT_PUBLISH)
+    stop(learner, fresh)
+    path = kept_file(learner, "rabbitmq")
+    assert path.exists()
+
+    User.objects.get(pk=learner.pk).delete()
+    assert not KeptState.objects.filter(key=path.name.removesuffix(".ext4")).exists()
+    assert not path.exists()
+
+
+def test_a_nats_jetstream_stream_comes_back_and_data_past_the_quota_is_not_kept(
+    celery_worker, learner, units_cleanup, kept_cleanup
+):
+    first = provision(learner, "nats")
+    assert "MSGS 3" in cell_ok(first, NATS_PUBLISH)
+    stop(learner, first)
+    again = provision(learner, "nats")
+    assert cell_json(again, NATS_READ) == [3, "order-0"]
+
+    # Past the learner's quota the stop keeps nothing, and says so to their pages.
+    # (stopped here rather than by the worker, which reads its settings once)
+    with override_settings(SANDBOX_KEPT_QUOTA_MB=0):
+        lifecycle.sandbox_transition(again, State.STOPPING)
+        provisioning.sandbox_unit_stop(sandbox_id=again.pk)
+    assert not KeptState.objects.filter(user=learner, broker="nats").exists()
+    assert not kept_file(learner, "nats").exists()
+    fresh = provision(learner, "nats")
+    assert cell_json(fresh, NATS_READ) is None
