@@ -21,6 +21,8 @@ from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext_lazy, gettext_noop
 
+from sandboxes.brokers import BROKERS
+
 from ..backends import get_backend
 from ..models import ACTIVE_STATES, KeptState, Purpose, Sandbox
 from ..payloads import kept_payload
@@ -107,7 +109,7 @@ def sandbox_unit_release(*, sandbox: Sandbox, keep: bool) -> None:
         kept_broadcast(
             user_id=user_id,
             message=NOT_KEPT_QUOTA,
-            params={"broker": sandbox.broker, "size": -(-size // MB), "quota": settings.SANDBOX_KEPT_QUOTA_MB},
+            params={"broker": BROKERS[sandbox.broker].label, "size": -(-size // MB), "quota": settings.SANDBOX_KEPT_QUOTA_MB},
         )
         return
     others = list(
@@ -126,7 +128,11 @@ def sandbox_unit_release(*, sandbox: Sandbox, keep: bool) -> None:
     )
     log.info("sandbox data kept", extra={"sandbox_id": sandbox.pk, "user_id": user_id, "bytes": size})
     if dropped:
-        kept_broadcast(user_id=user_id, message=DROPPED_OLDEST, params={"broker": sandbox.broker, "dropped": ", ".join(dropped)})
+        kept_broadcast(
+            user_id=user_id,
+            message=DROPPED_OLDEST,
+            params={"broker": BROKERS[sandbox.broker].label, "dropped": ", ".join(BROKERS[b].label for b in dropped)},
+        )
     else:
         kept_broadcast(user_id=user_id)
 
