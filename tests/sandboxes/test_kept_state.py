@@ -159,7 +159,7 @@ def kept_file(user: User, broker: str):
     return get_backend().kept_path(kept.kept_key(user_id=user.pk, broker=broker))
 
 
-def test_kafka_topics_messages_and_offsets_come_back_after_a_stop_and_a_reset_gives_an_empty_broker(
+def test_kafka_topics_messages_and_a_groups_committed_offset_come_back_after_a_stop(
     celery_worker, learner, units_cleanup, kept_cleanup
 ):
     first = provision(learner, "kafka")
@@ -174,19 +174,8 @@ def test_kafka_topics_messages_and_offsets_come_back_after_a_stop_and_a_reset_gi
     state = KeptState.objects.get(user=learner, broker="kafka")
     assert state.sandbox_id == again.pk and kept_payload([state])["kafka"]["in_use"] is True
 
-    actions.sandbox_reset(user_id=learner.pk, broker="kafka")
-    wait_for(
-        lambda: Sandbox.objects.filter(user=learner, broker="kafka", state=State.READY).exclude(pk=again.pk).exists(),
-        timeout=120,
-        what="a fresh kafka sandbox",
-    )
-    fresh = Sandbox.objects.get(user=learner, broker="kafka", state=State.READY)
-    assert cell_json(fresh, KAFKA_READ)["topics"] == []
-    assert not KeptState.objects.filter(user=learner, broker="kafka").exists()
-    assert not kept_file(learner, "kafka").exists()
 
-
-def test_rabbitmq_persistent_messages_come_back_discard_gives_a_fresh_broker_and_account_deletion_removes_the_data(
+def test_rabbitmq_persistent_messages_come_back_and_deleting_the_account_deletes_the_kept_data(
     celery_worker, learner, units_cleanup, kept_cleanup
 ):
     first = provision(learner, "rabbitmq")
@@ -202,14 +191,6 @@ def test_rabbitmq_persistent_messages_come_back_discard_gives_a_fresh_broker_and
         kept.kept_discard(user_id=learner.pk, broker="rabbitmq")  # a running broker holds it
     assert "DEPTH 2" in cell_ok(again, RABBIT_PUBLISH)
     stop(learner, again)
-    assert kept_file(learner, "rabbitmq").exists()
-
-    kept.kept_discard(user_id=learner.pk, broker="rabbitmq")
-    assert not kept_file(learner, "rabbitmq").exists()
-    fresh = provision(learner, "rabbitmq")
-    assert cell_json(fresh, RABBIT_READ) is None  # no such queue: an empty broker
-    assert "DEPTH 2" in cell_ok(fresh, RABBIT_PUBLISH)
-    stop(learner, fresh)
     path = kept_file(learner, "rabbitmq")
     assert path.exists()
 
@@ -218,7 +199,7 @@ def test_rabbitmq_persistent_messages_come_back_discard_gives_a_fresh_broker_and
     assert not path.exists()
 
 
-def test_a_nats_jetstream_stream_comes_back_and_data_past_the_quota_is_not_kept(
+def test_a_nats_stream_comes_back_reset_and_discard_give_an_empty_broker_and_data_past_the_quota_is_not_kept(
     celery_worker, learner, units_cleanup, kept_cleanup
 ):
     first = provision(learner, "nats")
@@ -227,12 +208,32 @@ def test_a_nats_jetstream_stream_comes_back_and_data_past_the_quota_is_not_kept(
     again = provision(learner, "nats")
     assert cell_json(again, NATS_READ) == [3, "order-0"]
 
-    # Past the learner's quota the stop keeps nothing, and says so to their pages.
-    # (stopped here rather than by the worker, which reads its settings once)
-    with override_settings(SANDBOX_KEPT_QUOTA_MB=0):
-        lifecycle.sandbox_transition(again, State.STOPPING)
-        provisioning.sandbox_unit_stop(sandbox_id=again.pk)
+    # A reset: a fresh broker, and nothing kept of the old one.
+    actions.sandbox_reset(user_id=learner.pk, broker="nats")
+    wait_for(
+        lambda: Sandbox.objects.filter(user=learner, broker="nats", state=State.READY).exclude(pk=again.pk).exists(),
+        timeout=120,
+        what="a fresh nats sandbox",
+    )
+    fresh = Sandbox.objects.get(user=learner, broker="nats", state=State.READY)
+    assert cell_json(fresh, NATS_READ) is None
     assert not KeptState.objects.filter(user=learner, broker="nats").exists()
     assert not kept_file(learner, "nats").exists()
-    fresh = provision(learner, "nats")
-    assert cell_json(fresh, NATS_READ) is None
+
+    # A discard: the next start is a fresh broker.
+    assert "MSGS 3" in cell_ok(fresh, NATS_PUBLISH)
+    stop(learner, fresh)
+    assert kept_file(learner, "nats").exists()
+    kept.kept_discard(user_id=learner.pk, broker="nats")
+    assert not kept_file(learner, "nats").exists()
+    after_discard = provision(learner, "nats")
+    assert cell_json(after_discard, NATS_READ) is None
+
+    # Past the learner's quota the stop keeps nothing (and says so to their pages).
+    # Stopped here rather than by the worker, which reads its settings once.
+    assert "MSGS 3" in cell_ok(after_discard, NATS_PUBLISH)
+    with override_settings(SANDBOX_KEPT_QUOTA_MB=0):
+        lifecycle.sandbox_transition(after_discard, State.STOPPING)
+        provisioning.sandbox_unit_stop(sandbox_id=after_discard.pk)
+    assert not KeptState.objects.filter(user=learner, broker="nats").exists()
+    assert not kept_file(learner, "nats").exists()
