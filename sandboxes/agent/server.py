@@ -476,6 +476,9 @@ def _take_back(data: Path) -> None:
     """
     uid, gid = os.getuid(), os.getgid()
     os.chown(data, uid, gid)
+    # As a fresh filesystem's root is (and as it stays until _hand_over closes it again): a kind's
+    # prepare may hand the folder to its own account first and still needs to pass through it.
+    data.chmod(0o755)
     for root, dirs, files in os.walk(data):
         for name in [*dirs, *files]:
             os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)

@@ -367,20 +367,26 @@ def test_starting_is_idempotent_a_dead_unit_is_replaced_and_stopping_what_is_gon
     assert backend.poll(name) == -1 and backend.processes(name) == [] and backend.list_units() == []
 
 
-def test_a_stop_that_keeps_the_data_hands_the_same_image_to_the_next_unit_of_that_broker(docker_client, settings):
-    """Kept state in the docker backend: the unit's capped image outlives its container and carries a JetStream stream."""
+@pytest.mark.parametrize("broker", ["nats", "rabbitmq"])
+def test_a_stop_that_keeps_the_data_hands_the_same_image_to_the_next_unit_of_that_broker(docker_client, settings, broker):
+    """Kept state in the docker backend: the unit's capped image outlives its container and carries the broker's data
+    (a JetStream stream; a durable queue's persistent messages, whose node hands its folder to its own account)."""
     from tests.aio import run
-    from tests.sandboxes.test_kept_state import NATS_PUBLISH, NATS_READ
+    from tests.sandboxes import test_kept_state as kept_cells
 
+    write, read, expected = {
+        "nats": (kept_cells.NATS_PUBLISH, kept_cells.NATS_READ, [3, "order-0"]),
+        "rabbitmq": (kept_cells.RABBIT_PUBLISH, kept_cells.RABBIT_READ, ["order-0", "order-1"]),
+    }[broker]
     backend = get_backend()
     first, second = f"{settings.SANDBOX_INSTANCE}-990011", f"{settings.SANDBOX_INSTANCE}-990012"
-    key = f"{settings.SANDBOX_INSTANCE}-u990-nats"
+    key = f"{settings.SANDBOX_INSTANCE}-u990-{broker}"
 
     def cell(name: str, code: str) -> str:
         def status() -> dict:
             return run(agent_client.status(backend.agent_address(name)))
 
-        wait_for(lambda: status()["stage"] in ("ready", "failed"), timeout=120, what="nats ready or failed", interval=0.2)
+        wait_for(lambda: status()["stage"] in ("ready", "failed"), timeout=120, what=f"{broker} ready or failed", interval=0.2)
         assert status()["ready"], status()["error"]
         output: list[str] = []
 
@@ -392,13 +398,13 @@ def test_a_stop_that_keeps_the_data_hands_the_same_image_to_the_next_unit_of_tha
         return "".join(output)
 
     try:
-        backend.start(UnitSpec(name=first, broker="nats"))
-        assert "MSGS 3" in cell(first, NATS_PUBLISH)
+        backend.start(UnitSpec(name=first, broker=broker))
+        cell(first, write)
         assert (backend.stop_keeping(first, key=key) or 0) > 0
         assert leftovers(docker_client, first) == NOTHING and backend.kept_exists(key)
-        backend.start(UnitSpec(name=second, broker="nats", restore=key))
+        backend.start(UnitSpec(name=second, broker=broker, restore=key))
         assert not backend.kept_exists(key)  # the unit runs on it now
-        assert json.loads(cell(second, NATS_READ).strip().splitlines()[-1]) == [3, "order-0"]
+        assert json.loads(cell(second, read).strip().splitlines()[-1]) == expected
     finally:
         backend.stop(first)
         backend.stop(second)
