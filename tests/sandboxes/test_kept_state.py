@@ -6,17 +6,23 @@ calls, the stop runs in the Celery worker, and the cells run in the units.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import timedelta
 
 import pytest
+from channels.layers import get_channel_layer
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import override_settings
+from django.utils import timezone
 
 from sandboxes.backends import get_backend
 from sandboxes.models import KeptState, Sandbox, State
 from sandboxes.payloads import kept_payload
 from sandboxes.services import actions, kept, lifecycle, provisioning
 from sandboxes.services.lifecycle import SandboxError
+from tests.aio import run
 from tests.sandboxes.test_lifecycle import provision, run_cell
 from tests.services import wait_for
 
@@ -229,11 +235,46 @@ def test_a_nats_stream_comes_back_reset_and_discard_give_an_empty_broker_and_dat
     after_discard = provision(learner, "nats")
     assert cell_json(after_discard, NATS_READ) is None
 
+    # Room is made under the quota by dropping the learner's oldest other kept data, and their pages hear of it.
+    older = kept_file(learner, "redis")
+    older.write_bytes(b"\0" * 4096)
+    KeptState.objects.create(
+        user=learner,
+        broker="redis",
+        key=kept.kept_key(user_id=learner.pk, broker="redis"),
+        size_bytes=settings.SANDBOX_KEPT_QUOTA_MB * kept.MB - 1,
+        saved_at=timezone.now() - timedelta(days=1),
+    )
+    assert "MSGS 3" in cell_ok(after_discard, NATS_PUBLISH)
+    channel = run(user_channel(learner.pk))
+    stop(learner, after_discard)
+    assert run(next_kept_message(channel)).startswith("Чтобы сохранить данные брокера NATS")
+    assert not KeptState.objects.filter(user=learner, broker="redis").exists() and not older.exists()
+    assert KeptState.objects.filter(user=learner, broker="nats").exists()
+
     # Past the learner's quota the stop keeps nothing (and says so to their pages).
     # Stopped here rather than by the worker, which reads its settings once.
-    assert "MSGS 3" in cell_ok(after_discard, NATS_PUBLISH)
+    last = provision(learner, "nats")
+    assert cell_json(last, NATS_READ) == [3, "order-0"]
     with override_settings(SANDBOX_KEPT_QUOTA_MB=0):
-        lifecycle.sandbox_transition(after_discard, State.STOPPING)
-        provisioning.sandbox_unit_stop(sandbox_id=after_discard.pk)
+        lifecycle.sandbox_transition(last, State.STOPPING)
+        provisioning.sandbox_unit_stop(sandbox_id=last.pk)
     assert not KeptState.objects.filter(user=learner, broker="nats").exists()
     assert not kept_file(learner, "nats").exists()
+
+
+async def user_channel(user_id: int) -> str:
+    """A channel in the learner's group, as an open page has: it hears what their pages hear."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(f"user-{user_id}", channel)
+    return channel
+
+
+async def next_kept_message(channel: str) -> str:
+    """The message of the next sandbox.kept event that carries one."""
+    layer = get_channel_layer()
+    while True:
+        event = await asyncio.wait_for(layer.receive(channel), timeout=30)
+        if event["type"] == "sandbox.kept" and event.get("message"):
+            return event["message"].format(**event["params"])
