@@ -20,7 +20,7 @@ from django.utils import timezone
 from sandboxes.backends import get_backend
 from sandboxes.models import KeptState, Sandbox, State
 from sandboxes.payloads import kept_payload
-from sandboxes.services import actions, kept, lifecycle, provisioning
+from sandboxes.services import actions, kept, lifecycle, pool, provisioning
 from sandboxes.services.lifecycle import SandboxError
 from tests.aio import run
 from tests.sandboxes.test_lifecycle import provision, run_cell
@@ -254,7 +254,12 @@ def test_a_nats_stream_comes_back_reset_and_discard_give_an_empty_broker_and_dat
 
     # Past the learner's quota the stop keeps nothing (and says so to their pages).
     # Stopped here rather than by the worker, which reads its settings once.
+    # A ready unit waits in the warm pool, but it runs on an empty disk: kept data gets a unit of its own.
+    with override_settings(SANDBOX_WARM_POOL={"nats": 1}):
+        [pooled] = pool.sandbox_pool_fill()
+    wait_for(lambda: Sandbox.objects.get(pk=pooled).state == State.READY, timeout=120, what="a pooled nats ready")
     last = provision(learner, "nats")
+    assert last.pk != pooled and Sandbox.objects.get(pk=pooled).user_id is None
     assert cell_json(last, NATS_READ) == [3, "order-0"]
     with override_settings(SANDBOX_KEPT_QUOTA_MB=0):
         lifecycle.sandbox_transition(last, State.STOPPING)
