@@ -20,7 +20,7 @@ from django.utils import timezone
 from sandboxes.backends import get_backend
 from sandboxes.models import KeptState, Sandbox, State
 from sandboxes.payloads import kept_payload
-from sandboxes.services import actions, kept, lifecycle, pool, provisioning
+from sandboxes.services import actions, kept, lifecycle, pool, provisioning, reconcile
 from sandboxes.services.lifecycle import SandboxError
 from tests.aio import run
 from tests.sandboxes.test_lifecycle import provision, run_cell
@@ -196,7 +196,11 @@ def test_rabbitmq_persistent_messages_come_back_and_deleting_the_account_deletes
     with pytest.raises(SandboxError):
         kept.kept_discard(user_id=learner.pk, broker="rabbitmq")  # a running broker holds it
     assert "DEPTH 2" in cell_ok(again, RABBIT_PUBLISH)
-    stop(learner, again)
+    # This time the idle timeout stops it: the reaper's stop keeps the data as the learner's does.
+    Sandbox.objects.filter(pk=again.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert reconcile.sandboxes_reap_idle() == [again.pk]
+    wait_for(lambda: Sandbox.objects.get(pk=again.pk).state == State.STOPPED, timeout=90, what="reaped")
+    assert KeptState.objects.get(user=learner, broker="rabbitmq").sandbox_id is None
     path = kept_file(learner, "rabbitmq")
     assert path.exists()
 
