@@ -1,4 +1,4 @@
-"""The sandboxes app: its system checks are registered when the app is ready."""
+"""The sandboxes app: its system checks and signal receivers are registered when the app is ready."""
 
 from django.apps import AppConfig
 from django.core import checks
@@ -10,6 +10,7 @@ class SandboxesConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks as sandbox_checks
+        from .services import kept  # noqa: F401  (its receiver deletes kept data with its record)
 
         for check in (
             sandbox_checks.check_backend,

@@ -31,6 +31,7 @@ from . import agent_client, cell_runs, live_frames, selectors, ws_limits
 from .models import Sandbox, State
 from .payloads import sandbox_payload, sandbox_payload_localized
 from .services.actions import sandbox_ensure, sandbox_extend, sandbox_reset, sandbox_stop, sandbox_touch
+from .services.kept import kept_discard, kept_states_of
 from .services.lifecycle import SandboxError
 from .services.provisioning import sandbox_wait_ready
 
@@ -43,7 +44,7 @@ MAX_DRAFT_TIMEOUT_S = 300
 TOUCH_EVERY_S = 20
 CELL_CACHE_S = 30
 #: Requests that may enqueue work for the Celery worker: limited per user and minute (sandboxes/ws_limits.py).
-LIFECYCLE = frozenset({"sandbox.ensure", "sandbox.stop", "sandbox.reset", "sandbox.extend"})
+LIFECYCLE = frozenset({"sandbox.ensure", "sandbox.stop", "sandbox.reset", "sandbox.extend", "sandbox.discard"})
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -74,7 +75,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         # so a page that asks for its chapter's brokers on every load does not use up the minute's allowance.
         self.active_brokers = {s.broker for s in sandboxes if s.state != State.STOPPING}
         await self.accept()
-        await self.send_json({"type": "hello", "sandboxes": [sandbox_payload(s) for s in sandboxes]})
+        kept = await database_sync_to_async(kept_states_of)(user_id=user.pk)
+        await self.send_json({"type": "hello", "sandboxes": [sandbox_payload(s) for s in sandboxes], "kept": kept})
         for sandbox in sandboxes:
             if sandbox.state == State.READY:
                 self._relay_start(sandbox)
@@ -136,6 +138,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             "sandbox.stop": self.on_lifecycle,
             "sandbox.reset": self.on_lifecycle,
             "sandbox.extend": self.on_lifecycle,
+            "sandbox.discard": self.on_lifecycle,
             "cell.run": self.on_run,
             "cell.interrupt": self.on_interrupt,
             "exercise.check": self.on_check,
@@ -163,8 +166,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         return sandbox
 
     async def on_lifecycle(self, content: dict[str, Any]) -> None:
-        """sandbox.stop, .reset or .extend: the service of that name, for this user's broker."""
-        action = {"sandbox.stop": sandbox_stop, "sandbox.reset": sandbox_reset, "sandbox.extend": sandbox_extend}
+        """sandbox.stop, .reset, .extend or .discard (the kept data): the service of that name, for this user's broker."""
+        action = {
+            "sandbox.stop": sandbox_stop,
+            "sandbox.reset": sandbox_reset,
+            "sandbox.extend": sandbox_extend,
+            "sandbox.discard": kept_discard,
+        }
         await database_sync_to_async(action[content["type"]])(user_id=self.user.pk, broker=str(content.get("broker")))
 
     async def _ready_sandbox(self, broker: str) -> Sandbox:
@@ -339,3 +347,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             task = self.relays.pop(payload["id"], None)
             if task is not None:
                 task.cancel()
+
+    async def sandbox_kept(self, event: dict[str, Any]) -> None:
+        """What the user's stopped brokers keep for their next start, and a message about it (source text) if any."""
+        frame: dict[str, Any] = {"type": "sandbox.kept", "kept": event["kept"]}
+        if event.get("message"):
+            frame["message"] = translation.gettext(event["message"]).format(**event.get("params", {}))
+        await self.send_json(frame)

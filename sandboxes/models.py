@@ -58,3 +58,32 @@ class Sandbox(models.Model):
 
     def __str__(self) -> str:
         return f"sandbox {self.pk} ({self.broker}, {self.state})"
+
+
+class KeptState(models.Model):
+    """A learner's broker data kept at a stop, for the next start of the same broker kind (one per user and kind).
+
+    ``key`` names the data to the backend (a disk image under SANDBOX_ROOT/.kept for the process
+    and docker backends). While a sandbox runs on the data, ``sandbox`` is that sandbox and the
+    data lives in its unit; the stop keeps it again (or not, and the record goes).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kept_states")
+    broker = models.CharField(max_length=16)
+    key = models.CharField(max_length=128, help_text="the backend's name of the kept data")
+    size_bytes = models.BigIntegerField(default=0, help_text="what the data takes on the host's disk")
+    saved_at = models.DateTimeField(help_text="when the broker whose data this is stopped")
+    sandbox = models.ForeignKey(
+        Sandbox,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="the sandbox started on this data, while it lives",
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "broker"], name="one_kept_state_per_broker")]
+
+    def __str__(self) -> str:
+        return f"kept {self.broker} of user {self.user_id} ({self.saved_at:%Y-%m-%d %H:%M})"

@@ -6,11 +6,12 @@ and each page's consumer translates it for its reader (``sandbox_payload_localiz
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.utils.translation import gettext, gettext_noop
 
-from .models import Sandbox
+from .models import ACTIVE_STATES, KeptState, Sandbox
 
 STAGE_LABELS = {
     "requested": gettext_noop("в очереди на запуск"),
@@ -56,3 +57,16 @@ def sandbox_payload_localized(payload: dict[str, Any]) -> dict[str, Any]:
     # gettext("") would answer the catalogue's header, so empty stays empty.
     texts = {key: gettext(payload[key]) for key in ("state_label", "stage_label", "error") if payload.get(key)}
     return {**payload, **texts}
+
+
+def kept_payload(states: Iterable[KeptState]) -> dict[str, dict[str, Any]]:
+    """A learner's kept broker data as pages see it: by broker, when it was saved, its size, whether a
+    running sandbox started on it (``in_use``: the page says "restored"; otherwise "will be restored")."""
+    return {
+        kept.broker: {
+            "saved_at": kept.saved_at.isoformat(),
+            "size_bytes": kept.size_bytes,
+            "in_use": kept.sandbox is not None and kept.sandbox.state in ACTIVE_STATES,
+        }
+        for kept in states
+    }

@@ -216,6 +216,9 @@ SANDBOX_DISK_MB = {
     "rabbitmq": 256,
     **env.dict("SANDBOX_DISK_MB", cast={"value": int}, default={}),
 }
+# What a learner's stopped brokers may keep on disk for their next start, in MB, all kinds together.
+# A stop past it drops the oldest data kept of the learner's other kinds; data larger than it alone is not kept.
+SANDBOX_KEPT_QUOTA_MB = env.int("SANDBOX_KEPT_QUOTA_MB", default=512)
 # The docker backend: limits of each unit's container (broker, agent and cells together).
 SANDBOX_DOCKER_MEMORY_MB = env.int("SANDBOX_DOCKER_MEMORY_MB", default=1536)
 SANDBOX_DOCKER_PIDS = env.int("SANDBOX_DOCKER_PIDS", default=1024)

@@ -175,6 +175,9 @@ class Agent:
         self.set_stage("preparing")
         data = self.unit_dir / "data"
         data.mkdir(exist_ok=True)
+        if self.broker_user is not None and os.geteuid() == 0:
+            # Kept data from an earlier unit is still handed over to its broker: take it back to rewrite the configuration.
+            await loop.run_in_executor(None, lambda: _take_back(data))
         site = Site(data_dir=data, ports=self.ports, limits=self.limits)
         await loop.run_in_executor(None, lambda: self.kind.prepare(site=site))
         self.set_stage("starting")
@@ -466,6 +469,22 @@ class Agent:
         finally:
             self.subscribers.discard(subscriber)
             closed.cancel()
+
+
+def _take_back(data: Path) -> None:
+    """Make the agent the owner of everything under ``data`` again (undoing :func:`_hand_over` of an earlier unit).
+
+    With CAP_CHOWN and no CAP_DAC_*, a folder is taken before it is read: the walk goes top-down,
+    so each folder is the agent's by the time it is listed. Links are changed themselves, never followed.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    os.chown(data, uid, gid)
+    # As a fresh filesystem's root is (and as it stays until _hand_over closes it again): a kind's
+    # prepare may hand the folder to its own account first and still needs to pass through it.
+    data.chmod(0o755)
+    for root, dirs, files in os.walk(data):
+        for name in [*dirs, *files]:
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
 def _hand_over(data: Path, spec: LaunchSpec, default_user: str) -> LaunchSpec:

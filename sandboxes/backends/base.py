@@ -36,11 +36,16 @@ class AgentAddress:
 
 @dataclass(frozen=True)
 class UnitSpec:
-    """What to start: the unit's fixed name (derived from the sandbox id), its broker, its owner."""
+    """What to start: the unit's fixed name (derived from the sandbox id), its broker, its owner.
+
+    ``restore`` is the key of a learner's kept data (:meth:`SandboxBackend.stop_keeping`) for the
+    unit to start on instead of an empty broker; empty for a fresh one.
+    """
 
     name: str
     broker: str
     owner: str = ""
+    restore: str = ""
 
 
 class SandboxBackend(ABC):
@@ -58,6 +63,9 @@ class SandboxBackend(ABC):
       agents listen on Unix sockets overrides :meth:`socket_path` instead.
     - :meth:`processes` lists the pids that belong to the unit (empty once stopped).
 
+    A backend that can keep a broker's data between a learner's sandboxes overrides
+    :meth:`stop_keeping`, :meth:`discard_kept` and :meth:`kept_keys`, and starts a unit
+    whose :attr:`UnitSpec.restore` names kept data on that data. The defaults keep nothing.
     A backend with settings of its own overrides :meth:`check_settings`.
     """
 
@@ -107,3 +115,21 @@ class SandboxBackend(ABC):
     @abstractmethod
     def processes(self, name: str) -> list[int]:
         """Pids of every process of the unit."""
+
+    def stop_keeping(self, name: str, *, key: str) -> int | None:
+        """Stop and remove the unit like :meth:`stop`, but keep its broker's data under ``key``
+        (replacing what was kept there); returns the bytes it takes, or None when nothing was kept."""
+        self.stop(name)
+        return None
+
+    def discard_kept(self, key: str) -> None:
+        """Delete the data kept under ``key``; gone already is success."""
+        return None
+
+    def kept_exists(self, key: str) -> bool:
+        """Whether data is kept under ``key`` (not while a unit runs on it)."""
+        return False
+
+    def kept_keys(self) -> list[str]:
+        """Keys of all data this platform instance keeps, for reconciliation with their records."""
+        return []

@@ -6,6 +6,10 @@ else: the host keeps its free space, whatever the learner sends. The file is
 sparse, so a unit costs the host what its broker really stored, never more
 than the cap. Made when the unit starts, unmounted and deleted when it stops;
 a unit whose capped filesystem cannot be made does not start (fail closed).
+
+A learner's stop may keep the image instead (:func:`keep`): it is unmounted and
+moved to ``.kept/<key>.ext4``, and the next start of that learner's broker of
+the same kind mounts it again (``create(restore=...)``) rather than a fresh one.
 """
 
 from __future__ import annotations
@@ -22,13 +26,15 @@ log = logging.getLogger(__name__)
 
 #: Where the images live, beside the units' folders (a dot folder is never taken for a unit).
 IMAGES = ".disks"
+#: Where kept images wait for their learner's next start; reconciliation of units never looks here.
+KEPT = ".kept"
 SUFFIX = ".ext4"
 #: The folder of a unit the cap covers: everything the broker stores (see agent/server.py).
 DATA = "data"
 #: The smallest cap a unit may be given: ext4 itself and a broker's first files take several MB.
 MIN_MB = 64
-#: No journal (a sandbox's data is thrown away at stop, and the journal would take 4 MB of a small
-#: cap), no reserve for root (the broker may run as root), 4 KiB blocks, no discard on mkfs.
+#: No journal (the journal would take 4 MB of a small cap; a kept image is only ever unmounted
+#: cleanly, and is checked with e2fsck before it is mounted again), no reserve for root (the broker may run as root), 4 KiB blocks, no discard on mkfs.
 MKFS = ("mkfs.ext4", "-q", "-F", "-m", "0", "-b", "4096", "-O", "^has_journal", "-E", "nodiscard,lazy_itable_init=1")
 #: No device files or set-uid programs on it; exec stays allowed (the JVM maps native libraries from its tmpdir there).
 MOUNT_OPTIONS = "loop,nosuid,nodev"
@@ -79,10 +85,17 @@ def _run(argv: list[str]) -> None:
         raise OSError(f"{' '.join(argv[:2])}: {(result.stderr or result.stdout).strip()[-500:]}")
 
 
-def create(*, image: Path, mount_point: Path, size_mb: int) -> None:
+def kept_path(root: Path, key: str) -> Path:
+    """Where the image kept under ``key`` waits for its next start."""
+    return root / KEPT / f"{key}{SUFFIX}"
+
+
+def create(*, image: Path, mount_point: Path, size_mb: int, restore: Path | None = None) -> None:
     """Make ``image`` (``size_mb``, sparse), format it and mount it at ``mount_point``; safe to call again.
 
-    Raises :class:`DiskUnavailable` (and leaves nothing behind) when any step fails.
+    With ``restore`` (a kept image) that image is moved into place and mounted instead of a fresh
+    one; when it is gone already, an ``image`` in place is taken for it (a start that died after the
+    move). Raises :class:`DiskUnavailable` (and leaves nothing behind) when any step fails.
     """
     if mounted(mount_point):
         return
@@ -90,11 +103,19 @@ def create(*, image: Path, mount_point: Path, size_mb: int) -> None:
         if size_mb < MIN_MB:
             raise ValueError(f"a cap of {size_mb} MB is below the smallest, {MIN_MB} MB")
         image.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            image.unlink()  # half-made by a start that died: a fresh one is cheap
-        with image.open("wb") as sparse:
-            sparse.truncate(size_mb * 1024 * 1024)
-        _run([*MKFS, str(image)])
+        if restore is not None and restore.exists():
+            os.replace(restore, image)
+        if restore is not None and image.exists():
+            # Unmounted cleanly when kept; a preen finds (and repairs) the rest of what a crash can do.
+            result = subprocess.run(["e2fsck", "-p", str(image)], capture_output=True, text=True, timeout=120, check=False)
+            if result.returncode > 1:  # 1: errors corrected
+                raise OSError(f"e2fsck: {(result.stderr or result.stdout).strip()[-500:]}")
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                image.unlink()  # half-made by a start that died: a fresh one is cheap
+            with image.open("wb") as sparse:
+                sparse.truncate(size_mb * 1024 * 1024)
+            _run([*MKFS, str(image)])
         mount_point.mkdir(parents=True, exist_ok=True)
         _run(["mount", "-t", "ext4", "-o", MOUNT_OPTIONS, str(image), str(mount_point)])
         with contextlib.suppress(FileNotFoundError):
@@ -123,6 +144,44 @@ def remove(*, image: Path, mount_point: Path, timeout: float = 10.0) -> None:
         time.sleep(0.1)
     with contextlib.suppress(FileNotFoundError):
         image.unlink()
+
+
+def keep(*, image: Path, mount_point: Path, kept: Path, timeout: float = 10.0) -> int | None:
+    """Unmount ``image`` and move it to ``kept`` (replacing what was kept there); returns the bytes it takes.
+
+    Returns None, and removes the image, when it cannot be unmounted within ``timeout``: a
+    lazily detached filesystem may still be written, so it is never mounted again.
+    """
+    deadline = time.monotonic() + timeout
+    while mounted(mount_point):
+        result = subprocess.run(["umount", str(mount_point)], capture_output=True, text=True, timeout=30, check=False)
+        if result.returncode == 0:
+            break
+        if time.monotonic() > deadline:
+            log.warning("unit disk busy; not kept", extra={"mount_point": str(mount_point), "error": result.stderr})
+            remove(image=image, mount_point=mount_point, timeout=0)
+            return None
+        time.sleep(0.1)
+    if not image.exists():
+        return None
+    kept.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.replace(image, kept)
+    log.info("unit disk kept", extra={"image": str(kept)})
+    return allocated_bytes(kept)
+
+
+def discard(kept: Path) -> None:
+    """Delete a kept image; gone already is success."""
+    with contextlib.suppress(FileNotFoundError):
+        kept.unlink()
+
+
+def kept_keys(root: Path) -> set[str]:
+    """Keys of the images kept under ``root`` (for reconciliation with their records)."""
+    folder = root / KEPT
+    if not folder.is_dir():
+        return set()
+    return {p.name.removesuffix(SUFFIX) for p in folder.iterdir() if p.name.endswith(SUFFIX)}
 
 
 def unit_names(root: Path) -> set[str]:

@@ -80,6 +80,8 @@ DNS_OPTIONS = ["timeout:1", "attempts:1"]
 SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1"}
 AGENT_START_S = 30.0
 REMOVE_S = 30.0
+#: How long a stop that keeps the data gives the agent to stop its broker cleanly (Kafka and RabbitMQ take 15 s at most).
+STOP_KEEPING_S = 20
 
 NO_ENGINE = (
     "The docker sandbox backend cannot reach a Docker Engine ({error}). "
@@ -226,7 +228,10 @@ class DockerBackend(SandboxBackend):
             (directory / stale).unlink(missing_ok=True)
         # Mounted before the container is made: its bind mount of the folder then takes the capped filesystem along.
         cap_mb = disks.cap_mb(unit.broker)
-        disks.create(image=disks.image_path(self.root, name), mount_point=disks.data_dir(directory), size_mb=cap_mb)
+        restore = disks.kept_path(self.root, unit.restore) if unit.restore else None
+        disks.create(
+            image=disks.image_path(self.root, name), mount_point=disks.data_dir(directory), size_mb=cap_mb, restore=restore
+        )
         labels = self.labels(unit)
         network = self._ensure_network(name, labels)
         command = [
@@ -271,6 +276,42 @@ class DockerBackend(SandboxBackend):
         log.info("unit started", extra={"unit": name, "broker": unit.broker, "container": created.short_id})
 
     def stop(self, name: str) -> None:
+        self._end(name)
+        disks.remove(image=disks.image_path(self.root, name), mount_point=disks.data_dir(self.unit_dir(name)))
+        shutil.rmtree(self.unit_dir(name), ignore_errors=True)
+        log.info("unit stopped", extra={"unit": name})
+
+    def stop_keeping(self, name: str, *, key: str) -> int | None:
+        """Like stop(), but the same disk image the process backend keeps is kept under ``key``.
+
+        The container is stopped first (SIGTERM to the agent, which stops its broker cleanly) so
+        that what is kept is what the broker flushed, not what a forced removal cut off.
+        """
+        found = self.container(name)
+        if found is not None:
+            with contextlib.suppress(NotFound, APIError):
+                found.stop(timeout=STOP_KEEPING_S)
+        self._end(name)
+        kept = disks.keep(
+            image=disks.image_path(self.root, name),
+            mount_point=disks.data_dir(self.unit_dir(name)),
+            kept=disks.kept_path(self.root, key),
+        )
+        shutil.rmtree(self.unit_dir(name), ignore_errors=True)
+        log.info("unit stopped, data kept", extra={"unit": name, "key": key, "bytes": kept})
+        return kept
+
+    def discard_kept(self, key: str) -> None:
+        disks.discard(disks.kept_path(self.root, key))
+
+    def kept_exists(self, key: str) -> bool:
+        return disks.kept_path(self.root, key).exists()
+
+    def kept_keys(self) -> list[str]:
+        return sorted(k for k in disks.kept_keys(self.root) if k.startswith(f"{self.instance}-"))
+
+    def _end(self, name: str) -> None:
+        """The unit's containers and networks; its disk and folder stay for the caller."""
         found = self.container(name)
         containers = {c.id: c for c in self.client.containers.list(all=True, filters=self._filters(name))}
         if found is not None:
@@ -279,9 +320,6 @@ class DockerBackend(SandboxBackend):
             self._remove_container(container)
         for network in self._networks(name):
             self._remove_network(network)
-        disks.remove(image=disks.image_path(self.root, name), mount_point=disks.data_dir(self.unit_dir(name)))
-        shutil.rmtree(self.unit_dir(name), ignore_errors=True)
-        log.info("unit stopped", extra={"unit": name})
 
     def poll(self, name: str) -> int | None:
         found = self.container(name)

@@ -176,8 +176,9 @@ class ProcessBackend(SandboxBackend):
         cap_mb = disks.cap_mb(unit.broker)
         if isolated:
             # Before anything runs in the unit: its broker must never see the host's disk.
+            restore = disks.kept_path(self.root, unit.restore) if unit.restore else None
             try:
-                disks.create(image=self.image_path(name), mount_point=disks.data_dir(directory), size_mb=cap_mb)
+                disks.create(image=self.image_path(name), mount_point=disks.data_dir(directory), size_mb=cap_mb, restore=restore)
             except disks.DiskUnavailable:
                 self.stop(name)  # refused, and nothing of it left behind (its folder, its network namespace)
                 raise
@@ -253,6 +254,35 @@ class ProcessBackend(SandboxBackend):
         return sorted(pids)
 
     def stop(self, name: str) -> None:
+        self._end(name)
+        # Unmounted before the folder goes: rmtree would otherwise empty the mount and leave it busy.
+        disks.remove(image=self.image_path(name), mount_point=disks.data_dir(self.unit_dir(name)))
+        shutil.rmtree(self.unit_dir(name), ignore_errors=True)
+        log.info("unit stopped", extra={"unit": name})
+
+    def stop_keeping(self, name: str, *, key: str) -> int | None:
+        """Like stop(), but the unit's disk image is kept under ``key``; None without one (unisolated units)."""
+        self._end(name)
+        kept = disks.keep(image=self.image_path(name), mount_point=disks.data_dir(self.unit_dir(name)), kept=self.kept_path(key))
+        shutil.rmtree(self.unit_dir(name), ignore_errors=True)
+        log.info("unit stopped, data kept", extra={"unit": name, "key": key, "bytes": kept})
+        return kept
+
+    def kept_path(self, key: str) -> Path:
+        return disks.kept_path(self.root, key)
+
+    def discard_kept(self, key: str) -> None:
+        disks.discard(self.kept_path(key))
+
+    def kept_exists(self, key: str) -> bool:
+        return self.kept_path(key).exists()
+
+    def kept_keys(self) -> list[str]:
+        return sorted(k for k in disks.kept_keys(self.root) if k.startswith(f"{self.instance}-"))
+
+    def _end(self, name: str) -> None:
+        """Everything of stopping but the unit's disk and folder: the agent (which stops the broker cleanly), stray
+        processes, cgroups, network namespace."""
         socket = self.socket_path(name)
         agent = self._agent_pid(name)
         if agent is not None and socket.exists():
@@ -272,10 +302,6 @@ class ProcessBackend(SandboxBackend):
         groups.remove()
         if self._netns_exists(name):
             _ip("netns", "del", name, check=False)
-        # Unmounted before the folder goes: rmtree would otherwise empty the mount and leave it busy.
-        disks.remove(image=self.image_path(name), mount_point=disks.data_dir(self.unit_dir(name)))
-        shutil.rmtree(self.unit_dir(name), ignore_errors=True)
-        log.info("unit stopped", extra={"unit": name})
 
     def poll(self, name: str) -> int | None:
         if self._agent_pid(name) is not None:

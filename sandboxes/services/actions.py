@@ -18,6 +18,7 @@ from sandboxes.brokers import BROKERS
 
 from ..models import ACTIVE_STATES, Purpose, Sandbox, State
 from . import jobs
+from .kept import kept_broadcast, kept_claim, kept_for_start
 from .lifecycle import UNKNOWN_BROKER, SandboxError, sandbox_broadcast, sandbox_transition
 from .pool import sandbox_pool_claim
 from .provisioning import sandbox_unit_stop
@@ -35,17 +36,24 @@ def sandbox_ensure(*, user_id: int, broker: str) -> Sandbox:
     running = Sandbox.objects.filter(user_id=user_id, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).count()
     if running >= settings.SANDBOX_QUOTA_PER_USER:
         raise SandboxError(QUOTA_REACHED.format(n=running))
-    claimed = sandbox_pool_claim(user_id=user_id, broker=broker)
-    if claimed is not None:
-        return claimed
+    # Kept data is resumed on a unit of its own: a pooled unit already runs on an empty disk.
+    kept = kept_for_start(user_id=user_id, broker=broker)
+    if kept is None:
+        claimed = sandbox_pool_claim(user_id=user_id, broker=broker)
+        if claimed is not None:
+            return claimed
     try:
         with transaction.atomic():
             sandbox = Sandbox.objects.create(user_id=user_id, broker=broker, state=State.REQUESTED, stage="requested")
+            if kept is not None:
+                kept_claim(kept=kept, sandbox=sandbox)
             transaction.on_commit(partial(jobs.job_enqueue, jobs.PROVISION, sandbox.pk))
     except IntegrityError:
         # Another tab asked at the same moment; theirs wins.
         return Sandbox.objects.get(user_id=user_id, broker=broker, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER)
     sandbox_broadcast(sandbox)
+    if kept is not None:
+        kept_broadcast(user_id=user_id)
     return sandbox
 
 
@@ -61,7 +69,7 @@ def sandbox_stop(*, user_id: int, broker: str) -> Sandbox | None:
 
 
 def sandbox_reset(*, user_id: int, broker: str) -> Sandbox | None:
-    """A fresh broker for the same learner: the unit is stopped and a new sandbox provisioned."""
+    """A fresh broker for the same learner: the unit is stopped (its data not kept) and a new sandbox provisioned."""
     sandbox = Sandbox.objects.filter(
         user_id=user_id, broker=broker, purpose=Purpose.LEARNER, state__in=(State.READY, State.FAILED, State.PROVISIONING)
     ).first()
@@ -77,7 +85,7 @@ def sandbox_reset_finish(*, sandbox_id: int) -> Sandbox:
 
     A pooled sandbox (no learner) is only stopped: the pool fill replaces it.
     """
-    sandbox = sandbox_unit_stop(sandbox_id=sandbox_id)
+    sandbox = sandbox_unit_stop(sandbox_id=sandbox_id, keep=False)
     if sandbox.user_id is None:
         return sandbox
     return sandbox_ensure(user_id=sandbox.user_id, broker=sandbox.broker)

@@ -23,6 +23,7 @@ from ..backends import get_backend
 from ..backends.base import AgentAddress, UnitSpec
 from ..models import Purpose, Sandbox, State
 from ..payloads import STAGE_LABELS
+from .kept import kept_restore_key, sandbox_unit_release
 from .lifecycle import UNKNOWN_BROKER, SandboxError, TransitionRefused, sandbox_transition, unit_name
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,9 @@ def sandbox_provision_start(*, sandbox_id: int) -> Sandbox:
         sandbox.unit = name
         sandbox_transition(sandbox, State.PROVISIONING, stage="starting agent")
     try:
-        backend.start(UnitSpec(name=name, broker=sandbox.broker, owner=str(sandbox.user_id)))
+        backend.start(
+            UnitSpec(name=name, broker=sandbox.broker, owner=str(sandbox.user_id), restore=kept_restore_key(sandbox=sandbox))
+        )
     except Exception as exc:
         log.exception("unit did not start", extra={"sandbox_id": sandbox.pk, "user_id": sandbox.user_id})
         backend.stop(name)
@@ -112,14 +115,17 @@ def sandbox_provision(*, sandbox_id: int) -> Sandbox:
     return Sandbox.objects.get(pk=sandbox_id)
 
 
-def sandbox_unit_stop(*, sandbox_id: int) -> Sandbox:
-    """Stop the unit and mark the sandbox stopped; stopping twice is fine."""
+def sandbox_unit_stop(*, sandbox_id: int, keep: bool = True) -> Sandbox:
+    """Stop the unit and mark the sandbox stopped; stopping twice is fine.
+
+    A learner's broker data is kept for their next start unless ``keep`` is False (a reset).
+    """
     sandbox = Sandbox.objects.get(pk=sandbox_id)
     if sandbox.state == State.STOPPED:
         return sandbox
     if sandbox.state != State.STOPPING:
         sandbox_transition(sandbox, State.STOPPING)
-    get_backend().stop(sandbox.unit or unit_name(sandbox))
+    sandbox_unit_release(sandbox=sandbox, keep=keep)
     return sandbox_transition(sandbox, State.STOPPED)
 
 

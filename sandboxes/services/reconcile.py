@@ -10,6 +10,7 @@ from django.utils.translation import gettext_noop
 from ..backends import get_backend
 from ..models import ACTIVE_STATES, Purpose, Sandbox, State
 from . import jobs
+from .kept import sandbox_unit_release
 from .lifecycle import sandbox_transition, unit_name
 from .provisioning import PROVISION_TIMEOUT_S
 
@@ -58,13 +59,17 @@ def sandboxes_reconcile(*, stale_after_s: int = PROVISION_TIMEOUT_S + 30) -> dic
 
 
 def sandboxes_stop_all() -> int:
-    """Stop every unit of this platform instance and mark the records stopped (make run's Ctrl+C)."""
+    """Stop every unit of this platform instance and mark the records stopped (make run's Ctrl+C).
+
+    Learners' broker data is kept as at any stop, so a restart of the platform loses none of it.
+    """
     backend = get_backend()
     names = backend.list_units()
-    for name in names:
-        backend.stop(name)
     for sandbox in Sandbox.objects.filter(state__in=ACTIVE_STATES):
         if sandbox.state != State.STOPPING:
             sandbox_transition(sandbox, State.STOPPING)
+        sandbox_unit_release(sandbox=sandbox, keep=True)
         sandbox_transition(sandbox, State.STOPPED)
+    for name in backend.list_units():  # units no record accounts for
+        backend.stop(name)
     return len(names)

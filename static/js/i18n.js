@@ -119,6 +119,14 @@ export function formatClock(ms) {
   return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
 }
 
+const dates = new Intl.DateTimeFormat(LANG, { dateStyle: "medium", timeStyle: "short" });
+
+/** A moment (ISO text) as the reader's date and time, e.g. "1 дек. 2026 г., 07:12". */
+export function formatDate(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "" : dates.format(d);
+}
+
 /** Wall-clock time with milliseconds, for message rows. */
 export function formatTime(ms) {
   const d = new Date(ms);

@@ -14,6 +14,7 @@ const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000];
 const handlers = new Map(); // frame type (or "*") -> Set of functions
 const statusHandlers = new Set();
 const sandboxes = new Map(); // broker -> latest sandbox dict
+const kept = new Map(); // broker -> {saved_at, size_bytes, in_use}: data a stopped broker keeps for its next start
 const brokerById = new Map(); // sandbox id -> broker, for frames that name only the sandbox
 const ensured = new Set(); // brokers asked for on this connection
 let queued = []; // frames sent while the socket was still connecting
@@ -47,11 +48,19 @@ function dispatch(frame) {
   if (frame.type === "hello") {
     sandboxes.clear();
     for (const sandbox of frame.sandboxes || []) remember(sandbox);
+    rememberKept(frame.kept);
   } else if (frame.type === "sandbox.state") {
     remember(frame.sandbox);
+  } else if (frame.type === "sandbox.kept") {
+    rememberKept(frame.kept);
   }
   for (const fn of handlers.get(frame.type) || []) call(fn, frame);
   for (const fn of handlers.get("*") || []) call(fn, frame);
+}
+
+function rememberKept(map) {
+  kept.clear();
+  for (const [broker, data] of Object.entries(map || {})) kept.set(broker, data);
 }
 
 function remember(sandbox) {
@@ -244,6 +253,8 @@ export const live = {
   /** The latest known state of the sandbox for ``broker`` (undefined when there is none). */
   sandbox: (broker) => sandboxes.get(broker),
   sandboxes: () => [...sandboxes.values()],
+  /** The data kept for ``broker``'s next start ({saved_at, size_bytes, in_use}), or undefined. */
+  kept: (broker) => kept.get(broker),
   /** The broker of sandbox ``id`` (frames carry it too; this covers those that do not). */
   brokerOf: (id) => brokerById.get(id),
   get status() {

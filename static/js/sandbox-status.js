@@ -1,7 +1,8 @@
 // The sandbox block of the live panel: one row per broker the chapter uses, with its state,
-// provisioning stage and progress, idle countdown, and Start / Stop / Reset / Extend.
+// provisioning stage and progress, idle countdown, and Start / Stop / Reset / Extend; under it, whether
+// the next start restores the data a stop kept (with a button to discard it) or gives a fresh broker.
 import { live, stageLabel } from "./live.js";
-import { gettext, pgettext, brokerName, stateLabel, formatClock } from "./i18n.js";
+import { gettext, pgettext, brokerName, stateLabel, formatClock, formatDate } from "./i18n.js";
 import { el, button, icon, iconButton } from "./dom.js";
 
 const aside = document.querySelector("[data-live-panel]");
@@ -59,7 +60,13 @@ function sandboxCard(broker) {
   consoleLink.target = "_blank";
   consoleLink.rel = "noopener";
   consoleLink.title = gettext("Веб-консоль брокера {name} в новой вкладке", { name: brokerName(broker) });
-  card.append(head, stage, progress, error, consoleLink);
+  const kept = el("div", "sb-kept");
+  const keptText = el("span", "sb-kept-text");
+  const discard = button("sb-discard link", gettext("Удалить"), gettext("Удалить сохранённые данные: следующий запуск даст новый брокер"));
+  const discardConfirm = button("sb-btn sb-confirm sb-discard-confirm", gettext("Точно удалить?"), gettext("Удалить сохранённые данные: следующий запуск даст новый брокер"));
+  discardConfirm.hidden = true;
+  kept.append(keptText, discard, discardConfirm);
+  card.append(head, stage, progress, error, kept, consoleLink);
   cardList.append(card);
 
   start.addEventListener("click", () => act(broker, "sandbox.ensure"));
@@ -83,7 +90,25 @@ function sandboxCard(broker) {
     disarm();
     act(broker, "sandbox.reset");
   });
-  const parts = { card, stateText, start, stop, reset, confirm, stage, progress, bar, error, idle, idleText, extend };
+  // Discarding kept data is destructive too: the same arm-and-confirm, on its own line.
+  let discardArmed = 0;
+  const discardDisarm = () => {
+    clearTimeout(discardArmed);
+    discardArmed = 0;
+    kept.classList.remove("is-confirming");
+    renderSandboxes();
+  };
+  discard.addEventListener("click", () => {
+    kept.classList.add("is-confirming");
+    discardArmed = setTimeout(discardDisarm, 4000);
+    renderSandboxes();
+    discardConfirm.focus();
+  });
+  discardConfirm.addEventListener("click", () => {
+    discardDisarm();
+    act(broker, "sandbox.discard");
+  });
+  const parts = { card, stateText, start, stop, reset, confirm, stage, progress, bar, error, idle, idleText, extend, kept, keptText, discard, discardConfirm };
   cards.set(broker, parts);
   return parts;
 }
@@ -138,6 +163,7 @@ function renderSandboxes() {
     }
     p.error.hidden = !(state === "failed" && sandbox?.error);
     p.error.textContent = state === "failed" ? sandbox?.error || "" : "";
+    renderKept(p, broker, state, busy);
     p.expires = state === "ready" && sandbox?.expires_at ? Date.parse(sandbox.expires_at) : NaN;
     p.idle.hidden = Number.isNaN(p.expires);
   }
@@ -149,6 +175,28 @@ function renderSandboxes() {
     sandboxText.textContent = gettext("Брокер запустится сам, когда вы выполните первую ячейку.");
   }
   tickIdle();
+}
+
+/** What the next start gives (the kept data, from when, or a fresh broker), or what this one runs on. */
+function renderKept(p, broker, state, busy) {
+  const data = live.kept(broker);
+  const running = state === "requested" || state === "provisioning" || state === "ready";
+  const waiting = !running && state !== "stopping";
+  const date = data ? formatDate(data.saved_at) : "";
+  p.kept.dataset.kept = data ? (data.in_use ? "restored" : "kept") : "fresh";
+  if (running) {
+    p.keptText.textContent = data?.in_use ? gettext("восстановлено: данные от {date}", { date }) : "";
+  } else if (waiting) {
+    p.keptText.textContent = data && !data.in_use ? gettext("будет восстановлено: данные от {date}", { date }) : gettext("при запуске: новый брокер, без данных");
+  } else {
+    p.keptText.textContent = "";
+  }
+  p.kept.hidden = !p.keptText.textContent;
+  const discardable = waiting && Boolean(data) && !data.in_use;
+  const confirming = p.kept.classList.contains("is-confirming") && discardable;
+  p.discard.hidden = !discardable || confirming;
+  p.discardConfirm.hidden = !confirming;
+  for (const b of [p.discard, p.discardConfirm]) b.disabled = busy || live.status !== "open";
 }
 
 function tickIdle() {
@@ -188,6 +236,11 @@ if (sandboxBox && live.enabled) {
   });
   live.on("sandbox.state", (frame) => {
     pendingAction.delete(frame.sandbox?.broker);
+    renderSandboxes();
+  });
+  live.on("sandbox.kept", (frame) => {
+    for (const [broker, type] of pendingAction) if (type === "sandbox.discard") pendingAction.delete(broker);
+    if (frame.message) showAlert(frame.message);
     renderSandboxes();
   });
   live.on("error", (frame) => {

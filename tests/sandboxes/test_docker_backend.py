@@ -23,6 +23,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 
 from courseplatform.celery import app
+from sandboxes import agent_client
 from sandboxes.backends import get_backend
 from sandboxes.backends.base import UnitSpec
 from sandboxes.backends.docker import (
@@ -364,3 +365,48 @@ def test_starting_is_idempotent_a_dead_unit_is_replaced_and_stopping_what_is_gon
     backend.stop(f"{settings.SANDBOX_INSTANCE}-990002")  # never existed
     assert leftovers(docker_client, name) == NOTHING
     assert backend.poll(name) == -1 and backend.processes(name) == [] and backend.list_units() == []
+
+
+@pytest.mark.parametrize("broker", ["nats", "rabbitmq"])
+def test_a_stop_that_keeps_the_data_hands_the_same_image_to_the_next_unit_of_that_broker(docker_client, settings, broker):
+    """Kept state in the docker backend: the unit's capped image outlives its container and carries the broker's data
+    (a JetStream stream; a durable queue's persistent messages, whose node hands its folder to its own account)."""
+    from tests.aio import run
+    from tests.sandboxes import test_kept_state as kept_cells
+
+    write, read, expected = {
+        "nats": (kept_cells.NATS_PUBLISH, kept_cells.NATS_READ, [3, "order-0"]),
+        "rabbitmq": (kept_cells.RABBIT_PUBLISH, kept_cells.RABBIT_READ, ["order-0", "order-1"]),
+    }[broker]
+    backend = get_backend()
+    first, second = f"{settings.SANDBOX_INSTANCE}-990011", f"{settings.SANDBOX_INSTANCE}-990012"
+    key = f"{settings.SANDBOX_INSTANCE}-u990-{broker}"
+
+    def cell(name: str, code: str) -> str:
+        def status() -> dict:
+            return run(agent_client.status(backend.agent_address(name)))
+
+        wait_for(lambda: status()["stage"] in ("ready", "failed"), timeout=120, what=f"{broker} ready or failed", interval=0.2)
+        assert status()["ready"], status()["error"]
+        output: list[str] = []
+
+        async def collect(message):
+            output.append(message.get("text", ""))
+
+        result = run(agent_client.run(backend.agent_address(name), code=code, timeout=60, on_message=collect))
+        assert result["status"] == 0, output
+        return "".join(output)
+
+    try:
+        backend.start(UnitSpec(name=first, broker=broker))
+        cell(first, write)
+        assert (backend.stop_keeping(first, key=key) or 0) > 0
+        assert leftovers(docker_client, first) == NOTHING and backend.kept_exists(key)
+        backend.start(UnitSpec(name=second, broker=broker, restore=key))
+        assert not backend.kept_exists(key)  # the unit runs on it now
+        assert json.loads(cell(second, read).strip().splitlines()[-1]) == expected
+    finally:
+        backend.stop(first)
+        backend.stop(second)
+        backend.discard_kept(key)
+    assert leftovers(docker_client, second) == NOTHING and backend.kept_keys() == []
