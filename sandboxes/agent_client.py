@@ -78,6 +78,33 @@ async def status(where: Address) -> dict[str, Any]:
     return await request(where, {"op": "status"}, timeout=3.0)
 
 
+#: An agent older than the ``watch`` op is asked for its status this often instead.
+WATCH_FALLBACK_EVERY_S = 0.5
+
+
+async def watch(where: Address) -> AsyncIterator[dict[str, Any]]:
+    """The agent's status now and at every change of its stage, until the caller stops iterating.
+
+    Raises AgentUnavailable when the agent does not answer or hangs up (it exited).
+    """
+    reader, writer = await _open(where)
+    try:
+        await _send_first(writer, where, {"op": "watch"})
+        while True:
+            message = await protocol.read_message(reader)
+            if message is None:
+                raise AgentUnavailable("agent closed the watch")
+            _refusal(message)
+            if message.get("type") == "error":
+                break  # an agent from before ``watch``: ask it instead, below
+            yield message
+    finally:
+        writer.close()
+    while True:
+        yield await status(where)
+        await asyncio.sleep(WATCH_FALLBACK_EVERY_S)
+
+
 async def shutdown(where: Address) -> None:
     with contextlib.suppress(AgentUnavailable, ConnectionError):
         await request(where, {"op": "shutdown"}, timeout=3.0)

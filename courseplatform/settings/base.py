@@ -253,11 +253,15 @@ LOGGING = {
         # A line per task received and succeeded drowns the one line per sandbox state change.
         "celery.app.trace": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},
+        # The beat's "sending due task" every few seconds as well.
+        "celery.beat": {"level": "WARNING"},
     },
 }
 
 CELERY_BEAT_SCHEDULE = {
     "reap-idle-sandboxes": {"task": "sandboxes.reap_idle", "schedule": 60.0},
     "reconcile-sandboxes": {"task": "sandboxes.reconcile", "schedule": 300.0},
+    # A sandbox whose worker died while its broker booted is followed again (services/readiness.py).
+    "adopt-starting-sandboxes": {"task": "sandboxes.adopt", "schedule": 30.0},
     "fill-warm-pool": {"task": "sandboxes.pool_fill", "schedule": 30.0},
 }
