@@ -12,7 +12,7 @@ from celery.signals import worker_process_shutdown, worker_ready
 from .services import jobs
 from .services.actions import sandbox_reset_finish
 from .services.pool import sandbox_pool_fill
-from .services.provisioning import sandbox_provision_start, sandbox_unit_stop
+from .services.provisioning import sandbox_unit_stop
 from .services.readiness import LEASE_S, sandbox_follow, sandboxes_adopt, sandboxes_follow_release
 from .services.reconcile import sandboxes_reap_idle, sandboxes_reconcile
 
@@ -20,12 +20,9 @@ COMMON = {"acks_late": True, "reject_on_worker_lost": True, "time_limit": 240, "
 
 
 @shared_task(name=jobs.PROVISION, **COMMON)
-def sandbox_provision_task(sandbox_id: int) -> str:
-    """Start the unit and hand it to this process's follower: the slot is free again while the broker boots."""
-    sandbox = sandbox_provision_start(sandbox_id=sandbox_id)
-    if sandbox.state == "provisioning":
-        sandbox_follow(sandbox_id=sandbox_id)
-    return sandbox.state
+def sandbox_provision_task(sandbox_id: int) -> None:
+    """Hand the sandbox to this process's follower, which starts its unit and waits for it: the slot is free at once."""
+    sandbox_follow(sandbox_id=sandbox_id, start=True)
 
 
 @shared_task(name=jobs.ADOPT, time_limit=60)

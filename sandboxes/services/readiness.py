@@ -6,7 +6,8 @@ then returns, so the slot is free while the broker boots. The follower keeps one
 happens (no one asks it every tick), and every change is recorded through
 ``provisioning.sandbox_provision_apply``, one log line and one broadcast each.
 
-A follower holds a lease in Redis for each sandbox it follows and renews it while it
+The unit's start runs there too (a few threads per process), so a task takes
+milliseconds whatever the start costs. A follower holds a lease in Redis for each sandbox it follows and renews it while it
 runs. A worker killed mid-boot takes its follower along; its leases lapse within
 LEASE_S, and ``sandboxes_adopt`` (beat, and after each worker start) hands every
 provisioning sandbox without a lease to a follower again, so that it still ends
@@ -41,6 +42,8 @@ RENEW_EVERY_S = 3
 RETRY_S = 0.2
 #: Threads for the database work of one process's follower (records, broadcasts, the backend's poll and stop).
 DB_THREADS = 4
+#: Units one process starts at once (a start waits mostly for the unit's agent to come up, not for a CPU).
+START_THREADS = 4
 
 T = TypeVar("T")
 
@@ -57,6 +60,7 @@ class Follower:
         self.redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
         self.held: set[int] = set()
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="sandbox-follower")
+        self.starter = concurrent.futures.ThreadPoolExecutor(max_workers=START_THREADS, thread_name_prefix="sandbox-starter")
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, name="sandbox-follower", daemon=True)
         self.thread.start()
@@ -66,23 +70,30 @@ class Follower:
         self.loop.create_task(self._renew())
         self.loop.run_forever()
 
-    def follow(self, sandbox_id: int) -> concurrent.futures.Future[bool]:
-        """Follow the sandbox until it is ready or failed; the future says False if another follower has it."""
-        return asyncio.run_coroutine_threadsafe(self._follow(sandbox_id), self.loop)
+    def follow(self, sandbox_id: int, *, start: bool = False) -> concurrent.futures.Future[bool]:
+        """Follow the sandbox until it is ready or failed (first starting its unit, with ``start``).
 
-    async def _sync(self, function: Callable[..., T], **kwargs: Any) -> T:
+        The future says False if another follower has it.
+        """
+        return asyncio.run_coroutine_threadsafe(self._follow(sandbox_id, start), self.loop)
+
+    async def _sync(self, function: Callable[..., T], *, executor: concurrent.futures.Executor | None = None, **kwargs: Any) -> T:
         def call() -> T:
             close_old_connections()  # a connection the database dropped is replaced, not failed on
             return function(**kwargs)
 
-        return await self.loop.run_in_executor(self.executor, call)
+        return await self.loop.run_in_executor(executor or self.executor, call)
 
-    async def _follow(self, sandbox_id: int) -> bool:
+    async def _follow(self, sandbox_id: int, start: bool) -> bool:
         key = _lease_key(sandbox_id)
         if not await self._sync(self.redis.set, name=key, value=self.token, nx=True, ex=LEASE_S):
             return False  # followed elsewhere (a task delivered twice, or an adoption that raced its owner)
         self.held.add(sandbox_id)
         try:
+            if start:
+                sandbox = await self._sync(provisioning.sandbox_provision_start, executor=self.starter, sandbox_id=sandbox_id)
+                if sandbox.state != State.PROVISIONING:
+                    return True
             async with asyncio.timeout(provisioning.PROVISION_TIMEOUT_S):
                 await self._watch(sandbox_id)
         except TimeoutError:
@@ -150,9 +161,13 @@ def follower() -> Follower:
         return _follower
 
 
-def sandbox_follow(*, sandbox_id: int) -> concurrent.futures.Future[bool]:
-    """Follow a starting sandbox in the background until it is ready or failed; returns at once."""
-    return follower().follow(sandbox_id)
+def sandbox_follow(*, sandbox_id: int, start: bool = False) -> concurrent.futures.Future[bool]:
+    """Follow a starting sandbox in the background until it is ready or failed; returns at once.
+
+    With ``start``, the follower first starts its unit (``provisioning.sandbox_provision_start``), a few
+    at a time per process: a class arriving together waits for neither the worker's slots nor each other.
+    """
+    return follower().follow(sandbox_id, start=start)
 
 
 def sandboxes_follow_release() -> None:
