@@ -9,6 +9,7 @@ it waits and applies each report here (``sandbox_provision_apply``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 NOT_READY = gettext_lazy("Песочница ещё не готова: {stage}.")
 PROVISION_TIMEOUT_S = 150
+#: A page waiting for its broker reads the record at least this often, broadcasts heard or not.
+UNHEARD_CHECK_S = 1.0
 
 # Kept in Sandbox.error as source text and translated when shown, so each reader gets their language.
 TOO_SLOW = gettext_noop("Брокер не запустился за отведённое время.")
@@ -175,12 +178,21 @@ def sandbox_scratch(*, user_id: int, broker: str) -> Iterator[Sandbox]:
         sandbox_unit_stop(sandbox_id=sandbox.pk)
 
 
-async def sandbox_wait_ready(*, sandbox_id: int, timeout: float = PROVISION_TIMEOUT_S) -> Sandbox:
-    """Wait (without blocking the loop) until the sandbox is ready; raises SandboxError if it fails."""
+async def sandbox_wait_ready(
+    *, sandbox_id: int, timeout: float = PROVISION_TIMEOUT_S, changed: asyncio.Event | None = None
+) -> Sandbox:
+    """Wait (without blocking the loop) until the sandbox is ready; raises SandboxError if it fails.
+
+    ``changed`` is set when the owner's pages hear a state change (the consumer's ``sandbox.state``):
+    then the record is read when something happened, not ten times a second, and only every
+    ``UNHEARD_CHECK_S`` besides in case a broadcast went astray.
+    """
     from channels.db import database_sync_to_async
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if changed is not None:
+            changed.clear()
         sandbox = await database_sync_to_async(Sandbox.objects.get)(pk=sandbox_id)
         if sandbox.state == State.READY:
             return sandbox
@@ -188,5 +200,9 @@ async def sandbox_wait_ready(*, sandbox_id: int, timeout: float = PROVISION_TIME
             if sandbox.error:
                 raise SandboxError(gettext(sandbox.error))
             raise SandboxError(NOT_READY.format(stage=gettext(STAGE_LABELS.get(sandbox.stage, sandbox.stage))))
-        await asyncio.sleep(0.1)
+        if changed is None:
+            await asyncio.sleep(0.1)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), min(UNHEARD_CHECK_S, max(0.0, deadline - time.monotonic())))
     raise SandboxError(gettext(TOO_SLOW))
