@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import redis
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from .. import agent_client
 from ..models import Sandbox, State
@@ -80,7 +80,12 @@ class Follower:
     async def _sync(self, function: Callable[..., T], *, executor: concurrent.futures.Executor | None = None, **kwargs: Any) -> T:
         def call() -> T:
             close_old_connections()  # a connection the database dropped is replaced, not failed on
-            return function(**kwargs)
+            try:
+                return function(**kwargs)
+            finally:
+                # Not kept between calls: an idle thread of this pool must not hold the database open
+                # (a test run's teardown, a migration), and a call is rare enough to connect anew.
+                connection.close()
 
         return await self.loop.run_in_executor(executor or self.executor, call)
 
