@@ -1,17 +1,17 @@
 """Following starting units until ready or failed, without a worker slot: one event loop per process follows them all.
 
-The provision task starts a unit and hands its sandbox to this process's follower,
-then returns, so the slot is free while the broker boots. The follower keeps one
-``watch`` connection per starting unit: the agent sends each change of stage as it
-happens (no one asks it every tick), and every change is recorded through
+The provision task hands its sandbox to this process's follower and returns at
+once, so no worker slot is held while a unit starts or its broker boots. The
+follower starts the unit (a few at a time per process), then keeps one ``watch``
+connection to its agent: the agent sends each change of stage as it happens (no
+one asks it every tick), and every change is recorded through
 ``provisioning.sandbox_provision_apply``, one log line and one broadcast each.
 
-The unit's start runs there too (a few threads per process), so a task takes
-milliseconds whatever the start costs. A follower holds a lease in Redis for each sandbox it follows and renews it while it
-runs. A worker killed mid-boot takes its follower along; its leases lapse within
-LEASE_S, and ``sandboxes_adopt`` (beat, and after each worker start) hands every
-provisioning sandbox without a lease to a follower again, so that it still ends
-ready or failed.
+A follower holds a lease in Redis for each sandbox it follows and renews it while
+it runs. A worker killed mid-boot takes its follower along; its leases lapse
+within LEASE_S, and ``sandboxes_adopt`` (beat, and after each worker start) hands
+every provisioning sandbox without a lease to a follower again, so that it still
+ends ready or failed.
 """
 
 from __future__ import annotations
