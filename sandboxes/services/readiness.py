@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import os
 import threading
@@ -91,7 +92,13 @@ class Follower:
 
     async def _follow(self, sandbox_id: int, start: bool) -> bool:
         key = _lease_key(sandbox_id)
-        if not await self._sync(self.redis.set, name=key, value=self.token, nx=True, ex=LEASE_S):
+        try:
+            leased = await asyncio.to_thread(self.redis.set, key, self.token, nx=True, ex=LEASE_S)
+        except redis.RedisError:
+            # Followed all the same: a second follower after an adoption costs a duplicate line, a lost sandbox more.
+            log.warning("no lease for a starting sandbox", extra={"sandbox_id": sandbox_id}, exc_info=True)
+            leased = True
+        if not leased:
             return False  # followed elsewhere (a task delivered twice, or an adoption that raced its owner)
         self.held.add(sandbox_id)
         try:
@@ -108,7 +115,8 @@ class Follower:
             log.exception("following a starting sandbox failed", extra={"sandbox_id": sandbox_id})
         finally:
             self.held.discard(sandbox_id)
-            await self._sync(self._release, key=key)
+            with contextlib.suppress(redis.RedisError):
+                await asyncio.to_thread(self._release, key=key)
         return True
 
     async def _watch(self, sandbox_id: int) -> None:
@@ -128,7 +136,8 @@ class Follower:
             await asyncio.sleep(RENEW_EVERY_S)
             if self.held:
                 try:
-                    await self._sync(self._renew_now)
+                    # Not on the database threads: a slow stop there must not let the leases lapse.
+                    await asyncio.to_thread(self._renew_now)
                 except redis.RedisError:
                     log.warning("could not renew the leases of starting sandboxes", exc_info=True)
 
