@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,7 @@ async def status(where: Address) -> dict[str, Any]:
 WATCH_FALLBACK_EVERY_S = 0.5
 
 
-async def watch(where: Address) -> AsyncIterator[dict[str, Any]]:
+async def watch(where: Address) -> AsyncGenerator[dict[str, Any]]:
     """The agent's status now and at every change of its stage, until the caller stops iterating.
 
     Raises AgentUnavailable when the agent does not answer or hangs up (it exited).

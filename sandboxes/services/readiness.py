@@ -123,9 +123,11 @@ class Follower:
         address = await self._sync(provisioning.sandbox_agent_address, sandbox_id=sandbox_id)
         while True:
             try:
-                async for status in agent_client.watch(address):
-                    if await self._sync(provisioning.sandbox_provision_apply, sandbox_id=sandbox_id, status=status):
-                        return
+                # Closed as soon as it is over: the agent keeps a watcher until the connection goes.
+                async with contextlib.aclosing(agent_client.watch(address)) as statuses:
+                    async for status in statuses:
+                        if await self._sync(provisioning.sandbox_provision_apply, sandbox_id=sandbox_id, status=status):
+                            return
             except agent_client.AgentUnavailable:
                 if await self._sync(provisioning.sandbox_provision_lost, sandbox_id=sandbox_id):
                     return
