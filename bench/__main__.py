@@ -13,7 +13,7 @@ import sys
 import time
 import traceback
 
-AREAS = ("pages", "cells", "stream", "sandboxes", "density", "docker")
+AREAS = ("pages", "cells", "stream", "sandboxes", "burst", "density", "docker")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,6 +133,12 @@ class Platform:
         cached.cache_clear()
         self.worker = test_services.celery_worker_start(name=f"bench-worker-{'docker' if path else 'process'}", concurrency=2)
 
+    def restart_worker(self, *, env: dict[str, str]) -> None:
+        """Restart the worker with these settings in its environment (e.g. a warm pool of its own)."""
+        if self.worker is not None:
+            self.worker.stop(timeout=15)
+        self.worker = test_services.celery_worker_start(name="bench-worker", concurrency=2, env=env)
+
     # -- stop ----------------------------------------------------------------
 
     def stop(self) -> None:

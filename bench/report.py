@@ -127,6 +127,8 @@ def targets(results: Results) -> dict[str, Target]:
         f"= started ({started})" if started is not None else "= started",
         lambda _r, m: None if started is None or "value" not in m else m["value"] == started,
     )
+    found["sandbox.burst30_all_ready_s"] = Target("<= 10 s", lambda _r, m: None if "value" not in m else m["value"] <= 10)
+    found["sandbox.burst30_nats_all_ready_s"] = Target("<= 10 s", lambda _r, m: None if "value" not in m else m["value"] <= 10)
     found["cell.roundtrip_s"] = Target(
         "p50 < 0.3 s and <= 1.5x jupyter", _all(_below("p50", 0.3), _within("cell.roundtrip_s", "cell.roundtrip_jupyter_s", 1.5))
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,33 @@ async def request(where: Address, message: dict[str, Any], *, timeout: float = 5
 
 async def status(where: Address) -> dict[str, Any]:
     return await request(where, {"op": "status"}, timeout=3.0)
+
+
+#: An agent older than the ``watch`` op is asked for its status this often instead.
+WATCH_FALLBACK_EVERY_S = 0.5
+
+
+async def watch(where: Address) -> AsyncGenerator[dict[str, Any]]:
+    """The agent's status now and at every change of its stage, until the caller stops iterating.
+
+    Raises AgentUnavailable when the agent does not answer or hangs up (it exited).
+    """
+    reader, writer = await _open(where)
+    try:
+        await _send_first(writer, where, {"op": "watch"})
+        while True:
+            message = await protocol.read_message(reader)
+            if message is None:
+                raise AgentUnavailable("agent closed the watch")
+            _refusal(message)
+            if message.get("type") == "error":
+                break  # an agent from before ``watch``: ask it instead, below
+            yield message
+    finally:
+        writer.close()
+    while True:
+        yield await status(where)
+        await asyncio.sleep(WATCH_FALLBACK_EVERY_S)
 
 
 async def shutdown(where: Address) -> None:

@@ -67,6 +67,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.runs: dict[str, asyncio.Event] = {}
         self.tasks: set[asyncio.Task] = set()
         self.ready: dict[str, Sandbox] = {}  # broker -> the user's ready sandbox, while it stays ready
+        self.state_changed = asyncio.Event()  # set at every sandbox.state: a run waiting for its broker looks again
         self.touched: dict[int, float] = {}
         self.cells: dict[tuple[str, str, str], tuple[float, lesson_selectors.RunnableCode]] = {}
         await self._join(f"user-{user.pk}")
@@ -182,7 +183,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return known
         sandbox = await self.on_ensure({"broker": broker})
         if sandbox.state != State.READY:
-            sandbox = await sandbox_wait_ready(sandbox_id=sandbox.pk)
+            sandbox = await sandbox_wait_ready(sandbox_id=sandbox.pk, changed=self.state_changed)
         self.ready[broker] = sandbox
         return sandbox
 
@@ -333,6 +334,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def sandbox_state(self, event: dict[str, Any]) -> None:
         payload = sandbox_payload_localized(event["sandbox"])
+        self.state_changed.set()
         await self.send_json({"type": "sandbox.state", "sandbox": payload})
         if payload.get("state") in (State.REQUESTED, State.PROVISIONING, State.READY):
             self.active_brokers.add(payload.get("broker"))

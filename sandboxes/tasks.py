@@ -6,40 +6,28 @@ services and never the other way round.
 
 from __future__ import annotations
 
-import time
-
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_process_shutdown, worker_ready
 
 from .services import jobs
 from .services.actions import sandbox_reset_finish
 from .services.pool import sandbox_pool_fill
-from .services.provisioning import sandbox_provision_start, sandbox_provision_step, sandbox_unit_stop
+from .services.provisioning import sandbox_unit_stop
+from .services.readiness import LEASE_S, sandbox_follow, sandboxes_adopt, sandboxes_follow_release
 from .services.reconcile import sandboxes_reap_idle, sandboxes_reconcile
 
 COMMON = {"acks_late": True, "reject_on_worker_lost": True, "time_limit": 240, "soft_time_limit": 200}
 
 
-#: How often a starting unit is looked at. Each look is its own short task, so a worker slot is never
-#: held while a broker boots: two slots provision thirty sandboxes side by side.
-FOLLOW_EVERY_S = 0.1
-
-
 @shared_task(name=jobs.PROVISION, **COMMON)
-def sandbox_provision_task(sandbox_id: int) -> str:
-    started_at = time.time()
-    sandbox = sandbox_provision_start(sandbox_id=sandbox_id)
-    if sandbox.state == "provisioning":
-        sandbox_provision_follow_task.apply_async((sandbox_id, started_at), countdown=FOLLOW_EVERY_S)
-    return sandbox.state
+def sandbox_provision_task(sandbox_id: int) -> None:
+    """Hand the sandbox to this process's follower, which starts its unit and waits for it: the slot is free at once."""
+    sandbox_follow(sandbox_id=sandbox_id, start=True)
 
 
-@shared_task(name=jobs.PROVISION_FOLLOW, **COMMON)
-def sandbox_provision_follow_task(sandbox_id: int, started_at: float) -> bool:
-    done = sandbox_provision_step(sandbox_id=sandbox_id, started_at=started_at)
-    if not done:
-        sandbox_provision_follow_task.apply_async((sandbox_id, started_at), countdown=FOLLOW_EVERY_S)
-    return done
+@shared_task(name=jobs.ADOPT, time_limit=60)
+def sandboxes_adopt_task() -> list[int]:
+    return sandboxes_adopt()
 
 
 @shared_task(name=jobs.STOP, **COMMON)
@@ -70,5 +58,15 @@ def sandbox_pool_fill_task() -> list[int]:
 
 @worker_ready.connect
 def reconcile_on_start(sender, **_: object) -> None:
-    """A worker that starts after a crash repairs what the crash left, then fills the warm pool."""
+    """A worker that starts after a crash repairs what the crash left, then fills the warm pool.
+
+    Sandboxes the crash left booting are followed again once the dead follower's leases have lapsed.
+    """
     (sandboxes_reconcile_task.si() | sandbox_pool_fill_task.si()).delay()
+    sandboxes_adopt_task.apply_async(countdown=LEASE_S + 1)
+
+
+@worker_process_shutdown.connect
+def release_followed(**_: object) -> None:
+    """A worker process that ends in order gives its starting sandboxes back at once, for the next to adopt."""
+    sandboxes_follow_release()

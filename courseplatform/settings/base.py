@@ -208,6 +208,10 @@ SANDBOX_IDLE_TIMEOUT_S = env.int("SANDBOX_IDLE_TIMEOUT_S", default=30 * 60)
 SANDBOX_QUOTA_PER_USER = env.int("SANDBOX_QUOTA_PER_USER", default=4)
 # "kafka=1;rabbitmq=1" (django-environ dict): ready brokers kept waiting per kind, so a learner gets one at once.
 SANDBOX_WARM_POOL = env.dict("SANDBOX_WARM_POOL", cast={"value": int}, default={})
+# Beyond those floors, a pooled broker kind keeps as many ready as learners asked for in the last window
+# (a class arriving), all pooled sandboxes together within this memory (MiB; 0: the floors only).
+SANDBOX_WARM_POOL_MEMORY_MB = env.int("SANDBOX_WARM_POOL_MEMORY_MB", default=3072)
+SANDBOX_WARM_POOL_DEMAND_WINDOW_S = env.int("SANDBOX_WARM_POOL_DEMAND_WINDOW_S", default=600)
 # Hard size cap of each unit's stored data, in MB, by broker kind ("default" for kinds not named); env
 # "kafka=512;rabbitmq=256" overrides some. At least 64. The brokers' own watermarks are set under it.
 SANDBOX_DISK_MB = {
@@ -256,11 +260,15 @@ LOGGING = {
         # A line per task received and succeeded drowns the one line per sandbox state change.
         "celery.app.trace": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},
+        # The beat's "sending due task" every few seconds as well.
+        "celery.beat": {"level": "WARNING"},
     },
 }
 
 CELERY_BEAT_SCHEDULE = {
     "reap-idle-sandboxes": {"task": "sandboxes.reap_idle", "schedule": 60.0},
     "reconcile-sandboxes": {"task": "sandboxes.reconcile", "schedule": 300.0},
+    # A sandbox whose worker died while its broker booted is followed again (services/readiness.py).
+    "adopt-starting-sandboxes": {"task": "sandboxes.adopt", "schedule": 30.0},
     "fill-warm-pool": {"task": "sandboxes.pool_fill", "schedule": 30.0},
 }

@@ -2,6 +2,8 @@
 
 Requests (one JSON object per line), each on its own connection:
   {"op": "status"}                          -> {"stage", "ready", "connection", "broker_version", "error"}
+  {"op": "watch"}                           -> the status now, then again at every change of stage, until closed
+      (the platform waits on this while the broker boots: it is told of ready or failed, it does not ask)
   {"op": "run", "code", "timeout"}          -> {"type": "output", "stream", "text"}* then {"type": "exit", ...}
       (past the head of a long output: "tail": true, and "skipped" lines before the text; see output.py)
       the exit may carry "hint": {"code", "variables"[, "name"]} for a common mistake (agent/cell_errors.py),
@@ -118,6 +120,7 @@ class Agent:
         self.tap_dropped = 0
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
         self.subscribers: set[Subscriber] = set()
+        self.watchers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.snapshot: dict[str, Any] | None = None
         self.runner: CellRunner | None = None
         self.terminals: Terminals | None = None
@@ -141,6 +144,18 @@ class Agent:
         tmp.write_text(json.dumps(status))
         tmp.replace(self.unit_dir / protocol.STATUS_NAME)
         log.info("stage %s %s", stage, error)
+        for watcher in self.watchers:
+            watcher.put_nowait(self.status())
+
+    def status(self) -> dict[str, Any]:
+        """What ``status`` answers and ``watch`` sends at every change."""
+        return {
+            "stage": self.stage,
+            "ready": self.ready,
+            "error": self.error,
+            "connection": self.connection,
+            "broker_version": self.broker_version,
+        }
 
     async def main(self) -> None:
         loop = self.loop = asyncio.get_running_loop()
@@ -354,16 +369,9 @@ class Agent:
                 return
             op = request.get("op")
             if op == "status":
-                await protocol.send(
-                    writer,
-                    {
-                        "stage": self.stage,
-                        "ready": self.ready,
-                        "error": self.error,
-                        "connection": self.connection,
-                        "broker_version": self.broker_version,
-                    },
-                )
+                await protocol.send(writer, self.status())
+            elif op == "watch":
+                await self.serve_watch(writer, reader)
             elif op in ("run", "check"):
                 await self.serve_run(request, reader, writer)
             elif op == "subscribe":
@@ -385,6 +393,26 @@ class Agent:
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
+
+    async def serve_watch(self, writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
+        """The status now and at every change of stage, until the platform hangs up."""
+        changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.watchers.add(changes)
+        closed = asyncio.create_task(reader.read())  # completes when the platform hangs up
+        ending = asyncio.create_task(self.done.wait())  # a shutdown must not wait for a watcher to hang up
+        try:
+            await protocol.send(writer, self.status())
+            while True:
+                change = asyncio.create_task(changes.get())
+                await asyncio.wait({change, closed, ending}, return_when=asyncio.FIRST_COMPLETED)
+                if not change.done():
+                    change.cancel()
+                    return
+                await protocol.send(writer, change.result())
+        finally:
+            self.watchers.discard(changes)
+            closed.cancel()
+            ending.cancel()
 
     async def serve_run(self, request: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.ready or self.runner is None:

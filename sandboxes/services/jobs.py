@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import signature
 
 PROVISION = "sandboxes.provision"
-PROVISION_FOLLOW = "sandboxes.provision_follow"
+ADOPT = "sandboxes.adopt"
 STOP = "sandboxes.stop"
 RESET = "sandboxes.reset"
 REAP_IDLE = "sandboxes.reap_idle"

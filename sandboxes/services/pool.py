@@ -1,26 +1,109 @@
-"""The warm pool: sandboxes started ahead per broker (settings.SANDBOX_WARM_POOL), handed to learners who ask."""
+"""The warm pool: sandboxes started ahead per broker, handed to learners who ask.
+
+Its size follows demand: each broker named in settings.SANDBOX_WARM_POOL keeps at
+least the number given there, and up to as many as learners asked for in the last
+SANDBOX_WARM_POOL_DEMAND_WINDOW_S (a class arriving makes it grow, a quiet hour
+brings it back), within SANDBOX_WARM_POOL_MEMORY_MB for all pooled sandboxes
+together. Requests are counted in Redis, where every web process sees them.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import time
+import uuid
 from datetime import timedelta
 from functools import partial
 
+import redis
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from sandboxes.brokers import BROKERS
 
 from ..models import ACTIVE_STATES, Purpose, Sandbox, State
 from . import jobs
-from .lifecycle import sandbox_broadcast
+from .lifecycle import TransitionRefused, sandbox_broadcast, sandbox_transition
 
 log = logging.getLogger(__name__)
 
+#: Rough memory of one idle sandbox of each kind, MiB (make bench: sandbox.process.<broker>.idle_rss_mb): what the budget counts.
+UNIT_MB = {"nats": 80, "redis": 40, "rabbitmq": 250, "activemq": 450, "kafka": 600}
+UNKNOWN_UNIT_MB = 500
+
+
+@functools.cache
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2)
+
+
+def _demand_key(broker: str) -> str:
+    return f"sandbox-demand:{settings.SANDBOX_INSTANCE}:{broker}"
+
+
+def sandbox_pool_demand_record(*, broker: str) -> None:
+    """Count a learner's request for a broker of this kind (pooled kinds only); a Redis hiccup loses one count, no more."""
+    if broker not in settings.SANDBOX_WARM_POOL:
+        return
+    window = settings.SANDBOX_WARM_POOL_DEMAND_WINDOW_S
+    now = time.time()
+    with contextlib.suppress(redis.RedisError):
+        pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
+        pipe.zadd(_demand_key(broker), {uuid.uuid4().hex: now})
+        pipe.zremrangebyscore(_demand_key(broker), "-inf", now - window)
+        pipe.expire(_demand_key(broker), int(window) + 1)
+        pipe.execute()
+
+
+def sandbox_pool_demand(*, broker: str) -> int:
+    """How many learners asked for this broker in the last SANDBOX_WARM_POOL_DEMAND_WINDOW_S (0 if Redis cannot say)."""
+    since = time.time() - settings.SANDBOX_WARM_POOL_DEMAND_WINDOW_S
+    try:
+        return int(_redis(settings.REDIS_URL).zcount(_demand_key(broker), since, "+inf"))  # type: ignore[arg-type]
+    except redis.RedisError:
+        return 0
+
+
+def sandbox_pool_sizes() -> dict[str, int]:
+    """How many pooled sandboxes each broker should have now: its floor, plus recent demand as the budget allows.
+
+    Demand counts the requests of the window less the learners' sandboxes still starting (a class
+    arriving together is not also given a pool to boot beside it). The budget
+    (SANDBOX_WARM_POOL_MEMORY_MB) is shared one sandbox at a time, each to the broker whose demand
+    is least met so far; the floors are kept whatever they cost.
+    """
+    floors = {b: int(n) for b, n in settings.SANDBOX_WARM_POOL.items() if b in BROKERS}
+    sizes = dict(floors)
+    left = settings.SANDBOX_WARM_POOL_MEMORY_MB - sum(UNIT_MB.get(b, UNKNOWN_UNIT_MB) * n for b, n in floors.items())
+    # Learners whose brokers are starting already are served: a pooled one started now would come no sooner.
+    starting = dict(
+        Sandbox.objects.filter(purpose=Purpose.LEARNER, state__in=(State.REQUESTED, State.PROVISIONING))
+        .order_by()
+        .values_list("broker")
+        .annotate(n=Count("pk"))
+        .values_list("broker", "n")
+    )
+    wanted = {b: sandbox_pool_demand(broker=b) - n - starting.get(b, 0) for b, n in floors.items()}
+    while True:
+        fitting = [b for b, n in wanted.items() if n > 0 and UNIT_MB.get(b, UNKNOWN_UNIT_MB) <= left]
+        if not fitting:
+            return sizes
+        broker = max(fitting, key=lambda b: wanted[b])
+        sizes[broker] += 1
+        wanted[broker] -= 1
+        left -= UNIT_MB.get(broker, UNKNOWN_UNIT_MB)
+
 
 def sandbox_pool_claim(*, user_id: int, broker: str) -> Sandbox | None:
-    """Hand a ready sandbox from the warm pool to the user, if one waits; the pool refills behind it."""
+    """Hand a ready sandbox from the warm pool to the user, if one waits; the pool refills behind it.
+
+    Every call counts as demand for the broker, met or not: the next fill sizes the pool by it.
+    """
+    sandbox_pool_demand_record(broker=broker)
     for candidate in Sandbox.objects.filter(purpose=Purpose.POOL, user__isnull=True, broker=broker, state=State.READY).order_by(
         "pk"
     )[:3]:
@@ -44,17 +127,26 @@ def sandbox_pool_claim(*, user_id: int, broker: str) -> Sandbox | None:
 
 
 def sandbox_pool_fill() -> list[int]:
-    """Start pooled sandboxes until each broker has the number settings.SANDBOX_WARM_POOL asks for."""
+    """Start pooled sandboxes until each broker has the number ``sandbox_pool_sizes`` asks for; returns their ids.
+
+    Ready pooled sandboxes beyond it (demand has passed) are stopped, those that waited longest first.
+    """
     created = []
-    for broker, size in settings.SANDBOX_WARM_POOL.items():
+    for broker in settings.SANDBOX_WARM_POOL:
         if broker not in BROKERS:
             log.warning("SANDBOX_WARM_POOL names an unknown broker %s", broker)
-            continue
-        waiting = Sandbox.objects.filter(purpose=Purpose.POOL, broker=broker, state__in=ACTIVE_STATES).count()
-        for _ in range(max(0, int(size) - waiting)):
+    for broker, size in sandbox_pool_sizes().items():
+        pooled = Sandbox.objects.filter(purpose=Purpose.POOL, user__isnull=True, broker=broker, state__in=ACTIVE_STATES)
+        waiting = pooled.exclude(state=State.STOPPING).count()
+        for _ in range(max(0, size - waiting)):
             sandbox = Sandbox.objects.create(
                 purpose=Purpose.POOL, user=None, broker=broker, state=State.REQUESTED, stage="requested"
             )
             transaction.on_commit(partial(jobs.job_enqueue, jobs.PROVISION, sandbox.pk))
             created.append(sandbox.pk)
+        for surplus in pooled.filter(state=State.READY).order_by("ready_at", "pk")[: max(0, waiting - size)]:
+            with contextlib.suppress(TransitionRefused):  # claimed meanwhile: it is a learner's now
+                sandbox_transition(surplus, State.STOPPING, stage="stopping")
+                transaction.on_commit(partial(jobs.job_enqueue, jobs.STOP, surplus.pk))
+                log.info("sandbox %s %s: the pool shrinks with demand", surplus.pk, broker, extra={"sandbox_id": surplus.pk})
     return created

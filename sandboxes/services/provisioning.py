@@ -1,24 +1,26 @@
-"""Starting and stopping a sandbox's unit: start, follow the agent until ready or failed, stop, wait from a page.
+"""Starting and stopping a sandbox's unit: start, record what its agent reports until ready or failed, stop.
 
-Provisioning is split in short looks (``sandbox_provision_step``) so a worker
-slot is never held while a broker boots; ``sandbox_provision`` strings them
-together for callers that need the broker now.
+The start is quick (the unit's agent runs, its broker boots on); what the agent
+then reports arrives at ``services.readiness``, which holds no worker slot while
+it waits and applies each report here (``sandbox_provision_apply``).
+``sandbox_provision`` does both for callers that need the broker now.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 from sandboxes.brokers import BROKERS
 
-from .. import agent_client
 from ..backends import get_backend
 from ..backends.base import AgentAddress, UnitSpec
 from ..models import Purpose, Sandbox, State
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 NOT_READY = gettext_lazy("Песочница ещё не готова: {stage}.")
 PROVISION_TIMEOUT_S = 150
+#: A page waiting for its broker reads the record at least this often, broadcasts heard or not.
+UNHEARD_CHECK_S = 1.0
 
 # Kept in Sandbox.error as source text and translated when shown, so each reader gets their language.
 TOO_SLOW = gettext_noop("Брокер не запустился за отведённое время.")
@@ -62,56 +66,76 @@ def sandbox_provision_start(*, sandbox_id: int) -> Sandbox:
     return sandbox
 
 
-def sandbox_provision_step(*, sandbox_id: int, started_at: float) -> bool:
-    """Look at a starting unit once: record its stage, and finish when it is ready or failed.
+def sandbox_provision_apply(*, sandbox_id: int, status: dict[str, Any]) -> bool:
+    """Record one status the starting unit's agent sent: its stage, or the end (ready or failed).
 
-    Returns True when provisioning is over (whatever the outcome), False to look again.
-    ``started_at`` (epoch seconds) bounds the whole provisioning by PROVISION_TIMEOUT_S.
+    Returns True when provisioning is over (whatever the outcome, also when a stop overtook it),
+    False while the broker still boots.
     """
     sandbox = Sandbox.objects.get(pk=sandbox_id)
     if sandbox.state != State.PROVISIONING:
         return True
     try:
-        return _provision_look(sandbox, started_at)
-    except TransitionRefused:
-        # Stopped (or reset) while starting: whoever moved it on owns the unit now.
-        log.info("provisioning overtaken", extra={"sandbox_id": sandbox.pk, "user_id": sandbox.user_id})
-        return True
-
-
-def _provision_look(sandbox: Sandbox, started_at: float) -> bool:
-    backend = get_backend()
-    name = sandbox.unit or unit_name(sandbox)
-    if time.time() - started_at > PROVISION_TIMEOUT_S:
-        backend.stop(name)
-        sandbox_transition(sandbox, State.FAILED, error=TOO_SLOW)
-        return True
-    try:
-        status = async_to_sync(agent_client.status)(backend.agent_address(name))
-    except agent_client.AgentUnavailable:
-        if backend.poll(name) is not None:
-            sandbox_transition(sandbox, State.FAILED, error=AGENT_EXITED)
+        if status.get("stage") == "failed":
+            get_backend().stop(sandbox.unit or unit_name(sandbox))
+            sandbox_transition(sandbox, State.FAILED, error=status.get("error") or BROKER_FAILED)
             return True
-        return False
-    if status["stage"] == "failed":
-        backend.stop(name)
-        sandbox_transition(sandbox, State.FAILED, error=status.get("error") or BROKER_FAILED)
-        return True
-    if status["ready"]:
-        sandbox.connection = status["connection"]
-        sandbox_transition(sandbox, State.READY, stage="ready")
-        return True
-    if status["stage"] != sandbox.stage:
-        sandbox_transition(sandbox, State.PROVISIONING, stage=status["stage"])
+        if status.get("ready"):
+            sandbox.connection = status["connection"]
+            sandbox_transition(sandbox, State.READY, stage="ready")
+            return True
+        if status.get("stage") and status["stage"] != sandbox.stage:
+            sandbox_transition(sandbox, State.PROVISIONING, stage=status["stage"])
+    except TransitionRefused:
+        return _overtaken(sandbox)
     return False
+
+
+def sandbox_provision_lost(*, sandbox_id: int) -> bool:
+    """The starting unit's agent does not answer: True (over) if its unit has exited, False to try again."""
+    sandbox = Sandbox.objects.get(pk=sandbox_id)
+    if sandbox.state != State.PROVISIONING:
+        return True
+    if get_backend().poll(sandbox.unit or unit_name(sandbox)) is None:
+        return False  # running, its socket not open yet
+    try:
+        sandbox_transition(sandbox, State.FAILED, error=AGENT_EXITED)
+    except TransitionRefused:
+        return _overtaken(sandbox)
+    return True
+
+
+def sandbox_provision_expire(*, sandbox_id: int) -> None:
+    """Provisioning took longer than PROVISION_TIMEOUT_S: remove the unit and fail the sandbox."""
+    sandbox = Sandbox.objects.get(pk=sandbox_id)
+    if sandbox.state != State.PROVISIONING:
+        return
+    get_backend().stop(sandbox.unit or unit_name(sandbox))
+    try:
+        sandbox_transition(sandbox, State.FAILED, error=TOO_SLOW)
+    except TransitionRefused:
+        _overtaken(sandbox)
+
+
+def _overtaken(sandbox: Sandbox) -> bool:
+    # Stopped (or reset) while starting: whoever moved it on owns the unit now.
+    log.info("provisioning overtaken", extra={"sandbox_id": sandbox.pk, "user_id": sandbox.user_id})
+    return True
+
+
+def sandbox_agent_address(*, sandbox_id: int) -> AgentAddress:
+    """Where a starting sandbox's agent listens (looked up by id, for the readiness follower)."""
+    return sandbox_socket(sandbox=Sandbox.objects.get(pk=sandbox_id))
 
 
 def sandbox_provision(*, sandbox_id: int) -> Sandbox:
     """Start the unit and wait here until it is ready or failed (for callers that need the broker now)."""
-    started_at = time.time()
-    sandbox_provision_start(sandbox_id=sandbox_id)
-    while not sandbox_provision_step(sandbox_id=sandbox_id, started_at=started_at):
-        time.sleep(0.05)
+    # Imported here: the follower calls this module's functions, so this module cannot import it at the top.
+    from .readiness import sandbox_follow
+
+    sandbox = sandbox_provision_start(sandbox_id=sandbox_id)
+    if sandbox.state == State.PROVISIONING:
+        sandbox_follow(sandbox_id=sandbox_id).result(timeout=PROVISION_TIMEOUT_S + 30)
     return Sandbox.objects.get(pk=sandbox_id)
 
 
@@ -160,12 +184,21 @@ def sandbox_scratch(*, user_id: int, broker: str) -> Iterator[Sandbox]:
         sandbox_unit_stop(sandbox_id=sandbox.pk)
 
 
-async def sandbox_wait_ready(*, sandbox_id: int, timeout: float = PROVISION_TIMEOUT_S) -> Sandbox:
-    """Wait (without blocking the loop) until the sandbox is ready; raises SandboxError if it fails."""
+async def sandbox_wait_ready(
+    *, sandbox_id: int, timeout: float = PROVISION_TIMEOUT_S, changed: asyncio.Event | None = None
+) -> Sandbox:
+    """Wait (without blocking the loop) until the sandbox is ready; raises SandboxError if it fails.
+
+    ``changed`` is set when the owner's pages hear a state change (the consumer's ``sandbox.state``):
+    then the record is read when something happened, not ten times a second, and only every
+    ``UNHEARD_CHECK_S`` besides in case a broadcast went astray.
+    """
     from channels.db import database_sync_to_async
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if changed is not None:
+            changed.clear()
         sandbox = await database_sync_to_async(Sandbox.objects.get)(pk=sandbox_id)
         if sandbox.state == State.READY:
             return sandbox
@@ -173,5 +206,9 @@ async def sandbox_wait_ready(*, sandbox_id: int, timeout: float = PROVISION_TIME
             if sandbox.error:
                 raise SandboxError(gettext(sandbox.error))
             raise SandboxError(NOT_READY.format(stage=gettext(STAGE_LABELS.get(sandbox.stage, sandbox.stage))))
-        await asyncio.sleep(0.1)
+        if changed is None:
+            await asyncio.sleep(0.1)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), min(UNHEARD_CHECK_S, max(0.0, deadline - time.monotonic())))
     raise SandboxError(gettext(TOO_SLOW))

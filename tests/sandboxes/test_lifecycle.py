@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from sandboxes import agent_client
 from sandboxes.backends import get_backend
 from sandboxes.models import Sandbox, State
-from sandboxes.services import actions, pool, provisioning, reconcile
+from sandboxes.services import actions, pool, provisioning, readiness, reconcile
 from tests.aio import run
 from tests.services import reachable_from_the_host, wait_for, worker_in_place_of
 from tests.smoke_cells import PRODUCE_CONSUME
@@ -125,31 +125,51 @@ def test_a_runaway_cell_is_stopped_and_the_sandbox_keeps_working(celery_worker, 
     assert result["status"] == 0 and "got hello-nats" in output, output
 
 
-def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(celery_worker, learner, units_cleanup, settings):
-    # A second worker takes this sandbox; it is killed mid-provisioning, so nothing finishes it.
+def test_a_worker_killed_while_brokers_boot_leaves_each_sandbox_ready_or_failed(celery_worker, learner, units_cleanup, settings):
+    # A second worker takes these sandboxes; it is killed while their brokers boot, and its follower with it.
+    other = User.objects.create_user("other-learner", password="x-pass-12345")
     with worker_in_place_of(celery_worker, "doomed") as doomed:
-        sandbox = actions.sandbox_ensure(user_id=learner.pk, broker="rabbitmq")
+        adopted, stale = (actions.sandbox_ensure(user_id=user.pk, broker="rabbitmq") for user in (learner, other))
+        units = [f"{settings.SANDBOX_INSTANCE}-{s.pk}" for s in (adopted, stale)]
+        # Kill once both brokers boot (their agents told the follower), so that what happens below is the repair's doing.
         wait_for(
-            lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.PROVISIONING, timeout=30, what="provisioning", interval=0.05
+            lambda: all(Sandbox.objects.get(pk=s.pk).stage == "waiting" for s in (adopted, stale)),
+            timeout=60,
+            what="both brokers booting",
+            interval=0.05,
         )
-        # Kill once the unit's processes exist, so that "nothing left" below is the repair's doing.
-        unit = f"{settings.SANDBOX_INSTANCE}-{sandbox.pk}"
-        wait_for(lambda: get_backend().processes(unit), timeout=60, what="the unit's processes", interval=0.05)
         os.killpg(doomed.process.pid, signal.SIGKILL)
         doomed.process.wait()
-        # What the crash took with it: the follow-up tasks it held must not reach the next worker here.
+        # What the crash took with it: tasks it held must not reach the next worker here.
         __import__("courseplatform.celery").celery.app.control.purge()
-    sandbox.refresh_from_db()
-    assert sandbox.state == State.PROVISIONING  # stuck, as a crash leaves it
-    orphans = get_backend().processes(unit)
-    assert orphans, "the unit's processes outlive the worker that started them"
-    Sandbox.objects.filter(pk=sandbox.pk).update(created_at=sandbox.created_at.replace(year=2000))
-    report = reconcile.sandboxes_reconcile()
-    sandbox.refresh_from_db()
-    assert sandbox.state == State.FAILED
-    assert sandbox.pk in report["stuck"]
-    assert get_backend().processes(unit) == []
-    assert [p for p in orphans if running(p)] == []
+        for sandbox in (adopted, stale):
+            sandbox.refresh_from_db()
+            assert sandbox.state == State.PROVISIONING  # nobody follows them now
+        orphans = get_backend().processes(units[1])
+        assert orphans, "the unit's processes outlive the worker that started them"
+        # One provisioning for longer than a provision can take is failed and its unit removed.
+        Sandbox.objects.filter(pk=stale.pk).update(created_at=stale.created_at.replace(year=2000))
+        report = reconcile.sandboxes_reconcile()
+        stale.refresh_from_db()
+        assert stale.state == State.FAILED
+        assert stale.pk in report["stuck"]
+        assert get_backend().processes(units[1]) == []
+        assert [p for p in orphans if running(p)] == []
+        # The other is handed to a follower again once the dead one's lease has lapsed.
+        wait_for(
+            lambda: not readiness.sandbox_followed(sandbox_id=adopted.pk),
+            timeout=readiness.LEASE_S + 10,
+            what="the dead follower's lease lapsed",
+        )
+        agent = int((get_backend().unit_dir(units[0]) / "agent.pid").read_text())
+        assert readiness.sandboxes_adopt() == [adopted.pk]
+    # The session's worker is back and takes the queued provision: the same unit, followed from where it is.
+    wait_for(lambda: Sandbox.objects.get(pk=adopted.pk).state != State.PROVISIONING, timeout=120, what="adopted sandbox ready")
+    adopted.refresh_from_db()
+    assert adopted.state == State.READY, adopted.error
+    assert running(agent), "the unit was followed, not started again"
+    result, output = run_cell(adopted, PRODUCE_CONSUME["rabbitmq"], timeout=60)
+    assert result["status"] == 0 and "got hello-" in output, output
 
 
 def test_a_learner_gets_a_ready_broker_at_once_from_the_warm_pool_which_the_worker_refills(

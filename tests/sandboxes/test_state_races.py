@@ -6,7 +6,6 @@ import threading
 from collections import Counter
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.db import connection
 
@@ -31,21 +30,20 @@ def test_a_late_provisioning_step_cannot_write_ready_over_a_stop():
     assert (sandbox.state, sandbox.connection) == (State.STOPPING, {})
 
 
-def test_a_provisioning_step_overtaken_by_a_stop_ends_quietly(monkeypatch):
-    """The step reads PROVISIONING, the agent says ready, but a stop lands in between: no error, no READY."""
+def test_a_ready_report_overtaken_by_a_stop_ends_quietly(monkeypatch):
+    """The follower reads PROVISIONING, the agent said ready, but a stop lands in between: no error, no READY."""
     sandbox = Sandbox.objects.create(broker="nats", state=State.PROVISIONING, stage="starting", unit="x", purpose=Purpose.POOL)
+    read = provisioning.Sandbox.objects.get
 
-    def stop_now() -> None:
-        lifecycle.sandbox_transition(Sandbox.objects.get(pk=sandbox.pk), State.STOPPING)
+    def read_then_stop(**lookup):
+        found = read(**lookup)
+        lifecycle.sandbox_transition(read(pk=sandbox.pk), State.STOPPING)  # the stop arrives right after the read
+        monkeypatch.setattr(provisioning.Sandbox.objects, "get", read)
+        return found
 
-    async def ready_status(_socket):
-        await sync_to_async(stop_now)()  # the stop arrives while the agent is being asked
-        return {"ready": True, "stage": "ready", "connection": {"NATS_URL": "nats://127.0.0.1:4222"}}
-
-    monkeypatch.setattr(provisioning.agent_client, "status", ready_status)
-    import time
-
-    assert provisioning.sandbox_provision_step(sandbox_id=sandbox.pk, started_at=time.time()) is True
+    monkeypatch.setattr(provisioning.Sandbox.objects, "get", read_then_stop)
+    ready = {"ready": True, "stage": "ready", "connection": {"NATS_URL": "nats://127.0.0.1:4222"}}
+    assert provisioning.sandbox_provision_apply(sandbox_id=sandbox.pk, status=ready) is True
     sandbox.refresh_from_db()
     assert sandbox.state == State.STOPPING
 
