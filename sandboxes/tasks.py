@@ -12,7 +12,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from .services import jobs
-from .services.actions import sandbox_reset_finish
+from .services.actions import sandbox_queue_advance, sandbox_reset_finish
 from .services.pool import sandbox_pool_fill
 from .services.provisioning import sandbox_provision_start, sandbox_provision_step, sandbox_unit_stop
 from .services.reconcile import sandboxes_reap_idle, sandboxes_reconcile
@@ -68,7 +68,13 @@ def sandbox_pool_fill_task() -> list[int]:
     return sandbox_pool_fill()
 
 
+@shared_task(name=jobs.ADMIT, time_limit=60)
+def sandbox_admit_task() -> list[int]:
+    """After a sandbox stopped or failed: start whoever's turn has come in the admission queue."""
+    return sandbox_queue_advance()
+
+
 @worker_ready.connect
 def reconcile_on_start(sender, **_: object) -> None:
-    """A worker that starts after a crash repairs what the crash left, then fills the warm pool."""
-    (sandboxes_reconcile_task.si() | sandbox_pool_fill_task.si()).delay()
+    """A worker that starts after a crash repairs what the crash left, admits who waits, then fills the warm pool."""
+    (sandboxes_reconcile_task.si() | sandbox_admit_task.si() | sandbox_pool_fill_task.si()).delay()

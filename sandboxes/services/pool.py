@@ -1,4 +1,7 @@
-"""The warm pool: sandboxes started ahead per broker (settings.SANDBOX_WARM_POOL), handed to learners who ask."""
+"""The warm pool: sandboxes started ahead per broker (settings.SANDBOX_WARM_POOL), handed to learners who ask.
+
+Pooled units spend admission capacity like any other, so none starts while a learner waits (services/admission.py).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from sandboxes.brokers import BROKERS
 
 from ..models import ACTIVE_STATES, Purpose, Sandbox, State
 from . import jobs
+from .admission import admission_has_room, admission_lock
 from .lifecycle import sandbox_broadcast
 
 log = logging.getLogger(__name__)
@@ -45,16 +49,22 @@ def sandbox_pool_claim(*, user_id: int, broker: str) -> Sandbox | None:
 
 def sandbox_pool_fill() -> list[int]:
     """Start pooled sandboxes until each broker has the number settings.SANDBOX_WARM_POOL asks for."""
-    created = []
-    for broker, size in settings.SANDBOX_WARM_POOL.items():
-        if broker not in BROKERS:
-            log.warning("SANDBOX_WARM_POOL names an unknown broker %s", broker)
-            continue
-        waiting = Sandbox.objects.filter(purpose=Purpose.POOL, broker=broker, state__in=ACTIVE_STATES).count()
-        for _ in range(max(0, int(size) - waiting)):
-            sandbox = Sandbox.objects.create(
-                purpose=Purpose.POOL, user=None, broker=broker, state=State.REQUESTED, stage="requested"
-            )
-            transaction.on_commit(partial(jobs.job_enqueue, jobs.PROVISION, sandbox.pk))
-            created.append(sandbox.pk)
+    created: list[int] = []
+    if not settings.SANDBOX_WARM_POOL:
+        return created
+    # Under the admission lock: a pooled unit is started only into room no learner waits for.
+    with admission_lock():
+        for broker, size in settings.SANDBOX_WARM_POOL.items():
+            if broker not in BROKERS:
+                log.warning("SANDBOX_WARM_POOL names an unknown broker %s", broker)
+                continue
+            waiting = Sandbox.objects.filter(purpose=Purpose.POOL, broker=broker, state__in=ACTIVE_STATES).count()
+            for _ in range(max(0, int(size) - waiting)):
+                if not admission_has_room(broker=broker):
+                    break
+                sandbox = Sandbox.objects.create(
+                    purpose=Purpose.POOL, user=None, broker=broker, state=State.REQUESTED, stage="requested"
+                )
+                transaction.on_commit(partial(jobs.job_enqueue, jobs.PROVISION, sandbox.pk))
+                created.append(sandbox.pk)
     return created
