@@ -229,7 +229,7 @@ def _advance_locked(client: redis.Redis, start: Start) -> dict[str, Sandbox]:
             log.exception("queued request dropped", extra={"user_id": user_id, "broker": broker})
             continue
         free -= cost
-        log.info("sandbox admitted from the queue", extra={"user_id": user_id, "broker": broker})
+        log.info("sandbox admitted", extra={"user_id": user_id, "broker": broker})
     return admitted
 
 
