@@ -29,7 +29,9 @@ class Broker:
     it through gettext), ``short`` the form for tabs and badges (the label when empty).
     ``memory_mb`` is what one running unit of the kind costs the machine (broker, agent
     and a running cell, resident): the weight admission spends of the platform's
-    capacity (``sandboxes/services/admission.py``).
+    capacity (``sandboxes/services/admission.py``). bench/sandboxes.py measures idle units at
+    about half of these figures (NATS 80, RabbitMQ 250, ActiveMQ 450, Kafka 600 MiB); the rest
+    is a running cell's process and a broker holding messages.
     """
 
     kind: str  # dotted path of the BrokerKind subclass
