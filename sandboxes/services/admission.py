@@ -212,8 +212,13 @@ def _advance_locked(client: redis.Redis, start: Start) -> dict[str, Sandbox]:
     free = admission_capacity_mb() - admission_used_mb()
     for member in _queue():
         user_id, broker = _parse(member)
-        if Sandbox.objects.filter(user_id=user_id, broker=broker, purpose=Purpose.LEARNER, state=State.STOPPING).exists():
+        held = Sandbox.objects.filter(user_id=user_id, broker=broker, purpose=Purpose.LEARNER, state__in=ACTIVE_STATES).first()
+        if held is not None and held.state == State.STOPPING:
             break  # a reset at the head: its own stop gives back the slot it will take
+        if held is not None:  # admitted meanwhile (a reset's two paths racing): nothing more to spend
+            client.zrem(_key("queue"), member)
+            admitted[member] = held
+            continue
         pooled = Sandbox.objects.filter(purpose=Purpose.POOL, user__isnull=True, broker=broker, state=State.READY).exists()
         cost = 0 if pooled else broker_weight_mb(broker)
         if cost > free:

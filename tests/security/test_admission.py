@@ -8,6 +8,7 @@ Redis, real NATS units, WebSocket clients of four learners (one of them with two
 from __future__ import annotations
 
 import json
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -181,9 +182,12 @@ def test_a_worker_killed_mid_start_leaks_no_slot(celery_worker, small_platform, 
                 return await ensure(g, is_queue(1))
             return await g.wait(is_state("nats", "ready"), timeout=START_S)
 
-    run(scenario("fill"))
-    # Kill the only worker while E's and F's units start: their tasks die with it.
     worker = workers[0]
+    # The worker is held still while the platform fills, so the kill below finds E's start under way
+    # (caught while provisioning, seconds before ready) and not already finished.
+    os.killpg(worker.process.pid, signal.SIGSTOP)
+    run(scenario("fill"))
+    os.killpg(worker.process.pid, signal.SIGCONT)
     wait_for(
         lambda: Sandbox.objects.filter(user__username="e", state=State.PROVISIONING).exists(),
         timeout=60,
