@@ -21,6 +21,7 @@ from django.contrib.auth.models import User
 from lessons.course_io import course_import
 from sandboxes.brokers import BROKERS
 from sandboxes.models import Sandbox, State
+from sandboxes.services import actions, admission, pool
 from sandboxes.services.reconcile import sandboxes_reconcile
 from tests.aio import run
 from tests.courseplatform.test_realtime_roundtrip import session_cookie
@@ -163,6 +164,31 @@ def test_past_capacity_a_learner_is_queued_with_a_place_and_starts_by_itself_whe
     learner_c = User.objects.get(username="c")
     assert Sandbox.objects.filter(user=learner_c, state=State.READY).count() == 1
     assert not Sandbox.objects.filter(user__username="d").exists()
+
+
+def test_an_idle_pooled_unit_makes_room_for_a_waiting_learner_and_the_pool_never_takes_their_room(
+    small_platform, units_cleanup, settings
+):
+    """Pooled units use memory and count, but never keep a learner waiting: a head that does not fit gets an
+    idle pooled unit of another kind stopped, and pool fill starts nothing while the platform is full."""
+    settings.SANDBOX_CAPACITY_MB = CAPACITY_MB  # this process's view, as the server's and worker's
+    settings.SANDBOX_WARM_POOL = {"redis": 1}
+    (pooled,) = pool.sandbox_pool_fill()
+    wait_for(lambda: Sandbox.objects.get(pk=pooled).state == State.READY, timeout=START_S, what="the pooled unit ready")
+    first, second = (User.objects.create_user(name, password=f"{name}-pass-123") for name in ("h", "i"))
+    actions.sandbox_ensure(user_id=first.pk, broker="nats")  # with the pooled unit: the platform is full
+    assert pool.sandbox_pool_fill() == []
+    with pytest.raises(admission.SandboxQueued) as queued:
+        actions.sandbox_ensure(user_id=second.pk, broker="nats")
+    assert queued.value.place.place == 1
+    # The idle pooled Redis is stopped for the head of the queue, who then starts by itself.
+    wait_for(
+        lambda: Sandbox.objects.filter(user=second, broker="nats", state=State.READY).exists(),
+        timeout=START_S,
+        what="the waiting learner's sandbox ready",
+    )
+    assert Sandbox.objects.get(pk=pooled).state == State.STOPPED
+    assert pool.sandbox_pool_fill() == []  # full again: the pool waits for room
 
 
 def test_a_worker_killed_mid_start_leaks_no_slot(celery_worker, small_platform, units_cleanup):
