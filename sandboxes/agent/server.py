@@ -11,6 +11,7 @@ Requests (one JSON object per line), each on its own connection:
   {"op": "subscribe"}                       -> {"type": "events", "events", "dropped"} and {"type": "snapshot", "data"}, until closed
   {"op": "shutdown"}                        -> {"ok": true}, then the broker stops and the agent exits
   {"op": "terminal", "rows", "cols"}        -> the unit's shell on a pty, until closed (see agent/terminal.py)
+  {"op": "console", "method", "target", ...} -> one HTTP request to the broker's web console (see agent/console.py)
 
 The agent listens on a Unix socket in its unit's folder (process and docker backends: the
 file's permissions keep others out) or on TCP (kubernetes: ``--listen HOST:PORT``). With a
@@ -40,7 +41,7 @@ from sandboxes.brokers import get_broker
 from sandboxes.brokers.base import BrokerLimits, LaunchSpec, Site, stop_process_group
 from sandboxes.events import Event
 
-from . import protocol
+from . import console, protocol
 from .cells import UNIT_MARKER, CellLimits, CellRunner
 from .terminal import Terminals
 
@@ -366,6 +367,8 @@ class Agent:
                 await self.serve_subscribe(writer, reader)
             elif op == "terminal" and self.ready and self.terminals is not None:
                 await self.terminals.serve(request, reader, writer)
+            elif op == "console" and self.ready:
+                await console.serve(request, writer, kind=self.kind, ports=self.ports)
             elif op == "shutdown":
                 await protocol.send(writer, {"ok": True})
                 self.done.set()
