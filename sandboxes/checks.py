@@ -67,7 +67,8 @@ def check_warm_pool(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
 
 
 def check_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """The per-user quota and the idle timeout are positive whole numbers (E006, E007); disk caps (E008)."""
+    """The per-user quota and the idle timeout are positive whole numbers (E006, E007); disk caps (E008);
+    the platform's capacity (E009)."""
     errors: list[CheckMessage] = []
     if not _positive_int(settings.SANDBOX_QUOTA_PER_USER):
         errors.append(
@@ -82,6 +83,16 @@ def check_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 f"SANDBOX_IDLE_TIMEOUT_S={settings.SANDBOX_IDLE_TIMEOUT_S!r}: seconds, at least 1, "
                 "or every sandbox is reaped as soon as it is ready",
                 id="sandboxes.E007",
+            )
+        )
+    capacity = settings.SANDBOX_CAPACITY_MB
+    smallest = min(entry.memory_mb for entry in BROKERS.values())
+    if not (isinstance(capacity, int) and not isinstance(capacity, bool) and (capacity == 0 or capacity >= smallest)):
+        errors.append(
+            Error(
+                f"SANDBOX_CAPACITY_MB={capacity!r}: 0 (from this machine's memory) or at least {smallest} (MB), "
+                "or no sandbox ever starts",
+                id="sandboxes.E009",
             )
         )
     for broker, size in settings.SANDBOX_DISK_MB.items():

@@ -31,6 +31,7 @@ from . import agent_client, cell_runs, live_frames, selectors, ws_limits
 from .models import Sandbox, State
 from .payloads import sandbox_payload, sandbox_payload_localized
 from .services.actions import sandbox_ensure, sandbox_extend, sandbox_reset, sandbox_stop, sandbox_touch
+from .services.admission import QueuePlace, SandboxQueued, admission_places
 from .services.kept import kept_discard, kept_states_of
 from .services.lifecycle import SandboxError
 from .services.provisioning import sandbox_wait_ready
@@ -71,13 +72,20 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.touched: dict[int, float] = {}
         self.cells: dict[tuple[str, str, str], tuple[float, lesson_selectors.RunnableCode]] = {}
         await self._join(f"user-{user.pk}")
-        sandboxes = await self._sandboxes()
+        sandboxes, places = await self._sandboxes()
         # Brokers with a sandbox on its way or up: an ensure of one of them is free (it enqueues nothing),
         # so a page that asks for its chapter's brokers on every load does not use up the minute's allowance.
         self.active_brokers = {s.broker for s in sandboxes if s.state != State.STOPPING}
         await self.accept()
         kept = await database_sync_to_async(kept_states_of)(user_id=user.pk)
-        await self.send_json({"type": "hello", "sandboxes": [sandbox_payload(s) for s in sandboxes], "kept": kept})
+        await self.send_json(
+            {
+                "type": "hello",
+                "sandboxes": [sandbox_payload(s) for s in sandboxes],
+                "kept": kept,
+                "queue": [p.as_dict() for p in places],
+            }
+        )
         for sandbox in sandboxes:
             if sandbox.state == State.READY:
                 self._relay_start(sandbox)
@@ -105,8 +113,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined.add(group)
 
     @database_sync_to_async
-    def _sandboxes(self) -> list[Sandbox]:
-        return list(selectors.sandboxes_active(user_id=self.user.pk))
+    def _sandboxes(self) -> tuple[list[Sandbox], list[QueuePlace]]:
+        """The user's active sandboxes and their places in the admission queue (a reload shows both)."""
+        return list(selectors.sandboxes_active(user_id=self.user.pk)), admission_places(user_id=self.user.pk)
 
     # -- from the browser --------------------------------------------------
 
@@ -161,8 +170,15 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def _refuse(self, content: Any, refused: ws_limits.Refused) -> None:
         await self.send_json(ws_limits.refusal_frame(content, refused, run_id=RUN_ID))
 
-    async def on_ensure(self, content: dict[str, Any]) -> Sandbox:
-        sandbox = await database_sync_to_async(sandbox_ensure)(user_id=self.user.pk, broker=str(content.get("broker")))
+    async def on_ensure(self, content: dict[str, Any]) -> None:
+        """sandbox.ensure: the sandbox's state, or (the platform full) the learner's place in the queue."""
+        try:
+            await self._ensure(str(content.get("broker")))
+        except SandboxQueued as queued:
+            await self.send_json(live_frames.queue_frame(queued.place.as_dict()))
+
+    async def _ensure(self, broker: str) -> Sandbox:
+        sandbox = await database_sync_to_async(sandbox_ensure)(user_id=self.user.pk, broker=broker)
         await self.send_json({"type": "sandbox.state", "sandbox": sandbox_payload(sandbox)})
         return sandbox
 
@@ -181,7 +197,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         known = self.ready.get(broker)
         if known is not None:
             return known
-        sandbox = await self.on_ensure({"broker": broker})
+        sandbox = await self._ensure(broker)  # queued: SandboxQueued, said as the cell's error
         if sandbox.state != State.READY:
             sandbox = await sandbox_wait_ready(sandbox_id=sandbox.pk, changed=self.state_changed)
         self.ready[broker] = sandbox
@@ -331,6 +347,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 await self.send_json(frame)
 
     # -- from tasks, through the channel layer --------------------------------
+
+    async def sandbox_queue(self, event: dict[str, Any]) -> None:
+        await self.send_json(live_frames.queue_frame(event["queue"]))
 
     async def sandbox_state(self, event: dict[str, Any]) -> None:
         payload = sandbox_payload_localized(event["sandbox"])

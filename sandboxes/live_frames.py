@@ -43,6 +43,15 @@ def learner_message(exc: Exception) -> str:
     return str(exc) if isinstance(exc, SandboxError) else str(SANDBOX_SILENT)
 
 
+def queue_frame(place: dict[str, Any]) -> dict[str, Any]:
+    """The ``sandbox.queue`` frame: the learner's ``place`` in the admission queue for ``broker`` (null once
+    they left it) with ``estimate_s`` and its ``basis`` (services/admission.py), or an ``error`` when their turn
+    came but the start was refused. The page words it (static/js/sandbox-status.js)."""
+    frame = {"type": "sandbox.queue", "broker": place.get("broker"), "place": place.get("place")}
+    frame.update({k: place[k] for k in ("estimate_s", "basis", "error") if k in place})
+    return frame
+
+
 def output_frame(run: str | None, message: dict[str, Any]) -> dict[str, Any]:
     """The ``cell.output`` frame of an agent's output message; past the head of a long output it carries
     the tail's fields too (``tail``, and ``skipped`` lines and characters left out before its text)."""

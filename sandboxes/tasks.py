@@ -10,7 +10,7 @@ from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_ready
 
 from .services import jobs
-from .services.actions import sandbox_reset_finish
+from .services.actions import sandbox_queue_advance, sandbox_reset_finish
 from .services.pool import sandbox_pool_fill
 from .services.provisioning import sandbox_unit_stop
 from .services.readiness import LEASE_S, sandbox_follow, sandboxes_adopt, sandboxes_follow_release
@@ -56,13 +56,19 @@ def sandbox_pool_fill_task() -> list[int]:
     return sandbox_pool_fill()
 
 
+@shared_task(name=jobs.ADMIT, time_limit=60)
+def sandbox_admit_task() -> list[int]:
+    """After a sandbox stopped or failed: start whoever's turn has come in the admission queue."""
+    return sandbox_queue_advance()
+
+
 @worker_ready.connect
 def reconcile_on_start(sender, **_: object) -> None:
-    """A worker that starts after a crash repairs what the crash left, then fills the warm pool.
+    """A worker that starts after a crash repairs what the crash left, admits who waits, then fills the warm pool.
 
     Sandboxes the crash left booting are followed again once the dead follower's leases have lapsed.
     """
-    (sandboxes_reconcile_task.si() | sandbox_pool_fill_task.si()).delay()
+    (sandboxes_reconcile_task.si() | sandbox_admit_task.si() | sandbox_pool_fill_task.si()).delay()
     sandboxes_adopt_task.apply_async(countdown=LEASE_S + 1)
 
 

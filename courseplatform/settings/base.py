@@ -206,6 +206,10 @@ SANDBOX_ALLOW_UNISOLATED = env.bool("SANDBOX_ALLOW_UNISOLATED", default=False)
 SANDBOX_ISOLATION = env.str("SANDBOX_ISOLATION", default="auto")
 SANDBOX_IDLE_TIMEOUT_S = env.int("SANDBOX_IDLE_TIMEOUT_S", default=30 * 60)
 SANDBOX_QUOTA_PER_USER = env.int("SANDBOX_QUOTA_PER_USER", default=4)
+# Memory, in MB, that all running sandboxes together may cost (each at its broker kind's memory_mb in
+# the registry); past it, learners queue (sandboxes/services/admission.py). 0: three quarters of this
+# machine's memory, right for the process backend; set it for Docker or Kubernetes hosts.
+SANDBOX_CAPACITY_MB = env.int("SANDBOX_CAPACITY_MB", default=0)
 # "kafka=1;rabbitmq=1" (django-environ dict): ready brokers kept waiting per kind, so a learner gets one at once.
 SANDBOX_WARM_POOL = env.dict("SANDBOX_WARM_POOL", cast={"value": int}, default={})
 # Beyond those floors, a pooled broker kind keeps as many ready as learners asked for in the last window
@@ -271,4 +275,6 @@ CELERY_BEAT_SCHEDULE = {
     # A sandbox whose worker died while its broker booted is followed again (services/readiness.py).
     "adopt-starting-sandboxes": {"task": "sandboxes.adopt", "schedule": 30.0},
     "fill-warm-pool": {"task": "sandboxes.pool_fill", "schedule": 30.0},
+    # A safety net: every release already queues one (sandboxes/services/lifecycle.py).
+    "admit-from-queue": {"task": "sandboxes.admit", "schedule": 60.0},
 }

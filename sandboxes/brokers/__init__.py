@@ -27,19 +27,25 @@ class Broker:
 
     ``label`` is the product's name as pages show it (a msgid: the web side passes
     it through gettext), ``short`` the form for tabs and badges (the label when empty).
+    ``memory_mb`` is what one running unit of the kind costs the machine (broker, agent
+    and a running cell, resident): the weight admission spends of the platform's
+    capacity (``sandboxes/services/admission.py``). bench/sandboxes.py measures idle units at
+    about half of these figures (NATS 80, RabbitMQ 250, ActiveMQ 450, Kafka 600 MiB); the rest
+    is a running cell's process and a broker holding messages.
     """
 
     kind: str  # dotted path of the BrokerKind subclass
     label: str
     short: str = ""
+    memory_mb: int = 512
 
 
 BROKERS: dict[str, Broker] = {
-    "kafka": Broker("sandboxes.brokers.kafka.Kafka", gettext_noop("Apache Kafka"), "Kafka"),
-    "rabbitmq": Broker("sandboxes.brokers.rabbitmq.RabbitMQ", gettext_noop("RabbitMQ")),
-    "nats": Broker("sandboxes.brokers.nats.Nats", gettext_noop("NATS")),
-    "activemq": Broker("sandboxes.brokers.activemq.ActiveMQ", gettext_noop("ActiveMQ")),
-    "redis": Broker("sandboxes.brokers.redis_streams.Redis", gettext_noop("Redis Streams"), "Redis"),
+    "kafka": Broker("sandboxes.brokers.kafka.Kafka", gettext_noop("Apache Kafka"), "Kafka", memory_mb=1024),
+    "rabbitmq": Broker("sandboxes.brokers.rabbitmq.RabbitMQ", gettext_noop("RabbitMQ"), memory_mb=384),
+    "nats": Broker("sandboxes.brokers.nats.Nats", gettext_noop("NATS"), memory_mb=160),
+    "activemq": Broker("sandboxes.brokers.activemq.ActiveMQ", gettext_noop("ActiveMQ"), memory_mb=768),
+    "redis": Broker("sandboxes.brokers.redis_streams.Redis", gettext_noop("Redis Streams"), "Redis", memory_mb=160),
 }
 
 

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy
 from sandboxes.brokers import BROKERS
 
 from ..models import ACTIVE_STATES, Purpose, Sandbox, State
-from . import jobs
+from . import admission, jobs
 from .kept import kept_broadcast, kept_claim, kept_for_start
 from .lifecycle import UNKNOWN_BROKER, SandboxError, sandbox_broadcast, sandbox_transition
 from .pool import sandbox_pool_claim
@@ -26,16 +26,33 @@ from .provisioning import sandbox_unit_stop
 QUOTA_REACHED = gettext_lazy("Запущено песочниц: {n} — это предел. Остановите одну из них, чтобы запустить новую.")
 
 
-def sandbox_ensure(*, user_id: int, broker: str) -> Sandbox:
-    """The user's active sandbox of this broker, or a new one queued for provisioning."""
+def sandbox_ensure(*, user_id: int, broker: str, front: bool = False) -> Sandbox:
+    """The user's active sandbox of this broker, or a new one queued for provisioning.
+
+    Raises SandboxQueued (with the learner's place) when the platform is full: the sandbox then
+    starts by itself when its turn comes. ``front``: a reset re-entering ahead of the queue.
+    """
     if broker not in BROKERS:
         raise SandboxError(UNKNOWN_BROKER.format(broker=broker))
     existing = Sandbox.objects.filter(user_id=user_id, broker=broker, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).first()
     if existing is not None:
         return existing
+    _quota_check(user_id=user_id)
+    return admission.admission_enter(user_id=user_id, broker=broker, start=_sandbox_start, front=front)
+
+
+def _quota_check(*, user_id: int) -> None:
     running = Sandbox.objects.filter(user_id=user_id, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).count()
     if running >= settings.SANDBOX_QUOTA_PER_USER:
         raise SandboxError(QUOTA_REACHED.format(n=running))
+
+
+def _sandbox_start(user_id: int, broker: str) -> Sandbox:
+    """Admitted: a pooled sandbox handed over, or a new record queued for the worker (admission's ``start``)."""
+    existing = Sandbox.objects.filter(user_id=user_id, broker=broker, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).first()
+    if existing is not None:
+        return existing
+    _quota_check(user_id=user_id)  # again: the turn of a queued learner may come after they started others
     # Kept data is resumed on a unit of its own: a pooled unit already runs on an empty disk.
     kept = kept_for_start(user_id=user_id, broker=broker)
     if kept is None:
@@ -57,10 +74,19 @@ def sandbox_ensure(*, user_id: int, broker: str) -> Sandbox:
     return sandbox
 
 
+def sandbox_queue_advance() -> list[int]:
+    """Start whoever's turn has come in the admission queue (after a sandbox stopped or failed)."""
+    return admission.admission_advance(start=_sandbox_start)
+
+
 def sandbox_stop(*, user_id: int, broker: str) -> Sandbox | None:
     """Stop the user's sandbox of this broker (the unit is removed by the worker); None if there is none."""
     sandbox = Sandbox.objects.filter(user_id=user_id, broker=broker, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).first()
-    if sandbox is None or sandbox.state == State.STOPPING:
+    if sandbox is None:
+        # Waiting in the admission queue: Stop gives the place up.
+        admission.admission_leave(user_id=user_id, broker=broker)
+        return None
+    if sandbox.state == State.STOPPING:
         # Stopped, or a stop already queued: asking again enqueues nothing (a flood of stops is one stop).
         return sandbox
     sandbox_transition(sandbox, State.STOPPING)
@@ -85,10 +111,17 @@ def sandbox_reset_finish(*, sandbox_id: int) -> Sandbox:
 
     A pooled sandbox (no learner) is only stopped: the pool fill replaces it.
     """
+    before = Sandbox.objects.get(pk=sandbox_id)
+    if before.user_id is not None:
+        # First in the queue before the slot is given back, so the next learner does not take it.
+        admission.admission_hold_front(user_id=before.user_id, broker=before.broker)
     sandbox = sandbox_unit_stop(sandbox_id=sandbox_id, keep=False)
     if sandbox.user_id is None:
         return sandbox
-    return sandbox_ensure(user_id=sandbox.user_id, broker=sandbox.broker)
+    try:
+        return sandbox_ensure(user_id=sandbox.user_id, broker=sandbox.broker, front=True)
+    except admission.SandboxQueued:
+        return sandbox  # the page was told its place; the fresh sandbox starts when there is room
 
 
 def sandbox_extend(*, user_id: int, broker: str) -> Sandbox | None:

@@ -11,6 +11,7 @@ RESET = "sandboxes.reset"
 REAP_IDLE = "sandboxes.reap_idle"
 RECONCILE = "sandboxes.reconcile"
 POOL_FILL = "sandboxes.pool_fill"
+ADMIT = "sandboxes.admit"
 
 
 def job_enqueue(name: str, *args: object) -> None:

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy
 
 from ..models import Sandbox, State
 from ..payloads import sandbox_payload
+from . import jobs
 
 log = logging.getLogger(__name__)
 
@@ -93,4 +96,7 @@ def sandbox_transition(sandbox: Sandbox, state: str, *, stage: str | None = None
         extra={"sandbox_id": sandbox.pk, "user_id": sandbox.user_id, "state": state, "stage": fields["stage"]},
     )
     sandbox_broadcast(sandbox)
+    if state in (State.STOPPED, State.FAILED):
+        # Capacity came back: whoever waits in the admission queue may start (services/admission.py).
+        transaction.on_commit(partial(jobs.job_enqueue, jobs.ADMIT))
     return sandbox

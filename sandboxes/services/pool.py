@@ -5,6 +5,8 @@ least the number given there, and up to as many as learners asked for in the las
 SANDBOX_WARM_POOL_DEMAND_WINDOW_S (a class arriving makes it grow, a quiet hour
 brings it back), within SANDBOX_WARM_POOL_MEMORY_MB for all pooled sandboxes
 together. Requests are counted in Redis, where every web process sees them.
+
+Pooled units spend admission capacity like any other, so none starts while a learner waits (services/admission.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sandboxes.brokers import BROKERS
 
 from ..models import ACTIVE_STATES, Purpose, Sandbox, State
 from . import jobs
+from .admission import admission_has_room, admission_lock
 from .lifecycle import TransitionRefused, sandbox_broadcast, sandbox_transition
 
 log = logging.getLogger(__name__)
@@ -131,22 +134,26 @@ def sandbox_pool_fill() -> list[int]:
 
     Ready pooled sandboxes beyond it (demand has passed) are stopped, those that waited longest first.
     """
-    created = []
+    created: list[int] = []
     for broker in settings.SANDBOX_WARM_POOL:
         if broker not in BROKERS:
             log.warning("SANDBOX_WARM_POOL names an unknown broker %s", broker)
-    for broker, size in sandbox_pool_sizes().items():
-        pooled = Sandbox.objects.filter(purpose=Purpose.POOL, user__isnull=True, broker=broker, state__in=ACTIVE_STATES)
-        waiting = pooled.exclude(state=State.STOPPING).count()
-        for _ in range(max(0, size - waiting)):
-            sandbox = Sandbox.objects.create(
-                purpose=Purpose.POOL, user=None, broker=broker, state=State.REQUESTED, stage="requested"
-            )
-            transaction.on_commit(partial(jobs.job_enqueue, jobs.PROVISION, sandbox.pk))
-            created.append(sandbox.pk)
-        for surplus in pooled.filter(state=State.READY).order_by("ready_at", "pk")[: max(0, waiting - size)]:
-            with contextlib.suppress(TransitionRefused):  # claimed meanwhile: it is a learner's now
-                sandbox_transition(surplus, State.STOPPING, stage="stopping")
-                transaction.on_commit(partial(jobs.job_enqueue, jobs.STOP, surplus.pk))
-                log.info("sandbox %s %s: the pool shrinks with demand", surplus.pk, broker, extra={"sandbox_id": surplus.pk})
+    # Under the admission lock: a pooled unit is started only into room no learner waits for.
+    with admission_lock():
+        for broker, size in sandbox_pool_sizes().items():
+            pooled = Sandbox.objects.filter(purpose=Purpose.POOL, user__isnull=True, broker=broker, state__in=ACTIVE_STATES)
+            waiting = pooled.exclude(state=State.STOPPING).count()
+            for _ in range(max(0, size - waiting)):
+                if not admission_has_room(broker=broker):
+                    break
+                sandbox = Sandbox.objects.create(
+                    purpose=Purpose.POOL, user=None, broker=broker, state=State.REQUESTED, stage="requested"
+                )
+                transaction.on_commit(partial(jobs.job_enqueue, jobs.PROVISION, sandbox.pk))
+                created.append(sandbox.pk)
+            for surplus in pooled.filter(state=State.READY).order_by("ready_at", "pk")[: max(0, waiting - size)]:
+                with contextlib.suppress(TransitionRefused):  # claimed meanwhile: it is a learner's now
+                    sandbox_transition(surplus, State.STOPPING, stage="stopping")
+                    transaction.on_commit(partial(jobs.job_enqueue, jobs.STOP, surplus.pk))
+                    log.info("sandbox %s %s: the pool shrinks with demand", surplus.pk, broker, extra={"sandbox_id": surplus.pk})
     return created

@@ -1,6 +1,7 @@
 // The sandbox block of the live panel: one row per broker the chapter uses, with its state,
-// provisioning stage and progress, idle countdown, and Start / Stop / Reset / Extend; under it, whether
-// the next start restores the data a stop kept (with a button to discard it) or gives a fresh broker.
+// provisioning stage and progress, idle countdown, and Start / Stop / Reset / Extend; when the
+// platform is full, the learner's place in the admission queue and an estimate (sandbox.queue);
+// under it, whether the next start restores the data a stop kept (with a button to discard it).
 import { live, stageLabel } from "./live.js";
 import { gettext, pgettext, brokerName, stateLabel, formatClock, formatDate } from "./i18n.js";
 import { el, button, icon, iconButton } from "./dom.js";
@@ -22,6 +23,22 @@ startAll.hidden = true;
 const cardList = el("div", "sb-list");
 const cards = new Map(); // broker -> {card, parts...}
 const pendingAction = new Map(); // broker -> action just sent (until the next state)
+const queue = new Map(); // broker -> {place, estimate_s, basis}: waiting for room (sandboxes/services/admission.py)
+const ACTIVE = new Set(["requested", "provisioning", "ready", "stopping"]);
+
+const QUEUE_BASIS = {
+  releases: () => gettext("Оценка по тому, как часто освобождались места за последние 15 минут."),
+  idle: () => gettext("Оценка по сроку простоя запущенных песочниц: неиспользуемая песочница останавливается сама."),
+  timeout: () => gettext("Оценка по времени простоя, после которого песочница останавливается сама."),
+};
+
+function queueText(place) {
+  const minutes = Math.max(1, Math.round((num(place.estimate_s) || 0) / 60));
+  return gettext("Свободных мест нет: вы {place}-й в очереди, ждать около {minutes} мин. Песочница запустится сама.", {
+    place: place.place,
+    minutes,
+  });
+}
 
 function sandboxCard(broker) {
   if (cards.has(broker)) return cards.get(broker);
@@ -137,19 +154,24 @@ function renderSandboxes() {
     const p = sandboxCard(broker);
     const state = sandbox?.state || "none";
     const busy = pendingAction.has(broker);
-    if (state !== "none" && state !== "stopped") anyAlive = true;
-    p.card.dataset.state = state;
-    p.stateText.textContent = stateLabel(state);
+    const place = ACTIVE.has(state) ? null : queue.get(broker);
+    if ((state !== "none" && state !== "stopped") || place) anyAlive = true;
+    p.card.dataset.state = place ? "queued" : state;
+    p.stateText.textContent = place ? gettext("ждёт места") : stateLabel(state);
     const starting = state === "requested" || state === "provisioning";
     const confirming = p.card.classList.contains("is-confirming");
-    p.start.hidden = !(state === "none" || state === "stopped" || state === "failed");
-    p.stop.hidden = !(starting || state === "ready") || confirming;
+    p.start.hidden = Boolean(place) || !(state === "none" || state === "stopped" || state === "failed");
+    p.stop.hidden = !(starting || state === "ready" || place) || confirming;
+    const stopLabel = place ? gettext("Уйти из очереди") : gettext("Остановить");
+    p.stop.title = stopLabel;
+    p.stop.setAttribute("aria-label", stopLabel);
     p.reset.hidden = !(state === "ready" || state === "failed") || confirming;
     p.confirm.hidden = !confirming;
     for (const b of [p.start, p.stop, p.reset, p.confirm, p.extend]) b.disabled = busy || live.status !== "open";
 
-    p.stage.hidden = !starting;
-    p.stage.textContent = starting ? stageLabel(sandbox) : "";
+    p.stage.hidden = !(starting || place);
+    p.stage.textContent = place ? queueText(place) : starting ? stageLabel(sandbox) : "";
+    p.stage.title = place ? (QUEUE_BASIS[place.basis] || QUEUE_BASIS.timeout)() : "";
     p.progress.hidden = !starting;
     const progress = num(sandbox?.progress);
     p.progress.classList.toggle("is-indeterminate", progress == null);
@@ -161,7 +183,8 @@ function renderSandboxes() {
       p.bar.style.width = "";
       p.progress.removeAttribute("aria-valuenow");
     }
-    p.error.hidden = !(state === "failed" && sandbox?.error);
+    if (place) p.error.hidden = true;
+    else p.error.hidden = !(state === "failed" && sandbox?.error);
     p.error.textContent = state === "failed" ? sandbox?.error || "" : "";
     renderKept(p, broker, state, busy);
     p.expires = state === "ready" && sandbox?.expires_at ? Date.parse(sandbox.expires_at) : NaN;
@@ -230,12 +253,23 @@ if (sandboxBox && live.enabled) {
     live.ensure(live.chapterBrokers());
     renderSandboxes();
   });
-  live.on("hello", () => {
+  live.on("hello", (frame) => {
     pendingAction.clear();
+    queue.clear();
+    for (const place of frame.queue || []) queue.set(place.broker, place);
     renderSandboxes();
   });
   live.on("sandbox.state", (frame) => {
     pendingAction.delete(frame.sandbox?.broker);
+    // Admitted: the queue's place gives way to the provisioning progress.
+    if (ACTIVE.has(frame.sandbox?.state)) queue.delete(frame.sandbox?.broker);
+    renderSandboxes();
+  });
+  live.on("sandbox.queue", (frame) => {
+    pendingAction.delete(frame.broker);
+    if (frame.place == null) queue.delete(frame.broker);
+    else queue.set(frame.broker, frame);
+    if (frame.error) showAlert(frame.error);
     renderSandboxes();
   });
   live.on("sandbox.kept", (frame) => {

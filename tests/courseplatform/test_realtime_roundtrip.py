@@ -81,7 +81,7 @@ def test_authenticated_websocket_receives_its_group_messages(live_server_url, le
             ws_url(live_server_url), origin=live_server_url, additional_headers={"Cookie": f"sessionid={cookie}"}
         ) as ws:
             hello = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
-            assert hello == {"type": "hello", "sandboxes": [], "kept": {}}
+            assert hello == {"type": "hello", "sandboxes": [], "kept": {}, "queue": []}
             await layer.group_send(
                 f"user-{learner.pk}",
                 {"type": "sandbox.state", "sandbox": {"id": 991, "broker": "nats", "state": "ready", "stage": "ready"}},
