@@ -40,6 +40,9 @@ BROKERS: dict[str, Broker] = {
     "nats": Broker("sandboxes.brokers.nats.Nats", gettext_noop("NATS")),
     "activemq": Broker("sandboxes.brokers.activemq.ActiveMQ", gettext_noop("ActiveMQ")),
     "redis": Broker("sandboxes.brokers.redis_streams.Redis", gettext_noop("Redis Streams"), "Redis"),
+    "kafka-cluster": Broker(
+        "sandboxes.brokers.kafka_cluster.KafkaCluster", gettext_noop("Кластер Kafka"), gettext_noop("Kafka ×3")
+    ),
 }
 
 
