@@ -32,6 +32,7 @@ from .models import Sandbox, State
 from .payloads import sandbox_payload, sandbox_payload_localized
 from .services.actions import sandbox_ensure, sandbox_extend, sandbox_reset, sandbox_stop, sandbox_touch
 from .services.lifecycle import SandboxError
+from .services.nodes import sandbox_node_action
 from .services.provisioning import sandbox_wait_ready
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ MAX_DRAFT_TIMEOUT_S = 300
 TOUCH_EVERY_S = 20
 CELL_CACHE_S = 30
 #: Requests that may enqueue work for the Celery worker: limited per user and minute (sandboxes/ws_limits.py).
-LIFECYCLE = frozenset({"sandbox.ensure", "sandbox.stop", "sandbox.reset", "sandbox.extend"})
+LIFECYCLE = frozenset({"sandbox.ensure", "sandbox.stop", "sandbox.reset", "sandbox.extend", "sandbox.node"})
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -136,6 +137,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             "sandbox.stop": self.on_lifecycle,
             "sandbox.reset": self.on_lifecycle,
             "sandbox.extend": self.on_lifecycle,
+            "sandbox.node": self.on_node,
             "cell.run": self.on_run,
             "cell.interrupt": self.on_interrupt,
             "exercise.check": self.on_check,
@@ -166,6 +168,24 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         """sandbox.stop, .reset or .extend: the service of that name, for this user's broker."""
         action = {"sandbox.stop": sandbox_stop, "sandbox.reset": sandbox_reset, "sandbox.extend": sandbox_extend}
         await database_sync_to_async(action[content["type"]])(user_id=self.user.pk, broker=str(content.get("broker")))
+
+    async def on_node(self, content: dict[str, Any]) -> None:
+        """sandbox.node {broker, node, action}: stop or start one broker of this user's cluster sandbox.
+
+        Beside the receive loop: a clean stop takes seconds, and cells keep running meanwhile.
+        """
+        broker, node, action = str(content.get("broker")), content.get("node"), str(content.get("action"))
+        frame = {"type": "sandbox.node", "broker": broker, "node": node, "action": action}
+
+        async def act() -> None:
+            try:
+                result = await sandbox_node_action(user_id=self.user.pk, broker=broker, node=node, action=action)
+            except (SandboxError, agent_client.AgentUnavailable, ConnectionError, TimeoutError) as exc:
+                await self.send_json({**frame, "error": str(exc)})
+                return
+            await self.send_json({**frame, **result})
+
+        self._spawn(act())
 
     async def _ready_sandbox(self, broker: str) -> Sandbox:
         """The user's ready sandbox of ``broker``: from this connection's memory when it knows one."""
