@@ -55,9 +55,6 @@ def cluster_settings(site: Site, node: int) -> dict[str, str]:
             "share.coordinator.state.topic.min.isr": "2",
             # A restarted broker gets its leaderships back within seconds, not five minutes: the panel shows them move.
             "leader.imbalance.check.interval.seconds": "5",
-            # A broker killed (not stopped) leaves the ISR after 6 s instead of 9.
-            "broker.session.timeout.ms": "6000",
-            "broker.heartbeat.interval.ms": "1000",
         }
     )
     return settings
