@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("lessons.urls")),
     path("author/", include("lessons.authoring_urls")),
     path("accounts/", include("courseplatform.accounts.urls")),
+    path("sandboxes/", include("sandboxes.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     # The live modules' strings; browsers keep them a while (the page asks with ?lang=, so a switch is never stale).
     # Not in the server cache: that one holds JSON only, and a response is not JSON.

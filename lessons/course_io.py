@@ -16,6 +16,7 @@ from .course_files import (
     parse_chapter,
     parse_course,
 )
+from .images import image_size
 from .models import Cell, Chapter, ChapterRevision, Course, CourseAsset, Exercise
 
 COURSE_FILE = "course.md"
@@ -149,7 +150,10 @@ def course_import(*, directory: Path) -> Course:
         keep.append(chapter.pk)
     course.chapters.exclude(pk__in=keep).delete()
     for path, content in folder.assets.items():
-        CourseAsset.objects.update_or_create(course=course, path=path, defaults={"content": content})
+        width, height = image_size(path, content) or (None, None)
+        CourseAsset.objects.update_or_create(
+            course=course, path=path, defaults={"content": content, "width": width, "height": height}
+        )
     course.assets.exclude(path__in=folder.assets).delete()
     return course
 

@@ -188,6 +188,9 @@ class CourseAsset(models.Model):
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="assets")
     path = models.CharField(max_length=300)
     content = models.BinaryField()
+    # Its intrinsic size (lessons/images.py), written into <img> so the page keeps its place.
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

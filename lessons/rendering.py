@@ -10,6 +10,7 @@ import functools
 import hashlib
 import html
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ from pygments.util import ClassNotFound
 from .course_files import parse_cell_info
 
 #: Bump when the output changes shape, so cached pages are rebuilt.
-RENDER_VERSION = "4"
+RENDER_VERSION = "5"
 CACHE_SECONDS = 24 * 3600
 
 ALLOWED_TAGS = {
@@ -195,8 +196,10 @@ def _fence(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str
     if info == "hint":
         env.setdefault("hint_counter", 0)
         env["hint_counter"] += 1
-        inner = _markdown().render(token.content, {"asset_base": env.get("asset_base", "")})
+        inner = _markdown().render(token.content, {k: env.get(k) for k in ("asset_base", "asset_sizes")})
         return f'<div class="hint" data-hint="{env["hint_counter"]}"{_line_attr(token)}>{inner}</div>\n'
+    if info.split()[:1] == ["terminal"]:
+        return _terminal_command(token, info, env)
     parsed = parse_cell_info(info)
     if parsed is None:
         language = info.split()[0] if info else ""
@@ -220,11 +223,29 @@ def _fence(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str
     return figure
 
 
+def _terminal_command(token: Token, info: str, env: dict[str, Any]) -> str:
+    """A ```terminal fence: commands for the sandbox's terminal (its broker: ``broker=``, else the
+    chapter's). The page adds the buttons that copy them or type them into the learner's terminal."""
+    attrs = dict(a.partition("=")[::2] for a in info.split()[1:])
+    broker = attrs.get("broker") or env.get("broker", "")
+    code = highlight_code(token.content, "bash")
+    return (
+        f'<div class="terminal-command" data-terminal-command data-broker="{_attr(broker)}"{_line_attr(token)}>'
+        f'<pre class="code"><code class="highlight language-bash">{code}</code></pre></div>\n'
+    )
+
+
 def _image(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
     token = tokens[idx]
     src = str(token.attrGet("src") or "")
     if src and not re.match(r"^[a-z][a-z0-9+.-]*:|^/", src, re.I):
-        token.attrSet("src", env.get("asset_base", "") + src.removeprefix("./"))
+        path = src.removeprefix("./")
+        token.attrSet("src", (env.get("asset_base") or "") + path)
+        size = (env.get("asset_sizes") or {}).get(path)
+        if size and not token.attrGet("width") and not token.attrGet("height"):
+            # The box is reserved before the picture arrives (CSS keeps it fluid: height auto).
+            token.attrSet("width", str(size[0]))
+            token.attrSet("height", str(size[1]))
     token.attrSet("loading", "lazy")
     return self.renderToken(tokens, idx, options, env)
 
@@ -289,7 +310,14 @@ def sanitize(raw_html: str) -> str:
     )
 
 
-def markdown_render(body: str, *, broker: str = "", asset_base: str = "", source_lines: bool = False) -> RenderedChapter:
+def markdown_render(
+    body: str,
+    *,
+    broker: str = "",
+    asset_base: str = "",
+    asset_sizes: Mapping[str, tuple[int, int]] | None = None,
+    source_lines: bool = False,
+) -> RenderedChapter:
     """Render a chapter body (front matter already removed). Never raises on odd Markdown.
 
     With ``source_lines`` every block carries ``data-line``, its first line in ``body``
@@ -298,20 +326,23 @@ def markdown_render(body: str, *, broker: str = "", asset_base: str = "", source
     md = _markdown()
     # The folds' labels are the page's chrome, in the UI language like its buttons.
     labels = {"solution_label": gettext("Решение"), "setup_label": gettext("Подготовка")}
-    env: dict[str, Any] = {"broker": broker, "asset_base": asset_base, **labels}
+    env: dict[str, Any] = {"broker": broker, "asset_base": asset_base, "asset_sizes": asset_sizes or {}, **labels}
     tokens = md.parse(body, env)
     if source_lines:
         _mark_source_lines(tokens)
     return RenderedChapter(html=sanitize(md.renderer.render(tokens, md.options, env)), toc=_toc(tokens))
 
 
-def markdown_render_cached(body: str, *, broker: str = "", asset_base: str = "") -> RenderedChapter:
+def markdown_render_cached(
+    body: str, *, broker: str = "", asset_base: str = "", asset_sizes: Mapping[str, tuple[int, int]] | None = None
+) -> RenderedChapter:
     """The same, cached by the content itself: a changed chapter has a new key, so no stale page."""
-    digest = hashlib.sha256(f"{RENDER_VERSION}\0{get_language()}\0{broker}\0{asset_base}\0{body}".encode()).hexdigest()
+    sizes = sorted((asset_sizes or {}).items())
+    digest = hashlib.sha256(f"{RENDER_VERSION}\0{get_language()}\0{broker}\0{asset_base}\0{sizes}\0{body}".encode()).hexdigest()
     key = f"chapter-html:{digest}"
     hit = cache.get(key)
     if hit is not None:
         return RenderedChapter(html=hit["html"], toc=tuple(Heading(**h) for h in hit["toc"]))
-    rendered = markdown_render(body, broker=broker, asset_base=asset_base)
+    rendered = markdown_render(body, broker=broker, asset_base=asset_base, asset_sizes=asset_sizes)
     cache.set(key, {"html": rendered.html, "toc": [h.__dict__ for h in rendered.toc]}, CACHE_SECONDS)
     return rendered

@@ -124,7 +124,9 @@ def chapter_rendered(*, chapter: Chapter) -> RenderedChapter:
     """The chapter's HTML and table of contents, from the render cache when unchanged."""
     _meta, body, _line = split_front_matter(chapter.source, file=chapter.filename)
     base = reverse("lessons:asset", kwargs={"course": chapter.course.slug, "path": "x"})[:-1]
-    return markdown_render_cached(body, broker=chapter.broker, asset_base=base)
+    rows = chapter.course.assets.values_list("path", "width", "height")
+    sizes = {path: (width, height) for path, width, height in rows if width and height}
+    return markdown_render_cached(body, broker=chapter.broker, asset_base=base, asset_sizes=sizes)
 
 
 def chapter_neighbours(*, chapter: Chapter) -> tuple[Chapter | None, Chapter | None]:

@@ -9,6 +9,7 @@ anything else. A bare Path still means a Unix socket without a token.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -166,3 +167,39 @@ async def terminal(where: Address, *, rows: int, cols: int) -> tuple[asyncio.Str
     reader, writer = await _open(where)
     await _send_first(writer, where, {"op": "terminal", "rows": rows, "cols": cols})
     return reader, writer
+
+
+async def console(
+    where: Address, *, method: str, target: str, headers: list[list[str]], body: bytes, timeout: float = 40.0
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One request to the unit's broker console (agent/console.py); returns (status, headers, body).
+
+    Raises AgentUnavailable when the agent is gone or the console does not answer, ValueError when the
+    agent refuses the request.
+    """
+    reader, writer = await _open(where)
+    try:
+        await _send_first(
+            writer,
+            where,
+            {"op": "console", "method": method, "target": target, "headers": headers, "body": base64.b64encode(body).decode()},
+        )
+        async with asyncio.timeout(timeout):
+            head = await protocol.read_message(reader)
+            if head is None:
+                raise AgentUnavailable("agent closed the connection without answering")
+            _refusal(head)
+            if head.get("type") != "response":
+                if head.get("code") == "unavailable":
+                    raise AgentUnavailable(head.get("message") or "the console does not answer")
+                raise ValueError(head.get("message") or "the agent refused the console request")
+            chunks = []
+            while (message := await protocol.read_message(reader)) is not None and message.get("type") == "body":
+                chunks.append(base64.b64decode(message["data"]))
+            if message is None or message.get("type") != "end":
+                raise AgentUnavailable("agent closed the connection during the console's answer")
+        return int(head["status"]), [(str(k), str(v)) for k, v in head["headers"]], b"".join(chunks)
+    except TimeoutError:
+        raise AgentUnavailable(f"the console did not answer within {timeout:.0f} s") from None
+    finally:
+        writer.close()

@@ -31,3 +31,8 @@ def sandbox_ready_of(*, user_id: int, broker: str) -> Sandbox | None:
     return (
         Sandbox.objects.filter(user_id=user_id, broker=broker, state=State.READY, purpose=Purpose.LEARNER).order_by("-pk").first()
     )
+
+
+def sandbox_active_of(*, user_id: int, broker: str) -> Sandbox | None:
+    """The user's own learner sandbox of ``broker`` that holds or is about to hold a unit, or None."""
+    return sandboxes_active(user_id=user_id).filter(broker=broker).order_by("-pk").first()

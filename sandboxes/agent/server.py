@@ -13,6 +13,7 @@ Requests (one JSON object per line), each on its own connection:
       stop or start one node of a kind that runs several (kafka-cluster); the snapshot follows at once
   {"op": "shutdown"}                        -> {"ok": true}, then the broker stops and the agent exits
   {"op": "terminal", "rows", "cols"}        -> the unit's shell on a pty, until closed (see agent/terminal.py)
+  {"op": "console", "method", "target", ...} -> one HTTP request to the broker's web console (see agent/console.py)
 
 The agent listens on a Unix socket in its unit's folder (process and docker backends: the
 file's permissions keep others out) or on TCP (kubernetes: ``--listen HOST:PORT``). With a
@@ -42,7 +43,7 @@ from sandboxes.brokers import get_broker
 from sandboxes.brokers.base import BrokerLimits, BrokerUnavailable, LaunchSpec, NodeActionRefused, Site, stop_process_group
 from sandboxes.events import Event
 
-from . import protocol
+from . import console, protocol
 from .cells import UNIT_MARKER, CellLimits, CellRunner
 from .terminal import Terminals
 
@@ -370,6 +371,8 @@ class Agent:
                 await self.terminals.serve(request, reader, writer)
             elif op == "node":
                 await self.serve_node(request, writer)
+            elif op == "console" and self.ready:
+                await console.serve(request, writer, kind=self.kind, ports=self.ports)
             elif op == "shutdown":
                 await protocol.send(writer, {"ok": True})
                 self.done.set()

@@ -133,6 +133,25 @@ class LaunchSpec:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Console:
+    """The broker's own web console, as the platform proxies it at ``/sandboxes/<broker>/ui/``.
+
+    ``port`` names the HTTP port in :attr:`BrokerKind.default_ports`; the agent is the only
+    client of it, on loopback inside the unit. ``login`` (user, password) is sent upstream as
+    HTTP Basic on every request, replacing whatever the browser sent, so the console opens
+    logged in and the browser never holds the unit's credentials. ``cookies`` are set for the
+    browser on the console's path when its page is served: a console whose page script looks
+    for a login of its own finds one there (a placeholder, never the credentials). ``csp`` is
+    the policy sent when the console sends none of its own.
+    """
+
+    port: str
+    login: tuple[str, str] | None = None
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    csp: str | None = None
+
+
 def stop_process_group(proc: subprocess.Popen[bytes], *, timeout: float = 10.0) -> int:
     """Stop a process started by :meth:`LaunchSpec.start` and everything in its group.
 
@@ -202,6 +221,10 @@ class BrokerKind(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     default_ports: ClassVar[dict[str, int]]
+    #: The broker's own web console, when the unit serves one (None: the console page explains instead).
+    console: ClassVar[Console | None] = None
+    #: Why there is no console, as the learner reads it (a Russian msgid, translated by the page).
+    console_note: ClassVar[str] = ""
 
     _required = (
         "missing",

@@ -18,9 +18,10 @@ NODE_BAD_REQUEST = gettext_lazy("Можно только остановить (s
 NODE_REFUSED = gettext_lazy("Брокер {node}: {reason}")
 
 
-async def sandbox_node_action(*, user_id: int, broker: str, node: int, action: str) -> dict[str, Any]:
+async def sandbox_node_action(*, user_id: int, broker: str, node: object, action: str) -> dict[str, Any]:
     """Stop or start broker ``node`` of the user's own ready sandbox of ``broker``; return its brokers' states.
 
+    ``node`` is what the page sent (anything JSON holds): only an int names a node.
     Answers once the broker has stopped (a clean stop hands its leaderships over first) or
     its process has started. Raises :class:`SandboxError` for a sandbox that is not ready,
     a bad request, or a refusal of the unit (a kind with one node; the last running broker).

@@ -15,8 +15,8 @@ function updateProgress() {
 window.addEventListener("scroll", updateProgress, { passive: true });
 updateProgress();
 
-const copyLabel = document.documentElement.lang === "en" ? "Copy" : "Копировать";
-const copiedLabel = document.documentElement.lang === "en" ? "Copied" : "Скопировано";
+const copyLabel = gettext("Копировать");
+const copiedLabel = gettext("Скопировано");
 for (const pre of document.querySelectorAll(".chapter-body pre")) {
   const button = document.createElement("button");
   button.type = "button";
@@ -133,8 +133,25 @@ window.addEventListener("mousedown", (event) => {
 });
 window.addEventListener("keydown", (event) => {
   const typing = event.target.closest?.("input, textarea, select, [contenteditable]");
-  if (SCROLL_KEYS.has(event.key) && !typing) learnerScrolled();
+  if (!SCROLL_KEYS.has(event.key) || typing) return;
+  // End takes the learner to the bottom, whatever the page does next.
+  if (event.key === "End") endInView = true;
+  learnerScrolled();
 });
+// The bottom reached by the learner's own scrolling counts even if the end never showed in one of
+// the observer's looks: code editors measure their real height only once scrolled into view, so
+// the page can grow under a fast scroll and push the end back out before the observer looks.
+window.addEventListener(
+  "scroll",
+  () => {
+    const bottom = document.documentElement.scrollHeight - window.innerHeight - 4;
+    if (scrolledByLearner && !endInView && window.scrollY >= bottom) {
+      endInView = true;
+      readOnReachingEnd();
+    }
+  },
+  { passive: true },
+);
 if (chapterEnd && readForms.length && "IntersectionObserver" in window) {
   new IntersectionObserver((entries) => {
     endInView = entries.some((e) => e.isIntersecting);

@@ -53,7 +53,13 @@ function sandboxCard(broker) {
   progress.setAttribute("aria-valuemin", "0");
   progress.setAttribute("aria-valuemax", "100");
   const error = el("div", "sb-error");
-  card.append(head, stage, progress, error);
+  // The broker's own web console (RabbitMQ's management UI, NATS' monitoring), proxied for this learner only.
+  const consoleLink = el("a", "sb-console", gettext("Консоль брокера"));
+  consoleLink.href = `/sandboxes/${encodeURIComponent(broker)}/ui/`;
+  consoleLink.target = "_blank";
+  consoleLink.rel = "noopener";
+  consoleLink.title = gettext("Веб-консоль брокера {name} в новой вкладке", { name: brokerName(broker) });
+  card.append(head, stage, progress, error, consoleLink);
   cardList.append(card);
 
   start.addEventListener("click", () => act(broker, "sandbox.ensure"));

@@ -10,7 +10,8 @@ import { live } from "./live.js";
 const panel = document.querySelector("[data-terminal-panel]");
 const REMEMBER = "ba-terminal-open";
 
-const state = { broker: null, term: null, fit: null, socket: null, observer: null, wantReady: false };
+// pending: input waiting for the shell (a command block's "run" before the socket had a prompt).
+const state = { broker: null, term: null, fit: null, socket: null, observer: null, wantReady: false, pending: [] };
 
 function note(text) {
   const box = panel.querySelector("[data-terminal-note]");
@@ -113,6 +114,7 @@ function connect() {
   socket.addEventListener("message", (event) => {
     if (event.data instanceof ArrayBuffer) {
       term.write(new Uint8Array(event.data));
+      flushPending(); // the shell has spoken (its prompt or the scrollback): it reads its input now
       return;
     }
     let frame;
@@ -161,7 +163,7 @@ function close() {
   }
   if (state.observer) state.observer.disconnect();
   if (state.term) state.term.dispose();
-  Object.assign(state, { broker: null, term: null, fit: null, observer: null, wantReady: false });
+  Object.assign(state, { broker: null, term: null, fit: null, observer: null, wantReady: false, pending: [] });
   sessionStorage.removeItem(REMEMBER);
   panel.querySelector("[data-terminal-screen]").hidden = true;
   panel.dataset.terminalState = "";
@@ -169,7 +171,40 @@ function close() {
   renderButtons();
 }
 
+function flushPending() {
+  if (!state.pending.length || !state.socket || state.socket.readyState !== WebSocket.OPEN) return;
+  for (const data of state.pending.splice(0)) sendFrame({ type: "input", data });
+}
+
+// --- command blocks of the chapter ("in the terminal, run …") ---------------------------------
+
+function runInTerminal(broker, text) {
+  if (state.broker !== broker || !state.term) open_(broker);
+  // Each line as typed and followed by Enter; the shell runs them in order.
+  state.pending.push(text.replace(/\n+$/, "").replace(/\n/g, "\r") + "\r");
+  flushPending();
+  panel.scrollIntoView({ block: "nearest" });
+  state.term.focus();
+}
+
+// The page's copy button is there as on any code block; this adds the one that types the commands.
+function runButton(block) {
+  const text = block.querySelector("code").textContent;
+  const broker = block.dataset.broker;
+  if (!broker) return;
+  const actions = document.createElement("div");
+  actions.className = "terminal-command-actions";
+  const run = document.createElement("button");
+  run.type = "button";
+  run.className = "sb-btn primary";
+  run.textContent = gettext("▶ В терминале {broker}", { broker: brokerName(broker) });
+  run.addEventListener("click", () => runInTerminal(broker, text));
+  actions.append(run);
+  block.append(actions);
+}
+
 if (panel && live.enabled) {
+  for (const block of document.querySelectorAll("[data-terminal-command]")) runButton(block);
   renderButtons();
   live.on("sandbox.state", (frame) => {
     const sandbox = frame.sandbox || {};

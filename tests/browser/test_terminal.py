@@ -92,19 +92,38 @@ def test_a_learner_lists_the_topic_of_their_cell_in_the_terminal_and_keeps_it_af
     assert page_errors == []
 
 
-def test_a_terminal_of_a_broker_not_yet_started_says_it_is_starting_and_opens_when_ready(
+def test_a_terminal_of_a_broker_not_yet_started_says_it_is_starting_and_runs_the_chapters_commands_when_ready(
     celery_worker, live_server_url, page_as, page_errors, learner, units_cleanup
 ):
+    """6.1's JetStream section: "▶ in the NATS terminal" under its command block, pressed before the
+    sandbox exists, opens the terminal, says it is starting and types the commands once the shell is
+    there; after the chapter's cell has made the stream, the same button shows it; Copy copies them."""
     course_import(directory=COURSE)
-    page = page_as(learner, viewport={"width": 1440, "height": 900})
+    page = page_as(learner, viewport={"width": 1440, "height": 900}, permissions=["clipboard-read", "clipboard-write"])
     page.goto(live_server_url + "/courses/broker-academy/queues-streaming-event-driven/")
-    page.get_by_role("button", name="Терминал NATS").click()
+    block = page.locator("[data-terminal-command]", has_text="nats stream ls")
+    run = block.get_by_role("button", name="▶ В терминале NATS")
+    run.click()
     screen = page.locator("[data-terminal-panel] [data-terminal-screen] .xterm-rows")
     # The page starts the sandbox itself, so it says so (not "start it, then open the terminal").
     expect(screen).to_contain_text("Песочница запускается", timeout=30_000)
     expect(screen).not_to_contain_text("Запустите её")
     expect(screen).to_contain_text("sandbox:", timeout=120_000)  # attached once the sandbox is ready
-    page.locator("[data-terminal-panel] [data-terminal-screen]").click()
-    page.keyboard.type("echo $NATS_URL\n")
-    expect(screen).to_contain_text("nats://", timeout=15_000)
+    # The block's commands were typed into the shell and answered: no stream yet, so no ORDERS consumers.
+    expect(screen).to_contain_text("nats consumer ls ORDERS", timeout=30_000)
+    expect(screen).to_contain_text("No Streams defined", timeout=30_000)
+    expect(screen).to_contain_text("no Streams are defined", timeout=30_000)
+
+    # The chapter's cell makes the stream; the same button then shows it and its consumers' table.
+    page.locator("figure.cell[data-cell=jetstream-publish] .cell-run").click()
+    expect(page.locator("figure.cell[data-cell=jetstream-publish] .cell-output")).to_contain_text(
+        "В потоке ORDERS сообщений: 5", timeout=120_000
+    )
+    run.click()
+    expect(screen).to_contain_text(re.compile(r"│ ORDERS\s+│"), timeout=30_000)
+    expect(screen).to_contain_text("No Consumers defined")
+
+    block.get_by_role("button", name="Копировать").click()
+    expect(block.get_by_role("button", name="Скопировано")).to_be_visible()  # the page's copy button of code blocks
+    assert page.evaluate("navigator.clipboard.readText()").strip() == "nats stream ls\nnats consumer ls ORDERS"
     assert page_errors == []

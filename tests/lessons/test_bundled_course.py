@@ -1,5 +1,6 @@
 """The course we ship: it lints, loads, and every chapter page renders with its cells."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,23 @@ def test_the_english_edition_is_offered_beside_the_russian_one(client):
     assert f'name="next" value="/courses/{ru.slug}/apache-kafka/"' in page
     client.post(reverse("set_language"), {"language": "en", "next": "/"})
     assert client.get("/").context["course"] == en
+
+
+@pytest.mark.django_db
+def test_every_picture_of_a_chapter_keeps_its_place_before_it_loads(client, learner):
+    """Each <img> of the bundled chapters carries its own file's size: the page reserves the box, so a
+    picture loading late cannot push the text (or the chapter's end, after a jump to it) away."""
+    course = course_import(directory=COURSE)
+    client.force_login(learner)
+    pictures = 0
+    for chapter in course.chapters.all():
+        page = client.get(reverse("lessons:chapter", args=[course.slug, chapter.slug])).content.decode()
+        for tag in re.findall(r"<img\b[^>]*>", page):
+            src = re.search(r'src="[^"]*/assets/([^"]+)"', tag).group(1)
+            stored = course.assets.get(path=src)
+            root = re.search(rb"<svg\b[^>]*>", bytes(stored.content)).group(0).decode()
+            declared = re.search(r'width="(\d+)" height="(\d+)"', root).groups()
+            assert re.search(r'\bwidth="(\d+)"', tag).group(1) == declared[0], tag
+            assert re.search(r'\bheight="(\d+)"', tag).group(1) == declared[1], tag
+            pictures += 1
+    assert pictures >= 10

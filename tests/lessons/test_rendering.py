@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from lessons.images import image_size
 from lessons.rendering import TocEntry, markdown_render
 
 
@@ -92,3 +93,39 @@ def test_source_lines_are_marked_only_when_asked():
     assert '<h2 id="a" data-line="1">' in marked and '<p data-line="3">' in marked
     assert '<li data-line="6">' in marked and 'data-cell="c"' in marked and 'data-line="8"' in marked
     assert "data-line" not in markdown_render(body).html
+
+
+def test_a_picture_gets_the_size_its_file_declares():
+    html = markdown_render("![схема](img/a.svg)", asset_base="/a/", asset_sizes={"img/a.svg": (840, 400)}).html
+    assert 'width="840"' in html and 'height="400"' in html
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "size"),
+    [
+        ("a.svg", b'<?xml version="1.0"?>\n<svg xmlns="x" width="840px" height="400">', (840, 400)),
+        ("a.svg", b'<svg viewBox="0 0 300.4 120" xmlns="x"><rect width="5" height="6"/></svg>', (300, 120)),
+        ("a.svg", b'<svg width="100%" height="50%">', None),
+        ("a.svg", b"not a picture", None),
+        ("a.png", b"\x89PNG\r\n\x1a\n garbage", None),
+    ],
+)
+def test_image_size_reads_the_declared_size_and_refuses_to_guess(path, content, size):
+    assert image_size(path, content) == size
+
+
+def test_image_size_of_a_raster_picture():
+    from io import BytesIO
+
+    from PIL import Image
+
+    buffer = BytesIO()
+    Image.new("RGB", (64, 32)).save(buffer, format="PNG")
+    assert image_size("a.png", buffer.getvalue()) == (64, 32)
+
+
+def test_a_terminal_fence_is_a_command_block_for_the_chapters_or_the_named_broker():
+    html = render("```terminal\nkafka-topics.sh --list\n```\n\n```terminal broker=nats\nnats stream ls\n```")
+    assert html.count("data-terminal-command") == 2
+    assert 'data-broker="kafka"' in html and 'data-broker="nats"' in html
+    assert "kafka-topics.sh" in html and "<figure" not in html  # not a cell: nothing runs it but the learner

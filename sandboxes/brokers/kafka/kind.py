@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sandboxes.brokers import versions
+from sandboxes.brokers import gettext_noop, versions
 from sandboxes.brokers.base import BASE_ENV, BrokerUnavailable, Emit, LaunchSpec, Site
 from sandboxes.brokers.jvm import JarFolder, JvmBroker
 
@@ -27,6 +27,12 @@ class Kafka(JvmBroker):
     name = "kafka"
     title = "Apache Kafka"
     default_ports: ClassVar[dict[str, int]] = {"kafka": 9092, "controller": 9093}
+    # Kafka ships no web console; the maintained ones (kafbat/kafka-ui, AKHQ) are released as Docker images and
+    # GitHub downloads only: of kafbat's, Maven Central holds its serde-api alone, and AKHQ nothing.
+    console_note = gettext_noop(
+        "У Kafka нет своей веб-консоли, а поддерживаемые веб-интерфейсы для неё (kafbat/kafka-ui, AKHQ) "
+        "не публикуются в реестрах пакетов, из которых собирается платформа."
+    )
     client = ("kafka", "kafka-python")
     jars = JarFolder(
         core=CORE_JAR,

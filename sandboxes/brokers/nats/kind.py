@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sandboxes.brokers import versions
-from sandboxes.brokers.base import BASE_ENV, BrokerKind, BrokerUnavailable, Emit, LaunchSpec, Site
+from sandboxes.brokers.base import BASE_ENV, BrokerKind, BrokerUnavailable, Console, Emit, LaunchSpec, Site
 from sandboxes.brokers.json_http import get_json
 
 from .tap import HIDDEN_PREFIXES, TAP_NAME
@@ -21,6 +21,9 @@ class Nats(BrokerKind):
     name = "nats"
     title = "NATS"
     default_ports: ClassVar[dict[str, int]] = {"nats": 4222, "monitor": 8222}
+    # The monitoring endpoints (/varz, /connz, /jsz ...) and the server's own index of them, which links
+    # relatively; the index styles itself inline, and loads nothing else worth allowing.
+    console = Console(port="monitor", csp="default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 
     def missing(self) -> list[str]:
         server = nats_server()

@@ -10,11 +10,14 @@ import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from sandboxes.brokers.base import BASE_ENV, BrokerKind, BrokerUnavailable, Emit, LaunchSpec, Site, missing_client
+from sandboxes.brokers.base import BASE_ENV, BrokerKind, BrokerUnavailable, Console, Emit, LaunchSpec, Site, missing_client
 from sandboxes.brokers.json_http import get_json
 
 from .config import EPMD, RUN_AS, SERVER, launch_spec, write_config
 from .tap import EVENT_EXCHANGE, PASSWORD, TAP_QUEUE_PREFIX, TRACE_EXCHANGE, USER, Announced
+
+#: What the browser's console believes its login is: base64 of "learner:console", no secret.
+CONSOLE_PLACEHOLDER = "bGVhcm5lcjpjb25zb2xl"
 
 
 class RabbitMQ(BrokerKind):
@@ -26,6 +29,9 @@ class RabbitMQ(BrokerKind):
         "dist": 25672,
         "epmd": 4369,
     }
+    # The management UI keeps its login in the cookie "m" (key 2258 is its hash of "auth") and sends it as
+    # Basic auth from its page script; the agent replaces that header with the unit's own credentials.
+    console = Console(port="management", login=(USER, PASSWORD), cookies={"m": "2258:" + CONSOLE_PLACEHOLDER})
 
     def __init__(self) -> None:
         self._announced: dict[tuple[str, int], Announced] = {}  # by (host, AMQP port)
