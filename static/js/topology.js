@@ -664,6 +664,15 @@ if (topologyBox && live.enabled) {
     topoRendered = "";
     if (snapshots.size) renderTopology();
   });
+  live.on("error", (frame) => {
+    // A stop or start refused before it reached the sandbox (too many requests a minute) gets no
+    // sandbox.node answer: the waiting buttons come back with the reason.
+    if (!frame.refused || !nodePending.size) return;
+    for (const node of nodePending.keys()) nodeErrors.set(node, frame.message);
+    nodePending.clear();
+    topoRendered = "";
+    if (snapshots.size) renderTopology();
+  });
   live.on("sandbox.state", (frame) => {
     // A stopped sandbox has no topology to show any more.
     const s = frame.sandbox;
