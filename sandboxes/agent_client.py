@@ -106,6 +106,14 @@ async def watch(where: Address) -> AsyncGenerator[dict[str, Any]]:
         await asyncio.sleep(WATCH_FALLBACK_EVERY_S)
 
 
+async def node(where: Address, *, node: int, action: str) -> dict[str, Any]:
+    """Stop or start one node of the unit's broker; the agent's answer ({"ok", "brokers"} or an error frame).
+
+    A clean stop of a Kafka node hands its leaderships over first: allow it most of a minute.
+    """
+    return await request(where, {"op": "node", "node": node, "action": action}, timeout=60.0)
+
+
 async def shutdown(where: Address) -> None:
     with contextlib.suppress(AgentUnavailable, ConnectionError):
         await request(where, {"op": "shutdown"}, timeout=3.0)

@@ -34,6 +34,7 @@ from .services.actions import sandbox_ensure, sandbox_extend, sandbox_reset, san
 from .services.admission import QueuePlace, SandboxQueued, admission_places
 from .services.kept import kept_discard, kept_states_of
 from .services.lifecycle import SandboxError
+from .services.nodes import sandbox_node_action
 from .services.provisioning import sandbox_wait_ready
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ MAX_DRAFT_TIMEOUT_S = 300
 TOUCH_EVERY_S = 20
 CELL_CACHE_S = 30
 #: Requests that may enqueue work for the Celery worker: limited per user and minute (sandboxes/ws_limits.py).
-LIFECYCLE = frozenset({"sandbox.ensure", "sandbox.stop", "sandbox.reset", "sandbox.extend", "sandbox.discard"})
+LIFECYCLE = frozenset({"sandbox.ensure", "sandbox.stop", "sandbox.reset", "sandbox.extend", "sandbox.discard", "sandbox.node"})
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -149,6 +150,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             "sandbox.reset": self.on_lifecycle,
             "sandbox.extend": self.on_lifecycle,
             "sandbox.discard": self.on_lifecycle,
+            "sandbox.node": self.on_node,
             "cell.run": self.on_run,
             "cell.interrupt": self.on_interrupt,
             "exercise.check": self.on_check,
@@ -191,6 +193,24 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             "sandbox.discard": kept_discard,
         }
         await database_sync_to_async(action[content["type"]])(user_id=self.user.pk, broker=str(content.get("broker")))
+
+    async def on_node(self, content: dict[str, Any]) -> None:
+        """sandbox.node {broker, node, action}: stop or start one broker of this user's cluster sandbox.
+
+        Beside the receive loop: a clean stop takes seconds, and cells keep running meanwhile.
+        """
+        broker, node, action = str(content.get("broker")), content.get("node"), str(content.get("action"))
+        frame = {"type": "sandbox.node", "broker": broker, "node": node, "action": action}
+
+        async def act() -> None:
+            try:
+                result = await sandbox_node_action(user_id=self.user.pk, broker=broker, node=node, action=action)
+            except (SandboxError, agent_client.AgentUnavailable, ConnectionError, TimeoutError) as exc:
+                await self.send_json({**frame, "error": str(exc)})
+                return
+            await self.send_json({**frame, **result})
+
+        self._spawn(act())
 
     async def _ready_sandbox(self, broker: str) -> Sandbox:
         """The user's ready sandbox of ``broker``: from this connection's memory when it knows one."""

@@ -11,6 +11,8 @@ Requests (one JSON object per line), each on its own connection:
       while it runs the same connection may send {"op": "interrupt"}
   {"op": "check", "code", "timeout"}        -> {"type": "exit", "status", "output"}
   {"op": "subscribe"}                       -> {"type": "events", "events", "dropped"} and {"type": "snapshot", "data"}, until closed
+  {"op": "node", "node", "action"}          -> {"ok": true, "brokers": [...]} or {"type": "error", "code", "message"}:
+      stop or start one node of a kind that runs several (kafka-cluster); the snapshot follows at once
   {"op": "shutdown"}                        -> {"ok": true}, then the broker stops and the agent exits
   {"op": "terminal", "rows", "cols"}        -> the unit's shell on a pty, until closed (see agent/terminal.py)
   {"op": "console", "method", "target", ...} -> one HTTP request to the broker's web console (see agent/console.py)
@@ -40,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from sandboxes.brokers import get_broker
-from sandboxes.brokers.base import BrokerLimits, LaunchSpec, Site, stop_process_group
+from sandboxes.brokers.base import BrokerLimits, BrokerUnavailable, LaunchSpec, NodeActionRefused, Site, stop_process_group
 from sandboxes.events import Event
 
 from . import console, protocol
@@ -378,6 +380,8 @@ class Agent:
                 await self.serve_subscribe(writer, reader)
             elif op == "terminal" and self.ready and self.terminals is not None:
                 await self.terminals.serve(request, reader, writer)
+            elif op == "node":
+                await self.serve_node(request, writer)
             elif op == "console" and self.ready:
                 await console.serve(request, writer, kind=self.kind, ports=self.ports)
             elif op == "shutdown":
@@ -472,6 +476,31 @@ class Agent:
         if check:
             reply["output"] = "".join(collected)
         await protocol.send(writer, reply)
+
+    async def serve_node(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        """Stop or start one node of the unit's broker (the topology panel's buttons), answering once it is done."""
+        if not self.ready:
+            await protocol.send(
+                writer, {"type": "error", "code": "not-ready", "message": self.error or f"the broker is {self.stage}"}
+            )
+            return
+        node, action = int(request.get("node", 0)), str(request.get("action", ""))
+
+        def act() -> dict[str, Any]:
+            return self.kind.node_action(host="localhost", ports=self.ports, node=node, action=action)
+
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(None, act)
+        except NodeActionRefused as refused:
+            await protocol.send(writer, {"type": "error", "code": "refused", "message": str(refused)})
+            return
+        except BrokerUnavailable as exc:
+            await protocol.send(writer, {"type": "error", "code": "unavailable", "message": str(exc)})
+            return
+        finally:
+            self.snapshot_wanted.set()  # the panel shows the node go or come without waiting for the timer
+        log.info("node %s %s", node, action)
+        await protocol.send(writer, {"ok": True, **result})
 
     async def serve_subscribe(self, writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
         subscriber = Subscriber()

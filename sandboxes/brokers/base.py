@@ -37,6 +37,10 @@ class BrokerUnavailable(Exception):
     """The broker could not be asked (not started yet, restarting, or gone)."""
 
 
+class NodeActionRefused(Exception):
+    """A node of the unit's broker cannot be stopped or started: the kind runs one node, or the action would leave none."""
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerLimits:
     """What one learner's broker may use; small, because a sandbox only teaches.
@@ -306,6 +310,15 @@ class BrokerKind(ABC):
         Every event already makes the agent refresh its snapshot soon; a tap that
         hears of other changes (RabbitMQ's event exchange) says so with ``emit(None)``.
         """
+
+    def node_action(self, *, host: str, ports: Mapping[str, int], node: int, action: str) -> dict[str, Any]:
+        """Stop or start (``action``) node ``node`` of a kind that runs several in one unit; return its nodes' states.
+
+        Not part of the required contract: a kind with one node refuses with
+        :class:`NodeActionRefused`, as does a cluster asked to stop its last running node.
+        Raises :class:`BrokerUnavailable` when the unit's broker cannot be asked.
+        """
+        raise NodeActionRefused(f"{self.title} runs one node: there is none to stop or start alone")
 
     @abstractmethod
     def snapshot(self, *, host: str, ports: Mapping[str, int]) -> dict[str, Any]:

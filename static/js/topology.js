@@ -137,40 +137,128 @@ function kafkaGroup(g) {
   return card;
 }
 
-const TOPOLOGY = {
-  kafka(data, root) {
-    const topics = Array.isArray(data.topics) ? data.topics : [];
-    const groups = Array.isArray(data.groups) ? data.groups : [];
-    const box = section(gettext("Топики"), topics.length ? formatNumber(topics.length) : "");
-    if (!topics.length) box.append(el("p", "topo-empty", gettext("Топиков пока нет.")));
-    for (const topic of [...topics].sort((a, b) => String(a.name).localeCompare(String(b.name)))) {
-      const parts = [...(topic.partitions || [])].sort((a, b) => a.partition - b.partition);
-      const totalHw = parts.reduce((sum, p) => sum + (num(p.high_watermark) || 0), 0);
-      const card = el("div", "topo-card");
-      card.dataset.topic = topic.name;
-      const title = el("div", "topo-card-title");
-      const sub = el("span", "topo-sub", `${ngettext("{n} партиция", "{n} партиций", parts.length, { n: parts.length })} · HW Σ ${formatNumber(totalHw)}`);
-      sub.title = gettext("Сумма high watermark по партициям: сколько записей было записано в топик");
-      title.append(el("span", "topo-name", topic.name), sub);
-      card.append(title);
-      const headers = [
-        { text: "#", title: gettext("Партиция"), className: "num" },
-        { text: gettext("Начало"), title: gettext("Самое раннее смещение, которое ещё хранится в партиции"), className: "num" },
-        { text: "HW", title: gettext("High watermark: смещение, которое получит следующее сообщение"), className: "num" },
-      ];
-      const rows = parts.map((p) => [
+// A cluster's brokers stopped or started from the panel: node -> action, until the server answers.
+const nodePending = new Map();
+const nodeErrors = new Map(); // node -> the refusal the server sent, shown under the brokers
+
+function replicaList(ids, isr, leader) {
+  // Each replica by number: the leader bold, a replica out of the ISR struck through.
+  const span = el("span", "replicas mono");
+  for (const id of Array.isArray(ids) ? ids : []) {
+    const inSync = Array.isArray(isr) && isr.includes(id);
+    const node = el("span", `replica${id === leader ? " replica-leader" : ""}${inSync ? "" : " replica-out"}`, String(id));
+    node.dataset.node = String(id);
+    span.append(node, " ");
+  }
+  return span;
+}
+
+/** Kafka's topics (and, for a cluster, each partition's leader, replicas and ISR) and groups. */
+function kafkaTopology(data, root, { replicated = false } = {}) {
+  const topics = Array.isArray(data.topics) ? data.topics : [];
+  const groups = Array.isArray(data.groups) ? data.groups : [];
+  const box = section(gettext("Топики"), topics.length ? formatNumber(topics.length) : "");
+  if (!topics.length) box.append(el("p", "topo-empty", gettext("Топиков пока нет.")));
+  for (const topic of [...topics].sort((a, b) => String(a.name).localeCompare(String(b.name)))) {
+    const parts = [...(topic.partitions || [])].sort((a, b) => a.partition - b.partition);
+    const totalHw = parts.reduce((sum, p) => sum + (num(p.high_watermark) || 0), 0);
+    const card = el("div", "topo-card");
+    card.dataset.topic = topic.name;
+    const title = el("div", "topo-card-title");
+    const sub = el("span", "topo-sub", `${ngettext("{n} партиция", "{n} партиций", parts.length, { n: parts.length })} · HW Σ ${formatNumber(totalHw)}`);
+    sub.title = gettext("Сумма high watermark по партициям: сколько записей было записано в топик");
+    title.append(el("span", "topo-name", topic.name), sub);
+    card.append(title);
+    const headers = [
+      { text: "#", title: gettext("Партиция"), className: "num" },
+      { text: gettext("Начало"), title: gettext("Самое раннее смещение, которое ещё хранится в партиции"), className: "num" },
+      { text: "HW", title: gettext("High watermark: смещение, которое получит следующее сообщение"), className: "num" },
+    ];
+    if (replicated) {
+      headers.push(
+        { text: gettext("Лидер"), title: gettext("Брокер, через который идут запись и чтение партиции") },
+        { text: gettext("Реплики"), title: gettext("Брокеры с копией партиции; жирным — лидер, зачёркнут — вне ISR") },
+        { text: "ISR", title: gettext("In-sync replicas: реплики, которые не отстают от лидера") },
+      );
+    }
+    const rows = parts.map((p) => {
+      const cells = [
         { text: String(p.partition), className: "num" },
         { text: show(p.start_offset), className: "num" },
         { text: show(p.high_watermark), className: "num" },
-      ]);
-      card.append(table(headers, rows, "kafka-table"));
-      box.append(card);
-    }
-    root.append(box);
-    const gbox = section(gettext("Группы потребителей"), groups.length ? formatNumber(groups.length) : "");
-    if (!groups.length) gbox.append(el("p", "topo-empty", gettext("Групп пока нет.")));
-    for (const g of groups) gbox.append(kafkaGroup(g));
-    root.append(gbox);
+      ];
+      if (replicated) {
+        const leaderless = num(p.leader) == null || p.leader < 0;
+        cells.push(
+          { text: leaderless ? gettext("нет") : String(p.leader), className: `mono leader${leaderless ? " leader-none" : ""}` },
+          { node: replicaList(p.replicas, p.isr, p.leader), className: "replicas-cell" },
+          { text: (Array.isArray(p.isr) ? p.isr : []).join(", ") || "—", className: "mono isr" },
+        );
+      }
+      return { cells, data: { partition: String(p.partition) } };
+    });
+    card.append(table(headers, rows, "kafka-table"));
+    box.append(card);
+  }
+  root.append(box);
+  const gbox = section(gettext("Группы потребителей"), groups.length ? formatNumber(groups.length) : "");
+  if (!groups.length) gbox.append(el("p", "topo-empty", gettext("Групп пока нет.")));
+  for (const g of groups) gbox.append(kafkaGroup(g));
+  root.append(gbox);
+}
+
+const NODE_STATES = {
+  running: () => gettext("работает"),
+  starting: () => gettext("запускается"),
+  stopping: () => gettext("останавливается"),
+  stopped: () => gettext("остановлен"),
+};
+
+/** A cluster's brokers: which are up, which is the controller, and a button to stop or start each. */
+function clusterBrokers(data, root) {
+  const brokers = Array.isArray(data.brokers) ? data.brokers : [];
+  const up = brokers.filter((b) => b.up).length;
+  const box = section(gettext("Брокеры"), `${formatNumber(up)} / ${formatNumber(brokers.length)}`);
+  const list = el("div", "cluster-brokers");
+  for (const b of brokers) {
+    const card = el("div", `topo-card cluster-broker ${b.up ? "broker-up" : "broker-down"}`);
+    card.dataset.node = String(b.id);
+    card.dataset.state = b.up ? "up" : "down";
+    const name = el("span", "topo-name", gettext("Брокер {n}", { n: b.id }));
+    const state = el("span", "topo-sub node-state", (NODE_STATES[b.state] || (() => String(b.state)))());
+    card.append(name, state);
+    if (b.id === data.controller) card.append(el("span", "topo-sub node-controller", gettext("активный контроллер")));
+    const pending = nodePending.get(b.id);
+    const action = b.state === "stopped" ? "start" : "stop";
+    const label = action === "stop" ? gettext("Остановить") : gettext("Запустить");
+    const btn = button(`node-action node-${action}`, pending ? gettext("Ждём…") : label);
+    btn.dataset.node = String(b.id);
+    btn.dataset.action = action;
+    btn.disabled = Boolean(pending) || b.state === "starting" || b.state === "stopping";
+    btn.addEventListener("click", () => {
+      nodeErrors.delete(b.id);
+      if (live.send({ type: "sandbox.node", broker: "kafka-cluster", node: b.id, action })) {
+        nodePending.set(b.id, action);
+        btn.disabled = true;
+        btn.textContent = gettext("Ждём…");
+      }
+    });
+    card.append(btn);
+    if (nodeErrors.has(b.id)) card.append(el("p", "node-error", nodeErrors.get(b.id)));
+    list.append(card);
+  }
+  box.append(list);
+  root.append(box);
+}
+
+const TOPOLOGY = {
+  kafka(data, root) {
+    kafkaTopology(data, root);
+  },
+
+  "kafka-cluster"(data, root) {
+    clusterBrokers(data, root);
+    kafkaTopology(data, root, { replicated: true });
   },
 
   rabbitmq(data, root) {
@@ -568,6 +656,22 @@ if (topologyBox && live.enabled) {
       topoPending = true;
       queueMicrotask(renderTopology);
     }
+  });
+  live.on("sandbox.node", (frame) => {
+    // The stop or start is done (or refused): the button comes back, and the next snapshot shows the broker.
+    nodePending.delete(frame.node);
+    if (frame.error) nodeErrors.set(frame.node, frame.error);
+    topoRendered = "";
+    if (snapshots.size) renderTopology();
+  });
+  live.on("error", (frame) => {
+    // A stop or start refused before it reached the sandbox (too many requests a minute) gets no
+    // sandbox.node answer: the waiting buttons come back with the reason.
+    if (!frame.refused || !nodePending.size) return;
+    for (const node of nodePending.keys()) nodeErrors.set(node, frame.message);
+    nodePending.clear();
+    topoRendered = "";
+    if (snapshots.size) renderTopology();
   });
   live.on("sandbox.state", (frame) => {
     // A stopped sandbox has no topology to show any more.

@@ -125,7 +125,9 @@ class BrokerUnderTest:
                 exe = os.path.realpath(f"/proc/{pid}/exe")
             except (FileNotFoundError, ProcessLookupError):
                 continue
-            if int(fields[1]) == self.proc.pid and int(fields[2]) == pid and exe != python:
+            # A cluster's broker is a Python supervisor of its nodes (kafka_cluster/supervisor.py).
+            supervisor = b"supervisor.py" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            if int(fields[1]) == self.proc.pid and int(fields[2]) == pid and (exe != python or supervisor):
                 return pid
         raise AssertionError(f"no broker process under the {self.kind} agent")
 

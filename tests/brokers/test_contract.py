@@ -42,11 +42,15 @@ DOCUMENTED = {
         "OPENWIRE_URL": "tcp://localhost:61616",
     },
     "redis": {"REDIS_URL": "redis://localhost:6379/0"},
+    "kafka-cluster": {
+        "BOOTSTRAP_SERVERS": "localhost:9092,localhost:9094,localhost:9096",
+        "CLUSTER_CONTROL_URL": "http://localhost:9080",
+    },
 }
 
 
 def test_registry_names_every_documented_broker():
-    assert broker_names() == list(BROKERS) == ["kafka", "rabbitmq", "nats", "activemq", "redis"]
+    assert broker_names() == list(BROKERS) == ["kafka", "rabbitmq", "nats", "activemq", "redis", "kafka-cluster"]
 
 
 def test_get_broker_returns_one_shared_instance_per_kind():
@@ -57,7 +61,7 @@ def test_get_broker_returns_one_shared_instance_per_kind():
 
 
 def test_unknown_broker_error_names_the_known_ones():
-    with pytest.raises(UnknownBroker, match="known: kafka, rabbitmq, nats, activemq, redis"):
+    with pytest.raises(UnknownBroker, match="known: kafka, rabbitmq, nats, activemq, redis, kafka-cluster"):
         get_broker("mqtt")
 
 

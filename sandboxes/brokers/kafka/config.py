@@ -22,6 +22,17 @@ QUIET_LOGGERS = (
 
 def server_properties(site: Site) -> str:
     """The text of server.properties: one KRaft node, small, its storage under ``site.data_dir``."""
+    return properties_text(server_settings(site))
+
+
+def properties_text(properties: dict[str, str]) -> str:
+    """``properties`` as the text of a .properties file, in their order."""
+    text = "# Written by Broker Academy; rewritten on every start.\n"
+    return text + "".join(f"{key}={value}\n" for key, value in properties.items())
+
+
+def server_settings(site: Site) -> dict[str, str]:
+    """The settings of one KRaft node, small, its storage under ``site.data_dir``: a cluster's nodes start from them."""
     ports, limits, host, bind = site.ports, site.limits, site.host, site.bind
     logs = site.data_dir / "kraft-logs"
     segment = 8 * 1024 * 1024
@@ -77,5 +88,4 @@ def server_properties(site: Site) -> str:
         "num.recovery.threads.per.data.dir": "1",
         "group.coordinator.threads": "1",
     }
-    text = "# Written by Broker Academy; rewritten on every start.\n"
-    return text + "".join(f"{key}={value}\n" for key, value in properties.items())
+    return properties

@@ -59,7 +59,7 @@ class KafkaTap(ReconnectingTap):
     def connect(self) -> None:
         from kafka import KafkaConsumer  # imported here: the platform side never needs it
 
-        bootstrap = f"{self.host}:{self.ports['kafka']}"
+        bootstrap = self.bootstrap()
         self.clients = Clients(bootstrap, role="tail")
         self.reader = KafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -72,6 +72,10 @@ class KafkaTap(ReconnectingTap):
             request_timeout_ms=5000,
         )
         never_create_topics(self.reader)
+
+    def bootstrap(self) -> str:
+        """The addresses the tap's clients start from (a cluster's kind names all its brokers)."""
+        return f"{self.host}:{self.ports['kafka']}"
 
     def close(self) -> None:
         if self.clients is not None:
