@@ -41,7 +41,7 @@ from sandboxes.brokers import get_broker
 from sandboxes.brokers.base import BrokerLimits, LaunchSpec, Site, stop_process_group
 from sandboxes.events import Event
 
-from . import console, protocol
+from . import confinement, console, mounts, protocol
 from .cells import UNIT_MARKER, CellLimits, CellRunner
 from .terminal import Terminals
 
@@ -169,6 +169,13 @@ class Agent:
 
     async def start_broker(self) -> None:
         loop = asyncio.get_running_loop()
+        isolated = self.cell_uid is not None or bool(self.cells_cgroup)
+        refused = confinement.problems(isolated=isolated, confinement=self.cell_confinement, cell_uid=self.cell_uid)
+        if refused:
+            raise RuntimeError("cells cannot be confined, the unit is refused: " + "; ".join(refused))
+        if self.cells_cgroup:
+            # Fail closed: cells that cannot join their cgroup would run without its limits.
+            await loop.run_in_executor(None, lambda: mounts.show_cgroups(self.cells_cgroup))
         missing = self.kind.missing()
         if missing:
             raise RuntimeError("; ".join(missing))
