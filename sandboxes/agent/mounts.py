@@ -1,4 +1,4 @@
-"""What the agent mounts in its unit's own mount namespace: the cgroup tree.
+"""What the agent mounts in its unit's own mount namespace: the cgroup tree and the install cache.
 
 ``ip netns exec`` gives the agent a mount namespace of its own (a slave of the
 host's, so nothing mounted here is seen outside) and mounts a fresh /sys there,
@@ -6,17 +6,41 @@ on which /sys/fs/cgroup is empty: the cells' cgroup, which the backend made,
 cannot be joined until the cgroup tree is mounted again (show_cgroups). Without
 it the cells ran in the unit's main group, with neither their own memory, pids
 nor CPU limit.
+
+The install step keeps Kafka, ActiveMQ and NATS in its cache, by default under
+``/root`` (mode 0700): a broker that no longer runs as root could not even open
+its own jars. Inside the unit's mount namespace (``ip netns exec`` gives the
+agent one, a slave of the host's, so nothing here is seen outside) the agent
+binds the cache read-only into the unit's folder and points
+``BROKER_ACADEMY_CACHE`` there, before the broker's kind computes its paths.
+Root's home stays closed; the broker sees the cache and nothing else of it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from pathlib import Path
+
+from sandboxes.brokers import versions
 
 log = logging.getLogger("sandboxes.agent")
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: Not "tools": the terminal keeps its scripts there.
+CACHE_NAME = "install-cache"
+
+
+def reachable_by_others(path: Path) -> bool:
+    """Whether every folder on the way to ``path`` lets anyone pass (o+x)."""
+    for folder in [*reversed(path.parents), path]:
+        try:
+            if not os.stat(folder).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def _propagates(path: Path) -> bool:
@@ -75,3 +99,29 @@ def _mount(*args: str) -> None:
     result = subprocess.run(["mount", *args], check=False, capture_output=True, text=True, timeout=20)
     if result.returncode != 0:
         raise RuntimeError(f"mount {' '.join(args)}: {result.stderr.strip()}")
+
+
+def reveal_cache(unit_dir: Path) -> None:
+    """Bind the install cache read-only at ``unit_dir/install-cache`` when another uid could not reach it where it is.
+
+    Raises ``RuntimeError`` when the bind fails: the broker would then fail to start
+    in a way harder to read (a missing jar as a stranger), so the agent says why here.
+    """
+    cache = versions.cache_dir()
+    if not cache.is_dir() or reachable_by_others(cache):
+        return
+    target = unit_dir / CACHE_NAME
+    if _propagates(unit_dir):
+        # A bind under a shared mount would reach the host's table and outlive the unit; a unit's
+        # namespace (ip netns exec makes it a slave of the host's) keeps it to itself.
+        raise RuntimeError(f"{cache} is closed to other accounts and the agent has no mount namespace of its own to show it in")
+    target.mkdir(mode=0o755, exist_ok=True)
+    result = subprocess.run(
+        ["mount", "--bind", "-o", "ro", str(cache), str(target)], check=False, capture_output=True, text=True, timeout=20
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"cannot show the broker's programs ({cache}) to its unprivileged account: {result.stderr.strip()}")
+    # A read-only bind needs a remount on older util-linux; harmless when it is already read-only.
+    subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], check=False, capture_output=True, timeout=20)
+    os.environ["BROKER_ACADEMY_CACHE"] = str(target)
+    log.info("install cache %s shown to the broker at %s", cache, target)

@@ -86,6 +86,7 @@ class Agent:
         cell_uid: int | None,
         cells_cgroup: list[Path],
         broker_user: str | None = None,
+        broker_uid: int | None = None,
         cell_confinement: str = "bwrap",
         ports: dict[str, int] | None = None,
         listen: tuple[str, int] | None = None,
@@ -101,6 +102,7 @@ class Agent:
         self.cell_uid = cell_uid
         self.cells_cgroup = cells_cgroup
         self.broker_user = broker_user
+        self.broker_uid = broker_uid
         self.cell_confinement = cell_confinement
         self.ports = self.kind.ports(ports)
         self.stage = "starting agent"
@@ -169,6 +171,9 @@ class Agent:
 
     async def start_broker(self) -> None:
         loop = asyncio.get_running_loop()
+        # The account the broker runs as (when the agent is root): its kind's own, else the
+        # container's broker account, else the unit's own broker uid. Never root, never the cells' uid.
+        broker_account: str | int | None = self.broker_user if self.broker_user is not None else self.broker_uid
         isolated = self.cell_uid is not None or bool(self.cells_cgroup)
         refused = confinement.problems(isolated=isolated, confinement=self.cell_confinement, cell_uid=self.cell_uid)
         if refused:
@@ -176,6 +181,8 @@ class Agent:
         if self.cells_cgroup:
             # Fail closed: cells that cannot join their cgroup would run without its limits.
             await loop.run_in_executor(None, lambda: mounts.show_cgroups(self.cells_cgroup))
+        if self.broker_uid is not None and os.geteuid() == 0:
+            await loop.run_in_executor(None, lambda: mounts.reveal_cache(self.unit_dir))
         missing = self.kind.missing()
         if missing:
             raise RuntimeError("; ".join(missing))
@@ -188,9 +195,8 @@ class Agent:
         spec = self.kind.launch(site=site)
         # Every process of the unit carries its name, so a backend without namespaces or cgroups can find them all.
         spec = dataclasses.replace(spec, env={**spec.env, UNIT_MARKER: self.unit_dir.name})
-        broker_user = self.broker_user
-        if broker_user is not None and os.geteuid() == 0:
-            spec = await loop.run_in_executor(None, lambda: _hand_over(data, spec, broker_user))
+        if broker_account is not None and os.geteuid() == 0:
+            spec = await loop.run_in_executor(None, lambda: _hand_over(data, spec, broker_account))
         log_file = (self.unit_dir / "broker.log").open("ab")
         process = self.broker_process = spec.start(stdout=log_file)
         self.stop_timeout = spec.stop_timeout
@@ -475,8 +481,11 @@ class Agent:
             closed.cancel()
 
 
-def _hand_over(data: Path, spec: LaunchSpec, default_user: str) -> LaunchSpec:
+def _hand_over(data: Path, spec: LaunchSpec, default_user: str | int) -> LaunchSpec:
     """Give the broker's folder to the account it runs as (its kind's own, else ``default_user``), closed to cells.
+
+    ``default_user`` is an account's name, or a bare uid (the process backend's unit of its own,
+    with a group of the same number and no entry in /etc/passwd).
 
     Cells run as another uid and may neither read nor change the broker's files.
     The agent holds no CAP_FOWNER or CAP_DAC_*: only a file's owner may change its
@@ -485,11 +494,16 @@ def _hand_over(data: Path, spec: LaunchSpec, default_user: str) -> LaunchSpec:
     enters the folder before it changes uid) pass through. Links are changed
     themselves, never followed.
     """
-    account = pwd.getpwnam(spec.user or default_user)
+    chosen = spec.user or default_user
+    if isinstance(chosen, int):
+        uid = gid = chosen
+    else:
+        account = pwd.getpwnam(chosen)
+        uid, gid = account.pw_uid, account.pw_gid
     os.chown(data, os.getuid(), os.getgid())
     data.chmod(0o710)
     for root, dirs, files in os.walk(data, topdown=False):
         for name in [*dirs, *files]:
-            os.chown(os.path.join(root, name), account.pw_uid, account.pw_gid, follow_symlinks=False)
-    os.chown(data, account.pw_uid, os.getgid())
-    return dataclasses.replace(spec, user=account.pw_name)
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+    os.chown(data, uid, os.getgid())
+    return dataclasses.replace(spec, user=chosen)
