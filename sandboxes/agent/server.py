@@ -39,7 +39,7 @@ from typing import Any
 
 from sandboxes.brokers import get_broker
 from sandboxes.brokers.base import BrokerLimits, LaunchSpec, Site, stop_process_group
-from sandboxes.events import Event
+from sandboxes.events import Event, json_weight
 
 from . import confinement, console, mounts, protocol
 from .cells import UNIT_MARKER, CellLimits, CellRunner
@@ -49,9 +49,18 @@ log = logging.getLogger("sandboxes.agent")
 
 #: Events kept for a page that connects (or reconnects) later.
 RECENT = 200
-#: Per subscriber: events waiting to be sent; beyond this they are counted as not shown.
+#: Per subscriber: events waiting to be sent, by count and by bytes (events.json_weight, an upper
+#: bound); beyond either they are counted as not shown. Bytes too: a key, headers or a destination
+#: may be a megabyte each, and 5,000 of them would be gigabytes in a unit of 1.5 GB.
 SUBSCRIBER_BUFFER = 5000
+SUBSCRIBER_BYTES = 16 * 1024 * 1024
+#: The tap's queue before the fan-out, likewise.
+INCOMING_EVENTS = 100_000
+INCOMING_BYTES = 32 * 1024 * 1024
+#: One line to the platform: at most this many events and bytes, well under protocol.MAX_LINE,
+#: which the platform refuses to read past (an event alone is far smaller, see events.py).
 BATCH_MAX = 500
+BATCH_BYTES = 1024 * 1024
 FLUSH_EVERY_S = 0.05
 #: A snapshot is taken at least this often; sooner when the tap reports something or a cell ends.
 SNAPSHOT_EVERY_S = 1.0
@@ -64,17 +73,35 @@ DISK_MARGIN_MB = 4
 
 
 class Subscriber:
+    """One page's queue of events, bounded by count and by bytes."""
+
     def __init__(self) -> None:
         self.events: collections.deque[dict[str, Any]] = collections.deque()
+        self.weights: collections.deque[int] = collections.deque()
+        self.held = 0
         self.dropped = 0
         self.wake = asyncio.Event()
 
-    def offer(self, event: dict[str, Any]) -> None:
-        if len(self.events) >= SUBSCRIBER_BUFFER:
+    def offer(self, event: dict[str, Any], weight: int | None = None) -> None:
+        weight = json_weight(event) if weight is None else weight
+        if len(self.events) >= SUBSCRIBER_BUFFER or self.held + weight > SUBSCRIBER_BYTES:
             self.dropped += 1
         else:
             self.events.append(event)
+            self.weights.append(weight)
+            self.held += weight
         self.wake.set()
+
+    def batch(self) -> list[dict[str, Any]]:
+        """The next events to send: at most BATCH_MAX and BATCH_BYTES, and at least one."""
+        batch: list[dict[str, Any]] = []
+        size = 0
+        while self.events and len(batch) < BATCH_MAX and (not batch or size + self.weights[0] <= BATCH_BYTES):
+            weight = self.weights.popleft()
+            size += weight
+            self.held -= weight
+            batch.append(self.events.popleft())
+        return batch
 
 
 class Agent:
@@ -112,13 +139,14 @@ class Agent:
         self.ready = False
         self.broker_process: subprocess.Popen[bytes] | None = None
         self.stop_tap = threading.Event()
-        self.incoming: collections.deque[Event] = collections.deque(maxlen=100_000)
+        self.incoming: collections.deque[tuple[Event, int]] = collections.deque()  # with each one's weight
+        self.incoming_bytes = 0  # written by the tap's thread, lowered by the fan-out (a rough bound is enough)
         self.arrived = asyncio.Event()  # set (from the tap's thread) when events wait in ``incoming``
         self.wake_pending = False
         self.tap_changed = False  # set (from the tap's thread) when the topology changed without a message
         self.snapshot_wanted = asyncio.Event()
         self.tap_dropped = 0
-        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
+        self.recent: collections.deque[tuple[dict[str, Any], int]] = collections.deque(maxlen=RECENT)
         self.subscribers: set[Subscriber] = set()
         self.snapshot: dict[str, Any] | None = None
         self.runner: CellRunner | None = None
@@ -283,9 +311,12 @@ class Agent:
             if event is None:
                 self.tap_changed = True
             else:
-                if len(self.incoming) == self.incoming.maxlen:
-                    self.tap_dropped += 1
-                self.incoming.append(event)
+                weight = event.weight()
+                if len(self.incoming) >= INCOMING_EVENTS or self.incoming_bytes + weight > INCOMING_BYTES:
+                    self.tap_dropped += 1  # the newest is not kept: the page says how many it missed
+                else:
+                    self.incoming_bytes += weight
+                    self.incoming.append((event, weight))
             # Wake the fan-out once per burst, not once per event: the flag is cleared when it drains.
             if not self.wake_pending:
                 self.wake_pending = True
@@ -310,10 +341,12 @@ class Agent:
                 # Messages moved or the topology changed: the panel's counts should follow now, not within a second.
                 self.snapshot_wanted.set()
             while self.incoming:
-                event = self.incoming.popleft().to_dict()
-                self.recent.append(event)
+                item, weight = self.incoming.popleft()
+                self.incoming_bytes -= weight
+                event = item.to_dict()
+                self.recent.append((event, weight))
                 for subscriber in self.subscribers:
-                    subscriber.offer(event)
+                    subscriber.offer(event, weight)
             if dropped:
                 for subscriber in self.subscribers:
                     subscriber.dropped += dropped
@@ -457,14 +490,15 @@ class Agent:
 
     async def serve_subscribe(self, writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
         subscriber = Subscriber()
-        subscriber.events.extend(self.recent)
+        for event, weight in self.recent:
+            subscriber.offer(event, weight)
         self.subscribers.add(subscriber)
         sent_snapshot = None
         closed = asyncio.create_task(reader.read())  # completes when the platform hangs up
         try:
             while not closed.done():
                 if subscriber.events or subscriber.dropped:
-                    batch = [subscriber.events.popleft() for _ in range(min(BATCH_MAX, len(subscriber.events)))]
+                    batch = subscriber.batch()
                     dropped, subscriber.dropped = subscriber.dropped, 0
                     await protocol.send(writer, {"type": "events", "events": batch, "dropped": dropped})
                 if self.snapshot is not None and self.snapshot is not sent_snapshot:
