@@ -23,7 +23,7 @@ from courseplatform.accounts.roles import user_is_instructor
 from sandboxes import selectors as sandbox_selectors
 from sandboxes.services.actions import sandbox_reset, sandbox_stop
 
-from . import archives, authoring, classroom, exercises
+from . import archives, authoring, classroom, exercises, teaching
 from . import authoring_selectors as selectors
 from . import chapter_editor as editor
 from .chapter_parsing import parse_chapter
@@ -79,6 +79,7 @@ def course_create(request: HttpRequest) -> HttpResponse:
         )
     except CourseFormatError as exc:
         return render(request, "authoring/index.html", {"courses": selectors.courses_all(), "errors": exc.problems}, status=400)
+    teaching.course_instructor_add(course=course, user=request.user)
     return redirect("authoring:course", course=course.slug)
 
 
@@ -139,6 +140,7 @@ def course_import_view(request: HttpRequest) -> HttpResponse:
     except CourseFormatError as exc:
         context = {"courses": selectors.courses_all(), "errors": exc.problems}
         return render(request, "authoring/index.html", context, status=400)
+    teaching.course_instructor_add(course=course, user=request.user)
     return redirect("authoring:course", course=course.slug)
 
 
@@ -301,10 +303,18 @@ def verify_result(request: HttpRequest, job: str) -> JsonResponse:
 # -- the class -------------------------------------------------------------------
 
 
+def _taught(request: HttpRequest, slug: str) -> Course:
+    """The course, if the request's instructor teaches it (403 otherwise): its learners are theirs only."""
+    course = _course(slug)
+    if not teaching.course_taught_by(course=course, user=request.user):
+        raise PermissionDenied("this class is its own instructors'")
+    return course
+
+
 @instructor_required
 @require_GET
 def class_view(request: HttpRequest, course: str) -> HttpResponse:
-    course_obj = _course(course)
+    course_obj = _taught(request, course)
     report = classroom.course_class(course=course_obj)
     sandboxes = sandbox_selectors.sandboxes_of_users(user_ids=[line.user.pk for line in report.learners])
     rows = [(line, sandboxes.get(line.user.pk, [])) for line in report.learners]
@@ -314,6 +324,9 @@ def class_view(request: HttpRequest, course: str) -> HttpResponse:
 @instructor_required
 @require_POST
 def class_sandbox_action(request: HttpRequest, course: str, user_id: int, broker: str, action: str) -> HttpResponse:
+    course_obj = _taught(request, course)
+    if not teaching.course_has_learner(course=course_obj, user_id=user_id):
+        raise Http404("no such learner in this class")
     if action == "stop":
         sandbox_stop(user_id=user_id, broker=broker)
     elif action == "reset":

@@ -24,6 +24,8 @@ class Course(models.Model):
     source = models.TextField(help_text="course.md as it is in the repository")
     published = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Who teaches it: their powers over its learners (the class page, their sandboxes) end at its family.
+    instructors = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="courses_taught")
 
     def __str__(self) -> str:
         return self.title

@@ -15,6 +15,50 @@ Direction = Literal["produced", "consumed"]
 
 #: How many bytes of a payload travel to the browser; the size field keeps the truth.
 PREVIEW_BYTES = 4096
+#: What else of a message is kept, in characters: a key, a destination, a header's name and value, a
+#: detail's value, and how many headers and details. A broker lets each be about a megabyte; an event
+#: stays small enough that buffers of them can be bounded (see :func:`json_weight`).
+KEY_CHARS = 1024
+DESTINATION_CHARS = 1024
+NAME_CHARS = 256
+HEADER_CHARS = 1024
+DETAIL_CHARS = 256
+HEADERS_KEPT = 16
+#: JSON of an event beyond its strings (field names, numbers, punctuation), at most.
+JSON_OVERHEAD = 512
+#: Bytes a character may take in JSON: a control character is escaped as \u00XX.
+JSON_CHAR_BYTES = 6
+ELLIPSIS = "…"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + ELLIPSIS
+
+
+def _clip_items(items: Any, *, value_chars: int) -> dict[str, str]:
+    """At most HEADERS_KEPT names with their values, each clipped; the rest counted under "…"."""
+    kept: dict[str, str] = {}
+    left = 0
+    for name, value in items:
+        if len(kept) < HEADERS_KEPT:
+            kept[_clip(str(name), NAME_CHARS)] = _clip(value, value_chars)
+        else:
+            left += 1
+    if left:
+        kept[ELLIPSIS] = f"+{left}"
+    return kept
+
+
+def json_weight(event: dict[str, Any]) -> int:
+    """An upper bound of the bytes ``event`` (an :meth:`Event.to_dict`) takes in the agent's JSON lines.
+
+    Cheap (no encoding): the buffers of live events count by it, so that they hold a bounded
+    number of bytes whatever the messages carry.
+    """
+    chars = len(event["value"]["text"]) + len(event["destination"]) + len(event["key"] or "")
+    for mapping in (event["headers"], event["detail"]):
+        chars += sum(len(name) + len(value) + 6 for name, value in mapping.items())
+    return JSON_OVERHEAD + JSON_CHAR_BYTES * chars
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,21 +144,32 @@ class Event:
         detail: dict[str, Any] | None = None,
         timestamp_ms: int | None = None,
     ) -> Event:
-        """Normalise raw broker values; payloads and headers of any bytes are accepted."""
+        """Normalise raw broker values; payloads and headers of any bytes are accepted.
+
+        What may be large is clipped (the payload to its preview, the rest to the *_CHARS above),
+        so an event is at most a few hundred kilobytes in JSON whatever the message was.
+        """
         items = headers.items() if isinstance(headers, dict) else (headers or [])
         return cls(
             broker=broker,
             direction=direction,
-            destination=destination,
+            destination=_clip(destination, DESTINATION_CHARS),
             value=Preview.of(payload),
             size=len(payload or b""),
             partition=partition,
             offset=offset,
-            key=_text(key),
-            headers={str(k): _text(v if isinstance(v, (bytes, str)) or v is None else str(v)) or "" for k, v in items},
-            detail={str(k): str(v) for k, v in (detail or {}).items()},
+            key=None if key is None else _clip(_text(key) or "", KEY_CHARS),
+            headers=_clip_items(
+                ((k, _text(v if isinstance(v, (bytes, str)) or v is None else str(v)) or "") for k, v in items),
+                value_chars=HEADER_CHARS,
+            ),
+            detail=_clip_items(((k, str(v)) for k, v in (detail or {}).items()), value_chars=DETAIL_CHARS),
             timestamp_ms=timestamp_ms,
         )
+
+    def weight(self) -> int:
+        """An upper bound of this event's bytes in JSON (:func:`json_weight`)."""
+        return json_weight(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form sent to the platform and the browser (by hand: asdict deep-copies, slowly)."""

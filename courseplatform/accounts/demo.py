@@ -40,5 +40,10 @@ def demo_users_ensure() -> list[tuple[str, bool]]:
             user.save()
         if demo.instructor:
             user.groups.add(Group.objects.get(name=INSTRUCTOR_GROUP))
+            # The demo instructor teaches the courses make run loaded (their class, their learners' sandboxes).
+            from lessons.models import Course
+
+            for course in Course.objects.all():
+                course.instructors.add(user)
         done.append((demo.username, created))
     return done

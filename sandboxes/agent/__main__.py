@@ -22,6 +22,8 @@ def main() -> None:
     # A container's agent: run a broker whose kind names no account as this one, and confine
     # cells by uid and rlimits alone (bubblewrap cannot make namespaces there without privileges).
     parser.add_argument("--broker-user", default=None)
+    # The process backend's unit: the broker runs as this uid of the unit's own (not root, not the cells').
+    parser.add_argument("--broker-uid", type=int, default=None)
     parser.add_argument("--cell-confinement", choices=("bwrap", "setpriv"), default="bwrap")
     # Without a network namespace of its own the broker cannot use its default ports: the backend picks them.
     parser.add_argument("--ports", type=json.loads, default=None, help='JSON, e.g. {"client": 14222}')
@@ -46,6 +48,7 @@ def main() -> None:
         cell_uid=args.cell_uid,
         cells_cgroup=args.cells_cgroup,
         broker_user=args.broker_user,
+        broker_uid=args.broker_uid,
         cell_confinement=args.cell_confinement,
         ports=args.ports,
         listen=listen,

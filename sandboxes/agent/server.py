@@ -43,9 +43,9 @@ from typing import Any
 
 from sandboxes.brokers import get_broker
 from sandboxes.brokers.base import BrokerLimits, BrokerUnavailable, LaunchSpec, NodeActionRefused, Site, stop_process_group
-from sandboxes.events import Event
+from sandboxes.events import Event, json_weight
 
-from . import console, protocol
+from . import console, fail_closed, mounts, protocol
 from .cells import UNIT_MARKER, CellLimits, CellRunner
 from .terminal import Terminals
 
@@ -53,9 +53,18 @@ log = logging.getLogger("sandboxes.agent")
 
 #: Events kept for a page that connects (or reconnects) later.
 RECENT = 200
-#: Per subscriber: events waiting to be sent; beyond this they are counted as not shown.
+#: Per subscriber: events waiting to be sent, by count and by bytes (events.json_weight, an upper
+#: bound); beyond either they are counted as not shown. Bytes too: a key, headers or a destination
+#: may be a megabyte each, and 5,000 of them would be gigabytes in a unit of 1.5 GB.
 SUBSCRIBER_BUFFER = 5000
+SUBSCRIBER_BYTES = 16 * 1024 * 1024
+#: The tap's queue before the fan-out, likewise.
+INCOMING_EVENTS = 100_000
+INCOMING_BYTES = 32 * 1024 * 1024
+#: One line to the platform: at most this many events and bytes, well under protocol.MAX_LINE,
+#: which the platform refuses to read past (an event alone is far smaller, see events.py).
 BATCH_MAX = 500
+BATCH_BYTES = 1024 * 1024
 FLUSH_EVERY_S = 0.05
 #: A snapshot is taken at least this often; sooner when the tap reports something or a cell ends.
 SNAPSHOT_EVERY_S = 1.0
@@ -68,17 +77,35 @@ DISK_MARGIN_MB = 4
 
 
 class Subscriber:
+    """One page's queue of events, bounded by count and by bytes."""
+
     def __init__(self) -> None:
         self.events: collections.deque[dict[str, Any]] = collections.deque()
+        self.weights: collections.deque[int] = collections.deque()
+        self.held = 0
         self.dropped = 0
         self.wake = asyncio.Event()
 
-    def offer(self, event: dict[str, Any]) -> None:
-        if len(self.events) >= SUBSCRIBER_BUFFER:
+    def offer(self, event: dict[str, Any], weight: int | None = None) -> None:
+        weight = json_weight(event) if weight is None else weight
+        if len(self.events) >= SUBSCRIBER_BUFFER or self.held + weight > SUBSCRIBER_BYTES:
             self.dropped += 1
         else:
             self.events.append(event)
+            self.weights.append(weight)
+            self.held += weight
         self.wake.set()
+
+    def batch(self) -> list[dict[str, Any]]:
+        """The next events to send: at most BATCH_MAX and BATCH_BYTES, and at least one."""
+        batch: list[dict[str, Any]] = []
+        size = 0
+        while self.events and len(batch) < BATCH_MAX and (not batch or size + self.weights[0] <= BATCH_BYTES):
+            weight = self.weights.popleft()
+            size += weight
+            self.held -= weight
+            batch.append(self.events.popleft())
+        return batch
 
 
 class Agent:
@@ -90,6 +117,7 @@ class Agent:
         cell_uid: int | None,
         cells_cgroup: list[Path],
         broker_user: str | None = None,
+        broker_uid: int | None = None,
         cell_confinement: str = "bwrap",
         ports: dict[str, int] | None = None,
         listen: tuple[str, int] | None = None,
@@ -105,6 +133,7 @@ class Agent:
         self.cell_uid = cell_uid
         self.cells_cgroup = cells_cgroup
         self.broker_user = broker_user
+        self.broker_uid = broker_uid
         self.cell_confinement = cell_confinement
         self.ports = self.kind.ports(ports)
         self.stage = "starting agent"
@@ -114,13 +143,14 @@ class Agent:
         self.ready = False
         self.broker_process: subprocess.Popen[bytes] | None = None
         self.stop_tap = threading.Event()
-        self.incoming: collections.deque[Event] = collections.deque(maxlen=100_000)
+        self.incoming: collections.deque[tuple[Event, int]] = collections.deque()  # with each one's weight
+        self.incoming_bytes = 0  # written by the tap's thread, lowered by the fan-out (a rough bound is enough)
         self.arrived = asyncio.Event()  # set (from the tap's thread) when events wait in ``incoming``
         self.wake_pending = False
         self.tap_changed = False  # set (from the tap's thread) when the topology changed without a message
         self.snapshot_wanted = asyncio.Event()
         self.tap_dropped = 0
-        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
+        self.recent: collections.deque[tuple[dict[str, Any], int]] = collections.deque(maxlen=RECENT)
         self.subscribers: set[Subscriber] = set()
         self.watchers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.snapshot: dict[str, Any] | None = None
@@ -186,6 +216,18 @@ class Agent:
 
     async def start_broker(self) -> None:
         loop = asyncio.get_running_loop()
+        # The account the broker runs as (when the agent is root): its kind's own, else the
+        # container's broker account, else the unit's own broker uid. Never root, never the cells' uid.
+        broker_account: str | int | None = self.broker_user if self.broker_user is not None else self.broker_uid
+        isolated = self.cell_uid is not None or bool(self.cells_cgroup)
+        refused = fail_closed.problems(isolated=isolated, confinement=self.cell_confinement, cell_uid=self.cell_uid)
+        if refused:
+            raise RuntimeError("cells cannot be confined, the unit is refused: " + "; ".join(refused))
+        if self.cells_cgroup:
+            # Fail closed: cells that cannot join their cgroup would run without its limits.
+            await loop.run_in_executor(None, lambda: mounts.show_cgroups(self.cells_cgroup))
+        if self.broker_uid is not None and os.geteuid() == 0:
+            await loop.run_in_executor(None, lambda: mounts.reveal_cache(self.unit_dir))
         missing = self.kind.missing()
         if missing:
             raise RuntimeError("; ".join(missing))
@@ -201,9 +243,8 @@ class Agent:
         spec = self.kind.launch(site=site)
         # Every process of the unit carries its name, so a backend without namespaces or cgroups can find them all.
         spec = dataclasses.replace(spec, env={**spec.env, UNIT_MARKER: self.unit_dir.name})
-        broker_user = self.broker_user
-        if broker_user is not None and os.geteuid() == 0:
-            spec = await loop.run_in_executor(None, lambda: _hand_over(data, spec, broker_user))
+        if broker_account is not None and os.geteuid() == 0:
+            spec = await loop.run_in_executor(None, lambda: _hand_over(data, spec, broker_account))
         log_file = (self.unit_dir / "broker.log").open("ab")
         process = self.broker_process = spec.start(stdout=log_file)
         self.stop_timeout = spec.stop_timeout
@@ -290,9 +331,12 @@ class Agent:
             if event is None:
                 self.tap_changed = True
             else:
-                if len(self.incoming) == self.incoming.maxlen:
-                    self.tap_dropped += 1
-                self.incoming.append(event)
+                weight = event.weight()
+                if len(self.incoming) >= INCOMING_EVENTS or self.incoming_bytes + weight > INCOMING_BYTES:
+                    self.tap_dropped += 1  # the newest is not kept: the page says how many it missed
+                else:
+                    self.incoming_bytes += weight
+                    self.incoming.append((event, weight))
             # Wake the fan-out once per burst, not once per event: the flag is cleared when it drains.
             if not self.wake_pending:
                 self.wake_pending = True
@@ -317,10 +361,12 @@ class Agent:
                 # Messages moved or the topology changed: the panel's counts should follow now, not within a second.
                 self.snapshot_wanted.set()
             while self.incoming:
-                event = self.incoming.popleft().to_dict()
-                self.recent.append(event)
+                item, weight = self.incoming.popleft()
+                self.incoming_bytes -= weight
+                event = item.to_dict()
+                self.recent.append((event, weight))
                 for subscriber in self.subscribers:
-                    subscriber.offer(event)
+                    subscriber.offer(event, weight)
             if dropped:
                 for subscriber in self.subscribers:
                     subscriber.dropped += dropped
@@ -504,14 +550,15 @@ class Agent:
 
     async def serve_subscribe(self, writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
         subscriber = Subscriber()
-        subscriber.events.extend(self.recent)
+        for event, weight in self.recent:
+            subscriber.offer(event, weight)
         self.subscribers.add(subscriber)
         sent_snapshot = None
         closed = asyncio.create_task(reader.read())  # completes when the platform hangs up
         try:
             while not closed.done():
                 if subscriber.events or subscriber.dropped:
-                    batch = [subscriber.events.popleft() for _ in range(min(BATCH_MAX, len(subscriber.events)))]
+                    batch = subscriber.batch()
                     dropped, subscriber.dropped = subscriber.dropped, 0
                     await protocol.send(writer, {"type": "events", "events": batch, "dropped": dropped})
                 if self.snapshot is not None and self.snapshot is not sent_snapshot:
@@ -544,8 +591,11 @@ def _take_back(data: Path) -> None:
             os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
-def _hand_over(data: Path, spec: LaunchSpec, default_user: str) -> LaunchSpec:
+def _hand_over(data: Path, spec: LaunchSpec, default_user: str | int) -> LaunchSpec:
     """Give the broker's folder to the account it runs as (its kind's own, else ``default_user``), closed to cells.
+
+    ``default_user`` is an account's name, or a bare uid (the process backend's unit of its own,
+    with a group of the same number and no entry in /etc/passwd).
 
     Cells run as another uid and may neither read nor change the broker's files.
     The agent holds no CAP_FOWNER or CAP_DAC_*: only a file's owner may change its
@@ -554,11 +604,16 @@ def _hand_over(data: Path, spec: LaunchSpec, default_user: str) -> LaunchSpec:
     enters the folder before it changes uid) pass through. Links are changed
     themselves, never followed.
     """
-    account = pwd.getpwnam(spec.user or default_user)
+    chosen = spec.user or default_user
+    if isinstance(chosen, int):
+        uid = gid = chosen
+    else:
+        account = pwd.getpwnam(chosen)
+        uid, gid = account.pw_uid, account.pw_gid
     os.chown(data, os.getuid(), os.getgid())
     data.chmod(0o710)
     for root, dirs, files in os.walk(data, topdown=False):
         for name in [*dirs, *files]:
-            os.chown(os.path.join(root, name), account.pw_uid, account.pw_gid, follow_symlinks=False)
-    os.chown(data, account.pw_uid, os.getgid())
-    return dataclasses.replace(spec, user=account.pw_name)
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+    os.chown(data, uid, os.getgid())
+    return dataclasses.replace(spec, user=chosen)

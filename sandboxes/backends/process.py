@@ -148,6 +148,11 @@ class ProcessBackend(SandboxBackend):
         """An unprivileged uid of the unit's own, so process limits count per unit."""
         return 200_000 + zlib.crc32(name.encode()) % 100_000
 
+    @staticmethod
+    def broker_uid(name: str) -> int:
+        """The unit's broker's own uid: unprivileged, and another than its cells' (which may not touch its files)."""
+        return 300_000 + zlib.crc32(name.encode()) % 100_000
+
     def _agent_pid(self, name: str) -> int | None:
         """The unit's live agent, confirmed by the unit's marker in its environment.
 
@@ -198,7 +203,7 @@ class ProcessBackend(SandboxBackend):
         agent = [sys.executable, "-m", "sandboxes.agent", "--unit-dir", str(directory), "--broker", unit.broker]
         if isolated:
             argv = ["setsid", "-f", "ip", "netns", "exec", name, *agent, "--cell-uid", str(self.cell_uid(name))]
-            argv += ["--disk-mb", str(cap_mb)]
+            argv += ["--broker-uid", str(self.broker_uid(name)), "--disk-mb", str(cap_mb)]
         else:
             argv = ["setsid", "-f", *agent, "--ports", json.dumps(self._free_ports(unit.broker))]
         if use_cgroups:

@@ -102,14 +102,15 @@ class LaunchSpec:
 
     ``env`` is the whole environment of the process (built on :data:`BASE_ENV`),
     not additions to the caller's. ``user`` is the account to switch to when the
-    supervisor runs as root (``None``: stay who you are). ``stop_timeout`` is how
+    supervisor runs as root, by name or as a bare uid whose group has the same
+    number (``None``: stay who you are). ``stop_timeout`` is how
     long a clean shutdown after SIGTERM may take before SIGKILL.
     """
 
     argv: tuple[str, ...]
     env: Mapping[str, str]
     cwd: str
-    user: str | None = None
+    user: str | int | None = None
     stop_timeout: float = 10.0
 
     def start(self, *, stdout: Any = subprocess.DEVNULL, stderr: Any = subprocess.STDOUT) -> subprocess.Popen[bytes]:

@@ -36,8 +36,12 @@ def sandboxes_reconcile(*, stale_after_s: int = PROVISION_TIMEOUT_S + 30) -> dic
     provision can take are failed and their unit removed.
     """
     backend = get_backend()
+    # Units first, records after: a record is written before its unit starts, so every unit listed
+    # has its record by the time the records are read. The other order took a sandbox started in
+    # between for an orphan and stopped its new unit.
+    units = backend.list_units()
     active = {unit_name(s): s for s in Sandbox.objects.filter(state__in=ACTIVE_STATES)}
-    orphans = [name for name in backend.list_units() if name not in active]
+    orphans = [name for name in units if name not in active]
     for name in orphans:
         backend.stop(name)
     gone, stuck = [], []
