@@ -206,6 +206,8 @@ SANDBOX_ALLOW_UNISOLATED = env.bool("SANDBOX_ALLOW_UNISOLATED", default=False)
 SANDBOX_ISOLATION = env.str("SANDBOX_ISOLATION", default="auto")
 SANDBOX_IDLE_TIMEOUT_S = env.int("SANDBOX_IDLE_TIMEOUT_S", default=30 * 60)
 SANDBOX_QUOTA_PER_USER = env.int("SANDBOX_QUOTA_PER_USER", default=4)
+# How often beat reconciles records and units: a sandbox whose agent or broker died converges within this.
+SANDBOX_RECONCILE_EVERY_S = env.float("SANDBOX_RECONCILE_EVERY_S", default=30.0)
 # "kafka=1;rabbitmq=1" (django-environ dict): ready brokers kept waiting per kind, so a learner gets one at once.
 SANDBOX_WARM_POOL = env.dict("SANDBOX_WARM_POOL", cast={"value": int}, default={})
 # Hard size cap of each unit's stored data, in MB, by broker kind ("default" for kinds not named); env
@@ -258,6 +260,6 @@ LOGGING = {
 
 CELERY_BEAT_SCHEDULE = {
     "reap-idle-sandboxes": {"task": "sandboxes.reap_idle", "schedule": 60.0},
-    "reconcile-sandboxes": {"task": "sandboxes.reconcile", "schedule": 300.0},
+    "reconcile-sandboxes": {"task": "sandboxes.reconcile", "schedule": SANDBOX_RECONCILE_EVERY_S},
     "fill-warm-pool": {"task": "sandboxes.pool_fill", "schedule": 30.0},
 }
