@@ -13,7 +13,7 @@ from ..backends import get_backend
 from ..models import ACTIVE_STATES, Purpose, Sandbox, State
 from . import jobs
 from .lifecycle import sandbox_transition, unit_name
-from .provisioning import PROVISION_TIMEOUT_S
+from .provisioning import PROVISION_TIMEOUT_S, sandbox_provision_step
 
 # Kept in Sandbox.error as source text and translated when shown, so each reader gets their language.
 UNIT_GONE = gettext_noop("Песочница больше не работала.")
@@ -35,7 +35,8 @@ def sandboxes_reconcile(*, stale_after_s: int = PROVISION_TIMEOUT_S + 30) -> dic
 
     Units with no active record are stopped; ready records whose unit is gone
     are marked stopped, and those whose agent lives on but whose broker died are
-    failed (their unit removed); records stuck in requested/provisioning longer than a
+    failed (their unit removed); provisioning records are looked at once (their
+    follow-up may have died with a worker); records stuck in requested/provisioning longer than a
     provision can take are failed and their unit removed.
     """
     backend = get_backend()
@@ -58,6 +59,11 @@ def sandboxes_reconcile(*, stale_after_s: int = PROVISION_TIMEOUT_S + 30) -> dic
             backend.stop(name)
             sandbox_transition(sandbox, State.FAILED, error=INTERRUPTED)
             stuck.append(sandbox.pk)
+        elif sandbox.state == State.PROVISIONING:
+            # A worker killed mid-provisioning takes the next look at its unit with it (the task is
+            # held unacknowledged until Redis' visibility timeout, an hour): look here in its place.
+            # A look is idempotent, so one beside a live follow-up changes nothing.
+            sandbox_provision_step(sandbox_id=sandbox.pk, started_at=sandbox.created_at.timestamp())
         elif sandbox.state == State.STOPPING and sandbox.last_activity_at < cutoff:
             backend.stop(name)
             sandbox_transition(sandbox, State.STOPPED)
