@@ -210,6 +210,8 @@ SANDBOX_QUOTA_PER_USER = env.int("SANDBOX_QUOTA_PER_USER", default=4)
 # the registry); past it, learners queue (sandboxes/services/admission.py). 0: three quarters of this
 # machine's memory, right for the process backend; set it for Docker or Kubernetes hosts.
 SANDBOX_CAPACITY_MB = env.int("SANDBOX_CAPACITY_MB", default=0)
+# How often beat reconciles records and units: a sandbox whose agent or broker died converges within this.
+SANDBOX_RECONCILE_EVERY_S = env.float("SANDBOX_RECONCILE_EVERY_S", default=30.0)
 # "kafka=1;rabbitmq=1" (django-environ dict): ready brokers kept waiting per kind, so a learner gets one at once.
 SANDBOX_WARM_POOL = env.dict("SANDBOX_WARM_POOL", cast={"value": int}, default={})
 # Beyond those floors, a pooled broker kind keeps as many ready as learners asked for in the last window
@@ -271,7 +273,7 @@ LOGGING = {
 
 CELERY_BEAT_SCHEDULE = {
     "reap-idle-sandboxes": {"task": "sandboxes.reap_idle", "schedule": 60.0},
-    "reconcile-sandboxes": {"task": "sandboxes.reconcile", "schedule": 300.0},
+    "reconcile-sandboxes": {"task": "sandboxes.reconcile", "schedule": SANDBOX_RECONCILE_EVERY_S},
     # A sandbox whose worker died while its broker booted is followed again (services/readiness.py).
     "adopt-starting-sandboxes": {"task": "sandboxes.adopt", "schedule": 30.0},
     "fill-warm-pool": {"task": "sandboxes.pool_fill", "schedule": 30.0},

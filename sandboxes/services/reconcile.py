@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from asgiref.sync import async_to_sync
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
+from .. import agent_client
 from ..backends import get_backend
 from ..models import ACTIVE_STATES, Purpose, Sandbox, State
 from . import jobs
@@ -17,6 +19,7 @@ from .provisioning import PROVISION_TIMEOUT_S
 # Kept in Sandbox.error as source text and translated when shown, so each reader gets their language.
 UNIT_GONE = gettext_noop("Песочница больше не работала.")
 INTERRUPTED = gettext_noop("Запуск песочницы прервался; запустите её снова.")
+BROKER_GONE = gettext_noop("Брокер песочницы остановился; запустите песочницу снова.")
 
 
 def sandboxes_reap_idle() -> list[int]:
@@ -32,8 +35,10 @@ def sandboxes_reconcile(*, stale_after_s: int = PROVISION_TIMEOUT_S + 30) -> dic
     """Make records and units agree after any crash.
 
     Units with no active record are stopped; ready records whose unit is gone
-    are marked stopped; records stuck in requested/provisioning longer than a
-    provision can take are failed and their unit removed.
+    are marked stopped, and those whose agent lives on but whose broker died are
+    failed (their unit removed); records stuck in requested/provisioning longer than a
+    provision can take are failed and their unit removed. (A provisioning record whose follower
+    died with its worker is adopted by ``readiness.sandboxes_adopt``, on beat and at a worker's start.)
     """
     backend = get_backend()
     # Units first, records after: a record is written before its unit starts, so every unit listed
@@ -51,6 +56,10 @@ def sandboxes_reconcile(*, stale_after_s: int = PROVISION_TIMEOUT_S + 30) -> dic
             backend.stop(name)
             sandbox_transition(sandbox, State.STOPPED, error=UNIT_GONE)
             gone.append(sandbox.pk)
+        elif sandbox.state == State.READY and _broker_failed(backend, name):
+            backend.stop(name)
+            sandbox_transition(sandbox, State.FAILED, error=BROKER_GONE)
+            gone.append(sandbox.pk)
         elif sandbox.state in (State.REQUESTED, State.PROVISIONING) and sandbox.created_at < cutoff:
             backend.stop(name)
             sandbox_transition(sandbox, State.FAILED, error=INTERRUPTED)
@@ -60,6 +69,16 @@ def sandboxes_reconcile(*, stale_after_s: int = PROVISION_TIMEOUT_S + 30) -> dic
             sandbox_transition(sandbox, State.STOPPED)
             gone.append(sandbox.pk)
     return {"orphans": orphans, "gone": gone, "stuck": stuck}
+
+
+def _broker_failed(backend, name: str) -> bool:
+    """The unit's agent answers but says its broker has exited (it watches it): nothing would ever
+    mark the record otherwise, and the page would offer a ready sandbox that refuses every cell."""
+    try:
+        status = async_to_sync(agent_client.status)(backend.agent_address(name))
+    except (agent_client.AgentUnavailable, OSError):  # TimeoutError is an OSError
+        return False  # an agent that is gone is poll()'s case; a busy one is looked at next time
+    return status.get("stage") == "failed"
 
 
 def sandboxes_stop_all() -> int:
