@@ -14,23 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-import time
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import translation
 
-from courseplatform.accounts.roles import user_is_instructor
 from courseplatform.language import language_chosen
 from lessons import selectors as lesson_selectors
-from lessons.exercises import exercise_check_record
 
-from . import agent_client, cell_runs, live_frames, selectors, ws_limits
+from . import agent_client, live_frames, selectors, ws_limits
+from .live_cells import RUN_ID, CellRunsConsumer
 from .models import Sandbox, State
 from .payloads import sandbox_payload, sandbox_payload_localized
-from .services.actions import sandbox_ensure, sandbox_extend, sandbox_reset, sandbox_stop, sandbox_touch
+from .services.actions import sandbox_ensure, sandbox_extend, sandbox_reset, sandbox_stop
 from .services.admission import QueuePlace, SandboxQueued, admission_places
 from .services.kept import kept_discard, kept_states_of
 from .services.lifecycle import SandboxError
@@ -40,16 +36,11 @@ from .services.provisioning import sandbox_wait_ready
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
-RUN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-MAX_CODE_CHARS = 100_000
-MAX_DRAFT_TIMEOUT_S = 300
-TOUCH_EVERY_S = 20
-CELL_CACHE_S = 30
 #: Requests that may enqueue work for the Celery worker: limited per user and minute (sandboxes/ws_limits.py).
 LIFECYCLE = frozenset({"sandbox.ensure", "sandbox.stop", "sandbox.reset", "sandbox.extend", "sandbox.discard", "sandbox.node"})
 
 
-class LiveConsumer(AsyncJsonWebsocketConsumer):
+class LiveConsumer(CellRunsConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Tasks started while handling a message inherit the language with the rest of the context.
         with translation.override(language_chosen(self.scope.get("cookies") or {})):
@@ -90,12 +81,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         for sandbox in sandboxes:
             if sandbox.state == State.READY:
                 self._relay_start(sandbox)
-
-    def _spawn(self, coroutine) -> None:
-        """Run work beside the receive loop, keeping a reference so it is neither lost nor left running."""
-        task = asyncio.ensure_future(coroutine)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
 
     async def disconnect(self, code: int) -> None:
         for task in list(getattr(self, "tasks", ())):
@@ -222,136 +207,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             sandbox = await sandbox_wait_ready(sandbox_id=sandbox.pk, changed=self.state_changed)
         self.ready[broker] = sandbox
         return sandbox
-
-    async def _touch(self, sandbox: Sandbox) -> None:
-        """Record activity, at most every TOUCH_EVERY_S: a run should not wait for a database write."""
-        now = time.monotonic()
-        if now - self.touched.get(sandbox.pk, 0.0) > TOUCH_EVERY_S:
-            self.touched[sandbox.pk] = now
-            await database_sync_to_async(sandbox_touch)(sandbox=sandbox)
-
-    async def on_run(self, content: dict[str, Any]) -> None:
-        run_id = str(content.get("run", ""))
-        if not RUN_ID.match(run_id):
-            await self.send_json({"type": "error", "message": str(live_frames.BAD_RUN_ID)})
-            return
-        if content.get("draft"):
-            cell = await self._draft_cell(content)
-        else:
-            cell = await self._cell(str(content.get("course")), str(content.get("chapter")), str(content.get("cell")))
-        if cell is None:
-            await self.send_json({"type": "cell.error", "run": run_id, "message": str(live_frames.NO_SUCH_CELL)})
-            return
-        code = content.get("code", cell.code)
-        if not isinstance(code, str) or len(code) > MAX_CODE_CHARS:
-            await self.send_json({"type": "cell.error", "run": run_id, "message": str(live_frames.CODE_TOO_LONG)})
-            return
-        if run_id in self.runs:
-            await self.send_json({"type": "error", "message": str(live_frames.RUN_ID_TAKEN)})
-            return
-        # One run of a cell at a time, as in Jupyter: a second Run of a running cell must not start a
-        # parallel copy nor kill the first behind the learner's back.
-        key = (
-            ("draft", run_id)
-            if content.get("draft")
-            else ("cell", str(content.get("course")), str(content.get("chapter")), str(content.get("cell")))
-        )
-        slot = await self.limits.run_begin(cell=key)
-        interrupt = asyncio.Event()
-        self.runs[run_id] = interrupt
-        self._spawn(self._run(run_id, cell, code, interrupt, slot))
-
-    async def _cell(self, course: str, chapter: str, cell: str) -> lesson_selectors.RunnableCode | None:
-        """A cell's code and limits, remembered briefly: running a cell again costs no query."""
-        key = (course, chapter, cell)
-        hit = self.cells.get(key)
-        if hit is not None and time.monotonic() - hit[0] < CELL_CACHE_S:
-            return hit[1]
-        found = await database_sync_to_async(lesson_selectors.cell_runnable)(course=course, chapter=chapter, cell=cell)
-        if found is not None:
-            self.cells[key] = (time.monotonic(), found)
-        return found
-
-    async def _run(
-        self, run_id: str, cell: lesson_selectors.RunnableCode, code: str, interrupt: asyncio.Event, slot: ws_limits.RunSlot
-    ) -> None:
-        async def forward(message: dict[str, Any]) -> None:
-            await self.send_json(live_frames.output_frame(run_id, message))
-
-        on_setup = live_frames.setup_relay(self.send_json, run=run_id)
-        try:
-            sandbox = await self._ready_sandbox(cell.broker)
-            try:
-                result = await cell_runs.cell_run(
-                    sandbox=sandbox, cell=cell, code=code, on_output=forward, on_setup=on_setup, interrupt=interrupt
-                )
-            except agent_client.AgentUnavailable:
-                # The remembered sandbox went away (stopped, reaped): ask for it afresh, once.
-                self.ready.pop(cell.broker, None)
-                sandbox = await self._ready_sandbox(cell.broker)
-                result = await cell_runs.cell_run(
-                    sandbox=sandbox, cell=cell, code=code, on_output=forward, on_setup=on_setup, interrupt=interrupt
-                )
-            self._relay_start(sandbox)
-            await self._touch(sandbox)
-            await self.send_json(
-                {
-                    "type": "cell.exit",
-                    "run": run_id,
-                    **{k: result.get(k) for k in ("status", "reason", "duration_ms", "truncated", "hint")},
-                }
-            )
-        except (SandboxError, agent_client.AgentUnavailable) as exc:
-            await self.send_json({"type": "cell.error", "run": run_id, "message": live_frames.learner_message(exc)})
-        finally:
-            self.runs.pop(run_id, None)
-            await slot.end()
-
-    async def _draft_cell(self, content: dict[str, Any]) -> lesson_selectors.RunnableCode | None:
-        """An instructor may run a cell of an unsaved draft: any code, on one of their own brokers."""
-        if not await database_sync_to_async(user_is_instructor)(user=self.user):
-            return None
-        broker = str(content.get("broker"))
-        try:
-            timeout = max(1, min(int(content.get("timeout", 30)), MAX_DRAFT_TIMEOUT_S))
-        except (TypeError, ValueError):
-            timeout = 30
-        return lesson_selectors.RunnableCode(broker, str(content.get("code", "")), timeout)
-
-    async def on_interrupt(self, content: dict[str, Any]) -> None:
-        interrupt = self.runs.get(str(content.get("run")))
-        if interrupt is not None:
-            interrupt.set()
-
-    async def on_check(self, content: dict[str, Any]) -> None:
-        key = str(content.get("exercise"))
-        check = await database_sync_to_async(lesson_selectors.exercise_check_runnable)(
-            course=str(content.get("course")), chapter=str(content.get("chapter")), exercise=key
-        )
-        if check is None:
-            await self.send_json(
-                {"type": "exercise.result", "exercise": key, "passed": False, "reason": str(live_frames.NO_SUCH_EXERCISE)}
-            )
-            return
-        slot = await self.limits.run_begin(cell=("check", key))
-        self._spawn(self._check(key, check, slot))
-
-    async def _check(self, key: str, check: lesson_selectors.RunnableCode, slot: ws_limits.RunSlot) -> None:
-        async def ignore(_: dict[str, Any]) -> None:
-            return None
-
-        try:
-            sandbox = await self._ready_sandbox(check.broker)
-            on_setup = live_frames.setup_relay(self.send_json, exercise=key)
-            result = await cell_runs.cell_run(sandbox=sandbox, cell=check, op="check", on_output=ignore, on_setup=on_setup)
-            passed, reason = await database_sync_to_async(exercise_check_record)(
-                user=self.user, exercise=check.exercise, result=result
-            )
-        except (SandboxError, agent_client.AgentUnavailable) as exc:
-            passed, reason = False, live_frames.learner_message(exc)  # not an attempt: the work was not looked at
-        finally:
-            await slot.end()
-        await self.send_json({"type": "exercise.result", "exercise": key, "passed": passed, "reason": reason})
 
     # -- relaying the agent's events -----------------------------------------
 
