@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -136,7 +137,7 @@ class CellRunner:
         if self._warm is None or self._warm.process.returncode is not None:
             try:
                 spawned = await self._spawn()
-            except OSError:
+            except (OSError, subprocess.SubprocessError):
                 return  # the next run spawns its own, and says why it cannot
             if self._warm is not None and self._warm.process.returncode is None:
                 # Another prewarm finished first while this one spawned: one warm process is enough.

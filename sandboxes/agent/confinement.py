@@ -38,6 +38,10 @@ class CellLimits:
     file_mb: int = 64
 
 
+class ConfinementMissing(OSError):
+    """A cell's walls cannot be applied: it is not run."""
+
+
 @dataclass(frozen=True, slots=True)
 class Confinement:
     """The walls of one unit's cells: ``mode`` "bwrap" (namespaces) or "setpriv" (a container's uid switch)."""
@@ -52,9 +56,13 @@ class Confinement:
         ``read_only`` folders of the host seen at their own paths (the broker's tools)."""
         if self.mode == "setpriv" and os.geteuid() == 0 and self.uid is not None:
             return [*self._setpriv(bounding_set=can_drop_bounding_set()), *python]
+        if self.uid is None:
+            return python  # the unisolated development mode (no uid given; refused in production)
         bwrap = shutil.which("bwrap")
-        if os.geteuid() != 0 or bwrap is None or self.uid is None:
-            return python
+        if os.geteuid() != 0 or bwrap is None:
+            # A unit meant to be confined never runs a cell without its walls (agent/fail_closed.py
+            # refuses such a unit at start; this is the last line if something changed since).
+            raise ConfinementMissing("bubblewrap is missing or the agent is not root: the cell is not run")
         binds: list[str] = []
         made: set[str] = set()
         interpreter = {sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent.parent)}
@@ -132,10 +140,8 @@ class Confinement:
             # The terminal's pty (its stdin) becomes the session's controlling terminal: job control, ^C.
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         for procs in self.cgroup_procs:
-            try:
-                procs.write_text(str(os.getpid()))
-            except OSError:
-                pass
+            # Not joined, not run: an OSError here fails the spawn (the cell's limits live in that group).
+            procs.write_text(str(os.getpid()))
         mb = 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (self.limits.memory_mb * mb, self.limits.memory_mb * mb))
         resource.setrlimit(resource.RLIMIT_CPU, (self.limits.cpu_s, self.limits.cpu_s + 5))

@@ -87,3 +87,24 @@ def test_a_unit_is_refused_when_its_cells_cgroup_cannot_be_joined(units_cleanup,
     monkeypatch.setattr(cgroups.UnitCgroups, "procs_files", cells_nowhere)
     error = _refused(ProcessBackend())
     assert "the cells' cgroups cannot be joined" in error, error
+
+
+def test_the_cell_runner_itself_refuses_a_cell_it_cannot_wall_in(tmp_path, monkeypatch):
+    """The last line behind the agent's check at start: a confinement with a uid but no bubblewrap
+    (or an unwritable cells' cgroup) never yields a plain interpreter (which would run as root)."""
+    import subprocess
+
+    from sandboxes.agent.confinement import CellLimits, Confinement, ConfinementMissing
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+    walls = Confinement(limits=CellLimits(), uid=200_123, cgroup_procs=[])
+    with pytest.raises(ConfinementMissing):
+        walls.argv(["python3", "-c", "print(1)"])
+    # The development mode (no uid asked for) is the one case that runs unconfined.
+    assert Confinement(limits=CellLimits(), uid=None, cgroup_procs=[]).argv(["python3"]) == ["python3"]
+
+    # A cells' cgroup that cannot be joined fails the spawn instead of running outside it.
+    missing = tmp_path / "no-such-group" / "cgroup.procs"
+    walls = Confinement(limits=CellLimits(), uid=None, cgroup_procs=[missing])
+    with pytest.raises(subprocess.SubprocessError):
+        subprocess.run(["/bin/true"], preexec_fn=walls.preexec, check=True)
