@@ -59,6 +59,9 @@ def units_cleanup(request):
     uses_db = uses_db or request.node.get_closest_marker("django_db") is not None
     leaked = leaked_units(backend) if uses_db else []
     stop_all(backend)
+    # Every stop keeps the broker's data; the test's records go with its database, so their files go too.
+    for key in backend.kept_keys():
+        backend.discard_kept(key)
     failed = request.node.stash.get(FAILED, False)
     if leaked and not failed:  # after a failure the leak is a consequence; the failure says more
         pytest.fail(f"units outlived their sandboxes: {leaked}")

@@ -128,7 +128,7 @@ def nats_binaries(context: Context) -> None:
 
 #: What the four first kinds' images need besides their Dockerfile and the agent. A kind added
 #: since says it itself: an ``image_files()`` function in its module (see :func:`kind_extras`).
-EXTRAS = {"kafka": kafka_jars, "activemq": activemq_jars, "nats": nats_binaries}
+EXTRAS = {"kafka": kafka_jars, "kafka-cluster": kafka_jars, "activemq": activemq_jars, "nats": nats_binaries}
 
 
 def kind_module(kind: str) -> ModuleSpec:

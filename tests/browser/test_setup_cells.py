@@ -73,7 +73,7 @@ def test_the_setup_runs_before_the_first_cell_again_after_a_reset_and_a_failed_o
     # A reset gives a new broker: the setup runs again before the next cell.
     kafka = page.locator(".sb-card[data-broker=kafka]")
     kafka.locator(".sb-reset").click()
-    kafka.locator(".sb-confirm").click()
+    kafka.get_by_role("button", name="Точно сбросить?").click()
     expect(kafka).not_to_have_attribute("data-state", "ready", timeout=30_000)
     expect(kafka).to_have_attribute("data-state", "ready", timeout=BROKER_START_MS)
     run("produce-orders")

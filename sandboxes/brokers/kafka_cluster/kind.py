@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -89,6 +90,9 @@ class KafkaCluster(Kafka):
 
     def prepare(self, *, site: Site) -> None:
         data_dir = site.data_dir
+        # The supervisor runs as the broker's own account, which may not reach the project's folder
+        # (a checkout under /root) nor its virtualenv: a copy beside the data, run by the system's Python.
+        shutil.copyfile(SUPERVISOR, data_dir / SUPERVISOR.name)
         id_file = data_dir / "cluster-id"
         if not id_file.exists():
             id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())
@@ -136,7 +140,8 @@ class KafkaCluster(Kafka):
 
     def launch(self, *, site: Site) -> LaunchSpec:
         # -I: the supervisor imports nothing of the project and reads no environment of the Python path.
-        argv = (sys.executable, "-I", str(SUPERVISOR), str(site.data_dir / "cluster.json"))
+        python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+        argv = (python, "-I", str(site.data_dir / SUPERVISOR.name), str(site.data_dir / "cluster.json"))
         return LaunchSpec(argv=argv, env=dict(BASE_ENV), cwd=str(site.data_dir), stop_timeout=40.0)
 
     def probe_ready(self, *, host: str, ports: Mapping[str, int]) -> bool:
