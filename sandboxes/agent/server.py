@@ -6,7 +6,7 @@ Requests (one JSON object per line), each on its own connection:
       (the platform waits on this while the broker boots: it is told of ready or failed, it does not ask)
   {"op": "run", "code", "timeout"}          -> {"type": "output", "stream", "text"}* then {"type": "exit", ...}
       (past the head of a long output: "tail": true, and "skipped" lines before the text; see output.py)
-      the exit may carry "hint": {"code", "variables"[, "name"]} for a common mistake (agent/cell_errors.py),
+      the exit may carry "hint": {"code", "variables"[, "name"]} for a common mistake (agent/cell_hints.py),
       or {"code": "disk-full", "variables", "used_mb", "cap_mb"} when the unit's disk is (nearly) full
       while it runs the same connection may send {"op": "interrupt"}
   {"op": "check", "code", "timeout"}        -> {"type": "exit", "status", "output"}
