@@ -132,18 +132,25 @@ def remove(*, image: Path, mount_point: Path, timeout: float = 10.0) -> None:
     A mount still busy after ``timeout`` is detached lazily: the kernel frees it (and the
     loop device, which the mount set to clear itself) when its last user is gone.
     """
+    busy = _unmount(mount_point, timeout=timeout)
+    if busy is not None:
+        log.warning("unit disk busy; detached lazily", extra={"mount_point": str(mount_point), "error": busy})
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=30, check=False)
+    with contextlib.suppress(FileNotFoundError):
+        image.unlink()
+
+
+def _unmount(mount_point: Path, *, timeout: float) -> str | None:
+    """Unmount, retrying while busy until ``timeout``; None once it is not mounted, else umount's last complaint."""
     deadline = time.monotonic() + timeout
     while mounted(mount_point):
         result = subprocess.run(["umount", str(mount_point)], capture_output=True, text=True, timeout=30, check=False)
         if result.returncode == 0:
-            break
+            return None
         if time.monotonic() > deadline:
-            log.warning("unit disk busy; detached lazily", extra={"mount_point": str(mount_point), "error": result.stderr})
-            subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=30, check=False)
-            break
+            return result.stderr
         time.sleep(0.1)
-    with contextlib.suppress(FileNotFoundError):
-        image.unlink()
+    return None
 
 
 def keep(*, image: Path, mount_point: Path, kept: Path, timeout: float = 10.0) -> int | None:
@@ -152,16 +159,11 @@ def keep(*, image: Path, mount_point: Path, kept: Path, timeout: float = 10.0) -
     Returns None, and removes the image, when it cannot be unmounted within ``timeout``: a
     lazily detached filesystem may still be written, so it is never mounted again.
     """
-    deadline = time.monotonic() + timeout
-    while mounted(mount_point):
-        result = subprocess.run(["umount", str(mount_point)], capture_output=True, text=True, timeout=30, check=False)
-        if result.returncode == 0:
-            break
-        if time.monotonic() > deadline:
-            log.warning("unit disk busy; not kept", extra={"mount_point": str(mount_point), "error": result.stderr})
-            remove(image=image, mount_point=mount_point, timeout=0)
-            return None
-        time.sleep(0.1)
+    busy = _unmount(mount_point, timeout=timeout)
+    if busy is not None:
+        log.warning("unit disk busy; not kept", extra={"mount_point": str(mount_point), "error": busy})
+        remove(image=image, mount_point=mount_point, timeout=0)
+        return None
     if not image.exists():
         return None
     kept.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
