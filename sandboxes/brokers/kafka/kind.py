@@ -56,15 +56,7 @@ class Kafka(JvmBroker):
         if not (logs / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             result = subprocess.run(
-                [
-                    *self._java_argv(data_dir, heap_mb=128),
-                    "kafka.tools.StorageTool",
-                    "format",
-                    # One argument, not two: an id may start with "-" (1 in 32), which argparse takes for an option.
-                    f"--cluster-id={cluster_id}",
-                    "-c",
-                    str(data_dir / "server.properties"),
-                ],
+                self._format_argv(data_dir, cluster_id),
                 env=dict(BASE_ENV),
                 cwd=str(data_dir),
                 capture_output=True,
@@ -82,6 +74,18 @@ class Kafka(JvmBroker):
             str(site.data_dir / "server.properties"),
         )
         return LaunchSpec(argv=argv, env=dict(BASE_ENV), cwd=str(site.data_dir), stop_timeout=15.0)
+
+    def _format_argv(self, folder: Path, cluster_id: str) -> list[str]:
+        """Kafka's StorageTool formatting the log folder of ``folder/server.properties`` for ``cluster_id``."""
+        return [
+            *self._java_argv(folder, heap_mb=128),
+            "kafka.tools.StorageTool",
+            "format",
+            # One argument, not two: an id may start with "-" (1 in 32), which argparse takes for an option.
+            f"--cluster-id={cluster_id}",
+            "-c",
+            str(folder / "server.properties"),
+        ]
 
     def _java_argv(self, data_dir: Path, *, heap_mb: int) -> list[str]:
         return self.java_argv(

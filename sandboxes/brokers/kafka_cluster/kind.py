@@ -113,14 +113,7 @@ class KafkaCluster(Kafka):
                 # The three formats run side by side: each is a JVM start of a few seconds.
                 formats.append(
                     subprocess.Popen(
-                        [
-                            *self._node_argv(node_dir, heap_mb=128),
-                            "kafka.tools.StorageTool",
-                            "format",
-                            f"--cluster-id={cluster_id}",
-                            "-c",
-                            str(node_dir / "server.properties"),
-                        ],
+                        self._format_argv(node_dir, cluster_id),
                         env=dict(BASE_ENV),
                         cwd=str(node_dir),
                         stdout=subprocess.PIPE,
