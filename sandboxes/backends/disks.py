@@ -29,7 +29,7 @@ IMAGES = ".disks"
 #: Where kept images wait for their learner's next start; reconciliation of units never looks here.
 KEPT = ".kept"
 SUFFIX = ".ext4"
-#: The folder of a unit the cap covers: everything the broker stores (see agent/server.py).
+#: The folder of a unit the cap covers: everything the broker stores (see agent/broker_supervisor.py).
 DATA = "data"
 #: The smallest cap a unit may be given: ext4 itself and a broker's first files take several MB.
 MIN_MB = 64

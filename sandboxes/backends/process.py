@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,11 +27,11 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error
 
 from sandboxes import agent_client
-from sandboxes.agent import protocol
 from sandboxes.agent.cells import UNIT_MARKER
 
 from . import cgroups, disks
 from .base import SandboxBackend, UnitSpec
+from .unit_folders import UnitFolders
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +82,7 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=20)
 
 
-class ProcessBackend(SandboxBackend):
+class ProcessBackend(UnitFolders, SandboxBackend):
     def __init__(self) -> None:
         self.root = Path(settings.SANDBOX_ROOT)
         self.instance = settings.SANDBOX_INSTANCE
@@ -130,16 +129,6 @@ class ProcessBackend(SandboxBackend):
             holder.close()
         return chosen
 
-    def unit_dir(self, name: str) -> Path:
-        return self.root / name
-
-    def socket_path(self, name: str) -> Path:
-        return self.unit_dir(name) / protocol.SOCKET_NAME
-
-    def image_path(self, name: str) -> Path:
-        """The file behind the unit's capped data folder."""
-        return disks.image_path(self.root, name)
-
     def _netns_exists(self, name: str) -> bool:
         return Path("/run/netns", name).exists()
 
@@ -181,7 +170,7 @@ class ProcessBackend(SandboxBackend):
         cap_mb = disks.cap_mb(unit.broker)
         if isolated:
             # Before anything runs in the unit: its broker must never see the host's disk.
-            restore = disks.kept_path(self.root, unit.restore) if unit.restore else None
+            restore = self.kept_path(unit.restore) if unit.restore else None
             try:
                 disks.create(image=self.image_path(name), mount_point=disks.data_dir(directory), size_mb=cap_mb, restore=restore)
             except disks.DiskUnavailable:
@@ -258,33 +247,6 @@ class ProcessBackend(SandboxBackend):
             pids.add(agent)
         return sorted(pids)
 
-    def stop(self, name: str) -> None:
-        self._end(name)
-        # Unmounted before the folder goes: rmtree would otherwise empty the mount and leave it busy.
-        disks.remove(image=self.image_path(name), mount_point=disks.data_dir(self.unit_dir(name)))
-        shutil.rmtree(self.unit_dir(name), ignore_errors=True)
-        log.info("unit stopped", extra={"unit": name})
-
-    def stop_keeping(self, name: str, *, key: str) -> int | None:
-        """Like stop(), but the unit's disk image is kept under ``key``; None without one (unisolated units)."""
-        self._end(name)
-        kept = disks.keep(image=self.image_path(name), mount_point=disks.data_dir(self.unit_dir(name)), kept=self.kept_path(key))
-        shutil.rmtree(self.unit_dir(name), ignore_errors=True)
-        log.info("unit stopped, data kept", extra={"unit": name, "key": key, "bytes": kept})
-        return kept
-
-    def kept_path(self, key: str) -> Path:
-        return disks.kept_path(self.root, key)
-
-    def discard_kept(self, key: str) -> None:
-        disks.discard(self.kept_path(key))
-
-    def kept_exists(self, key: str) -> bool:
-        return self.kept_path(key).exists()
-
-    def kept_keys(self) -> list[str]:
-        return sorted(k for k in disks.kept_keys(self.root) if k.startswith(f"{self.instance}-"))
-
     def _end(self, name: str) -> None:
         """Everything of stopping but the unit's disk and folder: the agent (which stops the broker cleanly), stray
         processes, cgroups, network namespace."""
@@ -313,17 +275,9 @@ class ProcessBackend(SandboxBackend):
             return None
         return -1
 
-    def owns(self, name: str) -> bool:
-        """Units are named <instance>-<sandbox id>; anything else on the host is not ours to touch."""
-        instance, _, number = name.rpartition("-")
-        return instance == self.instance and number.isdigit()
-
     def list_units(self) -> list[str]:
-        names: set[str] = set()
-        if self.root.is_dir():
-            names.update(p.name for p in self.root.iterdir() if p.is_dir())
+        names = self._folder_units()
         if Path("/run/netns").is_dir():
             names.update(p.name for p in Path("/run/netns").iterdir())
         names.update(cgroups.unit_names(self.instance))
-        names.update(disks.unit_names(self.root))
         return sorted(n for n in names if self.owns(n))

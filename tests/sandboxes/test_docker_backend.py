@@ -26,15 +26,9 @@ from courseplatform.celery import app
 from sandboxes import agent_client
 from sandboxes.backends import get_backend
 from sandboxes.backends.base import UnitSpec
-from sandboxes.backends.docker import (
-    CAPABILITIES,
-    LABEL_BROKER,
-    LABEL_INSTANCE,
-    LABEL_OWNER,
-    LABEL_SANDBOX,
-    LABEL_UNIT,
-    DockerBackend,
-)
+from sandboxes.backends.docker import DockerBackend
+from sandboxes.backends.docker_containers import CAPABILITIES
+from sandboxes.backends.docker_labels import LABEL_BROKER, LABEL_INSTANCE, LABEL_OWNER, LABEL_SANDBOX, LABEL_UNIT
 from sandboxes.images import SOURCE_LABEL, UNIT_DIR
 from sandboxes.models import Sandbox, State
 from sandboxes.services import actions, provisioning, reconcile
@@ -116,7 +110,7 @@ NOTHING: dict[str, list[str]] = {"containers": [], "networks": [], "folder": []}
 
 
 def assert_hardened(client: docker.DockerClient, container, *, sandbox: Sandbox) -> None:
-    """What every sandbox container must be: see sandboxes/backends/docker.py for why each."""
+    """What every sandbox container must be: see sandboxes/backends/docker_containers.py for why each."""
     container.reload()
     host = container.attrs["HostConfig"]
     assert host["CapDrop"] == ["ALL"]

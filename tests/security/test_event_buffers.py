@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from pathlib import Path
 
 import pytest
 
 from sandboxes import agent_client
-from sandboxes.agent import protocol, server
+from sandboxes.agent import fanout, protocol
 from sandboxes.backends.process import ProcessBackend
 from sandboxes.events import Event, Preview
 from tests.aio import run
@@ -49,11 +48,9 @@ def test_an_event_keeps_a_bounded_key_headers_and_destination():
     assert event.weight() >= encoded, "the estimate the buffers count by must not be below the real size"
 
 
-def test_the_taps_queue_holds_a_bounded_number_of_bytes(tmp_path: Path, monkeypatch):
-    agent = server.Agent(unit_dir=tmp_path, broker="kafka", cell_uid=None, cells_cgroup=[])
+def test_the_taps_queue_holds_a_bounded_number_of_bytes():
     key = "k" * MIB  # one string shared by every event: the test itself stays small
     loop = asyncio.new_event_loop()
-    agent.loop = loop
 
     class Flood:
         def tap(self, *, host, ports, emit, stop):
@@ -61,19 +58,19 @@ def test_the_taps_queue_holds_a_bounded_number_of_bytes(tmp_path: Path, monkeypa
                 emit(_big_event(key))
             stop.set()
 
-    monkeypatch.setattr(agent, "kind", Flood())
+    events = fanout.EventFanout(kind=Flood(), ports={}, done=asyncio.Event())
     try:
-        agent.tap_thread()
+        events.tap_thread(loop)
     finally:
         loop.close()
-    held = sum(len(event.key or "") for event, _weight in agent.incoming)
-    print(f"tap queue: {len(agent.incoming)} events, {held / MIB:.0f} MiB held, {agent.tap_dropped} counted as dropped")
+    held = sum(len(event.key or "") for event, _weight in events.incoming)
+    print(f"tap queue: {len(events.incoming)} events, {held / MIB:.0f} MiB held, {events.tap_dropped} counted as dropped")
     assert held <= HELD_AT_MOST, f"the tap's queue holds {held / MIB:.0f} MiB"
-    assert agent.tap_dropped + len(agent.incoming) == 5000
+    assert events.tap_dropped + len(events.incoming) == 5000
 
 
 def test_a_pages_queue_holds_a_bounded_number_of_bytes():
-    subscriber = server.Subscriber()
+    subscriber = fanout.Subscriber()
     event = _big_event("k" * MIB).to_dict()
     for _ in range(5000):
         subscriber.offer(event)
