@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, ClassVar
 
 from sandboxes.brokers.tap import ReconnectingTap, not_shown
@@ -26,6 +27,9 @@ class RedisTap(ReconnectingTap):
         self.groups: dict[tuple[bytes, bytes], bytes] = {}  # (stream, group) -> last delivered id shown
         self.since_discover = 0.0
         self.started = False
+        # Entry ids carry the broker's clock in ms: what was written after the tap was made is news even when
+        # the first connection comes late (a busy machine), and data kept from an earlier run is not shown again.
+        self.born = f"{int(time.time() * 1000)}-0".encode()
 
     def connect(self) -> None:
         import redis  # imported here: the platform side never needs it
@@ -43,13 +47,17 @@ class RedisTap(ReconnectingTap):
         self.client = None
 
     def start(self, client: Any) -> None:
-        """Take the current ends as seen: a (re)connected tap does not show the past again."""
+        """Take the past as seen: a reconnected tap does not show it again; the first shows what came since it was made."""
         client.ping()
         for key in _streams(client):
+            seen = _last_id(client, key) if self.started else _last_id(client, key, before=self.born)
             if key not in self.streams or not self.started:
-                self.streams[key] = _last_id(client, key)
+                self.streams[key] = seen
             for group in client.xinfo_groups(key):
-                self.groups.setdefault((key, group["name"]), group["last-delivered-id"])
+                delivered = group["last-delivered-id"]
+                if not self.started and _id_tuple(delivered) > _id_tuple(seen):
+                    delivered = seen
+                self.groups.setdefault((key, group["name"]), delivered)
         self.started = True
 
     def step(self, client: Any) -> None:
@@ -133,8 +141,9 @@ def _streams(client: Any) -> list[bytes]:
     return list(client.scan_iter(count=1000, _type="stream"))
 
 
-def _last_id(client: Any, key: bytes) -> bytes:
-    last = client.xrevrange(key, count=1)
+def _last_id(client: Any, key: bytes, before: bytes | None = None) -> bytes:
+    """The stream's last entry id, or its last one older than ``before``; 0-0 when there is none."""
+    last = client.xrevrange(key, max=b"(" + before if before else b"+", count=1)
     return last[0][0] if last else b"0-0"
 
 
