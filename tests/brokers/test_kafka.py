@@ -372,6 +372,49 @@ def test_a_tap_that_reconnects_shows_what_was_produced_while_it_was_away(broker)
     assert out.strip() == "['before', 'meanwhile']"
 
 
+def test_a_tap_whose_first_connection_comes_late_shows_what_came_since_it_was_made(broker):
+    # On a busy machine the agent's tap may reach the broker after the learner's first cell has produced and
+    # a group has committed: those are still news. What was there before the tap was made is not.
+    out = broker.cell(
+        """
+        import os, threading, time
+        from kafka import KafkaConsumer, KafkaProducer
+        from sandboxes.brokers.kafka import tap
+
+        bootstrap = os.environ["BOOTSTRAP_SERVERS"]
+        producer = KafkaProducer(bootstrap_servers=bootstrap)
+        producer.send("tap-late", b"before").get(timeout=10)
+        time.sleep(0.05)
+        seen, stop = [], threading.Event()
+
+        def emit(event):
+            if event is not None and event.destination == "tap-late":
+                seen.append((event.direction, event.value.text))
+
+        watcher = tap.KafkaTap(host="localhost", ports={"kafka": 9092}, emit=emit, stop=stop)
+        time.sleep(0.05)
+        producer.send("tap-late", b"late").get(timeout=10)
+        reader = KafkaConsumer("tap-late", bootstrap_servers=bootstrap, group_id="late-readers",
+                               auto_offset_reset="earliest", enable_auto_commit=False)
+        got = []
+        while len(got) < 2:
+            got += [r for records in reader.poll(timeout_ms=1000).values() for r in records]
+        reader.commit()
+        reader.close()
+        thread = threading.Thread(target=watcher.run, daemon=True)
+        thread.start()
+        deadline = time.time() + 20
+        while len(seen) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)
+        stop.set()
+        thread.join(10)
+        print(sorted(seen))
+        """
+    )
+    assert out.strip() == "[('consumed', 'late'), ('produced', 'late')]"
+
+
 def test_snapshot_shows_topics_and_group_lag_without_internal_topics(broker):
     snap = broker.snapshot(lambda s: {"tap-group", "tap-tx-group"} <= {g["group"] for g in s["groups"]})
     names = {t["name"] for t in snap["topics"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from typing import Any, ClassVar
 
@@ -10,6 +11,8 @@ from sandboxes.brokers.tap import ReconnectingTap, not_shown
 from sandboxes.events import Direction, Event
 
 from .clients import MAX_PER_STEP, TAP_CLIENT, Clients, never_create_topics
+
+logger = logging.getLogger(__name__)
 
 DISCOVER_S = 1.0  # how often new topics and partitions are looked for
 GROUPS_S = 0.5  # how often committed offsets are read
@@ -51,6 +54,10 @@ class KafkaTap(ReconnectingTap):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.started = False
+        #: Records are stamped with their producer's clock: what came after the tap was made is news even when
+        #: its first connection comes late (a busy machine). The offset each partition had then, once looked up.
+        self.born_ms = int(time.time() * 1000)
+        self.born_offsets: dict[Any, int] = {}
         #: The next offset to show of each partition seen (None: not known yet), and each group's
         #: committed offsets as last read; both outlive a connection.
         self.next_offsets: dict[Any, int | None] = {}
@@ -117,18 +124,28 @@ class KafkaTap(ReconnectingTap):
             if time.monotonic() >= next_groups:
                 committed = clients.committed()
                 if self.group_offsets is None:
-                    # What groups had committed before the tap came is not shown.
-                    self.group_offsets = {g: o for g, o in committed.items() if o is not None}
+                    # What groups had committed before the tap was made is not shown; what they committed since is.
+                    self.group_offsets = {
+                        g: {tp: min(offset, self.born_offsets.get(tp, offset)) for tp, offset in o.items()}
+                        for g, o in committed.items()
+                        if o is not None
+                    }
+                    if any(self.group_offsets[g] != committed[g] for g in self.group_offsets):
+                        self._consumed(clients, reader, self.group_offsets, committed)
                 else:
                     self._consumed(clients, reader, self.group_offsets, committed)
                 next_groups = time.monotonic() + GROUPS_S
 
     def _place(self, clients: Clients, new: set[Any]) -> None:
-        """Seek each newly assigned partition: where the tap left it, else to its end if it was there when the tap began."""
+        """Seek each newly assigned partition: where the tap left it, else where it was when the tap was made."""
+        if not self.started:
+            self.born_offsets = self._offsets_at_birth(clients, new)
         for tp in new:
             offset = self.next_offsets.get(tp)
             if offset is not None:
                 clients.consumer.seek(tp, offset)
+            elif tp in self.born_offsets:
+                clients.consumer.seek(tp, self.born_offsets[tp])
             elif not self.started or tp in self.next_offsets:
                 clients.consumer.seek_to_end(tp)
             else:
@@ -136,6 +153,18 @@ class KafkaTap(ReconnectingTap):
                 # are usually the ones that created the topic.
                 clients.consumer.seek_to_beginning(tp)
             self.next_offsets.setdefault(tp, None)
+
+    def _offsets_at_birth(self, clients: Clients, partitions: set[Any]) -> dict[Any, int]:
+        """Each partition's first offset stamped at or after the tap was made (its end when there is none)."""
+        if not partitions:
+            return {}
+        try:
+            found = clients.consumer.offsets_for_times({tp: self.born_ms for tp in partitions})
+            ends = clients.consumer.end_offsets(list(partitions))
+        except Exception as exc:  # a partition without a leader right now: start from the ends, as before
+            logger.debug("kafka tap: offsets at the tap's start not readable: %r", exc)
+            return {}
+        return {tp: found[tp].offset if found.get(tp) is not None else ends[tp] for tp in partitions if tp in ends}
 
     def _catch_up(self, clients: Clients, assigned: set[Any]) -> None:
         """Skip ahead on partitions the tap cannot keep up with, reporting how many records it passed."""
