@@ -15,9 +15,13 @@ from collections.abc import Iterator
 import pytest
 import requests
 from django.contrib.auth.models import User
+from django.urls import reverse
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from lessons.course_io import course_import
+from sandboxes.services import actions, admission
+from sandboxes.services.lifecycle import SandboxError
 from tests.aio import run
 from tests.courseplatform.test_realtime_roundtrip import session_cookie
 from tests.security.flooder import Tab, opened
@@ -153,3 +157,40 @@ def test_without_a_token_the_web_has_no_metrics_endpoint(live_server_url):
     """The suite's own server runs without METRICS_TOKEN: /metrics is then a path like any unknown one."""
     response = requests.get(live_server_url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
     assert response.status_code == 404
+
+
+def refused(reason: str) -> float:
+    """This process's count of refusals for ``reason`` (the doors below run in the test's own process)."""
+    return REGISTRY.get_sample_value("broker_academy_refusals_total", {"reason": reason}) or 0.0
+
+
+def test_each_other_door_counts_its_refusals_under_its_reason(client, settings, learner):
+    """Log-in and sign-up throttling, the per-user quota and the admission queue, through Django's test
+    client and the services, with the real Redis behind the rate limits and the queue."""
+    counts = {reason: refused(reason) for reason in ("login_throttled", "signup_throttled", "quota", "admission_queued")}
+    settings.LOGIN_RATE_PER_USERNAME = "1/m"
+    name = f"metrics-{secrets.token_hex(4)}"
+    logins = [client.post(reverse("login"), {"username": name, "password": "x"}).status_code for _ in range(3)]
+    settings.SIGNUP_RATE_PER_IP = "1/h"
+    signups = []
+    for n in range(2):
+        password = secrets.token_urlsafe(12)
+        form = {"username": f"{name}-{n}", "password1": password, "password2": password}
+        signups.append(client.post(reverse("signup"), form).status_code)
+        client.logout()
+    settings.SANDBOX_QUOTA_PER_USER = 0
+    with pytest.raises(SandboxError):
+        actions.sandbox_ensure(user_id=learner.pk, broker="nats")
+    settings.SANDBOX_QUOTA_PER_USER = 4
+    settings.SANDBOX_CAPACITY_MB = 1
+    try:
+        with pytest.raises(admission.SandboxQueued):
+            actions.sandbox_ensure(user_id=learner.pk, broker="nats")
+    finally:
+        admission.admission_leave(user_id=learner.pk, broker="nats")
+    assert logins.count(429) == 2, logins
+    assert 429 in signups, signups
+    assert refused("login_throttled") - counts["login_throttled"] == 2
+    assert refused("signup_throttled") - counts["signup_throttled"] == signups.count(429)
+    assert refused("quota") - counts["quota"] == 1
+    assert refused("admission_queued") - counts["admission_queued"] == 1
