@@ -20,6 +20,7 @@ from channels.db import database_sync_to_async
 from django.utils import translation
 
 from courseplatform.language import language_chosen
+from courseplatform.metrics import refusal_count
 from lessons import selectors as lesson_selectors
 
 from . import agent_client, live_frames, selectors, ws_limits
@@ -111,6 +112,7 @@ class LiveConsumer(CellRunsConsumer):
         try:
             self.limits.frame()
         except ws_limits.Refused as exc:
+            refusal_count(reason=exc.reason, user_id=self.user.pk, logged=self.limits.log_due(exc.reason))
             frame = ws_limits.over_rate_frame(self.limits, text_data, exc, run_id=RUN_ID)
             if frame is not None:
                 await self.send_json(frame)
@@ -150,6 +152,7 @@ class LiveConsumer(CellRunsConsumer):
                 await self.limits.lifecycle()
             await handler(content)
         except ws_limits.Refused as exc:
+            refusal_count(reason=exc.reason, user_id=self.user.pk, logged=self.limits.log_due(exc.reason))
             await self._refuse(content, exc)
         except SandboxError as exc:
             await self.send_json({"type": "error", "message": str(exc), "run": content.get("run")})

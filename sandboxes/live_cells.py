@@ -8,6 +8,7 @@ lifecycle and the relay of broker events; this part needs from it only a ready s
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Coroutine
@@ -21,9 +22,12 @@ from lessons import selectors as lesson_selectors
 from lessons.exercises import exercise_check_record
 
 from . import agent_client, cell_runs, live_frames, ws_limits
+from .metrics import cell_round_trip_observe
 from .models import Sandbox
 from .services.actions import sandbox_touch
 from .services.lifecycle import SandboxError
+
+log = logging.getLogger(__name__)
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_CODE_CHARS = 100_000
@@ -63,6 +67,7 @@ class CellRunsConsumer(AsyncJsonWebsocketConsumer):
             await database_sync_to_async(sandbox_touch)(sandbox=sandbox)
 
     async def on_run(self, content: dict[str, Any]) -> None:
+        began = time.monotonic()
         run_id = str(content.get("run", ""))
         if not RUN_ID.match(run_id):
             await self.send_json({"type": "error", "message": str(live_frames.BAD_RUN_ID)})
@@ -91,7 +96,7 @@ class CellRunsConsumer(AsyncJsonWebsocketConsumer):
         slot = await self.limits.run_begin(cell=key)
         interrupt = asyncio.Event()
         self.runs[run_id] = interrupt
-        self._spawn(self._run(run_id, cell, code, interrupt, slot))
+        self._spawn(self._run(run_id, cell, code, interrupt, slot, began=began))
 
     async def _cell(self, course: str, chapter: str, cell: str) -> lesson_selectors.RunnableCode | None:
         """A cell's code and limits, remembered briefly: running a cell again costs no query."""
@@ -105,7 +110,14 @@ class CellRunsConsumer(AsyncJsonWebsocketConsumer):
         return found
 
     async def _run(
-        self, run_id: str, cell: lesson_selectors.RunnableCode, code: str, interrupt: asyncio.Event, slot: ws_limits.RunSlot
+        self,
+        run_id: str,
+        cell: lesson_selectors.RunnableCode,
+        code: str,
+        interrupt: asyncio.Event,
+        slot: ws_limits.RunSlot,
+        *,
+        began: float,
     ) -> None:
         async def forward(message: dict[str, Any]) -> None:
             await self.send_json(live_frames.output_frame(run_id, message))
@@ -133,7 +145,11 @@ class CellRunsConsumer(AsyncJsonWebsocketConsumer):
                     **{k: result.get(k) for k in ("status", "reason", "duration_ms", "truncated", "hint")},
                 }
             )
+            cell_round_trip_observe(
+                sandbox=sandbox, user_id=self.user.pk, seconds=time.monotonic() - began, status=result.get("status")
+            )
         except (SandboxError, agent_client.AgentUnavailable) as exc:
+            log.info("cell run ended without an exit", extra={"user_id": self.user.pk, "broker": cell.broker, "error": str(exc)})
             await self.send_json({"type": "cell.error", "run": run_id, "message": live_frames.learner_message(exc)})
         finally:
             self.runs.pop(run_id, None)

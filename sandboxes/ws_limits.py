@@ -54,7 +54,11 @@ return 1
 
 
 class Refused(Exception):
-    """A request the limits turned away; ``str()`` is what the learner reads."""
+    """A request the limits turned away; ``str()`` is what the learner reads, ``reason`` what operators count."""
+
+    def __init__(self, message: object, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _limit(name: str) -> Any:
@@ -103,11 +107,12 @@ class ConnectionLimits:
         self.cells_running: set[tuple[str, ...]] = set()
         self.slots: set[RunSlot] = set()
         self.said_at = float("-inf")
+        self.logged_at: dict[str, float] = {}
 
     def frame(self) -> None:
         """Raises Refused when frames come faster than the connection's rate."""
         if not self.frames.take():
-            raise Refused(TOO_MANY_FRAMES)
+            raise Refused(TOO_MANY_FRAMES, reason="ws_frames")
 
     def say_too_many_frames(self) -> bool:
         """Whether a refused frame that nobody waits on should be answered: once a second is enough to
@@ -116,6 +121,15 @@ class ConnectionLimits:
         if now - self.said_at < 1:
             return False
         self.said_at = now
+        return True
+
+    def log_due(self, reason: str) -> bool:
+        """Whether a refusal for ``reason`` should be logged: once a second per connection and reason, so a
+        flood is seen in the log without writing a line per frame (the counter counts every one)."""
+        now = time.monotonic()
+        if now - self.logged_at.get(reason, float("-inf")) < 1:
+            return False
+        self.logged_at[reason] = now
         return True
 
     async def lifecycle(self) -> None:
@@ -128,17 +142,17 @@ class ConnectionLimits:
                 count, _ = await pipe.execute()
         except aioredis.RedisError:
             logger.warning("live limits: Redis unreachable", extra={"user_id": self.user_id}, exc_info=True)
-            raise Refused(LIMITS_UNAVAILABLE) from None
+            raise Refused(LIMITS_UNAVAILABLE, reason="ws_limits_unavailable") from None
         if count > _limit("LIVE_LIFECYCLE_PER_MINUTE"):
             if count == _limit("LIVE_LIFECYCLE_PER_MINUTE") + 1:
                 logger.info("live limits: lifecycle requests refused", extra={"user_id": self.user_id})
-            raise Refused(TOO_MANY_LIFECYCLE)
+            raise Refused(TOO_MANY_LIFECYCLE, reason="ws_lifecycle")
 
     async def run_begin(self, *, cell: tuple[str, ...]) -> RunSlot:
         """A run slot of the user for ``cell``, held until its ``end()``; raises Refused when that cell is
         already running on this connection or the user already runs as many as they may."""
         if cell in self.cells_running:
-            raise Refused(ALREADY_RUNNING)
+            raise Refused(ALREADY_RUNNING, reason="ws_cell_running")
         limit = _limit("LIVE_RUNS_PER_USER")
         key, token, lease = _key("runs", self.user_id), uuid.uuid4().hex, _limit("RUN_LEASE_S")
         try:
@@ -146,9 +160,9 @@ class ConnectionLimits:
             taken = await _redis().eval(_ACQUIRE, 1, key, now, now + lease, limit, token, lease * 2)  # type: ignore[misc]
         except aioredis.RedisError:
             logger.warning("live limits: Redis unreachable", extra={"user_id": self.user_id}, exc_info=True)
-            raise Refused(LIMITS_UNAVAILABLE) from None
+            raise Refused(LIMITS_UNAVAILABLE, reason="ws_limits_unavailable") from None
         if not taken:
-            raise Refused(TOO_MANY_RUNS.format(n=limit))
+            raise Refused(TOO_MANY_RUNS.format(n=limit), reason="ws_runs")
         self.cells_running.add(cell)
         slot = RunSlot(self, cell, key, token, lease)
         self.slots.add(slot)

@@ -8,6 +8,8 @@ from django.shortcuts import redirect, render
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_http_methods
 
+from courseplatform.metrics import refusal_count
+
 from .forms import InvitationRefused, SignupForm
 from .throttle import TOO_MANY, login_by_ip, login_by_username, signup_by_ip, throttled
 
@@ -23,6 +25,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         return render(request, "registration/signup_closed.html", status=403)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and throttled(request):
+        refusal_count(reason="signup_throttled")
         form.is_valid()
         form.add_error(None, TOO_MANY)
         return render(request, "registration/signup.html", {"form": form}, status=TOO_MANY_REQUESTS)
@@ -45,6 +48,7 @@ class ThrottledLoginView(LoginView):
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not throttled(request):
             return super().post(request, *args, **kwargs)
+        refusal_count(reason="login_throttled")
         # Not validated: that would try the password, which is what the limit is there to stop.
         form = self.get_form_class()(request, initial={"username": request.POST.get("username", "")})
         form.cleaned_data = {}

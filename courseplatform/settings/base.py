@@ -45,6 +45,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /metrics answers before the host check: Prometheus scrapes pods by address (courseplatform/metrics_endpoint.py).
+    "courseplatform.metrics_endpoint.MetricsEndpointMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -244,6 +246,12 @@ SANDBOX_K8S_IMAGES = env.dict("SANDBOX_K8S_IMAGES", default={})
 SANDBOX_K8S_MEMORY_MB = env.int("SANDBOX_K8S_MEMORY_MB", default=1536)
 SANDBOX_K8S_CPUS = env.float("SANDBOX_K8S_CPUS", default=1.0)
 SANDBOX_K8S_DISK_MB = env.int("SANDBOX_K8S_DISK_MB", default=1024)
+
+# Prometheus (docs/metrics.md): /metrics of each web process and the worker's own port answer only
+# "Authorization: Bearer <METRICS_TOKEN>"; unset, both are off. The worker's port is off at 0.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
+METRICS_WORKER_HOST = env.str("METRICS_WORKER_HOST", default="127.0.0.1")
 
 LOGGING = {
     "version": 1,

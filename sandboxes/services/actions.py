@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
+from courseplatform.metrics import refusal_count
 from sandboxes.brokers import BROKERS
 
 from ..models import ACTIVE_STATES, Purpose, Sandbox, State
@@ -44,6 +45,7 @@ def sandbox_ensure(*, user_id: int, broker: str, front: bool = False) -> Sandbox
 def _quota_check(*, user_id: int) -> None:
     running = Sandbox.objects.filter(user_id=user_id, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).count()
     if running >= settings.SANDBOX_QUOTA_PER_USER:
+        refusal_count(reason="quota", user_id=user_id, running=running)
         raise SandboxError(QUOTA_REACHED.format(n=running))
 
 

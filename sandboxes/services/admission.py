@@ -47,6 +47,7 @@ from django.db.models import Count, Min
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
+from courseplatform.metrics import refusal_count
 from sandboxes.brokers import BROKERS
 
 from ..models import ACTIVE_STATES, Purpose, Sandbox, State
@@ -151,6 +152,7 @@ def admission_lock() -> Iterator[None]:
     """Hold the platform's admission lock (one decision at a time across all web and worker processes)."""
     lock = _redis().lock(_key("lock"), timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S)
     if not lock.acquire():
+        refusal_count(reason="admission_busy")
         raise SandboxError(BUSY)
     try:
         yield
@@ -179,6 +181,7 @@ def admission_enter(*, user_id: int, broker: str, start: Start, front: bool = Fa
     place = next((p for p in admission_places(user_id=user_id) if p.broker == broker), None)
     if place is None:  # dropped as it was admitted (an error already told): ask again
         raise SandboxError(BUSY)
+    refusal_count(reason="admission_queued", user_id=user_id, broker=broker, place=place.place)
     raise SandboxQueued(place)
 
 

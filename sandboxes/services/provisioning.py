@@ -23,6 +23,7 @@ from sandboxes.brokers import BROKERS
 
 from ..backends import get_backend
 from ..backends.base import AgentAddress, UnitSpec
+from ..metrics import provisioning_observe
 from ..models import Purpose, Sandbox, State
 from ..payloads import STAGE_LABELS
 from .kept import kept_restore_key, sandbox_unit_release
@@ -83,6 +84,7 @@ def sandbox_provision_apply(*, sandbox_id: int, status: dict[str, Any]) -> bool:
         if status.get("ready"):
             sandbox.connection = status["connection"]
             sandbox_transition(sandbox, State.READY, stage="ready")
+            provisioning_observe(sandbox=sandbox)
             return True
         if status.get("stage") and status["stage"] != sandbox.stage:
             sandbox_transition(sandbox, State.PROVISIONING, stage=status["stage"])

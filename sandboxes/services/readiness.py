@@ -202,13 +202,14 @@ def sandboxes_adopt() -> list[int]:
 
     Provisioning is idempotent: the unit is found running (or started again) and followed from where it is.
     """
-    provisioning_ids = list(Sandbox.objects.filter(state=State.PROVISIONING).values_list("pk", flat=True))
-    if not provisioning_ids:
+    owners = dict(Sandbox.objects.filter(state=State.PROVISIONING).values_list("pk", "user_id"))
+    if not owners:
         return []
+    provisioning_ids = list(owners)
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
     held: list[bytes | None] = client.mget([_lease_key(pk) for pk in provisioning_ids])  # type: ignore[assignment]
     orphans = [pk for pk, lease in zip(provisioning_ids, held, strict=True) if lease is None]
     for pk in orphans:
-        log.info("sandbox %s: following again after its follower was lost", pk, extra={"sandbox_id": pk})
+        log.info("sandbox %s: following again after its follower was lost", pk, extra={"sandbox_id": pk, "user_id": owners[pk]})
         jobs.job_enqueue(jobs.PROVISION, pk)
     return orphans
