@@ -24,7 +24,7 @@ PAYLOAD = "счёт №7 из веб-консоли"
 
 
 def test_a_learner_sends_from_the_activemq_console_and_sees_it_in_the_panel(
-    celery_worker, live_server_url, page_as, page_errors, learner, units_cleanup, screenshots
+    celery_worker, live_server_url, page_as, new_page, page_errors, learner, units_cleanup, screenshots
 ):
     course_import(directory=COURSE)
     page = page_as(learner, viewport={"width": 1440, "height": 900})
@@ -63,6 +63,10 @@ def test_a_learner_sends_from_the_activemq_console_and_sees_it_in_the_panel(
     # The chapter's panel shows it like any other message.
     expect(page.locator("[data-messages] li.msg", has_text=PAYLOAD)).to_have_count(1, timeout=30_000)
     assert page_errors == []  # the console's pages and scripts load whole under the prefix and its policy
+    # Of the console's cookies only its session crossed: on its path, out of scripts' reach.
+    kept = {c["name"]: c for c in console.context.cookies() if c["path"].startswith("/sandboxes/activemq")}
+    assert set(kept) == {"JSESSIONID"}
+    assert kept["JSESSIONID"]["path"] == "/sandboxes/activemq/ui" and kept["JSESSIONID"]["httpOnly"]
 
     # Another learner reaches no console here: theirs is not running, and nothing names this one.
     other = page_as(User.objects.create_user("other", password="other-pass-123"))
@@ -70,3 +74,7 @@ def test_a_learner_sends_from_the_activemq_console_and_sees_it_in_the_panel(
     assert response is not None and response.status == 404
     expect(other.get_by_test_id("console-not-running")).to_be_visible()
     assert "shop.invoices" not in other.content()
+    # A visitor who is not logged in is sent to log in.
+    anonymous = new_page()
+    anonymous.goto(live_server_url + "/sandboxes/activemq/ui/queues.jsp")
+    assert anonymous.url.startswith(live_server_url + "/accounts/login/?next=")
