@@ -10,6 +10,7 @@ under the prefix. The sandbox is always the session user's own, found by the vie
 
 from __future__ import annotations
 
+import http.cookies
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -59,6 +60,8 @@ class ConsoleAnswer:
     body: bytes
     cookies: Mapping[str, str]
     csp: str | None
+    #: The console's own session cookie as it set it (name, value), for the console's path only.
+    session: tuple[str, str] | None = None
 
 
 def console_prefix(*, broker: str) -> str:
@@ -79,29 +82,60 @@ def console_target(*, broker: str, raw_path: bytes, query: str) -> str | None:
     return target if TARGET.match(target) else None
 
 
-def console_request_headers(headers: Mapping[str, str]) -> list[list[str]]:
-    """The browser's headers that go upstream: the allow-list only."""
+def console_request_headers(
+    headers: Mapping[str, str], *, cookies: Mapping[str, str] | None = None, session_cookie: str | None = None
+) -> list[list[str]]:
+    """The browser's headers that go upstream: the allow-list only, and of its cookies the console's session alone."""
     wanted = {name.lower(): value for name, value in headers.items()}
-    return [[name, wanted[name]] for name in REQUEST_HEADERS if name in wanted]
+    kept = [[name, wanted[name]] for name in REQUEST_HEADERS if name in wanted]
+    value = (cookies or {}).get(session_cookie or "")
+    if session_cookie and value and re.fullmatch(r"[\w.\-~]{1,200}", value):
+        kept.append(["cookie", f"{session_cookie}={value}"])
+    return kept
 
 
-def console_location(value: str, *, broker: str) -> str:
-    """A redirect of the console, kept under its prefix: a path or an absolute URL of any host becomes prefix + path."""
+def console_location(value: str, *, broker: str, under_prefix: bool = False) -> str:
+    """A redirect of the console, kept under its prefix: a path or an absolute URL of any host becomes prefix + path.
+
+    ``under_prefix``: the console serves under the prefix itself, so a path already under it stays as it is.
+    """
     parts = urllib.parse.urlsplit(value)
     if not (parts.scheme or parts.netloc or parts.path.startswith("/")):
         return value  # relative to the page: already under the prefix
     path = "/" + parts.path.lstrip("/")
-    return console_prefix(broker=broker) + urllib.parse.urlunsplit(("", "", path, parts.query, parts.fragment))
+    prefix = console_prefix(broker=broker)
+    if under_prefix and (path == prefix or path.startswith(prefix + "/")):
+        prefix = ""
+    return prefix + urllib.parse.urlunsplit(("", "", path, parts.query, parts.fragment))
 
 
-def console_response_headers(headers: list[tuple[str, str]], *, broker: str) -> tuple[tuple[str, str], ...]:
+def console_response_headers(
+    headers: list[tuple[str, str]], *, broker: str, under_prefix: bool = False
+) -> tuple[tuple[str, str], ...]:
     kept = []
     for name, value in headers:
         lower = name.lower()
         if lower not in RESPONSE_HEADERS:
             continue
-        kept.append((lower, console_location(value, broker=broker) if lower == "location" else value))
+        kept.append((lower, console_location(value, broker=broker, under_prefix=under_prefix) if lower == "location" else value))
     return tuple(kept)
+
+
+def console_session(headers: list[tuple[str, str]], *, name: str | None) -> tuple[str, str] | None:
+    """The console's own session cookie among its Set-Cookie headers (name, value), or None; every other cookie stays."""
+    if not name:
+        return None
+    for header, value in headers:
+        if header.lower() != "set-cookie":
+            continue
+        jar = http.cookies.SimpleCookie()
+        try:
+            jar.load(value)
+        except http.cookies.CookieError:
+            continue
+        if name in jar:
+            return name, jar[name].value
+    return None
 
 
 async def console_relay(
@@ -115,9 +149,11 @@ async def console_relay(
     console = kind.console
     if console is None:
         raise ValueError(f"{kind.name} has no web console")
+    if console.path:
+        target = console.path + target  # the console serves under the platform's own path for it
     address = await sandbox_address(sandbox=sandbox)
     status, upstream_headers, data = await agent_client.console(address, method=method, target=target, headers=headers, body=body)
-    kept = console_response_headers(upstream_headers, broker=sandbox.broker)
+    kept = console_response_headers(upstream_headers, broker=sandbox.broker, under_prefix=bool(console.path))
     is_page = status == 200 and any(n == "content-type" and v.startswith("text/html") for n, v in kept)
     own_csp = any(n == "content-security-policy" for n, _ in kept)
     return ConsoleAnswer(
@@ -126,4 +162,5 @@ async def console_relay(
         body=data,
         cookies=console.cookies if is_page else {},
         csp=None if own_csp else console.csp,
+        session=console_session(upstream_headers, name=console.session_cookie),
     )

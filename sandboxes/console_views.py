@@ -99,7 +99,7 @@ async def console_ui(request: HttpRequest, broker: str, rest: str = "") -> HttpR
             kind=kind,
             method=request.method or "GET",
             target=target,
-            headers=console_request_headers(request.headers),
+            headers=console_request_headers(request.headers, cookies=request.COOKIES, session_cookie=kind.console.session_cookie),
             body=body,
         )
     except (agent_client.AgentUnavailable, ValueError) as exc:
@@ -117,6 +117,11 @@ async def console_ui(request: HttpRequest, broker: str, rest: str = "") -> HttpR
     response._csp_exempt = True  # type: ignore[attr-defined]
     for name, value in answer.cookies.items():
         response.set_cookie(name, value, path=console_prefix(broker=broker), samesite="Strict", secure=request.is_secure())
+    if answer.session is not None:
+        name, value = answer.session
+        response.set_cookie(
+            name, value, path=console_prefix(broker=broker), samesite="Strict", secure=request.is_secure(), httponly=True
+        )
     return response
 
 

@@ -50,6 +50,7 @@ fi
 # returns at once when its copy is already there.
 scripts/fetch-jars.sh kafka
 scripts/fetch-jars.sh activemq
+scripts/fetch-jars.sh activemq-console
 scripts/build-nats.sh
 # RabbitMQ stays Debian's package: no newer release installs from the registries here.
 rabbitmq_pin=$(python3 -m sandboxes.brokers.versions rabbitmq)

@@ -144,13 +144,19 @@ class Console:
     logged in and the browser never holds the unit's credentials. ``cookies`` are set for the
     browser on the console's path when its page is served: a console whose page script looks
     for a login of its own finds one there (a placeholder, never the credentials). ``csp`` is
-    the policy sent when the console sends none of its own.
+    the policy sent when the console sends none of its own. ``path``: the console serves under
+    the platform's own path for it (its links are absolute), so requests go upstream with that
+    path in front and its redirects keep it. ``session_cookie``: the one cookie of the console's
+    own that crosses, both ways, on the console's path (its forms need a session); every other
+    cookie stays on its side.
     """
 
     port: str
     login: tuple[str, str] | None = None
     cookies: Mapping[str, str] = field(default_factory=dict)
     csp: str | None = None
+    path: str = ""
+    session_cookie: str | None = None
 
 
 def stop_process_group(proc: subprocess.Popen[bytes], *, timeout: float = 10.0) -> int:

@@ -26,6 +26,9 @@ PINNED: dict[str, str] = {
     "kafka": "4.4.0",
     # ActiveMQ Classic 6 (Jakarta JMS, Spring 7, Java 17) from Maven Central's jars.
     "activemq": "6.3.1",
+    # ActiveMQ's web console (its WAR, run by Jetty 11 in the broker's JVM): the newest release of
+    # activemq-web-console that Maven Central serves here (none of 6.2 or 6.3 is).
+    "activemq-console": "6.1.8",
     # Built with the machine's Go from the Go module proxy (go install).
     "nats": "2.15.2",
     "natscli": "0.5.0",

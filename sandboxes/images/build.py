@@ -114,6 +114,12 @@ def activemq_jars(context: Context) -> None:
         raise BuildFailed(f"ActiveMQ's jars are not in {libs}: run scripts/fetch-jars.sh activemq")
     for jar in sorted(libs.glob("*.jar")):
         context.add(f"activemq-libs/{jar.name}", jar.read_bytes())
+    # Its web console (Jetty's jars and the unpacked WAR), fetched by scripts/fetch-jars.sh activemq-console.
+    from sandboxes.brokers.activemq.console import console_home, console_missing
+
+    if console_missing():
+        raise BuildFailed(console_missing()[0])
+    context.add_path("activemq-console", console_home())
 
 
 def nats_binaries(context: Context) -> None:

@@ -71,7 +71,7 @@ function sandboxCard(broker) {
   progress.setAttribute("aria-valuemin", "0");
   progress.setAttribute("aria-valuemax", "100");
   const error = el("div", "sb-error");
-  // The broker's own web console (RabbitMQ's management UI, NATS' monitoring), proxied for this learner only.
+  // The broker's own web console (RabbitMQ's management UI, ActiveMQ's web console, NATS' monitoring), proxied for this learner only.
   const consoleLink = el("a", "sb-console", gettext("Консоль брокера"));
   consoleLink.href = `/sandboxes/${encodeURIComponent(broker)}/ui/`;
   consoleLink.target = "_blank";

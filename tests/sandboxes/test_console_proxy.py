@@ -6,7 +6,13 @@ import pytest
 
 from sandboxes.agent.console import ConsoleRefused, console_fetch
 from sandboxes.brokers import get_broker
-from sandboxes.console_proxy import console_location, console_request_headers, console_response_headers, console_target
+from sandboxes.console_proxy import (
+    console_location,
+    console_request_headers,
+    console_response_headers,
+    console_session,
+    console_target,
+)
 
 
 @pytest.mark.parametrize(
@@ -49,6 +55,23 @@ def test_answers_lose_cookies_challenges_and_server_and_keep_redirects_under_the
     assert console_location("//evil.example:8080/x?y=1", broker="nats") == "/sandboxes/nats/ui/x?y=1"
     assert console_location("/varz", broker="nats") == "/sandboxes/nats/ui/varz"
     assert console_location("varz", broker="nats") == "varz"
+
+
+def test_activemqs_console_keeps_its_session_cookie_alone_and_its_redirects_under_its_own_path():
+    # ActiveMQ's forms carry a secret kept in Jetty's session: that one cookie crosses, nothing else of the browser's.
+    cookies = {"sessionid": "s", "csrftoken": "t", "JSESSIONID": "node01abc.node0"}
+    sent = console_request_headers({"Accept": "text/html"}, cookies=cookies, session_cookie="JSESSIONID")
+    assert sent == [["accept", "text/html"], ["cookie", "JSESSIONID=node01abc.node0"]]
+    assert console_request_headers({}, cookies={"JSESSIONID": "a; sessionid=s"}, session_cookie="JSESSIONID") == []
+    assert console_request_headers({}, cookies=cookies) == []  # a console without a session gets no cookie
+    upstream = [("Set-Cookie", "other=1; Path=/"), ("Set-Cookie", "JSESSIONID=node0x1; Path=/sandboxes/activemq/ui")]
+    assert console_session(upstream, name="JSESSIONID") == ("JSESSIONID", "node0x1")
+    assert console_session(upstream, name=None) is None
+    assert console_session([("Set-Cookie", "other=1")], name="JSESSIONID") is None
+    # Jetty serves the console under the platform's path: its redirects already carry it.
+    location = "http://localhost:8161/sandboxes/activemq/ui/queues.jsp"
+    assert console_location(location, broker="activemq", under_prefix=True) == "/sandboxes/activemq/ui/queues.jsp"
+    assert console_location("/admin/x", broker="activemq", under_prefix=True) == "/sandboxes/activemq/ui/admin/x"
 
 
 @pytest.mark.parametrize(

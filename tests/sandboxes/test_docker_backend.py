@@ -8,6 +8,7 @@ a Docker Engine and builds the images when they are missing (scripts/docker-engi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -29,6 +30,7 @@ from sandboxes.backends.base import UnitSpec
 from sandboxes.backends.docker import DockerBackend
 from sandboxes.backends.docker_containers import CAPABILITIES
 from sandboxes.backends.docker_labels import LABEL_BROKER, LABEL_INSTANCE, LABEL_OWNER, LABEL_SANDBOX, LABEL_UNIT
+from sandboxes.brokers import get_broker
 from sandboxes.images import SOURCE_LABEL, UNIT_DIR
 from sandboxes.models import Sandbox, State
 from sandboxes.services import actions, provisioning, reconcile
@@ -192,6 +194,14 @@ def test_a_broker_runs_in_a_hardened_container_serves_a_cell_and_stops_without_l
     assert "caps 0000000000000000 nnp 1" in output and "uid 0 " not in output
     assert "/unit denied 13" in output and "/unit/data denied 13" in output
     assert "/opt/probe denied 30" in output  # EROFS: the root is read-only
+    console = get_broker(broker).console
+    if console is not None:  # the broker's own web console answers its agent inside the container
+        status, _, page = asyncio.run(
+            agent_client.console(
+                provisioning.sandbox_socket(sandbox=sandbox), method="GET", target=console.path + "/", headers=[], body=b""
+            )
+        )
+        assert status == 200, page[:2000]
     actions.sandbox_stop(user_id=learner.pk, broker=broker)
     wait_for(lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.STOPPED, timeout=60, what="stopped")
     assert leftovers(docker_client, sandbox.unit) == NOTHING

@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sandboxes.brokers import gettext_noop, versions
-from sandboxes.brokers.base import BASE_ENV, BrokerUnavailable, Emit, LaunchSpec, Site
+from sandboxes.brokers import versions
+from sandboxes.brokers.base import BASE_ENV, BrokerUnavailable, Console, Emit, LaunchSpec, Site
 from sandboxes.brokers.jvm import JarFolder, JvmBroker
 
 from .config import broker_xml
+from .console import PATH, SESSION_COOKIE, console_classpath, console_files, console_missing
 
 VERSION = versions.version("activemq")
 BROKER_JAR = f"activemq-broker-{VERSION}.jar"
@@ -33,11 +34,18 @@ _OPENS = [
 class ActiveMQ(JvmBroker):
     name = "activemq"
     title = "Apache ActiveMQ"
-    default_ports: ClassVar[dict[str, int]] = {"stomp": 61613, "openwire": 61616}
-    # The web console is a webapp for Jetty with JSP and JMX; the unit runs the broker's jars alone in a 256 MB
-    # heap, without Jetty or JMX, so there is none to show.
-    console_note = gettext_noop(
-        "Песочница запускает брокер ActiveMQ без встроенного веб-сервера Jetty, поэтому его веб-консоли здесь нет."
+    # The web console's Jetty (console), the JMX registry and server it asks the broker through (console.py).
+    default_ports: ClassVar[dict[str, int]] = {"stomp": 61613, "openwire": 61616, "console": 8161, "jmx": 1099, "jmx-rmi": 1100}
+    # The console opens logged in as the unit's user; it serves under the platform's path and keeps a session
+    # (its forms carry a secret kept there).
+    console = Console(
+        port="console",
+        login=(USER, PASSWORD),
+        path=PATH,
+        session_cookie=SESSION_COOKIE,
+        # Its pages load their own scripts and run a few inline ones; nothing is fetched from elsewhere.
+        csp="default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'",
     )
     client = ("stomp", "stomp.py")
     # The STOMP transformer that renders advisory messages needs xstream and jettison; without them the tap sees nothing.
@@ -48,14 +56,22 @@ class ActiveMQ(JvmBroker):
     )
     log_pattern = "%d{ISO8601} %-5p %m [%c{1}]%n"
     quiet_loggers = ("org.springframework", "org.apache.xbean")
-    metaspace_mb = 96
+    # The broker's classes and the console's (its own Spring MVC, Jasper, the compiled JSPs).
+    metaspace_mb = 192
+
+    def missing(self) -> list[str]:
+        return [*super().missing(), *console_missing()]
 
     def prepare(self, *, site: Site) -> None:
         data_dir = site.data_dir
         (data_dir / "conf").mkdir(parents=True, exist_ok=True)
         (data_dir / "data").mkdir(exist_ok=True)
         (data_dir / "tmp").mkdir(exist_ok=True)
-        (data_dir / "conf" / "activemq.xml").write_text(broker_xml(site))
+        jmx_password = console_files(data_dir / "conf")
+        xml = data_dir / "conf" / "activemq.xml"
+        xml.unlink(missing_ok=True)
+        xml.touch(mode=0o600)  # JMX's password is in it
+        xml.write_text(broker_xml(site, jmx_password=jmx_password))
         self.write_log_config(data_dir / "conf" / "log4j2.properties")
 
     def launch(self, *, site: Site) -> LaunchSpec:
@@ -66,12 +82,14 @@ class ActiveMQ(JvmBroker):
             heap_mb=site.limits.heap_mb,
             tmp_dir=data_dir / "tmp",
             log_config=conf / "log4j2.properties",
-            classpath=f"{conf}:{libs / '*'}",
+            classpath=f"{conf}:{libs / '*'}:{console_classpath()}",
             extra=(
                 f"-Dactivemq.home={libs.parent}",
                 f"-Dactivemq.base={data_dir}",
                 f"-Dactivemq.conf={conf}",
                 f"-Dactivemq.data={data_dir / 'data'}",
+                # The JMX server's stub names this host: the unit's loopback, where it listens, not the machine's name.
+                f"-Djava.rmi.server.hostname={site.bind}",
                 *(f"--add-opens={o}" for o in _OPENS),
             ),
         )
