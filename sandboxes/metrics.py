@@ -47,7 +47,7 @@ def provisioning_observe(*, sandbox: Sandbox) -> None:
         return
     seconds = max(0.0, (sandbox.ready_at - sandbox.created_at).total_seconds())
     PROVISIONING_SECONDS.labels(broker=sandbox.broker).observe(seconds)
-    log.info(
+    log.debug(  # the lifecycle line already says "ready": one INFO line per state change
         "sandbox %s %s: provisioned in %.1f s",
         sandbox.pk,
         sandbox.broker,
