@@ -414,3 +414,62 @@ def test_a_stop_that_keeps_the_data_hands_the_same_image_to_the_next_unit_of_tha
         backend.stop(second)
         backend.discard_kept(key)
     assert leftovers(docker_client, second) == NOTHING and backend.kept_keys() == []
+
+
+CLUSTER_CELL = """
+import json, os, urllib.request
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError
+
+bootstrap = os.environ["BOOTSTRAP_SERVERS"].split(",")
+admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+admin.create_topics([NewTopic("payments", 1, 3, topic_configs={"min.insync.replicas": "2"})])
+admin.close()
+
+def broker(node, action):
+    request = urllib.request.Request(f"{os.environ['CLUSTER_CONTROL_URL']}/brokers/{node}/{action}", method="POST")
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.load(answer)
+
+def write():
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=0, request_timeout_ms=10000)
+    try:
+        return "accepted %d" % producer.send("payments", b"payment").get(timeout=30).offset
+    except KafkaError as error:
+        return "refused " + type(error).__name__
+    finally:
+        producer.close()
+
+print("all three:", write())
+(described,) = KafkaAdminClient(bootstrap_servers=bootstrap).describe_topics(["payments"])
+(partition,) = described["partitions"]
+leader = partition.get("leader", partition.get("leader_id"))
+assert leader in (1, 2, 3), partition
+followers = [n for n in (1, 2, 3) if n != leader]
+broker(followers[0], "stop")
+print("one stopped:", write())
+broker(followers[1], "stop")
+import time
+deadline = time.time() + 60
+answer = write()
+while answer.startswith("accepted") and time.time() < deadline:  # the leader learns of the shrunk ISR a moment later
+    time.sleep(1)
+    answer = write()
+print("two stopped:", answer)
+"""
+
+
+def test_the_three_broker_kafka_cluster_runs_in_one_hardened_container_and_refuses_acks_all_below_min_isr(
+    docker_worker, docker_client, learner, units_cleanup
+):
+    sandbox = provision(learner, "kafka-cluster", timeout=240)
+    (container,) = docker_client.containers.list(filters={"label": f"{LABEL_SANDBOX}={sandbox.pk}"})
+    assert_hardened(docker_client, container, sandbox=sandbox)
+    result, output = run_cell(sandbox, CLUSTER_CELL, timeout=180)
+    assert result["status"] == 0, output
+    assert "all three: accepted 0" in output and "one stopped: accepted 1" in output, output
+    assert "two stopped: refused NotEnoughReplicas" in output, output
+    actions.sandbox_stop(user_id=learner.pk, broker="kafka-cluster")
+    wait_for(lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.STOPPED, timeout=90, what="stopped")
+    assert leftovers(docker_client, sandbox.unit) == NOTHING
