@@ -823,7 +823,8 @@ class Check {
     }
     this.bar.append(this.verdict);
     // After the learner's own cell, before the hints and the solution.
-    const starter = section.querySelector("figure.cell-starter");
+    // (an exercise done in the terminal: after its starter commands)
+    const starter = section.querySelector("figure.cell-starter, [data-terminal-command][data-role=starter]");
     const anchor = starter || section.querySelector("details.solution") || null;
     if (starter) starter.after(this.bar);
     else if (anchor) anchor.before(this.bar);
