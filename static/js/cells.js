@@ -842,7 +842,10 @@ class Check {
     this.verdict.hidden = true;
     // The check reads the broker, but drafts should be on the server too before it looks.
     await Promise.all(cells.filter((c) => c.pendingSave()).map((c) => c.save()));
-    live.ensureChapter();
+    // Only the exercise's own broker (its cells' or terminal blocks'): not every sandbox of the chapter.
+    const own = [...new Set([...this.section.querySelectorAll("[data-broker]")].map((node) => node.dataset.broker).filter(Boolean))];
+    if (own.length) live.ensure(own);
+    else live.ensureChapter();
     const sent = live.send({ type: "exercise.check", course: live.course, chapter: live.chapter, exercise: this.key });
     if (!sent) {
       this.show({ passed: false, reason: gettext("Нет связи с сервером. Дождитесь, пока индикатор станет зелёным, и повторите.") });
