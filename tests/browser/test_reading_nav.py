@@ -69,8 +69,7 @@ def test_a_learner_marks_read_from_the_top_reads_a_nested_toc_and_continues_wher
     anchor = unquote(link.get_attribute("href").removeprefix("#"))
     # Waiting for the answer, not the request: the server stores the place before the home page is asked for.
     with page.expect_response(
-        lambda r: r.url.endswith("/position")
-        and unquote(r.request.post_data or "").replace("+", " ") == f"anchor={anchor}",
+        lambda r: r.url.endswith("/position") and unquote(r.request.post_data or "").replace("+", " ") == f"anchor={anchor}",
         timeout=10_000,
     ) as stored:
         link.click()
