@@ -71,6 +71,7 @@ class ExerciseProofParts:
     broker: str
     check: tuple[str, int]
     solution: tuple[str, int]
+    in_terminal: bool = False  # the solution is commands for the sandbox's terminal
 
 
 def exercise_proof_parts(*, chapter: Chapter, exercise: str) -> ExerciseProofParts | None:
@@ -79,4 +80,5 @@ def exercise_proof_parts(*, chapter: Chapter, exercise: str) -> ExerciseProofPar
     if len(cells) != 2:
         return None
     check, solution = cells["check"], cells["solution"]
-    return ExerciseProofParts(check.broker, (check.code, check.timeout), (solution.code, solution.timeout))
+    in_terminal = solution.language == "terminal"
+    return ExerciseProofParts(check.broker, (check.code, check.timeout), (solution.code, solution.timeout), in_terminal)

@@ -289,7 +289,11 @@ def exercise_verify(request: InstructorRequest, course: str, chapter: str, exerc
     if parts is None:
         raise Http404("no such exercise")
     job = exercises.exercise_verify_enqueue(
-        user_id=request.user.pk, broker=parts.broker, check=parts.check, solution=parts.solution
+        user_id=request.user.pk,
+        broker=parts.broker,
+        check=parts.check,
+        solution=parts.solution,
+        in_terminal=parts.in_terminal,
     )
     return JsonResponse({"job": job, "poll": reverse("authoring:verify_result", kwargs={"job": job})}, status=202)
 

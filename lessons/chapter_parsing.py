@@ -36,6 +36,9 @@ from .course_files import (
 CELL_ROLES = ("run", "setup", "starter", "solution", "check")
 EXERCISE_ROLES = ("starter", "solution", "check")
 CELL_ATTRIBUTES = ("id", "broker", "role", "timeout", "expect")
+#: A ```terminal fence: a command block; with a role, an exercise's starter or solution typed in the terminal.
+TERMINAL_ATTRIBUTES = ("id", "broker", "role", "timeout")
+TERMINAL_ROLES = ("starter", "solution")
 #: Roles whose output the course walk reads, so only they may say what it must contain.
 EXPECT_ROLES = ("run", "setup", "solution")
 MAX_TIMEOUT_S = 300
@@ -56,16 +59,28 @@ def structure_parser() -> MarkdownIt:
     return MarkdownIt("commonmark").use(container_plugin, name="exercise")
 
 
+def _attributes(words: str) -> dict[str, str]:
+    attrs: dict[str, str] = {}
+    for word in shlex.split(words):
+        name, sep, value = word.partition("=")
+        attrs[name] = value if sep else ""
+    return attrs
+
+
+def parse_terminal_info(info: str) -> dict[str, str] | None:
+    """``terminal broker=nats role=solution id=x`` -> its attributes; None for fences that are not terminal blocks."""
+    words = info.strip().split(None, 1)
+    if not words or words[0] != "terminal":
+        return None
+    return _attributes(words[1]) if len(words) > 1 else {}
+
+
 def parse_cell_info(info: str) -> tuple[str, dict[str, str]] | None:
     """``python cell id=x role=check`` -> ("python", {...}); None for fences that are not cells."""
     words = info.strip().split(None, 2)
     if len(words) < 2 or words[1] != "cell":
         return None
-    attrs: dict[str, str] = {}
-    for word in shlex.split(words[2]) if len(words) > 2 else []:
-        name, sep, value = word.partition("=")
-        attrs[name] = value if sep else ""
-    return words[0], attrs
+    return words[0], _attributes(words[2]) if len(words) > 2 else {}
 
 
 @dataclass
@@ -131,6 +146,16 @@ def parse_chapter(text: str, *, file: str) -> ParsedChapter:
             else:
                 current.hints.append(token.content.rstrip("\n"))
             continue
+        terminal = parse_terminal_info(token.info)
+        if terminal is not None:
+            if "role" in terminal:
+                exercise = current.key if current else None
+                cell, cell_problems = _read_terminal_cell(token, terminal, file=file, line=line, meta=meta, exercise=exercise)
+                problems.extend(cell_problems + _key_problems(cell.key, seen, file=file, line=line))
+                cells.append(cell)
+            else:
+                problems.extend(_terminal_block_problems(terminal, file=file, line=line))
+            continue
         parsed = parse_cell_info(token.info)
         if parsed is None:
             continue
@@ -177,11 +202,7 @@ def _read_cell(
             )
         )
     key = attrs.get("id", "")
-    if not KEY_RE.match(key):
-        problems.append(here(_("ячейке нужен id=... из строчных латинских букв, цифр и дефисов")))
-    elif key in seen:
-        problems.append(here(_("id ячейки «{key}» встречается в главе дважды").format(key=key)))
-    seen.add(key)
+    problems.extend(_key_problems(key, seen, file=file, line=line))
     role = attrs.get("role", "run")
     if role not in CELL_ROLES:
         problems.append(here(_("role должен быть одним из: {roles}").format(roles=", ".join(CELL_ROLES))))
@@ -191,13 +212,7 @@ def _read_cell(
     broker = attrs.get("broker", meta["broker"])
     if broker not in broker_names():
         problems.append(here(_broker_message()))
-    try:
-        timeout = int(attrs.get("timeout", DEFAULT_TIMEOUT_S))
-        if not 1 <= timeout <= MAX_TIMEOUT_S:
-            raise ValueError
-    except ValueError:
-        problems.append(here(_("timeout — целое число секунд от 1 до {limit}").format(limit=MAX_TIMEOUT_S)))
-        timeout = DEFAULT_TIMEOUT_S
+    timeout = _timeout(attrs, problems, file=file, line=line)
     expect = attrs.get("expect")
     if expect is not None:
         problems.extend(_expect_problems(expect, file=file, line=line, key=key, role=role))
@@ -211,6 +226,57 @@ def _read_cell(
         )
     owner = exercise if role != "run" else None
     return ParsedCell(key, role, broker, timeout, token.content, line, owner, expect), problems
+
+
+def _timeout(attrs: dict[str, str], problems: list[FormatProblem], *, file: str, line: int) -> int:
+    """The ``timeout=`` of a cell, or the default with a problem noted when it is not 1..MAX_TIMEOUT_S seconds."""
+    try:
+        timeout = int(attrs.get("timeout", DEFAULT_TIMEOUT_S))
+        if 1 <= timeout <= MAX_TIMEOUT_S:
+            return timeout
+    except ValueError:
+        pass
+    problems.append(FormatProblem(file, line, _("timeout — целое число секунд от 1 до {limit}").format(limit=MAX_TIMEOUT_S)))
+    return DEFAULT_TIMEOUT_S
+
+
+def _key_problems(key: str, seen: set[str], *, file: str, line: int) -> list[FormatProblem]:
+    """A cell's id must be a key, once in the chapter; adds it to ``seen``."""
+    problems = []
+    if not KEY_RE.match(key):
+        problems.append(FormatProblem(file, line, _("ячейке нужен id=... из строчных латинских букв, цифр и дефисов")))
+    elif key in seen:
+        problems.append(FormatProblem(file, line, _("id ячейки «{key}» встречается в главе дважды").format(key=key)))
+    seen.add(key)
+    return problems
+
+
+def _terminal_block_problems(attrs: dict[str, str], *, file: str, line: int) -> list[FormatProblem]:
+    """A ```terminal fence's attributes (with a role it is an exercise's cell, read by :func:`_read_terminal_cell`)."""
+    unknown = ", ".join(a for a in attrs if a not in TERMINAL_ATTRIBUTES)
+    message = _("неизвестные атрибуты блока terminal: {unknown} (известные: {known})")
+    problems = (
+        [FormatProblem(file, line, message.format(unknown=unknown, known=", ".join(TERMINAL_ATTRIBUTES)))] if unknown else []
+    )
+    if attrs.get("broker", broker_names()[0]) not in broker_names():
+        problems.append(FormatProblem(file, line, _broker_message()))
+    return problems
+
+
+def _read_terminal_cell(
+    token: Token, attrs: dict[str, str], *, file: str, line: int, meta: dict[str, Any], exercise: str | None
+) -> tuple[ParsedCell, list[FormatProblem]]:
+    """A ```terminal fence with a role: an exercise's starter or solution done in the sandbox's terminal."""
+    problems = _terminal_block_problems(attrs, file=file, line=line)
+    role = attrs.get("role", "")
+    if role not in TERMINAL_ROLES:
+        message = _("role блока terminal должен быть одним из: {roles}").format(roles=", ".join(TERMINAL_ROLES))
+        problems.append(FormatProblem(file, line, message))
+    elif exercise is None:
+        problems.append(FormatProblem(file, line, _("ячейка «{role}» должна быть внутри упражнения").format(role=role)))
+    timeout = _timeout(attrs, problems, file=file, line=line)
+    broker = attrs.get("broker", meta["broker"])
+    return ParsedCell(attrs.get("id", ""), role, broker, timeout, token.content, line, exercise, language="terminal"), problems
 
 
 def _expect_problems(expect: str, *, file: str, line: int, key: str, role: str) -> list[FormatProblem]:
@@ -250,6 +316,14 @@ def _exercise_problems(file: str, exercise: _OpenExercise, cells: list[ParsedCel
                     )
                 )
             )
+    by_role = {c.role: c for c in cells}
+    starter, solution, check = (by_role.get(role) for role in EXERCISE_ROLES)
+    if starter and solution and starter.language != solution.language:
+        message = _("в упражнении «{key}» заготовка и решение должны быть обе ячейками Python или обе блоками terminal")
+        problems.append(here(message.format(key=exercise.key)))
+    if check and solution and check.broker != solution.broker:
+        message = _("в упражнении «{key}» проверка и решение должны работать с одним брокером")
+        problems.append(here(message.format(key=exercise.key)))
     if not exercise.hints:
         problems.append(here(_("упражнению «{key}» нужна хотя бы одна подсказка (```hint)").format(key=exercise.key)))
     problems.extend(_check_leaks(file, cells))
@@ -272,5 +346,5 @@ def _check_leaks(file: str, cells: list[ParsedCell]) -> list[FormatProblem]:
                 "проверка «{key}» выдаёт решение: в её сообщении об ошибке есть `{leak}`; скажите лучше, что не так в брокере"
             ).format(key=check.key, leak=leak),
         )
-        for line, leak in check_leaks(check=check.code, solution=solution.code)
+        for line, leak in check_leaks(check=check.code, solution=solution.code, shell=solution.language == "terminal")
     ]

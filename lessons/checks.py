@@ -3,13 +3,17 @@
 A reason says what is wrong with the broker's state ("the topic orders holds 0
 records"), never how to write the code: that is what the hints are for, one at
 a time. The guard is textual: a reason may not contain a line of the solution,
-nor one of its calls (``channel.queue_bind(``), whitespace and quotes aside.
+nor one of its calls (``channel.queue_bind(``), whitespace and quotes aside; of a
+solution typed in the terminal, nor one of its commands or options (``nats consumer add``,
+``--max-deliver``).
 """
 
 from __future__ import annotations
 
 import ast
+import itertools
 import re
+import shlex
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +21,7 @@ from django.utils.translation import gettext
 
 #: Shorter solution lines (``try:``, ``)``, ``import os``) say nothing of the solution.
 MIN_LINE_CHARS = 10
+_SUBCOMMAND = re.compile(r"^[a-z][a-z0-9-]*$")
 _CALL_NAME = re.compile(r"^(?:[A-Za-z_][\w]*\.)+[A-Za-z_]\w*$|^[A-Z]\w*$")
 
 
@@ -37,16 +42,34 @@ def _normal(text: str) -> str:
     return re.sub(r"\s+", "", text).replace("'", '"').replace("`", "")
 
 
-def solution_fragments(solution: str) -> dict[str, str]:
+def _shell_fragments(solution: str) -> Iterator[str]:
+    """Of shell commands: each command with its subcommands (``nats stream add``) and each long option (``--retention``)."""
+    for raw in solution.splitlines():
+        try:
+            words = shlex.split(raw, comments=True)
+        except ValueError:
+            words = raw.split()
+        command = list(itertools.takewhile(_SUBCOMMAND.match, words))
+        if len(command) > 1:
+            yield " ".join(command)
+        yield from (word.partition("=")[0] for word in words if word.startswith("--") and len(word) > 3)
+
+
+def solution_fragments(solution: str, *, shell: bool = False) -> dict[str, str]:
     """What of the solution a reason must not contain, compared as code, each with how the solution writes it.
 
-    Its code lines, and the calls it makes (``admin.create_topics(``).
+    Its code lines, and the calls it makes (``admin.create_topics(``); of shell commands
+    (``shell``: a solution typed in the terminal), the commands and their options.
     """
     fragments: dict[str, str] = {}
     for raw in solution.splitlines():
         normal = _normal(raw)
         if len(normal) >= MIN_LINE_CHARS and not normal.startswith("#"):
             fragments.setdefault(normal, raw.strip())
+    if shell:
+        for piece in _shell_fragments(solution):
+            fragments.setdefault(_normal(piece), piece)
+        return fragments
     try:
         tree = ast.parse(solution)
     except SyntaxError:
@@ -60,10 +83,10 @@ def solution_fragments(solution: str) -> dict[str, str]:
     return fragments
 
 
-def reason_leaks(reason: str, solution: str) -> str | None:
+def reason_leaks(reason: str, solution: str, *, shell: bool = False) -> str | None:
     """The piece of ``solution`` (as the solution writes it) that ``reason`` gives away, or None."""
     text = _normal(reason)
-    return next((raw for normal, raw in solution_fragments(solution).items() if normal in text), None)
+    return next((raw for normal, raw in solution_fragments(solution, shell=shell).items() if normal in text), None)
 
 
 def _texts(node: ast.AST) -> Iterator[str]:
@@ -103,11 +126,11 @@ def check_messages(check: str) -> Iterator[tuple[int, str]]:
                 yield getattr(node, "lineno", 0), text
 
 
-def check_leaks(*, check: str, solution: str) -> Iterator[tuple[int, str]]:
+def check_leaks(*, check: str, solution: str, shell: bool = False) -> Iterator[tuple[int, str]]:
     """(line in the check, the solution's piece) for each failure message that gives the solution away."""
     told: set[int] = set()
     for line, text in check_messages(check):
-        leak = reason_leaks(text, solution)
+        leak = reason_leaks(text, solution, shell=shell)
         if leak is not None and line not in told:
             told.add(line)
             yield line, leak

@@ -72,6 +72,7 @@ class ParsedCell:
     line: int
     exercise: str | None = None
     expect: str | None = None  # a regular expression the output must contain (the course walk checks it)
+    language: str = "python"  # "terminal": an exercise's commands for the sandbox's terminal, not a Python cell
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,7 @@ def chapter_structure_save(*, chapter: Chapter, parsed: ParsedChapter) -> None:
             broker=cell.broker,
             timeout=cell.timeout,
             code=cell.code,
+            language=cell.language,
             position=i,
             line=cell.line,
         )

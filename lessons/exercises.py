@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy
 
 from sandboxes.cell_runs import code_run_collected
 from sandboxes.services.provisioning import SandboxNotStarted, sandbox_scratch
+from sandboxes.terminal_typing import terminal_commands_collected
 
 from .checks import check_reason
 from .selectors import ExerciseRef
@@ -36,16 +37,22 @@ def exercise_check_record(*, user: User, exercise: ExerciseRef | None, result: d
     return passed, reason
 
 
-def exercise_verify(*, user_id: int, broker: str, check: tuple[str, int], solution: tuple[str, int]) -> dict[str, Any]:
+def exercise_verify(
+    *, user_id: int, broker: str, check: tuple[str, int], solution: tuple[str, int], in_terminal: bool = False
+) -> dict[str, Any]:
     """On a fresh broker of its own: the check must fail, the solution must run, then the check must pass.
 
-    ``check`` and ``solution`` are (code, timeout). Returns each step's verdict
-    and output; the throwaway broker is removed whatever happens.
+    ``check`` and ``solution`` are (code, timeout); ``in_terminal``: the solution is
+    commands typed into the sandbox's terminal, as the learner would. Returns each
+    step's verdict and output; the throwaway broker is removed whatever happens.
     """
     try:
         with sandbox_scratch(user_id=user_id, broker=broker) as sandbox:
             empty = code_run_collected(sandbox=sandbox, code=check[0], timeout=check[1], op="check")
-            solved = code_run_collected(sandbox=sandbox, code=solution[0], timeout=solution[1])
+            if in_terminal:
+                solved = terminal_commands_collected(sandbox=sandbox, commands=solution[0], timeout=solution[1])
+            else:
+                solved = code_run_collected(sandbox=sandbox, code=solution[0], timeout=solution[1])
             after = code_run_collected(sandbox=sandbox, code=check[0], timeout=check[1], op="check")
     except SandboxNotStarted as exc:
         return {"ok": False, "error": str(exc)}
@@ -61,9 +68,11 @@ def exercise_verify(*, user_id: int, broker: str, check: tuple[str, int], soluti
     return report
 
 
-def exercise_verify_enqueue(*, user_id: int, broker: str, check: tuple[str, int], solution: tuple[str, int]) -> str:
+def exercise_verify_enqueue(
+    *, user_id: int, broker: str, check: tuple[str, int], solution: tuple[str, int], in_terminal: bool = False
+) -> str:
     """Queue the proof of an exercise on the worker; returns the job id to ask about."""
-    return str(signature(VERIFY_TASK, args=(user_id, broker, list(check), list(solution))).delay().id)
+    return str(signature(VERIFY_TASK, args=(user_id, broker, list(check), list(solution), in_terminal)).delay().id)
 
 
 def exercise_verify_result(*, job: str) -> dict[str, Any]:

@@ -90,6 +90,8 @@ class Cell(models.Model):
     broker = models.CharField(max_length=16, validators=[broker_validate])
     timeout = models.PositiveIntegerField(default=30)
     code = models.TextField()
+    # "terminal": an exercise's starter or solution typed in the sandbox's terminal, never run as Python.
+    language = models.CharField(max_length=10, choices=[("python", "python"), ("terminal", "terminal")], default="python")
     position = models.PositiveIntegerField()
     line = models.PositiveIntegerField(help_text="line of the fence in the chapter file")
 

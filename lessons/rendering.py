@@ -29,10 +29,10 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
-from .chapter_parsing import parse_cell_info
+from .chapter_parsing import parse_cell_info, parse_terminal_info
 
 #: Bump when the output changes shape, so cached pages are rebuilt.
-RENDER_VERSION = "5"
+RENDER_VERSION = "6"
 CACHE_SECONDS = 24 * 3600
 
 ALLOWED_TAGS = {
@@ -89,11 +89,7 @@ ALLOWED_ATTRIBUTES = {
     "a": {"href", "id"},
     "img": {"src", "alt", "width", "height", "loading"},
     "input": {"type", "checked", "disabled"},
-    "h2": {"id"},
-    "h3": {"id"},
-    "h4": {"id"},
-    "h5": {"id"},
-    "h6": {"id"},
+    **{heading: {"id"} for heading in ("h2", "h3", "h4", "h5", "h6")},
     "li": {"id"},
     "sup": {"id"},
     "section": {"id"},
@@ -224,15 +220,18 @@ def _fence(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str
 
 
 def _terminal_command(token: Token, info: str, env: dict[str, Any]) -> str:
-    """A ```terminal fence: commands for the sandbox's terminal (its broker: ``broker=``, else the
-    chapter's). The page adds the buttons that copy them or type them into the learner's terminal."""
-    attrs = dict(a.partition("=")[::2] for a in info.split()[1:])
-    broker = attrs.get("broker") or env.get("broker", "")
-    code = highlight_code(token.content, "bash")
-    return (
-        f'<div class="terminal-command" data-terminal-command data-broker="{_attr(broker)}"{_line_attr(token)}>'
-        f'<pre class="code"><code class="highlight language-bash">{code}</code></pre></div>\n'
+    """A ```terminal fence: commands for the sandbox's terminal (``broker=``, else the chapter's), to which the page
+    adds its copy and run buttons; an exercise's solution in the terminal is folded like a solution cell."""
+    attrs = parse_terminal_info(info) or {}
+    broker, role = attrs.get("broker") or env.get("broker", ""), attrs.get("role", "")
+    marks = f' data-role="{_attr(role)}" data-cell="{_attr(attrs.get("id", ""))}"' if role else ""
+    block = (
+        f'<div class="terminal-command" data-terminal-command data-broker="{_attr(broker)}"{marks}{_line_attr(token)}>'
+        f'<pre class="code"><code class="highlight language-bash">{highlight_code(token.content, "bash")}</code></pre></div>\n'
     )
+    if role == "solution":
+        return f'<details class="solution"><summary>{_attr(env.get("solution_label", "Решение"))}</summary>{block}</details>\n'
+    return block
 
 
 def _image(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:

@@ -144,7 +144,7 @@ def chapter_cells_for(*, chapter: Chapter, user: User | AnonymousUser) -> list[d
                 "cell_key", "code"
             )
         )
-    cells: QuerySet[Cell] = chapter.cells.exclude(role="check").select_related("exercise")
+    cells: QuerySet[Cell] = chapter.cells.exclude(role="check").exclude(language="terminal").select_related("exercise")
     return [
         {
             "key": c.key,
@@ -213,10 +213,11 @@ def _setups_before(cell: Cell) -> tuple[SetupCode, ...]:
 
 
 def cell_runnable(*, course: str, chapter: str, cell: str) -> RunnableCode | None:
-    """A learner-runnable cell (not a check) of a published chapter, with the setups to run before it."""
+    """A learner-runnable cell (not a check, nor commands for the terminal) of a published chapter, with the setups to run before it."""
     found = (
         Cell.objects.filter(chapter__course__slug=course, chapter__slug=chapter, key=cell, chapter__published=True)
         .exclude(role="check")
+        .exclude(language="terminal")
         .select_related("chapter__course")
         .first()
     )

@@ -8,7 +8,11 @@ from .exercises import VERIFY_TASK, exercise_verify
 
 
 @shared_task(name=VERIFY_TASK, time_limit=900, soft_time_limit=840)
-def exercise_verify_task(user_id: int, broker: str, check: list, solution: list) -> dict:
+def exercise_verify_task(user_id: int, broker: str, check: list, solution: list, in_terminal: bool = False) -> dict:
     return exercise_verify(
-        user_id=user_id, broker=broker, check=(check[0], int(check[1])), solution=(solution[0], int(solution[1]))
+        user_id=user_id,
+        broker=broker,
+        check=(check[0], int(check[1])),
+        solution=(solution[0], int(solution[1])),
+        in_terminal=bool(in_terminal),
     )

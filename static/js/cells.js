@@ -823,7 +823,8 @@ class Check {
     }
     this.bar.append(this.verdict);
     // After the learner's own cell, before the hints and the solution.
-    const starter = section.querySelector("figure.cell-starter");
+    // (an exercise done in the terminal: after its starter commands)
+    const starter = section.querySelector("figure.cell-starter, [data-terminal-command][data-role=starter]");
     const anchor = starter || section.querySelector("details.solution") || null;
     if (starter) starter.after(this.bar);
     else if (anchor) anchor.before(this.bar);
@@ -841,7 +842,10 @@ class Check {
     this.verdict.hidden = true;
     // The check reads the broker, but drafts should be on the server too before it looks.
     await Promise.all(cells.filter((c) => c.pendingSave()).map((c) => c.save()));
-    live.ensureChapter();
+    // Only the exercise's own broker (its cells' or terminal blocks'): not every sandbox of the chapter.
+    const own = [...new Set([...this.section.querySelectorAll("[data-broker]")].map((node) => node.dataset.broker).filter(Boolean))];
+    if (own.length) live.ensure(own);
+    else live.ensureChapter();
     const sent = live.send({ type: "exercise.check", course: live.course, chapter: live.chapter, exercise: this.key });
     if (!sent) {
       this.show({ passed: false, reason: gettext("Нет связи с сервером. Дождитесь, пока индикатор станет зелёным, и повторите.") });

@@ -110,6 +110,13 @@ const DESCRIBE = {
       used: ["inferred", "redelivered"],
     };
   },
+  // The three-broker cluster: Kafka's reading, and the node (broker id) the record came from.
+  "kafka-cluster"(ev) {
+    const base = DESCRIBE.kafka(ev);
+    if (ev.detail.node) base.chips.unshift([origin(ev), gettext("Узел кластера, с которого пришла запись (лидер партиции)"), "node"]);
+    base.used.push("node");
+    return base;
+  },
   nats(ev) {
     const chips = [];
     const d = ev.detail;
@@ -120,6 +127,11 @@ const DESCRIBE = {
     return { kind: gettext("subject"), main: ev.destination, pos, chips, used: ["stream", "consumer", "reply"] };
   },
 };
+/** "Kafka ×3 · брокер 2": the kind and the node of a cluster's record. */
+function origin(ev) {
+  return `${brokerName(ev.broker)} · ${gettext("брокер {id}", { id: ev.detail.node })}`;
+}
+
 function describe(ev) {
   const fn = DESCRIBE[ev.broker];
   const base = fn ? fn(ev) : { kind: "", main: ev.destination, chips: [], used: [] };
@@ -378,7 +390,7 @@ function buildRow(ev) {
   const size = el("span", "msg-size", formatBytes(num(ev.size) ?? 0));
   head.append(dir, time, el("span", `msg-broker broker-dot broker-${ev.broker}`), dest, size);
   row.append(head);
-  row.title = brokerName(ev.broker);
+  row.title = ev.detail.node ? origin(ev) : brokerName(ev.broker);
 
   const meta = el("div", "msg-meta");
   if (ev.key != null && ev.key !== "") meta.append(chip(`${gettext("ключ")} ${ev.key}`, gettext("ключ"), "key"));

@@ -123,9 +123,10 @@ function sandboxCard(broker) {
   });
   discardConfirm.addEventListener("click", () => {
     discardDisarm();
+    parts.discarded = true; // from now on the card says the next start is a fresh broker
     act(broker, "sandbox.discard");
   });
-  const parts = { card, stateText, start, stop, reset, confirm, stage, progress, bar, error, idle, idleText, extend, kept, keptText, discard, discardConfirm };
+  const parts = { card, stateText, start, stop, reset, confirm, stage, progress, bar, error, idle, idleText, extend, kept, keptText, discard, discardConfirm, discarded: false };
   cards.set(broker, parts);
   return parts;
 }
@@ -200,7 +201,9 @@ function renderSandboxes() {
   tickIdle();
 }
 
-/** What the next start gives (the kept data, from when, or a fresh broker), or what this one runs on. */
+/** What the next start gives (the kept data, from when; a fresh broker only just after the learner
+ *  discarded what was kept: every card of a broker never started would say so otherwise), or what
+ *  this one runs on. */
 function renderKept(p, broker, state, busy) {
   const data = live.kept(broker);
   const running = state === "requested" || state === "provisioning" || state === "ready";
@@ -208,9 +211,12 @@ function renderKept(p, broker, state, busy) {
   const date = data ? formatDate(data.saved_at) : "";
   p.kept.dataset.kept = data ? (data.in_use ? "restored" : "kept") : "fresh";
   if (running) {
+    p.discarded = false;
     p.keptText.textContent = data?.in_use ? gettext("восстановлено: данные от {date}", { date }) : "";
-  } else if (waiting) {
-    p.keptText.textContent = data && !data.in_use ? gettext("будет восстановлено: данные от {date}", { date }) : gettext("при запуске: новый брокер, без данных");
+  } else if (waiting && data && !data.in_use) {
+    p.keptText.textContent = gettext("будет восстановлено: данные от {date}", { date });
+  } else if (waiting && p.discarded) {
+    p.keptText.textContent = gettext("при запуске: новый брокер, без данных");
   } else {
     p.keptText.textContent = "";
   }

@@ -3,7 +3,8 @@
 On the bundled course, chapter 6.3: the learner produces the six orders, stops the sandbox
 from the status area, sees that the next start restores the data, starts it, and reads the
 six orders back with a consumer group of their own; then stops once more and discards what
-was kept, with confirmation, and the status area promises a fresh broker.
+was kept, with confirmation, and the status area promises a fresh broker. Before the first
+start, the card of the never-started broker says nothing about kept data (there is none).
 """
 
 import re
@@ -33,13 +34,19 @@ def kept_cleanup():
 
 
 def test_a_stopped_kafka_sandbox_starts_again_with_the_learners_messages_and_says_it_restored_them(
-    celery_worker, live_server_url, page_as, page_errors, learner, units_cleanup, kept_cleanup
+    celery_worker, live_server_url, page_as, page_errors, learner, units_cleanup, kept_cleanup, screenshots
 ):
     course_import(directory=COURSE)
     page = page_as(learner, viewport={"width": 1440, "height": 900})
     page.goto(live_server_url + CHAPTER)
     card = page.locator(CARD)
     kept = card.locator(".sb-kept-text")
+    # Never started, nothing kept: no line about what the start gives (it would be on every card).
+    expect(card).to_be_visible()
+    expect(page.locator("[data-live-indicator]").first).to_have_attribute("data-status", "open", timeout=30_000)
+    expect(card.locator(".sb-kept")).to_be_hidden()
+    expect(kept).to_have_text("")
+    page.screenshot(path=str(screenshots / "kept-never-started-card.png"))
 
     page.locator(f"{PRODUCE} .cell-run").click()
     expect(page.locator(f"{PRODUCE} .cell-output")).to_contain_text("customer-17: заказ 1006", timeout=150_000)

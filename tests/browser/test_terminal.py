@@ -101,7 +101,7 @@ def test_a_terminal_of_a_broker_not_yet_started_says_it_is_starting_and_runs_the
     course_import(directory=COURSE)
     page = page_as(learner, viewport={"width": 1440, "height": 900}, permissions=["clipboard-read", "clipboard-write"])
     page.goto(live_server_url + "/courses/broker-academy/queues-streaming-event-driven/")
-    block = page.locator("[data-terminal-command]", has_text="nats stream ls")
+    block = page.locator("[data-terminal-command]", has_text="nats consumer ls ORDERS")  # the section's, not the exercise's
     run = block.get_by_role("button", name="▶ В терминале NATS")
     run.click()
     screen = page.locator("[data-terminal-panel] [data-terminal-screen] .xterm-rows")

@@ -72,3 +72,33 @@ def test_course_lint_rejects_a_check_whose_message_contains_the_solution(tmp_pat
     assert "admin.create_topics(" in err
     (tmp_path / "c" / "9-leaky.md").write_text(exercise('assert False, "Топика orders в брокере нет"\n'))
     call_command("course_lint", str(tmp_path / "c"))
+
+
+TERMINAL_SOLUTION = "nats stream add RETURNS --subjects 'returns.>' --retention work --defaults\nnats consumer add RETURNS refunds --max-deliver=3\n"
+
+
+def test_a_reason_that_names_a_command_or_an_option_of_a_terminal_solution_is_caught():
+    assert reason_leaks("Поставьте --max-deliver 3", TERMINAL_SOLUTION, shell=True) == "--max-deliver"
+    assert reason_leaks("Запустите nats  consumer add", TERMINAL_SOLUTION, shell=True) == "nats consumer add"
+    assert (
+        reason_leaks("Потребитель refunds доставит сообщение до -1 раз, а упражнение ждёт 3", TERMINAL_SOLUTION, shell=True)
+        is None
+    )
+    # Read as Python, the same text gives only its lines away.
+    assert reason_leaks("Поставьте --max-deliver 3", TERMINAL_SOLUTION) is None
+
+
+def test_course_lint_rejects_a_terminal_exercises_reason_that_names_an_option_of_its_solution(tmp_path, capsys):
+    shutil.copytree(MINI, tmp_path / "c")
+    text = (
+        HEAD.replace("broker: kafka", "broker: nats") + "\n::: exercise id=e\n### E\n\n"
+        "```terminal role=starter id=e-starter\nnats stream ls\n```\n\n```hint\nA hint.\n```\n\n"
+        f"```terminal role=solution id=e-solution\n{TERMINAL_SOLUTION}```\n\n"
+        "```python cell id=e-check role=check\nassert False, 'Поток RETURNS без --retention'\n```\n:::\n"
+    )
+    (tmp_path / "c" / "9-leaky.md").write_text(text)
+    with pytest.raises(CommandError):
+        call_command("course_lint", str(tmp_path / "c"))
+    assert "проверка «e-check» выдаёт решение: в её сообщении об ошибке есть `--retention`" in capsys.readouterr().err
+    (tmp_path / "c" / "9-leaky.md").write_text(text.replace(" без --retention", " хранит всё"))
+    call_command("course_lint", str(tmp_path / "c"))

@@ -134,3 +134,42 @@ def test_a_course_with_errors_loads_nothing(tmp_path):
     with pytest.raises(CourseFormatError):
         course_import(directory=tmp_path / "c")
     assert not Course.objects.exists()
+
+
+TERMINAL_EXERCISE = (
+    HEAD + "\n::: exercise id=q\n### Q\n\n```terminal role=starter id=q-starter broker=nats\nnats stream ls\n```\n\n"
+    "```hint\nSee --help.\n```\n\n```terminal role=solution id=q-solution broker=nats\nnats stream add Q --defaults\n```\n\n"
+    "```python cell id=q-check role=check broker=nats\nassert False, 'no stream Q'\n```\n:::\n"
+)
+
+
+def test_an_exercise_can_be_done_in_the_terminal_with_a_python_check():
+    parsed = parse_chapter(TERMINAL_EXERCISE, file="ch.md")
+    cells = {c.key: c for c in parsed.cells}
+    assert [(c.role, c.language, c.broker) for c in cells.values()] == [
+        ("starter", "terminal", "nats"),
+        ("solution", "terminal", "nats"),
+        ("check", "python", "nats"),
+    ]
+    assert cells["q-solution"].code == "nats stream add Q --defaults\n" and cells["q-solution"].exercise == "q"
+    # A plain command block (no role) is no cell, as before.
+    assert parse_chapter(HEAD + "\n```terminal broker=nats\nnats stream ls\n```\n", file="ch.md").cells == ()
+
+
+def test_a_terminal_block_with_a_role_is_an_exercises_starter_or_solution_only():
+    outside = problems_of(HEAD + "\n```terminal role=solution id=x\nls\n```\n")
+    assert "ch.md:11: a 'solution' cell must be inside an exercise" in outside, outside
+    checked = problems_of(TERMINAL_EXERCISE.replace("role=starter id=q-starter", "role=check id=q-starter colour=red"))
+    assert any("the role of a terminal block must be one of: starter, solution" in p for p in checked), checked
+    assert any("unknown attribute(s) of a terminal block: colour" in p for p in checked), checked
+    mixed = problems_of(
+        TERMINAL_EXERCISE.replace(
+            "```terminal role=starter id=q-starter broker=nats\nnats stream ls",
+            "```python cell id=q-starter role=starter broker=nats\npass",
+        )
+    )
+    assert any("the starter and the solution must both be Python cells or both terminal blocks" in p for p in mixed), mixed
+    elsewhere = problems_of(
+        TERMINAL_EXERCISE.replace("role=solution id=q-solution broker=nats", "role=solution id=q-solution broker=kafka")
+    )
+    assert any("the check and the solution must work on the same broker" in p for p in elsewhere), elsewhere

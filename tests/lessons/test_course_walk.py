@@ -7,7 +7,9 @@ per broker. Chapters run in course order and each course shares one broker per k
 between its chapters, as a learner's sandbox is shared, so one chapter's leftovers that
 change what another chapter's text says fail here (a chapter run alone, with -k, gets
 fresh brokers: the other case a learner meets). A cell's ``expect`` attribute is a
-regular expression its output must contain (docs/course-format.md).
+regular expression its output must contain (docs/course-format.md). An exercise done in the
+terminal has its solution typed into the sandbox's own terminal, through the agent, as the
+learner's keystrokes are, and must end with exit status 0 there.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sandboxes import cell_runs
 from sandboxes.backends import get_backend
 from sandboxes.models import Purpose, Sandbox, State
 from sandboxes.services import provisioning
+from sandboxes.terminal_typing import terminal_commands_collected
 from tests.aio import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -174,10 +177,16 @@ def test_the_chapter_runs_as_on_the_page_and_does_what_its_text_says(brokers, co
         assert "AssertionError" in before.output, f"{filename}: check of {key} fails without a reason:\n{before.output[-2000:]}"
         # What the learner reads says what is wrong in the broker, not the solution's code.
         reason = check_reason({"status": before.status, "output": before.output})
-        leak = reason_leaks(reason, roles["solution"].code)
+        solution = roles["solution"]
+        leak = reason_leaks(reason, solution.code, shell=solution.language == "terminal")
         assert leak is None, f"{filename}: check of {key} gives away {leak!r} in its reason {reason!r}"
-        solved = run_cell(roles["solution"].key)
-        assert not solved, "\n".join(solved)
+        if solution.language == "terminal":
+            sandbox = brokers.sandbox(course, solution.broker)
+            typed = terminal_commands_collected(sandbox=sandbox, commands=solution.code, timeout=solution.timeout)
+            assert typed["status"] == 0, f"{filename}: {solution.key} in the terminal: {typed}"
+        else:
+            solved = run_cell(solution.key)
+            assert not solved, "\n".join(solved)
         after = check(key)
         assert after.status == 0, f"{filename}: check of {key} fails after its solution:\n{after.output[-3000:]}"
 

@@ -1,5 +1,6 @@
 """Chapter Markdown renders with its plugins and never lets hostile HTML through."""
 
+import re
 import time
 
 import pytest
@@ -129,3 +130,14 @@ def test_a_terminal_fence_is_a_command_block_for_the_chapters_or_the_named_broke
     assert html.count("data-terminal-command") == 2
     assert 'data-broker="kafka"' in html and 'data-broker="nats"' in html
     assert "kafka-topics.sh" in html and "<figure" not in html  # not a cell: nothing runs it but the learner
+
+
+def test_an_exercises_terminal_solution_is_folded_and_its_starter_marked():
+    html = render(
+        "::: exercise id=q\n### Q\n\n```terminal role=starter id=q-starter broker=nats\nnats stream ls\n```\n\n"
+        "```terminal role=solution id=q-solution broker=nats\nnats stream add Q\n```\n:::\n"
+    )
+    assert 'data-role="starter" data-cell="q-starter"' in html
+    fold = html[html.index('<details class="solution">') : html.index("</details>")]
+    assert 'data-role="solution" data-cell="q-solution"' in fold and "nats stream add Q" in re.sub(r"<[^>]+>", "", fold)
+    assert html.count("data-terminal-command") == 2 and "<figure" not in html

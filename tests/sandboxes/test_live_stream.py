@@ -396,3 +396,29 @@ def test_an_exercise_is_proven_on_a_fresh_broker_by_the_worker(celery_worker, in
 
     assert Sandbox.objects.get(purpose="verify").state == "stopped"
     assert get_backend().list_units() == []
+
+
+def test_an_exercise_done_in_the_terminal_is_proven_with_its_commands_typed_into_the_terminal(
+    celery_worker, instructor, units_cleanup
+):
+    """6.1's returns queue: the proof types the solution's `nats` commands into the scratch sandbox's terminal."""
+    from django.conf import settings
+
+    from lessons import exercises
+    from lessons.authoring_selectors import exercise_proof_parts
+    from lessons.models import Chapter
+
+    course_import(directory=Path(settings.COURSE_DIRS[0]))
+    chapter = Chapter.objects.get(course__slug="broker-academy", slug="queues-streaming-event-driven")
+    parts = exercise_proof_parts(chapter=chapter, exercise="returns-queue")
+    assert parts is not None and parts.in_terminal and parts.broker == "nats"
+    job = exercises.exercise_verify_enqueue(
+        user_id=instructor.pk, broker=parts.broker, check=parts.check, solution=parts.solution, in_terminal=parts.in_terminal
+    )
+    deadline = time.monotonic() + 120
+    while (answer := exercises.exercise_verify_result(job=job))["state"] == "pending" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    report = answer["report"]
+    assert (report["empty_fails"], report["solution_runs"], report["solved_passes"]) == (True, True, True), report
+    assert "Потока RETURNS в JetStream нет" in report["empty_output"]
+    assert "Published" in report["solution_output"] and "refunds" in report["solution_output"]

@@ -23,9 +23,9 @@ CATCH_UP_KEEP = 200
 LAG_CHECK_S = 0.5
 
 
-def _event(direction: str, record: Any, detail: dict[str, Any] | None = None) -> Event:
+def _event(direction: str, record: Any, detail: dict[str, Any] | None = None, *, broker: str = "kafka") -> Event:
     return Event.build(
-        broker="kafka",
+        broker=broker,
         direction=direction,  # type: ignore[arg-type]
         destination=record.topic,
         payload=record.value,
@@ -47,6 +47,7 @@ class KafkaTap(ReconnectingTap):
     over what was produced or committed meanwhile.
     """
 
+    #: The kind its events name; a cluster's tap names its own, and the node each record came from.
     broker: ClassVar[str] = "kafka"
     clients: Clients | None = None
     reader: Any = None
@@ -84,6 +85,13 @@ class KafkaTap(ReconnectingTap):
         """The addresses the tap's clients start from (a cluster's kind names all its brokers)."""
         return f"{self.host}:{self.ports['kafka']}"
 
+    def origin(self, tp: Any) -> dict[str, Any]:
+        """What an event of ``tp`` says of where it came from besides its broker kind: nothing for one broker."""
+        return {}
+
+    def _event(self, direction: str, record: Any, tp: Any, detail: dict[str, Any] | None = None) -> Event:
+        return _event(direction, record, {**(detail or {}), **self.origin(tp)}, broker=self.broker)
+
     def close(self) -> None:
         if self.clients is not None:
             self.clients.close()
@@ -114,7 +122,7 @@ class KafkaTap(ReconnectingTap):
             if assigned:
                 for tp, records in clients.consumer.poll(timeout_ms=200).items():
                     for record in records:
-                        self.emit(_event("produced", record))
+                        self.emit(self._event("produced", record, tp))
                         self.next_offsets[tp] = record.offset + 1
                 if time.monotonic() >= next_lag:
                     self._catch_up(clients, assigned)
@@ -183,7 +191,7 @@ class KafkaTap(ReconnectingTap):
             resume = end - CATCH_UP_KEEP
             clients.consumer.seek(tp, resume)
             self.next_offsets[tp] = resume
-            self.emit(_passed_over("produced", tp, position, resume))
+            self.emit(_passed_over("produced", tp, position, resume, self.origin(tp), broker=self.broker))
 
     def _consumed(
         self,
@@ -217,16 +225,18 @@ class KafkaTap(ReconnectingTap):
                     continue
                 detail = {"group": group_id}
                 if end - start > MAX_PER_STEP:
-                    self.emit(_passed_over("consumed", tp, start, end, detail))
+                    self.emit(_passed_over("consumed", tp, start, end, {**detail, **self.origin(tp)}, broker=self.broker))
                     continue
                 for record in _read_range(reader, tp, start, end):
-                    self.emit(_event("consumed", record, detail))
+                    self.emit(self._event("consumed", record, tp, detail))
 
 
-def _passed_over(direction: Direction, tp: Any, start: int, end: int, detail: dict[str, Any] | None = None) -> Event:
+def _passed_over(
+    direction: Direction, tp: Any, start: int, end: int, detail: dict[str, Any] | None = None, *, broker: str = "kafka"
+) -> Event:
     """The one event standing for the records of ``tp`` in [start, end), too many to show each."""
     return not_shown(
-        broker="kafka",
+        broker=broker,
         direction=direction,
         destination=tp.topic,
         count=end - start,

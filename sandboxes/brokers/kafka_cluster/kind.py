@@ -164,8 +164,15 @@ class KafkaCluster(Kafka):
         bootstrap = self.bootstrap(host, ports)
 
         class ClusterTap(KafkaTap):
+            broker = "kafka-cluster"
+
             def bootstrap(self) -> str:
                 return bootstrap
+
+            def origin(self, tp: Any) -> dict[str, Any]:
+                # The node that led the partition when the tap read it (its metadata, refreshed as leaders move).
+                leader = self.clients.consumer._client.cluster.leader_for_partition(tp) if self.clients else None
+                return {"node": str(leader)} if leader is not None and leader >= 0 else {}
 
         ClusterTap(host=host, ports=ports, emit=emit, stop=stop).run()
 

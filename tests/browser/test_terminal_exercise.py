@@ -1,0 +1,71 @@
+"""An exercise done in the terminal (6.1's returns queue), as a learner does it, on the bundled course.
+
+The exercise shows its starter commands with "▶ В терминале NATS" and its check button
+under them; the learner opens the NATS terminal, presses the check and reads why it fails
+(in the broker's terms, not the commands), types the commands with the `nats` CLI, presses
+the check again and sees it pass: the check read the stream and consumer the terminal made.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from lessons.course_io import course_import
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+COURSE = Path(__file__).resolve().parents[2] / "lessons" / "content" / "broker-academy"
+CHAPTER = "/courses/broker-academy/queues-streaming-event-driven/"
+COMMANDS = (
+    "nats stream add RETURNS --subjects 'returns.>' --retention work --defaults",
+    "nats consumer add RETURNS refunds --pull --ack explicit --max-deliver 3 --defaults",
+    "nats pub returns.requested '{\"order_id\": 7}'",
+)
+
+
+def test_a_learner_builds_the_returns_queue_in_the_terminal_and_the_check_reads_it_from_the_broker(
+    celery_worker, live_server_url, page_as, page_errors, learner, units_cleanup, screenshots
+):
+    course_import(directory=COURSE)
+    page = page_as(learner, viewport={"width": 1440, "height": 900})
+    page.goto(live_server_url + CHAPTER)
+    exercise = page.locator("section#exercise-returns-queue")
+    starter = exercise.locator("[data-terminal-command][data-role=starter]")
+    expect(starter.get_by_role("button", name="▶ В терминале NATS")).to_be_visible()
+    # The check button stands under the starter commands, not under a cell: there is none to run.
+    expect(exercise.locator("figure.cell")).to_have_count(0)
+    expect(exercise.locator("[data-role=starter] + .exercise-check .check-button")).to_be_visible()
+    # The solution is folded, with the same buttons once opened.
+    expect(exercise.locator("details.solution [data-terminal-command]")).to_be_hidden()
+
+    panel = page.locator("[data-terminal-panel]")
+    panel.get_by_role("button", name="Терминал NATS").click()
+    screen = panel.locator("[data-terminal-screen] .xterm-rows")
+    expect(screen).to_contain_text("sandbox:", timeout=120_000)
+
+    # Checking starts no sandbox but the exercise's own (before: every broker of the chapter, up to the quota).
+    expect(page.locator(".sb-card[data-broker=nats]")).to_have_attribute("data-state", "ready")
+    check = exercise.locator(".check-button")
+    verdict = exercise.locator(".check-verdict")
+    check.click()
+    expect(verdict).to_contain_text("Пока не получилось", timeout=60_000)
+    expect(verdict).to_contain_text("Потока RETURNS в JetStream нет")
+    assert "nats " not in verdict.inner_text() and "--" not in verdict.inner_text()
+    for other in ("kafka", "rabbitmq", "activemq", "redis"):
+        expect(page.locator(f".sb-card[data-broker={other}]")).to_have_attribute("data-state", "none")
+    exercise.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshots / "terminal-exercise-before.png"))
+
+    panel.locator("[data-terminal-screen]").click()
+    for command in COMMANDS:
+        page.keyboard.type(command + "\n")
+    expect(screen).to_contain_text('Published 15 bytes to "returns.requested"', timeout=60_000)
+
+    check.click()
+    expect(verdict).to_contain_text("Принято!", timeout=60_000)
+    expect(exercise).to_have_class(re.compile(r"\bis-passed\b"))
+    exercise.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshots / "terminal-exercise-passed.png"))
+    assert page_errors == []
