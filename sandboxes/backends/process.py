@@ -46,6 +46,8 @@ ISOLATION_MODES = ("auto", "netns", "none")
 UNISOLATED_WARNING = "sandbox units run WITHOUT isolation (SANDBOX_ALLOW_UNISOLATED): development use only"
 
 #: Limits of a unit: everything (agent, broker, cells) and the cells alone.
+#: How long the agent may take to daemonize: a class's burst of thirty starts at a load of 20+ took over 10 s.
+AGENT_START_S = 30
 UNIT_MEMORY_MB = 1536
 UNIT_PIDS = 2048
 CELLS_MEMORY_MB = 768
@@ -227,9 +229,9 @@ class ProcessBackend(UnitFolders, SandboxBackend):
                 preexec_fn=join_unit,
                 close_fds=True,
                 check=True,
-                timeout=10,
+                timeout=AGENT_START_S,
             )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + AGENT_START_S
         while self._agent_pid(name) is None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the sandbox agent did not start; see {directory / 'agent.log'}")
