@@ -89,40 +89,55 @@ class CellRunner:
         self.current: asyncio.subprocess.Process | None = None
         self._interrupted = False
 
-    def argv(self, hint_fd: int = -1, *, command: list[str] | None = None, read_only: tuple[str, ...] = ()) -> list[str]:
+    def argv(
+        self,
+        hint_fd: int = -1,
+        *,
+        command: list[str] | None = None,
+        read_only: tuple[str, ...] = (),
+        seccomp_fd: int | None = None,
+    ) -> list[str]:
         """The cell's confined command line; ``command`` instead of the cell's Python (the terminal's shell),
         with ``read_only`` folders of the host seen at their own paths (the broker's tools)."""
         if command is None:
             # The connection variables go along, for hints that name them (the rest of env is no business of hints).
             variables = [name for name in self.env if name != UNIT_MARKER]
             command = [sys.executable, "-u", "-B", "-c", RUNNER, str(hint_fd), *variables]
-        return self.walls.argv(command, read_only=read_only)
+        return self.walls.argv(command, read_only=read_only, seccomp_fd=seccomp_fd)
 
     async def spawn_terminal(
         self, command: list[str], *, tty: int, env: dict[str, str], read_only: tuple[str, ...] = ()
     ) -> asyncio.subprocess.Process:
-        """``command`` on the pty ``tty`` under exactly a cell's confinement (argv, uid, rlimits, cgroup)."""
-        return await asyncio.create_subprocess_exec(
-            *self.argv(command=command, read_only=read_only),
-            stdin=tty,
-            stdout=tty,
-            stderr=tty,
-            env={**environment(self.env), **env},
-            preexec_fn=lambda: self.walls.preexec(terminal=True),
-        )
+        """``command`` on the pty ``tty`` under exactly a cell's confinement (argv, uid, rlimits, cgroup, filter)."""
+        seccomp_fd = self.walls.seccomp_fd()
+        try:
+            return await asyncio.create_subprocess_exec(
+                *self.argv(command=command, read_only=read_only, seccomp_fd=seccomp_fd),
+                stdin=tty,
+                stdout=tty,
+                stderr=tty,
+                env={**environment(self.env), **env},
+                preexec_fn=lambda: self.walls.preexec(terminal=True),
+                pass_fds=() if seccomp_fd is None else (seccomp_fd,),
+            )
+        finally:
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
 
     async def _spawn(self) -> _CellProcess:
         env = environment(self.env)
         read, write = os.pipe()
+        seccomp_fd = None
         try:
+            seccomp_fd = self.walls.seccomp_fd()
             process = await asyncio.create_subprocess_exec(
-                *self.argv(write),
+                *self.argv(write, seccomp_fd=seccomp_fd),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=env,
                 preexec_fn=self.walls.preexec,
-                pass_fds=(write,),
+                pass_fds=(write,) if seccomp_fd is None else (write, seccomp_fd),
                 limit=1024 * 1024,
             )
         except BaseException:
@@ -130,6 +145,8 @@ class CellRunner:
             raise
         finally:
             os.close(write)
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
         return _CellProcess(process, read)
 
     async def prewarm(self) -> None:
