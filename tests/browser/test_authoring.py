@@ -59,7 +59,7 @@ def replace_body(page, text: str) -> None:
 def test_an_instructor_writes_previews_and_publishes_a_chapter_a_learner_then_reads(
     live_server_url, page_as, page_errors, instructor, learner, screenshots
 ):
-    course_import(directory=MINI)
+    course_import(directory=MINI).instructors.add(instructor)  # authoring is for its own instructors
     page = with_clipboard(page_as(instructor, viewport={"width": 1400, "height": 900}), live_server_url)
     page.goto(live_server_url + "/author/mini/")
     page.click("[data-testid=new-chapter]")
@@ -93,7 +93,7 @@ def test_an_instructor_writes_previews_and_publishes_a_chapter_a_learner_then_re
 
 
 def test_a_broken_cell_attribute_is_shown_with_its_line_and_nothing_is_saved(live_server_url, page_as, page_errors, instructor):
-    course_import(directory=MINI)
+    course_import(directory=MINI).instructors.add(instructor)  # authoring is for its own instructors
     page = with_clipboard(page_as(instructor, viewport={"width": 1400, "height": 900}), live_server_url)
     page.goto(live_server_url + "/author/mini/first/edit")
     replace_body(page, "## Х\n\n```python cell id=a colour=red\npass\n```\n")
