@@ -21,6 +21,7 @@ from typing import Any
 from .cell_hints import MAX_HINT_BYTES, hint_parse
 from .cell_program import RUNNER
 from .confinement import CellLimits, Confinement, environment
+from .leftovers import kill_leftovers
 from .output import OutputWindow
 
 #: The environment variable naming the unit in each of its processes (see ProcessBackend.processes).
@@ -88,6 +89,7 @@ class CellRunner:
         self._lock = asyncio.Lock()
         self.current: asyncio.subprocess.Process | None = None
         self._interrupted = False
+        self._terminals: set[int] = set()
 
     def argv(
         self,
@@ -111,7 +113,7 @@ class CellRunner:
         """``command`` on the pty ``tty`` under exactly a cell's confinement (argv, uid, rlimits, cgroup, filter)."""
         seccomp_fd = self.walls.seccomp_fd()
         try:
-            return await asyncio.create_subprocess_exec(
+            shell = await asyncio.create_subprocess_exec(
                 *self.argv(command=command, read_only=read_only, seccomp_fd=seccomp_fd),
                 stdin=tty,
                 stdout=tty,
@@ -120,6 +122,8 @@ class CellRunner:
                 preexec_fn=lambda: self.walls.preexec(terminal=True),
                 pass_fds=() if seccomp_fd is None else (seccomp_fd,),
             )
+            self._terminals.add(shell.pid)  # its own session (preexec): spared when runs' leftovers are killed
+            return shell
         finally:
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
@@ -208,6 +212,7 @@ class CellRunner:
                 reason = "timeout"
                 _kill_group(process.pid)
                 await process.wait()
+            self._kill_leftovers()  # before reading to the end: a leftover child would hold the pipes open
             await asyncio.gather(*pumps, return_exceptions=True)
             window.finished = True
             wrote.set()
@@ -227,6 +232,13 @@ class CellRunner:
                 hint = None  # a mistake the cell handled itself (a logged retry, say) needs no hint
             asyncio.get_running_loop().create_task(self.prewarm())
             return CellResult(status, reason, int((time.monotonic() - started) * 1000), window.cut, hint)
+
+    def _kill_leftovers(self) -> None:
+        """Nothing of a finished run survives it: done by its PID namespace under bubblewrap, here otherwise."""
+        if self.walls.mode == "setpriv" and self.walls.uid is not None:
+            spare = {pid for pid in self._terminals if _alive(pid)}
+            self._terminals = spare
+            kill_leftovers(uid=self.walls.uid, spare_sessions=spare)
 
     @staticmethod
     async def _pump(
@@ -274,6 +286,16 @@ class CellRunner:
             if process is not None and process.returncode is None:
                 _kill_group(process.pid)
                 await process.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _kill_group(pid: int) -> None:
