@@ -8,6 +8,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from django.contrib.auth.models import User
 from django.utils.translation import gettext as _
 
 from .course_files import CourseFormatError, FormatProblem
@@ -49,7 +50,7 @@ def _member_bytes(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
         raise _problem(_("архив повреждён: {path}").format(path=member.filename)) from exc
 
 
-def course_archive_import(*, data: bytes) -> Course:
+def course_archive_import(*, data: bytes, author: User | None = None) -> Course:
     """Load a course from a zip (its course.md at the top or in one folder); refuses anything unsafe."""
     if len(data) > MAX_ARCHIVE_BYTES:
         raise _problem(_("архив больше {mb} МБ").format(mb=MAX_ARCHIVE_BYTES // (1024 * 1024)))
@@ -78,4 +79,4 @@ def course_archive_import(*, data: bytes) -> Course:
             target = root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(_member_bytes(archive, member))
-        return course_import(directory=root)
+        return course_import(directory=root, author=author)

@@ -1,5 +1,7 @@
 """The instructors' side of the site: courses, the chapter editor with live preview, history,
-archives, exercise verification and the class view. Every view needs the authoring permission."""
+archives and exercise verification (the class view: authoring_class_views.py). Every view needs
+the authoring permission, and every view of a course being listed on it as its instructor
+(teaching.course_editable_by; staff and superusers author all): 403 otherwise."""
 
 from __future__ import annotations
 
@@ -20,10 +22,8 @@ from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from courseplatform.accounts.roles import user_is_instructor
-from sandboxes import selectors as sandbox_selectors
-from sandboxes.services.actions import sandbox_reset, sandbox_stop
 
-from . import archives, authoring, classroom, exercises, teaching
+from . import archives, authoring, exercises, teaching
 from . import authoring_selectors as selectors
 from . import chapter_editor as editor
 from .chapter_parsing import parse_chapter
@@ -59,13 +59,26 @@ def _course(slug: str) -> Course:
     return found
 
 
+def _authored(request: HttpRequest, slug: str) -> Course:
+    """The course, if the request's instructor may author it; 403 (templates/403.html says why) otherwise."""
+    course = _course(slug)
+    if not teaching.course_editable_by(course=course, user=request.user):
+        raise PermissionDenied(teaching.NOT_YOUR_COURSE)
+    return course
+
+
+def _courses(request: HttpRequest) -> list[Course]:
+    """The courses the index lists: those the instructor may author."""
+    return [c for c in selectors.courses_all() if teaching.course_editable_by(course=c, user=request.user)]
+
+
 # -- courses -------------------------------------------------------------------
 
 
 @instructor_required
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "authoring/index.html", {"courses": selectors.courses_all()})
+    return render(request, "authoring/index.html", {"courses": _courses(request)})
 
 
 @instructor_required
@@ -78,7 +91,7 @@ def course_create(request: HttpRequest) -> HttpResponse:
             description=request.POST.get("description", ""),
         )
     except CourseFormatError as exc:
-        return render(request, "authoring/index.html", {"courses": selectors.courses_all(), "errors": exc.problems}, status=400)
+        return render(request, "authoring/index.html", {"courses": _courses(request), "errors": exc.problems}, status=400)
     teaching.course_instructor_add(course=course, user=request.user)
     return redirect("authoring:course", course=course.slug)
 
@@ -86,7 +99,7 @@ def course_create(request: HttpRequest) -> HttpResponse:
 @instructor_required
 @require_GET
 def course_page(request: HttpRequest, course: str) -> HttpResponse:
-    course_obj = _course(course)
+    course_obj = _authored(request, course)
     chapters = selectors.course_chapters(course=course_obj)
     return render(request, "authoring/course.html", {"course": course_obj, "chapters": chapters})
 
@@ -94,6 +107,7 @@ def course_page(request: HttpRequest, course: str) -> HttpResponse:
 @instructor_required
 @require_POST
 def course_publish(request: HttpRequest, course: str) -> HttpResponse:
+    _authored(request, course)
     authoring.course_publish(slug=course, published=request.POST.get("published") == "1")
     return redirect("authoring:course", course=course)
 
@@ -101,7 +115,7 @@ def course_publish(request: HttpRequest, course: str) -> HttpResponse:
 @instructor_required
 @require_POST
 def course_reorder(request: InstructorRequest, course: str) -> HttpResponse:
-    course_obj = _course(course)
+    course_obj = _authored(request, course)
     move = request.POST.get("move")
     try:
         if move:  # "slug:up" / "slug:down" from the buttons
@@ -117,7 +131,7 @@ def course_reorder(request: InstructorRequest, course: str) -> HttpResponse:
 @instructor_required
 @require_GET
 def course_export(request: HttpRequest, course: str) -> HttpResponse:
-    course_obj = _course(course)
+    course_obj = _authored(request, course)
     response = HttpResponse(archives.course_archive(course=course_obj), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{course_obj.slug}.zip"'
     return response
@@ -125,20 +139,20 @@ def course_export(request: HttpRequest, course: str) -> HttpResponse:
 
 @instructor_required
 @require_POST
-def course_import_view(request: HttpRequest) -> HttpResponse:
+def course_import_view(request: InstructorRequest) -> HttpResponse:
     """From an uploaded zip, or from a folder on the server under settings.COURSE_IMPORT_ROOTS."""
     try:
         upload = request.FILES.get("archive")
         if upload is not None:
-            course = archives.course_archive_import(data=upload.read())
+            course = archives.course_archive_import(data=upload.read(), author=request.user)
         else:
             folder = Path(request.POST.get("folder", "")).resolve()
             roots = [Path(r).resolve() for r in settings.COURSE_IMPORT_ROOTS]
             if not any(folder == r or r in folder.parents for r in roots):
                 raise CourseFormatError([FormatProblem(str(folder), 0, _(FOLDER_NOT_ALLOWED))])
-            course = course_import(directory=folder)
+            course = course_import(directory=folder, author=request.user)
     except CourseFormatError as exc:
-        context = {"courses": selectors.courses_all(), "errors": exc.problems}
+        context = {"courses": _courses(request), "errors": exc.problems}
         return render(request, "authoring/index.html", context, status=400)
     teaching.course_instructor_add(course=course, user=request.user)
     return redirect("authoring:course", course=course.slug)
@@ -150,7 +164,7 @@ def course_import_view(request: HttpRequest) -> HttpResponse:
 @instructor_required
 @require_GET
 def chapter_new(request: HttpRequest, course: str) -> HttpResponse:
-    course_obj = _course(course)
+    course_obj = _authored(request, course)
     state = editor.editor_state_new(order=selectors.chapter_order_next(course=course_obj))
     return render(request, "authoring/editor.html", {"course": course_obj, "chapter": None, "state": state})
 
@@ -158,7 +172,7 @@ def chapter_new(request: HttpRequest, course: str) -> HttpResponse:
 @instructor_required
 @require_POST
 def chapter_create(request: InstructorRequest, course: str) -> JsonResponse:
-    course_obj = _course(course)
+    course_obj = _authored(request, course)
     data: dict[str, Any] = {}
     try:
         data = editor.editor_data(request.body)
@@ -171,7 +185,8 @@ def chapter_create(request: InstructorRequest, course: str) -> JsonResponse:
     return JsonResponse({"revision": chapter.revision, "edit_url": edit}, status=201)
 
 
-def _chapter(course: str, chapter: str) -> Chapter:
+def _chapter(request: HttpRequest, course: str, chapter: str) -> Chapter:
+    _authored(request, course)
     found = selectors.chapter_find(course=course, chapter=chapter)
     if found is None:
         raise Http404("no such chapter")
@@ -181,7 +196,7 @@ def _chapter(course: str, chapter: str) -> Chapter:
 @instructor_required
 @require_GET
 def chapter_edit(request: HttpRequest, course: str, chapter: str) -> HttpResponse:
-    chapter_obj = _chapter(course, chapter)
+    chapter_obj = _chapter(request, course, chapter)
     return render(
         request,
         "authoring/editor.html",
@@ -192,7 +207,7 @@ def chapter_edit(request: HttpRequest, course: str, chapter: str) -> HttpRespons
 @instructor_required
 @require_POST
 def chapter_save(request: InstructorRequest, course: str, chapter: str) -> JsonResponse:
-    chapter_obj = _chapter(course, chapter)
+    chapter_obj = _chapter(request, course, chapter)
     data: dict[str, Any] = {}
     try:
         data = editor.editor_data(request.body)
@@ -218,7 +233,7 @@ def chapter_save(request: InstructorRequest, course: str, chapter: str) -> JsonR
 @instructor_required
 @require_POST
 def chapter_publish(request: HttpRequest, course: str, chapter: str) -> HttpResponse:
-    authoring.chapter_publish(chapter=_chapter(course, chapter), published=request.POST.get("published") == "1")
+    authoring.chapter_publish(chapter=_chapter(request, course, chapter), published=request.POST.get("published") == "1")
     back = request.POST.get("next", "")
     # Only a page of this site: a crafted form must not send an instructor elsewhere after publishing.
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
@@ -228,8 +243,9 @@ def chapter_publish(request: HttpRequest, course: str, chapter: str) -> HttpResp
 
 @instructor_required
 @require_POST
-def preview(request: HttpRequest) -> JsonResponse:
+def preview(request: HttpRequest, course: str) -> JsonResponse:
     """The page as learners will see it (same renderer, same sanitizer) and the linter's verdict."""
+    _authored(request, course)
     try:
         data = editor.editor_data(request.body)
         source = editor.editor_source(data)
@@ -256,7 +272,7 @@ def preview(request: HttpRequest) -> JsonResponse:
 @instructor_required
 @require_GET
 def chapter_history(request: HttpRequest, course: str, chapter: str) -> HttpResponse:
-    chapter_obj = _chapter(course, chapter)
+    chapter_obj = _chapter(request, course, chapter)
     history = selectors.chapter_history(chapter=chapter_obj, a=request.GET.get("a"), b=request.GET.get("b"))
     if history is None:
         raise Http404("no such revision")
@@ -274,7 +290,7 @@ def chapter_history(request: HttpRequest, course: str, chapter: str) -> HttpResp
 @instructor_required
 @require_POST
 def chapter_restore(request: InstructorRequest, course: str, chapter: str, number: int) -> HttpResponse:
-    chapter_obj = _chapter(course, chapter)
+    chapter_obj = _chapter(request, course, chapter)
     if not selectors.chapter_revision_exists(chapter=chapter_obj, number=number):
         raise Http404("no such revision")
     authoring.chapter_revision_restore(chapter=chapter_obj, number=number, author=request.user)
@@ -285,56 +301,26 @@ def chapter_restore(request: InstructorRequest, course: str, chapter: str, numbe
 @require_POST
 def exercise_verify(request: InstructorRequest, course: str, chapter: str, exercise: str) -> JsonResponse:
     """Start proving an exercise on a fresh broker: its check fails empty, passes after the solution."""
-    parts = selectors.exercise_proof_parts(chapter=_chapter(course, chapter), exercise=exercise)
+    parts = selectors.exercise_proof_parts(chapter=_chapter(request, course, chapter), exercise=exercise)
     if parts is None:
         raise Http404("no such exercise")
-    job = exercises.exercise_verify_enqueue(
-        user_id=request.user.pk,
-        broker=parts.broker,
-        check=parts.check,
-        solution=parts.solution,
-        in_terminal=parts.in_terminal,
-    )
+    try:
+        job = exercises.exercise_verify_enqueue(
+            user_id=request.user.pk,
+            broker=parts.broker,
+            check=parts.check,
+            solution=parts.solution,
+            in_terminal=parts.in_terminal,
+        )
+    except exercises.ProofRefused as refused:
+        # The instructor's own limits, as a learner's: sandboxes held and runs at once.
+        return JsonResponse({"error": str(refused)}, status=429)
     return JsonResponse({"job": job, "poll": reverse("authoring:verify_result", kwargs={"job": job})}, status=202)
 
 
 @instructor_required
 @require_GET
-def verify_result(request: HttpRequest, job: str) -> JsonResponse:
+def verify_result(request: InstructorRequest, job: str) -> JsonResponse:
+    if not exercises.exercise_verify_owned(job=job, user_id=request.user.pk):
+        raise Http404("no such proof of yours")
     return JsonResponse(exercises.exercise_verify_result(job=job))
-
-
-# -- the class -------------------------------------------------------------------
-
-
-def _taught(request: HttpRequest, slug: str) -> Course:
-    """The course, if the request's instructor teaches it (403 otherwise): its learners are theirs only."""
-    course = _course(slug)
-    if not teaching.course_taught_by(course=course, user=request.user):
-        raise PermissionDenied("this class is its own instructors'")
-    return course
-
-
-@instructor_required
-@require_GET
-def class_view(request: HttpRequest, course: str) -> HttpResponse:
-    course_obj = _taught(request, course)
-    report = classroom.course_class(course=course_obj)
-    sandboxes = sandbox_selectors.sandboxes_of_users(user_ids=[line.user.pk for line in report.learners])
-    rows = [(line, sandboxes.get(line.user.pk, [])) for line in report.learners]
-    return render(request, "authoring/class.html", {"course": course_obj, "report": report, "rows": rows})
-
-
-@instructor_required
-@require_POST
-def class_sandbox_action(request: HttpRequest, course: str, user_id: int, broker: str, action: str) -> HttpResponse:
-    course_obj = _taught(request, course)
-    if not teaching.course_has_learner(course=course_obj, user_id=user_id):
-        raise Http404("no such learner in this class")
-    if action == "stop":
-        sandbox_stop(user_id=user_id, broker=broker)
-    elif action == "reset":
-        sandbox_reset(user_id=user_id, broker=broker)
-    else:
-        raise Http404("unknown action")
-    return redirect("authoring:class", course=course)

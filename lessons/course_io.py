@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
 from .chapter_parsing import parse_chapter
@@ -18,6 +20,7 @@ from .course_files import (
 )
 from .images import image_size
 from .models import Cell, Chapter, ChapterRevision, Course, CourseAsset, Exercise
+from .teaching import course_import_refusal
 
 COURSE_FILE = "course.md"
 ASSET_DIR = "img"
@@ -120,10 +123,22 @@ def chapter_fields(parsed: ParsedChapter) -> dict[str, object]:
 
 
 @transaction.atomic
-def course_import(*, directory: Path) -> Course:
-    """Load a course folder; the course is matched by slug, so loading twice changes nothing."""
+def course_import(*, directory: Path, author: User | None = None) -> Course:
+    """Load a course folder; the course is matched by slug, so loading twice changes nothing.
+
+    ``author`` (an import from the authoring pages) must be able to author the course it would
+    replace and the one it says it translates (teaching.course_import_refusal); the command line's
+    loads name no author."""
     folder = course_folder_read(directory=directory)
     meta = parse_course(folder.course_source).meta
+    if author is not None:
+        refusal = course_import_refusal(slug=meta["slug"], translation_of=meta.get("translation_of", ""), user=author)
+        if refusal == "taken":
+            message = gettext("курс «{slug}» уже есть, и вы не его преподаватель: импорт заменил бы чужой курс")
+            raise CourseFormatError([FormatProblem(COURSE_FILE, 0, message.format(slug=meta["slug"]))])
+        if refusal == "translation":
+            message = gettext("translation_of: «{slug}» — не ваш курс (или его нет): перевод делят с курсом его класс")
+            raise CourseFormatError([FormatProblem(COURSE_FILE, 0, message.format(slug=meta["translation_of"]))])
     course, _ = Course.objects.update_or_create(
         slug=meta["slug"],
         defaults={

@@ -12,9 +12,13 @@ from typing import Any
 from celery import signature
 from celery.result import AsyncResult
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.utils.translation import gettext_lazy
 
+from sandboxes import ws_limits
 from sandboxes.cell_runs import code_run_collected
+from sandboxes.services import quota
+from sandboxes.services.lifecycle import SandboxError
 from sandboxes.services.provisioning import SandboxNotStarted, sandbox_scratch
 from sandboxes.terminal_typing import terminal_commands_collected
 
@@ -26,6 +30,9 @@ from .services import exercise_attempt_record
 VERIFY_TASK = "lessons.exercise_verify"
 CHECK_PASSED = gettext_lazy("Проверка пройдена.")
 OUTPUT_KEPT = 4000
+#: Who asked for each proof, kept as long as Celery keeps its result (a day by default).
+_OWNER_KEY = "exercise-proof:{job}"
+OWNER_KEPT_S = 24 * 3600
 
 
 def exercise_check_record(*, user: User, exercise: ExerciseRef | None, result: dict[str, Any]) -> tuple[bool, str]:
@@ -68,11 +75,44 @@ def exercise_verify(
     return report
 
 
+class ProofRefused(Exception):
+    """The instructor's limits refuse another proof now; ``str()`` says which."""
+
+
 def exercise_verify_enqueue(
     *, user_id: int, broker: str, check: tuple[str, int], solution: tuple[str, int], in_terminal: bool = False
 ) -> str:
-    """Queue the proof of an exercise on the worker; returns the job id to ask about."""
-    return str(signature(VERIFY_TASK, args=(user_id, broker, list(check), list(solution), in_terminal)).delay().id)
+    """Queue the proof of an exercise on the worker; returns the job id to ask about (its asker's only).
+
+    A proof is the instructor's like a learner's cell: its broker counts against their quota of sandboxes
+    (checked here, and again by the worker when it makes the broker) and it holds one of their run slots
+    (ws_limits) from now until the worker has finished it. Raises ProofRefused past either limit.
+    """
+    try:
+        quota.quota_check(user_id=user_id)
+        slot = ws_limits.proof_slot_take(user_id=user_id)
+    except (SandboxError, ws_limits.Refused) as exc:
+        raise ProofRefused(str(exc)) from exc
+    try:
+        job = str(
+            signature(
+                VERIFY_TASK,
+                args=(user_id, broker, list(check), list(solution)),
+                kwargs={"slot": slot, "in_terminal": in_terminal},
+            )
+            .delay()
+            .id
+        )
+    except BaseException:
+        ws_limits.proof_slot_end(user_id=user_id, token=slot)
+        raise
+    cache.set(_OWNER_KEY.format(job=job), user_id, OWNER_KEPT_S)
+    return job
+
+
+def exercise_verify_owned(*, job: str, user_id: int) -> bool:
+    """Whether ``job`` is a proof ``user_id`` asked for: another instructor's report (their course's code) is theirs."""
+    return cache.get(_OWNER_KEY.format(job=job)) == user_id
 
 
 def exercise_verify_result(*, job: str) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from courseplatform.accounts.roles import user_is_instructor
 from lessons import selectors as lesson_selectors
 from lessons.exercises import exercise_check_record
+from lessons.teaching import course_draft_allowed
 
 from . import agent_client, cell_runs, live_frames, ws_limits
 from .metrics import cell_round_trip_observe
@@ -73,7 +73,10 @@ class CellRunsConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "message": str(live_frames.BAD_RUN_ID)})
             return
         if content.get("draft"):
-            cell = await self._draft_cell(content)
+            if not await database_sync_to_async(course_draft_allowed)(slug=str(content.get("course", "")), user=self.user):
+                await self.send_json({"type": "cell.error", "run": run_id, "message": str(live_frames.NOT_YOUR_COURSE)})
+                return
+            cell: lesson_selectors.RunnableCode | None = self._draft_cell(content)
         else:
             cell = await self._cell(str(content.get("course")), str(content.get("chapter")), str(content.get("cell")))
         if cell is None:
@@ -155,10 +158,9 @@ class CellRunsConsumer(AsyncJsonWebsocketConsumer):
             self.runs.pop(run_id, None)
             await slot.end()
 
-    async def _draft_cell(self, content: dict[str, Any]) -> lesson_selectors.RunnableCode | None:
-        """An instructor may run a cell of an unsaved draft: any code, on one of their own brokers."""
-        if not await database_sync_to_async(user_is_instructor)(user=self.user):
-            return None
+    def _draft_cell(self, content: dict[str, Any]) -> lesson_selectors.RunnableCode:
+        """An instructor of the draft's course may run a cell of an unsaved draft: any code, on one of their
+        own brokers, counted against their own limits like any run (self.limits)."""
         broker = str(content.get("broker"))
         try:
             timeout = max(1, min(int(content.get("timeout", 30)), MAX_DRAFT_TIMEOUT_S))

@@ -36,6 +36,7 @@ NOT_JSON = gettext_lazy("Кадр — не JSON.")
 UNKNOWN_TYPE = gettext_lazy("Неизвестный тип сообщения: {type}.")
 BAD_RUN_ID = gettext_lazy("Номер запуска (run) — от 1 до 64 латинских букв, цифр или знаков -_.:")
 RUN_ID_TAKEN = gettext_lazy("Запуск с таким номером (run) уже идёт.")
+NOT_YOUR_COURSE = gettext_lazy("Черновики глав курса запускают только его преподаватели.")
 
 
 def learner_message(exc: Exception) -> str:

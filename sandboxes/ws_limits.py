@@ -19,6 +19,7 @@ import time
 import uuid
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.utils.translation import gettext_lazy
@@ -48,9 +49,21 @@ _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[5]) then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
 return 1
 """
+
+# Push a held lease on, and the set's own expiry with it (never shortened: a proof's lease is longer).
+_RENEW = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', ARGV[1], ARGV[2])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return 1
+"""
+
+#: An exercise proof an instructor asks for holds one of their run slots from the request until the
+#: worker has finished it: as long as the proof's task may take (lessons.tasks: 900 s) and a minute.
+PROOF_LEASE_S = 960
 
 
 class Refused(Exception):
@@ -186,7 +199,7 @@ class RunSlot:
         while True:
             await asyncio.sleep(self.lease / 3)
             with contextlib.suppress(aioredis.RedisError):
-                await _redis().zadd(self.key, {self.token: time.time() + self.lease}, xx=True)
+                await _redis().eval(_RENEW, 1, self.key, time.time() + self.lease, self.token, self.lease * 2)  # type: ignore[misc]
 
     async def end(self) -> None:
         """Give the slot back (at once; the lease would free it anyway)."""
@@ -223,3 +236,27 @@ def over_rate_frame(
     if limits.say_too_many_frames():
         return {"type": "error", "message": str(refused), "refused": True}
     return None
+
+
+def proof_slot_take(*, user_id: int) -> str:
+    """One of the user's run slots for an exercise proof (the worker's, outside any connection): its token.
+
+    Raises Refused as a cell's run would be: a proof is a run of the instructor's, under the same limit.
+    """
+    limit, lease = _limit("LIVE_RUNS_PER_USER"), PROOF_LEASE_S
+    token, now = f"proof-{uuid.uuid4().hex}", time.time()
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        taken = client.eval(_ACQUIRE, 1, _key("runs", user_id), now, now + lease, limit, token, lease * 2)
+    except redis.RedisError:
+        logger.warning("live limits: Redis unreachable", extra={"user_id": user_id}, exc_info=True)
+        raise Refused(LIMITS_UNAVAILABLE) from None
+    if not taken:
+        raise Refused(TOO_MANY_RUNS.format(n=limit))
+    return token
+
+
+def proof_slot_end(*, user_id: int, token: str) -> None:
+    """Give a proof's slot back (the worker, when the proof ended however it ended)."""
+    with contextlib.suppress(redis.RedisError):
+        redis.Redis.from_url(settings.REDIS_URL).zrem(_key("runs", user_id), token)

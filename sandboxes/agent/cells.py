@@ -21,6 +21,7 @@ from typing import Any
 from .cell_hints import MAX_HINT_BYTES, hint_parse
 from .cell_program import RUNNER
 from .confinement import CellLimits, Confinement, environment
+from .leftovers import kill_leftovers
 from .output import OutputWindow
 
 #: The environment variable naming the unit in each of its processes (see ProcessBackend.processes).
@@ -88,41 +89,59 @@ class CellRunner:
         self._lock = asyncio.Lock()
         self.current: asyncio.subprocess.Process | None = None
         self._interrupted = False
+        self._terminals: set[int] = set()
 
-    def argv(self, hint_fd: int = -1, *, command: list[str] | None = None, read_only: tuple[str, ...] = ()) -> list[str]:
+    def argv(
+        self,
+        hint_fd: int = -1,
+        *,
+        command: list[str] | None = None,
+        read_only: tuple[str, ...] = (),
+        seccomp_fd: int | None = None,
+    ) -> list[str]:
         """The cell's confined command line; ``command`` instead of the cell's Python (the terminal's shell),
         with ``read_only`` folders of the host seen at their own paths (the broker's tools)."""
         if command is None:
             # The connection variables go along, for hints that name them (the rest of env is no business of hints).
             variables = [name for name in self.env if name != UNIT_MARKER]
             command = [sys.executable, "-u", "-B", "-c", RUNNER, str(hint_fd), *variables]
-        return self.walls.argv(command, read_only=read_only)
+        return self.walls.argv(command, read_only=read_only, seccomp_fd=seccomp_fd)
 
     async def spawn_terminal(
         self, command: list[str], *, tty: int, env: dict[str, str], read_only: tuple[str, ...] = ()
     ) -> asyncio.subprocess.Process:
-        """``command`` on the pty ``tty`` under exactly a cell's confinement (argv, uid, rlimits, cgroup)."""
-        return await asyncio.create_subprocess_exec(
-            *self.argv(command=command, read_only=read_only),
-            stdin=tty,
-            stdout=tty,
-            stderr=tty,
-            env={**environment(self.env), **env},
-            preexec_fn=lambda: self.walls.preexec(terminal=True),
-        )
+        """``command`` on the pty ``tty`` under exactly a cell's confinement (argv, uid, rlimits, cgroup, filter)."""
+        seccomp_fd = self.walls.seccomp_fd()
+        try:
+            shell = await asyncio.create_subprocess_exec(
+                *self.argv(command=command, read_only=read_only, seccomp_fd=seccomp_fd),
+                stdin=tty,
+                stdout=tty,
+                stderr=tty,
+                env={**environment(self.env), **env},
+                preexec_fn=lambda: self.walls.preexec(terminal=True),
+                pass_fds=() if seccomp_fd is None else (seccomp_fd,),
+            )
+            self._terminals.add(shell.pid)  # its own session (preexec): spared when runs' leftovers are killed
+            return shell
+        finally:
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
 
     async def _spawn(self) -> _CellProcess:
         env = environment(self.env)
         read, write = os.pipe()
+        seccomp_fd = None
         try:
+            seccomp_fd = self.walls.seccomp_fd()
             process = await asyncio.create_subprocess_exec(
-                *self.argv(write),
+                *self.argv(write, seccomp_fd=seccomp_fd),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=env,
                 preexec_fn=self.walls.preexec,
-                pass_fds=(write,),
+                pass_fds=(write,) if seccomp_fd is None else (write, seccomp_fd),
                 limit=1024 * 1024,
             )
         except BaseException:
@@ -130,6 +149,8 @@ class CellRunner:
             raise
         finally:
             os.close(write)
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
         return _CellProcess(process, read)
 
     async def prewarm(self) -> None:
@@ -191,6 +212,7 @@ class CellRunner:
                 reason = "timeout"
                 _kill_group(process.pid)
                 await process.wait()
+            self._kill_leftovers()  # before reading to the end: a leftover child would hold the pipes open
             await asyncio.gather(*pumps, return_exceptions=True)
             window.finished = True
             wrote.set()
@@ -210,6 +232,13 @@ class CellRunner:
                 hint = None  # a mistake the cell handled itself (a logged retry, say) needs no hint
             asyncio.get_running_loop().create_task(self.prewarm())
             return CellResult(status, reason, int((time.monotonic() - started) * 1000), window.cut, hint)
+
+    def _kill_leftovers(self) -> None:
+        """Nothing of a finished run survives it: done by its PID namespace under bubblewrap, here otherwise."""
+        if self.walls.mode == "setpriv" and self.walls.uid is not None:
+            spare = {pid for pid in self._terminals if _alive(pid)}
+            self._terminals = spare
+            kill_leftovers(uid=self.walls.uid, spare_sessions=spare)
 
     @staticmethod
     async def _pump(
@@ -257,6 +286,16 @@ class CellRunner:
             if process is not None and process.returncode is None:
                 _kill_group(process.pid)
                 await process.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _kill_group(pid: int) -> None:

@@ -5,7 +5,9 @@ read-only view of the system, a private /tmp) as the unit's unprivileged uid,
 with rlimits, inside the unit's cells cgroup when there is one. In a container
 (confinement "setpriv") bubblewrap cannot make namespaces without privileges, and
 the container already is the cell's view of the system: there the process only
-switches to the unit's uid, without capabilities, under the same rlimits.
+switches to the unit's uid, without capabilities, under the same rlimits. Both
+run under seccomp.py's filter (no namespaces, mounts or ptrace): bubblewrap loads
+it from a pipe (``seccomp_fd``), setpriv's mode installs it before the exec.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import sys
 import termios
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import seccomp
 
 #: The private /tmp of a cell lives in memory; this bounds it.
 TMP_BYTES = 64 * 1024 * 1024
@@ -51,9 +55,18 @@ class Confinement:
     cgroup_procs: list[Path]
     mode: str = "bwrap"
 
-    def argv(self, python: list[str], *, read_only: tuple[str, ...] = ()) -> list[str]:
+    def needs_filter_fd(self) -> bool:
+        """Whether argv() takes the seccomp filter as a pipe (bubblewrap's mode); see seccomp_fd()."""
+        return self.mode != "setpriv" and self.uid is not None
+
+    def seccomp_fd(self) -> int | None:
+        """A pipe holding the filter for one spawn under bubblewrap (to pass and then close), else None."""
+        return seccomp.pipe() if self.needs_filter_fd() else None
+
+    def argv(self, python: list[str], *, read_only: tuple[str, ...] = (), seccomp_fd: int | None = None) -> list[str]:
         """``python`` (the cell's interpreter, or the terminal's shell) as a confined command line, with
-        ``read_only`` folders of the host seen at their own paths (the broker's tools)."""
+        ``read_only`` folders of the host seen at their own paths (the broker's tools); ``seccomp_fd``
+        from seccomp_fd(), passed to the child."""
         if self.mode == "setpriv" and os.geteuid() == 0 and self.uid is not None:
             return [*self._setpriv(bounding_set=can_drop_bounding_set()), *python]
         if self.uid is None:
@@ -63,6 +76,8 @@ class Confinement:
             # A unit meant to be confined never runs a cell without its walls (agent/fail_closed.py
             # refuses such a unit at start; this is the last line if something changed since).
             raise ConfinementMissing("bubblewrap is missing or the agent is not root: the cell is not run")
+        if seccomp_fd is None:
+            raise ConfinementMissing("no seccomp filter for the cell: it is not run")
         binds: list[str] = []
         made: set[str] = set()
         interpreter = {sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent.parent)}
@@ -111,6 +126,8 @@ class Confinement:
             "/proc",
             "--dev",
             "/dev",
+            "--seccomp",
+            str(seccomp_fd),
             "--chdir",
             "/tmp",
             "--setenv",
@@ -150,6 +167,9 @@ class Confinement:
         if self.uid is not None and os.geteuid() == 0:
             # Counted per uid once setpriv switches to the unit's own uid.
             resource.setrlimit(resource.RLIMIT_NPROC, (self.limits.processes, self.limits.processes))
+        if self.mode == "setpriv" and self.uid is not None:
+            # No bubblewrap to load it: the filter goes on here (setpriv needs none of the calls it takes).
+            seccomp.install()
 
 
 def environment(env: dict[str, str]) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Fail closed: the agent refuses to start a unit whose cells could not be confined.
 
-A cell is confined by three ingredients: bubblewrap (or, in a container, setpriv
-alone), the unit's unprivileged uid, and the cells' cgroup. The cell runner used
+A cell is confined by four ingredients: bubblewrap (or, in a container, setpriv
+alone), the unit's unprivileged uid, the cells' cgroup, and the seccomp filter
+for this machine's system calls (seccomp.py). The cell runner used
 to fall back when one was missing (no bwrap: the cell ran as the agent, i.e.
 root); a unit the backend means to isolate is now refused before its broker
 starts, with the reason as the unit's error, and no learner code runs.
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import os
 import shutil
+
+from . import seccomp
 
 SETPRIV = "/usr/bin/setpriv"
 
@@ -32,6 +35,10 @@ def problems(*, isolated: bool, confinement: str, cell_uid: int | None) -> list[
         found.append(f"no unprivileged uid for the cells (got {cell_uid}): they would run as root")
     if not os.access(SETPRIV, os.X_OK):
         found.append(f"{SETPRIV} not found: cells could not drop root")
+    try:
+        seccomp.program()
+    except seccomp.FilterUnavailable as error:
+        found.append(str(error))
     if confinement == "bwrap" and shutil.which("bwrap") is None:
         found.append("bubblewrap (bwrap) not found on PATH: cells would run without their namespaces and read-only root")
     return found

@@ -12,19 +12,17 @@ from functools import partial
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext_lazy
 
-from courseplatform.metrics import refusal_count
 from sandboxes.brokers import BROKERS
 
 from ..models import ACTIVE_STATES, Purpose, Sandbox, State
-from . import admission, jobs
+from . import admission, jobs, quota
 from .kept import kept_broadcast, kept_claim, kept_for_start
 from .lifecycle import UNKNOWN_BROKER, SandboxError, sandbox_broadcast, sandbox_transition
 from .pool import sandbox_pool_claim
 from .provisioning import sandbox_unit_stop
 
-QUOTA_REACHED = gettext_lazy("Запущено песочниц: {n} — это предел. Остановите одну из них, чтобы запустить новую.")
+QUOTA_REACHED = quota.QUOTA_REACHED
 
 
 def sandbox_ensure(*, user_id: int, broker: str, front: bool = False) -> Sandbox:
@@ -43,10 +41,7 @@ def sandbox_ensure(*, user_id: int, broker: str, front: bool = False) -> Sandbox
 
 
 def _quota_check(*, user_id: int) -> None:
-    running = Sandbox.objects.filter(user_id=user_id, state__in=ACTIVE_STATES, purpose=Purpose.LEARNER).count()
-    if running >= settings.SANDBOX_QUOTA_PER_USER:
-        refusal_count(reason="quota", user_id=user_id, running=running)
-        raise SandboxError(QUOTA_REACHED.format(n=running))
+    quota.quota_check(user_id=user_id)  # learner sandboxes and exercise proofs alike
 
 
 def _sandbox_start(user_id: int, broker: str) -> Sandbox:

@@ -28,6 +28,7 @@ from ..models import Purpose, Sandbox, State
 from ..payloads import STAGE_LABELS
 from .kept import kept_restore_key, sandbox_unit_release
 from .lifecycle import UNKNOWN_BROKER, SandboxError, TransitionRefused, sandbox_transition, unit_name
+from .quota import sandbox_create_within_quota
 
 log = logging.getLogger(__name__)
 
@@ -170,13 +171,18 @@ async def sandbox_address(*, sandbox: Sandbox) -> AgentAddress:
 def sandbox_scratch(*, user_id: int, broker: str) -> Iterator[Sandbox]:
     """A ready throwaway broker of its own for the block, removed on leaving whatever happens.
 
-    Raises SandboxError for an unknown broker, SandboxNotStarted if the broker did not start.
+    Raises SandboxError for an unknown broker, SandboxNotStarted if the broker did not start or the
+    user's quota of sandboxes (quota.py) is spent.
     """
     if broker not in BROKERS:
         raise SandboxError(UNKNOWN_BROKER.format(broker=broker))
-    sandbox = Sandbox.objects.create(
-        user_id=user_id, broker=broker, purpose=Purpose.VERIFY, state=State.REQUESTED, stage="requested"
-    )
+    try:
+        # Counted against the user's own quota, as their learner sandboxes are.
+        sandbox = sandbox_create_within_quota(
+            user_id=user_id, broker=broker, purpose=Purpose.VERIFY, state=State.REQUESTED, stage="requested"
+        )
+    except SandboxError as exc:
+        raise SandboxNotStarted(str(exc)) from exc
     try:
         sandbox = sandbox_provision(sandbox_id=sandbox.pk)
         if sandbox.state != State.READY:

@@ -402,6 +402,7 @@ if (root) {
       type: "cell.run",
       run: id,
       draft: true,
+      course: root.dataset.course,
       broker: figure.dataset.broker,
       timeout: Number(figure.dataset.timeout) || 30,
       code: figure.querySelector("pre").textContent,
@@ -436,7 +437,13 @@ if (root) {
     }
     trigger.disabled = true;
     report.textContent = gettext("Запускаю чистый брокер…");
-    const { body: job } = await postJSON(`${root.dataset.verifyBase}${key}/verify`, {});
+    const { status, body: job } = await postJSON(`${root.dataset.verifyBase}${key}/verify`, {});
+    if (status !== 202) {
+      // Refused by the instructor's own limits (sandboxes held, runs at once): the reason is shown.
+      trigger.disabled = false;
+      report.textContent = job.error || gettext("Проверку не удалось запустить.");
+      return;
+    }
     for (let i = 0; i < 300; i++) {
       await new Promise((r) => setTimeout(r, 1000));
       const answer = await (await fetch(job.poll, { credentials: "same-origin" })).json();

@@ -55,7 +55,7 @@ BLOCK_FOR_LINE = """line => {
 def test_an_instructor_edits_with_line_numbers_follows_the_preview_jumps_to_problems_runs_a_draft_and_reads_the_diff(
     celery_worker, live_server_url, page_as, page_errors, instructor, units_cleanup, screenshots
 ):
-    course_import(directory=BUNDLED)
+    course_import(directory=BUNDLED).instructors.add(instructor)  # authoring is for its own instructors
     page = page_as(instructor, viewport={"width": 1600, "height": 1000})
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server_url)
     page.goto(live_server_url + EDIT)

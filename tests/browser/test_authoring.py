@@ -59,7 +59,7 @@ def replace_body(page, text: str) -> None:
 def test_an_instructor_writes_previews_and_publishes_a_chapter_a_learner_then_reads(
     live_server_url, page_as, page_errors, instructor, learner, screenshots
 ):
-    course_import(directory=MINI)
+    course_import(directory=MINI).instructors.add(instructor)  # authoring is for its own instructors
     page = with_clipboard(page_as(instructor, viewport={"width": 1400, "height": 900}), live_server_url)
     page.goto(live_server_url + "/author/mini/")
     page.click("[data-testid=new-chapter]")
@@ -93,7 +93,7 @@ def test_an_instructor_writes_previews_and_publishes_a_chapter_a_learner_then_re
 
 
 def test_a_broken_cell_attribute_is_shown_with_its_line_and_nothing_is_saved(live_server_url, page_as, page_errors, instructor):
-    course_import(directory=MINI)
+    course_import(directory=MINI).instructors.add(instructor)  # authoring is for its own instructors
     page = with_clipboard(page_as(instructor, viewport={"width": 1400, "height": 900}), live_server_url)
     page.goto(live_server_url + "/author/mini/first/edit")
     replace_body(page, "## Х\n\n```python cell id=a colour=red\npass\n```\n")
@@ -103,3 +103,20 @@ def test_a_broken_cell_attribute_is_shown_with_its_line_and_nothing_is_saved(liv
     expect(page.locator("[data-save-status]")).to_have_class(re.compile("error"))
     # The refused save is a 400 on purpose; the browser logs that, and nothing else may appear.
     assert [e for e in page_errors if "status of 400" not in e] == []
+
+
+def test_a_proof_past_the_instructors_quota_says_why_under_the_exercise(live_server_url, page_as, page_errors, instructor):
+    """A proof's broker counts against its instructor's sandboxes: with their bar full, the refusal is shown."""
+    from django.conf import settings
+
+    from sandboxes.models import Sandbox, State
+
+    course_import(directory=MINI).instructors.add(instructor)
+    for broker in ["nats", "rabbitmq", "kafka", "redis", "activemq"][: settings.SANDBOX_QUOTA_PER_USER]:
+        Sandbox.objects.create(user=instructor, broker=broker, state=State.REQUESTED, stage="requested")
+    page = page_as(instructor, viewport={"width": 1400, "height": 900})
+    page.goto(live_server_url + "/author/mini/first/edit")
+    page.get_by_role("button", name="Проверить упражнение на чистом брокере").click()
+    expect(page.locator(".verify-report")).to_contain_text("это предел", timeout=15_000)
+    expect(page.get_by_role("button", name="Проверить упражнение на чистом брокере")).to_be_enabled()
+    assert [e for e in page_errors if "status of 429" not in e] == []

@@ -38,7 +38,7 @@ URLS = [
     ("get", "authoring:index", {}),
     ("post", "authoring:course_create", {}),
     ("post", "authoring:course_import", {}),
-    ("post", "authoring:preview", {}),
+    ("post", "authoring:preview", {"course": "mini"}),
     ("get", "authoring:verify_result", {"job": "x"}),
     ("get", "authoring:course", {"course": "mini"}),
     ("post", "authoring:course_publish", {"course": "mini"}),
@@ -58,8 +58,11 @@ URLS = [
 
 
 @pytest.fixture
-def mini():
-    return course_import(directory=MINI)
+def mini(instructor):
+    """The small course, taught by the ``instructor`` fixture (authoring is for a course's own instructors)."""
+    course = course_import(directory=MINI)
+    course.instructors.add(instructor)
+    return course
 
 
 @pytest.mark.parametrize(("method", "name", "kwargs"), URLS, ids=[u[1] for u in URLS])
@@ -155,7 +158,7 @@ def test_reordering_rewrites_each_chapters_order_line(client, instructor, mini):
 def test_the_preview_uses_the_real_renderer_and_sanitizer(client, instructor, mini):
     client.force_login(instructor)
     response = client.post(
-        reverse("authoring:preview"),
+        reverse("authoring:preview", kwargs={"course": "mini"}),
         json.dumps(
             {
                 "meta": META,
@@ -189,7 +192,9 @@ def test_the_preview_marks_blocks_and_problems_with_their_line_in_the_editor(cli
     # Two blank lines first: the saved file drops them, the editor keeps them.
     body = "\n\n## Раздел\n\nАбзац.\n\n```python cell id=a colour=red\npass\n```\n"
     answer = client.post(
-        reverse("authoring:preview"), json.dumps({"meta": META, "body": body}), content_type="application/json"
+        reverse("authoring:preview", kwargs={"course": "mini"}),
+        json.dumps({"meta": META, "body": body}),
+        content_type="application/json",
     ).json()
     assert '<h2 id="раздел" data-line="3">' in answer["html"]
     assert '<p data-line="5">' in answer["html"]

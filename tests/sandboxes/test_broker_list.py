@@ -105,6 +105,7 @@ def test_pages_list_the_registered_broker_with_its_labels(pigeon_course, client,
     assert {"name": "kafka", "label": "Apache Kafka", "short": "Kafka"} in kinds
     assert f'<span class="badge broker-{NAME}">{LABEL}</span>' in html
 
+    pigeon_course.instructors.add(instructor)  # its editor is for its own instructors
     editor = client.get(reverse("authoring:chapter_edit", kwargs={"course": "pigeons", "chapter": "pigeons-1"}))
     assert editor.status_code == 200
     assert f'<option value="{NAME}" selected>{LABEL}</option>' in editor.content.decode()

@@ -20,7 +20,7 @@ MINI = Path(__file__).resolve().parents[1] / "fixtures" / "course-mini"
     "target", ["https://evil.example/phish", "//evil.example/x", "http:///evil.example", "javascript:alert(1)"]
 )
 def test_publish_never_redirects_off_the_site(client, instructor, target):
-    course_import(directory=MINI)
+    course_import(directory=MINI).instructors.add(instructor)
     client.force_login(instructor)
     url = reverse("authoring:chapter_publish", kwargs={"course": "mini", "chapter": "first"})
     response = client.post(url, {"published": "1", "next": target})
@@ -29,7 +29,7 @@ def test_publish_never_redirects_off_the_site(client, instructor, target):
 
 
 def test_publish_returns_to_a_page_of_the_site(client, instructor):
-    course_import(directory=MINI)
+    course_import(directory=MINI).instructors.add(instructor)
     client.force_login(instructor)
     url = reverse("authoring:chapter_publish", kwargs={"course": "mini", "chapter": "first"})
     response = client.post(url, {"published": "1", "next": "/author/mini/"})
