@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.utils.translation import gettext_lazy
 
+from courseplatform.metrics import refusal_count
 from sandboxes import ws_limits
 from sandboxes.cell_runs import code_run_collected
 from sandboxes.services import quota
@@ -91,7 +92,10 @@ def exercise_verify_enqueue(
     try:
         quota.quota_check(user_id=user_id)
         slot = ws_limits.proof_slot_take(user_id=user_id)
-    except (SandboxError, ws_limits.Refused) as exc:
+    except ws_limits.Refused as exc:
+        refusal_count(reason=exc.reason, user_id=user_id)
+        raise ProofRefused(str(exc)) from exc
+    except SandboxError as exc:  # the quota, counted where it is checked
         raise ProofRefused(str(exc)) from exc
     try:
         job = str(

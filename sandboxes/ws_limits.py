@@ -250,9 +250,9 @@ def proof_slot_take(*, user_id: int) -> str:
         taken = client.eval(_ACQUIRE, 1, _key("runs", user_id), now, now + lease, limit, token, lease * 2)
     except redis.RedisError:
         logger.warning("live limits: Redis unreachable", extra={"user_id": user_id}, exc_info=True)
-        raise Refused(LIMITS_UNAVAILABLE) from None
+        raise Refused(LIMITS_UNAVAILABLE, reason="proof_limits_unavailable") from None
     if not taken:
-        raise Refused(TOO_MANY_RUNS.format(n=limit))
+        raise Refused(TOO_MANY_RUNS.format(n=limit), reason="proof_runs")
     return token
 
 
