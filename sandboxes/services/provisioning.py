@@ -139,7 +139,14 @@ def sandbox_provision(*, sandbox_id: int) -> Sandbox:
     sandbox = sandbox_provision_start(sandbox_id=sandbox_id)
     if sandbox.state == State.PROVISIONING:
         sandbox_follow(sandbox_id=sandbox_id).result(timeout=PROVISION_TIMEOUT_S + 30)
-    return Sandbox.objects.get(pk=sandbox_id)
+    # The follower returns at once when another holds the sandbox (an adoption that came between the
+    # start and the follow): then that one's outcome is awaited here, from the database.
+    deadline = time.monotonic() + PROVISION_TIMEOUT_S + 30
+    sandbox = Sandbox.objects.get(pk=sandbox_id)
+    while sandbox.state == State.PROVISIONING and time.monotonic() < deadline:
+        time.sleep(0.2)
+        sandbox.refresh_from_db()
+    return sandbox
 
 
 def sandbox_unit_stop(*, sandbox_id: int, keep: bool = True) -> Sandbox:
