@@ -32,7 +32,7 @@ from sandboxes import ws_limits
 from sandboxes.models import Sandbox, State
 from sandboxes.services import admission
 
-from . import harness, load_stream
+from . import cpu_usage, harness, load_stream
 from .harness import Platform, say
 from .learners import Learner, Run, learners_close, learners_connect
 from .report import Results, percentile
@@ -123,14 +123,16 @@ async def _measure(
     learners = await learners_connect(platform.ws_url, platform.http_url, cookies[1:], seed=SEED, first=1)
     try:
         ready = await _class_start(learners, results)
-        load_before = os.getloadavg()
+        load_before, cpu_before = os.getloadavg(), cpu_usage.cpu_seconds(platform)
         say(f"load: {len(ready)} learners work the chapter, think {think[0]:g}-{think[1]:g} s, {rounds} round(s)")
         work = await asyncio.gather(*(_work(me, targets, rounds=rounds, think=think) for me in ready))
-        load_after = os.getloadavg()
-        results.note(f"load: load average {load_before[0]:.1f} as the class began working, {load_after[0]:.1f} at its end")
+        results.note(
+            f"load: load average {load_before[0]:.1f} as the class began working, {os.getloadavg()[0]:.1f} at its end; "
+            + cpu_usage.cpu_share(cpu_before, cpu_usage.cpu_seconds(platform))
+        )
         _report_cells(results, single, [run for runs in work for run in runs], len(ready))
         if ready:
-            await load_stream.run_stream(ready, targets[0], results, quick=quick)
+            await load_stream.run_stream(ready, targets[0], results, quick=quick, cpu=lambda: cpu_usage.cpu_seconds(platform))
     finally:
         await learners_close(learners)
 

@@ -13,11 +13,13 @@ same subject, reading the same messages straight from the broker.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from collections.abc import Callable
 
 from sandboxes.models import Sandbox
 
-from . import harness
+from . import cpu_usage, harness
 from .harness import say
 from .learners import STREAM_SUBJECT, Learner, producer_code
 from .report import Results, percentile
@@ -65,7 +67,9 @@ asyncio.run(main())
 """
 
 
-async def run_stream(learners: list[Learner], target: dict[str, str], results: Results, *, quick: bool) -> None:
+async def run_stream(
+    learners: list[Learner], target: dict[str, str], results: Results, *, quick: bool, cpu: Callable[[], dict[str, float]]
+) -> None:
     """The stream phase for these (ready) learners; ``target`` is the cell whose code they replace."""
     seconds = QUICK_SECONDS if quick else SECONDS
     expected = int(RATE * seconds)
@@ -89,14 +93,14 @@ async def run_stream(learners: list[Learner], target: dict[str, str], results: R
         for me in learners:
             me.stream_tag, me.stream_latencies, me.stream_dropped = tag, [], 0
         say(f"load stream: {len(learners)} learners produce {RATE} msg/s for {seconds:g} s; {len(directs)} direct clients read")
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), cpu()
 
         async def produce(me: Learner):
             await asyncio.sleep(me.rng.uniform(0, 1))  # not all in the same millisecond: a class, not a clock
             return await me.run(target, code=code, timeout=seconds + 60)
 
         runs = await asyncio.gather(*(produce(me) for me in learners))
-        produced_s = time.monotonic() - started
+        produced_s, cpu_produced = time.monotonic() - started, cpu()
         # Drain: until each page shows (or is told it missed) all it produced, or its events go quiet.
         over = harness.bounded(60)
         while not over() and any(
@@ -134,5 +138,6 @@ async def run_stream(learners: list[Learner], target: dict[str, str], results: R
             else ""
         )
     )
+    text += f"; while producing, load average {os.getloadavg()[0]:.1f}, " + cpu_usage.cpu_share(cpu_before, cpu_produced)
     say(text)
     results.note(text)
