@@ -25,10 +25,12 @@ import os
 import time
 from collections import defaultdict
 
+import redis
 from django.conf import settings
 
 from lessons.models import Cell
 from sandboxes import ws_limits
+from sandboxes.backends import get_backend
 from sandboxes.models import Sandbox, State
 from sandboxes.services import admission
 
@@ -83,7 +85,21 @@ def run(platform: Platform, results: Results, *, quick: bool) -> None:
     finally:
         active = Sandbox.objects.filter(user__in=users).exclude(state__in=(State.STOPPED, State.FAILED))
         harness.sandboxes_stop(list(active.values_list("pk", flat=True)), parallel=8)
+        _left_behind(list(Sandbox.objects.filter(user__in=users).values_list("pk", flat=True)), results)
         harness.units_stop_all()
+
+
+def _left_behind(ids: list[int], results: Results) -> None:
+    """What the class's stopped sandboxes left: units still listed, Redis keys naming one of them (readiness
+    leases, the channel layer's group of a sandbox)."""
+    units = get_backend().list_units()
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    patterns = [f"*:{settings.SANDBOX_INSTANCE}:{pk}" for pk in ids] + [f"*group:sandbox-{pk}" for pk in ids]
+    keys = [key for pattern in patterns for key in client.scan_iter(match=pattern)]
+    results.value("load.left_behind_count", len(units) + len(keys))
+    results.note(
+        f"load: after the class's {len(ids)} sandboxes stopped: {len(units)} units left {units[:3]}, {len(keys)} Redis keys {keys[:3]}"
+    )
 
 
 def _limits_check(count: int, results: Results) -> None:

@@ -164,6 +164,7 @@ def targets(results: Results) -> dict[str, Target]:
         f"= learners ({ready})" if ready is not None else "= learners",
         lambda _r, m: None if ready is None or "value" not in m else m["value"] == ready,
     )
+    found["load.left_behind_count"] = Target("= 0", lambda _r, m: None if "value" not in m else m["value"] == 0)
     found["load.cell_failed_count"] = Target("= 0", lambda _r, m: None if "value" not in m else m["value"] == 0)
     found["stream.stalled_client_rss_growth_mb"] = Target("bounded (< 100 MB)", _below("value", 100))
     found["stream.stalled_client_agent_rss_growth_mb"] = Target("bounded (< 100 MB)", _below("value", 100))
