@@ -31,11 +31,12 @@ import time
 
 import nats
 
-RATE, SECONDS, TAG, SUBJECT = {rate}, {seconds}, {tag!r}, {subject!r}
+RATE, SECONDS, TAG, SUBJECT, START_AT = {rate}, {seconds}, {tag!r}, {subject!r}, {start_at}
 
 
 async def main():
     nc = await nats.connect(os.environ["NATS_URL"])
+    await asyncio.sleep(max(0.0, START_AT - time.time()))  # the whole class produces at once
     total, sent, start = int(RATE * SECONDS), 0, time.time()
     while sent < total:
         due = min(total, int((time.time() - start) * RATE) + 1)
@@ -53,9 +54,10 @@ asyncio.run(main())
 """
 
 
-def producer_code(*, rate: float, seconds: float, tag: str) -> str:
-    """A NATS cell that publishes ``rate`` messages a second for ``seconds``, each tagged ``tag``."""
-    return PRODUCER.format(rate=rate, seconds=seconds, tag=tag, subject=STREAM_SUBJECT)
+def producer_code(*, rate: float, seconds: float, tag: str, start_at: float = 0.0) -> str:
+    """A NATS cell that publishes ``rate`` messages a second for ``seconds``, each tagged ``tag``, from the
+    wall-clock time ``start_at`` (at once if it has passed): cells started a little apart produce together."""
+    return PRODUCER.format(rate=rate, seconds=seconds, tag=tag, subject=STREAM_SUBJECT, start_at=start_at)
 
 
 @dataclass

@@ -29,6 +29,9 @@ SECONDS = 10.0
 QUICK_SECONDS = 4.0
 DIRECT_CLIENTS = 10
 DRAIN_QUIET_S = 5.0
+#: Every producer cell waits until this long after the phase begins, so that all of them produce at once.
+START_DELAY_S = 8.0
+QUICK_START_DELAY_S = 3.0
 
 DIRECT = r"""
 import asyncio, json, sys, time
@@ -74,7 +77,6 @@ async def run_stream(
     seconds = QUICK_SECONDS if quick else SECONDS
     expected = int(RATE * seconds)
     tag = f"load-{time.time():.0f}"
-    code = producer_code(rate=RATE, seconds=seconds, tag=tag)
     watched = learners[:DIRECT_CLIENTS]
     ids = [me.sandbox_id for me in watched if me.sandbox_id is not None]
     sandboxes = await asyncio.to_thread(lambda: {s.pk: s for s in Sandbox.objects.filter(pk__in=ids)})
@@ -94,10 +96,12 @@ async def run_stream(
             me.stream_tag, me.stream_latencies, me.stream_dropped = tag, [], 0
         say(f"load stream: {len(learners)} learners produce {RATE} msg/s for {seconds:g} s; {len(directs)} direct clients read")
         started, cpu_before = time.monotonic(), cpu()
+        delay = QUICK_START_DELAY_S if quick else START_DELAY_S
+        code = producer_code(rate=RATE, seconds=seconds, tag=tag, start_at=time.time() + delay)
 
         async def produce(me: Learner):
             await asyncio.sleep(me.rng.uniform(0, 1))  # not all in the same millisecond: a class, not a clock
-            return await me.run(target, code=code, timeout=seconds + 60)
+            return await me.run(target, code=code, timeout=delay + seconds + 60)
 
         runs = await asyncio.gather(*(produce(me) for me in learners))
         produced_s, cpu_produced = time.monotonic() - started, cpu()
