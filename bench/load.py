@@ -47,6 +47,7 @@ THINK_S = (3.0, 8.0)
 QUICK_THINK_S = (0.5, 1.5)
 ROUNDS = 2
 READY_TIMEOUT_S = 300
+QUICK_READY_TIMEOUT_S = 60
 
 
 def _limit(name: str) -> int:
@@ -83,6 +84,10 @@ def run(platform: Platform, results: Results, *, quick: bool) -> None:
     try:
         asyncio.run(_measure(platform, cookies, targets, results, quick=quick))
     finally:
+        # Places still in the admission queue first (as a waiting learner's Stop does): else the first
+        # release below would start their sandboxes.
+        for user in users:
+            admission.admission_leave(user_id=user.pk, broker=BROKER)
         active = Sandbox.objects.filter(user__in=users).exclude(state__in=(State.STOPPED, State.FAILED))
         harness.sandboxes_stop(list(active.values_list("pk", flat=True)), parallel=8)
         _left_behind(list(Sandbox.objects.filter(user__in=users).values_list("pk", flat=True)), results)
@@ -123,11 +128,12 @@ async def _measure(
 ) -> None:
     think = QUICK_THINK_S if quick else THINK_S
     rounds = 1 if quick else ROUNDS
+    ready_timeout = QUICK_READY_TIMEOUT_S if quick else READY_TIMEOUT_S
     # The reference: one learner, alone on the platform.
     alone = await learners_connect(platform.ws_url, platform.http_url, cookies[:1], seed=SEED)
     try:
         await alone[0].ensure(BROKER)
-        if not await alone[0].wait_ready(READY_TIMEOUT_S):
+        if not await alone[0].wait_ready(ready_timeout):
             raise RuntimeError(f"the single learner's sandbox is not ready: {alone[0].failed or 'timed out'}")
         single = await _work(alone[0], targets, rounds=rounds, think=think)
     finally:
@@ -138,7 +144,7 @@ async def _measure(
 
     learners = await learners_connect(platform.ws_url, platform.http_url, cookies[1:], seed=SEED, first=1)
     try:
-        ready = await _class_start(learners, results)
+        ready = await _class_start(learners, results, timeout=ready_timeout)
         load_before, cpu_before = os.getloadavg(), cpu_usage.cpu_seconds(platform)
         say(f"load: {len(ready)} learners work the chapter, think {think[0]:g}-{think[1]:g} s, {rounds} round(s)")
         work = await asyncio.gather(*(_work(me, targets, rounds=rounds, think=think) for me in ready))
@@ -153,11 +159,11 @@ async def _measure(
         await learners_close(learners)
 
 
-async def _class_start(learners: list[Learner], results: Results) -> list[Learner]:
-    """Every learner asks for a sandbox in the same second; returns those that got one within READY_TIMEOUT_S."""
+async def _class_start(learners: list[Learner], results: Results, *, timeout: float) -> list[Learner]:
+    """Every learner asks for a sandbox in the same second; returns those that got one within ``timeout``."""
     started = time.perf_counter()
     await asyncio.gather(*(me.ensure(BROKER) for me in learners))
-    await asyncio.gather(*(me.wait_ready(READY_TIMEOUT_S) for me in learners))
+    await asyncio.gather(*(me.wait_ready(timeout) for me in learners))
     ready = [me for me in learners if me.ready_at is not None]
     waits = [me.ready_at - started for me in ready if me.ready_at is not None]
     queued = [me for me in learners if me.queue_places]
@@ -167,7 +173,11 @@ async def _class_start(learners: list[Learner], results: Results) -> list[Learne
         results.samples("load.class_ready_s", waits)
         if len(ready) == len(learners):
             results.value("load.class_all_ready_s", max(waits))
-    missing = [f"{me.index}: {me.failed or 'not ready in time'}" for me in learners if me.ready_at is None]
+    missing = [
+        f"{me.index}: {me.failed or ('still queued' if me.queue_places else 'not ready')} after {timeout:.0f} s"
+        for me in learners
+        if me.ready_at is None
+    ]
     text = (
         f"load: {len(ready)} of {len(learners)} learners had a ready {BROKER} sandbox, the last after "
         f"{max(waits) if waits else float('nan'):.1f} s; {len(queued)} were queued by admission"
