@@ -219,8 +219,10 @@ def _report_cells(results: Results, single: list[Run], crowd: list[Run], learner
         results.samples(name.replace("roundtrip", "overhead"), overhead, p99=True)
     failed = [r for r in crowd if r.error]
     results.value("load.cell_failed_count", len(failed))
-    if failed:
-        results.note(f"load: {len(failed)} of {len(crowd)} class runs failed: {sorted({r.error for r in failed})[:3]}")
+    for who, runs, bad in (("class", crowd, failed), ("single learner's", single, [r for r in single if r.error])):
+        if bad:
+            errors = sorted({f"{r.cell}: {r.error}" for r in bad})
+            results.note(f"load: {len(bad)} of {len(runs)} {who} runs failed: {errors[:3]}")
     by_cell: dict[str, list[Run]] = defaultdict(list)
     for r in crowd:
         by_cell[r.cell].append(r)
