@@ -30,7 +30,7 @@ QUICK_SECONDS = 4.0
 DIRECT_CLIENTS = 10
 DRAIN_QUIET_S = 5.0
 #: Every producer cell waits until this long after the phase begins, so that all of them produce at once.
-START_DELAY_S = 8.0
+START_DELAY_S = 12.0
 QUICK_START_DELAY_S = 3.0
 
 DIRECT = r"""
