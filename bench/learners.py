@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,8 @@ async def main():
             body = {{"ts": time.time(), "seq": sent, "run": TAG}}
             await nc.publish(SUBJECT, json.dumps(body).encode())
             sent += 1
+            if sent % int(RATE) == 0:
+                print(f"sent {{sent}}", flush=True)  # what was produced, even if the run is cut short
         await asyncio.sleep(max(0.0, start + sent / RATE - time.time()))
     await nc.flush()
     await nc.close()
@@ -52,6 +55,12 @@ async def main():
 
 asyncio.run(main())
 """
+
+
+def produced_count(run: Run) -> int:
+    """How many messages a producer cell said it had sent (its last ``sent N`` line), even if cut short."""
+    found = re.findall(r"sent (\d+)", run.output)
+    return int(found[-1]) if found else 0
 
 
 def producer_code(*, rate: float, seconds: float, tag: str, start_at: float = 0.0) -> str:
