@@ -1,4 +1,4 @@
-"""python -m bench [--only AREA[,AREA...]] [--quick]
+"""python -m bench [--only AREA[,AREA...]] [--quick] [--learners N]
 
 Runs the benchmarks on this machine against a private platform, writes
 var/bench/latest.json (BENCH.md's format) and prints a table. Exits 0 whatever
@@ -8,19 +8,23 @@ the numbers are; non-zero only when a benchmark itself crashed.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
 import traceback
 
-AREAS = ("pages", "cells", "stream", "sandboxes", "burst", "density", "docker")
+AREAS = ("pages", "cells", "stream", "sandboxes", "burst", "density", "docker", "load")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[1])
     parser.add_argument("--only", default="", help=f"comma-separated areas: {', '.join(AREAS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="fewer samples and shorter phases (under 5 minutes)")
+    parser.add_argument("--learners", type=int, help="learners of the load area (default 50, 3 with --quick)")
     args = parser.parse_args(argv)
+    if args.learners is not None:
+        os.environ["BENCH_LOAD_LEARNERS"] = str(args.learners)
     areas = [a.strip() for a in args.only.split(",") if a.strip()] or list(AREAS)
     unknown = [a for a in areas if a not in AREAS]
     if unknown:

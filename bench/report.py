@@ -94,6 +94,10 @@ def _below(key: str, limit: float) -> Callable[[Results, dict[str, Any]], bool |
     return lambda _r, m: None if key not in m else m[key] < limit
 
 
+def _at_most(key: str, limit: float) -> Callable[[Results, dict[str, Any]], bool | None]:
+    return lambda _r, m: None if key not in m else m[key] <= limit
+
+
 COLD_LIMITS = {"nats": 1.0, "activemq": 5.0, "rabbitmq": 10.0, "kafka": 15.0}
 
 
@@ -142,6 +146,26 @@ def targets(results: Results) -> dict[str, Target]:
         )
     for rate in (100, 1000, 10000):
         found[f"stream.accounted_ratio.{rate}"] = Target("= 1.0", lambda _r, m: None if "value" not in m else m["value"] == 1.0)
+    # Issue #14: a class of learners at once (bench/load.py).
+    found["load.cell_roundtrip_ms"] = Target(
+        "p99 <= 500 ms, p50 <= 2x single",
+        _all(_at_most("p99", 500), _within("load.cell_roundtrip_ms", "load.cell_roundtrip_single_ms", 2.0)),
+    )
+    found["load.cell_overhead_ms"] = Target(
+        "p99 <= 500 ms, p50 <= 2x single",
+        _all(_at_most("p99", 500), _within("load.cell_overhead_ms", "load.cell_overhead_single_ms", 2.0)),
+    )
+    found["load.stream_latency_ms"] = Target(
+        "p99 <= 3x direct", _within("load.stream_latency_ms", "load.stream_direct_latency_ms", 3.0, key="p99")
+    )
+    found["load.stream_accounted_ratio"] = Target("= 1.0", lambda _r, m: None if "value" not in m else m["value"] == 1.0)
+    ready = results.get("load.learners_count", "value")
+    found["load.learners_ready_count"] = Target(
+        f"= learners ({ready})" if ready is not None else "= learners",
+        lambda _r, m: None if ready is None or "value" not in m else m["value"] == ready,
+    )
+    found["load.left_behind_count"] = Target("= 0", lambda _r, m: None if "value" not in m else m["value"] == 0)
+    found["load.cell_failed_count"] = Target("= 0", lambda _r, m: None if "value" not in m else m["value"] == 0)
     found["stream.stalled_client_rss_growth_mb"] = Target("bounded (< 100 MB)", _below("value", 100))
     found["stream.stalled_client_agent_rss_growth_mb"] = Target("bounded (< 100 MB)", _below("value", 100))
     return found
