@@ -41,6 +41,7 @@ from typing import Any
 
 from sandboxes.brokers import get_broker
 from sandboxes.brokers.base import BrokerLimits
+from sandboxes.brokers.tap import broker_ready_mark
 
 from . import broker_ops, cell_ops, console, protocol
 from .broker_supervisor import BrokerSupervisor
@@ -107,6 +108,7 @@ class Agent:
             log.exception("broker did not start")
             self.broker.set_stage("failed", error=str(exc) or exc.__class__.__name__)
         if self.broker.ready:
+            broker_ready_mark()
             threading.Thread(target=self.events.tap_thread, args=(loop,), name="tap", daemon=True).start()
             self.background = {
                 loop.create_task(c) for c in (self.events.fanout(), self.events.snapshots(), self.broker.watch(self.done))

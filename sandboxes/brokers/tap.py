@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,22 @@ from sandboxes.events import Direction, Event
 from .base import Emit
 
 logger = logging.getLogger(__name__)
+
+#: When this process's broker became ready, in ms (the agent marks it before it starts the tap). What the
+#: broker holds from before is the past (data kept from an earlier run); what came after is news, however
+#: late the tap's first connection comes (imports and connects take seconds on a busy machine).
+_ready_at_ms: int | None = None
+
+
+def broker_ready_mark() -> None:
+    """The agent says its broker is ready now: taps made from here on count what comes after as news."""
+    global _ready_at_ms  # one broker per agent process
+    _ready_at_ms = int(time.time() * 1000)
+
+
+def broker_ready_at_ms() -> int:
+    """When the broker became ready (or now, for a tap made outside an agent)."""
+    return _ready_at_ms if _ready_at_ms is not None else int(time.time() * 1000)
 
 
 @dataclass(slots=True)

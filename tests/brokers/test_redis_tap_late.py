@@ -56,3 +56,27 @@ def test_entries_written_before_the_first_connection_but_after_the_tap_was_made_
     shown = {(e.direction, e.detail["id"]) for e in events}
     ids = [i.decode() for i in new]
     assert shown == {(d, i) for d in ("produced", "consumed") for i in ids}, (kept, shown)
+
+
+def test_what_came_after_the_broker_was_ready_is_news_even_to_a_tap_made_later(redis_port, monkeypatch):
+    # The agent marks the broker ready, then starts the tap's thread; importing the client library and
+    # making the tap may take seconds on a busy machine, while the learner's first cell already writes.
+    from sandboxes.brokers import tap as tap_base
+
+    monkeypatch.setattr(tap_base, "_ready_at_ms", None)
+    client = redis.Redis(port=redis_port)
+    client.xadd("orders", {"n": "kept"})
+    time.sleep(0.01)
+    tap_base.broker_ready_mark()
+    time.sleep(0.01)
+    first = client.xadd("orders", {"n": "first"}).decode()
+    time.sleep(0.01)
+
+    events: list[Event] = []
+    tap = RedisTap(host="127.0.0.1", ports={"redis": redis_port}, emit=lambda e: e and events.append(e), stop=threading.Event())
+    tap.connect()
+    try:
+        tap.step(tap.client)
+    finally:
+        tap.close()
+    assert [(e.direction, e.detail["id"]) for e in events] == [("produced", first)]

@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any, ClassVar
 
-from sandboxes.brokers.tap import ReconnectingTap, not_shown
+from sandboxes.brokers.tap import ReconnectingTap, broker_ready_at_ms, not_shown
 from sandboxes.events import Direction, Event
 
 from .clients import MAX_PER_STEP, TAP_CLIENT, Clients, never_create_topics
@@ -57,7 +57,7 @@ class KafkaTap(ReconnectingTap):
         self.started = False
         #: Records are stamped with their producer's clock: what came after the tap was made is news even when
         #: its first connection comes late (a busy machine). The offset each partition had then, once looked up.
-        self.born_ms = int(time.time() * 1000)
+        self.born_ms = broker_ready_at_ms()
         self.born_offsets: dict[Any, int] = {}
         #: The next offset to show of each partition seen (None: not known yet), and each group's
         #: committed offsets as last read; both outlive a connection.

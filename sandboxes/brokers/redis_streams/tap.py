@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, ClassVar
 
-from sandboxes.brokers.tap import ReconnectingTap, not_shown
+from sandboxes.brokers.tap import ReconnectingTap, broker_ready_at_ms, not_shown
 from sandboxes.events import Event
 
 TAP_NAME = "broker-academy-tap"
@@ -29,7 +28,7 @@ class RedisTap(ReconnectingTap):
         self.started = False
         # Entry ids carry the broker's clock in ms: what was written after the tap was made is news even when
         # the first connection comes late (a busy machine), and data kept from an earlier run is not shown again.
-        self.born = f"{int(time.time() * 1000)}-0".encode()
+        self.born = f"{broker_ready_at_ms()}-0".encode()
 
     def connect(self) -> None:
         import redis  # imported here: the platform side never needs it
