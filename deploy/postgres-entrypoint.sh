@@ -17,6 +17,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 listen_addresses = '*'
 unix_socket_directories = '/var/run/postgresql'
 password_encryption = scram-sha-256
+# The image has no LLVM: the platform's queries are small, JIT would not pay anyway.
+jit = off
 CONF
     printf 'host all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n' >>"$PGDATA/pg_hba.conf"
     # The owner and database, through a socket-only server that nothing else reaches yet.
