@@ -2,7 +2,7 @@
 
     python -m courseplatform.platform_image [--registry HOST:PORT] [--force] [NAME ...]
 
-Each image ``broker-academy/<name>`` is built like the sandbox images (sandboxes/images/build.py):
+Each image ``broker-academy/<name>`` (platform, platform-postgres, platform-redis) is built like the sandbox images (sandboxes/images/build.py):
 on the local ``debian:bookworm-slim`` that scripts/docker-base.sh makes with debootstrap, from
 ``deploy/<name>.Dockerfile``, and tagged with the hash of all that goes in, so a run with nothing
 changed builds nothing. The platform's holds this checkout's code and wheels that the host's pip
@@ -15,6 +15,7 @@ unless the registry has that tag already. Prints one ``NAME=REFERENCE`` line per
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import subprocess
 import sys
@@ -30,7 +31,8 @@ from sandboxes.images.build import DEBIAN, NO_DEBIAN, NO_ENGINE, ROOT, BuildFail
 
 DEPLOY = ROOT / "deploy"
 #: Image name -> the files beside its Dockerfile in deploy/ that its context holds (executable).
-IMAGES = {"platform": (), "postgres": ("postgres-entrypoint.sh",), "redis": ("redis-entrypoint.sh",)}
+#: (Not "broker-academy/redis": that is the Redis Streams sandbox kind's image.)
+IMAGES = {"platform": (), "platform-postgres": ("postgres-entrypoint.sh",), "platform-redis": ("redis-entrypoint.sh",)}
 LAB_SCRIPT = ROOT / "scripts" / "k8s-lab.sh"
 #: requirements.txt's first line that is not needed at run time (tests, benchmarks, lint follow it).
 RUNTIME_END = "# Tests, benchmarks, lint"
@@ -149,10 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         print(NO_ENGINE.format(error=exc), file=sys.stderr)
         return 1
     refs: dict[str, str] = {}
+    # The builds' output goes to stderr: stdout is the NAME=REFERENCE lines, for scripts.
     try:
         for name in args.names or IMAGES:
             started = time.monotonic()
-            refs[name] = build(client, name, force=args.force)
+            with contextlib.redirect_stdout(sys.stderr):
+                refs[name] = build(client, name, force=args.force)
             if args.registry:
                 refs[name] = push(client, refs[name], args.registry)
             print(f"{refs[name]}: ready in {time.monotonic() - started:.1f} s", file=sys.stderr)

@@ -12,6 +12,8 @@
 # overlay goes in K8S_DEPLOY (default var/k8s-deploy): kustomization.yaml, which names the pushed
 # images, and secrets.env (SECRET_KEY and the Postgres and Redis passwords, made once, mode 0600).
 set -euo pipefail
+# A failing step inside $(...) stops the script too.
+shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEPLOY=$(realpath -m "${K8S_DEPLOY:-$ROOT/var/k8s-deploy}")

@@ -177,7 +177,8 @@ def test_the_deployed_platform_serves_a_kafka_cell_across_nodes_and_survives_los
     async def ensure_ready(ip: str) -> None:
         async with live(ip, WEB_PORT, session) as ws:
             await ws.send(json.dumps({"type": "sandbox.ensure", "broker": "kafka"}))
-            await frames_until(ws, lambda fs: kafka_state(fs) == "ready" if fs else False, timeout=300)
+            frames = await frames_until(ws, lambda fs: kafka_state(fs) in ("ready", "failed"), timeout=300)
+            assert kafka_state(frames) == "ready", frames
 
     first = next(iter(web.values()))
     run(ensure_ready(first["status"]["podIP"]))
