@@ -11,6 +11,7 @@ other replica and still shows the sandbox ready. Everything goes with the two na
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import subprocess
@@ -38,6 +39,7 @@ SANDBOX_NAMESPACE = "ba-lab-sandboxes"
 HOST = "academy.lab"
 WEB_PORT = 8000
 #: A Kafka cell of the bundled course; the learner's own code replaces its code, as when they edit it.
+EXITS = ("cell.exit", "cell.error")
 KAFKA_CELL = {"course": "broker-academy", "chapter": "apache-kafka", "cell": "produce-keys"}
 
 
@@ -129,15 +131,23 @@ def served_by(ws: ClientConnection) -> str:
     return ws.response.headers["x-served-by"]
 
 
-async def frames_until(ws: ClientConnection, done, timeout: float) -> list[dict[str, Any]]:
-    """Frames received until ``done(frames)`` holds (or the timeout, which fails)."""
-    frames: list[dict[str, Any]] = []
+async def frames_until(ws: ClientConnection, done, timeout: float, into: list | None = None) -> list[dict[str, Any]]:
+    """Frames received (appended to ``into`` when given) until ``done(frames)`` holds, or the timeout fails."""
+    frames: list[dict[str, Any]] = [] if into is None else into
     deadline = time.monotonic() + timeout
     while not done(frames):
         left = deadline - time.monotonic()
         assert left > 0, f"timed out; frames: {json.dumps(frames, ensure_ascii=False)[-3000:]}"
         frames.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=left)))
     return frames
+
+
+def exited(frames: list[dict[str, Any]], run_id: str) -> bool:
+    return any(f.get("run") == run_id and f["type"] in EXITS for f in frames)
+
+
+def both_shown(frames: list[dict[str, Any]]) -> bool:
+    return bool(events(frames, "produced") and events(frames, "consumed"))
 
 
 def kafka_state(frames: list[dict[str, Any]]) -> str | None:
@@ -177,7 +187,7 @@ def test_the_deployed_platform_serves_a_kafka_cell_across_nodes_and_survives_los
     async def ensure_ready(ip: str) -> None:
         async with live(ip, WEB_PORT, session) as ws:
             await ws.send(json.dumps({"type": "sandbox.ensure", "broker": "kafka"}))
-            frames = await frames_until(ws, lambda fs: kafka_state(fs) in ("ready", "failed"), timeout=300)
+            frames = await frames_until(ws, lambda fs: kafka_state(fs) in ("ready", "failed"), timeout=240)
             assert kafka_state(frames) == "ready", frames
 
     first = next(iter(web.values()))
@@ -188,22 +198,31 @@ def test_the_deployed_platform_serves_a_kafka_cell_across_nodes_and_survives_los
 
     # The replica on the other node serves the cell's socket: cell, agent and events cross nodes.
     [(far_name, far)] = [(n, p) for n, p in web.items() if p["spec"]["nodeName"] != sandbox_node]
-    frame = {"type": "cell.run", "run": "k8s-deploy-1", **KAFKA_CELL, "code": PRODUCE_CONSUME["kafka"]}
+    frame = {"type": "cell.run", **KAFKA_CELL, "code": PRODUCE_CONSUME["kafka"]}
 
     async def cell() -> list[dict[str, Any]]:
         async with live(far["status"]["podIP"], WEB_PORT, session) as ws:
             assert served_by(ws) == far_name
-            await ws.send(json.dumps(frame))
-            return await frames_until(
-                ws,
-                lambda fs: any(f["type"] in ("cell.exit", "cell.error") for f in fs) and bool(events(fs, "consumed")),
-                timeout=180,
-            )
+            # As a page: the panel fills (the agent's first snapshot) before the learner runs a cell.
+            frames = await frames_until(ws, lambda fs: any(f["type"] == "sandbox.snapshot" for f in fs), timeout=60)
+            for attempt in range(2):
+                run_id = f"k8s-deploy-{attempt}"
+                await ws.send(json.dumps({**frame, "run": run_id}))
+                await frames_until(ws, lambda fs, run_id=run_id: exited(fs, run_id), 180, frames)
+                with contextlib.suppress(AssertionError):
+                    await frames_until(ws, both_shown, 20, frames)
+                if both_shown(frames):
+                    break
+                # A record written before the Kafka tap's first look at the broker is not shown (it tails
+                # the topics it finds from their end); a cell run right after the sandbox became ready can
+                # lose that race, and the learner's next run shows both.
+                print("k8s deploy: the first run's messages were not all shown; running the cell again")
+            return frames
 
     cell_started = time.monotonic()
     frames = run(cell())
     output = "".join(f.get("text", "") for f in frames if f["type"] == "cell.output")
-    exit_frame = next(f for f in frames if f["type"] in ("cell.exit", "cell.error"))
+    exit_frame = next(f for f in frames if f["type"] in EXITS)
     assert exit_frame.get("status") == 0, (exit_frame, output)
     assert "got hello-kafka" in output, output
     produced, consumed = events(frames, "produced"), events(frames, "consumed")
