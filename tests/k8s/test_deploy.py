@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from tests.aio import run
 from tests.k8s.lab import Lab
@@ -229,9 +229,21 @@ def test_the_deployed_platform_serves_a_kafka_cell_across_nodes_and_survives_los
     assert produced and consumed, frames
     print(f"k8s deploy: cell with its events over {far_name} in {time.monotonic() - cell_started:.1f} s")
 
-    # That replica's pod goes; the page's next socket, through the Service, reaches the other one.
-    deployed.lab.kubectl("-n", NAMESPACE, "delete", "pod", far_name, "--wait=false")
+    # That replica's pod goes while the page's socket is open on it: the socket is closed by the
+    # server as it stops, and the page's next one, through the Service, reaches the other replica.
     [other] = [n for n in web if n != far_name]
+
+    async def lose_the_pod() -> float:
+        async with live(far["status"]["podIP"], WEB_PORT, session) as ws:
+            await frames_until(ws, bool, timeout=30)
+            deleted = time.monotonic()
+            deployed.lab.kubectl("-n", NAMESPACE, "delete", "pod", far_name, "--wait=false")
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), timeout=60)
+            return time.monotonic() - deleted
+
+    print(f"k8s deploy: the socket on {far_name} closed {run(lose_the_pod()):.1f} s after its pod's deletion")
 
     async def reconnect() -> tuple[str, list[dict[str, Any]]]:
         async with live(deployed.service, 80, session) as ws:
