@@ -1,4 +1,9 @@
-"""/healthz: is the database answering, is Redis answering, is a Celery worker consuming."""
+"""/healthz: is the database answering, is Redis answering, is a Celery worker consuming.
+
+``?checks=database,redis`` runs only those, ``?checks=`` none (the process answers): what a
+Kubernetes probe asks (deploy/kubernetes/), so that a stopped worker does not take web pods out
+of their Service, and a slow database does not get them restarted.
+"""
 
 import time
 from collections.abc import Callable
@@ -6,7 +11,7 @@ from collections.abc import Callable
 import redis
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponseBadRequest, JsonResponse
 
 
 def _database() -> None:
@@ -29,10 +34,20 @@ def _worker() -> None:
 CHECKS: dict[str, Callable[[], None]] = {"database": _database, "redis": _redis, "worker": _worker}
 
 
-def healthz(request: HttpRequest) -> JsonResponse:
-    """200 with each check "ok" when all pass, 503 naming the failures otherwise."""
+UNKNOWN_CHECK = "Unknown check {name!r}; the checks are: {known}."
+
+
+def healthz(request: HttpRequest) -> JsonResponse | HttpResponseBadRequest:
+    """200 with each check "ok" when all pass, 503 naming the failures otherwise (400: an unknown check)."""
+    names = list(CHECKS)
+    if "checks" in request.GET:
+        names = [name for name in request.GET["checks"].split(",") if name]
+        for name in names:
+            if name not in CHECKS:
+                return HttpResponseBadRequest(UNKNOWN_CHECK.format(name=name, known=", ".join(CHECKS)))
     results: dict[str, dict[str, object]] = {}
-    for name, check in CHECKS.items():
+    for name in names:
+        check = CHECKS[name]
         started = time.monotonic()
         try:
             check()

@@ -49,6 +49,19 @@ def test_healthz_names_the_failure_when_redis_is_unreachable(settings, db):
     assert response.json()["checks"]["redis"]["ok"] is False
 
 
+def test_healthz_runs_only_the_checks_a_probe_names(settings, db):
+    from django.test import Client as DjangoClient
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # unreachable, and not asked about
+    ready = DjangoClient().get("/healthz?checks=database")
+    assert ready.status_code == 200, ready.content
+    assert set(ready.json()["checks"]) == {"database"}
+    alive = DjangoClient().get("/healthz?checks=")
+    assert alive.status_code == 200 and alive.json()["checks"] == {}
+    assert DjangoClient().get("/healthz?checks=database,redis").status_code == 503
+    assert DjangoClient().get("/healthz?checks=disk").status_code == 400
+
+
 def test_anonymous_websocket_is_closed_with_4401_before_anything_is_sent(live_server_url):
     async def attempt():
         async with ws_connect(ws_url(live_server_url), origin=live_server_url) as ws:
