@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import signature
+
+log = logging.getLogger(__name__)
 
 PROVISION = "sandboxes.provision"
 ADOPT = "sandboxes.adopt"
@@ -15,5 +19,21 @@ ADMIT = "sandboxes.admit"
 
 
 def job_enqueue(name: str, *args: object) -> None:
-    """Send the task ``name`` with ``args`` to the worker (the registered task's own options apply)."""
-    signature(name, args=args).delay()
+    """Send the task ``name`` with ``args`` to the worker (the registered task's own options apply).
+
+    Fire and forget: no caller reads a job's result, so the sender does not subscribe to one (with a
+    result subscription, sending while Redis is down retried for 20 s before it failed).
+    """
+    signature(name, args=args).apply_async(ignore_result=True)
+
+
+def job_nudge(name: str, *args: object) -> None:
+    """Send a job that a periodic task also runs (its beat entry is the backstop): failing to send is logged, not raised.
+
+    For wake-ups sent after a commit, such as the admission queue's when capacity frees: a stop that
+    succeeded must not fail because the queue could not be told (make run's Ctrl+C stops Redis too).
+    """
+    try:
+        job_enqueue(name, *args)
+    except Exception:
+        log.warning("could not send %s; its periodic run will do it", name, exc_info=True)

@@ -98,5 +98,5 @@ def sandbox_transition(sandbox: Sandbox, state: str, *, stage: str | None = None
     sandbox_broadcast(sandbox)
     if state in (State.STOPPED, State.FAILED):
         # Capacity came back: whoever waits in the admission queue may start (services/admission.py).
-        transaction.on_commit(partial(jobs.job_enqueue, jobs.ADMIT))
+        transaction.on_commit(partial(jobs.job_nudge, jobs.ADMIT))
     return sandbox
