@@ -32,11 +32,10 @@ from Celery tasks and services that block anyway, as the docker backend's SDK do
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,50 +43,33 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.crypto import salted_hmac
-from kubernetes import client, config, watch
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from sandboxes.images import BROKER_USER, UNIT_DIR
-
 from .base import AgentAddress, SandboxBackend, UnitSpec
+from .kubernetes_manifests import (
+    AGENT_PORT,
+    ANNOTATION_OWNER,
+    LABEL_BROKER,
+    LABEL_INSTANCE,
+    LABEL_SANDBOX,
+    LABEL_UNIT,
+    pod_manifest,
+    policy_manifest,
+    secret_manifest,
+    secret_name,
+)
+from .kubernetes_pod_watch import REQUEST_S, PodWatch, pod_terminated
+
+__all__ = ["AGENT_PORT", "ANNOTATION_OWNER", "LABEL_BROKER", "LABEL_INSTANCE", "LABEL_SANDBOX", "LABEL_UNIT", "KubernetesBackend"]
 
 log = logging.getLogger(__name__)
 
-LABEL_INSTANCE = "broker-academy.org/instance"
-LABEL_UNIT = "broker-academy.org/unit"
-LABEL_SANDBOX = "broker-academy.org/sandbox"
-LABEL_BROKER = "broker-academy.org/broker"
-#: The owner is an annotation: a user name need not be a valid label value.
-ANNOTATION_OWNER = "broker-academy.org/owner"
-
-#: The port the agent listens on inside its pod.
-AGENT_PORT = 7070
-#: The images' account for brokers (sandboxes/images/base.Dockerfile): the pod's one uid.
-RUN_AS = 61000
-TOKEN_KEY = "token"
-TOKEN_DIR = "/run/agent"
-TMP_MB = 64
-#: The rest of a pod's ephemeral storage: its container's log and writable layer (the root is read-only).
-LOGS_MB = 64
-#: From create to a ready agent: pulling the image on a node that has not got it is most of it.
-AGENT_START_S = 180.0
-REMOVE_S = 60.0
-#: One request to the API server; a watch's own limit is set per call.
-REQUEST_S = 30
 #: The agent's address and token per unit, kept this long in each process: a unit's pod is not
 #: replaced under its name while its sandbox lives, and a stale entry ages out all the same.
 ADDRESS_TTL_S = 30.0
-#: What a pod's container says when it will not start on its own (restartPolicy is Never).
-STUCK_REASONS = frozenset(
-    {"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError"}
-)
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
 FOREIGN = "A {what} named {name!r} exists but does not belong to this platform instance ({instance}); remove or rename it."
-POD_ENDED = "The sandbox pod ended ({reason}) before its agent answered. Its last lines:\n{logs}"
-POD_STUCK = "The sandbox pod cannot start: {reason}: {message}"
-POD_SILENT = "The sandbox agent was not ready within {seconds:.0f} s (pod phase {phase}). Its last lines:\n{logs}"
-NOT_REMOVED = "The sandbox pod {name} was not removed within {seconds:.0f} s"
 
 
 class KubernetesBackend(SandboxBackend):
@@ -160,7 +142,7 @@ class KubernetesBackend(SandboxBackend):
 
     @staticmethod
     def secret_name(name: str) -> str:
-        return f"{name}-agent"
+        return secret_name(name)
 
     def owns(self, name: str) -> bool:
         """Units are named <instance>-<sandbox id>; anything else in the namespace is not ours to touch."""
@@ -231,7 +213,7 @@ class KubernetesBackend(SandboxBackend):
         pod = self._read_pod(name)
         if pod is None or not self._ours(pod, name):
             return -1
-        terminated = self._terminated(pod)
+        terminated = pod_terminated(pod)
         if terminated is not None:
             return int(terminated.exit_code)
         if pod.status.phase in ("Pending", "Running"):
@@ -268,93 +250,23 @@ class KubernetesBackend(SandboxBackend):
 
     # -- the objects -----------------------------------------------------------
 
-    @staticmethod
-    def agent_args(unit: UnitSpec) -> list[str]:
-        listen = ["--listen", f"0.0.0.0:{AGENT_PORT}", "--token-file", f"{TOKEN_DIR}/{TOKEN_KEY}"]
-        return ["--unit-dir", UNIT_DIR, "--broker", unit.broker, "--broker-user", BROKER_USER, *listen]
-
     def pod_manifest(self, unit: UnitSpec) -> dict[str, Any]:
-        """The unit's Pod; see the module's docstring for why each setting."""
-        name = unit.name
-        resources = {
-            "memory": f"{self.memory_mb}Mi",
-            "cpu": f"{int(self.cpus * 1000)}m",
-            "ephemeral-storage": f"{self.disk_mb + TMP_MB + LOGS_MB}Mi",
-        }
-        return {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "labels": self.labels(name, unit.broker), "annotations": {ANNOTATION_OWNER: unit.owner}},
-            "spec": {
-                "restartPolicy": "Never",
-                "automountServiceAccountToken": False,
-                "enableServiceLinks": False,
-                "terminationGracePeriodSeconds": 10,
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": RUN_AS,
-                    "runAsGroup": RUN_AS,
-                    "fsGroup": RUN_AS,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                "containers": [
-                    {
-                        "name": "agent",
-                        "image": self.image_for(unit.broker),
-                        "imagePullPolicy": "IfNotPresent",
-                        "command": ["/entrypoint"],
-                        "args": self.agent_args(unit),
-                        "env": [{"name": "HOME", "value": "/tmp"}],
-                        "ports": [{"name": "agent", "containerPort": AGENT_PORT, "protocol": "TCP"}],
-                        "readinessProbe": {"tcpSocket": {"port": AGENT_PORT}, "periodSeconds": 1, "failureThreshold": 1},
-                        "resources": {"requests": resources, "limits": resources},
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "allowPrivilegeEscalation": False,
-                            "privileged": False,
-                            "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]},
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
-                        "volumeMounts": [
-                            {"name": "unit", "mountPath": UNIT_DIR},
-                            {"name": "tmp", "mountPath": "/tmp"},
-                            {"name": "token", "mountPath": TOKEN_DIR, "readOnly": True},
-                        ],
-                    }
-                ],
-                "volumes": [
-                    {"name": "unit", "emptyDir": {"sizeLimit": f"{self.disk_mb}Mi"}},
-                    {"name": "tmp", "emptyDir": {"sizeLimit": f"{TMP_MB}Mi"}},
-                    # Readable by the pod's group only (fsGroup), never world-readable.
-                    {"name": "token", "secret": {"secretName": self.secret_name(name), "defaultMode": 0o440}},
-                ],
-            },
-        }
+        """The unit's Pod (kubernetes_manifests.py); see the module's docstring for why each setting."""
+        return pod_manifest(
+            unit=unit,
+            labels=self.labels(unit.name, unit.broker),
+            image=self.image_for(unit.broker),
+            memory_mb=self.memory_mb,
+            cpus=self.cpus,
+            disk_mb=self.disk_mb,
+        )
 
     def _create_secret(self, name: str, labels: dict[str, str]) -> None:
-        body = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": self.secret_name(name), "labels": labels},
-            "type": "Opaque",
-            "stringData": {TOKEN_KEY: self.token(name)},
-        }
+        body = secret_manifest(name=name, labels=labels, token=self.token(name))
         self.core.create_namespaced_secret(self.namespace, body, _request_timeout=REQUEST_S)
 
     def _create_policy(self, name: str, labels: dict[str, str]) -> None:
-        """Nothing leaves the pod; only the agent's port is reachable (where the network plugin enforces it)."""
-        body = {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "podSelector": {"matchLabels": {LABEL_INSTANCE: self.instance, LABEL_UNIT: name}},
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": [{"ports": [{"protocol": "TCP", "port": AGENT_PORT}]}],
-                "egress": [],
-            },
-        }
+        body = policy_manifest(name=name, labels=labels, instance=self.instance)
         self.networking.create_namespaced_network_policy(self.namespace, body, _request_timeout=REQUEST_S)
 
     def _read_pod(self, name: str) -> Any:
@@ -420,76 +332,10 @@ class KubernetesBackend(SandboxBackend):
 
     # -- waiting, by watching --------------------------------------------------
 
-    def _pod_events(self, name: str, deadline: float) -> Iterator[tuple[str, Any]]:
-        """("ADDED"/"MODIFIED"/"DELETED", pod) for the one pod, starting with its state now (None: no pod)."""
-        listed = self.core.list_namespaced_pod(self.namespace, field_selector=f"metadata.name={name}", _request_timeout=REQUEST_S)
-        yield ("LISTED", listed.items[0] if listed.items else None)
-        version = listed.metadata.resource_version
-        while time.monotonic() < deadline:
-            watcher = watch.Watch()
-            seconds = max(1, int(deadline - time.monotonic()))
-            try:
-                for event in watcher.stream(
-                    self.core.list_namespaced_pod,
-                    self.namespace,
-                    field_selector=f"metadata.name={name}",
-                    resource_version=version,
-                    timeout_seconds=seconds,
-                    _request_timeout=seconds + REQUEST_S,
-                ):
-                    pod = event["object"]
-                    version = pod.metadata.resource_version
-                    yield (event["type"], pod)
-            except ApiException as exc:
-                if exc.status != 410:  # 410: our version is too old; list again from now
-                    raise
-                listed = self.core.list_namespaced_pod(
-                    self.namespace, field_selector=f"metadata.name={name}", _request_timeout=REQUEST_S
-                )
-                yield ("LISTED", listed.items[0] if listed.items else None)
-                version = listed.metadata.resource_version
-            finally:
-                watcher.stop()
+    # -- waiting, by watching (kubernetes_pod_watch.py) --------------------------
 
     def _wait_ready(self, name: str) -> None:
-        """Return once the pod's agent passes its readiness probe; raise when it ends or cannot start."""
-        deadline = time.monotonic() + AGENT_START_S
-        phase = "unknown"
-        for kind, pod in self._pod_events(name, deadline):
-            if pod is None or kind == "DELETED":
-                raise RuntimeError(POD_ENDED.format(reason="removed", logs=""))
-            phase = pod.status.phase or phase
-            if self._ready(pod):
-                return
-            terminated = self._terminated(pod)
-            if terminated is not None or phase in ("Failed", "Succeeded"):
-                reason = f"exit status {terminated.exit_code}" if terminated is not None else phase
-                raise RuntimeError(POD_ENDED.format(reason=reason, logs=self._logs(name)))
-            for status in pod.status.container_statuses or []:
-                waiting = status.state.waiting if status.state is not None else None
-                if waiting is not None and waiting.reason in STUCK_REASONS:
-                    raise RuntimeError(POD_STUCK.format(reason=waiting.reason, message=waiting.message or ""))
-        raise RuntimeError(POD_SILENT.format(seconds=AGENT_START_S, phase=phase, logs=self._logs(name)))
+        PodWatch(self.core, self.namespace).wait_ready(name)
 
     def _wait_gone(self, name: str) -> None:
-        deadline = time.monotonic() + REMOVE_S
-        for kind, pod in self._pod_events(name, deadline):
-            if pod is None or kind == "DELETED" or not self._ours(pod, name):
-                return
-        raise RuntimeError(NOT_REMOVED.format(name=name, seconds=REMOVE_S))
-
-    @staticmethod
-    def _ready(pod: Any) -> bool:
-        return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-
-    @staticmethod
-    def _terminated(pod: Any) -> Any:
-        for status in pod.status.container_statuses or []:
-            if status.state is not None and status.state.terminated is not None:
-                return status.state.terminated
-        return None
-
-    def _logs(self, name: str) -> str:
-        with contextlib.suppress(ApiException, OSError):
-            return str(self.core.read_namespaced_pod_log(name, self.namespace, tail_lines=20, _request_timeout=REQUEST_S))
-        return "(no logs)"
+        PodWatch(self.core, self.namespace).wait_gone(name, lambda pod: self._ours(pod, name))

@@ -1,0 +1,128 @@
+"""What the Kubernetes backend asks the API server for: a unit's Pod, its agent's Secret and its NetworkPolicy.
+
+Plain dictionaries, built from the unit and the backend's settings; why each setting is
+as it is, is said in ``kubernetes.py``'s docstring (the hardening). Kept apart from the
+backend so that reading what a sandbox pod is does not mean reading how it is watched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandboxes.images import BROKER_USER, UNIT_DIR
+
+from .base import UnitSpec
+
+LABEL_INSTANCE = "broker-academy.org/instance"
+LABEL_UNIT = "broker-academy.org/unit"
+LABEL_SANDBOX = "broker-academy.org/sandbox"
+LABEL_BROKER = "broker-academy.org/broker"
+#: The owner is an annotation: a user name need not be a valid label value.
+ANNOTATION_OWNER = "broker-academy.org/owner"
+
+#: The port the agent listens on inside its pod.
+AGENT_PORT = 7070
+#: The images' account for brokers (sandboxes/images/base.Dockerfile): the pod's one uid.
+RUN_AS = 61000
+TOKEN_KEY = "token"
+TOKEN_DIR = "/run/agent"
+TMP_MB = 64
+#: The rest of a pod's ephemeral storage: its container's log and writable layer (the root is read-only).
+LOGS_MB = 64
+
+
+def secret_name(name: str) -> str:
+    """The Secret holding a unit's agent token."""
+    return f"{name}-agent"
+
+
+def agent_args(unit: UnitSpec) -> list[str]:
+    listen = ["--listen", f"0.0.0.0:{AGENT_PORT}", "--token-file", f"{TOKEN_DIR}/{TOKEN_KEY}"]
+    return ["--unit-dir", UNIT_DIR, "--broker", unit.broker, "--broker-user", BROKER_USER, *listen]
+
+
+def pod_manifest(
+    *, unit: UnitSpec, labels: dict[str, str], image: str, memory_mb: int, cpus: float, disk_mb: int
+) -> dict[str, Any]:
+    """The unit's Pod; see kubernetes.py's docstring for why each setting."""
+    name = unit.name
+    resources = {
+        "memory": f"{memory_mb}Mi",
+        "cpu": f"{int(cpus * 1000)}m",
+        "ephemeral-storage": f"{disk_mb + TMP_MB + LOGS_MB}Mi",
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels, "annotations": {ANNOTATION_OWNER: unit.owner}},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 10,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": RUN_AS,
+                "runAsGroup": RUN_AS,
+                "fsGroup": RUN_AS,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "agent",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["/entrypoint"],
+                    "args": agent_args(unit),
+                    "env": [{"name": "HOME", "value": "/tmp"}],
+                    "ports": [{"name": "agent", "containerPort": AGENT_PORT, "protocol": "TCP"}],
+                    "readinessProbe": {"tcpSocket": {"port": AGENT_PORT}, "periodSeconds": 1, "failureThreshold": 1},
+                    "resources": {"requests": resources, "limits": resources},
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "allowPrivilegeEscalation": False,
+                        "privileged": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "volumeMounts": [
+                        {"name": "unit", "mountPath": UNIT_DIR},
+                        {"name": "tmp", "mountPath": "/tmp"},
+                        {"name": "token", "mountPath": TOKEN_DIR, "readOnly": True},
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "unit", "emptyDir": {"sizeLimit": f"{disk_mb}Mi"}},
+                {"name": "tmp", "emptyDir": {"sizeLimit": f"{TMP_MB}Mi"}},
+                # Readable by the pod's group only (fsGroup), never world-readable.
+                {"name": "token", "secret": {"secretName": secret_name(name), "defaultMode": 0o440}},
+            ],
+        },
+    }
+
+
+def secret_manifest(*, name: str, labels: dict[str, str], token: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": secret_name(name), "labels": labels},
+        "type": "Opaque",
+        "stringData": {TOKEN_KEY: token},
+    }
+
+
+def policy_manifest(*, name: str, labels: dict[str, str], instance: str) -> dict[str, Any]:
+    """Nothing leaves the pod; only the agent's port is reachable (where the network plugin enforces it)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "podSelector": {"matchLabels": {LABEL_INSTANCE: instance, LABEL_UNIT: name}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"ports": [{"protocol": "TCP", "port": AGENT_PORT}]}],
+            "egress": [],
+        },
+    }
