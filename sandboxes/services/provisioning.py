@@ -65,6 +65,12 @@ def sandbox_provision_start(*, sandbox_id: int) -> Sandbox:
         log.exception("unit did not start", extra={"sandbox_id": sandbox.pk, "user_id": sandbox.user_id})
         backend.stop(name)
         return sandbox_transition(sandbox, State.FAILED, error=str(exc))
+    sandbox.refresh_from_db(fields=["state"])
+    if sandbox.state in (State.STOPPING, State.STOPPED, State.FAILED):
+        # A stop (or reset) overtook the start: its worker may have found no unit yet, and the one made
+        # since belongs to no live sandbox. Removed here rather than at the next reconcile.
+        log.info("a stop overtook the start; unit removed", extra={"sandbox_id": sandbox.pk, "unit": name})
+        backend.stop(name)
     return sandbox
 
 
