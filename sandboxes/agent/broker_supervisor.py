@@ -2,7 +2,8 @@
 
 Every change of stage is written to the unit's status file (protocol.STATUS_NAME) and sent
 to each watcher (the ``watch`` op), so the platform is told of ready or failed without asking.
-Once the broker is ready, the cell runner and the terminals are made with its connection settings.
+Once the broker is ready, the cell runner and the terminals are made with its connection settings, the
+broker's command-line tools (one folder for both) and, under bubblewrap, the unit's one /tmp (agent/mounts.py).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from sandboxes.brokers.base import BrokerKind, BrokerLimits, Site, stop_process_
 
 from . import fail_closed, mounts, protocol
 from .cells import UNIT_MARKER, CellLimits, CellRunner
+from .confinement import TMP_BYTES
 from .data_ownership import hand_over, take_back
-from .terminal import Terminals
+from .terminal import Terminals, write_tools
 
 log = logging.getLogger("sandboxes.agent")
 
@@ -116,6 +118,10 @@ class BrokerSupervisor:
             await loop.run_in_executor(None, lambda: mounts.show_cgroups(self.cells_cgroup))
         if self.broker_uid is not None and os.geteuid() == 0:
             await loop.run_in_executor(None, lambda: mounts.reveal_cache(self.unit_dir))
+        cells_tmp = None
+        if self.cell_confinement == "bwrap" and self.cell_uid is not None:
+            # One /tmp for the unit's cells and terminal (a container's own /tmp plays this part under setpriv).
+            cells_tmp = await loop.run_in_executor(None, lambda: mounts.make_cells_tmp(self.unit_dir, size_bytes=TMP_BYTES))
         missing = self.kind.missing()
         if missing:
             raise RuntimeError("; ".join(missing))
@@ -152,15 +158,20 @@ class BrokerSupervisor:
         self.broker_version = await loop.run_in_executor(
             None, lambda: self.kind.broker_version(host="localhost", ports=self.ports)
         )
+        tools = self.unit_dir / "tools"
+        seen = await loop.run_in_executor(None, lambda: write_tools(tools, broker=self.kind.name, connection=self.connection))
         self.runner = CellRunner(
             env={**self.connection, UNIT_MARKER: self.unit_dir.name},
             limits=CellLimits(),
             uid=self.cell_uid,
             cgroup_procs=self.cells_cgroup,
             confinement=self.cell_confinement,
+            tmp=cells_tmp,
+            tools=tools,
+            read_only=seen,
         )
         await self.runner.prewarm()
-        self.terminals = Terminals(runner=self.runner, unit_dir=self.unit_dir, broker=self.kind.name, connection=self.connection)
+        self.terminals = Terminals(runner=self.runner)
         self.ready = True
         self.set_stage("ready")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from .cell_hints import MAX_HINT_BYTES, hint_parse
 from .cell_program import RUNNER
-from .confinement import CellLimits, Confinement, environment
+from .confinement import HOME, CellLimits, Confinement, environment
 from .leftovers import kill_leftovers
 from .output import OutputWindow
 
@@ -80,45 +80,58 @@ class CellRunner:
     """Runs cells one at a time for a unit, keeping one warm process ready."""
 
     def __init__(
-        self, *, env: dict[str, str], limits: CellLimits, uid: int | None, cgroup_procs: list[Path], confinement: str = "bwrap"
+        self,
+        *,
+        env: dict[str, str],
+        limits: CellLimits,
+        uid: int | None,
+        cgroup_procs: list[Path],
+        confinement: str = "bwrap",
+        tmp: Path | None = None,
+        tools: Path | None = None,
+        read_only: tuple[str, ...] = (),
     ) -> None:
+        """``tmp``: the unit's one /tmp (bubblewrap's mode); ``tools``: the folder of the broker's command-line
+        tools (agent/terminal.py: write_tools), first on PATH, with ``read_only`` the host folders they need:
+        cells and the terminal see the same /tmp and the same tools."""
         self.env = env
         self.limits = limits
-        self.walls = Confinement(limits=limits, uid=uid, cgroup_procs=cgroup_procs, mode=confinement)
+        self.walls = Confinement(limits=limits, uid=uid, cgroup_procs=cgroup_procs, mode=confinement, tmp=tmp)
+        self.tools = tools
+        self.read_only = read_only
         self._warm: _CellProcess | None = None
         self._lock = asyncio.Lock()
         self.current: asyncio.subprocess.Process | None = None
         self._interrupted = False
         self._terminals: set[int] = set()
 
-    def argv(
-        self,
-        hint_fd: int = -1,
-        *,
-        command: list[str] | None = None,
-        read_only: tuple[str, ...] = (),
-        seccomp_fd: int | None = None,
-    ) -> list[str]:
-        """The cell's confined command line; ``command`` instead of the cell's Python (the terminal's shell),
-        with ``read_only`` folders of the host seen at their own paths (the broker's tools)."""
+    def argv(self, hint_fd: int = -1, *, command: list[str] | None = None, seccomp_fd: int | None = None) -> list[str]:
+        """The cell's confined command line; ``command`` instead of the cell's Python (the terminal's shell).
+        The tools' folders (``read_only``) are seen at their own paths by both."""
         if command is None:
             # The connection variables go along, for hints that name them (the rest of env is no business of hints).
             variables = [name for name in self.env if name != UNIT_MARKER]
             command = [sys.executable, "-u", "-B", "-c", RUNNER, str(hint_fd), *variables]
-        return self.walls.argv(command, read_only=read_only, seccomp_fd=seccomp_fd)
+        return self.walls.argv(command, read_only=self.read_only, seccomp_fd=seccomp_fd)
 
-    async def spawn_terminal(
-        self, command: list[str], *, tty: int, env: dict[str, str], read_only: tuple[str, ...] = ()
-    ) -> asyncio.subprocess.Process:
+    def environment(self) -> dict[str, str]:
+        """What a cell's process and the terminal's shell start with: the connection variables, the tools first on PATH."""
+        env = environment(self.env)
+        if self.tools is not None:
+            env["PATH"] = f"{self.tools}:{env['PATH']}"
+        return env
+
+    async def spawn_terminal(self, command: list[str], *, tty: int, env: dict[str, str]) -> asyncio.subprocess.Process:
         """``command`` on the pty ``tty`` under exactly a cell's confinement (argv, uid, rlimits, cgroup, filter)."""
         seccomp_fd = self.walls.seccomp_fd()
         try:
             shell = await asyncio.create_subprocess_exec(
-                *self.argv(command=command, read_only=read_only, seccomp_fd=seccomp_fd),
+                *self.argv(command=command, seccomp_fd=seccomp_fd),
                 stdin=tty,
                 stdout=tty,
                 stderr=tty,
-                env={**environment(self.env), **env},
+                env={**self.environment(), **env},
+                cwd=HOME,  # under bubblewrap its --chdir; in a container, the shell starts at home, not in /
                 preexec_fn=lambda: self.walls.preexec(terminal=True),
                 pass_fds=() if seccomp_fd is None else (seccomp_fd,),
             )
@@ -129,7 +142,7 @@ class CellRunner:
                 os.close(seccomp_fd)
 
     async def _spawn(self) -> _CellProcess:
-        env = environment(self.env)
+        env = self.environment()
         read, write = os.pipe()
         seccomp_fd = None
         try:
@@ -140,6 +153,7 @@ class CellRunner:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=env,
+                cwd=HOME,  # a relative path a cell writes lands in its /tmp, in a container as under bubblewrap
                 preexec_fn=self.walls.preexec,
                 pass_fds=(write,) if seccomp_fd is None else (write, seccomp_fd),
                 limit=1024 * 1024,

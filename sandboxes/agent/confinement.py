@@ -1,7 +1,7 @@
 """How a cell's process (and the terminal's shell) is walled in: its command line, rlimits and environment.
 
 On Linux as root the process runs under bubblewrap (its own PID namespace, a
-read-only view of the system, a private /tmp) as the unit's unprivileged uid,
+read-only view of the system, the unit's one /tmp) as the unit's unprivileged uid,
 with rlimits, inside the unit's cells cgroup when there is one. In a container
 (confinement "setpriv") bubblewrap cannot make namespaces without privileges, and
 the container already is the cell's view of the system: there the process only
@@ -23,7 +23,10 @@ from pathlib import Path
 
 from . import seccomp
 
-#: The private /tmp of a cell lives in memory; this bounds it.
+#: A cell's HOME and working folder, as in every backend: its /tmp, where it may write.
+HOME = "/tmp"
+#: The cells' /tmp (and HOME) lives in memory, one per unit (agent/mounts.py); this bounds it.
+#: The Docker and Kubernetes backends give their containers' /tmp the same size.
 TMP_BYTES = 64 * 1024 * 1024
 
 
@@ -54,6 +57,9 @@ class Confinement:
     uid: int | None
     cgroup_procs: list[Path]
     mode: str = "bwrap"
+    #: The unit's one /tmp (agent/mounts.py: make_cells_tmp), bound at /tmp and HOME under bubblewrap: what a
+    #: run writes there the next run and the terminal see, until the unit stops. Required under bubblewrap.
+    tmp: Path | None = None
 
     def needs_filter_fd(self) -> bool:
         """Whether argv() takes the seccomp filter as a pipe (bubblewrap's mode); see seccomp_fd()."""
@@ -78,6 +84,8 @@ class Confinement:
             raise ConfinementMissing("bubblewrap is missing or the agent is not root: the cell is not run")
         if seccomp_fd is None:
             raise ConfinementMissing("no seccomp filter for the cell: it is not run")
+        if self.tmp is None:
+            raise ConfinementMissing("no /tmp of the unit's for the cell: it is not run")
         binds: list[str] = []
         made: set[str] = set()
         interpreter = {sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent.parent)}
@@ -85,10 +93,11 @@ class Confinement:
             if path.startswith("/usr"):
                 continue
             # Parents made explicitly: bubblewrap would otherwise copy a private mode (as /root's 0700).
+            # Passed through, never listed: the unit's folder shows nothing of itself but its tools.
             for parent in reversed(Path(path).parents[:-1]):
                 if str(parent) not in made:
                     made.add(str(parent))
-                    binds += ["--dir", str(parent)]
+                    binds += ["--perms", "0711", "--dir", str(parent)]
             binds += ["--ro-bind", path, path]
         return [
             bwrap,
@@ -114,12 +123,10 @@ class Confinement:
             "--ro-bind",
             "/etc",
             "/etc",
-            # /tmp first: the interpreter may live below it (a checkout in /tmp), and a later tmpfs would hide it.
-            "--perms",
-            "1777",
-            "--size",
-            str(TMP_BYTES),
-            "--tmpfs",
+            # /tmp first: the interpreter may live below it (a checkout in /tmp), and a later bind would hide it.
+            # The unit's one /tmp, not a fresh one per run: the next cell and the terminal see what this one wrote.
+            "--bind",
+            str(self.tmp),
             "/tmp",
             *binds,
             "--proc",
@@ -129,10 +136,10 @@ class Confinement:
             "--seccomp",
             str(seccomp_fd),
             "--chdir",
-            "/tmp",
+            HOME,
             "--setenv",
             "HOME",
-            "/tmp",
+            HOME,
             *self._setpriv(bounding_set=True),
             *python,
         ]
@@ -184,7 +191,7 @@ def environment(env: dict[str, str]) -> dict[str, str]:
         # a few confluent_kafka clients (librdkafka starts several threads each) ran out of
         # address space at a few MiB of real use. Two arenas; the cgroup still caps real use.
         "MALLOC_ARENA_MAX": "2",
-        "HOME": "/tmp",
+        "HOME": HOME,
         **env,
     }
 

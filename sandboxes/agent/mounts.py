@@ -1,4 +1,4 @@
-"""What the agent mounts in its unit's own mount namespace: the cgroup tree and the install cache.
+"""What the agent mounts in its unit's own mount namespace: the cgroup tree, the install cache and the cells' /tmp.
 
 ``ip netns exec`` gives the agent a mount namespace of its own (a slave of the
 host's, so nothing mounted here is seen outside) and mounts a fresh /sys there,
@@ -14,6 +14,13 @@ agent one, a slave of the host's, so nothing here is seen outside) the agent
 binds the cache read-only into the unit's folder and points
 ``BROKER_ACADEMY_CACHE`` there, before the broker's kind computes its paths.
 Root's home stays closed; the broker sees the cache and nothing else of it.
+
+The cells' /tmp (also their HOME) is one tmpfs per unit (:func:`make_cells_tmp`), which
+bubblewrap binds at /tmp for every cell run and the terminal's shell: what one cell writes
+there the next cell and the terminal read, as in a Jupyter kernel's container, until the
+unit stops. It lives in memory (charged to the cells' cgroup), is capped by its size, is
+seen only in this mount namespace (no other unit, nor the host, can open it) and goes
+with the namespace when the unit's last process ends.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ log = logging.getLogger("sandboxes.agent")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 #: Not "tools": the terminal keeps its scripts there.
 CACHE_NAME = "install-cache"
+#: The folder (root's, 0700: the unit's broker may not pass) holding the mount point of the cells' /tmp.
+CELLS_TMP_NAME = "cells-tmp"
 
 
 def reachable_by_others(path: Path) -> bool:
@@ -125,3 +134,24 @@ def reveal_cache(unit_dir: Path) -> None:
     subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], check=False, capture_output=True, timeout=20)
     os.environ["BROKER_ACADEMY_CACHE"] = str(target)
     log.info("install cache %s shown to the broker at %s", cache, target)
+
+
+def make_cells_tmp(unit_dir: Path, *, size_bytes: int) -> Path:
+    """Mount the unit's one /tmp for its cells and terminal; returns the mount point, which bubblewrap binds at /tmp.
+
+    A tmpfs of ``size_bytes`` with /tmp's own mode (1777, root's, sticky: the cells may not rename
+    the folders bubblewrap makes there for binds below /tmp, and a host path under /tmp stays as
+    bound), nosuid and nodev, below a folder only root may enter. Raises ``RuntimeError`` when it
+    cannot be made here without reaching the host's mount table: the cells are not run without it.
+    """
+    closed = unit_dir / CELLS_TMP_NAME
+    target = closed / "tmp"
+    closed.mkdir(mode=0o700, exist_ok=True)
+    closed.chmod(0o700)
+    target.mkdir(mode=0o700, exist_ok=True)
+    if _propagates(target):
+        # A mount under a shared mount would reach the host's table (and other units) and outlive the unit.
+        raise RuntimeError("the cells' /tmp cannot be made: the agent has no mount namespace of its own")
+    _mount("-t", "tmpfs", "-o", f"size={size_bytes},mode=1777,nosuid,nodev", "cells-tmp", str(target))
+    log.info("cells' /tmp mounted at %s (%d MiB)", target, size_bytes // 2**20)
+    return target

@@ -11,8 +11,10 @@ Requests on one connection (the first carries the op, the rest follow while it i
   {"op": "resize", "rows", "cols"}
 "closed" reasons: "exit" (the shell ended; the next attach starts a new one) and "stopped" (the unit stops).
 
-The broker's command-line tools come preconfigured (:func:`write_tools`): wrapper scripts
-in the unit's ``tools`` folder, first on PATH, that add the learner's own broker address.
+The broker's command-line tools come preconfigured (:func:`write_tools`, once the broker is
+ready): wrapper scripts in the unit's ``tools`` folder, first on PATH, that add the learner's
+own broker address. Cells have the same folder first on their PATH, and the same /tmp (HOME):
+a file a cell writes there the shell sees, and the other way round.
 """
 
 from __future__ import annotations
@@ -183,13 +185,16 @@ class Session:
 
 
 class Terminals:
-    """The unit's terminal: started on the first attach, kept until the shell exits or the unit stops."""
+    """The unit's terminal: started on the first attach, kept until the shell exits or the unit stops.
 
-    def __init__(self, *, runner: CellRunner, unit_dir: Path, broker: str, connection: dict[str, str]) -> None:
+    Its tools folder and its /tmp are the cell runner's (the same folders the unit's cells see).
+    """
+
+    def __init__(self, *, runner: CellRunner) -> None:
+        if runner.tools is None:
+            raise ValueError("the terminal needs the unit's tools folder (write_tools)")
         self.runner = runner
-        self.tools = unit_dir / "tools"
-        self.broker = broker
-        self.connection = connection
+        self.tools = runner.tools
         self.session: Session | None = None
         self.closing = False
         self._lock = asyncio.Lock()
@@ -198,15 +203,11 @@ class Terminals:
         async with self._lock:
             if self.session is not None and not self.session.ended.is_set():
                 return self.session
-            seen = write_tools(self.tools, broker=self.broker, connection=self.connection)
             master, slave = os.openpty()
             _set_size(master, rows, cols)
             try:
                 process = await self.runner.spawn_terminal(
-                    ["/bin/bash", "--rcfile", str(self.tools / "bashrc"), "-i"],
-                    tty=slave,
-                    env={"TERM": "xterm-256color", "PATH": f"{self.tools}:/usr/local/bin:/usr/bin:/bin"},
-                    read_only=seen,
+                    ["/bin/bash", "--rcfile", str(self.tools / "bashrc"), "-i"], tty=slave, env={"TERM": "xterm-256color"}
                 )
             except BaseException:
                 os.close(master)

@@ -1,21 +1,18 @@
 """The docker backend through the real worker: every broker in a hardened container, isolation, stop, and repair.
 
 The same behaviours as test_lifecycle.py, with settings.SANDBOX_BACKEND switched to
-the docker backend here and in this module's own Celery worker. The session starts
-a Docker Engine and builds the images when they are missing (scripts/docker-engine.sh,
-`make images`), and fails, never skips, when it cannot.
+the docker backend here and in this module's own Celery worker (``docker_worker``,
+tests/sandboxes/conftest.py). The session starts a Docker Engine and builds the images
+when they are missing (``docker_client``), and fails, never skips, when it cannot.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -34,57 +31,11 @@ from sandboxes.brokers import get_broker
 from sandboxes.images import SOURCE_LABEL, UNIT_DIR
 from sandboxes.models import Sandbox, State
 from sandboxes.services import actions, provisioning, reconcile
+from tests.sandboxes.docker_workers import DOCKER_BACKEND, docker_environment, docker_worker_start, wait_for_a_worker
 from tests.sandboxes.test_lifecycle import BROKERS, PRODUCE_CONSUME, provision, run_cell, running
-from tests.services import ROOT, Service, celery_worker_start, reachable_from_the_host, wait_for
+from tests.services import reachable_from_the_host, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.django_db(transaction=True)]
-
-DOCKER_BACKEND = "sandboxes.backends.docker.DockerBackend"
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> docker.DockerClient:
-    """A Docker Engine with the sandbox images: started and built now when missing, or the session fails saying why."""
-    for argv in (["scripts/docker-engine.sh"], ["make", "images"]):
-        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1500, check=False)
-        if result.returncode != 0:
-            tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
-            pytest.fail(f"`{' '.join(argv)}` failed (exit {result.returncode}); the docker tests need it:\n{tail}", pytrace=False)
-    return docker.from_env()
-
-
-@contextlib.contextmanager
-def docker_environment() -> Iterator[None]:
-    """Workers started inside run the docker backend: a worker reads SANDBOX_BACKEND from its environment at start."""
-    previous = os.environ.get("SANDBOX_BACKEND")
-    os.environ["SANDBOX_BACKEND"] = DOCKER_BACKEND
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ["SANDBOX_BACKEND"]
-        else:
-            os.environ["SANDBOX_BACKEND"] = previous
-
-
-def _start_worker(name: str, concurrency: int = 2) -> Service:
-    with docker_environment():
-        return celery_worker_start(name=name, concurrency=concurrency)
-
-
-def _wait_for_a_worker() -> None:
-    wait_for(lambda: any(app.control.ping(timeout=0.5)), timeout=60, what="a worker answering", interval=0.2)
-
-
-@pytest.fixture(scope="module")
-def docker_worker(celery_worker: Service, docker_client: docker.DockerClient) -> Iterator[Service]:
-    """This module's worker runs the docker backend; the session's worker waits meanwhile, so no task goes astray."""
-    celery_worker.stop()
-    worker = _start_worker("docker-worker")
-    yield worker
-    worker.stop()
-    celery_worker.__init__(celery_worker.name, celery_worker.process.args)  # the session's worker, as it was
-    _wait_for_a_worker()
 
 
 @pytest.fixture(autouse=True)
@@ -298,7 +249,7 @@ def test_a_runaway_cell_is_stopped_and_the_sandbox_keeps_working(docker_worker, 
 def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(docker_worker, docker_client, learner, units_cleanup):
     # A second worker takes this sandbox; it is killed mid-provisioning, so nothing finishes it.
     docker_worker.stop()
-    doomed = _start_worker("doomed", concurrency=1)
+    doomed = docker_worker_start("doomed", concurrency=1)
     backend = get_backend()
     try:
         sandbox = actions.sandbox_ensure(user_id=learner.pk, broker="rabbitmq")
@@ -312,7 +263,7 @@ def test_a_worker_killed_while_provisioning_is_repaired_by_reconciliation(docker
         app.control.purge()  # the follow-up tasks the crash would lose, not left for the next worker to finish
         with docker_environment():
             docker_worker.__init__(docker_worker.name, docker_worker.process.args)  # this module's worker, back
-        _wait_for_a_worker()
+        wait_for_a_worker()
     sandbox.refresh_from_db()
     assert sandbox.state == State.PROVISIONING  # stuck, as a crash leaves it
     assert backend.poll(unit) is None  # and its container runs on, owned by nobody
