@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 
 import docker
-import requests
 from docker.errors import DockerException, ImageNotFound
 
 from sandboxes.images.build import DEBIAN, NO_DEBIAN, NO_ENGINE, ROOT, BuildFailed, Context, ensure
+from sandboxes.images.registry import export_into, manifest_exists
 
 DEPLOY = ROOT / "deploy"
 #: Image name -> the files beside its Dockerfile in deploy/ that its context holds (executable).
@@ -97,17 +97,7 @@ def build(client: docker.DockerClient, name: str, *, force: bool = False) -> str
 def flatten(client: docker.DockerClient, image: str, folder: Path) -> None:
     """The image's files in ``folder``, and an ``/entrypoint`` that sets its environment and runs its arguments."""
     attrs = client.images.get(image).attrs["Config"]
-    container = client.containers.create(image, entrypoint=["/bin/true"])
-    try:
-        untar = subprocess.Popen(["tar", "-x", "--numeric-owner", "-C", str(folder)], stdin=subprocess.PIPE)
-        assert untar.stdin is not None
-        for chunk in container.export():
-            untar.stdin.write(chunk)
-        untar.stdin.close()
-        if untar.wait() != 0:
-            raise BuildFailed(f"extracting {image} failed")
-    finally:
-        container.remove(force=True)
+    export_into(client, image, folder)
     exports = "".join(f"export {shlex.quote(item)}\n" for item in attrs.get("Env") or [])
     workdir = shlex.quote(attrs.get("WorkingDir") or "/")
     entrypoint = folder / "entrypoint"
@@ -121,12 +111,7 @@ def flatten(client: docker.DockerClient, image: str, folder: Path) -> None:
 def push(client: docker.DockerClient, image: str, registry: str) -> str:
     """``image`` in ``registry`` under the same tag (pushed only when missing); returns the reference."""
     repo, _, tag = image.rpartition(":")
-    accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
-    try:
-        present = requests.head(f"http://{registry}/v2/{repo}/manifests/{tag}", headers=accept, timeout=10).ok
-    except requests.RequestException:
-        present = False
-    if not present:
+    if not manifest_exists(registry, repo, tag):
         with tempfile.TemporaryDirectory(prefix="ba-platform-rootfs-", dir="/var/tmp") as folder:
             flatten(client, image, Path(folder))
             result = subprocess.run([str(LAB_SCRIPT), "push-image", folder, image], capture_output=True, text=True, check=False)

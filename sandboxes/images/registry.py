@@ -33,7 +33,7 @@ import requests
 from sandboxes.brokers import broker_names
 from sandboxes.images import image_ref, image_repository
 
-from .build import AGENT_SOURCES, ROOT
+from .build import AGENT_SOURCES, ROOT, BuildFailed
 
 LAB_SCRIPT = ROOT / "scripts" / "k8s-lab.sh"
 PYTHON_TREES = ("/opt/venv", "/opt/broker-academy", "/usr/lib/python3")
@@ -56,7 +56,8 @@ def tag_for(image_id: str) -> str:
     return digest.hexdigest()[:20]
 
 
-def _exists(registry: str, repository: str, tag: str) -> bool:
+def manifest_exists(registry: str, repository: str, tag: str) -> bool:
+    """Whether the registry holds ``repository:tag`` (a push of it can be skipped)."""
     accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
     try:
         return requests.head(f"http://{registry}/v2/{repository}/manifests/{tag}", headers=accept, timeout=10).ok
@@ -64,9 +65,8 @@ def _exists(registry: str, repository: str, tag: str) -> bool:
         return False
 
 
-def rootfs(client: docker.DockerClient, image: str, folder: Path) -> None:
-    """The image's files, this checkout's agent, bytecode that survives zeroed times, and /entrypoint."""
-    attrs = client.images.get(image).attrs["Config"]
+def export_into(client: docker.DockerClient, image: str, folder: Path) -> None:
+    """The image's files, unpacked into ``folder`` (owners kept), through a container made and removed for it."""
     container = client.containers.create(image, entrypoint=["/bin/true"])
     try:
         untar = subprocess.Popen(["tar", "-x", "--numeric-owner", "-C", str(folder)], stdin=subprocess.PIPE)
@@ -75,9 +75,15 @@ def rootfs(client: docker.DockerClient, image: str, folder: Path) -> None:
             untar.stdin.write(chunk)
         untar.stdin.close()
         if untar.wait() != 0:
-            raise RuntimeError(f"extracting {image} failed")
+            raise BuildFailed(f"extracting {image} failed")
     finally:
         container.remove(force=True)
+
+
+def rootfs(client: docker.DockerClient, image: str, folder: Path) -> None:
+    """The image's files, this checkout's agent, bytecode that survives zeroed times, and /entrypoint."""
+    attrs = client.images.get(image).attrs["Config"]
+    export_into(client, image, folder)
     code = folder / "opt" / "broker-academy"
     shutil.rmtree(code / "sandboxes", ignore_errors=True)
     for path in _sources():
@@ -107,7 +113,7 @@ def push(client: docker.DockerClient, kind: str, registry: str) -> str:
     except docker.errors.ImageNotFound:
         raise RuntimeError(NO_IMAGE.format(image=image)) from None
     repository, tag = image_repository(kind), tag_for(image_id)
-    if not _exists(registry, repository, tag):
+    if not manifest_exists(registry, repository, tag):
         with tempfile.TemporaryDirectory(prefix=f"k8s-image-{kind}-") as folder:
             rootfs(client, image, Path(folder))
             result = subprocess.run(
