@@ -9,15 +9,13 @@ broker's data folder. The broker still answers afterwards.
 
 from __future__ import annotations
 
-import json
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from sandboxes.backends import cgroups, disks
 from sandboxes.backends.process import ProcessBackend
-from tests.security.units import Unit
+from tests.security.units import Unit, cell_found, unit_running
 
 pytestmark = [pytest.mark.integration]
 
@@ -27,25 +25,8 @@ CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
 
 @pytest.fixture(scope="module")
 def unit():
-    backend = ProcessBackend()
-    started = Unit(backend, "nats")
-    try:
+    with unit_running(ProcessBackend(), "nats") as started:
         yield started
-    finally:
-        started.stop()
-        for key in backend.kept_keys():
-            if started.name in key:
-                backend.discard_kept(key)
-
-
-def _cell(unit: Unit, code: str) -> dict:
-    """Runs ``code`` (which sets ``found``, a dict) in a cell; returns ``found``."""
-    program = "import ctypes, json, os, subprocess\nlibc = ctypes.CDLL(None, use_errno=True)\nfound = {}\n"
-    program += textwrap.dedent(code) + "\nprint('FOUND' + json.dumps(found))\n"
-    status, output, _ = unit.run(program)
-    assert status == 0, output
-    line = next(line for line in output.splitlines() if line.startswith("FOUND"))
-    return json.loads(line.removeprefix("FOUND"))
 
 
 def _refused(outcome) -> bool:
@@ -53,7 +34,7 @@ def _refused(outcome) -> bool:
 
 
 def test_a_cell_cannot_make_a_user_namespace(unit):
-    found = _cell(
+    found = cell_found(
         unit,
         f"""
         def call(result):
@@ -75,7 +56,7 @@ def test_a_cell_cannot_make_a_user_namespace(unit):
 
 
 def test_a_cell_cannot_make_a_network_namespace_nor_mount(unit):
-    found = _cell(
+    found = cell_found(
         unit,
         f"""
         def call(result):
@@ -95,7 +76,7 @@ def test_a_cell_cannot_make_a_network_namespace_nor_mount(unit):
 
 
 def test_a_cells_capabilities_are_empty_for_good(unit):
-    found = _cell(
+    found = cell_found(
         unit,
         """
         for line in open("/proc/self/status"):
@@ -115,7 +96,7 @@ def test_a_cells_capabilities_are_empty_for_good(unit):
 
 def test_setuid_binaries_give_a_cell_nothing(unit):
     """Every setuid file the cell can see is run; none of them may run as anyone but the cell."""
-    found = _cell(
+    found = cell_found(
         unit,
         """
         import stat, time
@@ -173,7 +154,7 @@ def _broker_pids(unit: Unit) -> list[int]:
 def test_a_cell_cannot_trace_signal_or_see_its_broker(unit):
     broker = _broker_pids(unit)
     data = disks.data_dir(unit.backend.unit_dir(unit.name))
-    found = _cell(
+    found = cell_found(
         unit,
         f"""
         import signal
@@ -217,7 +198,7 @@ def test_a_cell_cannot_trace_signal_or_see_its_broker(unit):
     assert status == 0 and "broker answers" in output, output
 
 
-def test_the_filter_holds_without_bubblewrap_and_its_absence_refuses_the_cell(monkeypatch):
+def test_the_filter_holds_without_bubblewrap_and_its_absence_refuses_thecell_found(monkeypatch):
     """setpriv's mode (the Docker backend) installs the filter itself; a machine without one gets no cell."""
     import platform
     import subprocess

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import subprocess
-import textwrap
 import time
 
 import pytest
@@ -21,7 +19,7 @@ import pytest
 from sandboxes import agent_client
 from sandboxes.agent import protocol
 from sandboxes.backends.docker import DockerBackend
-from tests.security.units import Unit
+from tests.security.units import Unit, cell_found, unit_running
 from tests.services import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -36,27 +34,12 @@ def unit():
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1500, check=False)
         if done.returncode != 0:
             pytest.fail(f"`{' '.join(argv)}` failed: {(done.stdout + done.stderr)[-3000:]}", pytrace=False)
-    backend = DockerBackend()
-    started = Unit(backend, "nats")
-    try:
+    with unit_running(DockerBackend(), "nats") as started:
         yield started
-    finally:
-        started.stop()
-        for key in backend.kept_keys():
-            if started.name in key:
-                backend.discard_kept(key)
-
-
-def _cell(unit: Unit, code: str) -> dict:
-    program = "import ctypes, json, os, subprocess\nlibc = ctypes.CDLL(None, use_errno=True)\nfound = {}\n"
-    program += textwrap.dedent(code) + "\nprint('FOUND' + json.dumps(found))\n"
-    status, output, _ = unit.run(program)
-    assert status == 0, output
-    return json.loads(next(line for line in output.splitlines() if line.startswith("FOUND")).removeprefix("FOUND"))
 
 
 def test_a_docker_cell_holds_no_privilege_and_cannot_reach_its_broker(unit):
-    found = _cell(
+    found = cell_found(
         unit,
         f"""
         import signal

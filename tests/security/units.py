@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
+import textwrap
 import time
+from collections.abc import Iterator
 
 from django.conf import settings
 
@@ -46,3 +50,25 @@ class Unit:
 
     def stop(self) -> None:
         self.backend.stop(self.name)
+
+
+@contextlib.contextmanager
+def unit_running(backend, kind: str) -> Iterator[Unit]:
+    """A unit of ``kind`` on ``backend`` for the block; stopped after, and the data its stop kept discarded."""
+    started = Unit(backend, kind)
+    try:
+        yield started
+    finally:
+        started.stop()
+        for key in backend.kept_keys():
+            if started.name in key:
+                backend.discard_kept(key)
+
+
+def cell_found(unit: Unit, code: str) -> dict:
+    """Runs ``code`` (which sets ``found``, a dict; ``libc`` is the C library) in a cell; returns ``found``."""
+    program = "import ctypes, json, os, subprocess\nlibc = ctypes.CDLL(None, use_errno=True)\nfound = {}\n"
+    program += textwrap.dedent(code) + "\nprint('FOUND' + json.dumps(found))\n"
+    status, output, _ = unit.run(program)
+    assert status == 0, output
+    return json.loads(next(line for line in output.splitlines() if line.startswith("FOUND")).removeprefix("FOUND"))
