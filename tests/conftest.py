@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.contrib.auth.models import Group, User
 
@@ -45,6 +47,10 @@ def _no_unit_outlives_the_run(django_db_blocker):
     stop_all(ProcessBackend())
 
 
+#: How long a test's end waits for the unit of a start still under way to be removed by that start.
+LEAK_GRACE_S = 10
+
+
 @pytest.fixture
 def units_cleanup(request):
     """Every unit a test starts is removed at its end, even after a failure; a unit that outlived its
@@ -58,13 +64,19 @@ def units_cleanup(request):
     uses_db = bool({"db", "transactional_db", "django_db_setup"} & set(request.fixturenames))
     uses_db = uses_db or request.node.get_closest_marker("django_db") is not None
     leaked = leaked_units(backend) if uses_db else []
+    # A start the worker is still inside (a stop overtook it) removes its own unit within a second
+    # or two of the test's end; a unit nobody removes is still there after the grace.
+    settle_by = time.monotonic() + LEAK_GRACE_S
+    while leaked and time.monotonic() < settle_by:
+        time.sleep(0.5)
+        leaked = leaked_units(backend)
     stop_all(backend)
     # Every stop keeps the broker's data; the test's records go with its database, so their files go too.
     for key in backend.kept_keys():
         backend.discard_kept(key)
     failed = request.node.stash.get(FAILED, False)
     if leaked and not failed:  # after a failure the leak is a consequence; the failure says more
-        pytest.fail(f"units outlived their sandboxes: {leaked}")
+        pytest.fail(f"units outlived their sandboxes: {leaked}; their records: {records_of(leaked)}")
 
 
 def leaked_units(backend) -> list[str]:
@@ -73,6 +85,16 @@ def leaked_units(backend) -> list[str]:
 
     accounted = {sandbox.unit for sandbox in Sandbox.objects.filter(state__in=ACTIVE_STATES)}
     return sorted(set(backend.list_units()) - accounted)
+
+
+def records_of(units: list[str]) -> dict[str, str]:
+    """What the database says of each unit's sandbox (state, stage, error), for a leak's message."""
+    from sandboxes.models import Sandbox
+
+    said = {}
+    for sandbox in Sandbox.objects.filter(unit__in=units):
+        said[sandbox.unit] = f"{sandbox.state}/{sandbox.stage}/{sandbox.error[:80]!r}"
+    return {unit: said.get(unit, "no record") for unit in units}
 
 
 FAILED = pytest.StashKey[bool]()

@@ -48,6 +48,8 @@ UNISOLATED_WARNING = "sandbox units run WITHOUT isolation (SANDBOX_ALLOW_UNISOLA
 #: Limits of a unit: everything (agent, broker, cells) and the cells alone.
 #: How long the agent may take to daemonize: a class's burst of thirty starts at a load of 20+ took over 10 s.
 AGENT_START_S = 30
+#: While a unit starts, how often the backend checks that its agent has not exited (a scan of /proc).
+AGENT_LOOK_S = 0.5
 UNIT_MEMORY_MB = 1536
 UNIT_PIDS = 2048
 CELLS_MEMORY_MB = 768
@@ -78,6 +80,10 @@ def _marked_processes(name: str) -> list[int]:
 
 class IsolationUnavailable(RuntimeError):
     pass
+
+
+class AgentExited(RuntimeError):
+    """The agent of a starting unit is gone before it was up."""
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -232,9 +238,16 @@ class ProcessBackend(UnitFolders, SandboxBackend):
                 timeout=AGENT_START_S,
             )
         deadline = time.monotonic() + AGENT_START_S
+        next_look = time.monotonic() + AGENT_LOOK_S
         while self._agent_pid(name) is None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the sandbox agent did not start; see {directory / 'agent.log'}")
+            if time.monotonic() > next_look:
+                # setsid -f returned once the agent was forked: from then on some process carries the unit's
+                # marker until the agent is up. None means it exited (a stop that came meanwhile killed it).
+                if not _marked_processes(name) and self._agent_pid(name) is None:
+                    raise AgentExited(f"the sandbox agent exited while starting; see {directory / 'agent.log'}")
+                next_look = time.monotonic() + AGENT_LOOK_S
             time.sleep(0.02)
         log.info("unit started", extra={"unit": name, "broker": unit.broker, "pid": self._agent_pid(name)})
 

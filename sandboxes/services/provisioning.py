@@ -62,16 +62,24 @@ def sandbox_provision_start(*, sandbox_id: int) -> Sandbox:
             UnitSpec(name=name, broker=sandbox.broker, owner=str(sandbox.user_id), restore=kept_restore_key(sandbox=sandbox))
         )
     except Exception as exc:
-        log.exception("unit did not start", extra={"sandbox_id": sandbox.pk, "user_id": sandbox.user_id})
         backend.stop(name)
+        if _stopped_meanwhile(sandbox):
+            # The stop removed the starting unit (its agent with it): not a failure of the broker.
+            log.info("a stop overtook the start", extra={"sandbox_id": sandbox.pk, "unit": name})
+            return sandbox
+        log.exception("unit did not start", extra={"sandbox_id": sandbox.pk, "user_id": sandbox.user_id})
         return sandbox_transition(sandbox, State.FAILED, error=str(exc))
-    sandbox.refresh_from_db(fields=["state"])
-    if sandbox.state in (State.STOPPING, State.STOPPED, State.FAILED):
+    if _stopped_meanwhile(sandbox):
         # A stop (or reset) overtook the start: its worker may have found no unit yet, and the one made
         # since belongs to no live sandbox. Removed here rather than at the next reconcile.
         log.info("a stop overtook the start; unit removed", extra={"sandbox_id": sandbox.pk, "unit": name})
         backend.stop(name)
     return sandbox
+
+
+def _stopped_meanwhile(sandbox: Sandbox) -> bool:
+    sandbox.refresh_from_db(fields=["state"])
+    return sandbox.state in (State.STOPPING, State.STOPPED, State.FAILED)
 
 
 def sandbox_provision_apply(*, sandbox_id: int, status: dict[str, Any]) -> bool:
@@ -105,8 +113,10 @@ def sandbox_provision_lost(*, sandbox_id: int) -> bool:
     sandbox = Sandbox.objects.get(pk=sandbox_id)
     if sandbox.state != State.PROVISIONING:
         return True
-    if get_backend().poll(sandbox.unit or unit_name(sandbox)) is None:
+    backend, name = get_backend(), sandbox.unit or unit_name(sandbox)
+    if backend.poll(name) is None:
         return False  # running, its socket not open yet
+    backend.stop(name)  # what the agent left: its folder, disk, cgroups, network namespace
     try:
         sandbox_transition(sandbox, State.FAILED, error=AGENT_EXITED)
     except TransitionRefused:
