@@ -6,12 +6,14 @@ from celery import Celery
 from celery.signals import celeryd_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from courseplatform import worker_metrics
+from courseplatform.worker_heartbeat import Heartbeat
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "courseplatform.settings.development")
 
 app = Celery("courseplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.steps["worker"].add(Heartbeat)  # the liveness probe's file (courseplatform/worker_heartbeat.py)
 
 
 @app.task(name="courseplatform.ping", time_limit=10)
