@@ -1,9 +1,12 @@
-"""An exercise done in the terminal (6.1's returns queue), as a learner does it, on the bundled course.
+"""Exercises done in the terminal, as a learner does them, on the bundled course.
 
-The exercise shows its starter commands with "▶ В терминале NATS" and its check button
+6.1's returns queue shows its starter commands with "▶ В терминале NATS" and its check button
 under them; the learner opens the NATS terminal, presses the check and reads why it fails
 (in the broker's terms, not the commands), types the commands with the `nats` CLI, presses
 the check again and sees it pass: the check read the stream and consumer the terminal made.
+6.3's refund audit is Kafka's: a topic made with `kafka-topics.sh` and a group's offsets set
+with `kafka-consumer-groups.sh`; a reset to the wrong end is refused with what the service
+would skip, and the check reads the group's committed offsets from the broker.
 """
 
 import re
@@ -18,6 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_d
 
 COURSE = Path(__file__).resolve().parents[2] / "lessons" / "content" / "broker-academy"
 CHAPTER = "/courses/broker-academy/queues-streaming-event-driven/"
+KAFKA_CHAPTER = "/courses/broker-academy/kafka-producer-consumer/"
 COMMANDS = (
     "nats stream add RETURNS --subjects 'returns.>' --retention work --defaults",
     "nats consumer add RETURNS refunds --pull --ack explicit --max-deliver 3 --defaults",
@@ -68,4 +72,57 @@ def test_a_learner_builds_the_returns_queue_in_the_terminal_and_the_check_reads_
     expect(exercise).to_have_class(re.compile(r"\bis-passed\b"))
     exercise.scroll_into_view_if_needed()
     page.screenshot(path=str(screenshots / "terminal-exercise-passed.png"))
+    assert page_errors == []
+
+
+def test_a_learner_sets_a_new_groups_offsets_in_the_kafka_terminal_and_the_check_reads_them_from_the_broker(
+    celery_worker, live_server_url, page_as, page_errors, learner, units_cleanup, screenshots
+):
+    course_import(directory=COURSE)
+    page = page_as(learner, viewport={"width": 1440, "height": 900})
+    page.goto(live_server_url + KAFKA_CHAPTER)
+    exercise = page.locator("section#exercise-refund-audit-history")
+    starter = exercise.locator("[data-terminal-command][data-role=starter]")
+    expect(starter.get_by_role("button", name="▶ В терминале Kafka")).to_be_visible()
+    expect(exercise.locator("figure.cell")).to_have_count(0)
+    expect(exercise.locator("details.solution [data-terminal-command]")).to_be_hidden()
+
+    panel = page.locator("[data-terminal-panel]")
+    panel.get_by_role("button", name="Терминал Kafka").click()
+    screen = panel.locator("[data-terminal-screen] .xterm-rows")
+    expect(screen).to_contain_text("sandbox:", timeout=180_000)
+    check = exercise.locator(".check-button")
+    verdict = exercise.locator(".check-verdict")
+    check.click()  # the chapter's setup runs first: its topics, none of them the exercise's
+    expect(verdict).to_contain_text("Пока не получилось", timeout=120_000)
+    expect(verdict).to_contain_text("Топика refund-requests в брокере нет")
+
+    # The topic and its requests are right, but the group is put at the end: the service would skip them all.
+    panel.locator("[data-terminal-screen]").click()
+    for command in (
+        "kafka-topics.sh --create --topic refund-requests --partitions 3 --config retention.ms=2592000000",
+        "printf 'order-1\\norder-2\\norder-3\\n' | kafka-console-producer.sh --topic refund-requests",
+        "kafka-consumer-groups.sh --group refund-audit --topic refund-requests --reset-offsets --to-latest --execute",
+    ):
+        page.keyboard.type(command + "\n")
+    expect(screen).to_contain_text("NEW-OFFSET", timeout=120_000)
+    check.click()
+    skipped = re.compile(r"группа refund-audit закоммитила [1-3], так что при первом старте сервис пропустит заявок: [1-3]")
+    expect(verdict).to_contain_text(skipped, timeout=60_000)
+    assert "kafka-" not in verdict.inner_text() and "--" not in verdict.inner_text()
+    exercise.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshots / "kafka-terminal-exercise-wrong-end.png"))
+
+    panel.locator("[data-terminal-screen]").click()
+    page.keyboard.type("clear\n")
+    expect(screen).not_to_contain_text("NEW-OFFSET")
+    page.keyboard.type(
+        "kafka-consumer-groups.sh --group refund-audit --topic refund-requests --reset-offsets --to-earliest --execute\n"
+    )
+    expect(screen).to_contain_text("NEW-OFFSET", timeout=60_000)
+    check.click()
+    expect(verdict).to_contain_text("Принято!", timeout=60_000)
+    expect(exercise).to_have_class(re.compile(r"\bis-passed\b"))
+    exercise.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshots / "kafka-terminal-exercise-passed.png"))
     assert page_errors == []
