@@ -154,11 +154,16 @@ def run(platform: Platform, results: Results, *, quick: bool) -> None:
     # The client's pool holds cpu_count * 5 connections; with more threads it opens (and drops) more,
     # warning each time: counted in the requests all the same, not worth a line each.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    # The platform's own worker is paused meanwhile: the adopt it schedules at its start would take the
+    # simulation's provisioning records (no follower of theirs runs) for a crashed start's, and fail them.
+    if platform.worker is not None:
+        platform.worker.stop(timeout=15)
     try:
         say(f"k8s-sim: kwok with {nodes} fake nodes")
         with kwok.FakeNodes(env["K8S_LAB_ADMIN_KUBECONFIG"], nodes) as fleet, override_settings(**settings):
             simulate(results, env, fleet, count)
     finally:
+        platform.restart_worker(env={})
         if brought_up:
             say("k8s-sim: taking the lab down again")
             lab_script("down", timeout=300)
