@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +54,7 @@ from sandboxes.services.reconcile import sandboxes_reconcile
 from tests.k8s import kwok
 from tests.k8s.lab import lab_script, read_env, tail
 
+from .cpu_usage import cpu_share
 from .harness import Platform, say
 from .report import Results
 
@@ -62,6 +65,7 @@ FULL, QUICK = (1000, 50), (200, 10)
 THREADS = int(os.environ.get("BENCH_K8S_SIM_THREADS", "50"))
 SCHEDULE_TIMEOUT_S = 900.0
 RESOURCES = ("pods", "secrets", "networkpolicies")
+CONTROL_PLANE = ("kube-apiserver", "etcd", "kube-scheduler", "kube-controller-manager", "kwok")
 
 
 class RequestCount:
@@ -82,7 +86,7 @@ class RequestCount:
                 self.counts[f"{kind} {resource}"] += 1
             return original(method, url, *args, **kwargs)
 
-        rest.request = counted
+        rest.request = counted  # type: ignore[method-assign]
 
     def take(self) -> collections.Counter[str]:
         """What was counted since the last take."""
@@ -121,6 +125,27 @@ class Scheduled(threading.Thread):
                     self.bound[pod.metadata.name] = (time.monotonic(), pod.spec.node_name)
                 if len(self.bound) >= self.count:
                     watcher.stop()
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of the machine, this process (the worker) and the lab's control plane and kwok."""
+    times = psutil.cpu_times()
+    own = psutil.Process().cpu_times()
+    seconds = {"wall": time.monotonic(), "machine": sum(times) - times.idle - getattr(times, "iowait", 0.0)}
+    seconds["worker"] = own.user + own.system
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        if process.info["name"] in CONTROL_PLANE and process.info["cpu_times"] is not None:
+            used = process.info["cpu_times"]
+            seconds[process.info["name"]] = seconds.get(process.info["name"], 0.0) + used.user + used.system
+    return seconds
+
+
+@contextlib.contextmanager
+def cpu_noted(notes: dict[str, str], phase: str) -> Iterator[None]:
+    """Notes the CPU each one used during the block, as shares of a core (bench/cpu_usage.py)."""
+    before = cpu_seconds()
+    yield
+    notes[phase] = cpu_share(before, cpu_seconds())
 
 
 def rss_mb() -> float:
@@ -188,6 +213,7 @@ def simulate(results: Results, env: dict[str, str], fleet: kwok.FakeNodes, count
     sandboxes = records_create(count)
     names = [s.unit for s in sandboxes]
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=THREADS)
+    cpu: dict[str, str] = {}
     try:
         watcher = Scheduled(env["K8S_LAB_PLATFORM_KUBECONFIG"], backend.namespace, backend.instance, count)
         watcher.start()
@@ -197,9 +223,10 @@ def simulate(results: Results, env: dict[str, str], fleet: kwok.FakeNodes, count
         say(f"k8s-sim: starting {count} sandboxes with {THREADS} threads")
         started = time.monotonic()
         specs = [UnitSpec(name=s.unit, broker=s.broker, owner=str(s.user_id)) for s in sandboxes]
-        list(pool.map(backend.start, specs))
-        started_s = time.monotonic() - started
-        watcher.join(SCHEDULE_TIMEOUT_S)
+        with cpu_noted(cpu, "start"):
+            list(pool.map(backend.start, specs))
+            started_s = time.monotonic() - started
+            watcher.join(SCHEDULE_TIMEOUT_S)
         rss_started = rss_mb()
         starts = requests.take()
         if len(watcher.bound) != count:
@@ -213,7 +240,8 @@ def simulate(results: Results, env: dict[str, str], fleet: kwok.FakeNodes, count
 
         Sandbox.objects.filter(pk__in=[s.pk for s in sandboxes]).update(state=State.READY)
         began = time.monotonic()
-        found = sandboxes_reconcile()
+        with cpu_noted(cpu, "reconcile"):
+            found = sandboxes_reconcile()
         reconcile_s = time.monotonic() - began
         reconciles = requests.take()
         if any(found.values()):
@@ -227,7 +255,8 @@ def simulate(results: Results, env: dict[str, str], fleet: kwok.FakeNodes, count
 
         say(f"k8s-sim: reconcile {reconcile_s:.1f} s; stopping all {count}")
         began = time.monotonic()
-        list(pool.map(backend.stop, names))
+        with cpu_noted(cpu, "stop"):
+            list(pool.map(backend.stop, names))
         stop_s = time.monotonic() - began
         stops = requests.take()
         left = backend.list_units()
@@ -259,3 +288,4 @@ def simulate(results: Results, env: dict[str, str], fleet: kwok.FakeNodes, count
     )
     for phase, counted in (("start", starts), ("reconcile", reconciles), ("stop", stops)):
         results.note(f"k8s-sim {phase} requests: " + ", ".join(f"{k} {v}" for k, v in sorted(counted.items())))
+        results.note(f"k8s-sim {phase} {cpu[phase]}")
