@@ -14,7 +14,9 @@ import sys
 import time
 import traceback
 
-AREAS = ("pages", "cells", "stream", "sandboxes", "burst", "density", "docker", "load")
+AREAS = ("pages", "cells", "stream", "sandboxes", "burst", "density", "docker", "load", "k8s-sim")
+#: Areas whose module is not named after them.
+MODULES = {"density": "sandboxes", "docker": "sandboxes", "k8s-sim": "k8s_sim"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             harness.say(f"== {area}")
             area_started = time.monotonic()
             try:
-                module = __import__(f"bench.{area if area not in ('density', 'docker') else 'sandboxes'}", fromlist=["run"])
+                module = __import__(f"bench.{MODULES.get(area, area)}", fromlist=["run"])
                 runner = {"density": getattr(module, "run_density", None), "docker": getattr(module, "run_docker", None)}.get(
                     area
                 ) or module.run

@@ -246,6 +246,10 @@ SANDBOX_K8S_IMAGES = env.dict("SANDBOX_K8S_IMAGES", default={})
 SANDBOX_K8S_MEMORY_MB = env.int("SANDBOX_K8S_MEMORY_MB", default=1536)
 SANDBOX_K8S_CPUS = env.float("SANDBOX_K8S_CPUS", default=1.0)
 SANDBOX_K8S_DISK_MB = env.int("SANDBOX_K8S_DISK_MB", default=1024)
+# Where sandbox pods may run: a node selector ("pool=sandboxes,zone=a") and the taints they tolerate
+# ("dedicated=sandboxes:NoSchedule", or "key:Effect" for any value), for nodes kept for sandboxes only.
+SANDBOX_K8S_NODE_SELECTOR = env.dict("SANDBOX_K8S_NODE_SELECTOR", default={})
+SANDBOX_K8S_TOLERATIONS = env.list("SANDBOX_K8S_TOLERATIONS", default=[])
 
 # Prometheus (docs/metrics.md): /metrics of each web process and the worker's own port answer only
 # "Authorization: Bearer <METRICS_TOKEN>"; unset, both are off. The worker's port is off at 0.

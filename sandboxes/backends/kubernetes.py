@@ -58,6 +58,7 @@ from .kubernetes_manifests import (
     policy_manifest,
     secret_manifest,
     secret_name,
+    toleration,
 )
 from .kubernetes_pod_watch import REQUEST_S, PodWatch, pod_terminated
 
@@ -84,12 +85,14 @@ class KubernetesBackend(SandboxBackend):
         self.disk_mb = settings.SANDBOX_K8S_DISK_MB
         self.kubeconfig = settings.SANDBOX_K8S_KUBECONFIG
         self.namespace = settings.SANDBOX_K8S_NAMESPACE
+        self.node_selector: dict[str, str] = dict(settings.SANDBOX_K8S_NODE_SELECTOR)
+        self.tolerations: list[str] = list(settings.SANDBOX_K8S_TOLERATIONS)
         self._api: client.ApiClient | None = None
         self._addresses: dict[str, tuple[float, AgentAddress]] = {}
 
     @classmethod
     def check_settings(cls) -> list[CheckMessage]:
-        """Object names, the image template and the memory limit can work (sandboxes.E121-E123)."""
+        """Object names, the image template, the memory limit and the tolerations can work (sandboxes.E121-E124)."""
         errors: list[CheckMessage] = []
         instance, image, memory_mb = settings.SANDBOX_INSTANCE, settings.SANDBOX_K8S_IMAGE, settings.SANDBOX_K8S_MEMORY_MB
         if not DNS_LABEL.match(instance) or len(instance) > 40:
@@ -104,6 +107,11 @@ class KubernetesBackend(SandboxBackend):
             errors.append(Error(f"SANDBOX_K8S_IMAGE={image!r} must contain {{broker}}", id="sandboxes.E122"))
         if not isinstance(memory_mb, int) or memory_mb < 512:
             errors.append(Error(f"SANDBOX_K8S_MEMORY_MB={memory_mb!r}: a unit needs at least 512", id="sandboxes.E123"))
+        for text in settings.SANDBOX_K8S_TOLERATIONS:
+            try:
+                toleration(text)
+            except ValueError as exc:
+                errors.append(Error(f"SANDBOX_K8S_TOLERATIONS: {exc}", id="sandboxes.E124"))
         return errors
 
     # -- the API server ------------------------------------------------------
@@ -259,6 +267,8 @@ class KubernetesBackend(SandboxBackend):
             memory_mb=self.memory_mb,
             cpus=self.cpus,
             disk_mb=self.disk_mb,
+            node_selector=self.node_selector,
+            tolerations=self.tolerations,
         )
 
     def _create_secret(self, name: str, labels: dict[str, str]) -> None:
@@ -329,8 +339,6 @@ class KubernetesBackend(SandboxBackend):
                 name, self.namespace, grace_period_seconds=5, propagation_policy="Background", _request_timeout=REQUEST_S
             )
         )
-
-    # -- waiting, by watching --------------------------------------------------
 
     # -- waiting, by watching (kubernetes_pod_watch.py) --------------------------
 

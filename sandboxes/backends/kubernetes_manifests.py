@@ -29,11 +29,23 @@ TOKEN_DIR = "/run/agent"
 TMP_MB = 64
 #: The rest of a pod's ephemeral storage: its container's log and writable layer (the root is read-only).
 LOGS_MB = 64
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
 def secret_name(name: str) -> str:
     """The Secret holding a unit's agent token."""
     return f"{name}-agent"
+
+
+def toleration(text: str) -> dict[str, str]:
+    """A toleration from a taint as kubectl writes it: "key=value:Effect", or "key:Effect" for any value."""
+    taint, _, effect = text.strip().rpartition(":")
+    key, equals, value = taint.partition("=")
+    if not key or effect not in TAINT_EFFECTS:
+        raise ValueError(f"{text!r} is not a taint (key=value:Effect or key:Effect, Effect one of {', '.join(TAINT_EFFECTS)})")
+    if equals:
+        return {"key": key, "operator": "Equal", "value": value, "effect": effect}
+    return {"key": key, "operator": "Exists", "effect": effect}
 
 
 def agent_args(unit: UnitSpec) -> list[str]:
@@ -42,16 +54,28 @@ def agent_args(unit: UnitSpec) -> list[str]:
 
 
 def pod_manifest(
-    *, unit: UnitSpec, labels: dict[str, str], image: str, memory_mb: int, cpus: float, disk_mb: int
+    *,
+    unit: UnitSpec,
+    labels: dict[str, str],
+    image: str,
+    memory_mb: int,
+    cpus: float,
+    disk_mb: int,
+    node_selector: dict[str, str] | None = None,
+    tolerations: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The unit's Pod; see kubernetes.py's docstring for why each setting."""
+    """The unit's Pod; see kubernetes.py's docstring for why each setting.
+
+    ``node_selector`` and ``tolerations`` (taints as "key=value:Effect") keep sandbox pods on the
+    nodes a cluster sets apart for them; without them the scheduler may use any node.
+    """
     name = unit.name
     resources = {
         "memory": f"{memory_mb}Mi",
         "cpu": f"{int(cpus * 1000)}m",
         "ephemeral-storage": f"{disk_mb + TMP_MB + LOGS_MB}Mi",
     }
-    return {
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "labels": labels, "annotations": {ANNOTATION_OWNER: unit.owner}},
@@ -101,6 +125,11 @@ def pod_manifest(
             ],
         },
     }
+    if node_selector:
+        pod["spec"]["nodeSelector"] = dict(node_selector)
+    if tolerations:
+        pod["spec"]["tolerations"] = [toleration(t) for t in tolerations]
+    return pod
 
 
 def secret_manifest(*, name: str, labels: dict[str, str], token: str) -> dict[str, Any]:
