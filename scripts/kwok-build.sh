@@ -6,7 +6,7 @@
 #   scripts/kwok-build.sh           prints the kwok binary on its last line; the stages file is
 #                                   next to it (kwok-stages.yaml)
 #
-# Used by the k8s simulation (bench/k8s_sim.py, tests/k8s/test_sim.py) against the lab's API server.
+# Used by the k8s simulation (bench/k8s_sim.py, tests/k8s/test_kwok.py) against the lab's API server.
 set -euo pipefail
 
 KWOK_VERSION=0.8.0
