@@ -89,15 +89,48 @@ def _run(control: socket.socket, fds: list[int], variables: list[str]) -> None:
         os.close(fd)
     gc.unfreeze()
     sys.argv[:] = ["-c", str(hint), *variables]
-    cell_main()
-    raise SystemExit(0)  # up through the template's frames: the interpreter ends as after any script
+    try:
+        cell_main()
+        status = 0
+    except SystemExit as exc:
+        status = _exit_status(exc.code)
+    _finish(status)
+
+
+def _exit_status(code: object) -> int:
+    """The status Python gives a SystemExit's code (a message is printed, and is status 1)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    with contextlib.suppress(Exception):
+        print(code, file=sys.stderr)
+    return 1
+
+
+def _finish(status: int) -> None:
+    """End the run as an interpreter ends (non-daemon threads joined, atexit handlers run, output flushed),
+    without tearing down every module the template imported: that teardown is most of a short run's exit."""
+    import atexit
+    import threading
+
+    with contextlib.suppress(BaseException):
+        threading._shutdown()  # type: ignore[attr-defined]  # what Py_FinalizeEx does first
+    with contextlib.suppress(BaseException):
+        atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BaseException):
+            stream.flush()
+    os._exit(status)
 
 
 def main() -> None:
     """argv: the control socket's fd, "sweep" or "keep" (leftovers), the modules to import (comma-separated), the variables."""
     control = socket.socket(fileno=int(sys.argv[1]))
     sweep = sys.argv[2] == "sweep"
-    preload = [name for name in sys.argv[3].split(",") if name]
+    # What cell_main imports when a run starts (its hooks), then the broker's client libraries.
+    preload = ["atexit", "linecache", "logging", "threading", "warnings"]
+    preload += [name for name in sys.argv[3].split(",") if name]
     variables = sys.argv[4:]
     os.set_inheritable(control.fileno(), False)
     _dumpable(0)

@@ -172,18 +172,30 @@ class TemplateRun:
 
     async def send_code(self, code: bytes) -> None:
         fd, self.stdin_fd = self.stdin_fd, -1
+        view = memoryview(code)
+        try:
+            # Most code fits in the pipe at once; the rest is written from a thread as the run reads it.
+            os.set_blocking(fd, False)
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            pass
+        except OSError:
+            view = view[len(view) :]  # the run ended without reading its code
+        if not view:
+            os.close(fd)
+            return
 
-        def write_all() -> None:
+        def write_rest(rest: memoryview) -> None:
             try:
-                view = memoryview(code)
-                while view:
-                    view = view[os.write(fd, view) :]
+                os.set_blocking(fd, True)
+                while rest:
+                    rest = rest[os.write(fd, rest) :]
             except OSError:
-                pass  # the run ended without reading its code
+                pass
             finally:
                 os.close(fd)
 
-        await asyncio.to_thread(write_all)
+        await asyncio.to_thread(write_rest, view)
 
     async def wait(self) -> int:
         if self.returncode is None:

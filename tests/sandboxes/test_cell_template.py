@@ -142,3 +142,25 @@ def test_a_runs_code_and_output_are_its_own(unit):
     )
     assert status == 0, output
     assert json.loads(output.strip().splitlines()[-1]) == {"stdin": "", "argv": ["-c"]}
+
+
+def test_a_run_ends_as_an_interpreter_does_threads_joined_atexit_run_exit_codes_kept(unit):
+    program = textwrap.dedent(
+        """
+        import atexit, threading, time
+        atexit.register(lambda: print("atexit ran", flush=True))
+        threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished"))).start()
+        print("main done")
+        """
+    )
+    status, output, _ = unit.run(program)
+    assert status == 0 and output.splitlines() == ["main done", "thread finished", "atexit ran"], (status, output)
+    assert unit.run("import sys\nsys.exit(3)")[0] == 3
+    status, output, _ = unit.run("import sys\nsys.exit('bye')")
+    assert (status, output.strip()) == (1, "bye")
+
+
+def test_code_larger_than_a_pipe_reaches_the_run_whole(unit):
+    lines = [f"x{n} = {n}" for n in range(20_000)]  # about 200 KB, past the pipe's 64 KiB
+    status, output, _ = unit.run("\n".join([*lines, "print(x19999 + len(globals()))"]))
+    assert status == 0 and output.strip().isdigit() and int(output.strip()) > 20_000, output[-500:]
