@@ -169,6 +169,7 @@ class BrokerSupervisor:
             tmp=cells_tmp,
             tools=tools,
             read_only=seen,
+            preload=self.kind.cell_preload,
         )
         await self.runner.prewarm()
         self.terminals = Terminals(runner=self.runner)

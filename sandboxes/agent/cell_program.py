@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from . import cell_hints, cell_main, cell_tracebacks
+from . import cell_hints, cell_main, cell_template, cell_tracebacks
 
 #: The name of that package inside the cell; its modules import one another relatively.
 PACKAGE = "cellrun"
@@ -28,14 +28,18 @@ for _name, _source in SOURCES:
     _module.__package__ = PACKAGE
     sys.modules[_module.__name__] = _module
     exec(compile(_source, "<" + _name + ">", "exec"), _module.__dict__)
-sys.modules[PACKAGE + ".cell_main"].main()
+sys.modules[PACKAGE + "." + ENTRY].main()
 """
 
 
-def runner_source() -> str:
-    """The ``-c`` program: the modules' sources, then the lines that load them and run the cell."""
-    sources = [(module.__name__.rpartition(".")[2], Path(str(module.__file__)).read_text(encoding="utf-8")) for module in MODULES]
-    return f"PACKAGE = {PACKAGE!r}\nSOURCES = {sources!r}\n{_LOADER}"
+def runner_source(entry: str = "cell_main") -> str:
+    """The ``-c`` program: the modules' sources, then the lines that load them and call ``entry``.main."""
+    modules = (*MODULES, cell_template) if entry == "cell_template" else MODULES
+    sources = [(module.__name__.rpartition(".")[2], Path(str(module.__file__)).read_text(encoding="utf-8")) for module in modules]
+    return f"PACKAGE = {PACKAGE!r}\nENTRY = {entry!r}\nSOURCES = {sources!r}\n{_LOADER}"
 
 
+#: One cell in a fresh interpreter (``RUNNER HINT_FD VARIABLE...``).
 RUNNER = runner_source()
+#: The template cells are forked from (``TEMPLATE CONTROL_FD sweep|keep MODULES VARIABLE...``; cell_template.py).
+TEMPLATE = runner_source("cell_template")

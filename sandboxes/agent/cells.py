@@ -1,15 +1,16 @@
-"""Running one learner's cell: a fresh Python process, confined and limited (confinement.py).
+"""Running one learner's cell: a process of its own, confined and limited (confinement.py).
 
-A warm process waits for code so that a run costs a pipe write, not an interpreter
-start; the run's output streams back through an OutputWindow, its hint through a
-pipe of its own.
+Each run is forked from the unit's template (cell_template.py), which started under the
+same walls and imported the broker's client libraries once, so a run costs a fork, not an
+interpreter start and its imports; without a template a run gets a fresh interpreter
+(cell_process.py). The run's output streams back through an OutputWindow, its hint
+through a pipe of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cell_hints import MAX_HINT_BYTES, hint_parse
+from .cell_process import CellProcess, alive
 from .cell_program import RUNNER
+from .cell_template_client import Template, TemplateGone, TemplateRun
 from .confinement import HOME, CellLimits, Confinement, environment
 from .leftovers import kill_leftovers
 from .output import OutputWindow
@@ -43,41 +45,8 @@ class CellResult:
     hint: dict[str, Any] | None = None  # the last hint the cell wrote (cell_hints.hint_parse)
 
 
-@dataclass(slots=True)
-class _CellProcess:
-    """A cell's process and the read end of its hint pipe (closed once read)."""
-
-    process: asyncio.subprocess.Process
-    hints: int
-
-    def read_hint(self) -> dict[str, Any] | None:
-        """The last hint the cell wrote; the pipe is read without waiting (a child of the cell may still hold it)."""
-        data = b""
-        try:
-            os.set_blocking(self.hints, False)
-            while len(data) <= MAX_HINT_BYTES * 8:
-                chunk = os.read(self.hints, 65536)
-                if not chunk:
-                    break
-                data += chunk
-        except OSError:
-            pass  # nothing (more) written
-        finally:
-            self.close()
-        for line in reversed(data.splitlines()):
-            hint = hint_parse(line)
-            if hint is not None:
-                return hint
-        return None
-
-    def close(self) -> None:
-        if self.hints >= 0:
-            os.close(self.hints)
-            self.hints = -1
-
-
 class CellRunner:
-    """Runs cells one at a time for a unit, keeping one warm process ready."""
+    """Runs cells one at a time for a unit, forking each from the unit's template."""
 
     def __init__(
         self,
@@ -90,18 +59,22 @@ class CellRunner:
         tmp: Path | None = None,
         tools: Path | None = None,
         read_only: tuple[str, ...] = (),
+        preload: tuple[str, ...] = (),
     ) -> None:
         """``tmp``: the unit's one /tmp (bubblewrap's mode); ``tools``: the folder of the broker's command-line
         tools (agent/terminal.py: write_tools), first on PATH, with ``read_only`` the host folders they need:
-        cells and the terminal see the same /tmp and the same tools."""
+        cells and the terminal see the same /tmp and the same tools; ``preload``: the modules the template imports
+        (the broker kind's client libraries, BrokerKind.cell_preload)."""
         self.env = env
         self.limits = limits
         self.walls = Confinement(limits=limits, uid=uid, cgroup_procs=cgroup_procs, mode=confinement, tmp=tmp)
         self.tools = tools
         self.read_only = read_only
-        self._warm: _CellProcess | None = None
+        self.preload = list(preload)
+        self._template: Template | None = None
+        self._template_lock = asyncio.Lock()
         self._lock = asyncio.Lock()
-        self.current: asyncio.subprocess.Process | None = None
+        self.current: CellProcess | TemplateRun | None = None
         self._interrupted = False
         self._terminals: set[int] = set()
 
@@ -110,8 +83,7 @@ class CellRunner:
         The tools' folders (``read_only``) are seen at their own paths by both."""
         if command is None:
             # The connection variables go along, for hints that name them (the rest of env is no business of hints).
-            variables = [name for name in self.env if name != UNIT_MARKER]
-            command = [sys.executable, "-u", "-B", "-c", RUNNER, str(hint_fd), *variables]
+            command = [sys.executable, "-u", "-B", "-c", RUNNER, str(hint_fd), *self._variables()]
         return self.walls.argv(command, read_only=self.read_only, seccomp_fd=seccomp_fd)
 
     def environment(self) -> dict[str, str]:
@@ -141,7 +113,12 @@ class CellRunner:
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
 
-    async def _spawn(self) -> _CellProcess:
+    def _variables(self) -> list[str]:
+        # The connection variables go along, for hints that name them (the rest of env is no business of hints).
+        return [name for name in self.env if name != UNIT_MARKER]
+
+    async def _spawn(self) -> CellProcess:
+        """A fresh interpreter for one run (when there is no template)."""
         env = self.environment()
         read, write = os.pipe()
         seccomp_fd = None
@@ -165,74 +142,82 @@ class CellRunner:
             os.close(write)
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
-        return _CellProcess(process, read)
+        return CellProcess(process, read)
 
     async def prewarm(self) -> None:
-        """Start the next process ahead of time; a failure here surfaces on the next run."""
-        if self._warm is None or self._warm.process.returncode is not None:
+        """Start the unit's template if none runs (its libraries import meanwhile); a failure shows on the next run."""
+        async with self._template_lock:
+            if self._template is not None and self._template.alive:
+                return
+            if self._template is not None:
+                await self._template.close()
+                self._template = None
+            seccomp_fd = None
             try:
-                spawned = await self._spawn()
+                seccomp_fd = self.walls.seccomp_fd()
+                self._template = await Template.spawn(
+                    argv=lambda command, fd: self.argv(command=command, seccomp_fd=fd),
+                    seccomp_fd=seccomp_fd,
+                    sweep=self.walls.mode != "setpriv" and self.walls.uid is not None,
+                    preload=self.preload,
+                    variables=self._variables(),
+                    env=self.environment(),
+                    preexec=self.walls.preexec,
+                )
             except (OSError, subprocess.SubprocessError):
-                return  # the next run spawns its own, and says why it cannot
-            if self._warm is not None and self._warm.process.returncode is None:
-                # Another prewarm finished first while this one spawned: one warm process is enough.
-                _kill_group(spawned.process.pid)
-                await spawned.process.wait()
-                spawned.close()
-            else:
-                if self._warm is not None:
-                    self._warm.close()
-                self._warm = spawned
+                return  # each run gets a fresh interpreter, and says why if that cannot start either
+            finally:
+                if seccomp_fd is not None:
+                    os.close(seccomp_fd)
+
+    async def _start(self) -> CellProcess | TemplateRun:
+        """A run forked from the template, or a fresh interpreter if there is none (or it has just gone)."""
+        template = self._template
+        if template is not None and template.alive:
+            try:
+                await template.wait_ready()
+                return await template.fork()
+            except TemplateGone:
+                pass
+        return await self._spawn()
 
     def interrupt(self) -> bool:
         """Stop the running cell, if any; returns whether there was one."""
-        process = self.current
-        if process is None or process.returncode is not None:
+        cell = self.current
+        if cell is None or cell.returncode is not None:
             return False
         self._interrupted = True
-        _kill_group(process.pid)
+        cell.kill()
         return True
 
     async def run(self, *, code: str, timeout: float, on_output: OutputCallback) -> CellResult:
         async with self._lock:
-            if self._warm is not None and self._warm.process.returncode is None:
-                cell, self._warm = self._warm, None
-            else:
-                # A prewarm still spawning keeps its process for the next run (clearing it here would orphan it).
-                cell = await self._spawn()
-            process = cell.process
-            self.current = process
+            cell = await self._start()
+            self.current = cell
             self._interrupted = False
             started = time.monotonic()
             budget = {"left": self.limits.output_bytes, "over": False, "memory": False}
             window = OutputWindow()
             wrote = asyncio.Event()
             sender = asyncio.create_task(self._send_output(window, wrote, on_output))
-            assert process.stdin is not None and process.stdout is not None and process.stderr is not None
-            try:
-                process.stdin.write(code.encode("utf-8", "replace"))
-                await process.stdin.drain()
-                process.stdin.close()
-            except (BrokenPipeError, ConnectionResetError):
-                pass
+            await cell.send_code(code.encode("utf-8", "replace"))
             pumps = [
-                asyncio.create_task(self._pump(process, process.stdout, "stdout", budget=budget, window=window, wrote=wrote)),
-                asyncio.create_task(self._pump(process, process.stderr, "stderr", budget=budget, window=window, wrote=wrote)),
+                asyncio.create_task(self._pump(cell, cell.stdout, "stdout", budget=budget, window=window, wrote=wrote)),
+                asyncio.create_task(self._pump(cell, cell.stderr, "stderr", budget=budget, window=window, wrote=wrote)),
             ]
             reason: str | None = None
             try:
-                await asyncio.wait_for(process.wait(), timeout=timeout)
+                status = await asyncio.wait_for(cell.wait(), timeout=timeout)
             except TimeoutError:
                 reason = "timeout"
-                _kill_group(process.pid)
-                await process.wait()
+                cell.kill()
+                status = await cell.wait()
             self._kill_leftovers()  # before reading to the end: a leftover child would hold the pipes open
             await asyncio.gather(*pumps, return_exceptions=True)
             window.finished = True
             wrote.set()
             await asyncio.gather(sender, return_exceptions=True)
             self.current = None
-            status = process.returncode if process.returncode is not None else -9
             if reason is None and budget["over"]:
                 reason = "output"
             elif reason is None and self._interrupted:
@@ -250,13 +235,15 @@ class CellRunner:
     def _kill_leftovers(self) -> None:
         """Nothing of a finished run survives it: done by its PID namespace under bubblewrap, here otherwise."""
         if self.walls.mode == "setpriv" and self.walls.uid is not None:
-            spare = {pid for pid in self._terminals if _alive(pid)}
+            spare = {pid for pid in self._terminals if alive(pid)}
             self._terminals = spare
-            kill_leftovers(uid=self.walls.uid, spare_sessions=spare)
+            template = self._template
+            kept = {template.process.pid} if template is not None and template.alive else set()
+            kill_leftovers(uid=self.walls.uid, spare_sessions=spare | kept)
 
     @staticmethod
     async def _pump(
-        process: asyncio.subprocess.Process,
+        cell: CellProcess | TemplateRun,
         stream: asyncio.StreamReader,
         name: str,
         *,
@@ -276,7 +263,7 @@ class CellRunner:
             budget["left"] -= len(chunk)
             if budget["left"] < 0 and not budget["over"]:
                 budget["over"] = True
-                _kill_group(process.pid)
+                cell.kill()
             window.add(name, chunk)
             wrote.set()
 
@@ -294,26 +281,10 @@ class CellRunner:
             await asyncio.sleep(OUTPUT_EVERY_S)
 
     async def close(self) -> None:
-        if self._warm is not None:
-            self._warm.close()
-        for process in (self._warm.process if self._warm is not None else None, self.current):
-            if process is not None and process.returncode is None:
-                _kill_group(process.pid)
-                await process.wait()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        cell, self.current = self.current, None
+        if cell is not None and cell.returncode is None:
+            cell.kill()
+            await cell.wait()
+        if self._template is not None:
+            await self._template.close()
+            self._template = None

@@ -232,6 +232,9 @@ class BrokerKind(ABC):
     console: ClassVar[Console | None] = None
     #: Why there is no console, as the learner reads it (a Russian msgid, translated by the page).
     console_note: ClassVar[str] = ""
+    #: The client libraries the unit's cell template imports once, so each run forks with them loaded
+    #: (agent/cell_template.py): what the course's cells for this broker import.
+    cell_preload: ClassVar[tuple[str, ...]] = ()
 
     _required = (
         "missing",

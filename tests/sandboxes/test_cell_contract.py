@@ -158,3 +158,40 @@ def test_a_cell_has_home_in_tmp_the_tools_on_its_path_and_a_bounded_tmp(backend,
     written = int(output.split()[-1])
     assert 56 <= written <= 64, output  # 64 MiB, less what the tmpfs already holds
     assert "freed" in cell(sandbox, "import os\nfor n in 'ab':\n    os.remove(f'/tmp/fill-{n}')\nprint('freed')\n")
+
+
+LEAVE = """
+import builtins, json, os, subprocess, sys, time
+found = {"preloaded": "nats" in sys.modules, "pid": os.getpid(), "parent": os.getppid()}
+import nats
+nats.LEFT_BY_A_RUN = builtins.LEFT_BY_A_RUN = 1
+found["left"] = [subprocess.Popen(["sleep", "300"]).pid, subprocess.Popen(["sleep", "300"], start_new_session=True).pid]
+print(json.dumps(found))
+"""
+
+FIND = """
+import builtins, json, os, sys
+found = {"preloaded": "nats" in sys.modules, "pid": os.getpid(), "parent": os.getppid()}
+import nats
+found["module"], found["builtins"] = hasattr(nats, "LEFT_BY_A_RUN"), hasattr(builtins, "LEFT_BY_A_RUN")
+found["alive"] = []
+for pid in PIDS:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        continue
+    if state != "Z":
+        found["alive"].append(pid)
+print(json.dumps(found))
+"""
+
+
+def test_runs_fork_from_a_template_with_the_client_loaded_and_leave_nothing_to_the_next(backend, learner, units_cleanup):
+    # Every backend runs cells the agent's way (agent/cell_template.py): the broker's client is imported
+    # once in the template, and each run is a fork of it that the next run never meets.
+    sandbox = provision(learner, "nats", timeout=150)
+    first = json.loads(cell(sandbox, LEAVE).strip().splitlines()[-1])
+    second = json.loads(cell(sandbox, FIND.replace("PIDS", repr(first["left"]))).strip().splitlines()[-1])
+    assert first["preloaded"] and second["preloaded"], (first, second)
+    assert first["parent"] == second["parent"] and first["pid"] != second["pid"], (first, second)
+    assert (second["module"], second["builtins"], second["alive"]) == (False, False, []), (first, second)

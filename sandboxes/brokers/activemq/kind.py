@@ -34,6 +34,7 @@ _OPENS = [
 class ActiveMQ(JvmBroker):
     name = "activemq"
     title = "Apache ActiveMQ"
+    cell_preload = ("json", "stomp")
     # The web console's Jetty (console), the JMX registry and server it asks the broker through (console.py).
     default_ports: ClassVar[dict[str, int]] = {"stomp": 61613, "openwire": 61616, "console": 8161, "jmx": 1099, "jmx-rmi": 1100}
     # The console opens logged in as the unit's user; it serves under the platform's path and keeps a session

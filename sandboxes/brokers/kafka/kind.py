@@ -26,6 +26,7 @@ CORE_JAR = f"kafka_2.13-{VERSION}.jar"
 class Kafka(JvmBroker):
     name = "kafka"
     title = "Apache Kafka"
+    cell_preload = ("json", "kafka", "kafka.admin", "kafka.errors", "confluent_kafka", "confluent_kafka.admin")
     default_ports: ClassVar[dict[str, int]] = {"kafka": 9092, "controller": 9093}
     # Kafka ships no web console; the maintained ones (kafbat/kafka-ui, AKHQ) are released as Docker images and
     # GitHub downloads only: of kafbat's, Maven Central holds its serde-api alone, and AKHQ nothing.

@@ -72,6 +72,7 @@ class KafkaCluster(Kafka):
 
     name = "kafka-cluster"
     title = "Apache Kafka (3 brokers)"
+    cell_preload = ("json", "kafka", "kafka.admin", "kafka.errors", "confluent_kafka", "confluent_kafka.admin")
     default_ports: ClassVar[dict[str, int]] = {
         "kafka": 9092,
         "controller": 9093,

@@ -20,6 +20,7 @@ from .tap import HIDDEN_PREFIXES, TAP_NAME
 class Nats(BrokerKind):
     name = "nats"
     title = "NATS"
+    cell_preload = ("asyncio", "json", "nats", "nats.js", "nats.js.api", "nats.js.errors")
     default_ports: ClassVar[dict[str, int]] = {"nats": 4222, "monitor": 8222}
     # The monitoring endpoints (/varz, /connz, /jsz ...) and the server's own index of them, which links
     # relatively; the index styles itself inline, and loads nothing else worth allowing.

@@ -23,6 +23,7 @@ CONSOLE_PLACEHOLDER = "bGVhcm5lcjpjb25zb2xl"
 class RabbitMQ(BrokerKind):
     name = "rabbitmq"
     title = "RabbitMQ"
+    cell_preload = ("json", "pika", "urllib.request")
     default_ports: ClassVar[dict[str, int]] = {
         "amqp": 5672,
         "management": 15672,

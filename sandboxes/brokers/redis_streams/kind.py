@@ -21,6 +21,7 @@ _DISABLED = ("CONFIG", "DEBUG", "SHUTDOWN", "MONITOR", "SLAVEOF", "REPLICAOF", "
 class Redis(BrokerKind):
     name = "redis"
     title = "Redis Streams"
+    cell_preload = ("json", "redis")
     default_ports: ClassVar[dict[str, int]] = {"redis": 6379}
 
     def missing(self) -> list[str]:
