@@ -8,6 +8,7 @@ refused when it is defined (the way JupyterHub's Spawner is checked).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,10 @@ class SandboxBackend(ABC):
     @abstractmethod
     def poll(self, name: str) -> int | None:
         """None while running; an int exit status otherwise (-1: no such unit)."""
+
+    def poll_many(self, names: Iterable[str]) -> dict[str, int | None]:
+        """:meth:`poll` of each unit; a backend that sees all its units in one request does that instead."""
+        return {name: self.poll(name) for name in names}
 
     @abstractmethod
     def list_units(self) -> list[str]:

@@ -17,14 +17,7 @@ A unit is three objects in the backend's namespace, all named after the unit
 Every create is preceded by a lookup; a 409 on create means another worker made it a
 moment ago, and is used as it is. On stop, 404 (gone) and 409 (being removed) are success.
 
-Hardening (the Docker backend's, or stronger): the pod runs as the images' non-root
-``broker`` account with ``runAsNonRoot``, no privilege escalation, every capability
-dropped, the RuntimeDefault seccomp profile, a read-only root with two size-limited
-emptyDirs (the unit's folder and /tmp), memory and CPU requests and limits, an
-ephemeral-storage limit (the broker's disk cap), no ServiceAccount token, no service
-links, no host namespaces or paths. Without capabilities the agent cannot switch to a
-uid of the cell's own, so agent, broker and cells share the pod's one account: the pod is
-the wall around them, and a cell can reach at most its own agent.
+Hardening (the Docker backend's, or stronger) is said where the pod is built: kubernetes_manifests.py.
 
 Uses the official ``kubernetes`` client (synchronous): a backend's methods are called
 from Celery tasks and services that block anyway, as the docker backend's SDK does.
@@ -35,7 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +53,7 @@ from .kubernetes_manifests import (
     secret_name,
     toleration,
 )
-from .kubernetes_pod_watch import REQUEST_S, PodWatch, pod_terminated
+from .kubernetes_pod_watch import REQUEST_S, PodWatch, pod_exit_status
 
 __all__ = ["AGENT_PORT", "ANNOTATION_OWNER", "LABEL_BROKER", "LABEL_INSTANCE", "LABEL_SANDBOX", "LABEL_UNIT", "KubernetesBackend"]
 
@@ -219,14 +212,20 @@ class KubernetesBackend(SandboxBackend):
 
     def poll(self, name: str) -> int | None:
         pod = self._read_pod(name)
-        if pod is None or not self._ours(pod, name):
-            return -1
-        terminated = pod_terminated(pod)
-        if terminated is not None:
-            return int(terminated.exit_code)
-        if pod.status.phase in ("Pending", "Running"):
-            return None
-        return 1  # Failed or Succeeded without a container status: ended all the same
+        return -1 if pod is None or not self._ours(pod, name) else pod_exit_status(pod)
+
+    def poll_many(self, names: Iterable[str]) -> dict[str, int | None]:
+        """One list of the instance's pods for all of ``names`` (reconcile's pass over every sandbox), and
+        their addresses cached on the way, instead of two reads a unit."""
+        pods = self.core.list_namespaced_pod(
+            self.namespace, label_selector=f"{LABEL_INSTANCE}={self.instance}", _request_timeout=REQUEST_S
+        ).items
+        found = {(pod.metadata.labels or {}).get(LABEL_UNIT): pod for pod in pods}
+        now = time.monotonic()
+        for name, pod in found.items():
+            if name and pod.status.pod_ip:
+                self._addresses[name] = (now, AgentAddress(host=pod.status.pod_ip, port=AGENT_PORT, token=self.token(name)))
+        return {name: pod_exit_status(found[name]) if name in found else -1 for name in names}
 
     def list_units(self) -> list[str]:
         selector = f"{LABEL_INSTANCE}={self.instance}"

@@ -1,8 +1,16 @@
 """What the Kubernetes backend asks the API server for: a unit's Pod, its agent's Secret and its NetworkPolicy.
 
-Plain dictionaries, built from the unit and the backend's settings; why each setting is
-as it is, is said in ``kubernetes.py``'s docstring (the hardening). Kept apart from the
+Plain dictionaries, built from the unit and the backend's settings. Kept apart from the
 backend so that reading what a sandbox pod is does not mean reading how it is watched.
+
+Hardening (the Docker backend's, or stronger): the pod runs as the images' non-root
+``broker`` account with ``runAsNonRoot``, no privilege escalation, every capability
+dropped, the RuntimeDefault seccomp profile, a read-only root with two size-limited
+emptyDirs (the unit's folder and /tmp), memory and CPU requests and limits, an
+ephemeral-storage limit (the broker's disk cap), no ServiceAccount token, no service
+links, no host namespaces or paths. Without capabilities the agent cannot switch to a
+uid of the cell's own, so agent, broker and cells share the pod's one account: the pod is
+the wall around them, and a cell can reach at most its own agent.
 """
 
 from __future__ import annotations

@@ -109,3 +109,13 @@ def pod_terminated(pod: Any) -> Any:
         if status.state is not None and status.state.terminated is not None:
             return status.state.terminated
     return None
+
+
+def pod_exit_status(pod: Any) -> int | None:
+    """What ``poll`` says of a pod: None while it runs (or is scheduled), its exit status once ended."""
+    terminated = pod_terminated(pod)
+    if terminated is not None:
+        return int(terminated.exit_code)
+    if pod.status.phase in ("Pending", "Running"):
+        return None
+    return 1  # Failed or Succeeded without a container status: ended all the same

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -20,6 +21,8 @@ from .provisioning import PROVISION_TIMEOUT_S
 UNIT_GONE = gettext_noop("Песочница больше не работала.")
 INTERRUPTED = gettext_noop("Запуск песочницы прервался; запустите её снова.")
 BROKER_GONE = gettext_noop("Брокер песочницы остановился; запустите песочницу снова.")
+#: Agents asked for their status at once by a reconcile (each answer is a few milliseconds).
+AGENTS_AT_ONCE = 32
 
 
 def sandboxes_reap_idle() -> list[int]:
@@ -51,12 +54,16 @@ def sandboxes_reconcile(*, stale_after_s: int = PROVISION_TIMEOUT_S + 30) -> dic
         backend.stop(name)
     gone, stuck = [], []
     cutoff = timezone.now() - timedelta(seconds=stale_after_s)
+    # Every ready unit at once: one request of a backend that lists its units, each agent asked concurrently.
+    ready = [name for name, sandbox in active.items() if sandbox.state == State.READY]
+    exited = backend.poll_many(ready)
+    failed = async_to_sync(_brokers_failed)(backend, [name for name in ready if exited[name] is None])
     for name, sandbox in active.items():
-        if sandbox.state == State.READY and backend.poll(name) is not None:
+        if sandbox.state == State.READY and exited[name] is not None:
             backend.stop(name)
             sandbox_transition(sandbox, State.STOPPED, error=UNIT_GONE)
             gone.append(sandbox.pk)
-        elif sandbox.state == State.READY and _broker_failed(backend, name):
+        elif sandbox.state == State.READY and name in failed:
             backend.stop(name)
             sandbox_transition(sandbox, State.FAILED, error=BROKER_GONE)
             gone.append(sandbox.pk)
@@ -71,14 +78,22 @@ def sandboxes_reconcile(*, stale_after_s: int = PROVISION_TIMEOUT_S + 30) -> dic
     return {"orphans": orphans, "gone": gone, "stuck": stuck}
 
 
-def _broker_failed(backend, name: str) -> bool:
-    """The unit's agent answers but says its broker has exited (it watches it): nothing would ever
-    mark the record otherwise, and the page would offer a ready sandbox that refuses every cell."""
-    try:
-        status = async_to_sync(agent_client.status)(backend.agent_address(name))
-    except (agent_client.AgentUnavailable, OSError):  # TimeoutError is an OSError
-        return False  # an agent that is gone is poll()'s case; a busy one is looked at next time
-    return status.get("stage") == "failed"
+async def _brokers_failed(backend, names: list[str]) -> set[str]:
+    """The units whose agent answers but says its broker has exited (it watches it): nothing would ever
+    mark their records otherwise, and the page would offer a ready sandbox that refuses every cell."""
+    limit = asyncio.Semaphore(AGENTS_AT_ONCE)
+
+    async def failed(name: str) -> bool:
+        async with limit:
+            try:
+                address = await sync_to_async(backend.agent_address, thread_sensitive=False)(name)
+                status = await agent_client.status(address)
+            except (agent_client.AgentUnavailable, OSError):  # TimeoutError is an OSError
+                return False  # an agent that is gone is poll()'s case; a busy one is looked at next time
+            return status.get("stage") == "failed"
+
+    answers = await asyncio.gather(*(failed(name) for name in names))
+    return {name for name, answer in zip(names, answers, strict=True) if answer}
 
 
 def sandboxes_stop_all() -> int:

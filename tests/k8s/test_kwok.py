@@ -67,3 +67,29 @@ def test_sandboxes_started_together_land_on_the_fake_nodes_and_stop_without_left
     assert sim_backend.list_units() == []
     left = lab.kubectl("-n", lab.namespace, "get", "pods,secrets,networkpolicies", "-l", selector, "-o", "name").split()
     assert left == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reconcile_of_many_ready_sandboxes_lists_their_pods_once_instead_of_reading_each(sim_backend):
+    from django.contrib.auth.models import User
+
+    from bench.k8s_sim import RequestCount
+    from sandboxes.models import Sandbox, State
+    from sandboxes.services.lifecycle import unit_name
+    from sandboxes.services.reconcile import sandboxes_reconcile
+
+    learners = [User.objects.create_user(f"reconciled-{n}") for n in range(COUNT)]  # one active sandbox of a broker each
+    sandboxes = [Sandbox.objects.create(user=user, broker="nats", state=State.READY) for user in learners]
+    for sandbox in sandboxes:
+        sandbox.unit = unit_name(sandbox)
+        sandbox.save(update_fields=["unit"])
+    with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(sim_backend.start, [UnitSpec(name=s.unit, broker="nats", owner=str(s.user_id)) for s in sandboxes]))
+    requests = RequestCount(sim_backend.api)
+    outcome = sandboxes_reconcile()
+    counted = requests.take()
+    # Every pod runs (kwok) and no agent answers on a fake node: nothing is stopped or failed.
+    assert outcome == {"orphans": [], "gone": [], "stuck": []}, outcome
+    assert set(Sandbox.objects.values_list("state", flat=True)) == {State.READY}
+    # list_units' three lists and one list of the pods for every ready sandbox; before, two reads a sandbox (40).
+    assert sum(counted.values()) == 4, counted
