@@ -23,6 +23,8 @@ from .confinement import HOME
 
 #: How long a run waits for a new template to import its libraries before it starts a fresh interpreter instead.
 READY_WITHIN_S = 30
+#: How long a ready template may take to fork a run before it is given up for a fresh interpreter.
+FORK_WITHIN_S = 10
 STREAM_LIMIT = 1024 * 1024
 
 
@@ -121,7 +123,11 @@ class Template:
             os.close(fd)  # the run holds them now; the output ends at EOF once it (and its children) are gone
         run = TemplateRun(self, stdin=stdin_w, hints=hint_r)
         try:
-            line = await self._line()
+            try:
+                # A template that does not answer at once was stopped (SIGSTOP from a run of the same uid, say).
+                line = await asyncio.wait_for(self._line(), FORK_WITHIN_S)
+            except TimeoutError:
+                raise TemplateGone("the cell template did not fork the run") from None
             if not line.startswith("pid "):
                 raise TemplateGone(f"the cell template said {line!r}")
             run.stdout = await _reader(stdout_r)

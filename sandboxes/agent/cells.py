@@ -34,6 +34,8 @@ OutputCallback = Callable[[dict[str, Any]], Awaitable[None]]
 
 #: Output is sent at most this often: a loop of tiny prints becomes a few messages a second.
 OUTPUT_EVERY_S = 0.1
+#: How long a finished run's output may take to reach its end once nothing of the run should be left.
+PUMPS_END_S = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +215,11 @@ class CellRunner:
                 cell.kill()
                 status = await cell.wait()
             self._kill_leftovers()  # before reading to the end: a leftover child would hold the pipes open
-            await asyncio.gather(*pumps, return_exceptions=True)
+            try:
+                await asyncio.wait_for(asyncio.gather(*pumps, return_exceptions=True), PUMPS_END_S)
+            except TimeoutError:
+                cell.kill()  # something of the run still holds its output: its template (and namespace) go too
+                await asyncio.gather(*pumps, return_exceptions=True)
             window.finished = True
             wrote.set()
             await asyncio.gather(sender, return_exceptions=True)

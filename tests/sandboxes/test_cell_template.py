@@ -164,3 +164,17 @@ def test_code_larger_than_a_pipe_reaches_the_run_whole(unit):
     lines = [f"x{n} = {n}" for n in range(20_000)]  # about 200 KB, past the pipe's 64 KiB
     status, output, _ = unit.run("\n".join([*lines, "print(x19999 + len(globals()))"]))
     assert status == 0 and output.strip().isdigit() and int(output.strip()) > 20_000, output[-500:]
+
+
+def test_a_run_that_stops_its_template_ends_at_its_time_limit_and_the_next_run_works(unit):
+    result: list[dict] = []
+
+    async def collect(message):
+        result.append(message)
+
+    code = "import os, signal\nos.kill(os.getppid(), signal.SIGSTOP)\nprint('stopped it', flush=True)"
+    ended = run(agent_client.run(unit.socket, code=code, timeout=3, on_message=collect))
+    # The run itself ended at once, but its stopped template never said so: the time limit did.
+    assert ended["reason"] == "timeout", ended
+    assert "stopped it" in "".join(m.get("text", "") for m in result)
+    assert facts(unit)["preloaded"]
