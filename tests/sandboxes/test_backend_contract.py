@@ -48,8 +48,9 @@ for path in ({folder!r}, {folder!r} + "/data", "/opt/probe"):
 
 
 def console_page(sandbox: Sandbox) -> tuple[int, bytes]:
-    """The status and body of the broker console's first page; its first request may outlast the agent client's
-    40 s on a busy machine (ActiveMQ's Jetty compiles its pages then), so a timed-out request is asked again."""
+    """The status and body of the broker console's first page. A first request may outlast the agent client's 40 s on
+    a busy machine (ActiveMQ's, on the process backend, did at a load of 30), so a timed-out request is asked again;
+    any answer, whatever its status, is the one returned."""
     console = get_broker(sandbox.broker).console
     assert console is not None
     answers: list[tuple[int, bytes]] = []
