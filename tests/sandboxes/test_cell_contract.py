@@ -8,7 +8,7 @@ broker's tools and kcat are on a cell's PATH, as on the terminal's.
 The process backend binds one tmpfs per unit at every cell's and the shell's /tmp
 (agent/mounts.py: make_cells_tmp); the docker backend's container has its own tmpfs /tmp
 (the Kubernetes backend's Pod an emptyDir /tmp, in the same images). Each case runs through
-the real worker of its backend (the docker one from tests/sandboxes/conftest.py), with a NATS
+the real worker of its backend (the ``backend`` fixture, tests/sandboxes/conftest.py), with a NATS
 sandbox, the lightest broker.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth.models import User
@@ -27,31 +26,10 @@ from sandboxes.models import Sandbox, State
 from sandboxes.services import actions, provisioning
 from sandboxes.terminal_typing import terminal_commands_typed
 from tests.aio import run
-from tests.sandboxes.docker_workers import DOCKER_BACKEND, docker_worker_in_place_of
 from tests.sandboxes.test_lifecycle import provision, run_cell
-from tests.services import Service, wait_for
+from tests.services import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-PROCESS_BACKEND = "sandboxes.backends.process.ProcessBackend"
-
-
-@pytest.fixture(scope="module", params=["process", pytest.param("docker", marks=pytest.mark.docker)])
-def backend_path(request: pytest.FixtureRequest, celery_worker: Service) -> Iterator[str]:
-    """The backend of the case, and a worker that runs it (module-scoped: each backend's cases run together)."""
-    if request.param == "process":
-        yield PROCESS_BACKEND
-        return
-    request.getfixturevalue("docker_client")
-    with docker_worker_in_place_of(celery_worker, "contract-docker-worker"):
-        yield DOCKER_BACKEND
-
-
-@pytest.fixture
-def backend(backend_path: str, settings) -> str:
-    """This process asks the same backend as the worker (listed before units_cleanup, so it cleans that one)."""
-    settings.SANDBOX_BACKEND = backend_path
-    return backend_path
 
 
 def cell(sandbox: Sandbox, code: str) -> str:

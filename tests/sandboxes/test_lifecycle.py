@@ -1,10 +1,11 @@
-"""Sandboxes through the real worker: provision, run, isolate, stop, and repair after a killed worker."""
+"""The process backend's sandboxes through the real worker: the warm pool; and the helpers every sandbox test uses.
+
+What every backend must do (start, serve, isolate, stop, repair) is in test_backend_contract.py,
+run on this backend and on the others.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -12,11 +13,10 @@ import pytest
 from django.contrib.auth.models import User
 
 from sandboxes import agent_client
-from sandboxes.backends import get_backend
 from sandboxes.models import Sandbox, State
-from sandboxes.services import actions, pool, provisioning, readiness, reconcile
+from sandboxes.services import actions, pool, provisioning
 from tests.aio import run
-from tests.services import reachable_from_the_host, wait_for, worker_in_place_of
+from tests.services import wait_for, worker_in_place_of
 from tests.smoke_cells import PRODUCE_CONSUME
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -53,123 +53,6 @@ def run_cell(sandbox: Sandbox, code: str, timeout: float = 30) -> tuple[dict, st
 
     result = run(agent_client.run(provisioning.sandbox_socket(sandbox=sandbox), code=code, timeout=timeout, on_message=collect))
     return result, "".join(output)
-
-
-@pytest.mark.parametrize("broker", BROKERS)
-def test_a_broker_starts_through_the_worker_serves_a_cell_and_stops_without_leftovers(
-    celery_worker, learner, units_cleanup, broker
-):
-    sandbox = provision(learner, broker)
-    backend = get_backend()
-    pids = backend.processes(sandbox.unit)
-    assert len(pids) >= 2  # the agent and the broker at least
-    result, output = run_cell(sandbox, PRODUCE_CONSUME[broker], timeout=120)
-    assert result["status"] == 0, output
-    assert "got hello-" in output
-    actions.sandbox_stop(user_id=learner.pk, broker=broker)
-    wait_for(lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.STOPPED, timeout=60, what="stopped")
-    assert backend.processes(sandbox.unit) == []
-    assert [p for p in pids if running(p)] == []
-    assert sandbox.unit not in backend.list_units()
-
-
-def test_a_cell_reaches_its_own_broker_and_nothing_else(celery_worker, learner, units_cleanup, redis_server):
-    other = User.objects.create_user("other-learner", password="x-pass-12345")
-    mine = provision(learner, "nats")
-    theirs = provision(other, "nats")
-    redis_port = int(redis_server.rsplit(":", 1)[1].split("/")[0])
-    with reachable_from_the_host() as host_targets:
-        targets = {"own broker": ("127.0.0.1", 4222), "redis": ("127.0.0.1", redis_port), **host_targets}
-        probe = f"""
-import json, os, socket
-def reach(host, port):
-    s = socket.socket(); s.settimeout(1)
-    try:
-        s.connect((host, port)); return "open"
-    except OSError as e:
-        return "closed"
-    finally:
-        s.close()
-seen = {{name: reach(*address) for name, address in {targets!r}.items()}}
-seen["socket of the other sandbox visible"] = os.path.exists({str(provisioning.sandbox_socket(sandbox=theirs))!r})
-print(json.dumps(seen))
-"""
-        result, output = run_cell(mine, probe)
-    assert result["status"] == 0, output
-    seen = json.loads(output)
-    # Every one of these answered the host a moment ago (reachable_from_the_host), beyond loopback too.
-    assert any(not address.startswith("127.") for address, _ in host_targets.values()), host_targets
-    assert seen == {
-        "own broker": "open",
-        **{name: "closed" for name in targets if name != "own broker"},
-        "socket of the other sandbox visible": False,
-    }
-
-
-def test_a_runaway_cell_is_stopped_and_the_sandbox_keeps_working(celery_worker, learner, units_cleanup):
-    sandbox = provision(learner, "nats")
-    started = time.monotonic()
-    result, _ = run_cell(sandbox, "while True:\n    pass\n", timeout=2)
-    assert result["reason"] == "timeout"
-    assert time.monotonic() - started < 10
-    result, output = run_cell(
-        sandbox, "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", timeout=3
-    )
-    assert result["reason"] == "timeout"
-    result, output = run_cell(sandbox, "x = bytearray(4 * 1024 ** 3)\n", timeout=10)
-    assert result["status"] != 0 and "MemoryError" in output
-    result, output = run_cell(sandbox, "print('x' * 100000)\nwhile True:\n    print('y' * 10000)\n", timeout=3)
-    assert result["truncated"] is True
-    # Still working means the broker still answers a cell, not only that Python still prints.
-    result, output = run_cell(sandbox, PRODUCE_CONSUME["nats"])
-    assert result["status"] == 0 and "got hello-nats" in output, output
-
-
-def test_a_worker_killed_while_brokers_boot_leaves_each_sandbox_ready_or_failed(celery_worker, learner, units_cleanup, settings):
-    # A second worker takes these sandboxes; it is killed while their brokers boot, and its follower with it.
-    other = User.objects.create_user("other-learner", password="x-pass-12345")
-    with worker_in_place_of(celery_worker, "doomed") as doomed:
-        adopted, stale = (actions.sandbox_ensure(user_id=user.pk, broker="rabbitmq") for user in (learner, other))
-        units = [f"{settings.SANDBOX_INSTANCE}-{s.pk}" for s in (adopted, stale)]
-        # Kill once both brokers boot (their agents told the follower), so that what happens below is the repair's doing.
-        wait_for(
-            lambda: all(Sandbox.objects.get(pk=s.pk).stage == "waiting" for s in (adopted, stale)),
-            timeout=60,
-            what="both brokers booting",
-            interval=0.05,
-        )
-        os.killpg(doomed.process.pid, signal.SIGKILL)
-        doomed.process.wait()
-        # What the crash took with it: tasks it held must not reach the next worker here.
-        __import__("courseplatform.celery").celery.app.control.purge()
-        for sandbox in (adopted, stale):
-            sandbox.refresh_from_db()
-            assert sandbox.state == State.PROVISIONING  # nobody follows them now
-        orphans = get_backend().processes(units[1])
-        assert orphans, "the unit's processes outlive the worker that started them"
-        # One provisioning for longer than a provision can take is failed and its unit removed.
-        Sandbox.objects.filter(pk=stale.pk).update(created_at=stale.created_at.replace(year=2000))
-        report = reconcile.sandboxes_reconcile()
-        stale.refresh_from_db()
-        assert stale.state == State.FAILED
-        assert stale.pk in report["stuck"]
-        assert get_backend().processes(units[1]) == []
-        assert [p for p in orphans if running(p)] == []
-        # The other is handed to a follower again once the dead one's lease has lapsed.
-        wait_for(
-            lambda: not readiness.sandbox_followed(sandbox_id=adopted.pk),
-            timeout=readiness.LEASE_S + 10,
-            what="the dead follower's lease lapsed",
-        )
-        agent = int((get_backend().unit_dir(units[0]) / "agent.pid").read_text())
-        assert readiness.sandboxes_adopt() == [adopted.pk]
-    # The session's worker is back and takes the queued provision: the same unit, followed from where it is.
-    wait_for(lambda: Sandbox.objects.get(pk=adopted.pk).state != State.PROVISIONING, timeout=120, what="adopted sandbox ready")
-    adopted.refresh_from_db()
-    assert adopted.state == State.READY, adopted.error
-    assert running(agent), "the unit was followed, not started again"
-    result, output = run_cell(adopted, PRODUCE_CONSUME["rabbitmq"], timeout=60)
-    assert result["status"] == 0 and "got hello-" in output, output
 
 
 def test_a_learner_gets_a_ready_broker_at_once_from_the_warm_pool_which_the_worker_refills(
