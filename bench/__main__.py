@@ -14,9 +14,9 @@ import sys
 import time
 import traceback
 
-AREAS = ("pages", "cells", "stream", "sandboxes", "burst", "density", "docker", "load", "k8s-sim")
+AREAS = ("pages", "cells", "stream", "sandboxes", "burst", "density", "docker", "load", "k8s-starts", "k8s-sim")
 #: Areas whose module is not named after them.
-MODULES = {"density": "sandboxes", "docker": "sandboxes", "k8s-sim": "k8s_sim"}
+MODULES = {"density": "sandboxes", "docker": "sandboxes", "k8s-starts": "k8s_starts", "k8s-sim": "k8s_sim"}
 
 
 def main(argv: list[str] | None = None) -> int:

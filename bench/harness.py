@@ -131,7 +131,8 @@ class Platform:
             os.environ["SANDBOX_BACKEND"] = path
             settings.SANDBOX_BACKEND = path
         cached.cache_clear()
-        self.worker = test_services.celery_worker_start(name=f"bench-worker-{'docker' if path else 'process'}", concurrency=2)
+        kind = path.rpartition(".")[2].removesuffix("Backend").lower() if path else "process"
+        self.worker = test_services.celery_worker_start(name=f"bench-worker-{kind}", concurrency=2)
 
     def restart_worker(self, *, env: dict[str, str]) -> None:
         """Restart the worker with these settings in its environment (e.g. a warm pool of its own)."""
@@ -288,7 +289,12 @@ def units_stop_all(parallel: int = 6) -> int:
 
 
 def unit_pids(sandbox: Sandbox) -> list[int]:
-    return get_backend().processes(sandbox.unit or lifecycle.unit_name(sandbox))
+    backend, name = get_backend(), sandbox.unit or lifecycle.unit_name(sandbox)
+    if type(backend).__name__ == "KubernetesBackend":
+        from .k8s_starts import pod_pids  # a pod's processes run on a lab node: this machine, in its namespaces
+
+        return pod_pids(name)
+    return backend.processes(name)
 
 
 def rss_mb(pids: list[int]) -> float:

@@ -10,6 +10,7 @@ through a pipe of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -201,7 +202,8 @@ class CellRunner:
             budget = {"left": self.limits.output_bytes, "over": False, "memory": False}
             window = OutputWindow()
             wrote = asyncio.Event()
-            sender = asyncio.create_task(self._send_output(window, wrote, on_output))
+            ended = asyncio.Event()
+            sender = asyncio.create_task(self._send_output(window, wrote, ended, on_output))
             await cell.send_code(code.encode("utf-8", "replace"))
             pumps = [
                 asyncio.create_task(self._pump(cell, cell.stdout, "stdout", budget=budget, window=window, wrote=wrote)),
@@ -221,6 +223,7 @@ class CellRunner:
                 cell.kill()  # something of the run still holds its output: its template (and namespace) go too
                 await asyncio.gather(*pumps, return_exceptions=True)
             window.finished = True
+            ended.set()
             wrote.set()
             await asyncio.gather(sender, return_exceptions=True)
             self.current = None
@@ -274,8 +277,9 @@ class CellRunner:
             wrote.set()
 
     @staticmethod
-    async def _send_output(window: OutputWindow, wrote: asyncio.Event, on_output: OutputCallback) -> None:
-        """Send what the window holds as it comes, at most every OUTPUT_EVERY_S; the last send follows the run's end."""
+    async def _send_output(window: OutputWindow, wrote: asyncio.Event, ended: asyncio.Event, on_output: OutputCallback) -> None:
+        """Send what the window holds as it comes, at most every OUTPUT_EVERY_S; the last send follows the run's end
+        at once (a run that printed and ended does not wait out the interval)."""
         while True:
             await wrote.wait()
             wrote.clear()
@@ -284,7 +288,8 @@ class CellRunner:
                 await on_output(message)
             if last:
                 return
-            await asyncio.sleep(OUTPUT_EVERY_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), OUTPUT_EVERY_S)
 
     async def close(self) -> None:
         cell, self.current = self.current, None

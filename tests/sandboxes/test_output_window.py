@@ -128,3 +128,26 @@ def test_a_printing_loop_is_stopped_at_the_output_limit_with_its_last_lines_sent
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers))) and numbers[-1] > 100_000
     # A few messages a second, not one per print.
     assert len(messages) < 200
+
+
+def test_a_run_that_printed_and_ended_is_not_held_back_by_the_output_interval(monkeypatch):
+    """Output is sent at most every OUTPUT_EVERY_S while a run goes on; its end is sent as soon as it ends.
+    With the interval at 30 s, a run that prints and ends a moment later must still return at once."""
+    from sandboxes.agent import cells
+
+    monkeypatch.setattr(cells, "OUTPUT_EVERY_S", 30)
+    messages: list[dict] = []
+
+    async def collect(message: dict) -> None:
+        messages.append(message)
+
+    async def main():
+        runner = CellRunner(env={}, limits=CellLimits(), uid=None, cgroup_procs=[])
+        try:
+            code = "import time\nprint('first', flush=True)\ntime.sleep(0.3)\nprint('last')\n"
+            return await asyncio.wait_for(runner.run(code=code, timeout=60, on_output=collect), 10)
+        finally:
+            await runner.close()
+
+    result = asyncio.run(main())
+    assert result.status == 0 and "".join(m["text"] for m in messages) == "first\nlast\n", (result, messages)
