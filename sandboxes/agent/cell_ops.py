@@ -47,17 +47,19 @@ async def serve_run(
         else:
             await protocol.send(writer, {"type": "output", **message})
 
+    stop = asyncio.Event()
+
     async def watch_interrupt() -> None:
         while True:
             message = await protocol.read_message(reader)
             if message is None or message.get("op") == "interrupt":
-                runner.interrupt()
+                stop.set()  # this run only, started or still waiting to start
                 return
 
     watcher = asyncio.create_task(watch_interrupt())
     try:
         result = await runner.run(
-            code=str(request.get("code", "")), timeout=float(request.get("timeout", 30)), on_output=on_output
+            code=str(request.get("code", "")), timeout=float(request.get("timeout", 30)), on_output=on_output, stop=stop
         )
     finally:
         watcher.cancel()

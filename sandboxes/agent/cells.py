@@ -78,7 +78,6 @@ class CellRunner:
         self._template_lock = asyncio.Lock()
         self._lock = asyncio.Lock()
         self.current: CellProcess | TemplateRun | None = None
-        self._interrupted = False
         self._terminals: set[int] = set()
 
     def argv(self, hint_fd: int = -1, *, command: list[str] | None = None, seccomp_fd: int | None = None) -> list[str]:
@@ -184,20 +183,16 @@ class CellRunner:
                 pass
         return await self._spawn()
 
-    def interrupt(self) -> bool:
-        """Stop the running cell, if any; returns whether there was one."""
-        cell = self.current
-        if cell is None or cell.returncode is not None:
-            return False
-        self._interrupted = True
-        cell.kill()
-        return True
-
-    async def run(self, *, code: str, timeout: float, on_output: OutputCallback) -> CellResult:
+    async def run(self, *, code: str, timeout: float, on_output: OutputCallback, stop: asyncio.Event | None = None) -> CellResult:
+        """Run ``code``; ``stop`` (the page's interrupt, or its hang-up) ends this run, even one that has not
+        started yet (waiting for the runner, or for a template still importing): then it never starts."""
         async with self._lock:
+            if stop is not None and stop.is_set():
+                return CellResult(-9, "interrupted", 0, False)
             cell = await self._start()
             self.current = cell
-            self._interrupted = False
+            interrupted = asyncio.Event()
+            stopper = asyncio.create_task(self._stop_on(stop, cell, interrupted)) if stop is not None else None
             started = time.monotonic()
             budget = {"left": self.limits.output_bytes, "over": False, "memory": False}
             window = OutputWindow()
@@ -227,9 +222,11 @@ class CellRunner:
             wrote.set()
             await asyncio.gather(sender, return_exceptions=True)
             self.current = None
+            if stopper is not None:
+                stopper.cancel()
             if reason is None and budget["over"]:
                 reason = "output"
-            elif reason is None and self._interrupted:
+            elif reason is None and interrupted.is_set():
                 reason = "interrupted"
             elif reason is None and status == 2 and budget.get("memory"):
                 reason = "memory"
@@ -240,6 +237,12 @@ class CellRunner:
                 hint = None  # a mistake the cell handled itself (a logged retry, say) needs no hint
             asyncio.get_running_loop().create_task(self.prewarm())
             return CellResult(status, reason, int((time.monotonic() - started) * 1000), window.cut, hint)
+
+    @staticmethod
+    async def _stop_on(stop: asyncio.Event, cell: CellProcess | TemplateRun, interrupted: asyncio.Event) -> None:
+        await stop.wait()
+        interrupted.set()
+        cell.kill()
 
     def _kill_leftovers(self) -> None:
         """Nothing of a finished run survives it: done by its PID namespace under bubblewrap, here otherwise."""
