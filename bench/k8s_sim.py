@@ -38,7 +38,6 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import psutil
 from django.contrib.auth.models import User
@@ -52,6 +51,7 @@ from sandboxes.models import Sandbox, State
 from sandboxes.services.lifecycle import unit_name
 from sandboxes.services.reconcile import sandboxes_reconcile
 from tests.k8s import kwok
+from tests.k8s.kwok import RequestCount
 from tests.k8s.lab import lab_script, read_env, tail
 
 from .cpu_usage import cpu_share
@@ -64,35 +64,7 @@ BROKERS = ("rabbitmq", "kafka", "nats", "activemq")
 FULL, QUICK = (1000, 50), (200, 10)
 THREADS = int(os.environ.get("BENCH_K8S_SIM_THREADS", "50"))
 SCHEDULE_TIMEOUT_S = 900.0
-RESOURCES = ("pods", "secrets", "networkpolicies")
 CONTROL_PLANE = ("kube-apiserver", "etcd", "kube-scheduler", "kube-controller-manager", "kwok")
-
-
-class RequestCount:
-    """Every HTTP request one ApiClient sends, by verb and resource ("GET pods", "LIST pods", "WATCH pods")."""
-
-    def __init__(self, api: client.ApiClient) -> None:
-        self.counts: collections.Counter[str] = collections.Counter()
-        self._lock = threading.Lock()
-        rest, original = api.rest_client, api.rest_client.request
-
-        def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            parts = urlsplit(url)
-            path = [p for p in parts.path.split("/") if p]
-            resource = next((p for p in path if p in RESOURCES), "/".join(path[-1:]))
-            kind = "LIST" if method == "GET" and path[-1:] == [resource] else method
-            kind = "WATCH" if "watch=true" in parts.query.lower() else kind
-            with self._lock:
-                self.counts[f"{kind} {resource}"] += 1
-            return original(method, url, *args, **kwargs)
-
-        rest.request = counted  # type: ignore[method-assign]
-
-    def take(self) -> collections.Counter[str]:
-        """What was counted since the last take."""
-        with self._lock:
-            taken, self.counts = self.counts, collections.Counter()
-        return taken
 
 
 class Scheduled(threading.Thread):

@@ -13,11 +13,14 @@ address nothing routes (the reconcile asks each ready sandbox's agent for its st
 
 from __future__ import annotations
 
+import collections
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -118,3 +121,34 @@ class FakeNodes:
             time.sleep(0.5)
         if self.kwok is not None:
             self.kwok.stop()
+
+
+#: What RequestCount names a request after.
+RESOURCES = ("pods", "secrets", "networkpolicies")
+
+
+class RequestCount:
+    """Every HTTP request one ApiClient sends, by verb and resource ("GET pods", "LIST pods", "WATCH pods")."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+        rest, original = api.rest_client, api.rest_client.request
+
+        def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            parts = urlsplit(url)
+            path = [p for p in parts.path.split("/") if p]
+            resource = next((p for p in path if p in RESOURCES), "/".join(path[-1:]))
+            kind = "LIST" if method == "GET" and path[-1:] == [resource] else method
+            kind = "WATCH" if "watch=true" in parts.query.lower() else kind
+            with self._lock:
+                self.counts[f"{kind} {resource}"] += 1
+            return original(method, url, *args, **kwargs)
+
+        rest.request = counted  # type: ignore[method-assign]
+
+    def take(self) -> collections.Counter[str]:
+        """What was counted since the last take."""
+        with self._lock:
+            taken, self.counts = self.counts, collections.Counter()
+        return taken

@@ -73,7 +73,6 @@ def test_sandboxes_started_together_land_on_the_fake_nodes_and_stop_without_left
 def test_a_reconcile_of_many_ready_sandboxes_lists_their_pods_once_instead_of_reading_each(sim_backend):
     from django.contrib.auth.models import User
 
-    from bench.k8s_sim import RequestCount
     from sandboxes.models import Sandbox, State
     from sandboxes.services.lifecycle import unit_name
     from sandboxes.services.reconcile import sandboxes_reconcile
@@ -85,7 +84,7 @@ def test_a_reconcile_of_many_ready_sandboxes_lists_their_pods_once_instead_of_re
         sandbox.save(update_fields=["unit"])
     with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
         list(pool.map(sim_backend.start, [UnitSpec(name=s.unit, broker="nats", owner=str(s.user_id)) for s in sandboxes]))
-    requests = RequestCount(sim_backend.api)
+    requests = kwok.RequestCount(sim_backend.api)
     outcome = sandboxes_reconcile()
     counted = requests.take()
     # Every pod runs (kwok) and no agent answers on a fake node: nothing is stopped or failed.
