@@ -38,16 +38,22 @@ def read_hint(fd: int) -> dict[str, Any] | None:
     return None
 
 
-class CellProcess:
+class HintPipe:
+    """The read end of a run's hint pipe, read (and closed) once the run is over; both kinds of run have one."""
+
+    hints: int
+
+    def read_hint(self) -> dict[str, Any] | None:
+        fd, self.hints = self.hints, -1
+        return read_hint(fd) if fd >= 0 else None
+
+
+class CellProcess(HintPipe):
     """A cell's own interpreter and the read end of its hint pipe."""
 
     def __init__(self, process: asyncio.subprocess.Process, hints: int) -> None:
         self.process = process
         self.hints = hints
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
     @property
     def stdout(self) -> asyncio.StreamReader:
@@ -78,15 +84,6 @@ class CellProcess:
 
     def kill(self) -> None:
         kill_group(self.process.pid)
-
-    def read_hint(self) -> dict[str, Any] | None:
-        fd, self.hints = self.hints, -1
-        return read_hint(fd) if fd >= 0 else None
-
-    def close(self) -> None:
-        if self.hints >= 0:
-            os.close(self.hints)
-            self.hints = -1
 
 
 def alive(pid: int) -> bool:

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .cell_process import read_hint
+from .cell_process import HintPipe
 from .cell_program import TEMPLATE
 from .confinement import HOME
 
@@ -161,7 +161,7 @@ async def _reader(fd: int) -> asyncio.StreamReader:
     return reader
 
 
-class TemplateRun:
+class TemplateRun(HintPipe):
     """One run forked from the template, with what CellRunner uses of a process."""
 
     def __init__(self, template: Template, *, stdin: int, hints: int) -> None:
@@ -171,10 +171,6 @@ class TemplateRun:
         self.stdout: Any = None
         self.stderr: Any = None
         self.returncode: int | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.template.process.pid
 
     async def send_code(self, code: bytes) -> None:
         fd, self.stdin_fd = self.stdin_fd, -1
@@ -214,10 +210,6 @@ class TemplateRun:
 
     def kill(self) -> None:
         self.template.kill()
-
-    def read_hint(self) -> dict[str, Any] | None:
-        fd, self.hints = self.hints, -1
-        return read_hint(fd) if fd >= 0 else None
 
     def close(self) -> None:
         for name in ("stdin_fd", "hints"):

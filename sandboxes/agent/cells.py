@@ -84,7 +84,6 @@ class CellRunner:
         """The cell's confined command line; ``command`` instead of the cell's Python (the terminal's shell).
         The tools' folders (``read_only``) are seen at their own paths by both."""
         if command is None:
-            # The connection variables go along, for hints that name them (the rest of env is no business of hints).
             command = [sys.executable, "-u", "-B", "-c", RUNNER, str(hint_fd), *self._variables()]
         return self.walls.argv(command, read_only=self.read_only, seccomp_fd=seccomp_fd)
 
