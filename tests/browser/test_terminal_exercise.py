@@ -29,25 +29,41 @@ COMMANDS = (
 )
 
 
+def exercise_with_terminal(page, url: str, exercise_id: str, terminal: str, *, timeout: float):
+    """The chapter at ``url`` open, its exercise done in the terminal checked as the page shows it
+    (starter commands with their button, no cell, the solution folded), and the ``terminal``
+    ("NATS", "Kafka") opened beside it. Returns the exercise, the terminal panel and its screen."""
+    page.goto(url)
+    exercise = page.locator(f"section#exercise-{exercise_id}")
+    starter = exercise.locator("[data-terminal-command][data-role=starter]")
+    expect(starter.get_by_role("button", name=f"▶ В терминале {terminal}")).to_be_visible()
+    # The check button stands under the starter commands, not under a cell: there is none to run.
+    expect(exercise.locator("figure.cell")).to_have_count(0)
+    # The solution is folded, with the same buttons once opened.
+    expect(exercise.locator("details.solution [data-terminal-command]")).to_be_hidden()
+    panel = page.locator("[data-terminal-panel]")
+    panel.get_by_role("button", name=f"Терминал {terminal}").click()
+    screen = panel.locator("[data-terminal-screen] .xterm-rows")
+    expect(screen).to_contain_text("sandbox:", timeout=timeout)
+    return exercise, panel, screen
+
+
+def passes(page, exercise, screenshot: Path) -> None:
+    """The check pressed again accepts the exercise, and the page marks it passed."""
+    exercise.locator(".check-button").click()
+    expect(exercise.locator(".check-verdict")).to_contain_text("Принято!", timeout=60_000)
+    expect(exercise).to_have_class(re.compile(r"\bis-passed\b"))
+    exercise.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshot))
+
+
 def test_a_learner_builds_the_returns_queue_in_the_terminal_and_the_check_reads_it_from_the_broker(
     celery_worker, live_server_url, page_as, page_errors, learner, units_cleanup, screenshots
 ):
     course_import(directory=COURSE)
     page = page_as(learner, viewport={"width": 1440, "height": 900})
-    page.goto(live_server_url + CHAPTER)
-    exercise = page.locator("section#exercise-returns-queue")
-    starter = exercise.locator("[data-terminal-command][data-role=starter]")
-    expect(starter.get_by_role("button", name="▶ В терминале NATS")).to_be_visible()
-    # The check button stands under the starter commands, not under a cell: there is none to run.
-    expect(exercise.locator("figure.cell")).to_have_count(0)
+    exercise, panel, screen = exercise_with_terminal(page, live_server_url + CHAPTER, "returns-queue", "NATS", timeout=120_000)
     expect(exercise.locator("[data-role=starter] + .exercise-check .check-button")).to_be_visible()
-    # The solution is folded, with the same buttons once opened.
-    expect(exercise.locator("details.solution [data-terminal-command]")).to_be_hidden()
-
-    panel = page.locator("[data-terminal-panel]")
-    panel.get_by_role("button", name="Терминал NATS").click()
-    screen = panel.locator("[data-terminal-screen] .xterm-rows")
-    expect(screen).to_contain_text("sandbox:", timeout=120_000)
 
     # Checking starts no sandbox but the exercise's own (before: every broker of the chapter, up to the quota).
     expect(page.locator(".sb-card[data-broker=nats]")).to_have_attribute("data-state", "ready")
@@ -67,11 +83,7 @@ def test_a_learner_builds_the_returns_queue_in_the_terminal_and_the_check_reads_
         page.keyboard.type(command + "\n")
     expect(screen).to_contain_text('Published 15 bytes to "returns.requested"', timeout=60_000)
 
-    check.click()
-    expect(verdict).to_contain_text("Принято!", timeout=60_000)
-    expect(exercise).to_have_class(re.compile(r"\bis-passed\b"))
-    exercise.scroll_into_view_if_needed()
-    page.screenshot(path=str(screenshots / "terminal-exercise-passed.png"))
+    passes(page, exercise, screenshots / "terminal-exercise-passed.png")
     assert page_errors == []
 
 
@@ -80,17 +92,9 @@ def test_a_learner_sets_a_new_groups_offsets_in_the_kafka_terminal_and_the_check
 ):
     course_import(directory=COURSE)
     page = page_as(learner, viewport={"width": 1440, "height": 900})
-    page.goto(live_server_url + KAFKA_CHAPTER)
-    exercise = page.locator("section#exercise-refund-audit-history")
-    starter = exercise.locator("[data-terminal-command][data-role=starter]")
-    expect(starter.get_by_role("button", name="▶ В терминале Kafka")).to_be_visible()
-    expect(exercise.locator("figure.cell")).to_have_count(0)
-    expect(exercise.locator("details.solution [data-terminal-command]")).to_be_hidden()
-
-    panel = page.locator("[data-terminal-panel]")
-    panel.get_by_role("button", name="Терминал Kafka").click()
-    screen = panel.locator("[data-terminal-screen] .xterm-rows")
-    expect(screen).to_contain_text("sandbox:", timeout=180_000)
+    exercise, panel, screen = exercise_with_terminal(
+        page, live_server_url + KAFKA_CHAPTER, "refund-audit-history", "Kafka", timeout=180_000
+    )
     check = exercise.locator(".check-button")
     verdict = exercise.locator(".check-verdict")
     check.click()  # the chapter's setup runs first: its topics, none of them the exercise's
@@ -120,9 +124,5 @@ def test_a_learner_sets_a_new_groups_offsets_in_the_kafka_terminal_and_the_check
         "kafka-consumer-groups.sh --group refund-audit --topic refund-requests --reset-offsets --to-earliest --execute\n"
     )
     expect(screen).to_contain_text("NEW-OFFSET", timeout=60_000)
-    check.click()
-    expect(verdict).to_contain_text("Принято!", timeout=60_000)
-    expect(exercise).to_have_class(re.compile(r"\bis-passed\b"))
-    exercise.scroll_into_view_if_needed()
-    page.screenshot(path=str(screenshots / "kafka-terminal-exercise-passed.png"))
+    passes(page, exercise, screenshots / "kafka-terminal-exercise-passed.png")
     assert page_errors == []
