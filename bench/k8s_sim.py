@@ -52,13 +52,12 @@ from sandboxes.services.lifecycle import unit_name
 from sandboxes.services.reconcile import sandboxes_reconcile
 from tests.k8s import kwok
 from tests.k8s.kwok import RequestCount
-from tests.k8s.lab import lab_script, read_env, tail
+from tests.k8s.lab import K8S_BACKEND, lab_script, read_env, tail
 
 from .cpu_usage import cpu_share
 from .harness import Platform, say
 from .report import Results
 
-K8S_BACKEND = "sandboxes.backends.kubernetes.KubernetesBackend"
 BROKERS = ("rabbitmq", "kafka", "nats", "activemq")
 #: Sandboxes, fake nodes and the pool's threads (a wide fleet of workers' slots); --quick: fewer.
 FULL, QUICK = (1000, 50), (200, 10)
@@ -124,46 +123,52 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def lab_ensure() -> tuple[dict[str, str], bool]:
-    """The lab's addresses, and whether this run brought it up (and so takes it down)."""
+@contextlib.contextmanager
+def lab_running(results: Results, area: str) -> Iterator[dict[str, str]]:
+    """The lab's addresses for the block; a lab that was not up is brought up, and taken down again after."""
     env = read_env()
     try:
         admin = config.new_client_from_config(config_file=env["K8S_LAB_ADMIN_KUBECONFIG"])
         client.VersionApi(admin).get_code(_request_timeout=5)
-        return env, False
+        brought_up = False
     except Exception:  # no kubeconfig yet, or no API server answering: bring it up
-        say("k8s-sim: the lab is not up; bringing it up (scripts/k8s-lab.sh up)")
+        say(f"{area}: the lab is not up; bringing it up (scripts/k8s-lab.sh up)")
         result = lab_script("up", timeout=2700)
         if result.returncode != 0:
             raise RuntimeError(f"scripts/k8s-lab.sh up failed:\n{tail(result)}") from None
-        return read_env(), True
+        env, brought_up = read_env(), True
+    try:
+        yield env
+    finally:
+        if brought_up:
+            say(f"{area}: taking the lab down again")
+            down = lab_script("down", timeout=600)
+            if down.returncode != 0:
+                results.note(f"{area}: scripts/k8s-lab.sh down failed: {tail(down)}")
 
 
 def run(platform: Platform, results: Results, *, quick: bool) -> None:
     count, nodes = QUICK if quick else FULL
-    env, brought_up = lab_ensure()
-    settings = {
-        "SANDBOX_BACKEND": K8S_BACKEND,
-        "SANDBOX_K8S_KUBECONFIG": env["K8S_LAB_PLATFORM_KUBECONFIG"],
-        "SANDBOX_K8S_NAMESPACE": env["K8S_LAB_SANDBOX_NAMESPACE"],
-        **kwok.SETTINGS,
-    }
-    # The client's pool holds cpu_count * 5 connections; with more threads it opens (and drops) more,
-    # warning each time: counted in the requests all the same, not worth a line each.
-    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
-    # The platform's own worker is paused meanwhile: the adopt it schedules at its start would take the
-    # simulation's provisioning records (no follower of theirs runs) for a crashed start's, and fail them.
-    if platform.worker is not None:
-        platform.worker.stop(timeout=15)
-    try:
-        say(f"k8s-sim: kwok with {nodes} fake nodes")
-        with kwok.FakeNodes(env["K8S_LAB_ADMIN_KUBECONFIG"], nodes) as fleet, override_settings(**settings):
-            simulate(results, env, fleet, count)
-    finally:
-        platform.restart_worker(env={})
-        if brought_up:
-            say("k8s-sim: taking the lab down again")
-            lab_script("down", timeout=300)
+    with lab_running(results, "k8s-sim") as env:
+        settings = {
+            "SANDBOX_BACKEND": K8S_BACKEND,
+            "SANDBOX_K8S_KUBECONFIG": env["K8S_LAB_PLATFORM_KUBECONFIG"],
+            "SANDBOX_K8S_NAMESPACE": env["K8S_LAB_SANDBOX_NAMESPACE"],
+            **kwok.SETTINGS,
+        }
+        # The client's pool holds cpu_count * 5 connections; with more threads it opens (and drops) more,
+        # warning each time: counted in the requests all the same, not worth a line each.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+        # The platform's own worker is paused meanwhile: the adopt it schedules at its start would take the
+        # simulation's provisioning records (no follower of theirs runs) for a crashed start's, and fail them.
+        if platform.worker is not None:
+            platform.worker.stop(timeout=15)
+        try:
+            say(f"k8s-sim: kwok with {nodes} fake nodes")
+            with kwok.FakeNodes(env["K8S_LAB_ADMIN_KUBECONFIG"], nodes) as fleet, override_settings(**settings):
+                simulate(results, env, fleet, count)
+        finally:
+            platform.restart_worker(env={})
 
 
 def records_create(count: int) -> list[Sandbox]:

@@ -11,35 +11,17 @@ in the pod's cgroup (found by the pod's uid), as the other backends count their 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 from django.conf import settings
 
 from sandboxes.backends import get_backend
+from tests.k8s.lab import K8S_BACKEND, Lab, k8s_settings, lab_images
 
-from . import harness, sandboxes
-from .harness import Platform, say
-from .k8s_sim import lab_ensure, lab_script, tail
+from . import sandboxes
+from .harness import Platform
+from .k8s_sim import lab_running
 from .report import Results
-
-K8S_BACKEND = "sandboxes.backends.kubernetes.KubernetesBackend"
-
-
-def _images(registry: str) -> dict[str, str]:
-    """Each broker's image in the lab's registry (built for docker first when missing)."""
-    python = os.fspath(harness.ROOT / ".venv" / "bin" / "python")
-    for argv in (["scripts/docker-engine.sh"], ["make", "-s", "images"]):
-        subprocess.run(argv, cwd=harness.ROOT, check=True, stdout=subprocess.DEVNULL, timeout=1800)
-    done = subprocess.run(
-        [python, "-m", "sandboxes.images.registry", "--registry", registry, *sandboxes.BROKERS],
-        cwd=harness.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=True,
-    )
-    return dict(zip(sandboxes.BROKERS, done.stdout.split(), strict=True))
 
 
 def pod_pids(name: str) -> list[int]:
@@ -62,16 +44,13 @@ def pod_pids(name: str) -> list[int]:
 
 
 def run(platform: Platform, results: Results, *, quick: bool) -> None:
-    env, brought_up = lab_ensure()
-    try:
-        images = _images(env["K8S_LAB_REGISTRY"])
-        worker_env = {
-            "SANDBOX_K8S_KUBECONFIG": env["K8S_LAB_PLATFORM_KUBECONFIG"],
-            "SANDBOX_K8S_NAMESPACE": env["K8S_LAB_SANDBOX_NAMESPACE"],
-            "SANDBOX_K8S_IMAGES": ",".join(f"{kind}={ref}" for kind, ref in images.items()),
-        }
+    with lab_running(results, "k8s starts") as env:
+        lab = Lab(env)
+        images = lab_images(lab, list(sandboxes.BROKERS))
+        worker_env = k8s_settings(lab, images)
         saved = {key: getattr(settings, key) for key in worker_env}
         os.environ.update(worker_env)
+        # This process asks the same backend as the worker (as tests/k8s/test_backend.py's k8s_backend).
         settings.SANDBOX_K8S_KUBECONFIG = worker_env["SANDBOX_K8S_KUBECONFIG"]
         settings.SANDBOX_K8S_NAMESPACE = worker_env["SANDBOX_K8S_NAMESPACE"]
         settings.SANDBOX_K8S_IMAGES = images
@@ -83,9 +62,3 @@ def run(platform: Platform, results: Results, *, quick: bool) -> None:
             for key, value in saved.items():
                 setattr(settings, key, value)
                 os.environ.pop(key, None)
-    finally:
-        if brought_up:
-            say("k8s starts: taking the lab down again")
-            down = lab_script("down", timeout=600)
-            if down.returncode != 0:
-                results.note(f"k8s starts: scripts/k8s-lab.sh down failed: {tail(down)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from sandboxes.images import image_ref
 from tests.services import ROOT
 
 LAB_SCRIPT = ROOT / "scripts" / "k8s-lab.sh"
+K8S_BACKEND = "sandboxes.backends.kubernetes.KubernetesBackend"
 # Settings the kubelet would change machine-wide if the lab let it (it must not).
 HOST_SYSCTLS = ("vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops")
 
@@ -78,6 +81,44 @@ class Lab:
             verify=self.ca,
             timeout=30,
         )
+
+
+def lab_images(lab: Lab, brokers: list[str]) -> dict[str, str]:
+    """Each broker's image in the lab's registry (sandboxes/images/registry.py); the Docker images are built
+    first when missing. Raises RuntimeError with the command's output when a step fails."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        for broker in brokers:
+            client.images.get(image_ref(broker))
+    except docker.errors.DockerException:  # no engine, or an image missing: as the docker tests, build them
+        for argv in (["scripts/docker-engine.sh"], ["make", "images"]):
+            result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1500, check=False)
+            if result.returncode != 0:
+                raise RuntimeError(f"`{' '.join(argv)}` failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}") from None
+    python = os.fspath(ROOT / ".venv" / "bin" / "python")
+    result = subprocess.run(
+        [python, "-m", "sandboxes.images.registry", "--registry", lab.registry, *brokers],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stdout + result.stderr)
+    return dict(zip(brokers, result.stdout.split(), strict=True))
+
+
+def k8s_settings(lab: Lab, images: dict[str, str]) -> dict[str, str]:
+    """The environment that makes a worker run the kubernetes backend against the lab with these images."""
+    return {
+        "SANDBOX_BACKEND": K8S_BACKEND,
+        "SANDBOX_K8S_KUBECONFIG": lab.env["K8S_LAB_PLATFORM_KUBECONFIG"],
+        "SANDBOX_K8S_NAMESPACE": lab.namespace,
+        "SANDBOX_K8S_IMAGES": ",".join(f"{kind}={ref}" for kind, ref in images.items()),
+    }
 
 
 def read_env() -> dict[str, str]:

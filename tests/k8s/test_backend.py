@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -34,18 +33,16 @@ from sandboxes.backends.kubernetes import (
     LABEL_UNIT,
     KubernetesBackend,
 )
-from sandboxes.images import image_ref
 from sandboxes.models import Sandbox, State
 from sandboxes.services import actions, provisioning
 from tests.aio import run
-from tests.k8s.lab import Lab
+from tests.k8s.lab import K8S_BACKEND, Lab, k8s_settings, lab_images
 from tests.sandboxes.test_lifecycle import provision, run_cell
-from tests.services import ROOT, Service, celery_worker_start, wait_for
+from tests.services import Service, celery_worker_start, wait_for
 from tests.smoke_cells import PRODUCE_CONSUME
 
 pytestmark = [pytest.mark.k8s, pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(1200)]
 
-K8S_BACKEND = "sandboxes.backends.kubernetes.KubernetesBackend"
 #: The lightest kind first, so that a broken backend fails in seconds, and a JVM kind (the heaviest
 #: start and the largest image). The Pod's code path is the same for every kind; RabbitMQ's and
 #: ActiveMQ's images are run by the Docker backend's tests, and two more Pods cost the suite ~3 min.
@@ -55,36 +52,10 @@ BROKERS = ["nats", "kafka"]
 @pytest.fixture(scope="module")
 def images(lab: Lab) -> dict[str, str]:
     """Each broker's image in the lab's registry; the Docker images are built first when missing."""
-    import docker
-
     try:
-        client = docker.from_env()
-        for broker in BROKERS:
-            client.images.get(image_ref(broker))
-    except docker.errors.DockerException:  # no engine, or an image missing: as the docker tests, build them
-        for argv in (["scripts/docker-engine.sh"], ["make", "images"]):
-            result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1500, check=False)
-            assert result.returncode == 0, f"`{' '.join(argv)}` failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
-    result = subprocess.run(
-        [os.fspath(ROOT / ".venv" / "bin" / "python"), "-m", "sandboxes.images.registry", "--registry", lab.registry, *BROKERS],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    refs = result.stdout.split()
-    return dict(zip(BROKERS, refs, strict=True))
-
-
-def k8s_settings(lab: Lab, images: dict[str, str]) -> dict[str, str]:
-    return {
-        "SANDBOX_BACKEND": K8S_BACKEND,
-        "SANDBOX_K8S_KUBECONFIG": lab.env["K8S_LAB_PLATFORM_KUBECONFIG"],
-        "SANDBOX_K8S_NAMESPACE": lab.namespace,
-        "SANDBOX_K8S_IMAGES": ",".join(f"{kind}={ref}" for kind, ref in images.items()),
-    }
+        return lab_images(lab, BROKERS)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
