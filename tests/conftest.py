@@ -6,6 +6,7 @@ import time
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core.management.base import CommandError
 
 from courseplatform.accounts.roles import INSTRUCTOR_GROUP
 
@@ -36,6 +37,39 @@ def django_db_modify_db_settings(postgres_server, django_db_modify_db_settings_p
 def _redis_for_everyone(redis_server):
     """The cache and channel layer are Redis; every test gets the run's real one."""
     return redis_server
+
+
+#: How many times the database is emptied again after losing a deadlock to the live platform.
+FLUSH_TRIES = 5
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_outlasts_the_live_platform():
+    """The database is emptied after each transactional test with TRUNCATE, while the ASGI server and the
+    worker of the run may still write (a page that just closed, a provisioning that just ended). An INSERT
+    holds its table and waits for the row of its foreign key; TRUNCATE holds that row's table and waits for
+    the INSERT's: Postgres ends one of them as a deadlock, and when that is the TRUNCATE the next test starts
+    on the last one's rows. The TRUNCATE is tried again, as a client that loses a deadlock should."""
+    from django.core.management.commands import flush
+
+    handle = flush.Command.handle
+
+    def handle_until_flushed(self, *args, **options):
+        for attempt in range(1, FLUSH_TRIES + 1):
+            try:
+                return handle(self, *args, **options)
+            except CommandError as error:
+                if attempt == FLUSH_TRIES or getattr(error.__cause__.__cause__, "sqlstate", None) != DEADLOCK:
+                    raise
+                time.sleep(0.05 * attempt)
+
+    flush.Command.handle = handle_until_flushed
+    yield
+    flush.Command.handle = handle
+
+
+#: Postgres's SQLSTATE for "deadlock detected".
+DEADLOCK = "40P01"
 
 
 @pytest.fixture(scope="session", autouse=True)
