@@ -5,6 +5,7 @@ run:
 	scripts/run.sh
 
 test: install
+	scripts/k8s-build.sh --background
 	.venv/bin/python -m pytest
 
 install:

@@ -4,6 +4,12 @@
 # the image registry (distribution v3) and a static pause binary. Reused when present.
 #
 #   scripts/k8s-build.sh            prints the bin folder on its last line
+#   scripts/k8s-build.sh --background
+#                                   starts this build and kwok's (scripts/kwok-build.sh) in the
+#                                   background and returns at once; `make test` does so before the
+#                                   suite, whose Kubernetes tests run last and wait for it
+#
+# One build at a time per cache (a lock in it): a second caller waits for the first and reuses it.
 #
 # k8s.io/kubernetes cannot be `go install`ed (its go.mod replaces k8s.io/* with ./staging):
 # the module is copied and the replaces are rewritten to the published k8s.io/* modules of
@@ -21,7 +27,23 @@ NEED=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl kube
 complete() {
   for b in "${NEED[@]}"; do [ -x "$BIN/$b" ] || return 1; done
 }
+if [ "${1:-}" = --background ]; then
+  kwok=$(dirname "$0")/kwok-build.sh
+  if complete && "$kwok" --built; then exit 0; fi
+  mkdir -p "$CACHE"
+  # Niced and detached: it takes the cores the tests leave idle, and finishes even if the suite stops.
+  setsid nohup bash -c '"$1" && "$2"' _ "$0" "$kwok" </dev/null >"$CACHE/k8s-build.log" 2>&1 &
+  echo "k8s-build: building the Kubernetes lab's binaries in the background (log: $CACHE/k8s-build.log)" >&2
+  exit 0
+fi
 if complete; then
+  echo "$BIN"
+  exit 0
+fi
+mkdir -p "$CACHE"
+exec 8>"$CACHE/k8s-build.lock"
+flock 8
+if complete; then # built by the caller that held the lock
   echo "$BIN"
   exit 0
 fi

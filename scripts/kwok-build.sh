@@ -5,6 +5,7 @@
 #
 #   scripts/kwok-build.sh           prints the kwok binary on its last line; the stages file is
 #                                   next to it (kwok-stages.yaml)
+#   scripts/kwok-build.sh --built   exits 0 when it is built, 1 otherwise
 #
 # Used by the k8s simulation (bench/k8s_sim.py, tests/k8s/test_kwok.py) against the lab's API server.
 set -euo pipefail
@@ -14,7 +15,17 @@ CACHE=${BROKER_ACADEMY_CACHE:-/root/.cache/broker-academy}
 BIN=$CACHE/kwok-v$KWOK_VERSION/bin
 WORK=$CACHE/k8s-build
 
-if [ -x "$BIN/kwok" ] && [ -s "$BIN/kwok-stages.yaml" ]; then
+built() { [ -x "$BIN/kwok" ] && [ -s "$BIN/kwok-stages.yaml" ]; }
+if [ "${1:-}" = --built ]; then built; exit; fi
+if built; then
+  echo "$BIN/kwok"
+  exit 0
+fi
+# One build at a time per cache, shared with scripts/k8s-build.sh (the same Go caches).
+mkdir -p "$CACHE"
+exec 8>"$CACHE/k8s-build.lock"
+flock 8
+if built; then
   echo "$BIN/kwok"
   exit 0
 fi

@@ -24,8 +24,10 @@ def instructor(db) -> User:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Browser tests last: they are the slowest and need everything else to work."""
-    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+    """Browser tests near the end: they are the slowest and need everything else to work. The Kubernetes
+    lab's tests after them: on a fresh machine `make test` builds the lab's binaries in the background
+    (scripts/k8s-build.sh --background) while everything else runs, and the lab waits for that build."""
+    items.sort(key=lambda item: (item.path.parent.name == "k8s", item.get_closest_marker("browser") is not None))
 
 
 @pytest.fixture(scope="session")
