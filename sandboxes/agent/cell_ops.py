@@ -59,7 +59,11 @@ async def serve_run(
     watcher = asyncio.create_task(watch_interrupt())
     try:
         result = await runner.run(
-            code=str(request.get("code", "")), timeout=float(request.get("timeout", 30)), on_output=on_output, stop=stop
+            code=str(request.get("code", "")),
+            timeout=float(request.get("timeout", 30)),
+            on_output=on_output,
+            stop=stop,
+            check=check,
         )
     finally:
         watcher.cancel()

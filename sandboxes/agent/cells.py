@@ -80,11 +80,15 @@ class CellRunner:
         self.current: CellProcess | TemplateRun | None = None
         self._terminals: set[int] = set()
 
-    def argv(self, hint_fd: int = -1, *, command: list[str] | None = None, seccomp_fd: int | None = None) -> list[str]:
+    def argv(
+        self, hint_fd: int = -1, *, command: list[str] | None = None, seccomp_fd: int | None = None, isolated: bool = False
+    ) -> list[str]:
         """The cell's confined command line; ``command`` instead of the cell's Python (the terminal's shell).
-        The tools' folders (``read_only``) are seen at their own paths by both."""
+        The tools' folders (``read_only``) are seen at their own paths by both. ``isolated``: Python's ``-I``
+        (an exercise's check: see ``run``)."""
         if command is None:
-            command = [sys.executable, "-u", "-B", "-c", RUNNER, str(hint_fd), *self._variables()]
+            flags = ["-I", "-u", "-B"] if isolated else ["-u", "-B"]
+            command = [sys.executable, *flags, "-c", RUNNER, str(hint_fd), *self._variables()]
         return self.walls.argv(command, read_only=self.read_only, seccomp_fd=seccomp_fd)
 
     def environment(self) -> dict[str, str]:
@@ -118,15 +122,15 @@ class CellRunner:
         # The connection variables go along, for hints that name them (the rest of env is no business of hints).
         return [name for name in self.env if name != UNIT_MARKER]
 
-    async def _spawn(self) -> CellProcess:
-        """A fresh interpreter for one run (when there is no template)."""
+    async def _spawn(self, *, isolated: bool = False) -> CellProcess:
+        """A fresh interpreter for one run (when there is no template, and for every check)."""
         env = self.environment()
         read, write = os.pipe()
         seccomp_fd = None
         try:
             seccomp_fd = self.walls.seccomp_fd()
             process = await asyncio.create_subprocess_exec(
-                *self.argv(write, seccomp_fd=seccomp_fd),
+                *self.argv(write, seccomp_fd=seccomp_fd, isolated=isolated),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -182,13 +186,21 @@ class CellRunner:
                 pass
         return await self._spawn()
 
-    async def run(self, *, code: str, timeout: float, on_output: OutputCallback, stop: asyncio.Event | None = None) -> CellResult:
+    async def run(
+        self, *, code: str, timeout: float, on_output: OutputCallback, stop: asyncio.Event | None = None, check: bool = False
+    ) -> CellResult:
         """Run ``code``; ``stop`` (the page's interrupt, or its hang-up) ends this run, even one that has not
-        started yet (waiting for the runner, or for a template still importing): then it never starts."""
+        started yet (waiting for the runner, or for a template still importing): then it never starts.
+
+        ``check``: an exercise's check, which passes by exiting 0. The learner's runs and terminal share its
+        uid and /tmp, where a run starts and Python's user site lies, so a check never forks from the template
+        their runs have shaped (they can kill it and plant a .pth for the next); it is a fresh interpreter in
+        isolated mode (``-I``: neither the start folder nor the user site on ``sys.path``, no PYTHON* variables),
+        not dumpable once it starts (cell_main)."""
         async with self._lock:
             if stop is not None and stop.is_set():
                 return CellResult(-9, "interrupted", 0, False)
-            cell = await self._start()
+            cell = await (self._spawn(isolated=True) if check else self._start())
             self.current = cell
             interrupted = asyncio.Event()
             stopper = asyncio.create_task(self._stop_on(stop, cell, interrupted)) if stop is not None else None
