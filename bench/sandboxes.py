@@ -25,6 +25,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from sandboxes import agent_client
+from sandboxes.brokers import BROKERS as BROKER_ENTRIES
 from sandboxes.models import Sandbox, State
 from sandboxes.services.pool import sandbox_pool_fill
 from tests.smoke_cells import PRODUCE_CONSUME
@@ -35,9 +36,6 @@ from .report import Results, percentile
 
 BROKERS = ("nats", "rabbitmq", "activemq", "kafka")
 IDLE_S = 10.0
-
-#: Rough memory of one idle unit (agent, broker, warm cell process), MiB: decides how many fit.
-UNIT_MB = {"nats": 80, "rabbitmq": 250, "activemq": 450, "kafka": 600}
 
 
 def run(platform: Platform, results: Results, *, quick: bool, backend: str = "process") -> None:
@@ -141,7 +139,7 @@ def _mix(quick: bool) -> dict[str, int]:
     )
     available = psutil.virtual_memory().available / 1024**2 - 4096  # what the others on this machine keep
     for broker in ("kafka", "activemq"):
-        while mix[broker] > 1 and sum(UNIT_MB[b] * n for b, n in mix.items()) > available:
+        while mix[broker] > 1 and sum(BROKER_ENTRIES[b].idle_mb * n for b, n in mix.items()) > available:
             mix[broker] -= 1
     return mix
 

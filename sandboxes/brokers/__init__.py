@@ -29,8 +29,9 @@ class Broker:
     it through gettext), ``short`` the form for tabs and badges (the label when empty).
     ``memory_mb`` is what one running unit of the kind costs the machine (broker, agent
     and a running cell, resident): the weight admission spends of the platform's
-    capacity (``sandboxes/services/admission.py``). bench/sandboxes.py measures idle units at
-    about half of these figures (NATS 80, RabbitMQ 250, ActiveMQ 450, Kafka 600 MiB); the rest
+    capacity (``sandboxes/services/admission.py``). ``idle_mb`` is what an idle unit holds, as
+    bench/sandboxes.py measures it (``sandbox.process.<broker>.idle_rss_mb``): what the warm pool's
+    memory budget counts for each unit it keeps (``sandboxes/services/pool.py``). The difference
     is a running cell's process and a broker holding messages. ActiveMQ's web console, in the
     broker's JVM, adds about 50 MiB to an idle unit and 80 MiB once its pages have been compiled
     (measured on the process backend: 151 → 198 → 232 MiB), well inside its 768.
@@ -40,20 +41,22 @@ class Broker:
     label: str
     short: str = ""
     memory_mb: int = 512
+    idle_mb: int = 500
 
 
 BROKERS: dict[str, Broker] = {
-    "kafka": Broker("sandboxes.brokers.kafka.Kafka", gettext_noop("Apache Kafka"), "Kafka", memory_mb=1024),
-    "rabbitmq": Broker("sandboxes.brokers.rabbitmq.RabbitMQ", gettext_noop("RabbitMQ"), memory_mb=384),
-    "nats": Broker("sandboxes.brokers.nats.Nats", gettext_noop("NATS"), memory_mb=160),
-    "activemq": Broker("sandboxes.brokers.activemq.ActiveMQ", gettext_noop("ActiveMQ"), memory_mb=768),
-    "redis": Broker("sandboxes.brokers.redis_streams.Redis", gettext_noop("Redis Streams"), "Redis", memory_mb=160),
+    "kafka": Broker("sandboxes.brokers.kafka.Kafka", gettext_noop("Apache Kafka"), "Kafka", memory_mb=1024, idle_mb=600),
+    "rabbitmq": Broker("sandboxes.brokers.rabbitmq.RabbitMQ", gettext_noop("RabbitMQ"), memory_mb=384, idle_mb=250),
+    "nats": Broker("sandboxes.brokers.nats.Nats", gettext_noop("NATS"), memory_mb=160, idle_mb=80),
+    "activemq": Broker("sandboxes.brokers.activemq.ActiveMQ", gettext_noop("ActiveMQ"), memory_mb=768, idle_mb=450),
+    "redis": Broker("sandboxes.brokers.redis_streams.Redis", gettext_noop("Redis Streams"), "Redis", memory_mb=160, idle_mb=40),
     # Three JVMs of ~160 MiB heap each: about 500 MiB resident when idle (measured), twice that with traffic.
     "kafka-cluster": Broker(
         "sandboxes.brokers.kafka_cluster.KafkaCluster",
         gettext_noop("Кластер Kafka"),
         gettext_noop("Kafka ×3"),
         memory_mb=1536,
+        idle_mb=500,
     ),
 }
 

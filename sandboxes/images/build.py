@@ -94,49 +94,6 @@ class Context:
         return buffer
 
 
-def kafka_jars(context: Context) -> None:
-    """Kafka's jars, fetched from Maven Central on the host by scripts/fetch-jars.sh kafka."""
-    from sandboxes.brokers.kafka import CORE_JAR, kafka_libs
-
-    libs = kafka_libs()
-    if not (libs / CORE_JAR).exists():
-        raise BuildFailed(f"Kafka's jars are not in {libs}: run scripts/fetch-jars.sh kafka")
-    for jar in sorted(libs.glob("*.jar")):
-        context.add(f"kafka-libs/{jar.name}", jar.read_bytes())
-
-
-def activemq_jars(context: Context) -> None:
-    """ActiveMQ's jars, fetched from Maven Central on the host by scripts/fetch-jars.sh activemq."""
-    from sandboxes.brokers.activemq import BROKER_JAR, activemq_libs
-
-    libs = activemq_libs()
-    if not (libs / BROKER_JAR).exists():
-        raise BuildFailed(f"ActiveMQ's jars are not in {libs}: run scripts/fetch-jars.sh activemq")
-    for jar in sorted(libs.glob("*.jar")):
-        context.add(f"activemq-libs/{jar.name}", jar.read_bytes())
-    # Its web console (Jetty's jars and the unpacked WAR), fetched by scripts/fetch-jars.sh activemq-console.
-    from sandboxes.brokers.activemq.console import console_home, console_missing
-
-    if console_missing():
-        raise BuildFailed(console_missing()[0])
-    context.add_path("activemq-console", console_home())
-
-
-def nats_binaries(context: Context) -> None:
-    """nats-server and natscli, built with Go on the host by scripts/build-nats.sh (static, so they run in Debian)."""
-    from sandboxes.brokers.nats import nats_cli, nats_server
-
-    for binary in (nats_server(), nats_cli()):
-        if not binary.is_file():
-            raise BuildFailed(f"{binary} is missing: run scripts/build-nats.sh")
-        context.add_path(f"nats-bin/{binary.name}", binary, executable=True)
-
-
-#: What the four first kinds' images need besides their Dockerfile and the agent. A kind added
-#: since says it itself: an ``image_files()`` function in its module (see :func:`kind_extras`).
-EXTRAS = {"kafka": kafka_jars, "kafka-cluster": kafka_jars, "activemq": activemq_jars, "nats": nats_binaries}
-
-
 def kind_module(kind: str) -> ModuleSpec:
     """Where the registry says the kind lives (its module, not imported)."""
     module = broker_entry(kind).kind.rpartition(".")[0]
@@ -155,12 +112,14 @@ def kind_dockerfile(kind: str) -> Path:
 
 
 def kind_extras(kind: str, context: Context) -> None:
-    """Add what the kind's image needs besides the agent: EXTRAS, or the kind module's ``image_files()``."""
-    if kind in EXTRAS:
-        EXTRAS[kind](context)
-        return
+    """Add what the kind's image needs besides the agent: its module's ``image_files()``, {name in the image: path
+    on the host} (a folder brings its files), when it has one; a file missing there fails the build with its reason."""
     image_files = getattr(importlib.import_module(kind_module(kind).name), "image_files", None)
-    for name, path in (image_files() if image_files else {}).items():
+    try:
+        files = image_files() if image_files else {}
+    except FileNotFoundError as missing:
+        raise BuildFailed(str(missing)) from None
+    for name, path in files.items():
         context.add_path(name, Path(path), executable=os.access(path, os.X_OK) and Path(path).is_file())
 
 

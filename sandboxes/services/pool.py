@@ -34,9 +34,10 @@ from .lifecycle import TransitionRefused, sandbox_broadcast, sandbox_transition
 
 log = logging.getLogger(__name__)
 
-#: Rough memory of one idle sandbox of each kind, MiB (make bench: sandbox.process.<broker>.idle_rss_mb): what the budget counts.
-UNIT_MB = {"nats": 80, "redis": 40, "rabbitmq": 250, "activemq": 450, "kafka": 600}
-UNKNOWN_UNIT_MB = 500
+
+def _unit_mb(broker: str) -> int:
+    """What one idle pooled sandbox of the kind holds (the registry's idle_mb): what the budget counts."""
+    return BROKERS[broker].idle_mb
 
 
 @functools.cache
@@ -81,7 +82,7 @@ def sandbox_pool_sizes() -> dict[str, int]:
     """
     floors = {b: int(n) for b, n in settings.SANDBOX_WARM_POOL.items() if b in BROKERS}
     sizes = dict(floors)
-    left = settings.SANDBOX_WARM_POOL_MEMORY_MB - sum(UNIT_MB.get(b, UNKNOWN_UNIT_MB) * n for b, n in floors.items())
+    left = settings.SANDBOX_WARM_POOL_MEMORY_MB - sum(_unit_mb(b) * n for b, n in floors.items())
     # Learners whose brokers are starting already are served: a pooled one started now would come no sooner.
     starting = dict(
         Sandbox.objects.filter(purpose=Purpose.LEARNER, state__in=(State.REQUESTED, State.PROVISIONING))
@@ -92,13 +93,13 @@ def sandbox_pool_sizes() -> dict[str, int]:
     )
     wanted = {b: sandbox_pool_demand(broker=b) - n - starting.get(b, 0) for b, n in floors.items()}
     while True:
-        fitting = [b for b, n in wanted.items() if n > 0 and UNIT_MB.get(b, UNKNOWN_UNIT_MB) <= left]
+        fitting = [b for b, n in wanted.items() if n > 0 and _unit_mb(b) <= left]
         if not fitting:
             return sizes
         broker = max(fitting, key=lambda b: wanted[b])
         sizes[broker] += 1
         wanted[broker] -= 1
-        left -= UNIT_MB.get(broker, UNKNOWN_UNIT_MB)
+        left -= _unit_mb(broker)
 
 
 def sandbox_pool_claim(*, user_id: int, broker: str) -> Sandbox | None:

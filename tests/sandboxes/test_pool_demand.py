@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
+from sandboxes.brokers import BROKERS
 from sandboxes.models import Purpose, Sandbox, State
 from sandboxes.services import pool
 
@@ -21,7 +22,7 @@ def pooled_kinds(settings, request):
     settings.SANDBOX_INSTANCE = f"demand-{request.node.name[-20:]}"
     settings.SANDBOX_WARM_POOL = {"nats": 1, "rabbitmq": 1}
     # Room for the floors and four NATS more: a fifth, or one RabbitMQ more, would not fit.
-    settings.SANDBOX_WARM_POOL_MEMORY_MB = pool.UNIT_MB["nats"] * 5 + pool.UNIT_MB["rabbitmq"]
+    settings.SANDBOX_WARM_POOL_MEMORY_MB = BROKERS["nats"].idle_mb * 5 + BROKERS["rabbitmq"].idle_mb
     settings.SANDBOX_WARM_POOL_DEMAND_WINDOW_S = 600
     return settings
 

@@ -21,6 +21,6 @@ The side panel's counters come from the statistics plugin
 (``ActiveMQ.Statistics.Destination.>``), asked over STOMP with a reply queue.
 """
 
-from .kind import BROKER_JAR, VERSION, ActiveMQ, activemq_libs
+from .kind import BROKER_JAR, VERSION, ActiveMQ, activemq_libs, image_files
 
-__all__ = ["BROKER_JAR", "VERSION", "ActiveMQ", "activemq_libs"]
+__all__ = ["BROKER_JAR", "VERSION", "ActiveMQ", "activemq_libs", "image_files"]

@@ -150,3 +150,18 @@ class ActiveMQ(JvmBroker):
 def activemq_libs() -> Path:
     """The folder holding ActiveMQ's jars: ``ACTIVEMQ_LIBS``, else the cache of fetch-jars.sh."""
     return ActiveMQ().libs()
+
+
+def image_files() -> dict[str, Path]:
+    """What the kind's image holds besides the agent (sandboxes/images/build.py): ActiveMQ's jars and its web
+    console (Jetty's jars and the unpacked WAR), fetched on the host by scripts/fetch-jars.sh activemq and
+    activemq-console."""
+    from .console import console_home, console_missing
+
+    libs = activemq_libs()
+    if not (libs / BROKER_JAR).exists():
+        raise FileNotFoundError(f"ActiveMQ's jars are not in {libs}: run scripts/fetch-jars.sh activemq")
+    if console_missing():
+        raise FileNotFoundError(console_missing()[0])
+    files = {f"activemq-libs/{jar.name}": jar for jar in sorted(libs.glob("*.jar"))}
+    return {**files, "activemq-console": console_home()}

@@ -12,7 +12,7 @@ offsets of every group: a commit that moves a group from A to B shows records
 A..B-1 as consumed by that group.
 """
 
-from .kind import CORE_JAR, VERSION, Kafka, kafka_libs
+from .kind import CORE_JAR, VERSION, Kafka, image_files, kafka_libs
 from .wire import metadata_release
 
-__all__ = ["CORE_JAR", "VERSION", "Kafka", "kafka_libs", "metadata_release"]
+__all__ = ["CORE_JAR", "VERSION", "Kafka", "image_files", "kafka_libs", "metadata_release"]

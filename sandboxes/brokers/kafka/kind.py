@@ -140,3 +140,12 @@ class Kafka(JvmBroker):
 def kafka_libs() -> Path:
     """The folder holding Kafka's jars: ``KAFKA_LIBS``, else ``KAFKA_HOME/libs``, else the cache of fetch-jars.sh."""
     return Kafka().libs()
+
+
+def image_files() -> dict[str, Path]:
+    """What the kind's image holds besides the agent (sandboxes/images/build.py): Kafka's jars, fetched on
+    the host by scripts/fetch-jars.sh kafka, the same the process backend runs."""
+    libs = kafka_libs()
+    if not (libs / CORE_JAR).exists():
+        raise FileNotFoundError(f"Kafka's jars are not in {libs}: run scripts/fetch-jars.sh kafka")
+    return {f"kafka-libs/{jar.name}": jar for jar in sorted(libs.glob("*.jar"))}

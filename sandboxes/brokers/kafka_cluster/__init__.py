@@ -7,6 +7,7 @@ leaders move, the ISR shrinks and grows, and a producer with ``acks=all`` is ref
 when fewer than ``min.insync.replicas`` replicas are in sync.
 """
 
+from ..kafka import image_files  # its image holds the same jars as a single broker's
 from .kind import NODES, KafkaCluster
 
-__all__ = ["NODES", "KafkaCluster"]
+__all__ = ["NODES", "KafkaCluster", "image_files"]

@@ -12,6 +12,6 @@ subscription also sees JetStream deliveries (their reply subject is a
 so a work-queue message can still be shown after the stream has deleted it.
 """
 
-from .kind import Nats, nats_cli, nats_server
+from .kind import Nats, image_files, nats_cli, nats_server
 
-__all__ = ["Nats", "nats_cli", "nats_server"]
+__all__ = ["Nats", "image_files", "nats_cli", "nats_server"]

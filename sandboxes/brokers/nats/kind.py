@@ -174,3 +174,12 @@ def _consumer_view(c: dict[str, Any]) -> dict[str, Any]:
 def _monitor(host: str, ports: Mapping[str, int], path: str, *, timeout: float = 1.0) -> dict[str, Any]:
     answer: dict[str, Any] = get_json(f"http://{host}:{ports['monitor']}{path}", timeout=timeout)
     return answer
+
+
+def image_files() -> dict[str, Path]:
+    """What the kind's image holds besides the agent (sandboxes/images/build.py): nats-server and natscli,
+    built with Go on the host by scripts/build-nats.sh (static, so they run in Debian)."""
+    for binary in (nats_server(), nats_cli()):
+        if not binary.is_file():
+            raise FileNotFoundError(f"{binary} is missing: run scripts/build-nats.sh")
+    return {f"nats-bin/{binary.name}": binary for binary in (nats_server(), nats_cli())}
