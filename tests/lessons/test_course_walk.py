@@ -102,10 +102,14 @@ class Brokers:
         )
 
     def stop(self) -> None:
+        """Stop the walk's units (a plain stop keeps no data); none of them may be left."""
         backend = get_backend()
-        for sandbox in self.sandboxes.values():
-            backend.stop(sandbox.unit)
+        units = {sandbox.unit for sandbox in self.sandboxes.values()}
+        for unit in units:
+            backend.stop(unit)
         self.sandboxes = {}
+        left = units & set(backend.list_units())
+        assert not left, f"the walk's units outlived their stop: {sorted(left)}"
 
 
 @pytest.fixture(scope="module")
