@@ -33,6 +33,7 @@ import psutil
 import pytest
 import requests
 from django.contrib.auth.models import User
+from django.utils import translation
 
 from courseplatform.celery import app
 from lessons.course_io import course_import
@@ -40,6 +41,7 @@ from lessons.models import CellDraft, ChapterRead, Course
 from sandboxes import agent_client
 from sandboxes.backends import get_backend
 from sandboxes.models import ACTIVE_STATES, Sandbox, State
+from sandboxes.ws_limits import LIMITS_UNAVAILABLE
 from tests.aio import run
 from tests.courseplatform.test_realtime_roundtrip import session_cookie
 from tests.services import PYTHON, REDIS_PORT, RUN_DIR, Service, port_open, redis_start, wait_for
@@ -351,10 +353,27 @@ def test_a_killed_redis_is_restarted_and_the_page_keeps_its_socket_and_its_run(s
             start=stage.run_began,
             what="the page told",
         )
+        if told["type"] == "live.paused":
+            # What needs Redis meanwhile (a check takes a run slot there) is refused in words; the socket stays.
+            mark = len(stage.page.frames)
+            stage.page.send({"type": "exercise.check", "course": "mini", "chapter": "first", "exercise": "first-task"})
+            refused = stage.page.wait(
+                lambda f: f["type"] in ("exercise.result", "connection.lost"),
+                timeout=CONVERGE_S,
+                start=mark,
+                what="the run asked for while Redis is away answered",
+            )
     finally:
         resumed_from = len(stage.page.frames)
         stage.redis = redis_start()  # the run's Redis keeps nothing on disk, as configured: it comes back empty
     assert told["type"] == "live.paused", "the page's socket dropped with Redis"
+    with translation.override("ru"):
+        assert refused == {
+            "type": "exercise.result",
+            "exercise": "first-task",
+            "passed": False,
+            "reason": str(LIMITS_UNAVAILABLE),
+        }
     wait_for(lambda: port_open(REDIS_PORT), timeout=10, what="Redis back")
     since = time.monotonic()
     # Back in its group: a fresh hello, then live.resumed.
