@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from channels.layers import get_channel_layer
+from django.conf import settings
 from playwright.sync_api import expect
 
 from lessons.course_io import course_import
@@ -48,4 +49,12 @@ def test_the_page_says_live_updates_are_paused_while_redis_is_away_and_then_that
     expect(label).to_have_text("на связи")
     assert indicator.get_attribute("title") is None
     expect(indicator).to_have_attribute("data-status", "open")
+
+    # In English, through djangojs.po.
+    page.context.add_cookies([{"name": settings.LANGUAGE_COOKIE_NAME, "value": "en", "url": live_server_url}])
+    page.reload()
+    expect(label).to_have_text("connected", timeout=30_000)
+    tell(learner.pk, "layer.down")
+    expect(label).to_have_text("connected · live updates paused", timeout=15_000)
+    assert "Cells and broker messages carry on" in (indicator.get_attribute("title") or "")
     assert page_errors == []
