@@ -67,8 +67,14 @@ class LiveConsumer(CellRunsConsumer):
         self.touched: dict[int, float] = {}
         self.cells: dict[tuple[str, str, str], tuple[float, lesson_selectors.RunnableCode]] = {}
         await self._join(f"user-{user.pk}")
-        await self.accept()
-        await self._hello()
+        try:
+            await self.accept()
+            await self._hello()
+        except Exception:
+            # Channels calls disconnect only after a websocket.disconnect: without this the channel
+            # layer would keep the membership (and join it again after every Redis restart).
+            await self.disconnect(1011)
+            raise
 
     async def _hello(self) -> None:
         """Everything the page shows of the user's sandboxes, read afresh, and their events relayed."""
