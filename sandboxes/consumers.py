@@ -7,6 +7,8 @@ relayed straight from the agent: when the browser is slow, sending blocks, the
 relay stops reading, and the agent counts what it could not deliver.
 Every frame is in the page's language: each message is handled under the
 language cookie the pages use (courseplatform.language).
+While Redis is away the connection stays open and says ``live.paused``; once the channel layer has it
+in its group again it sends a fresh ``hello`` and ``live.resumed`` (courseplatform/channel_layer.py).
 """
 
 from __future__ import annotations
@@ -65,12 +67,22 @@ class LiveConsumer(CellRunsConsumer):
         self.touched: dict[int, float] = {}
         self.cells: dict[tuple[str, str, str], tuple[float, lesson_selectors.RunnableCode]] = {}
         await self._join(f"user-{user.pk}")
+        try:
+            await self.accept()
+            await self._hello()
+        except Exception:
+            # Channels calls disconnect only after a websocket.disconnect: without this the channel
+            # layer would keep the membership (and join it again after every Redis restart).
+            await self.disconnect(1011)
+            raise
+
+    async def _hello(self) -> None:
+        """Everything the page shows of the user's sandboxes, read afresh, and their events relayed."""
         sandboxes, places = await self._sandboxes()
         # Brokers with a sandbox on its way or up: an ensure of one of them is free (it enqueues nothing),
         # so a page that asks for its chapter's brokers on every load does not use up the minute's allowance.
         self.active_brokers = {s.broker for s in sandboxes if s.state != State.STOPPING}
-        await self.accept()
-        kept = await database_sync_to_async(kept_states_of)(user_id=user.pk)
+        kept = await database_sync_to_async(kept_states_of)(user_id=self.user.pk)
         await self.send_json(
             {
                 "type": "hello",
@@ -79,9 +91,12 @@ class LiveConsumer(CellRunsConsumer):
                 "queue": [p.as_dict() for p in places],
             }
         )
-        for sandbox in sandboxes:
-            if sandbox.state == State.READY:
-                self._relay_start(sandbox)
+        ready = {s.pk: s for s in sandboxes if s.state == State.READY}
+        self.ready = {b: s for b, s in self.ready.items() if s.pk in ready}
+        for pk in [pk for pk in self.relays if pk not in ready]:
+            self.relays.pop(pk).cancel()
+        for sandbox in ready.values():
+            self._relay_start(sandbox)
 
     async def disconnect(self, code: int) -> None:
         for task in list(getattr(self, "tasks", ())):
@@ -225,6 +240,18 @@ class LiveConsumer(CellRunsConsumer):
                 await self.send_json(frame)
 
     # -- from tasks, through the channel layer --------------------------------
+
+    async def layer_down(self, event: dict[str, Any]) -> None:
+        """Redis is away (courseplatform/channel_layer.py): states cannot reach this page until it is back.
+        Runs, their output and broker events come straight from the agents and go on."""
+        await self.send_json({"type": "live.paused"})
+
+    async def layer_up(self, event: dict[str, Any]) -> None:
+        """Redis is back and this connection in its group again: what was broadcast meanwhile is lost, so
+        the page gets its state afresh."""
+        self.state_changed.set()
+        await self._hello()
+        await self.send_json({"type": "live.resumed"})
 
     async def sandbox_queue(self, event: dict[str, Any]) -> None:
         await self.send_json(live_frames.queue_frame(event["queue"]))

@@ -94,9 +94,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # (redis://:password@host:port/0). production.py refuses a URL without one.
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
+# channels_redis's layer, with receives that wait out a Redis restart and join their groups again
+# (courseplatform/channel_layer.py): the pages keep their sockets.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "courseplatform.channel_layer.RestartTolerantRedisChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
     }
 }

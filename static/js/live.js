@@ -23,6 +23,8 @@ let status = enabled ? "connecting" : "disabled";
 let attempt = 0;
 let retryAt = 0;
 let retryTimer = 0;
+/** The server's channel layer lost Redis (live.paused): the socket stays, sandbox states wait for its return. */
+let paused = false;
 
 function socketUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -45,6 +47,10 @@ function call(fn, arg) {
 }
 
 function dispatch(frame) {
+  if (frame.type === "live.paused" || frame.type === "live.resumed" || frame.type === "connection.lost") {
+    paused = frame.type === "live.paused";
+    renderIndicators();
+  }
   if (frame.type === "hello") {
     sandboxes.clear();
     for (const sandbox of frame.sandboxes || []) remember(sandbox);
@@ -221,8 +227,18 @@ function renderIndicators() {
       if (status === "closed") {
         const s = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
         label.textContent = s > 0 ? gettext("нет связи · повтор через {s} с", { s }) : gettext("подключение…");
+      } else if (status === "open" && paused) {
+        label.textContent = gettext("на связи · обновления приостановлены");
       } else {
         label.textContent = CONNECTION_LABELS[status] ?? status;
+      }
+      box.dataset.paused = String(status === "open" && paused);
+      if (status === "open" && paused) {
+        box.title = gettext(
+          "Сервер восстанавливает связь с очередью событий: состояние песочниц обновится, когда она вернётся. Ячейки и сообщения брокера идут как прежде.",
+        );
+      } else {
+        box.removeAttribute("title");
       }
       box.querySelector(".live-retry").hidden = status !== "closed";
       box.querySelector(".live-login").hidden = status !== "unauthorized";

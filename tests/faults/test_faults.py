@@ -9,7 +9,8 @@ agent, its broker and the web server are killed with SIGKILL and restarted the w
 - the sandbox is ready again (its agent answers) or failed/stopped with a message that says why;
 - no unit runs without an active record, and no ready record lacks its unit;
 - the chapter read and the draft saved before the fault are still there;
-- the page's socket, reconnected if it dropped, shows the sandbox's state as the database has it;
+- the page's socket, reconnected if it dropped, shows the sandbox's state as the database has it
+  (Redis' death drops no socket: the page is told live updates are paused, then resumed);
 - the producer interrupted by the fault is reported as ended (an exit or an error with a message),
   never left "running".
 
@@ -32,6 +33,7 @@ import psutil
 import pytest
 import requests
 from django.contrib.auth.models import User
+from django.utils import translation
 
 from courseplatform.celery import app
 from lessons.course_io import course_import
@@ -39,6 +41,7 @@ from lessons.models import CellDraft, ChapterRead, Course
 from sandboxes import agent_client
 from sandboxes.backends import get_backend
 from sandboxes.models import ACTIVE_STATES, Sandbox, State
+from sandboxes.ws_limits import LIMITS_UNAVAILABLE
 from tests.aio import run
 from tests.courseplatform.test_realtime_roundtrip import session_cookie
 from tests.services import PYTHON, REDIS_PORT, RUN_DIR, Service, port_open, redis_start, wait_for
@@ -334,22 +337,73 @@ def test_a_worker_killed_while_it_provisions_is_restarted_and_the_sandbox_conver
     assert end["type"] == "cell.exit" and end["status"] == 0, end
 
 
-def test_a_killed_redis_is_restarted_and_nothing_is_lost(stage):
+def test_a_killed_redis_is_restarted_and_the_page_keeps_its_socket_and_its_run(stage):
     sandbox = stage.ready()
     run_id = stage.stream()
+    connections = stage.page.connections
     # Redis names itself by its address once it runs: this run's is the one on this run's port.
     (redis,) = [p for p in psutil.process_iter(["cmdline"]) if f":{REDIS_PORT}" in " ".join(p.info["cmdline"] or [])]
     kill(redis)
     redis.wait(timeout=10)
-    stage.redis = redis_start()  # the run's Redis keeps nothing on disk, as configured: it comes back empty
+    try:
+        # The channel layer notices at once (its blocking receive breaks); the page is told on its own socket.
+        told = stage.page.wait(
+            lambda f: f["type"] in ("live.paused", "connection.lost"),
+            timeout=CONVERGE_S,
+            start=stage.run_began,
+            what="the page told",
+        )
+        if told["type"] == "live.paused":
+            # What needs Redis meanwhile (a check takes a run slot there) is refused in words; the socket stays.
+            mark = len(stage.page.frames)
+            stage.page.send({"type": "exercise.check", "course": "mini", "chapter": "first", "exercise": "first-task"})
+            refused = stage.page.wait(
+                lambda f: f["type"] in ("exercise.result", "connection.lost"),
+                timeout=CONVERGE_S,
+                start=mark,
+                what="the run asked for while Redis is away answered",
+            )
+    finally:
+        resumed_from = len(stage.page.frames)
+        stage.redis = redis_start()  # the run's Redis keeps nothing on disk, as configured: it comes back empty
+    assert told["type"] == "live.paused", "the page's socket dropped with Redis"
+    with translation.override("ru"):
+        assert refused == {
+            "type": "exercise.result",
+            "exercise": "first-task",
+            "passed": False,
+            "reason": str(LIMITS_UNAVAILABLE),
+        }
     wait_for(lambda: port_open(REDIS_PORT), timeout=10, what="Redis back")
     since = time.monotonic()
+    # Back in its group: a fresh hello, then live.resumed.
+    stage.page.wait(
+        lambda f: f["type"] in ("live.resumed", "connection.lost"),
+        timeout=CONVERGE_S,
+        start=resumed_from,
+        what="the page resumed",
+    )
     assert_converges(stage, "Redis", since, (State.READY,))
+    # Cell output comes straight from the agent: the producer, started before the fault, runs to its end.
     end = run_end(stage, run_id, "Redis")
-    # Channels' receive loop fails with its channel layer, so the socket drops and the page reports
-    # the run lost; or, when the socket outlives the restart, the producer runs to its end.
-    assert end["type"] == "connection.lost" or (end["type"] == "cell.exit" and end["status"] == 0), end
     print(f"\nRedis: the producer's end: {end}")
+    assert end["type"] == "cell.exit" and end["status"] == 0, end
+    # A broadcast to the user's group (the consumer joined it before Redis died, and Redis forgot it)
+    # reaches the same socket: sandbox.extend is answered only through the group.
+    mark = len(stage.page.frames)
+    stage.page.send({"type": "sandbox.extend", "broker": "nats"})
+    stage.page.wait(
+        lambda f: (
+            (f["type"] == "sandbox.state" and f["sandbox"]["id"] == sandbox.pk) or f["type"] in ("error", "connection.lost")
+        ),
+        timeout=CONVERGE_S,
+        start=mark,
+        what="a state broadcast after the restart",
+    )
+    since_run = stage.page.frames[stage.run_began :]
+    notices = [f["type"] for f in since_run if f["type"] in ("live.paused", "live.resumed", "connection.lost", "error")]
+    assert notices == ["live.paused", "live.resumed"], notices
+    assert stage.page.connections == connections, "the page's socket was opened again"
     assert stage.sandbox().pk == sandbox.pk and stage.sandbox().state == State.READY
     assert_work_kept(stage)
 
