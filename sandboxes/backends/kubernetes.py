@@ -54,6 +54,7 @@ from .kubernetes_manifests import (
     toleration,
 )
 from .kubernetes_pod_watch import REQUEST_S, PodWatch, pod_exit_status
+from .unit_memory import unit_memory
 
 __all__ = ["AGENT_PORT", "ANNOTATION_OWNER", "LABEL_BROKER", "LABEL_INSTANCE", "LABEL_SANDBOX", "LABEL_UNIT", "KubernetesBackend"]
 
@@ -73,7 +74,6 @@ class KubernetesBackend(SandboxBackend):
         self.instance = settings.SANDBOX_INSTANCE
         self.image = settings.SANDBOX_K8S_IMAGE
         self.images: dict[str, str] = dict(settings.SANDBOX_K8S_IMAGES)
-        self.memory_mb = settings.SANDBOX_K8S_MEMORY_MB
         self.cpus = settings.SANDBOX_K8S_CPUS
         self.disk_mb = settings.SANDBOX_K8S_DISK_MB
         self.kubeconfig = settings.SANDBOX_K8S_KUBECONFIG
@@ -85,9 +85,9 @@ class KubernetesBackend(SandboxBackend):
 
     @classmethod
     def check_settings(cls) -> list[CheckMessage]:
-        """Object names, the image template, the memory limit and the tolerations can work (sandboxes.E121-E124)."""
+        """Object names, the image template and the tolerations can work (sandboxes.E121, E122, E124)."""
         errors: list[CheckMessage] = []
-        instance, image, memory_mb = settings.SANDBOX_INSTANCE, settings.SANDBOX_K8S_IMAGE, settings.SANDBOX_K8S_MEMORY_MB
+        instance, image = settings.SANDBOX_INSTANCE, settings.SANDBOX_K8S_IMAGE
         if not DNS_LABEL.match(instance) or len(instance) > 40:
             errors.append(
                 Error(
@@ -98,8 +98,6 @@ class KubernetesBackend(SandboxBackend):
             )
         if "{broker}" not in image:
             errors.append(Error(f"SANDBOX_K8S_IMAGE={image!r} must contain {{broker}}", id="sandboxes.E122"))
-        if not isinstance(memory_mb, int) or memory_mb < 512:
-            errors.append(Error(f"SANDBOX_K8S_MEMORY_MB={memory_mb!r}: a unit needs at least 512", id="sandboxes.E123"))
         for text in settings.SANDBOX_K8S_TOLERATIONS:
             try:
                 toleration(text)
@@ -263,7 +261,7 @@ class KubernetesBackend(SandboxBackend):
             unit=unit,
             labels=self.labels(unit.name, unit.broker),
             image=self.image_for(unit.broker),
-            memory_mb=self.memory_mb,
+            memory=unit_memory(unit.broker),
             cpus=self.cpus,
             disk_mb=self.disk_mb,
             node_selector=self.node_selector,
