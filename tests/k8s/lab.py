@@ -137,6 +137,13 @@ def leftovers(lab: Lab, unit: str) -> list[str]:
     return sorted(set(by_label) | (names & set(every)))
 
 
+def memory_mib(resources: dict[str, Any], which: str) -> float:
+    """A container's memory request or limit in MiB, however the API server wrote it back (1024Mi comes back as 1Gi)."""
+    from kubernetes.utils import parse_quantity
+
+    return float(parse_quantity(resources[which]["memory"])) / 2**20
+
+
 def pod_cgroup(lab: Lab, name: str) -> Path | None:
     """The memory cgroup of the sandbox pod ``name`` on this machine (the lab's nodes are namespaces here),
     found through a process of it: its path up to the part that names the pod's uid (cgroup v1 or v2)."""

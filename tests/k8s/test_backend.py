@@ -35,7 +35,7 @@ from sandboxes.brokers import broker_entry
 from sandboxes.models import Sandbox, State
 from sandboxes.services import actions, provisioning
 from tests.aio import run
-from tests.k8s.lab import Lab, get_json, lab_images, leftovers
+from tests.k8s.lab import Lab, get_json, lab_images, leftovers, memory_mib
 from tests.sandboxes.test_lifecycle import provision, run_cell
 from tests.services import wait_for
 from tests.smoke_cells import PRODUCE_CONSUME
@@ -99,8 +99,8 @@ def assert_hardened(pod: dict[str, Any], *, sandbox: Sandbox) -> None:
     }
     # Memory by broker kind: its admission weight reserved, its wall above what the kind grows to.
     memory = unit_memory(sandbox.broker)
-    assert resources["requests"]["memory"] == f"{broker_entry(sandbox.broker).memory_mb}Mi" == f"{memory.request_mb}Mi"
-    assert resources["limits"]["memory"] == f"{memory.limit_mb}Mi"
+    assert memory_mib(resources, "requests") == broker_entry(sandbox.broker).memory_mb == memory.request_mb
+    assert memory_mib(resources, "limits") == memory.limit_mb
     assert not any("serviceaccount" in m["mountPath"] for m in container["volumeMounts"])
 
 

@@ -27,7 +27,7 @@ from sandboxes.models import Sandbox, State
 from sandboxes.services import actions, provisioning
 from sandboxes.services.nodes import sandbox_node_action
 from tests.aio import run
-from tests.k8s.lab import Lab, cgroup_memory, get_json, lab_images, leftovers, pod_cgroup
+from tests.k8s.lab import Lab, cgroup_memory, get_json, lab_images, leftovers, memory_mib, pod_cgroup
 from tests.sandboxes.test_lifecycle import provision, run_cell
 from tests.services import wait_for
 
@@ -135,10 +135,7 @@ def test_a_cluster_sandbox_pod_loses_its_leader_and_takes_it_back_with_acks_all_
     pod = get_json(lab, f"pod/{sandbox.unit}")
     memory = unit_memory(KIND)
     resources = pod["spec"]["containers"][0]["resources"]
-    assert (resources["requests"]["memory"], resources["limits"]["memory"]) == (
-        f"{memory.request_mb}Mi",
-        f"{memory.limit_mb}Mi",
-    )
+    assert (memory_mib(resources, "requests"), memory_mib(resources, "limits")) == (memory.request_mb, memory.limit_mb)
     cgroup = pod_cgroup(lab, sandbox.unit)
     assert cgroup is not None, "the pod's cgroup is not found on this machine"
     address = provisioning.sandbox_socket(sandbox=sandbox)
