@@ -239,13 +239,12 @@ SANDBOX_DOCKER_PIDS = env.int("SANDBOX_DOCKER_PIDS", default=1024)
 SANDBOX_DOCKER_CPUS = env.float("SANDBOX_DOCKER_CPUS", default=1.0)
 # The kubernetes backend (docs/k8s-lab.md): the cluster (a kubeconfig file, or empty for the pod's own
 # account), the namespace of sandbox pods (empty: the kubeconfig's), the image of each broker kind,
-# and each pod's requests and limits (memory, CPU, disk for the broker's data).
+# and each pod's CPU and disk for the broker's data (its memory is its broker kind's: backends/unit_memory.py).
 SANDBOX_K8S_KUBECONFIG = env.str("SANDBOX_K8S_KUBECONFIG", default="")
 SANDBOX_K8S_NAMESPACE = env.str("SANDBOX_K8S_NAMESPACE", default="")
 SANDBOX_K8S_IMAGE = env.str("SANDBOX_K8S_IMAGE", default="broker-academy/{broker}:latest")
 # "nats=REF,kafka=REF": an image per kind instead of the pattern above (python -m sandboxes.images.registry prints them).
 SANDBOX_K8S_IMAGES = env.dict("SANDBOX_K8S_IMAGES", default={})
-SANDBOX_K8S_MEMORY_MB = env.int("SANDBOX_K8S_MEMORY_MB", default=1536)
 SANDBOX_K8S_CPUS = env.float("SANDBOX_K8S_CPUS", default=1.0)
 SANDBOX_K8S_DISK_MB = env.int("SANDBOX_K8S_DISK_MB", default=1024)
 # Where sandbox pods may run: a node selector ("pool=sandboxes,zone=a") and the taints they tolerate

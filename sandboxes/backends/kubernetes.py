@@ -17,7 +17,8 @@ A unit is three objects in the backend's namespace, all named after the unit
 Every create is preceded by a lookup; a 409 on create means another worker made it a
 moment ago, and is used as it is. On stop, 404 (gone) and 409 (being removed) are success.
 
-Hardening (the Docker backend's, or stronger) is said where the pod is built: kubernetes_manifests.py.
+Hardening (the Docker backend's, or stronger) is said where the pod is built: kubernetes_manifests.py;
+the agent's address and token, and their cache: kubernetes_addresses.py.
 
 Uses the official ``kubernetes`` client (synchronous): a backend's methods are called
 from Celery tasks and services that block anyway, as the docker backend's SDK does.
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -35,11 +35,11 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.crypto import salted_hmac
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from .base import AgentAddress, SandboxBackend, UnitSpec
+from .kubernetes_addresses import AgentAddresses, agent_token, nowhere
 from .kubernetes_manifests import (
     AGENT_PORT,
     ANNOTATION_OWNER,
@@ -54,14 +54,12 @@ from .kubernetes_manifests import (
     toleration,
 )
 from .kubernetes_pod_watch import REQUEST_S, PodWatch, pod_exit_status
+from .unit_memory import unit_memory
 
 __all__ = ["AGENT_PORT", "ANNOTATION_OWNER", "LABEL_BROKER", "LABEL_INSTANCE", "LABEL_SANDBOX", "LABEL_UNIT", "KubernetesBackend"]
 
 log = logging.getLogger(__name__)
 
-#: The agent's address and token per unit, kept this long in each process: a unit's pod is not
-#: replaced under its name while its sandbox lives, and a stale entry ages out all the same.
-ADDRESS_TTL_S = 30.0
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 FOREIGN = "A {what} named {name!r} exists but does not belong to this platform instance ({instance}); remove or rename it."
 
@@ -73,7 +71,6 @@ class KubernetesBackend(SandboxBackend):
         self.instance = settings.SANDBOX_INSTANCE
         self.image = settings.SANDBOX_K8S_IMAGE
         self.images: dict[str, str] = dict(settings.SANDBOX_K8S_IMAGES)
-        self.memory_mb = settings.SANDBOX_K8S_MEMORY_MB
         self.cpus = settings.SANDBOX_K8S_CPUS
         self.disk_mb = settings.SANDBOX_K8S_DISK_MB
         self.kubeconfig = settings.SANDBOX_K8S_KUBECONFIG
@@ -81,13 +78,13 @@ class KubernetesBackend(SandboxBackend):
         self.node_selector: dict[str, str] = dict(settings.SANDBOX_K8S_NODE_SELECTOR)
         self.tolerations: list[str] = list(settings.SANDBOX_K8S_TOLERATIONS)
         self._api: client.ApiClient | None = None
-        self._addresses: dict[str, tuple[float, AgentAddress]] = {}
+        self._addresses = AgentAddresses()
 
     @classmethod
     def check_settings(cls) -> list[CheckMessage]:
-        """Object names, the image template, the memory limit and the tolerations can work (sandboxes.E121-E124)."""
+        """Object names, the image template and the tolerations can work (sandboxes.E121, E122, E124)."""
         errors: list[CheckMessage] = []
-        instance, image, memory_mb = settings.SANDBOX_INSTANCE, settings.SANDBOX_K8S_IMAGE, settings.SANDBOX_K8S_MEMORY_MB
+        instance, image = settings.SANDBOX_INSTANCE, settings.SANDBOX_K8S_IMAGE
         if not DNS_LABEL.match(instance) or len(instance) > 40:
             errors.append(
                 Error(
@@ -98,8 +95,6 @@ class KubernetesBackend(SandboxBackend):
             )
         if "{broker}" not in image:
             errors.append(Error(f"SANDBOX_K8S_IMAGE={image!r} must contain {{broker}}", id="sandboxes.E122"))
-        if not isinstance(memory_mb, int) or memory_mb < 512:
-            errors.append(Error(f"SANDBOX_K8S_MEMORY_MB={memory_mb!r}: a unit needs at least 512", id="sandboxes.E123"))
         for text in settings.SANDBOX_K8S_TOLERATIONS:
             try:
                 toleration(text)
@@ -162,8 +157,8 @@ class KubernetesBackend(SandboxBackend):
 
     @staticmethod
     def token(name: str) -> str:
-        """The unit's agent token: an HMAC of its name under SECRET_KEY (never the same for two units)."""
-        return salted_hmac("sandboxes.backends.kubernetes.agent-token", name, algorithm="sha256").hexdigest()
+        """The unit's agent token (kubernetes_addresses.py)."""
+        return agent_token(name)
 
     def image_for(self, broker: str) -> str:
         return self.images.get(broker) or self.image.format(broker=broker)
@@ -174,7 +169,7 @@ class KubernetesBackend(SandboxBackend):
         name = unit.name
         if not self.owns(name):
             raise ValueError(f"{name!r} is not a unit name of instance {self.instance!r}")
-        self._addresses.pop(name, None)
+        self._addresses.forget(name)
         labels = self.labels(name, unit.broker)
         self._ensure(self._read_secret, self._create_secret, name, "secret", labels)
         self._ensure(self._read_policy, self._create_policy, name, "network policy", labels)
@@ -199,7 +194,7 @@ class KubernetesBackend(SandboxBackend):
         log.info("unit started", extra={"unit": name, "broker": unit.broker})
 
     def stop(self, name: str) -> None:
-        self._addresses.pop(name, None)
+        self._addresses.forget(name)
         self._delete_pod(name)
         self._ignore_gone(
             lambda: self.core.delete_namespaced_secret(self.secret_name(name), self.namespace, _request_timeout=REQUEST_S)
@@ -221,10 +216,9 @@ class KubernetesBackend(SandboxBackend):
             self.namespace, label_selector=f"{LABEL_INSTANCE}={self.instance}", _request_timeout=REQUEST_S
         ).items
         found = {(pod.metadata.labels or {}).get(LABEL_UNIT): pod for pod in pods}
-        now = time.monotonic()
         for name, pod in found.items():
-            if name and pod.status.pod_ip:
-                self._addresses[name] = (now, AgentAddress(host=pod.status.pod_ip, port=AGENT_PORT, token=self.token(name)))
+            if name:
+                self._addresses.learn(name, pod)
         return {name: pod_exit_status(found[name]) if name in found else -1 for name in names}
 
     def list_units(self) -> list[str]:
@@ -240,16 +234,12 @@ class KubernetesBackend(SandboxBackend):
 
     def agent_address(self, name: str) -> AgentAddress:
         """The pod's address and the agent's port, with the unit's token; cached briefly per process."""
-        cached = self._addresses.get(name)
-        if cached is not None and time.monotonic() - cached[0] < ADDRESS_TTL_S:
-            return cached[1]
+        cached = self._addresses.cached(name)
+        if cached is not None:
+            return cached
         pod = self._read_pod(name)
-        ip = pod.status.pod_ip if pod is not None and self._ours(pod, name) else None
-        # No pod (yet): an address nothing answers at, so callers see AgentUnavailable as with a missing socket.
-        address = AgentAddress(host=ip or "0.0.0.0", port=AGENT_PORT if ip else 0, token=self.token(name))
-        if ip:
-            self._addresses[name] = (time.monotonic(), address)
-        return address
+        address = self._addresses.learn(name, pod) if pod is not None and self._ours(pod, name) else None
+        return address or nowhere(name)
 
     def processes(self, name: str) -> list[int]:
         """Always empty: a pod's processes run on a node, not here; the kubelet accounts for them."""
@@ -263,7 +253,7 @@ class KubernetesBackend(SandboxBackend):
             unit=unit,
             labels=self.labels(unit.name, unit.broker),
             image=self.image_for(unit.broker),
-            memory_mb=self.memory_mb,
+            memory=unit_memory(unit.broker),
             cpus=self.cpus,
             disk_mb=self.disk_mb,
             node_selector=self.node_selector,

@@ -6,7 +6,8 @@ backend so that reading what a sandbox pod is does not mean reading how it is wa
 Hardening (the Docker backend's, or stronger): the pod runs as the images' non-root
 ``broker`` account with ``runAsNonRoot``, no privilege escalation, every capability
 dropped, the RuntimeDefault seccomp profile, a read-only root with two size-limited
-emptyDirs (the unit's folder and /tmp), memory and CPU requests and limits, an
+emptyDirs (the unit's folder and /tmp), memory and CPU requests and limits (memory by broker
+kind: its weight reserved, a wall above what the broker grows to; unit_memory.py), an
 ephemeral-storage limit (the broker's disk cap), no ServiceAccount token, no service
 links, no host namespaces or paths. Without capabilities the agent cannot switch to a
 uid of the cell's own, so agent, broker and cells share the pod's one account: the pod is
@@ -20,6 +21,7 @@ from typing import Any
 from sandboxes.images import BROKER_USER, UNIT_DIR
 
 from .base import UnitSpec
+from .unit_memory import UnitMemory
 
 LABEL_INSTANCE = "broker-academy.org/instance"
 LABEL_UNIT = "broker-academy.org/unit"
@@ -66,7 +68,7 @@ def pod_manifest(
     unit: UnitSpec,
     labels: dict[str, str],
     image: str,
-    memory_mb: int,
+    memory: UnitMemory,
     cpus: float,
     disk_mb: int,
     node_selector: dict[str, str] | None = None,
@@ -78,11 +80,9 @@ def pod_manifest(
     nodes a cluster sets apart for them; without them the scheduler may use any node.
     """
     name = unit.name
-    resources = {
-        "memory": f"{memory_mb}Mi",
-        "cpu": f"{int(cpus * 1000)}m",
-        "ephemeral-storage": f"{disk_mb + TMP_MB + LOGS_MB}Mi",
-    }
+    fixed = {"cpu": f"{int(cpus * 1000)}m", "ephemeral-storage": f"{disk_mb + TMP_MB + LOGS_MB}Mi"}
+    requests = {"memory": f"{memory.request_mb}Mi", **fixed}
+    limits = {"memory": f"{memory.limit_mb}Mi", **fixed}
     pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -109,7 +109,7 @@ def pod_manifest(
                     "env": [{"name": "HOME", "value": "/tmp"}],
                     "ports": [{"name": "agent", "containerPort": AGENT_PORT, "protocol": "TCP"}],
                     "readinessProbe": {"tcpSocket": {"port": AGENT_PORT}, "periodSeconds": 1, "failureThreshold": 1},
-                    "resources": {"requests": resources, "limits": resources},
+                    "resources": {"requests": requests, "limits": limits},
                     "securityContext": {
                         "runAsNonRoot": True,
                         "allowPrivilegeEscalation": False,

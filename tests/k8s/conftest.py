@@ -1,15 +1,19 @@
 """The lab for every k8s test module: up once per session, down at its end whatever happened.
 
 test_lab.py's last tests take it down themselves, and run after the other modules (by name).
+A module that runs sandboxes through the kubernetes backend defines an ``images`` fixture (the
+kinds it pushes to the lab's registry) and uses ``k8s_worker`` and ``k8s_backend`` below.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
-from tests.k8s.lab import Lab, host_state, lab_script, read_env, tail
+from tests.k8s.lab import K8S_BACKEND, Lab, host_state, k8s_settings, lab_script, read_env, tail
+from tests.services import Service, celery_worker_start, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +31,34 @@ def lab(host_before) -> Iterator[Lab]:
         yield Lab(read_env())
     finally:
         lab_script("down", timeout=300)
+
+
+@pytest.fixture(scope="module")
+def k8s_worker(celery_worker: Service, lab: Lab, images: dict[str, str]) -> Iterator[Service]:
+    """This module's worker runs the kubernetes backend (read from its environment at start); the session's waits."""
+    celery_worker.stop()
+    saved = {key: os.environ.get(key) for key in k8s_settings(lab, images)}
+    os.environ.update(k8s_settings(lab, images))
+    try:
+        worker = celery_worker_start(name="k8s-worker")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    yield worker
+    worker.stop()
+    celery_worker.__init__(celery_worker.name, celery_worker.process.args)  # the session's worker, as it was
+    from courseplatform.celery import app
+
+    wait_for(lambda: any(app.control.ping(timeout=0.5)), timeout=60, what="a worker answering", interval=0.2)
+
+
+@pytest.fixture
+def k8s_backend(settings, lab: Lab, images: dict[str, str]) -> None:
+    """This process reaches the same agents as the worker (provisioning.sandbox_socket asks the backend)."""
+    settings.SANDBOX_BACKEND = K8S_BACKEND
+    settings.SANDBOX_K8S_KUBECONFIG = lab.env["K8S_LAB_PLATFORM_KUBECONFIG"]
+    settings.SANDBOX_K8S_NAMESPACE = lab.namespace
+    settings.SANDBOX_K8S_IMAGES = images

@@ -7,10 +7,12 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
+from sandboxes.backends.kubernetes_manifests import LABEL_UNIT
 from sandboxes.images import image_ref
 from tests.services import ROOT
 
@@ -119,6 +121,62 @@ def k8s_settings(lab: Lab, images: dict[str, str]) -> dict[str, str]:
         "SANDBOX_K8S_NAMESPACE": lab.namespace,
         "SANDBOX_K8S_IMAGES": ",".join(f"{kind}={ref}" for kind, ref in images.items()),
     }
+
+
+def get_json(lab: Lab, *args: str) -> dict[str, Any]:
+    return json.loads(lab.kubectl("-n", lab.namespace, "get", *args, "-o", "json"))
+
+
+def leftovers(lab: Lab, unit: str) -> list[str]:
+    """Every object of the unit still in the namespace, found by its label and by its names."""
+    by_label = lab.kubectl(
+        "-n", lab.namespace, "get", "pods,secrets,networkpolicies", "-l", f"{LABEL_UNIT}={unit}", "-o", "name"
+    ).split()
+    names = {f"pod/{unit}", f"secret/{unit}-agent", f"networkpolicy.networking.k8s.io/{unit}"}
+    every = lab.kubectl("-n", lab.namespace, "get", "pods,secrets,networkpolicies", "-o", "name").split()
+    return sorted(set(by_label) | (names & set(every)))
+
+
+def memory_mib(resources: dict[str, Any], which: str) -> float:
+    """A container's memory request or limit in MiB, however the API server wrote it back (1024Mi comes back as 1Gi)."""
+    from kubernetes.utils import parse_quantity
+
+    return float(parse_quantity(resources[which]["memory"])) / 2**20
+
+
+def pod_cgroup(lab: Lab, name: str) -> Path | None:
+    """The memory cgroup of the sandbox pod ``name`` on this machine (the lab's nodes are namespaces here),
+    found through a process of it: its path up to the part that names the pod's uid (cgroup v1 or v2)."""
+    uid = get_json(lab, f"pod/{name}")["metadata"]["uid"]
+    marks = (f"pod{uid}", f"pod{uid.replace('-', '_')}")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            lines = (entry / "cgroup").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            if controllers not in ("memory", ""):
+                continue
+            parts = path.split("/")
+            for i, part in enumerate(parts):
+                if any(mark in part for mark in marks):
+                    return Path("/sys/fs/cgroup", "memory" if controllers else "", *parts[1 : i + 1])
+    return None
+
+
+def cgroup_memory(cgroup: Path) -> tuple[int, int]:
+    """Memory charged to ``cgroup`` now (MiB), and the kernel's OOM kills so far in it and every cgroup below it."""
+    v2 = (cgroup / "memory.current").exists()
+    charged = int((cgroup / ("memory.current" if v2 else "memory.usage_in_bytes")).read_text()) // (1024 * 1024)
+    kills = 0
+    # v1 counts a kill in the victim's own cgroup only; v2's .local file likewise (its memory.events adds up the children).
+    for events in cgroup.rglob("memory.events.local" if v2 else "memory.oom_control"):
+        counts = dict(line.split() for line in events.read_text().splitlines())
+        kills += int(counts.get("oom_kill", 0))
+    return charged, kills
 
 
 def read_env() -> dict[str, str]:

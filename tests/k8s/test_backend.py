@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -33,15 +30,23 @@ from sandboxes.backends.kubernetes import (
     LABEL_UNIT,
     KubernetesBackend,
 )
+from sandboxes.backends.unit_memory import unit_memory
+from sandboxes.brokers import broker_entry
 from sandboxes.models import Sandbox, State
 from sandboxes.services import actions, provisioning
 from tests.aio import run
-from tests.k8s.lab import K8S_BACKEND, Lab, k8s_settings, lab_images
+from tests.k8s.lab import Lab, get_json, lab_images, leftovers, memory_mib
 from tests.sandboxes.test_lifecycle import provision, run_cell
-from tests.services import Service, celery_worker_start, wait_for
+from tests.services import wait_for
 from tests.smoke_cells import PRODUCE_CONSUME
 
-pytestmark = [pytest.mark.k8s, pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(1200)]
+pytestmark = [
+    pytest.mark.k8s,
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(1200),
+    pytest.mark.usefixtures("k8s_backend"),
+]
 
 #: The lightest kind first, so that a broken backend fails in seconds, and a JVM kind (the heaviest
 #: start and the largest image). The Pod's code path is the same for every kind; RabbitMQ's and
@@ -56,51 +61,6 @@ def images(lab: Lab) -> dict[str, str]:
         return lab_images(lab, BROKERS)
     except RuntimeError as exc:
         pytest.fail(str(exc))
-
-
-@pytest.fixture(scope="module")
-def k8s_worker(celery_worker: Service, lab: Lab, images: dict[str, str]) -> Iterator[Service]:
-    """This module's worker runs the kubernetes backend (read from its environment at start); the session's waits."""
-    celery_worker.stop()
-    saved = {key: os.environ.get(key) for key in k8s_settings(lab, images)}
-    os.environ.update(k8s_settings(lab, images))
-    try:
-        worker = celery_worker_start(name="k8s-worker")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    yield worker
-    worker.stop()
-    celery_worker.__init__(celery_worker.name, celery_worker.process.args)  # the session's worker, as it was
-    from courseplatform.celery import app
-
-    wait_for(lambda: any(app.control.ping(timeout=0.5)), timeout=60, what="a worker answering", interval=0.2)
-
-
-@pytest.fixture(autouse=True)
-def k8s_backend(settings, lab: Lab, images: dict[str, str]) -> None:
-    """This process reaches the same agents as the worker (provisioning.sandbox_socket asks the backend)."""
-    settings.SANDBOX_BACKEND = K8S_BACKEND
-    settings.SANDBOX_K8S_KUBECONFIG = lab.env["K8S_LAB_PLATFORM_KUBECONFIG"]
-    settings.SANDBOX_K8S_NAMESPACE = lab.namespace
-    settings.SANDBOX_K8S_IMAGES = images
-
-
-def get_json(lab: Lab, *args: str) -> dict[str, Any]:
-    return json.loads(lab.kubectl("-n", lab.namespace, "get", *args, "-o", "json"))
-
-
-def leftovers(lab: Lab, unit: str) -> list[str]:
-    """Every object of the unit still in the namespace, found by its label and by its names."""
-    by_label = lab.kubectl(
-        "-n", lab.namespace, "get", "pods,secrets,networkpolicies", "-l", f"{LABEL_UNIT}={unit}", "-o", "name"
-    ).split()
-    names = {f"pod/{unit}", f"secret/{unit}-agent", f"networkpolicy.networking.k8s.io/{unit}"}
-    every = lab.kubectl("-n", lab.namespace, "get", "pods,secrets,networkpolicies", "-o", "name").split()
-    return sorted(set(by_label) | (names & set(every)))
 
 
 def assert_hardened(pod: dict[str, Any], *, sandbox: Sandbox) -> None:
@@ -133,9 +93,14 @@ def assert_hardened(pod: dict[str, Any], *, sandbox: Sandbox) -> None:
     assert context["capabilities"] == {"drop": ["ALL"]}
     assert "add" not in context["capabilities"]
     resources = container["resources"]
-    assert resources["requests"] == resources["limits"]
-    assert set(resources["limits"]) == {"memory", "cpu", "ephemeral-storage"}
-    assert resources["limits"]["memory"] == f"{django_settings.SANDBOX_K8S_MEMORY_MB}Mi"
+    assert set(resources["requests"]) == set(resources["limits"]) == {"memory", "cpu", "ephemeral-storage"}
+    assert {k: v for k, v in resources["requests"].items() if k != "memory"} == {
+        k: v for k, v in resources["limits"].items() if k != "memory"
+    }
+    # Memory by broker kind: its admission weight reserved, its wall above what the kind grows to.
+    memory = unit_memory(sandbox.broker)
+    assert memory_mib(resources, "requests") == broker_entry(sandbox.broker).memory_mb == memory.request_mb
+    assert memory_mib(resources, "limits") == memory.limit_mb
     assert not any("serviceaccount" in m["mountPath"] for m in container["volumeMounts"])
 
 

@@ -100,12 +100,11 @@ def test_a_misspelt_isolation_mode_is_refused_not_taken_for_none(settings):
     [
         ("SANDBOX_INSTANCE", "Broker_Academy", "sandboxes.E121"),
         ("SANDBOX_K8S_IMAGE", "broker-academy/sandbox:latest", "sandboxes.E122"),
-        ("SANDBOX_K8S_MEMORY_MB", 128, "sandboxes.E123"),
         ("SANDBOX_K8S_TOLERATIONS", ["dedicated=sandboxes:NoSchdule"], "sandboxes.E124"),
         ("SANDBOX_K8S_TOLERATIONS", ["=sandboxes:NoSchedule"], "sandboxes.E124"),
     ],
 )
-def test_kubernetes_names_images_and_memory_that_cannot_work_are_refused(settings, setting, value, error):
+def test_kubernetes_names_images_and_tolerations_that_cannot_work_are_refused(settings, setting, value, error):
     settings.SANDBOX_BACKEND = KUBERNETES
     setattr(settings, setting, value)
     assert list(sandbox_errors()) == [error]
