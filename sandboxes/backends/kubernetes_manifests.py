@@ -6,7 +6,7 @@ backend so that reading what a sandbox pod is does not mean reading how it is wa
 Hardening (the Docker backend's, or stronger): the pod runs as the images' non-root
 ``broker`` account with ``runAsNonRoot``, no privilege escalation, every capability
 dropped, the RuntimeDefault seccomp profile, a read-only root with two size-limited
-emptyDirs (the unit's folder and /tmp), memory and CPU requests and limits (memory by broker
+emptyDirs (the unit's folder on disk, /tmp a tmpfs), memory and CPU requests and limits (memory by broker
 kind: its weight reserved, a wall above what the broker grows to; unit_memory.py), an
 ephemeral-storage limit (the broker's disk cap), no ServiceAccount token, no service
 links, no host namespaces or paths. Without capabilities the agent cannot switch to a
@@ -80,7 +80,7 @@ def pod_manifest(
     nodes a cluster sets apart for them; without them the scheduler may use any node.
     """
     name = unit.name
-    fixed = {"cpu": f"{int(cpus * 1000)}m", "ephemeral-storage": f"{disk_mb + TMP_MB + LOGS_MB}Mi"}
+    fixed = {"cpu": f"{int(cpus * 1000)}m", "ephemeral-storage": f"{disk_mb + LOGS_MB}Mi"}
     requests = {"memory": f"{memory.request_mb}Mi", **fixed}
     limits = {"memory": f"{memory.limit_mb}Mi", **fixed}
     pod: dict[str, Any] = {
@@ -127,7 +127,9 @@ def pod_manifest(
             ],
             "volumes": [
                 {"name": "unit", "emptyDir": {"sizeLimit": f"{disk_mb}Mi"}},
-                {"name": "tmp", "emptyDir": {"sizeLimit": f"{TMP_MB}Mi"}},
+                # A tmpfs of TMP_MB, as Docker's /tmp: a cell that fills it gets ENOSPC, not its pod evicted
+                # (the kubelet sizes a memory-backed emptyDir by its sizeLimit; it counts in the pod's memory).
+                {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": f"{TMP_MB}Mi"}},
                 # Readable by the pod's group only (fsGroup), never world-readable.
                 {"name": "token", "secret": {"secretName": secret_name(name), "defaultMode": 0o440}},
             ],
