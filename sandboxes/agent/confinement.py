@@ -174,8 +174,10 @@ class Confinement:
         if self.uid is not None and os.geteuid() == 0:
             # Counted per uid once setpriv switches to the unit's own uid.
             resource.setrlimit(resource.RLIMIT_NPROC, (self.limits.processes, self.limits.processes))
-        if self.mode == "setpriv" and self.uid is not None:
-            # No bubblewrap to load it: the filter goes on here (setpriv needs none of the calls it takes).
+        if self.mode == "setpriv":
+            # No bubblewrap to load it: the filter goes on here (setpriv needs none of the calls it takes). Also
+            # without a uid of the cells' own (a Kubernetes pod, one account for all): ptrace of the agent and
+            # the broker, which share that account, is refused with the rest.
             seccomp.install()
 
 

@@ -60,7 +60,9 @@ def toleration(text: str) -> dict[str, str]:
 
 def agent_args(unit: UnitSpec) -> list[str]:
     listen = ["--listen", f"0.0.0.0:{AGENT_PORT}", "--token-file", f"{TOKEN_DIR}/{TOKEN_KEY}"]
-    return ["--unit-dir", UNIT_DIR, "--broker", unit.broker, "--broker-user", BROKER_USER, *listen]
+    # setpriv's mode, as in a Docker container: no namespaces of the cells' own, the agent's seccomp filter on each.
+    walls = ["--cell-confinement", "setpriv"]
+    return ["--unit-dir", UNIT_DIR, "--broker", unit.broker, "--broker-user", BROKER_USER, *walls, *listen]
 
 
 def pod_manifest(

@@ -115,6 +115,16 @@ try:
 except OSError as e:
     print("root denied", e.errno)
 print("token in env", any("token" in k.lower() for k in os.environ))
+# The agent runs under the pod's one uid too: the cells' own filter (agent/seccomp.py) refuses ptrace, which the
+# runtime's default profile allows. PTRACE_SEIZE does not stop the tracee; a success is undone at once.
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+agent = next(int(p) for p in os.listdir("/proc") if p.isdigit() and b"-m\\x00sandboxes.agent" in open(f"/proc/{p}/cmdline", "rb").read())
+if libc.ptrace(0x4206, agent, 0, 0) == 0:
+    libc.ptrace(17, agent, 0, 0)
+    print("ptrace of the agent allowed")
+else:
+    print("ptrace of the agent refused", ctypes.get_errno())
 """
 
 
@@ -186,6 +196,7 @@ def test_a_sandbox_is_a_hardened_pod_reached_over_the_network_and_stops_without_
     assert "caps 0000000000000000 nnp 1 seccomp 2" in output and "uid 0 " not in output, output
     assert "root denied 30" in output, output  # EROFS
     assert "token in env False" in output, output
+    assert "ptrace of the agent refused 1" in output, output  # EPERM, from the cells' filter
 
     # Every connection shows the unit's own token: none, a guess, or another unit's opens nothing.
     other_unit = f"{django_settings.SANDBOX_INSTANCE}-{sandbox.pk + 1}"
