@@ -19,6 +19,7 @@ from typing import Any
 
 from .cell_process import HintPipe
 from .cell_program import TEMPLATE
+from .cell_template import NEXT
 from .confinement import HOME
 
 #: How long a run waits for a new template to import its libraries before it starts a fresh interpreter instead.
@@ -35,9 +36,10 @@ class TemplateGone(RuntimeError):
 class Template:
     """One unit's template process and its end of the control socket."""
 
-    def __init__(self, process: asyncio.subprocess.Process, control: socket.socket) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, control: socket.socket, *, sweep: bool = True) -> None:
         self.process = process
         self.control = control
+        self.sweep = sweep
         self._buffer = b""
         self.ready = False
         self.killed = False
@@ -75,7 +77,7 @@ class Template:
         finally:
             theirs.close()
         ours.setblocking(False)
-        return cls(process, ours)
+        return cls(process, ours, sweep=sweep)
 
     @property
     def alive(self) -> bool:
@@ -140,6 +142,16 @@ class Template:
             self.kill()
             raise
         return run
+
+    def leftovers_gone(self) -> None:
+        """Without a sweep of its own ("keep"), the template forks the next run's process only once told that
+        the last run's leftovers are gone (the agent kills them: CellRunner._kill_leftovers)."""
+        if self.sweep or not self.alive:
+            return
+        try:
+            self.control.send(NEXT)
+        except OSError:
+            self.kill()
 
     def kill(self) -> None:
         """The template and, under bubblewrap, its whole PID namespace (what a run left with it). The control

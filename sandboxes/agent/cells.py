@@ -211,6 +211,8 @@ class CellRunner:
                 cell.kill()
                 status = await cell.wait()
             self._kill_leftovers()  # before reading to the end: a leftover child would hold the pipes open
+            if isinstance(cell, TemplateRun):
+                cell.template.leftovers_gone()  # the template may fork the next run's process now
             try:
                 await asyncio.wait_for(asyncio.gather(*pumps, return_exceptions=True), PUMPS_END_S)
             except TimeoutError:
