@@ -106,8 +106,9 @@ class Template:
             raise TemplateGone(f"the cell template said {line!r}")
         self.ready = True
 
-    async def fork(self) -> TemplateRun:
-        """Fork a run; its stdin, output pipes and hint pipe are made here, their other ends go to the run."""
+    async def fork(self, code: bytes) -> TemplateRun:
+        """Start a run on the process waiting for it; its stdin, output pipes and hint pipe are made here, their
+        other ends go to the run. What of ``code`` fits in the pipe is written at once, before the run's answer."""
         ends: list[int] = []
         try:
             stdin_r, stdin_w = os.pipe()
@@ -124,6 +125,7 @@ class Template:
         for fd in (stdin_r, stdout_w, stderr_w, hint_w):
             os.close(fd)  # the run holds them now; the output ends at EOF once it (and its children) are gone
         run = TemplateRun(self, stdin=stdin_w, hints=hint_r)
+        run.start_code(code)
         try:
             try:
                 # A template that does not answer at once was stopped (SIGSTOP from a run of the same uid, say).
@@ -179,22 +181,34 @@ class TemplateRun(HintPipe):
     def __init__(self, template: Template, *, stdin: int, hints: int) -> None:
         self.template = template
         self.stdin_fd = stdin
+        self._rest: memoryview | None = None  # what of the code start_code could not write at once
         self.hints = hints
         self.stdout: Any = None
         self.stderr: Any = None
         self.returncode: int | None = None
 
-    async def send_code(self, code: bytes) -> None:
-        fd, self.stdin_fd = self.stdin_fd, -1
+    def start_code(self, code: bytes) -> None:
+        """Write what of ``code`` fits in the pipe now; send_code writes the rest."""
         view = memoryview(code)
         try:
             # Most code fits in the pipe at once; the rest is written from a thread as the run reads it.
-            os.set_blocking(fd, False)
-            view = view[os.write(fd, view) :]
+            os.set_blocking(self.stdin_fd, False)
+            view = view[os.write(self.stdin_fd, view) :]
         except BlockingIOError:
             pass
         except OSError:
             view = view[len(view) :]  # the run ended without reading its code
+        self._rest = view
+        if not view:
+            os.close(self.stdin_fd)
+            self.stdin_fd = -1
+
+    async def send_code(self, code: bytes) -> None:
+        if self._rest is None:
+            self.start_code(code)
+        fd, self.stdin_fd, view, self._rest = self.stdin_fd, -1, self._rest, memoryview(b"")
+        if fd < 0:
+            return
         if not view:
             os.close(fd)
             return

@@ -171,13 +171,13 @@ class CellRunner:
                 if seccomp_fd is not None:
                     os.close(seccomp_fd)
 
-    async def _start(self) -> CellProcess | TemplateRun:
+    async def _start(self, code: bytes) -> CellProcess | TemplateRun:
         """A run forked from the template, or a fresh interpreter if there is none (or it has just gone)."""
         template = self._template
         if template is not None and template.alive:
             try:
                 await template.wait_ready()
-                return await template.fork()
+                return await template.fork(code)
             except TemplateGone:
                 pass
         return await self._spawn()
@@ -188,7 +188,8 @@ class CellRunner:
         async with self._lock:
             if stop is not None and stop.is_set():
                 return CellResult(-9, "interrupted", 0, False)
-            cell = await self._start()
+            source = code.encode("utf-8", "replace")
+            cell = await self._start(source)
             self.current = cell
             interrupted = asyncio.Event()
             stopper = asyncio.create_task(self._stop_on(stop, cell, interrupted)) if stop is not None else None
@@ -198,7 +199,7 @@ class CellRunner:
             wrote = asyncio.Event()
             ended = asyncio.Event()
             sender = asyncio.create_task(self._send_output(window, wrote, ended, on_output))
-            await cell.send_code(code.encode("utf-8", "replace"))
+            await cell.send_code(source)
             pumps = [
                 asyncio.create_task(self._pump(cell, cell.stdout, "stdout", budget=budget, window=window, wrote=wrote)),
                 asyncio.create_task(self._pump(cell, cell.stderr, "stderr", budget=budget, window=window, wrote=wrote)),
