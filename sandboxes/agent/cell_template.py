@@ -36,6 +36,7 @@ import signal
 import socket
 import sys
 
+from .cell_main import Reporter
 from .cell_main import main as cell_main
 from .cell_tracebacks import CELL
 
@@ -113,7 +114,7 @@ def _sweep() -> None:
             os.kill(-1, signal.SIGKILL)  # every process this one may signal but init and itself
 
 
-def _run(control: socket.socket, fds: list[int], variables: list[str]) -> None:
+def _run(control: socket.socket, fds: list[int], reporter: Reporter) -> None:
     """In the forked child: become the run (its own session, its pipes as 0-2) and run the cell as cell_main does."""
     control.close()
     os.setsid()
@@ -123,9 +124,9 @@ def _run(control: socket.socket, fds: list[int], variables: list[str]) -> None:
         os.dup2(fd, target)
         os.close(fd)
     gc.unfreeze()
-    sys.argv[:] = ["-c", str(hint), *variables]
+    reporter.hint_fd = hint
     try:
-        cell_main()
+        cell_main(reporter)
         status = 0
     except SystemExit as exc:
         status = _exit_status(exc.code)
@@ -160,8 +161,13 @@ def _finish(status: int) -> None:
 
 
 def _wait_for_run(control: socket.socket, said: int, variables: list[str]) -> None:
-    """In the child forked ahead of its run: wait for the run, tell the template it came (``said``), become it."""
+    """In the child forked ahead of its run: wait for the run, tell the template it came (``said``), become it.
+
+    What every run does first is done while it waits: the compiler's rehearsal, and the run's reporter (its
+    hooks for tracebacks, hints and warnings) installed, its hint pipe given when the run comes."""
     _rehearse()
+    reporter = Reporter(hint_fd=-1, variables=variables)
+    reporter.install()
     try:
         message, fds, _flags, _address = socket.recv_fds(control, 64, 4)
     except OSError:
@@ -174,7 +180,7 @@ def _wait_for_run(control: socket.socket, said: int, variables: list[str]) -> No
     os.write(said, b"r")
     os.close(said)
     control.sendall(f"pid {os.getpid()}\n".encode())
-    _run(control, fds, variables)
+    _run(control, fds, reporter)
 
 
 def _fork_next(control: socket.socket, variables: list[str]) -> tuple[int, int]:
