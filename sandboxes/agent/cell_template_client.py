@@ -126,7 +126,11 @@ class Template:
             os.close(fd)  # the run holds them now; the output ends at EOF once it (and its children) are gone
         run = TemplateRun(self, stdin=stdin_w, hints=hint_r)
         run.start_code(code)
+        wrapped: list[asyncio.BaseTransport] = []
         try:
+            # The output is read from now on: the run may be printing already while its answer comes.
+            run.stdout = await _reader(stdout_r, wrapped)
+            run.stderr = await _reader(stderr_r, wrapped)
             try:
                 # A template that does not answer at once was stopped (SIGSTOP from a run of the same uid, say).
                 line = await asyncio.wait_for(self._line(), FORK_WITHIN_S)
@@ -134,10 +138,10 @@ class Template:
                 raise TemplateGone("the cell template did not fork the run") from None
             if not line.startswith("pid "):
                 raise TemplateGone(f"the cell template said {line!r}")
-            run.stdout = await _reader(stdout_r)
-            run.stderr = await _reader(stderr_r)
         except BaseException:
-            for fd in (stdout_r, stderr_r):
+            for transport in wrapped:
+                transport.close()  # and its pipe with it
+            for fd in (stdout_r, stderr_r)[len(wrapped) :]:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             run.close()
@@ -168,10 +172,12 @@ class Template:
         self.control.close()
 
 
-async def _reader(fd: int) -> asyncio.StreamReader:
+async def _reader(fd: int, wrapped: list[asyncio.BaseTransport]) -> asyncio.StreamReader:
+    """A reader of the pipe ``fd``, whose transport (owning the fd from now on) is added to ``wrapped``."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=STREAM_LIMIT)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
+    wrapped.append(transport)
     return reader
 
 
