@@ -45,7 +45,8 @@ async def _open(where: Address, timeout: float = 5.0) -> tuple[asyncio.StreamRea
             opening = asyncio.open_unix_connection(str(address.path), limit=protocol.MAX_LINE)
         else:
             opening = asyncio.open_connection(address.host, address.port, limit=protocol.MAX_LINE)
-        return await asyncio.wait_for(opening, timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: no task of its own, no turn of the loop more per run
+            return await opening
     except (TimeoutError, OSError) as exc:
         raise AgentUnavailable(f"agent at {address} does not answer: {exc}") from exc
 

@@ -133,7 +133,8 @@ class Template:
             run.stderr = await _reader(stderr_r, wrapped)
             try:
                 # A template that does not answer at once was stopped (SIGSTOP from a run of the same uid, say).
-                line = await asyncio.wait_for(self._line(), FORK_WITHIN_S)
+                async with asyncio.timeout(FORK_WITHIN_S):  # not wait_for: no task of its own on a run's start
+                    line = await self._line()
             except TimeoutError:
                 raise TemplateGone("the cell template did not fork the run") from None
             if not line.startswith("pid "):
