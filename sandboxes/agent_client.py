@@ -45,9 +45,19 @@ async def _open(where: Address, timeout: float = 5.0) -> tuple[asyncio.StreamRea
             opening = asyncio.open_unix_connection(str(address.path), limit=protocol.MAX_LINE)
         else:
             opening = asyncio.open_connection(address.host, address.port, limit=protocol.MAX_LINE)
-        return await asyncio.wait_for(opening, timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: no task of its own, no turn of the loop more per run
+            return await opening
     except (TimeoutError, OSError) as exc:
         raise AgentUnavailable(f"agent at {address} does not answer: {exc}") from exc
+
+
+#: A connection to an agent, opened and not yet used.
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def connect(where: Address) -> Connection:
+    """A connection to the agent for a ``run`` to come (its first message, the credential with it, not sent yet)."""
+    return await _open(where)
 
 
 async def _send_first(writer: asyncio.StreamWriter, where: Address, message: dict[str, Any]) -> None:
@@ -127,13 +137,15 @@ async def run(
     on_message: Callable[[dict[str, Any]], Awaitable[None]],
     interrupt: asyncio.Event | None = None,
     op: str = "run",
+    opened: Connection | None = None,
 ) -> dict[str, Any]:
     """Run a cell; every output message goes to ``on_message``; returns the exit message.
 
+    ``opened``: a connection to ``where`` opened ahead (``connect``), used instead of a new one.
     Raises AgentUnavailable when the agent is gone, or has not ended the run by ``timeout`` plus
     RUN_DEADLINE_SLACK_S: a wedged agent must not hold a web task, a socket and a run slot forever.
     """
-    reader, writer = await _open(where)
+    reader, writer = opened if opened is not None else await _open(where)
     watcher = None
     deadline = asyncio.timeout(timeout + RUN_DEADLINE_SLACK_S)
     try:

@@ -96,10 +96,18 @@ class CellRunsConsumer(AsyncJsonWebsocketConsumer):
             if content.get("draft")
             else ("cell", str(content.get("course")), str(content.get("chapter")), str(content.get("cell")))
         )
-        slot = await self.limits.run_begin(cell=key)
+        known = self.ready.get(cell.broker)
+        # The agent's socket opens while the slot is asked of Redis; the request goes out once the slot is held.
+        opening = cell_runs.Opening(known) if known is not None else None
+        try:
+            slot = await self.limits.run_begin(cell=key)
+        except BaseException:
+            if opening is not None:
+                opening.close()
+            raise
         interrupt = asyncio.Event()
         self.runs[run_id] = interrupt
-        self._spawn(self._run(run_id, cell, code, interrupt, slot, began=began))
+        self._spawn(self._run(run_id, cell, code, interrupt, slot, began=began, opening=opening))
 
     async def _cell(self, course: str, chapter: str, cell: str) -> lesson_selectors.RunnableCode | None:
         """A cell's code and limits, remembered briefly: running a cell again costs no query."""
@@ -121,6 +129,7 @@ class CellRunsConsumer(AsyncJsonWebsocketConsumer):
         slot: ws_limits.RunSlot,
         *,
         began: float,
+        opening: cell_runs.Opening | None = None,
     ) -> None:
         async def forward(message: dict[str, Any]) -> None:
             await self.send_json(live_frames.output_frame(run_id, message))
@@ -128,9 +137,16 @@ class CellRunsConsumer(AsyncJsonWebsocketConsumer):
         on_setup = live_frames.setup_relay(self.send_json, run=run_id)
         try:
             sandbox = await self._ready_sandbox(cell.broker)
+            opened, opening = (await opening.take(sandbox) if opening is not None else None), None
             try:
                 result = await cell_runs.cell_run(
-                    sandbox=sandbox, cell=cell, code=code, on_output=forward, on_setup=on_setup, interrupt=interrupt
+                    sandbox=sandbox,
+                    cell=cell,
+                    code=code,
+                    on_output=forward,
+                    on_setup=on_setup,
+                    interrupt=interrupt,
+                    opened=opened,
                 )
             except agent_client.AgentUnavailable:
                 # The remembered sandbox went away (stopped, reaped): ask for it afresh, once.
@@ -155,6 +171,8 @@ class CellRunsConsumer(AsyncJsonWebsocketConsumer):
             log.info("cell run ended without an exit", extra={"user_id": self.user.pk, "broker": cell.broker, "error": str(exc)})
             await self.send_json({"type": "cell.error", "run": run_id, "message": live_frames.learner_message(exc)})
         finally:
+            if opening is not None:
+                opening.close()  # the run ended before it took it (its sandbox could not be had, say)
             self.runs.pop(run_id, None)
             await slot.end()
 

@@ -98,19 +98,20 @@ def _not_dumpable() -> None:
         pass
 
 
-def main() -> None:
-    """Run the code on stdin as ``__main__`` of the file ``<cell>``; argv: the hint pipe's fd, then the connection variables."""
+def main(reporter: Reporter | None = None) -> None:
+    """Run the code on stdin as ``__main__`` of the file ``<cell>``; argv: the hint pipe's fd, then the connection variables.
+
+    ``reporter``: one installed ahead of the run, with its hint pipe set (cell_template.py), instead of argv."""
     import linecache
 
     if sys.flags.isolated:  # an exercise's check (cells.py): processes of the learner's uid cannot reach it
         _not_dumpable()
-    hint_fd = int(sys.argv[1]) if len(sys.argv) > 1 else -1
-    variables = sys.argv[2:]
+    if reporter is None:
+        reporter = Reporter(hint_fd=int(sys.argv[1]) if len(sys.argv) > 1 else -1, variables=sys.argv[2:])
+        reporter.install()
     sys.argv[:] = ["-c"]
-    if hint_fd >= 0:
-        os.set_inheritable(hint_fd, False)  # the learner's subprocesses get no way to the agent
-    reporter = Reporter(hint_fd=hint_fd, variables=variables)
-    reporter.install()
+    if reporter.hint_fd >= 0:
+        os.set_inheritable(reporter.hint_fd, False)  # the learner's subprocesses get no way to the agent
     src = sys.stdin.read()
     sys.stdin = open(os.devnull)  # the cell's stdin for its whole life
     linecache.cache[CELL] = (len(src), None, src.splitlines(True), CELL)

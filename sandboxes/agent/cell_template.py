@@ -10,13 +10,17 @@ cell_main.main as a fresh interpreter would.
 
 Protocol on the control socket (a socketpair with the agent, agent/cell_template_client.py):
 the template says ``ready``; for each run the agent sends ``run`` with four descriptors (the
-run's stdin, stdout, stderr and hint pipe), the template answers ``pid N`` once forked and
-``exit STATUS`` once the run and, under bubblewrap, everything it left are gone. A run is
-stopped (timeout, interrupt, output past its limit) by killing the whole template; the agent
-starts another. Runs under bubblewrap share the template's PID namespace: after each run the
-template kills every other process in it but its init, as the namespace's end did when each
-run had its own. In a container (no namespace of its own) the agent kills the leftovers
-(agent/leftovers.py), sparing the template's session.
+run's stdin, stdout, stderr and hint pipe), the run's process answers ``pid N`` and the
+template ``exit STATUS`` once the run and, under bubblewrap, everything it left are gone.
+The process of a run is forked before the run is asked for (pre-fork): at start, and again
+once the last run and what it left are gone, so that a run's start costs the hand-over of
+its descriptors and code, not a fork. That process waits for ``run`` on the control socket
+itself. Under bubblewrap the template kills what a run left before forking the next one; in
+a container (no namespace of its own) the agent kills the leftovers (agent/leftovers.py),
+sparing the template's session, and then says ``next``. A run is stopped (timeout, interrupt,
+output past its limit) by killing the whole template; the agent starts another. Runs under
+bubblewrap share the template's PID namespace: after each run the template kills every other
+process in it but its init, as the namespace's end did when each run had its own.
 
 Runs inside the cell's walls (see cell_program.py): standard library only, and of the
 project only the other cell_* modules, imported relatively.
@@ -32,17 +36,49 @@ import signal
 import socket
 import sys
 
+from .cell_main import Reporter
 from .cell_main import main as cell_main
+from .cell_tracebacks import CELL
 
 PR_SET_DUMPABLE = 4
 #: A process that forks as fast as it is killed is bounded by the cells' RLIMIT_NPROC; rounds until none is left.
 SWEEP_ROUNDS = 200
+#: What the agent sends once it has killed a run's leftovers itself ("keep"): the next run's process may be forked.
+NEXT = b"next\n"
+
+
+#: prctl(2), looked up once by the template: a run's start does not open the C library again (about 0.5 ms).
+_prctl: list = []
 
 
 def _dumpable(flag: int) -> None:
     """Non-dumpable: a run (same uid) cannot read or write the template's memory through /proc/<pid>/mem."""
     with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, flag, 0, 0, 0)
+        if not _prctl:
+            _prctl.append(ctypes.CDLL(None, use_errno=True).prctl)
+        _prctl[0](PR_SET_DUMPABLE, flag, 0, 0, 0)
+
+
+#: Compiled once by the template and again by each process waiting for its run, on nothing: a process's first
+#: compile costs milliseconds (the compiler's first use, then the pages it writes being copied after the fork).
+REHEARSAL = """
+import os
+def f(x, *args, **kwargs):
+    return [y for y in args if y], {k: v for k, v in kwargs.items()}, (z async for z in x), lambda: f"{x!r:>4}"
+class C:
+    async def g(self):
+        with open(os.devnull) as handle:
+            try:
+                await self.g()
+            except (OSError, ValueError) as exc:
+                raise RuntimeError(exc) from None
+            finally:
+                print('', end='', file=handle)
+"""
+
+
+def _rehearse() -> None:
+    compile(REHEARSAL, CELL, "exec")
 
 
 def _preload(names: list[str]) -> None:
@@ -78,7 +114,7 @@ def _sweep() -> None:
             os.kill(-1, signal.SIGKILL)  # every process this one may signal but init and itself
 
 
-def _run(control: socket.socket, fds: list[int], variables: list[str]) -> None:
+def _run(control: socket.socket, fds: list[int], reporter: Reporter) -> None:
     """In the forked child: become the run (its own session, its pipes as 0-2) and run the cell as cell_main does."""
     control.close()
     os.setsid()
@@ -88,9 +124,9 @@ def _run(control: socket.socket, fds: list[int], variables: list[str]) -> None:
         os.dup2(fd, target)
         os.close(fd)
     gc.unfreeze()
-    sys.argv[:] = ["-c", str(hint), *variables]
+    reporter.hint_fd = hint
     try:
-        cell_main()
+        cell_main(reporter)
         status = 0
     except SystemExit as exc:
         status = _exit_status(exc.code)
@@ -124,8 +160,71 @@ def _finish(status: int) -> None:
     os._exit(status)
 
 
+def _wait_for_run(control: socket.socket, said: int, variables: list[str]) -> None:
+    """In the child forked ahead of its run: wait for the run, tell the template it came (``said``), become it.
+
+    What every run does first is done while it waits: the compiler's rehearsal, and the run's reporter (its
+    hooks for tracebacks, hints and warnings) installed, its hint pipe given when the run comes."""
+    _rehearse()
+    reporter = Reporter(hint_fd=-1, variables=variables)
+    reporter.install()
+    try:
+        message, fds, _flags, _address = socket.recv_fds(control, 64, 4)
+    except OSError:
+        message, fds = b"", []
+    if message != b"run" or len(fds) != 4:
+        for fd in fds:
+            os.close(fd)
+        os.write(said, b"x")  # the agent went away (or said something else): the template ends
+        os._exit(0)
+    os.write(said, b"r")
+    os.close(said)
+    control.sendall(f"pid {os.getpid()}\n".encode())
+    _run(control, fds, reporter)
+
+
+def _fork_next(control: socket.socket, variables: list[str]) -> tuple[int, int]:
+    """Fork the next run's process ahead of its request: (its pid, the pipe it says ``r`` on when its run came)."""
+    said_r, said_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(said_r)
+        try:
+            _wait_for_run(control, said_w, variables)
+        finally:
+            os._exit(1)  # never back into the template's loop
+    os.close(said_w)
+    return pid, said_r
+
+
+def _hung_up(control: socket.socket) -> bool:
+    """Whether the agent closed its end (a waiting child killed from outside leaves the socket as it was)."""
+    try:
+        return control.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def _line(control: socket.socket, expected: bytes) -> bool:
+    """Read exactly ``expected`` (no byte more: the next run's message is its child's to read)."""
+    got = b""
+    while len(got) < len(expected):
+        chunk = control.recv(len(expected) - len(got))
+        if not chunk:
+            return False
+        got += chunk
+    return got == expected
+
+
 def main() -> None:
-    """argv: the control socket's fd, "sweep" or "keep" (leftovers), the modules to import (comma-separated), the variables."""
+    """argv: the control socket's fd, "sweep" or "keep" (leftovers), the modules to import (comma-separated), the variables.
+
+    The process of each run is forked before its request, once the last run and what it left are gone:
+    at start, after the sweep ("sweep"), or once the agent says ``next`` after killing the leftovers itself
+    ("keep"). It waits for the run's descriptors on the control socket, so starting a run costs no fork.
+    """
     control = socket.socket(fileno=int(sys.argv[1]))
     sweep = sys.argv[2] == "sweep"
     # What cell_main imports when a run starts (its hooks), then the broker's client libraries.
@@ -135,24 +234,26 @@ def main() -> None:
     os.set_inheritable(control.fileno(), False)
     _dumpable(0)
     _preload(preload)
+    _rehearse()
     gc.freeze()  # what the template holds stays shared with each run instead of being copied by the collector
-    control.sendall(b"ready\n")
+    try:
+        control.sendall(b"ready\n")
+    except OSError:
+        return  # the agent went away while the libraries were imported
     while True:
+        pid, said = _fork_next(control, variables)
+        _, status = os.waitpid(pid, 0)
+        with os.fdopen(said, "rb", 0) as pipe:
+            came = pipe.read(1)
+        if came != b"r":
+            if came == b"x" or _hung_up(control):
+                return  # the agent went away (or said something else): the template ends
+            continue  # killed while it waited (by the learner's terminal, say): another waits instead
         try:
-            message, fds, _flags, _address = socket.recv_fds(control, 64, 4)
+            if sweep:
+                _sweep()
+            control.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
+            if not sweep and not _line(control, NEXT):
+                return
         except OSError:
             return
-        if message != b"run" or len(fds) != 4:
-            for fd in fds:
-                os.close(fd)
-            return  # the agent went away (or said something else): the template ends
-        pid = os.fork()
-        if pid == 0:
-            _run(control, fds, variables)
-        for fd in fds:
-            os.close(fd)
-        control.sendall(f"pid {pid}\n".encode())
-        _, status = os.waitpid(pid, 0)
-        if sweep:
-            _sweep()
-        control.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())

@@ -19,6 +19,7 @@ from typing import Any
 
 from .cell_process import HintPipe
 from .cell_program import TEMPLATE
+from .cell_template import NEXT
 from .confinement import HOME
 
 #: How long a run waits for a new template to import its libraries before it starts a fresh interpreter instead.
@@ -35,9 +36,10 @@ class TemplateGone(RuntimeError):
 class Template:
     """One unit's template process and its end of the control socket."""
 
-    def __init__(self, process: asyncio.subprocess.Process, control: socket.socket) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, control: socket.socket, *, sweep: bool = True) -> None:
         self.process = process
         self.control = control
+        self.sweep = sweep
         self._buffer = b""
         self.ready = False
         self.killed = False
@@ -75,7 +77,7 @@ class Template:
         finally:
             theirs.close()
         ours.setblocking(False)
-        return cls(process, ours)
+        return cls(process, ours, sweep=sweep)
 
     @property
     def alive(self) -> bool:
@@ -104,8 +106,9 @@ class Template:
             raise TemplateGone(f"the cell template said {line!r}")
         self.ready = True
 
-    async def fork(self) -> TemplateRun:
-        """Fork a run; its stdin, output pipes and hint pipe are made here, their other ends go to the run."""
+    async def fork(self, code: bytes) -> TemplateRun:
+        """Start a run on the process waiting for it; its stdin, output pipes and hint pipe are made here, their
+        other ends go to the run. What of ``code`` fits in the pipe is written at once, before the run's answer."""
         ends: list[int] = []
         try:
             stdin_r, stdin_w = os.pipe()
@@ -122,24 +125,40 @@ class Template:
         for fd in (stdin_r, stdout_w, stderr_w, hint_w):
             os.close(fd)  # the run holds them now; the output ends at EOF once it (and its children) are gone
         run = TemplateRun(self, stdin=stdin_w, hints=hint_r)
+        run.start_code(code)
+        wrapped: list[asyncio.BaseTransport] = []
         try:
+            # The output is read from now on: the run may be printing already while its answer comes.
+            run.stdout = await _reader(stdout_r, wrapped)
+            run.stderr = await _reader(stderr_r, wrapped)
             try:
                 # A template that does not answer at once was stopped (SIGSTOP from a run of the same uid, say).
-                line = await asyncio.wait_for(self._line(), FORK_WITHIN_S)
+                async with asyncio.timeout(FORK_WITHIN_S):  # not wait_for: no task of its own on a run's start
+                    line = await self._line()
             except TimeoutError:
                 raise TemplateGone("the cell template did not fork the run") from None
             if not line.startswith("pid "):
                 raise TemplateGone(f"the cell template said {line!r}")
-            run.stdout = await _reader(stdout_r)
-            run.stderr = await _reader(stderr_r)
         except BaseException:
-            for fd in (stdout_r, stderr_r):
+            for transport in wrapped:
+                transport.close()  # and its pipe with it
+            for fd in (stdout_r, stderr_r)[len(wrapped) :]:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             run.close()
             self.kill()
             raise
         return run
+
+    def leftovers_gone(self) -> None:
+        """Without a sweep of its own ("keep"), the template forks the next run's process only once told that
+        the last run's leftovers are gone (the agent kills them: CellRunner._kill_leftovers)."""
+        if self.sweep or not self.alive:
+            return
+        try:
+            self.control.send(NEXT)
+        except OSError:
+            self.kill()
 
     def kill(self) -> None:
         """The template and, under bubblewrap, its whole PID namespace (what a run left with it). The control
@@ -154,10 +173,12 @@ class Template:
         self.control.close()
 
 
-async def _reader(fd: int) -> asyncio.StreamReader:
+async def _reader(fd: int, wrapped: list[asyncio.BaseTransport]) -> asyncio.StreamReader:
+    """A reader of the pipe ``fd``, whose transport (owning the fd from now on) is added to ``wrapped``."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=STREAM_LIMIT)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
+    wrapped.append(transport)
     return reader
 
 
@@ -167,22 +188,34 @@ class TemplateRun(HintPipe):
     def __init__(self, template: Template, *, stdin: int, hints: int) -> None:
         self.template = template
         self.stdin_fd = stdin
+        self._rest: memoryview | None = None  # what of the code start_code could not write at once
         self.hints = hints
         self.stdout: Any = None
         self.stderr: Any = None
         self.returncode: int | None = None
 
-    async def send_code(self, code: bytes) -> None:
-        fd, self.stdin_fd = self.stdin_fd, -1
+    def start_code(self, code: bytes) -> None:
+        """Write what of ``code`` fits in the pipe now; send_code writes the rest."""
         view = memoryview(code)
         try:
             # Most code fits in the pipe at once; the rest is written from a thread as the run reads it.
-            os.set_blocking(fd, False)
-            view = view[os.write(fd, view) :]
+            os.set_blocking(self.stdin_fd, False)
+            view = view[os.write(self.stdin_fd, view) :]
         except BlockingIOError:
             pass
         except OSError:
             view = view[len(view) :]  # the run ended without reading its code
+        self._rest = view
+        if not view:
+            os.close(self.stdin_fd)
+            self.stdin_fd = -1
+
+    async def send_code(self, code: bytes) -> None:
+        if self._rest is None:
+            self.start_code(code)
+        fd, self.stdin_fd, view, self._rest = self.stdin_fd, -1, self._rest, memoryview(b"")
+        if fd < 0:
+            return
         if not view:
             os.close(fd)
             return

@@ -175,13 +175,13 @@ class CellRunner:
                 if seccomp_fd is not None:
                     os.close(seccomp_fd)
 
-    async def _start(self) -> CellProcess | TemplateRun:
+    async def _start(self, code: bytes) -> CellProcess | TemplateRun:
         """A run forked from the template, or a fresh interpreter if there is none (or it has just gone)."""
         template = self._template
         if template is not None and template.alive:
             try:
                 await template.wait_ready()
-                return await template.fork()
+                return await template.fork(code)
             except TemplateGone:
                 pass
         return await self._spawn()
@@ -200,7 +200,8 @@ class CellRunner:
         async with self._lock:
             if stop is not None and stop.is_set():
                 return CellResult(-9, "interrupted", 0, False)
-            cell = await (self._spawn(isolated=True) if check else self._start())
+            source = code.encode("utf-8", "replace")
+            cell = await (self._spawn(isolated=True) if check else self._start(source))
             self.current = cell
             interrupted = asyncio.Event()
             stopper = asyncio.create_task(self._stop_on(stop, cell, interrupted)) if stop is not None else None
@@ -210,7 +211,7 @@ class CellRunner:
             wrote = asyncio.Event()
             ended = asyncio.Event()
             sender = asyncio.create_task(self._send_output(window, wrote, ended, on_output))
-            await cell.send_code(code.encode("utf-8", "replace"))
+            await cell.send_code(source)
             pumps = [
                 asyncio.create_task(self._pump(cell, cell.stdout, "stdout", budget=budget, window=window, wrote=wrote)),
                 asyncio.create_task(self._pump(cell, cell.stderr, "stderr", budget=budget, window=window, wrote=wrote)),
@@ -223,6 +224,8 @@ class CellRunner:
                 cell.kill()
                 status = await cell.wait()
             self._kill_leftovers()  # before reading to the end: a leftover child would hold the pipes open
+            if isinstance(cell, TemplateRun):
+                cell.template.leftovers_gone()  # the template may fork the next run's process now
             try:
                 await asyncio.wait_for(asyncio.gather(*pumps, return_exceptions=True), PUMPS_END_S)
             except TimeoutError:

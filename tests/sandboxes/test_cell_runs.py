@@ -81,3 +81,43 @@ def test_a_setup_runs_once_per_broker_life_and_a_failed_one_stops_the_cell(units
     with pytest.raises(cell_runs.SetupFailed):
         run_cell(BROKEN)
     assert heard[0] == ("broken", "start")
+
+
+def test_a_connection_opened_while_the_run_waits_for_its_slot_is_the_one_the_run_uses(units_cleanup):
+    record = Sandbox.objects.create(purpose=Purpose.VERIFY, broker="nats", state=State.REQUESTED, stage="requested")
+    sandbox = provisioning.sandbox_provision(sandbox_id=record.pk)
+    assert sandbox.state == State.READY, sandbox.error
+    printed: list[str] = []
+
+    async def on_output(message: dict[str, Any]) -> None:
+        printed.append(str(message.get("text", "")))
+
+    async def on_setup(setup: cell_runs.Setup, message: dict[str, Any]) -> None:
+        if message.get("type") in ("start", "exit"):
+            printed.append(f"[{setup.key} {message['type']}]")
+
+    async def opened_then_run(*setups: SetupCode, life: Sandbox = sandbox) -> tuple[dict[str, Any], bool]:
+        opening = cell_runs.Opening(sandbox)
+        opened = await opening.take(life)
+        if opened is None:
+            return {}, True
+        result = await cell_runs.cell_run(
+            sandbox=sandbox,
+            cell=RunnableCode("nats", "print('cell ran')", 30, setups=setups),
+            on_output=on_output,
+            on_setup=on_setup,
+            opened=opened,
+        )
+        return result, opened[1].is_closing()
+
+    # The run's request went out on the connection opened ahead: it is closed with the run's end.
+    result, closed = run(opened_then_run())
+    assert result["status"] == 0 and "".join(printed) == "cell ran\n" and closed, (result, printed)
+    # A setup still to run goes first on a connection of its own; the one opened ahead is not kept waiting.
+    printed.clear()
+    result, closed = run(opened_then_run(PREPARE))
+    assert result["status"] == 0 and closed, result
+    assert "".join(printed) == "[prepare start][prepare exit]cell ran\n", printed
+    # Opened for another life of the broker (a reset meanwhile): not used, and closed.
+    later = Sandbox(pk=sandbox.pk, unit=sandbox.unit, ready_at=sandbox.ready_at + timedelta(seconds=1))
+    assert run(opened_then_run(life=later)) == ({}, True)

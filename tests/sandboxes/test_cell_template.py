@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 
 import pytest
 
@@ -178,3 +179,53 @@ def test_a_run_that_stops_its_template_ends_at_its_time_limit_and_the_next_run_w
     assert ended["reason"] == "timeout", ended
     assert "stopped it" in "".join(m.get("text", "") for m in result)
     assert facts(unit)["preloaded"]
+
+
+def _status_of(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as status:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in status if ":\t" in line)
+
+
+def _waiting_children(unit, template_ns_pid: int) -> list[tuple[int, int]]:
+    """(host pid, pid in the cell's namespace) of each process the unit's template has forked and that lives now."""
+    found = {}
+    for pid in unit.backend.processes(unit.name):
+        try:
+            found[pid] = _status_of(pid)
+        except OSError:
+            continue
+    templates = [pid for pid, status in found.items() if int(status["NSpid"].split()[-1]) == template_ns_pid]
+    return [
+        (pid, int(status["NSpid"].split()[-1]))
+        for pid, status in found.items()
+        if int(status["PPid"]) in templates and status["State"][0] != "Z"
+    ]
+
+
+def test_the_process_of_the_next_run_is_forked_before_it_is_asked_for_and_after_the_last_run_is_gone(unit):
+    left = cell_found(
+        unit,
+        """
+        import builtins, nats
+        nats.LEFT_BY_A_RUN = builtins.LEFT_BY_A_RUN = 1
+        os.environ["LEFT_BY_A_RUN"] = "1"
+        found["template"] = os.getppid()
+        found["sleeper"] = subprocess.Popen(["sleep", "300"], start_new_session=True).pid
+        """,
+    )
+    time.sleep(0.5)  # the run has ended; nothing is asked of the unit now
+    waiting = _waiting_children(unit, left["template"])
+    # One process of the template's waits for the next run, and it is not what the last run left.
+    assert len(waiting) == 1 and waiting[0][1] != left["sleeper"], (left, waiting)
+    after = cell_found(
+        unit,
+        f"""
+        import builtins, nats
+        found["pid"], found["parent"] = os.getpid(), os.getppid()
+        found["left"] = [hasattr(nats, "LEFT_BY_A_RUN"), hasattr(builtins, "LEFT_BY_A_RUN"), "LEFT_BY_A_RUN" in os.environ]
+        found["sleeper"] = os.path.exists("/proc/{left["sleeper"]}")
+        """,
+    )
+    # The run is the process that was already waiting, and it saw nothing of the run before it.
+    assert (after["pid"], after["parent"]) == (waiting[0][1], left["template"]), (waiting, after)
+    assert after["left"] == [False, False, False] and not after["sleeper"], after
