@@ -16,8 +16,9 @@ The process of a run is forked before the run is asked for (pre-fork): at start,
 once the last run and what it left are gone, so that a run's start costs the hand-over of
 its descriptors and code, not a fork. That process waits for ``run`` on the control socket
 itself. Under bubblewrap the template kills what a run left before forking the next one; in
-a container (no namespace of its own) the agent kills the leftovers (agent/leftovers.py),
-sparing the template's session, and then says ``next``. A run is stopped (timeout, interrupt,
+a container (no namespace of its own) the template is a child subreaper, kills everything below
+itself, and the agent then kills the leftovers of the cells' uid (agent/leftovers.py; not in a
+Kubernetes pod, where that uid is also the agent's), sparing the template's session, and says ``next``. A run is stopped (timeout, interrupt,
 output past its limit) by killing the whole template; the agent starts another. Runs under
 bubblewrap share the template's PID namespace: after each run the template kills every other
 process in it but its init, as the namespace's end did when each run had its own.
@@ -41,6 +42,7 @@ from .cell_main import main as cell_main
 from .cell_tracebacks import CELL
 
 PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
 #: A process that forks as fast as it is killed is bounded by the cells' RLIMIT_NPROC; rounds until none is left.
 SWEEP_ROUNDS = 200
 #: What the agent sends once it has killed a run's leftovers itself ("keep"): the next run's process may be forked.
@@ -112,6 +114,55 @@ def _sweep() -> None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(-1, signal.SIGKILL)  # every process this one may signal but init and itself
+
+
+def _descendants() -> list[int]:
+    """Every live process below this one: what a run left (its children, and, this being a subreaper,
+    the orphans of double forks and new sessions, which come back here instead of to the container's init)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+        if fields[0] != b"Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, below = [], [os.getpid()]
+    while below:
+        for child in children.get(below.pop(), ()):
+            found.append(child)
+            below.append(child)
+    return found
+
+
+def _reap() -> None:
+    """Collect the exit of every child that has ended (the killed leftovers came back to this process)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _end_leftovers() -> None:
+    """Without a PID namespace of the cells' own ("keep"): kill everything below the template, in rounds while a
+    leftover forks, and reap it. Nothing else of the container is touched: the agent, the broker and the learner's
+    terminal are not below the template. In a Kubernetes pod (one account for all) this is the only way a run's
+    leftovers end; in a Docker container the agent's kill by the cells' uid follows (agent/leftovers.py)."""
+    for _ in range(SWEEP_ROUNDS):
+        left = _descendants()
+        if not left:
+            break
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _reap()
+    _reap()
 
 
 def _run(control: socket.socket, fds: list[int], reporter: Reporter) -> None:
@@ -233,6 +284,10 @@ def main() -> None:
     variables = sys.argv[4:]
     os.set_inheritable(control.fileno(), False)
     _dumpable(0)
+    if not sweep:
+        # What a run leaves comes back here when its parent ends, not to the container's init (_end_leftovers).
+        with contextlib.suppress(Exception):
+            _prctl[0](PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     _preload(preload)
     _rehearse()
     gc.freeze()  # what the template holds stays shared with each run instead of being copied by the collector
@@ -252,6 +307,8 @@ def main() -> None:
         try:
             if sweep:
                 _sweep()
+            else:
+                _end_leftovers()
             control.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
             if not sweep and not _line(control, NEXT):
                 return
