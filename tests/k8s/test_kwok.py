@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connections
 
 from sandboxes.backends import get_backend
 from sandboxes.backends.base import UnitSpec
@@ -85,7 +86,17 @@ def test_a_reconcile_of_many_ready_sandboxes_lists_their_pods_once_instead_of_re
     with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
         list(pool.map(sim_backend.start, [UnitSpec(name=s.unit, broker="nats", owner=str(s.user_id)) for s in sandboxes]))
     requests = kwok.RequestCount(sim_backend.api)
-    outcome = sandboxes_reconcile()
+
+    # In a thread of its own, as in the worker: after the browser tests, Playwright's loop runs in this one,
+    # and reconcile's async_to_sync refuses to start inside a running loop.
+    def reconcile():
+        try:
+            return sandboxes_reconcile()
+        finally:
+            connections.close_all()  # this thread's own connection, which nothing else would close
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        outcome = pool.submit(reconcile).result()
     counted = requests.take()
     # Every pod runs (kwok) and no agent answers on a fake node: nothing is stopped or failed.
     assert outcome == {"orphans": [], "gone": [], "stuck": []}, outcome

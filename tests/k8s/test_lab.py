@@ -131,11 +131,33 @@ def test_pods_answer_each_other_across_nodes(lab: Lab, web: Web):
         assert answer == web.token, f"web-{client} -> web-{server} at {ip}"
 
 
+def service_ready(lab: Lab, service: str) -> bool:
+    """Whether the Service's EndpointSlice lists a ready endpoint (the controller writes it after the pod is Ready)."""
+    slices = json.loads(
+        lab.kubectl("-n", lab.namespace, "get", "endpointslices", "-l", f"kubernetes.io/service-name={service}", "-o", "json")
+    )["items"]
+    return any(e.get("conditions", {}).get("ready") for s in slices for e in s.get("endpoints") or ())
+
+
+def fetch_until(lab: Lab, pod: str, url: str, *, tries: int = 4) -> str:
+    """fetch_in, again while kube-proxy has not yet written the Service's rules on that node (it syncs them
+    some time after the endpoint appears; a connection to the ClusterIP meanwhile goes nowhere)."""
+    for attempt in range(1, tries + 1):
+        try:
+            return fetch_in(lab, pod, url)
+        except pytest.fail.Exception:
+            if attempt == tries:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
+
+
 def test_a_service_answers_from_the_other_node_and_from_the_host(lab: Lab, web: Web):
     first, second = web.pods
     service_ip = json.loads(lab.kubectl("-n", lab.namespace, "get", f"service/web-{second}", "-o", "json"))["spec"]["clusterIP"]
+    wait_for(lambda: service_ready(lab, f"web-{second}"), timeout=60, what=f"service/web-{second} with a ready endpoint")
     # From a pod on the first node to the Service whose only endpoint is on the second.
-    answer = fetch_in(lab, f"web-{first}", f"http://{service_ip}/")
+    answer = fetch_until(lab, f"web-{first}", f"http://{service_ip}/")
     assert answer == web.token
     # From the host, where the platform runs.
     assert requests.get(f"http://{service_ip}/", timeout=10).text == web.token

@@ -164,9 +164,25 @@ def test_a_cell_reaches_its_own_broker_and_nothing_else(backend: BackendUnderTes
     }
 
 
+def settled_count(unit: str) -> int:
+    """How many processes the unit has once that number has not changed for a second."""
+    counts: list[int] = []
+
+    def steady() -> bool:
+        counts.append(len(get_backend().processes(unit)))
+        return len(counts) >= 5 and len(set(counts[-5:])) == 1
+
+    wait_for(steady, timeout=30, what="the unit's processes settled", interval=0.25)
+    return counts[-1]
+
+
 def test_a_runaway_cell_is_stopped_and_the_sandbox_keeps_working(backend: BackendUnderTest, learner, units_cleanup):
     sandbox = provision(learner, "nats")
-    before = len(get_backend().processes(sandbox.unit))  # the agent, the broker, one warm cell (docker: and its init)
+    # The unit at rest after a run: the agent, the broker, the cell template and the process it forked for the
+    # next run (docker: and its init). Counted once that count holds for a second.
+    result, _ = run_cell(sandbox, "print('warm')", timeout=30)
+    assert result["status"] == 0
+    before = settled_count(sandbox.unit)
     started = time.monotonic()
     result, _ = run_cell(sandbox, "while True:\n    pass\n", timeout=2)
     assert result["reason"] == "timeout"
