@@ -60,7 +60,9 @@ def test_two_learners_get_their_own_sandbox_time_a_cell_and_count_their_own_stre
     for cell in runs:
         assert not cell.error and cell.status == 0, cell.error
         assert cell.output.strip() == "nats"
-        assert cell.duration_ms is not None and cell.roundtrip_ms >= cell.duration_ms > 0
+        assert (
+            cell.duration_ms is not None and cell.roundtrip_ms >= cell.duration_ms >= 0
+        )  # a print() runs in under a millisecond now
     assert not stream.error, stream.error
     assert len(learners[0].stream_latencies) + learners[0].stream_dropped == 50
     assert all(0 <= latency < 10_000 for latency in learners[0].stream_latencies)
