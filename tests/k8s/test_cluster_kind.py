@@ -27,6 +27,7 @@ from sandboxes.models import Sandbox, State
 from sandboxes.services import actions, provisioning
 from sandboxes.services.nodes import sandbox_node_action
 from tests.aio import run
+from tests.brokers.test_kafka_cluster import CONTROL, broker_states, partition
 from tests.k8s.lab import Lab, cgroup_memory, get_json, lab_images, leftovers, memory_mib, pod_cgroup
 from tests.sandboxes.test_lifecycle import provision, run_cell
 from tests.services import wait_for
@@ -70,13 +71,6 @@ while True:
         time.sleep(1)
 producer.close()
 """
-#: The chapter's cell that stops (or starts) a broker: a POST to the unit's cluster supervisor.
-CONTROL = """
-import json, os, urllib.request
-request = urllib.request.Request(os.environ["CLUSTER_CONTROL_URL"] + "/brokers/%d/%s", method="POST")
-with urllib.request.urlopen(request, timeout=60) as answer:
-    print(json.dumps(json.load(answer)))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -85,17 +79,6 @@ def images(lab: Lab) -> dict[str, str]:
         return lab_images(lab, [KIND])
     except RuntimeError as exc:
         pytest.fail(str(exc))
-
-
-def partition(snapshot: dict[str, Any]) -> dict[str, Any] | None:
-    for topic in snapshot.get("topics", ()):
-        if topic["name"] == TOPIC:
-            return topic["partitions"][0]
-    return None
-
-
-def brokers_up(snapshot: dict[str, Any]) -> dict[int, bool]:
-    return {b["id"]: b["up"] for b in snapshot.get("brokers", ())}
 
 
 def snapshot_when(address: AgentAddress, predicate: Callable[[dict[str, Any]], bool], *, timeout: float) -> dict[str, Any]:
@@ -139,33 +122,35 @@ def test_a_cluster_sandbox_pod_loses_its_leader_and_takes_it_back_with_acks_all_
     cgroup = pod_cgroup(lab, sandbox.unit)
     assert cgroup is not None, "the pod's cgroup is not found on this machine"
     address = provisioning.sandbox_socket(sandbox=sandbox)
-    snapshot_when(address, lambda s: brokers_up(s) == {1: True, 2: True, 3: True}, timeout=120)
+    snapshot_when(address, lambda s: broker_states(s) == {1: True, 2: True, 3: True}, timeout=120)
     print(f"k8s {KIND}: three brokers up, the pod holds {cgroup_memory(cgroup)[0]} MiB")
 
     assert "created" in cell(sandbox, CREATE_TOPIC)
-    first = snapshot_when(address, lambda s: (p := partition(s)) is not None and len(p["isr"]) == 3, timeout=60)
-    assert sorted(partition(first)["replicas"]) == [1, 2, 3]
+    first = snapshot_when(address, lambda s: (p := partition(s, TOPIC)) is not None and len(p["isr"]) == 3, timeout=60)
+    assert sorted(partition(first, TOPIC)["replicas"]) == [1, 2, 3]
     assert "accepted" in cell(sandbox, PRODUCE_ACKS_ALL)
 
     # The leader stops, as the chapter's cell stops it: it leaves the ISR and another broker leads.
-    leader = partition(first)["leader"]
+    leader = partition(first, TOPIC)["leader"]
     answer = json.loads(cell(sandbox, CONTROL % (leader, "stop")))
     assert {b["id"]: b["state"] for b in answer["brokers"]}[leader] == "stopped"
     shrunk = snapshot_when(
         address,
-        lambda s: (p := partition(s)) is not None and leader not in p["isr"] and p["leader"] not in (leader, -1, None),
+        lambda s: (p := partition(s, TOPIC)) is not None and leader not in p["isr"] and p["leader"] not in (leader, -1, None),
         timeout=60,
     )
-    assert len(partition(shrunk)["isr"]) == 2
-    assert brokers_up(shrunk)[leader] is False
-    print(f"k8s {KIND}: broker {leader} stopped, leader now {partition(shrunk)['leader']}, ISR {partition(shrunk)['isr']}")
+    assert len(partition(shrunk, TOPIC)["isr"]) == 2
+    assert broker_states(shrunk)[leader] is False
+    print(
+        f"k8s {KIND}: broker {leader} stopped, leader now {partition(shrunk, TOPIC)['leader']}, ISR {partition(shrunk, TOPIC)['isr']}"
+    )
     assert "accepted" in cell(sandbox, PRODUCE_ACKS_ALL)  # two in sync: min.insync.replicas=2 holds
 
     # It comes back from the topology panel's button: the service asks the agent, in the pod, to start it.
     reply = run(sandbox_node_action(user_id=learner.pk, broker=KIND, node=leader, action="start"))
     assert any(b["id"] == leader for b in reply["brokers"]), reply
-    grown = snapshot_when(address, lambda s: (p := partition(s)) is not None and len(p["isr"]) == 3, timeout=120)
-    assert brokers_up(grown) == {1: True, 2: True, 3: True}
+    grown = snapshot_when(address, lambda s: (p := partition(s, TOPIC)) is not None and len(p["isr"]) == 3, timeout=120)
+    assert broker_states(grown) == {1: True, 2: True, 3: True}
     assert "accepted" in cell(sandbox, PRODUCE_ACKS_ALL)
 
     # Three JVMs, the agent and the cells fit the kind's memory: the kernel killed nothing in the pod.
