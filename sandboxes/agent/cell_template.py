@@ -30,18 +30,16 @@ project only the other cell_* modules, imported relatively.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import os
 import signal
 import socket
 import sys
 
-from .cell_main import Reporter
+from .cell_main import PR_SET_DUMPABLE, Reporter, prctl
 from .cell_main import main as cell_main
 from .cell_tracebacks import CELL
 
-PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 #: A process that forks as fast as it is killed is bounded by the cells' RLIMIT_NPROC; rounds until none is left.
 SWEEP_ROUNDS = 200
@@ -49,16 +47,9 @@ SWEEP_ROUNDS = 200
 NEXT = b"next\n"
 
 
-#: prctl(2), looked up once by the template: a run's start does not open the C library again (about 0.5 ms).
-_prctl: list = []
-
-
 def _dumpable(flag: int) -> None:
     """Non-dumpable: a run (same uid) cannot read or write the template's memory through /proc/<pid>/mem."""
-    with contextlib.suppress(Exception):
-        if not _prctl:
-            _prctl.append(ctypes.CDLL(None, use_errno=True).prctl)
-        _prctl[0](PR_SET_DUMPABLE, flag, 0, 0, 0)
+    prctl(PR_SET_DUMPABLE, flag)
 
 
 #: Compiled once by the template and again by each process waiting for its run, on nothing: a process's first
@@ -286,8 +277,7 @@ def main() -> None:
     _dumpable(0)
     if not sweep:
         # What a run leaves comes back here when its parent ends, not to the container's init (_end_leftovers).
-        with contextlib.suppress(Exception):
-            _prctl[0](PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        prctl(PR_SET_CHILD_SUBREAPER, 1)
     _preload(preload)
     _rehearse()
     gc.freeze()  # what the template holds stays shared with each run instead of being copied by the collector
