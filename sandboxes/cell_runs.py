@@ -79,6 +79,14 @@ class SetupFailed(SandboxError):
             outcome = gettext("не уложилась в {s} с").format(s=setup.timeout)
         elif reason == "interrupted":
             outcome = gettext("прервана")
+        elif reason == "not-ready":
+            outcome = gettext("брокер не был готов: {error}").format(error=result.get("error") or "—")
+        elif reason == "memory":
+            outcome = gettext("не хватило памяти")
+        elif reason == "output":
+            outcome = gettext("вывела слишком много")
+        elif reason == "killed":
+            outcome = gettext("процесс остановлен сигналом {signal}").format(signal=-int(result.get("status") or 0))
         else:
             outcome = gettext("код завершения {status}").format(status=result.get("status"))
         super().__init__(gettext(SETUP_FAILED).format(key=setup.key, outcome=outcome))

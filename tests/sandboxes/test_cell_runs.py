@@ -121,3 +121,22 @@ def test_a_connection_opened_while_the_run_waits_for_its_slot_is_the_one_the_run
     # Opened for another life of the broker (a reset meanwhile): not used, and closed.
     later = Sandbox(pk=sandbox.pk, unit=sandbox.unit, ready_at=sandbox.ready_at + timedelta(seconds=1))
     assert run(opened_then_run(life=later)) == ({}, True)
+
+
+@pytest.mark.parametrize(
+    ("result", "says"),
+    [
+        ({"status": 3, "reason": None}, "код завершения 3"),
+        (
+            {"status": -1, "reason": "not-ready", "error": "the broker exited with status 1"},
+            "брокер не был готов: the broker exited",
+        ),
+        ({"status": -9, "reason": "killed"}, "процесс остановлен сигналом 9"),
+        ({"status": 2, "reason": "memory"}, "не хватило памяти"),
+        ({"status": -9, "reason": "timeout"}, "не уложилась в 30 с"),
+    ],
+    ids=["status", "not-ready", "killed", "memory", "timeout"],
+)
+def test_a_failed_setup_says_why_it_ended(result, says):
+    """What the page reads names the cause the agent gave, not only a number that means nothing to a learner."""
+    assert says in str(cell_runs.SetupFailed(BROKEN, result))
