@@ -242,3 +242,57 @@ async def console(
         raise AgentUnavailable(f"the console did not answer within {timeout:.0f} s") from None
     finally:
         writer.close()
+
+
+#: How long an export (the broker's clean stop, then its data) or a restore may take in all.
+KEPT_DATA_WITHIN_S = 300.0
+
+
+async def export_data(where: Address, *, into: Path, timeout: float = KEPT_DATA_WITHIN_S) -> int:
+    """Stop the unit's broker and write its data folder, a gzipped tar (agent/kept_data.py), to ``into``;
+    returns its size. The archive is read through to its end before the size is returned: an agent that
+    goes away half way leaves a truncated file, which :func:`sandboxes.backends.kept_archives.verified`
+    refuses. Raises AgentUnavailable when the agent is gone or refuses."""
+    reader, writer = await _open(where)
+    try:
+        async with asyncio.timeout(timeout):
+            await _send_first(writer, where, {"op": "export"})
+            head = await protocol.read_message(reader)
+            if head is None:
+                raise AgentUnavailable("agent closed the connection without answering")
+            _refusal(head)
+            if head.get("type") != "archive":
+                raise AgentUnavailable(head.get("message") or "the agent did not send its data")
+            size = 0
+            with into.open("wb") as sink:
+                while chunk := await reader.read(256 * 1024):
+                    sink.write(chunk)
+                    size += len(chunk)
+            return size
+    except TimeoutError:
+        raise AgentUnavailable(f"the agent did not send its data within {timeout:.0f} s") from None
+    finally:
+        writer.close()
+
+
+async def restore_data(where: Address, *, archive: Path, timeout: float = KEPT_DATA_WITHIN_S) -> None:
+    """Send ``archive`` to an agent started with --restore, which unpacks it before its broker starts.
+    Raises AgentUnavailable when the agent is gone, ValueError when it could not unpack the archive."""
+    reader, writer = await _open(where)
+    try:
+        async with asyncio.timeout(timeout):
+            await _send_first(writer, where, {"op": "restore", "bytes": archive.stat().st_size})
+            with archive.open("rb") as source:
+                while chunk := source.read(256 * 1024):
+                    writer.write(chunk)
+                    await writer.drain()
+            reply = await protocol.read_message(reader)
+        if reply is None:
+            raise AgentUnavailable("agent closed the connection without answering")
+        _refusal(reply)
+        if not reply.get("ok"):
+            raise ValueError(reply.get("message") or "the agent did not take the kept data")
+    except TimeoutError:
+        raise AgentUnavailable(f"the agent did not take the kept data within {timeout:.0f} s") from None
+    finally:
+        writer.close()

@@ -16,6 +16,7 @@ from .models import ACTIVE_STATES, KeptState, Sandbox
 STAGE_LABELS = {
     "requested": gettext_noop("в очереди на запуск"),
     "starting agent": gettext_noop("запуск песочницы"),
+    "restoring": gettext_noop("возвращение сохранённых данных"),
     "preparing": gettext_noop("подготовка брокера"),
     "starting": gettext_noop("запуск брокера"),
     "waiting": gettext_noop("ожидание брокера"),
@@ -32,7 +33,15 @@ STATE_LABELS = {
     "stopped": gettext_noop("остановлена"),
     "failed": gettext_noop("ошибка"),
 }
-STAGE_PROGRESS = {"requested": 0.05, "starting agent": 0.15, "preparing": 0.3, "starting": 0.5, "waiting": 0.7, "ready": 1.0}
+STAGE_PROGRESS = {
+    "requested": 0.05,
+    "starting agent": 0.15,
+    "restoring": 0.2,
+    "preparing": 0.3,
+    "starting": 0.5,
+    "waiting": 0.7,
+    "ready": 1.0,
+}
 
 
 def sandbox_payload(sandbox: Sandbox) -> dict[str, Any]:

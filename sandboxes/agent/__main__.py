@@ -1,5 +1,5 @@
 """python -m sandboxes.agent --unit-dir DIR --broker KIND [--cell-uid N] [--cells-cgroup PROCS_FILE ...] [--broker-user NAME]
-[--cell-confinement bwrap|setpriv] [--listen HOST:PORT --token-file FILE] [--disk-mb N]"""
+[--cell-confinement bwrap|setpriv] [--listen HOST:PORT --token-file FILE] [--disk-mb N] [--restore]"""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--token-file", type=Path, default=None)
     # The size cap of the unit's data folder, which the backend mounted: the broker's watermarks go under it.
     parser.add_argument("--disk-mb", type=int, default=None)
+    # A unit started on a learner's kept data, which the backend sends (agent/kept_data.py) before the broker starts.
+    parser.add_argument("--restore", action="store_true")
     args = parser.parse_args()
     listen = None
     if args.listen is not None:
@@ -54,6 +56,7 @@ def main() -> None:
         listen=listen,
         token=token,
         disk_mb=args.disk_mb,
+        restore=args.restore,
     )
 
     async def run() -> None:

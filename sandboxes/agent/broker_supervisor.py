@@ -64,6 +64,7 @@ class BrokerSupervisor:
         self.connection: dict[str, str] = {}
         self.broker_version: str | None = None  # as the running broker states it, once ready
         self.ready = False
+        self.stopping = False
         self.broker_process: subprocess.Popen[bytes] | None = None
         self.stop_timeout = 10.0  # the kind's own once its launch is known
         self.runner: CellRunner | None = None
@@ -179,7 +180,7 @@ class BrokerSupervisor:
     async def watch(self, done: asyncio.Event) -> None:
         """Until ``done``: a broker that exits makes the stage "failed", saying why (a full disk, when it is)."""
         while not done.is_set():
-            if self.broker_process is not None and self.broker_process.poll() is not None:
+            if self.broker_process is not None and not self.stopping and self.broker_process.poll() is not None:
                 self.ready = False
                 error = f"the broker exited with status {self.broker_process.returncode}"
                 disk = self.disk_full()
@@ -213,7 +214,9 @@ class BrokerSupervisor:
         return {"code": "disk-full", "variables": list(self.connection)[:8], **disk}
 
     async def stop(self) -> None:
-        """Close the terminals and the cell runner, then stop the broker's process group."""
+        """Close the terminals and the cell runner, then stop the broker's process group (again: harmless)."""
+        self.stopping = True  # the broker's exit from here on is ours, not a failure to report
+        self.ready = False
         if self.terminals is not None:
             await self.terminals.close()
         if self.runner is not None:

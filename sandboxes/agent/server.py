@@ -14,6 +14,10 @@ Requests (one JSON object per line), each on its own connection:
   {"op": "node", "node", "action"}          -> {"ok": true, "brokers": [...]} or {"type": "error", "code", "message"}:
       stop or start one node of a kind that runs several (kafka-cluster); the snapshot follows at once
   {"op": "shutdown"}                        -> {"ok": true}, then the broker stops and the agent exits
+  {"op": "export"}                          -> the broker stops, {"type": "archive"} and its data as a gzipped tar
+                                               to the end of the connection, then the agent exits (kept_data.py)
+  {"op": "restore", "bytes"} + the archive  -> {"ok": true} or an error, to an agent started with --restore,
+                                               before its broker's first start (kept_data.py)
   {"op": "terminal", "rows", "cols"}        -> the unit's shell on a pty, until closed (see agent/terminal.py)
   {"op": "console", "method", "target", ...} -> one HTTP request to the broker's web console (see agent/console.py)
 
@@ -43,11 +47,14 @@ from sandboxes.brokers import get_broker
 from sandboxes.brokers.base import BrokerLimits
 from sandboxes.brokers.tap import broker_ready_mark
 
-from . import broker_ops, cell_ops, console, protocol
+from . import broker_ops, cell_ops, console, kept_data, protocol
 from .broker_supervisor import BrokerSupervisor
 from .fanout import EventFanout
 
 log = logging.getLogger("sandboxes.agent")
+
+#: How long an agent started with --restore waits for its kept data before it gives up.
+RESTORE_WITHIN_S = 300
 
 
 class Agent:
@@ -67,8 +74,12 @@ class Agent:
         listen: tuple[str, int] | None = None,
         token: str = "",
         disk_mb: int | None = None,
+        restore: bool = False,
     ) -> None:
         self.unit_dir = unit_dir
+        # --restore: the broker's first start waits for its kept data (agent/kept_data.py).
+        self.restored: asyncio.Event | None = asyncio.Event() if restore else None
+        self.restore_error = ""
         self.listen = listen
         self.token = token.encode()
         self.done = asyncio.Event()
@@ -103,6 +114,8 @@ class Agent:
             server = await asyncio.start_unix_server(self.handle, path=str(sock), limit=protocol.MAX_LINE)
             os.chmod(sock, 0o600)
         try:
+            if self.restored is not None:
+                await self._await_restore()
             await self.broker.start()
         except Exception as exc:  # any failure to start is reported, not raised: the platform reads it
             log.exception("broker did not start")
@@ -117,6 +130,32 @@ class Agent:
             await self.done.wait()
         self.events.stop_tap.set()
         await self.broker.stop()
+
+    async def _await_restore(self) -> None:
+        assert self.restored is not None
+        self.broker.set_stage("restoring")
+        try:
+            await asyncio.wait_for(self.restored.wait(), RESTORE_WITHIN_S)
+        except TimeoutError:
+            raise RuntimeError(f"the kept data did not arrive within {RESTORE_WITHIN_S} s") from None
+        if self.restore_error:
+            raise RuntimeError(self.restore_error)
+
+    async def serve_restore(self, request: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The kept data this agent waits for (once: a second archive, or one after the start, is refused)."""
+        if self.restored is None or self.restored.is_set():
+            await protocol.send(writer, {"type": "error", "message": "this unit does not wait for kept data"})
+            return
+        try:
+            await kept_data.receive_restore(request, reader, data=self.unit_dir / "data")
+        except Exception as exc:  # whatever went wrong, the broker must not start on half of it, nor on nothing
+            log.exception("kept data not restored")
+            self.restore_error = str(exc) or exc.__class__.__name__
+            await protocol.send(writer, {"type": "error", "message": self.restore_error})
+        else:
+            await protocol.send(writer, {"ok": True})
+        finally:
+            self.restored.set()
 
     def admits(self, request: dict[str, Any]) -> bool:
         """Whether the connection's first message carries this unit's token (always, without one)."""
@@ -155,6 +194,10 @@ class Agent:
                 await broker_ops.serve_node(request, writer, broker=broker, events=self.events)
             elif op == "console" and broker.ready:
                 await console.serve(request, writer, kind=broker.kind, ports=broker.ports)
+            elif op == "restore":
+                await self.serve_restore(request, reader, writer)
+            elif op == "export":
+                await kept_data.serve_export(writer, broker=broker, done=self.done)
             elif op == "shutdown":
                 await protocol.send(writer, {"ok": True})
                 self.done.set()

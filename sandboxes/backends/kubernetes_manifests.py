@@ -62,7 +62,9 @@ def agent_args(unit: UnitSpec) -> list[str]:
     listen = ["--listen", f"0.0.0.0:{AGENT_PORT}", "--token-file", f"{TOKEN_DIR}/{TOKEN_KEY}"]
     # setpriv's mode, as in a Docker container: no namespaces of the cells' own, the agent's seccomp filter on each.
     walls = ["--cell-confinement", "setpriv"]
-    return ["--unit-dir", UNIT_DIR, "--broker", unit.broker, "--broker-user", BROKER_USER, *walls, *listen]
+    # A unit on kept data: its agent waits for the archive the backend sends (agent/kept_data.py) before the broker starts.
+    restore = ["--restore"] if unit.restore else []
+    return ["--unit-dir", UNIT_DIR, "--broker", unit.broker, "--broker-user", BROKER_USER, *walls, *listen, *restore]
 
 
 def pod_manifest(

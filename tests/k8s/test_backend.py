@@ -32,10 +32,11 @@ from sandboxes.backends.kubernetes import (
 )
 from sandboxes.backends.unit_memory import unit_memory
 from sandboxes.brokers import broker_entry
-from sandboxes.models import Sandbox, State
-from sandboxes.services import actions, provisioning
+from sandboxes.models import KeptState, Sandbox, State
+from sandboxes.services import actions, kept, provisioning
 from tests.aio import run
 from tests.k8s.lab import Lab, get_json, lab_images, leftovers, memory_mib
+from tests.sandboxes.test_kept_state import NATS_PUBLISH, NATS_READ, cell_json, cell_ok, kept_cleanup, stop  # noqa: F401
 from tests.sandboxes.test_lifecycle import provision, run_cell
 from tests.services import wait_for
 from tests.smoke_cells import PRODUCE_CONSUME
@@ -213,3 +214,22 @@ def test_a_sandbox_is_a_hardened_pod_reached_over_the_network_and_stops_without_
     assert sandbox.unit not in get_backend().list_units()
     # Stopping what is gone is done, not an error (404s all the way).
     get_backend().stop(sandbox.unit)
+
+
+@pytest.mark.usefixtures("kept_cleanup")
+def test_a_stop_keeps_the_data_off_the_pod_and_the_next_pod_starts_on_it(k8s_worker, lab: Lab, learner, units_cleanup):
+    """Kept state on Kubernetes: a pod's data folder goes with the pod, so at the learner's stop the agent
+    sends its broker's data to the platform (export), and the next pod of that kind waits for it
+    (--restore) before its broker starts: the JetStream stream is back, and nothing is kept twice."""
+    first = provision(learner, "nats", timeout=240)
+    assert "MSGS 3" in cell_ok(first, NATS_PUBLISH)
+    stop(learner, first)
+    assert leftovers(lab, first.unit) == []
+    key = kept.kept_key(user_id=learner.pk, broker="nats")
+    assert get_backend().kept_exists(key)
+    assert KeptState.objects.get(key=key).size_bytes == get_backend().kept.path(key).stat().st_size > 0
+
+    again = provision(learner, "nats", timeout=240)
+    assert "--restore" in get_json(lab, f"pod/{again.unit}")["spec"]["containers"][0]["args"]
+    assert cell_json(again, NATS_READ) == [3, "order-0"]
+    assert not get_backend().kept_exists(key)  # the pod runs on it now
