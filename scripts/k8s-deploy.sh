@@ -19,6 +19,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEPLOY=$(realpath -m "${K8S_DEPLOY:-$ROOT/var/k8s-deploy}")
 NAMESPACE=ba-lab
 SANDBOX_NAMESPACE=ba-lab-sandboxes
+# The host folder of the lab's kept-data volume (deploy/kubernetes/lab/kept-volume.yaml), mounted in web and worker:
+# under /srv, which the lab's nodes share with the host (each has a /var/lib and a /run of its own).
+KEPT_DIR=/srv/broker-academy-lab/kept
 PY=$ROOT/.venv/bin/python
 
 say() { echo "k8s-deploy: $*" >&2; }
@@ -103,6 +106,8 @@ deploy_up() {
     overlay_write "$refs"
     local applied
     applied=$(date +%s%N)
+    # The lab's kept-data volume: a host folder both nodes see, the platform's account (61100) its owner.
+    install -d -m 0700 -o 61100 -g 61100 "$KEPT_DIR"
     kubectl_admin apply -k "$DEPLOY" >/dev/null
     for workload in statefulset/postgres deployment/redis deployment/web deployment/worker deployment/beat; do
         kubectl_admin -n "$NAMESPACE" rollout status "$workload" --timeout=600s >/dev/null || {
@@ -124,6 +129,8 @@ deploy_down() {
     local started
     started=$(date +%s%N)
     kubectl_admin delete namespace "$NAMESPACE" "$SANDBOX_NAMESPACE" --ignore-not-found --wait=true --timeout=300s >/dev/null
+    kubectl_admin delete persistentvolume ba-lab-kept --ignore-not-found --wait=true --timeout=60s >/dev/null
+    rm -rf "$KEPT_DIR"
     say "namespaces $NAMESPACE and $SANDBOX_NAMESPACE deleted in $(seconds_since "$started") s"
 }
 
