@@ -131,6 +131,7 @@ deploy_down() {
     kubectl_admin delete namespace "$NAMESPACE" "$SANDBOX_NAMESPACE" --ignore-not-found --wait=true --timeout=300s >/dev/null
     kubectl_admin delete persistentvolume ba-lab-kept --ignore-not-found --wait=true --timeout=60s >/dev/null
     rm -rf "$KEPT_DIR"
+    rmdir --ignore-fail-on-non-empty "$(dirname "$KEPT_DIR")" 2>/dev/null || true
     say "namespaces $NAMESPACE and $SANDBOX_NAMESPACE deleted in $(seconds_since "$started") s"
 }
 
