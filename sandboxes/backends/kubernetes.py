@@ -17,10 +17,7 @@ A unit is three objects in the backend's namespace, all named after the unit
 Every create is preceded by a lookup; a 409 on create means another worker made it a
 moment ago, and is used as it is. On stop, 404 (gone) and 409 (being removed) are success.
 
-Kept state: a pod's data folder is an emptyDir, gone with the pod, so a stop that keeps asks the
-agent for its broker's data (``export``) and files the archive on the platform's side, and a start on
-kept data gives its pod ``--restore`` and sends the archive back before the broker starts
-(kept_archives.py, agent/kept_data.py).
+Kept state travels through the agent (a pod's data folder is an emptyDir): kept_archives.py.
 
 Hardening (the Docker backend's, or stronger) is said where the pod is built: kubernetes_manifests.py;
 the agent's address and token, and their cache: kubernetes_addresses.py.
@@ -31,23 +28,20 @@ from Celery tasks and services that block anyway, as the docker backend's SDK do
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.checks import CheckMessage, Error
 from django.core.exceptions import ImproperlyConfigured
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from .. import agent_client
 from .base import AgentAddress, SandboxBackend, UnitSpec
-from .kept_archives import BrokenArchive, KeptArchives
+from .kept_archives import KeptArchives, KeptThroughAgent
 from .kubernetes_addresses import AgentAddresses, agent_token, nowhere
 from .kubernetes_manifests import (
     AGENT_PORT,
@@ -73,7 +67,7 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 FOREIGN = "A {what} named {name!r} exists but does not belong to this platform instance ({instance}); remove or rename it."
 
 
-class KubernetesBackend(SandboxBackend):
+class KubernetesBackend(KeptThroughAgent, SandboxBackend):
     """One Pod (with its Secret and NetworkPolicy) per unit; see the module's docstring."""
 
     def __init__(self) -> None:
@@ -180,8 +174,7 @@ class KubernetesBackend(SandboxBackend):
         if not self.owns(name):
             raise ValueError(f"{name!r} is not a unit name of instance {self.instance!r}")
         self._addresses.forget(name)
-        if unit.restore and not self.kept.exists(unit.restore):
-            unit = dataclasses.replace(unit, restore="")  # nothing (left) to start on: a fresh broker
+        unit = self.kept_spec(unit)
         labels = self.labels(name, unit.broker)
         self._ensure(self._read_secret, self._create_secret, name, "secret", labels)
         self._ensure(self._read_policy, self._create_policy, name, "network policy", labels)
@@ -192,7 +185,7 @@ class KubernetesBackend(SandboxBackend):
             if pod.metadata.deletion_timestamp is None and pod.status.phase in ("Pending", "Running"):
                 log.info("unit reused", extra={"unit": name})
                 self._wait_ready(name)
-                self._restore(unit)
+                self.restore_kept(unit)
                 return
             # Ended or being removed: a fresh pod replaces it (its data went with it).
             self._delete_pod(name)
@@ -204,48 +197,8 @@ class KubernetesBackend(SandboxBackend):
                 raise
             log.info("unit created by another worker a moment ago; waiting for it", extra={"unit": name})
         self._wait_ready(name)
-        self._restore(unit)
+        self.restore_kept(unit)
         log.info("unit started", extra={"unit": name, "broker": unit.broker, "restored": bool(unit.restore)})
-
-    def _restore(self, unit: UnitSpec) -> None:
-        """Send the kept data to the agent, which waits for it (--restore) before its broker starts; then the
-        unit runs on it, and it is no longer kept. An agent that refuses it (an archive it cannot unpack: its
-        broker fails to start and says why; or a reused pod that took it already) ends it as well, as a
-        failed start on a kept disk image does: the next start is fresh rather than failing again."""
-        if not unit.restore or not self.kept.exists(unit.restore):
-            return
-        try:
-            async_to_sync(agent_client.restore_data)(self.agent_address(unit.name), archive=self.kept.path(unit.restore))
-        except ValueError as exc:
-            log.warning(
-                "kept data refused by the agent; discarded", extra={"unit": unit.name, "key": unit.restore, "error": str(exc)}
-            )
-        self.kept.discard(unit.restore)
-
-    def stop_keeping(self, name: str, *, key: str) -> int | None:
-        """The agent stops its broker and sends its data, filed under ``key`` (kept_archives.py); then the unit
-        goes as in :meth:`stop`. When the agent cannot send it (gone, or half way), nothing new is kept."""
-        incoming = self.kept.incoming(key)
-        size: int | None = None
-        try:
-            async_to_sync(agent_client.export_data)(self.agent_address(name), into=incoming)
-            size = self.kept.commit(incoming, key)
-        except (agent_client.AgentUnavailable, BrokenArchive, OSError) as exc:
-            log.warning("unit's data not kept", extra={"unit": name, "key": key, "error": str(exc)})
-            incoming.unlink(missing_ok=True)
-        self.stop(name)
-        if size is not None:
-            log.info("unit stopped, data kept", extra={"unit": name, "key": key, "bytes": size})
-        return size
-
-    def discard_kept(self, key: str) -> None:
-        self.kept.discard(key)
-
-    def kept_exists(self, key: str) -> bool:
-        return self.kept.exists(key)
-
-    def kept_keys(self) -> list[str]:
-        return self.kept.keys()
 
     def stop(self, name: str) -> None:
         self._addresses.forget(name)
