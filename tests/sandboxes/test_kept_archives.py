@@ -33,8 +33,9 @@ def member(name: str, kind: bytes = tarfile.REGTYPE, *, link: str = "") -> tarfi
     return info
 
 
-def restore(tmp_path: Path, payload: bytes) -> Path:
-    """Send ``payload`` to kept_data.receive_restore over a real socket, as the backend sends it; returns the data folder."""
+def restore(tmp_path: Path, payload: bytes, *, announced: int | None = None) -> Path:
+    """Send ``payload`` to kept_data.receive_restore over a real socket, as the backend sends it, announced as
+    ``announced`` bytes (its own length unless said); returns the data folder."""
     data = tmp_path / "unit" / "data"
     data.mkdir(parents=True)
 
@@ -43,7 +44,8 @@ def restore(tmp_path: Path, payload: bytes) -> Path:
         reader, _ = await asyncio.open_connection(sock=theirs)
         ours.sendall(payload)
         ours.close()
-        await kept_data.receive_restore({"op": "restore", "bytes": len(payload)}, reader, data=data)
+        size = len(payload) if announced is None else announced
+        await kept_data.receive_restore({"op": "restore", "bytes": size}, reader, data=data)
 
     asyncio.run(go())
     return data
@@ -83,17 +85,7 @@ def test_a_truncated_archive_is_refused_by_the_agent_and_never_filed_by_the_plat
     with pytest.raises(kept_data.RestoreError):
         restore(tmp_path, half)
     with pytest.raises(kept_data.RestoreError, match="ended after"):
-        data = tmp_path / "short" / "data"
-        data.mkdir(parents=True)
-
-        async def short() -> None:
-            ours, theirs = socket.socketpair()
-            reader, _ = await asyncio.open_connection(sock=theirs)
-            ours.sendall(half)
-            ours.close()
-            await kept_data.receive_restore({"op": "restore", "bytes": len(whole)}, reader, data=data)
-
-        asyncio.run(short())
+        restore(tmp_path / "short", half, announced=len(whole))
 
     kept = KeptArchives(tmp_path / "root", "bat")
     good = kept.incoming("bat-u1-nats")
