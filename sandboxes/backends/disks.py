@@ -178,12 +178,13 @@ def discard(kept: Path) -> None:
         kept.unlink()
 
 
-def kept_keys(root: Path) -> set[str]:
-    """Keys of the images kept under ``root`` (for reconciliation with their records)."""
+def kept_keys(root: Path, suffix: str = SUFFIX) -> set[str]:
+    """Keys of the data kept under ``root`` as files ending in ``suffix`` (the images; kept_archives.py's
+    archives lie beside them), for reconciliation with their records."""
     folder = root / KEPT
     if not folder.is_dir():
         return set()
-    return {p.name.removesuffix(SUFFIX) for p in folder.iterdir() if p.name.endswith(SUFFIX)}
+    return {p.name.removesuffix(suffix) for p in folder.iterdir() if p.name.endswith(suffix)}
 
 
 def unit_names(root: Path) -> set[str]:

@@ -23,7 +23,7 @@ from asgiref.sync import async_to_sync
 
 from .. import agent_client
 from .base import AgentAddress, UnitSpec
-from .disks import KEPT
+from .disks import KEPT, kept_keys
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class BrokenArchive(RuntimeError):
 
 class KeptArchives:
     def __init__(self, root: Path, instance: str) -> None:
+        self.root = root
         self.folder = root / KEPT
         self.instance = instance
 
@@ -47,7 +48,8 @@ class KeptArchives:
 
     def incoming(self, key: str) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
-        return self.path(key).with_name(self.path(key).name + PART)
+        kept = self.path(key)
+        return kept.with_name(kept.name + PART)
 
     def commit(self, incoming: Path, key: str) -> int:
         """Check ``incoming`` is a whole archive, then make it the data kept under ``key``; returns its size."""
@@ -66,10 +68,7 @@ class KeptArchives:
         self.path(key).unlink(missing_ok=True)
 
     def keys(self) -> list[str]:
-        if not self.folder.is_dir():
-            return []
-        names = (p.name.removesuffix(SUFFIX) for p in self.folder.iterdir() if p.name.endswith(SUFFIX))
-        return sorted(k for k in names if k.startswith(f"{self.instance}-"))
+        return sorted(k for k in kept_keys(self.root, SUFFIX) if k.startswith(f"{self.instance}-"))
 
 
 def verified(archive: Path) -> None:
