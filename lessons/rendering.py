@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import nh3
 from django.core.cache import cache
 from django.utils.translation import get_language, gettext
 from markdown_it import MarkdownIt
@@ -30,74 +29,12 @@ from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from .chapter_parsing import parse_cell_info, parse_terminal_info
+from .html_safety import sanitize
 
 #: Bump when the output changes shape, so cached pages are rebuilt.
-RENDER_VERSION = "6"
+RENDER_VERSION = "7"
 CACHE_SECONDS = 24 * 3600
 
-ALLOWED_TAGS = {
-    "a",
-    "abbr",
-    "aside",
-    "b",
-    "blockquote",
-    "br",
-    "code",
-    "dd",
-    "del",
-    "details",
-    "div",
-    "dl",
-    "dt",
-    "em",
-    "figcaption",
-    "figure",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "hr",
-    "i",
-    "img",
-    "input",
-    "kbd",
-    "li",
-    "mark",
-    "ol",
-    "p",
-    "pre",
-    "s",
-    "section",
-    "small",
-    "span",
-    "strong",
-    "sub",
-    "summary",
-    "sup",
-    "table",
-    "tbody",
-    "td",
-    "tfoot",
-    "th",
-    "thead",
-    "tr",
-    "ul",
-}
-ALLOWED_ATTRIBUTES = {
-    "*": {"class", "title", "lang"},
-    "a": {"href", "id"},
-    "img": {"src", "alt", "width", "height", "loading"},
-    "input": {"type", "checked", "disabled"},
-    **{heading: {"id"} for heading in ("h2", "h3", "h4", "h5", "h6")},
-    "li": {"id"},
-    "sup": {"id"},
-    "section": {"id"},
-    "figure": {"id"},
-    "td": {"align"},
-    "th": {"align"},
-    "ol": {"start"},
-}
 _FORMATTER = HtmlFormatter(nowrap=True)
 
 
@@ -259,6 +196,14 @@ def _exercise_render(self: Any, tokens: list[Token], idx: int, options: Any, env
     return "</section>\n"
 
 
+def _answer_render(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    """``::: answer``: a self-check question's answer, folded so the learner answers before reading it."""
+    if tokens[idx].nesting == 1:
+        label = _attr(env.get("answer_label", "Ответ"))
+        return f'<details class="answer"{_line_attr(tokens[idx])}><summary>{label}</summary>\n'
+    return "</details>\n"
+
+
 def _markdown() -> MarkdownIt:
     md = (
         MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
@@ -268,6 +213,7 @@ def _markdown() -> MarkdownIt:
         .use(admon_plugin)
         .use(anchors_plugin, min_level=2, max_level=3)
         .use(container_plugin, name="exercise", render=_exercise_render)
+        .use(container_plugin, name="answer", render=_answer_render)
     )
     md.add_render_rule("fence", _fence)
     md.add_render_rule("image", _image)
@@ -296,19 +242,6 @@ def section_headings(body: str) -> list[tuple[int, str]]:
     return [(int(t.tag[1]), str(t.attrGet("id") or "")) for t in tokens if t.type == "heading_open" and t.tag in ("h2", "h3")]
 
 
-def sanitize(raw_html: str) -> str:
-    """Only the tags and attributes a chapter needs survive; scripts, handlers and javascript: URLs never do."""
-    return nh3.clean(
-        raw_html,
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        generic_attribute_prefixes={"data-"},
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer nofollow",
-        strip_comments=True,
-    )
-
-
 def markdown_render(
     body: str,
     *,
@@ -324,7 +257,7 @@ def markdown_render(
     """
     md = _markdown()
     # The folds' labels are the page's chrome, in the UI language like its buttons.
-    labels = {"solution_label": gettext("Решение"), "setup_label": gettext("Подготовка")}
+    labels = {"solution_label": gettext("Решение"), "setup_label": gettext("Подготовка"), "answer_label": gettext("Ответ")}
     env: dict[str, Any] = {"broker": broker, "asset_base": asset_base, "asset_sizes": asset_sizes or {}, **labels}
     tokens = md.parse(body, env)
     if source_lines:

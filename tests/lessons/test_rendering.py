@@ -141,3 +141,16 @@ def test_an_exercises_terminal_solution_is_folded_and_its_starter_marked():
     fold = html[html.index('<details class="solution">') : html.index("</details>")]
     assert 'data-role="solution" data-cell="q-solution"' in fold and "nats stream add Q" in re.sub(r"<[^>]+>", "", fold)
     assert html.count("data-terminal-command") == 2 and "<figure" not in html
+
+
+def test_a_self_check_answer_is_folded_under_its_question_in_the_ui_language():
+    body = "## Вопросы\n\n1. Кто хранит смещения?\n\n   ::: answer\n   Брокер, в топике `__consumer_offsets`.\n   :::\n\n2. Второй?\n"
+    html = render(body)
+    folded = re.search(r'<li>\s*<p>Кто хранит смещения\?</p>\s*<details class="answer"><summary>Ответ</summary>(.*?)</details>', html, re.S)
+    assert folded, html
+    assert "<code>__consumer_offsets</code>" in folded.group(1)
+    assert "Второй?" not in folded.group(1)
+    from django.utils import translation
+
+    with translation.override("en"):
+        assert "<summary>Answer</summary>" in render(body)
