@@ -18,6 +18,7 @@ from .course_files import (
     decode_source,
     parse_course,
 )
+from .glossary import GLOSSARY_FILE, parse_glossary
 from .images import image_size
 from .models import Cell, Chapter, ChapterRevision, Course, CourseAsset, Exercise
 from .teaching import course_import_refusal
@@ -34,6 +35,7 @@ class CourseFolder:
     course_source: str
     chapters: dict[str, tuple[str, ParsedChapter]]  # filename -> (source, parsed)
     assets: dict[str, bytes]
+    glossary: str = ""  # glossary.md as it is, or "" if the course has none
 
 
 def course_folder_read(*, directory: Path) -> CourseFolder:
@@ -47,10 +49,17 @@ def course_folder_read(*, directory: Path) -> CourseFolder:
         parse_course(course_source, file=COURSE_FILE)
     except CourseFormatError as exc:
         problems += exc.problems
+    glossary = ""
+    if (directory / GLOSSARY_FILE).is_file():
+        try:
+            glossary = decode_source((directory / GLOSSARY_FILE).read_bytes(), file=GLOSSARY_FILE)
+            parse_glossary(glossary)
+        except CourseFormatError as exc:
+            problems += exc.problems
     chapters: dict[str, tuple[str, ParsedChapter]] = {}
     slugs: dict[str, str] = {}
     for path in sorted(directory.glob("*.md")):
-        if path.name == COURSE_FILE:
+        if path.name in (COURSE_FILE, GLOSSARY_FILE):
             continue
         try:
             source = decode_source(path.read_bytes(), file=path.name)
@@ -76,7 +85,7 @@ def course_folder_read(*, directory: Path) -> CourseFolder:
                 problems.append(FormatProblem(filename, 1, _("картинки «{ref}» нет в папке курса").format(ref=ref)))
     if problems:
         raise CourseFormatError(problems)
-    return CourseFolder(course_source, chapters, assets)
+    return CourseFolder(course_source, chapters, assets, glossary)
 
 
 def _image_refs(body: str) -> list[str]:
@@ -146,6 +155,7 @@ def course_import(*, directory: Path, author: User | None = None) -> Course:
             "language": meta["language"],
             "translation_of": meta.get("translation_of", ""),
             "source": folder.course_source,
+            "glossary": folder.glossary,
         },
     )
     keep = []
@@ -179,6 +189,9 @@ def course_export(*, course: Course, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = [directory / COURSE_FILE]
     written[0].write_bytes(course.source.encode("utf-8"))
+    if course.glossary:
+        written.append(directory / GLOSSARY_FILE)
+        written[-1].write_bytes(course.glossary.encode("utf-8"))
     for chapter in course.chapters.all():
         path = directory / chapter.filename
         path.write_bytes(chapter.source.encode("utf-8"))

@@ -22,6 +22,7 @@ class Course(models.Model):
     language = models.CharField(max_length=8, default="ru")
     translation_of = models.SlugField(blank=True, help_text="slug of the course this one is a translation of")
     source = models.TextField(help_text="course.md as it is in the repository")
+    glossary = models.TextField(blank=True, default="", help_text="glossary.md as it is in the repository, if any")
     published = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Who teaches it: their powers over its learners (the class page, their sandboxes) end at its family.

@@ -21,7 +21,9 @@ from django.utils import translation
 from django.views.decorators.http import require_GET, require_POST
 
 from . import editions, selectors, services
+from .glossary import parse_glossary
 from .models import Chapter, Course, CourseAsset
+from .rendering import markdown_render_cached
 
 
 class AuthenticatedRequest(HttpRequest):
@@ -64,6 +66,17 @@ def course_page(request: HttpRequest, course: str) -> HttpResponse:
     resume = selectors.reading_place(user=request.user, courses=[course_obj])
     context = {"outline": outline, "course": course_obj, "editions": others, "resume": resume}
     return render(request, "lessons/course.html", context)
+
+
+@require_GET
+def glossary_page(request: HttpRequest, course: str) -> HttpResponse:
+    """The course's glossary (glossary.md): its introduction and table, each term's row reachable by its anchor."""
+    course_obj = get_object_or_404(Course, slug=course, published=True)
+    if not course_obj.glossary:
+        raise Http404("this course has no glossary")
+    glossary = parse_glossary(course_obj.glossary)
+    rendered = markdown_render_cached(glossary.body)
+    return render(request, "lessons/glossary.html", {"course": course_obj, "glossary": glossary, "rendered": rendered})
 
 
 def _chapter(course: str, chapter: str) -> Chapter:

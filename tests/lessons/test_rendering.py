@@ -146,7 +146,9 @@ def test_an_exercises_terminal_solution_is_folded_and_its_starter_marked():
 def test_a_self_check_answer_is_folded_under_its_question_in_the_ui_language():
     body = "## Вопросы\n\n1. Кто хранит смещения?\n\n   ::: answer\n   Брокер, в топике `__consumer_offsets`.\n   :::\n\n2. Второй?\n"
     html = render(body)
-    folded = re.search(r'<li>\s*<p>Кто хранит смещения\?</p>\s*<details class="answer"><summary>Ответ</summary>(.*?)</details>', html, re.S)
+    folded = re.search(
+        r'<li>\s*<p>Кто хранит смещения\?</p>\s*<details class="answer"><summary>Ответ</summary>(.*?)</details>', html, re.S
+    )
     assert folded, html
     assert "<code>__consumer_offsets</code>" in folded.group(1)
     assert "Второй?" not in folded.group(1)

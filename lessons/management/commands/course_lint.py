@@ -1,7 +1,8 @@
 """manage.py course_lint DIR...: validate course folders; every error names file and line.
 
 A translation (``translation_of`` in its course.md) is also held to its original:
-the same chapters, cells, exercises and sections (lessons.editions).
+the same chapters, cells, exercises and sections (lessons.editions). A course with a
+``glossary.md`` is held to it: no variant the glossary rejects in its text (lessons.glossary).
 """
 
 from pathlib import Path
@@ -12,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from lessons.course_files import CourseFormatError, parse_course
 from lessons.course_io import CourseFolder, course_folder_read
 from lessons.editions import translation_problems
+from lessons.glossary import glossary_problems, parse_glossary
 
 
 def _slug(folder: CourseFolder) -> str:
@@ -37,7 +39,7 @@ def _original(slug: str, *, near: Path, known: dict[Path, CourseFolder]) -> Cour
 
 
 class Command(BaseCommand):
-    help = "Check course folders (front matter, cell attributes, cells that do not parse, pictures, translations)."
+    help = "Check course folders (front matter, cell attributes, cells that do not parse, pictures, translations, glossary)."
 
     def add_arguments(self, parser):
         parser.add_argument("directories", nargs="*", type=Path)
@@ -64,6 +66,11 @@ class Command(BaseCommand):
                     for problem in translation_problems(original=original, translation=folder):
                         self.stderr.write(f"{directory}/{problem}")
                         problems.append(problem)
+            if folder.glossary:
+                texts = {"course.md": folder.course_source, **{name: source for name, (source, _) in folder.chapters.items()}}
+                for problem in glossary_problems(parse_glossary(folder.glossary), texts):
+                    self.stderr.write(f"{directory}/{problem}")
+                    problems.append(problem)
             failed += len(problems)
             if not problems:
                 cells = sum(len(p.cells) for _, p in folder.chapters.values())
