@@ -204,6 +204,14 @@ def _answer_render(self: Any, tokens: list[Token], idx: int, options: Any, env: 
     return "</details>\n"
 
 
+def _predict_render(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    """``::: predict``: a question to answer before running the cell that follows it."""
+    if tokens[idx].nesting == 1:
+        label = _attr(env.get("predict_label", "Предскажите"))
+        return f'<aside class="predict"{_line_attr(tokens[idx])}><p class="predict-label">{label}</p>\n'
+    return "</aside>\n"
+
+
 def _markdown() -> MarkdownIt:
     md = (
         MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
@@ -214,6 +222,7 @@ def _markdown() -> MarkdownIt:
         .use(anchors_plugin, min_level=2, max_level=3)
         .use(container_plugin, name="exercise", render=_exercise_render)
         .use(container_plugin, name="answer", render=_answer_render)
+        .use(container_plugin, name="predict", render=_predict_render)
     )
     md.add_render_rule("fence", _fence)
     md.add_render_rule("image", _image)
@@ -257,7 +266,12 @@ def markdown_render(
     """
     md = _markdown()
     # The folds' labels are the page's chrome, in the UI language like its buttons.
-    labels = {"solution_label": gettext("Решение"), "setup_label": gettext("Подготовка"), "answer_label": gettext("Ответ")}
+    labels = {
+        "solution_label": gettext("Решение"),
+        "setup_label": gettext("Подготовка"),
+        "answer_label": gettext("Ответ"),
+        "predict_label": gettext("Предскажите, затем запустите"),
+    }
     env: dict[str, Any] = {"broker": broker, "asset_base": asset_base, "asset_sizes": asset_sizes or {}, **labels}
     tokens = md.parse(body, env)
     if source_lines:

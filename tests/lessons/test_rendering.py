@@ -156,3 +156,11 @@ def test_a_self_check_answer_is_folded_under_its_question_in_the_ui_language():
 
     with translation.override("en"):
         assert "<summary>Answer</summary>" in render(body)
+
+
+def test_a_predict_prompt_stands_before_its_cell_with_its_label():
+    html = render("::: predict\nСколько записей прочитает второй потребитель?\n:::\n\n```python cell id=two\nprint(2)\n```\n")
+    prompt = re.search(
+        r'<aside class="predict"><p class="predict-label">(.*?)</p>\s*<p>(.*?)</p>\s*</aside>\s*<figure', html, re.S
+    )
+    assert prompt and prompt.groups() == ("Предскажите, затем запустите", "Сколько записей прочитает второй потребитель?"), html
