@@ -8,7 +8,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from .course_files import CHAPTER_KEYS, CourseFormatError, chapter_source_compose, split_front_matter
+from .course_files import CHAPTER_KEYS, CHAPTER_OPTIONAL_KEYS, CourseFormatError, chapter_source_compose, split_front_matter
 from .models import Chapter
 
 MAX_SOURCE_CHARS = 2_000_000
@@ -53,9 +53,10 @@ def editor_data(body: bytes) -> dict[str, Any]:
 
 def editor_source(data: dict[str, Any]) -> str:
     """The chapter file from the editor: front matter fields plus the Markdown body."""
-    meta = {key: data.get("meta", {}).get(key) for key in CHAPTER_KEYS}
-    objectives = meta.get("objectives") or []
-    meta["objectives"] = [str(o) for o in objectives if str(o).strip()] if isinstance(objectives, list) else []
+    meta = {key: data.get("meta", {}).get(key) for key in (*CHAPTER_KEYS, *CHAPTER_OPTIONAL_KEYS)}
+    for key in ("objectives", "steps"):
+        items = meta.get(key) or []
+        meta[key] = [str(o) for o in items if str(o).strip()] if isinstance(items, list) else []
     for key in ("order", "estimated_minutes"):
         try:
             meta[key] = int(meta[key])
@@ -70,7 +71,8 @@ def editor_source(data: dict[str, Any]) -> str:
 def editor_state(chapter: Chapter) -> dict[str, Any]:
     """What the editor opens with: the front matter fields, the body and the revision it edits."""
     meta, body, _ = split_front_matter(chapter.source, file=chapter.filename)
-    return {"meta": {key: meta.get(key) for key in CHAPTER_KEYS}, "body": body, "revision": chapter.revision}
+    fields = {key: meta.get(key) for key in (*CHAPTER_KEYS, *CHAPTER_OPTIONAL_KEYS)}
+    return {"meta": fields, "body": body, "revision": chapter.revision}
 
 
 def editor_state_new(*, order: int) -> dict[str, Any]:
@@ -84,6 +86,7 @@ def editor_state_new(*, order: int) -> dict[str, Any]:
             "broker": "kafka",
             "estimated_minutes": 30,
             "objectives": [],
+            "steps": [],
         },
         "body": NEW_CHAPTER_BODY,
         "revision": 0,

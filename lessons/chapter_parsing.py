@@ -17,11 +17,12 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.container import container_plugin
 
-from lessons.checks import check_leaks
+from lessons.checks import check_leak_problems
 from sandboxes.brokers import broker_names
 
 from .course_files import (
     CHAPTER_KEYS,
+    CHAPTER_OPTIONAL_KEYS,
     KEY_RE,
     CourseFormatError,
     FormatProblem,
@@ -32,6 +33,7 @@ from .course_files import (
     slug_message,
     split_front_matter,
 )
+from .steps import step_problems
 
 CELL_ROLES = ("run", "setup", "starter", "solution", "check")
 EXERCISE_ROLES = ("starter", "solution", "check")
@@ -96,9 +98,10 @@ class _OpenExercise:
 def parse_chapter(text: str, *, file: str) -> ParsedChapter:
     """Parse and validate a chapter; raises CourseFormatError listing every problem."""
     meta, body, body_line = split_front_matter(text, file=file)
-    problems = check_meta(meta, CHAPTER_KEYS, file=file)
+    problems = check_meta(meta, CHAPTER_KEYS, file=file, optional=CHAPTER_OPTIONAL_KEYS)
     if problems:
         raise CourseFormatError(problems)
+    problems += step_problems(meta, body, file=file, body_line=body_line)
     if not KEY_RE.match(meta["slug"]):
         problems.append(FormatProblem(file, 2, slug_message()))
     if meta["broker"] not in broker_names():
@@ -326,25 +329,7 @@ def _exercise_problems(file: str, exercise: _OpenExercise, cells: list[ParsedCel
         problems.append(here(message.format(key=exercise.key)))
     if not exercise.hints:
         problems.append(here(_("упражнению «{key}» нужна хотя бы одна подсказка (```hint)").format(key=exercise.key)))
-    problems.extend(_check_leaks(file, cells))
+    problems.extend(check_leak_problems(file, cells))
     if not exercise.title:
         problems.append(here(_("упражнению «{key}» нужен заголовок — его название").format(key=exercise.key)))
     return problems
-
-
-def _check_leaks(file: str, cells: list[ParsedCell]) -> list[FormatProblem]:
-    """A check's failure messages must not give away its exercise's solution (lessons/checks.py)."""
-    roles = {c.role: c for c in cells}
-    check, solution = roles.get("check"), roles.get("solution")
-    if check is None or solution is None:
-        return []
-    return [
-        FormatProblem(
-            file,
-            check.line + line,
-            _(
-                "проверка «{key}» выдаёт решение: в её сообщении об ошибке есть `{leak}`; скажите лучше, что не так в брокере"
-            ).format(key=check.key, leak=leak),
-        )
-        for line, leak in check_leaks(check=check.code, solution=solution.code, shell=solution.language == "terminal")
-    ]

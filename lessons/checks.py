@@ -19,6 +19,8 @@ from typing import Any
 
 from django.utils.translation import gettext
 
+from .course_files import FormatProblem, ParsedCell
+
 #: Shorter solution lines (``try:``, ``)``, ``import os``) say nothing of the solution.
 MIN_LINE_CHARS = 10
 _SUBCOMMAND = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -134,3 +136,21 @@ def check_leaks(*, check: str, solution: str, shell: bool = False) -> Iterator[t
         if leak is not None and line not in told:
             told.add(line)
             yield line, leak
+
+
+def check_leak_problems(file: str, cells: list[ParsedCell]) -> list[FormatProblem]:
+    """A check's failure messages must not give away its exercise's solution (lessons/checks.py)."""
+    roles = {c.role: c for c in cells}
+    check, solution = roles.get("check"), roles.get("solution")
+    if check is None or solution is None:
+        return []
+    return [
+        FormatProblem(
+            file,
+            check.line + line,
+            gettext(
+                "проверка «{key}» выдаёт решение: в её сообщении об ошибке есть `{leak}`; скажите лучше, что не так в брокере"
+            ).format(key=check.key, leak=leak),
+        )
+        for line, leak in check_leaks(check=check.code, solution=solution.code, shell=solution.language == "terminal")
+    ]

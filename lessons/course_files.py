@@ -28,6 +28,8 @@ CHAPTER_KEYS = {
     "estimated_minutes": int,
     "objectives": list,
 }
+#: Keys a chapter may have: ``steps`` names the sections its steps begin with (lessons/steps.py).
+CHAPTER_OPTIONAL_KEYS = {"steps": list}
 COURSE_KEYS = {"title": str, "slug": str, "language": str}
 #: Keys a course.md may have: ``translation_of`` names the slug of the course this one translates.
 COURSE_OPTIONAL_KEYS = {"translation_of": str}
@@ -173,5 +175,6 @@ def parse_course(text: str, *, file: str = "course.md") -> ParsedCourse:
 def chapter_source_compose(meta: Mapping[str, Any], body: str) -> str:
     """A chapter file from its front matter fields and Markdown body, keys in the documented order."""
     ordered = {key: meta[key] for key in CHAPTER_KEYS if key in meta}
+    ordered.update({key: meta[key] for key in CHAPTER_OPTIONAL_KEYS if meta.get(key)})
     front = yaml.safe_dump(ordered, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1000)
     return f"---\n{front}---\n{body.lstrip(chr(10))}" if body.strip() else f"---\n{front}---\n"

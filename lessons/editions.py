@@ -18,6 +18,7 @@ from .course_io import CourseFolder
 from .models import Chapter, Course
 from .rendering import section_headings
 from .selectors import course_editions
+from .steps import chapter_steps
 
 
 def course_for_language(*, course: Course, language: str) -> Course:
@@ -103,6 +104,11 @@ def translation_problems(*, original: CourseFolder, translation: CourseFolder, n
                     f"sections differ from the original's (h2/h3 in order: {_levels(my_levels)} here, {_levels(their_levels)} there)",
                 )
             )
+        my_steps = [step.section + 1 for step in chapter_steps(mine.meta, mine.body)]
+        their_steps = [step.section + 1 for step in chapter_steps(other.meta, other.body)]
+        if my_steps != their_steps:
+            message = f"steps begin at headings {my_steps} here and {their_steps} in the original (h2/h3 counted in order)"
+            problems.append(FormatProblem(filename, 2, message))
     return problems
 
 

@@ -61,6 +61,7 @@ ALLOWED_ATTRIBUTES = {
     "*": {"class", "title", "lang"},
     "a": {"href", "id"},
     "img": {"src", "alt", "width", "height", "loading"},
+    "details": {"id", "open"},
     "input": {"type", "checked", "disabled"},
     **{heading: {"id"} for heading in ("h2", "h3", "h4", "h5", "h6")},
     "li": {"id"},

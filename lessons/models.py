@@ -121,6 +121,24 @@ class ChapterRead(models.Model):
         return f"{self.user_id} read {self.course_family}/{self.chapter_slug}"
 
 
+class StepDone(models.Model):
+    """The learner passed this step of a chapter (lessons/steps.py), in whichever edition: steps are numbered alike."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="steps_done")
+    course_family = models.SlugField(help_text="the course family: the original course's slug")
+    chapter_slug = models.SlugField(help_text="the chapter's slug, the same in every edition")
+    step = models.PositiveSmallIntegerField(help_text="1-based, as shown")
+    done_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "course_family", "chapter_slug", "step"], name="step_done_once_per_family")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} passed step {self.step} of {self.course_family}/{self.chapter_slug}"
+
+
 class ReadingPosition(models.Model):
     """Where a learner last was in a course, in whichever edition: the chapter and the section.
 

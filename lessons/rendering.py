@@ -10,7 +10,7 @@ import functools
 import hashlib
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +30,10 @@ from pygments.util import ClassNotFound
 
 from .chapter_parsing import parse_cell_info, parse_terminal_info
 from .html_safety import sanitize
+from .steps import RenderedStep, chapter_steps, steps_wrap
 
 #: Bump when the output changes shape, so cached pages are rebuilt.
-RENDER_VERSION = "7"
+RENDER_VERSION = "8"
 CACHE_SECONDS = 24 * 3600
 
 _FORMATTER = HtmlFormatter(nowrap=True)
@@ -59,6 +60,7 @@ class TocEntry:
 class RenderedChapter:
     html: str
     toc: tuple[Heading, ...]
+    steps: tuple[RenderedStep, ...] = ()
 
     @property
     def toc_tree(self) -> tuple[TocEntry, ...]:
@@ -258,11 +260,14 @@ def markdown_render(
     asset_base: str = "",
     asset_sizes: Mapping[str, tuple[int, int]] | None = None,
     source_lines: bool = False,
+    steps: Sequence[str] = (),
+    minutes: int = 0,
 ) -> RenderedChapter:
     """Render a chapter body (front matter already removed). Never raises on odd Markdown.
 
     With ``source_lines`` every block carries ``data-line``, its first line in ``body``
     (1-based), so the editor can show the block under the cursor; learners' pages go without.
+    ``steps`` and ``minutes`` are the front matter's: each step is folded (lessons/steps.py).
     """
     md = _markdown()
     # The folds' labels are the page's chrome, in the UI language like its buttons.
@@ -276,19 +281,30 @@ def markdown_render(
     tokens = md.parse(body, env)
     if source_lines:
         _mark_source_lines(tokens)
-    return RenderedChapter(html=sanitize(md.renderer.render(tokens, md.options, env)), toc=_toc(tokens))
+    toc = _toc(tokens)
+    step_labels = {"step": gettext("Шаг {n} из {total}"), "minutes": gettext("~{minutes} мин")}
+    folded = steps_wrap(tokens, chapter_steps({"steps": steps, "estimated_minutes": minutes}, body), labels=step_labels)
+    return RenderedChapter(html=sanitize(md.renderer.render(tokens, md.options, env)), toc=toc, steps=folded)
 
 
 def markdown_render_cached(
-    body: str, *, broker: str = "", asset_base: str = "", asset_sizes: Mapping[str, tuple[int, int]] | None = None
+    body: str,
+    *,
+    broker: str = "",
+    asset_base: str = "",
+    asset_sizes: Mapping[str, tuple[int, int]] | None = None,
+    steps: Sequence[str] = (),
+    minutes: int = 0,
 ) -> RenderedChapter:
     """The same, cached by the content itself: a changed chapter has a new key, so no stale page."""
     sizes = sorted((asset_sizes or {}).items())
-    digest = hashlib.sha256(f"{RENDER_VERSION}\0{get_language()}\0{broker}\0{asset_base}\0{sizes}\0{body}".encode()).hexdigest()
-    key = f"chapter-html:{digest}"
+    content = f"{RENDER_VERSION}\0{get_language()}\0{broker}\0{asset_base}\0{sizes}\0{list(steps)}\0{minutes}\0{body}"
+    key = f"chapter-html:{hashlib.sha256(content.encode()).hexdigest()}"
     hit = cache.get(key)
     if hit is not None:
-        return RenderedChapter(html=hit["html"], toc=tuple(Heading(**h) for h in hit["toc"]))
-    rendered = markdown_render(body, broker=broker, asset_base=asset_base, asset_sizes=asset_sizes)
-    cache.set(key, {"html": rendered.html, "toc": [h.__dict__ for h in rendered.toc]}, CACHE_SECONDS)
+        toc = tuple(Heading(**h) for h in hit["toc"])
+        return RenderedChapter(html=hit["html"], toc=toc, steps=tuple(RenderedStep(**s) for s in hit["steps"]))
+    rendered = markdown_render(body, broker=broker, asset_base=asset_base, asset_sizes=asset_sizes, steps=steps, minutes=minutes)
+    value = {"html": rendered.html, "toc": [h.__dict__ for h in rendered.toc], "steps": [s.__dict__ for s in rendered.steps]}
+    cache.set(key, value, CACHE_SECONDS)
     return rendered

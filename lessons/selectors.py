@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse
 
 from .course_files import split_front_matter
-from .models import Cell, CellDraft, Chapter, ChapterRead, Course, ExerciseAttempt, ReadingPosition
+from .models import Cell, CellDraft, Chapter, ChapterRead, Course, ExerciseAttempt, ReadingPosition, StepDone
 from .rendering import RenderedChapter, markdown_render_cached
 
 
@@ -122,11 +122,12 @@ def reading_place(*, user: User | AnonymousUser, courses: list[Course]) -> Readi
 
 def chapter_rendered(*, chapter: Chapter) -> RenderedChapter:
     """The chapter's HTML and table of contents, from the render cache when unchanged."""
-    _meta, body, _line = split_front_matter(chapter.source, file=chapter.filename)
+    meta, body, _line = split_front_matter(chapter.source, file=chapter.filename)
     base = reverse("lessons:asset", kwargs={"course": chapter.course.slug, "path": "x"})[:-1]
     rows = chapter.course.assets.values_list("path", "width", "height")
     sizes = {path: (width, height) for path, width, height in rows if width and height}
-    return markdown_render_cached(body, broker=chapter.broker, asset_base=base, asset_sizes=sizes)
+    steps, minutes = meta.get("steps") or (), chapter.estimated_minutes
+    return markdown_render_cached(body, broker=chapter.broker, asset_base=base, asset_sizes=sizes, steps=steps, minutes=minutes)
 
 
 def chapter_neighbours(*, chapter: Chapter) -> tuple[Chapter | None, Chapter | None]:
@@ -165,6 +166,14 @@ def chapter_is_read(*, chapter: Chapter, user: User | AnonymousUser) -> bool:
         user.is_authenticated
         and ChapterRead.objects.filter(user=user, course_family=chapter.course.family, chapter_slug=chapter.slug).exists()
     )
+
+
+def chapter_steps_done(*, chapter: Chapter, user: User | AnonymousUser) -> list[int]:
+    """The steps of this chapter the learner has passed, in this edition or another (numbers, 1-based)."""
+    if not user.is_authenticated:
+        return []
+    done = StepDone.objects.filter(user=user, course_family=chapter.course.family, chapter_slug=chapter.slug)
+    return sorted(done.values_list("step", flat=True))
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,13 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.utils.translation import gettext_lazy as _
 
-from .models import CellDraft, Chapter, ChapterRead, ExerciseAttempt, ReadingPosition
-from .selectors import ExerciseRef, chapter_rendered
+from .models import CellDraft, Chapter, ChapterRead, ExerciseAttempt, ReadingPosition, StepDone
+from .selectors import ExerciseRef, chapter_rendered, chapter_steps_done
 
 MAX_DRAFT_CHARS = 100_000
 DRAFT_TOO_LONG = _("Код ячейки длиннее 100 000 символов и не сохранён.")
 UNKNOWN_CELL = _("В этой главе нет такой ячейки.")
+UNKNOWN_STEP = _("В этой главе нет такого шага.")
 
 
 class LessonError(Exception):
@@ -31,6 +32,26 @@ def chapter_mark_read(*, user: User, chapter: Chapter, read: bool = True) -> boo
     else:
         ChapterRead.objects.filter(**key).delete()
     return read
+
+
+def step_mark_done(*, user: User, chapter: Chapter, step: int, done: bool = True) -> tuple[list[int], bool]:
+    """Record (or undo) that the learner passed a step; the last of them passed marks the chapter read.
+
+    Returns the steps passed and whether the chapter is read now.
+    """
+    total = len(chapter_rendered(chapter=chapter).steps)
+    if not 1 <= step <= total:
+        raise LessonError(str(UNKNOWN_STEP))
+    key: dict[str, Any] = {"user": user, "course_family": chapter.course.family, "chapter_slug": chapter.slug, "step": step}
+    if done:
+        StepDone.objects.get_or_create(**key)
+    else:
+        StepDone.objects.filter(**key).delete()
+    passed = chapter_steps_done(chapter=chapter, user=user)
+    read_key: dict[str, Any] = {"user": user, "course_family": chapter.course.family, "chapter_slug": chapter.slug}
+    if done and len(passed) == total:
+        ChapterRead.objects.get_or_create(**read_key)
+    return passed, ChapterRead.objects.filter(**read_key).exists()
 
 
 def reading_position_save(*, user: User, chapter: Chapter, anchor: str) -> ReadingPosition:

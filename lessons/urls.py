@@ -12,5 +12,6 @@ urlpatterns = [
     path("courses/<slug:course>/<slug:chapter>/", views.chapter_page, name="chapter"),
     path("courses/<slug:course>/<slug:chapter>/read", views.chapter_read, name="chapter_read"),
     path("courses/<slug:course>/<slug:chapter>/position", views.chapter_position, name="chapter_position"),
+    path("courses/<slug:course>/<slug:chapter>/steps/<int:step>", views.chapter_step, name="chapter_step"),
     path("courses/<slug:course>/<slug:chapter>/cells/<slug:cell>/draft", views.cell_draft, name="cell_draft"),
 ]

@@ -103,6 +103,12 @@ def chapter_page(request: HttpRequest, course: str, chapter: str) -> HttpRespons
         "previous": previous,
         "next": following,
         "is_read": selectors.chapter_is_read(chapter=chapter_obj, user=request.user),
+        "steps": {
+            "done": selectors.chapter_steps_done(chapter=chapter_obj, user=request.user),
+            "url": reverse(
+                "lessons:chapter_step", kwargs={"course": chapter_obj.course.slug, "chapter": chapter_obj.slug, "step": 0}
+            )[:-1],
+        },
         "cells": selectors.chapter_cells_for(chapter=chapter_obj, user=request.user),
         "exercises": selectors.chapter_exercises_for(chapter=chapter_obj, user=request.user),
         "editions": selectors.course_other_editions(course=chapter_obj.course),
@@ -132,6 +138,19 @@ def chapter_read(request: AuthenticatedRequest, course: str, chapter: str) -> Ht
     if request.headers.get("Accept", "").startswith("application/json"):
         return JsonResponse({"read": read})
     return redirect("lessons:chapter", course=course, chapter=chapter)
+
+
+@login_required
+@require_POST
+def chapter_step(request: AuthenticatedRequest, course: str, chapter: str, step: int) -> JsonResponse:
+    """Pass (``done=1``) or un-pass (``done=0``) a step; answers the steps passed and whether the chapter is read."""
+    try:
+        passed, read = services.step_mark_done(
+            user=request.user, chapter=_chapter(course, chapter), step=step, done=request.POST.get("done", "1") != "0"
+        )
+    except services.LessonError as exc:
+        return JsonResponse({"error": str(exc)}, status=404)
+    return JsonResponse({"done": passed, "read": read})
 
 
 @login_required

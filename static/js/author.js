@@ -213,10 +213,12 @@ if (root) {
   let lastConflict = null;
   let cursorLine = 1;
 
+  // Fields that hold a list, one item per line (objectives, the headings steps begin with).
+  const LIST_FIELDS = new Set(["objectives", "steps"]);
   function fillMeta(values) {
     for (const input of metaInputs) {
       const v = values.meta[input.dataset.meta];
-      input.value = input.dataset.meta === "objectives" ? (v || []).join("\n") : v ?? "";
+      input.value = LIST_FIELDS.has(input.dataset.meta) ? (v || []).join("\n") : v ?? "";
     }
   }
   // The page comes with the fields and the text filled in (editor.html); the code editor
@@ -232,7 +234,7 @@ if (root) {
     const meta = {};
     for (const input of metaInputs) {
       const key = input.dataset.meta;
-      meta[key] = key === "objectives" ? input.value.split("\n").map((s) => s.trim()).filter(Boolean) : input.value;
+      meta[key] = LIST_FIELDS.has(key) ? input.value.split("\n").map((s) => s.trim()).filter(Boolean) : input.value;
     }
     return { meta, body: editor.value, revision, asset_base: assetBase };
   }

@@ -95,6 +95,9 @@ async function markRead(read, { automatic = false } = {}) {
   }
 }
 
+// The last step passed (steps.js) marks the chapter read on the server.
+document.addEventListener("chapter:read", () => showRead(true));
+
 for (const form of readForms) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
