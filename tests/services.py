@@ -346,6 +346,17 @@ def asgi_server(redis_server: str, django_db_setup, django_db_blocker) -> Iterat
     service.stop()
 
 
+def pytest_configure(config) -> None:
+    """A SIGTERM (a CI timeout, ``timeout``, ``kill``) ends the run as Ctrl+C does: pytest then tears its
+    fixtures down, so the Postgres, Redis, Celery worker, ASGI server and sandbox units it started stop
+    with it. Left to the default action, the run died at once and they all outlived it."""
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}: ending the run, stopping its services")
+
+    signal.signal(signal.SIGTERM, interrupted)
+
+
 def pytest_sessionfinish(session, exitstatus) -> None:
     if os.environ.get("BA_KEEP_TEST_DIR"):
         print(f"\nservice logs kept in {RUN_DIR}")
