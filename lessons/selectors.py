@@ -6,6 +6,7 @@ editions of a course show the same chapters read, exercises passed and drafts.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -23,6 +24,8 @@ class ChapterLine:
     read: bool
     exercises_total: int
     exercises_passed: int
+    steps_total: int = 0
+    steps_passed: int = 0
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ def course_outline(*, course: Course, user: User | AnonymousUser) -> CourseOutli
     chapters = list(chapters_published(course=course).prefetch_related("exercises"))
     read: set[str] = set()
     passed: set[tuple[str, str]] = set()
+    steps_done: Iterable[tuple[str, int]] = ()
     if user.is_authenticated:
         read = set(ChapterRead.objects.filter(user=user, course_family=course.family).values_list("chapter_slug", flat=True))
         passed = set(
@@ -60,11 +64,14 @@ def course_outline(*, course: Course, user: User | AnonymousUser) -> CourseOutli
                 "chapter_slug", "exercise_key"
             )
         )
+        steps_done = list(StepDone.objects.filter(user=user, course_family=course.family).values_list("chapter_slug", "step"))
     lines = []
     for chapter in chapters:
         keys = [e.key for e in chapter.exercises.all()]
         done = sum((chapter.slug, key) in passed for key in keys)
-        lines.append(ChapterLine(chapter, chapter.slug in read, len(keys), done))
+        steps = len(split_front_matter(chapter.source, file=chapter.filename)[0].get("steps") or ())
+        passed_steps = sum(1 for slug, step in steps_done if slug == chapter.slug and step <= steps) if steps else 0
+        lines.append(ChapterLine(chapter, chapter.slug in read, len(keys), done, steps, passed_steps))
     return CourseOutline(
         course=course,
         chapters=tuple(lines),

@@ -128,6 +128,8 @@ def test_passing_steps_is_kept_and_the_last_one_marks_the_chapter_read(client, l
     )
     assert state["done"] == [1, 2] and url.startswith(state["url"])
     assert "Пройдено шагов: 2 из 3" in page.content.decode()
+    course_page = client.get(reverse("lessons:course", args=[stepped_course.slug])).content.decode()
+    assert '<span data-testid="chapter-steps">шаги: 2/3</span>' in course_page
     assert client.post(url[:-1] + "3").json() == {"done": [1, 2, 3], "read": True}
     assert ChapterRead.objects.filter(user=learner, chapter_slug="stepped").exists()
     assert client.post(url, {"done": "0"}).json() == {"done": [1, 3], "read": True}
