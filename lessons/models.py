@@ -127,7 +127,9 @@ class StepDone(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="steps_done")
     course_family = models.SlugField(help_text="the course family: the original course's slug")
     chapter_slug = models.SlugField(help_text="the chapter's slug, the same in every edition")
-    step = models.PositiveSmallIntegerField(help_text="1-based, as shown")
+    # The place of the step's first heading among the chapter's h2/h3 (lessons.steps.RenderedStep.section),
+    # not its number: a step inserted before it leaves it passed, and every edition has it at the same place.
+    step = models.PositiveSmallIntegerField(help_text="the step's first heading, counted among h2/h3 from 0")
     done_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

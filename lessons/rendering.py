@@ -33,7 +33,7 @@ from .html_safety import sanitize
 from .steps import RenderedStep, chapter_steps, steps_wrap
 
 #: Bump when the output changes shape, so cached pages are rebuilt.
-RENDER_VERSION = "8"
+RENDER_VERSION = "9"
 CACHE_SECONDS = 24 * 3600
 
 _FORMATTER = HtmlFormatter(nowrap=True)

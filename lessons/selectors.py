@@ -69,9 +69,11 @@ def course_outline(*, course: Course, user: User | AnonymousUser) -> CourseOutli
     for chapter in chapters:
         keys = [e.key for e in chapter.exercises.all()]
         done = sum((chapter.slug, key) in passed for key in keys)
-        steps = len(split_front_matter(chapter.source, file=chapter.filename)[0].get("steps") or ())
-        passed_steps = sum(1 for slug, step in steps_done if slug == chapter.slug and step <= steps) if steps else 0
-        lines.append(ChapterLine(chapter, chapter.slug in read, len(keys), done, steps, passed_steps))
+        steps = chapter_rendered(chapter=chapter).steps if "\nsteps:" in chapter.source else ()
+        places = {place for slug, place in steps_done if slug == chapter.slug}
+        lines.append(
+            ChapterLine(chapter, chapter.slug in read, len(keys), done, len(steps), sum(s.section in places for s in steps))
+        )
     return CourseOutline(
         course=course,
         chapters=tuple(lines),
@@ -176,11 +178,12 @@ def chapter_is_read(*, chapter: Chapter, user: User | AnonymousUser) -> bool:
 
 
 def chapter_steps_done(*, chapter: Chapter, user: User | AnonymousUser) -> list[int]:
-    """The steps of this chapter the learner has passed, in this edition or another (numbers, 1-based)."""
+    """The numbers (1-based, as shown) of this chapter's steps the learner has passed, in this edition or another."""
     if not user.is_authenticated:
         return []
     done = StepDone.objects.filter(user=user, course_family=chapter.course.family, chapter_slug=chapter.slug)
-    return sorted(done.values_list("step", flat=True))
+    places = set(done.values_list("step", flat=True))
+    return [step.number for step in chapter_rendered(chapter=chapter).steps if step.section in places]
 
 
 @dataclass(frozen=True)

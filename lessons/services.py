@@ -35,14 +35,16 @@ def chapter_mark_read(*, user: User, chapter: Chapter, read: bool = True) -> boo
 
 
 def step_mark_done(*, user: User, chapter: Chapter, step: int, done: bool = True) -> tuple[list[int], bool]:
-    """Record (or undo) that the learner passed a step; the last of them passed marks the chapter read.
+    """Record (or undo) that the learner passed step number ``step``; the last of them passed marks the chapter read.
 
     Returns the steps passed and whether the chapter is read now.
     """
-    total = len(chapter_rendered(chapter=chapter).steps)
+    steps = chapter_rendered(chapter=chapter).steps
+    total = len(steps)
     if not 1 <= step <= total:
         raise LessonError(str(UNKNOWN_STEP))
-    key: dict[str, Any] = {"user": user, "course_family": chapter.course.family, "chapter_slug": chapter.slug, "step": step}
+    place = steps[step - 1].section
+    key: dict[str, Any] = {"user": user, "course_family": chapter.course.family, "chapter_slug": chapter.slug, "step": place}
     if done:
         StepDone.objects.get_or_create(**key)
     else:

@@ -136,12 +136,15 @@ def step_problems(meta: dict[str, Any], body: str, *, file: str, body_line: int)
 
 @dataclass(frozen=True)
 class RenderedStep:
-    """A step as the page shows it: its number, title as read, minutes and the anchor of its heading."""
+    """A step as the page shows it: its number, title as read, minutes, the anchor of its heading, and
+    that heading's place among the chapter's h2/h3 (what progress is kept by: a step inserted before it
+    does not move it, and every edition has it at the same place)."""
 
     number: int
     title: str
     minutes: int
     anchor: str
+    section: int = 0
 
 
 def steps_wrap(tokens: list[Token], steps: tuple[Step, ...], *, labels: dict[str, str]) -> tuple[RenderedStep, ...]:
@@ -176,4 +179,6 @@ def steps_wrap(tokens: list[Token], steps: tuple[Step, ...], *, labels: dict[str
         opening.content = f'<details class="step" id="step-{n}" data-step="{n}" open><summary class="step-bar">{bar}</summary>\n'
         tokens.insert(index, opening)
         end = index
-    return tuple(RenderedStep(n, plain, step.minutes, anchor) for n, (_i, step, plain, anchor) in enumerate(found, start=1))
+    return tuple(
+        RenderedStep(n, plain, step.minutes, anchor, step.section) for n, (_i, step, plain, anchor) in enumerate(found, start=1)
+    )

@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("course_family", models.SlugField(help_text="the course family: the original course's slug")),
                 ("chapter_slug", models.SlugField(help_text="the chapter's slug, the same in every edition")),
-                ("step", models.PositiveSmallIntegerField(help_text="1-based, as shown")),
+                ("step", models.PositiveSmallIntegerField(help_text="the step's first heading, counted among h2/h3 from 0")),
                 ("done_at", models.DateTimeField(auto_now_add=True)),
                 (
                     "user",

@@ -166,3 +166,24 @@ def test_the_editor_opens_with_the_steps_and_a_save_keeps_them(client, instructo
     from lessons.selectors import chapter_rendered
 
     assert [s.title for s in chapter_rendered(chapter=chapter).steps] == ["Первый раздел", "Второй раздел"]
+
+
+@pytest.mark.django_db
+def test_a_step_inserted_before_a_passed_one_leaves_it_passed(client, learner, tmp_path):
+    folder = tmp_path / "course"
+    shutil.copytree(FIXTURES / "course-mini", folder)
+    stepped = folder / "4-steps.md"
+    text = (
+        chapter(40, ["Первый раздел", "Второй раздел"], BODY)
+        .replace("slug: t\n", "slug: stepped\n")
+        .replace("order: 1", "order: 4")
+    )
+    stepped.write_text(text)
+    course = course_import(directory=folder)
+    client.force_login(learner)
+    assert client.post(reverse("lessons:chapter_step", args=[course.slug, "stepped", 2])).json()["done"] == [2]
+    stepped.write_text(text.replace('  - "Второй раздел"\n', '  - "Подраздел"\n  - "Второй раздел"\n'))
+    course_import(directory=folder)
+    page = client.get(reverse("lessons:chapter", args=[course.slug, "stepped"])).content.decode()
+    state = json.loads(re.search(r'<script id="chapter-steps" type="application/json">(.*?)</script>', page).group(1))
+    assert state["done"] == [3]  # "Второй раздел" is the third step now, and still passed
