@@ -6,18 +6,14 @@
 import { gettext } from "./i18n.js";
 import { live } from "./live.js";
 import { button, el } from "./dom.js";
+import { csrfToken } from "./csrf.js";
 
 const root = document.querySelector("[data-editor]");
-
-function csrf() {
-  const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
-  return m ? decodeURIComponent(m[1]) : "";
-}
 
 async function postJSON(url, data) {
   const response = await fetch(url, {
     method: "POST",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
     body: JSON.stringify(data),
     credentials: "same-origin",
   });

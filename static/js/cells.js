@@ -8,6 +8,7 @@ import { LANG, gettext, ngettext, pgettext, formatDuration } from "./i18n.js";
 import { el, icon } from "./dom.js";
 import { hintNode } from "./cell-hints.js";
 import { keep, recall, forget } from "./keep.js";
+import { csrfToken } from "./csrf.js";
 
 const article = document.querySelector("article.chapter");
 const panel = document.querySelector("[data-live-panel]");
@@ -55,11 +56,6 @@ function button(className, label, iconName, title) {
   if (label) node.append(el("span", "label", label));
   if (title) node.title = title;
   return node;
-}
-
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
 }
 
 let runCounter = 0;

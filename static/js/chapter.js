@@ -1,6 +1,7 @@
 // Chapter page: reading progress bar, copy buttons, mark-as-read (from the header, or by reaching
 // the end), and the section being read, for "continue where you left off" (hints: hints.js).
 import { gettext } from "./i18n.js";
+import { csrfToken } from "./csrf.js";
 
 const bar = document.querySelector(".reading-progress-bar");
 const article = document.querySelector("article.chapter");
@@ -40,12 +41,6 @@ for (const pre of document.querySelectorAll(".chapter-body pre")) {
 // after the text. Reaching the end by scrolling also counts as reading it: the end seen on
 // arrival (a short chapter, a link to the last section) does not, and neither does coming back
 // to the end after the learner took the mark off on this page.
-
-function csrfToken() {
-  const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
-  if (m) return decodeURIComponent(m[1]);
-  return document.querySelector("[data-mark-read] input[name=csrfmiddlewaretoken]")?.value || "";
-}
 
 const readForms = [...document.querySelectorAll("form[data-mark-read]")];
 let isRead = readForms[0]?.querySelector("input[name=read]").value === "0";

@@ -3,16 +3,11 @@
 // it, folds it and opens the next; a link into a folded step (the steps list, the contents, a
 // #section in the address) opens it first. The last step passed marks the chapter read.
 import { gettext } from "./i18n.js";
+import { csrfToken } from "./csrf.js";
 
 const state = JSON.parse(document.getElementById("chapter-steps")?.textContent || "null");
 const steps = [...document.querySelectorAll("details.step")];
 const signedIn = document.querySelector("[data-live-panel][data-user]") !== null;
-
-function csrfToken() {
-  const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
-  if (m) return decodeURIComponent(m[1]);
-  return document.querySelector("input[name=csrfmiddlewaretoken]")?.value || "";
-}
 
 function stepOf(element) {
   return element?.closest?.("details.step") || null;
