@@ -16,6 +16,7 @@ from django.urls import reverse
 from .course_files import split_front_matter
 from .models import Cell, CellDraft, Chapter, ChapterRead, Course, ExerciseAttempt, ReadingPosition, StepDone
 from .rendering import RenderedChapter, markdown_render_cached
+from .steps import RenderedStep
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ def course_outline(*, course: Course, user: User | AnonymousUser) -> CourseOutli
     for chapter in chapters:
         keys = [e.key for e in chapter.exercises.all()]
         done = sum((chapter.slug, key) in passed for key in keys)
-        steps = chapter_rendered(chapter=chapter).steps if "\nsteps:" in chapter.source else ()
+        has_steps = bool(split_front_matter(chapter.source, file=chapter.filename)[0].get("steps"))
+        steps = chapter_rendered(chapter=chapter).steps if has_steps else ()
         places = {place for slug, place in steps_done if slug == chapter.slug}
         lines.append(
             ChapterLine(chapter, chapter.slug in read, len(keys), done, len(steps), sum(s.section in places for s in steps))
@@ -177,13 +179,19 @@ def chapter_is_read(*, chapter: Chapter, user: User | AnonymousUser) -> bool:
     )
 
 
-def chapter_steps_done(*, chapter: Chapter, user: User | AnonymousUser) -> list[int]:
-    """The numbers (1-based, as shown) of this chapter's steps the learner has passed, in this edition or another."""
+def chapter_steps_done(
+    *, chapter: Chapter, user: User | AnonymousUser, steps: tuple[RenderedStep, ...] | None = None
+) -> list[int]:
+    """The numbers (1-based, as shown) of this chapter's steps the learner has passed, in this edition or another.
+
+    ``steps`` are the chapter's rendered steps, for a caller that has them already.
+    """
     if not user.is_authenticated:
         return []
     done = StepDone.objects.filter(user=user, course_family=chapter.course.family, chapter_slug=chapter.slug)
     places = set(done.values_list("step", flat=True))
-    return [step.number for step in chapter_rendered(chapter=chapter).steps if step.section in places]
+    steps = chapter_rendered(chapter=chapter).steps if steps is None else steps
+    return [step.number for step in steps if step.section in places]
 
 
 @dataclass(frozen=True)

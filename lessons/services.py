@@ -49,7 +49,7 @@ def step_mark_done(*, user: User, chapter: Chapter, step: int, done: bool = True
         StepDone.objects.get_or_create(**key)
     else:
         StepDone.objects.filter(**key).delete()
-    passed = chapter_steps_done(chapter=chapter, user=user)
+    passed = chapter_steps_done(chapter=chapter, user=user, steps=steps)
     read_key: dict[str, Any] = {"user": user, "course_family": chapter.course.family, "chapter_slug": chapter.slug}
     if done and len(passed) == total:
         ChapterRead.objects.get_or_create(**read_key)

@@ -104,7 +104,7 @@ def chapter_page(request: HttpRequest, course: str, chapter: str) -> HttpRespons
         "next": following,
         "is_read": selectors.chapter_is_read(chapter=chapter_obj, user=request.user),
         "steps": {
-            "done": selectors.chapter_steps_done(chapter=chapter_obj, user=request.user),
+            "done": selectors.chapter_steps_done(chapter=chapter_obj, user=request.user, steps=rendered.steps),
             "url": reverse(
                 "lessons:chapter_step", kwargs={"course": chapter_obj.course.slug, "chapter": chapter_obj.slug, "step": 0}
             )[:-1],
