@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandboxes.brokers.tap import tap_watching
+
 from .cell_process import CellProcess, alive
 from .cell_program import RUNNER
 from .cell_template_client import Template, TemplateGone, TemplateRun
@@ -37,6 +39,9 @@ OutputCallback = Callable[[dict[str, Any]], Awaitable[None]]
 OUTPUT_EVERY_S = 0.1
 #: How long a finished run's output may take to reach its end once nothing of the run should be left.
 PUMPS_END_S = 5
+#: How long a run waits for the unit's tap to watch its broker (tap.py: a firehose or a subscription has
+#: no past, so what a run publishes before it would never reach the page); then it runs anyway.
+TAP_WAIT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,7 @@ class CellRunner:
         self._lock = asyncio.Lock()
         self.current: CellProcess | TemplateRun | None = None
         self._terminals: set[int] = set()
+        self._tap_waited = False
 
     def argv(
         self, hint_fd: int = -1, *, command: list[str] | None = None, seccomp_fd: int | None = None, isolated: bool = False
@@ -200,6 +206,7 @@ class CellRunner:
         async with self._lock:
             if stop is not None and stop.is_set():
                 return CellResult(-9, "interrupted", 0, False)
+            await self._until_tap_watches()
             source = code.encode("utf-8", "replace")
             cell = await (self._spawn(isolated=True) if check else self._start(source))
             self.current = cell
@@ -251,6 +258,16 @@ class CellRunner:
                 hint = None  # a mistake the cell handled itself (a logged retry, say) needs no hint
             asyncio.get_running_loop().create_task(self.prewarm())
             return CellResult(status, reason, int((time.monotonic() - started) * 1000), window.cut, hint)
+
+    async def _until_tap_watches(self) -> None:
+        """Hold a run until the tap sees the broker's traffic: only the first run after a start waits, and once
+        (a tap that cannot reach its broker does not cost every run the wait)."""
+        if self._tap_waited:
+            return
+        deadline = time.monotonic() + TAP_WAIT_S
+        while not tap_watching() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        self._tap_waited = True
 
     @staticmethod
     async def _stop_on(stop: asyncio.Event, cell: CellProcess | TemplateRun, interrupted: asyncio.Event) -> None:

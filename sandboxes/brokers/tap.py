@@ -31,6 +31,22 @@ def broker_ready_mark() -> None:
     _ready_at_ms = int(time.time() * 1000)
 
 
+#: Set once the tap sees what the broker does from now on (bound, subscribed, or counting from the ready
+#: mark). A tap without a past (RabbitMQ's firehose, NATS's subscription) would miss a publish made before
+#: it, so the agent holds a run until then (``tap_watching_wait``), at most a few seconds.
+_watching = threading.Event()
+
+
+def tap_watching_mark() -> None:
+    """The tap sees the broker's traffic from here on: runs need not wait for it any longer."""
+    _watching.set()
+
+
+def tap_watching() -> bool:
+    """Whether runs may begin: the tap watches, or this process started no tap (no ready mark)."""
+    return _ready_at_ms is None or _watching.is_set()
+
+
 def broker_ready_at_ms() -> int:
     """When the broker became ready (or now, for a tap made outside an agent)."""
     return _ready_at_ms if _ready_at_ms is not None else int(time.time() * 1000)
@@ -66,6 +82,10 @@ class ReconnectingTap(ABC):
     """
 
     broker: ClassVar[str]
+    #: Once :meth:`connect` returns, the tap sees what the broker does from then on (it counts from the
+    #: ready mark, or subscribed in ``connect``). A tap that binds or subscribes in :meth:`watch` sets this
+    #: False and calls :func:`tap_watching_mark` itself once it does.
+    watches_on_connect: ClassVar[bool] = True
 
     def __init__(self, *, host: str, ports: Mapping[str, int], emit: Emit, stop: threading.Event) -> None:
         self.host, self.ports, self.emit, self.stop = host, ports, emit, stop
@@ -95,6 +115,8 @@ class ReconnectingTap(ABC):
                     return
                 continue
             backoff.reset()
+            if self.watches_on_connect:
+                tap_watching_mark()
             try:
                 self.watch()
             except Exception as exc:

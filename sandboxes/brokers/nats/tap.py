@@ -11,7 +11,7 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sandboxes.brokers.tap import ReconnectingTap, not_shown
+from sandboxes.brokers.tap import ReconnectingTap, not_shown, tap_watching_mark
 from sandboxes.events import Event
 
 logger = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class NatsTap(ReconnectingTap):
     """The tap's state: positions of consumers and recently stored messages, on an event loop of its own."""
 
     broker: ClassVar[str] = "nats"
+    watches_on_connect: ClassVar[bool] = False  # a subscription has no past: it marks itself once the server has it
     loop: asyncio.AbstractEventLoop | None = None
     nc: Any = None
 
@@ -126,6 +127,8 @@ class NatsTap(ReconnectingTap):
             pending_msgs_limit=65536,
             pending_bytes_limit=64 * 1024 * 1024,
         )
+        await nc.flush(timeout=2)  # the server has the subscription: what is published from here on reaches it
+        tap_watching_mark()
         self.positions.clear()
         first = True
         while not self.stop.is_set() and not nc.is_closed:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sandboxes.brokers.base import Emit
-from sandboxes.brokers.tap import ReconnectingTap
+from sandboxes.brokers.tap import ReconnectingTap, tap_watching_mark
 from sandboxes.events import Direction, Event
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class RabbitMQTap(ReconnectingTap):
     """One exclusive queue bound to the firehose and the event exchange, consumed until the connection fails."""
 
     broker: ClassVar[str] = "rabbitmq"
+    watches_on_connect: ClassVar[bool] = False  # the firehose has no past: a publish before the bind is lost
     conn: Any = None
 
     def __init__(self, *, announced: Announced, **kwargs: Any) -> None:
@@ -91,6 +92,7 @@ class RabbitMQTap(ReconnectingTap):
         channel.queue_bind(queue, TRACE_EXCHANGE, "#")
         for key in EVENT_KEYS:
             channel.queue_bind(queue, EVENT_EXCHANGE, key)
+        tap_watching_mark()
 
         def on_message(_ch: Any, method: Any, props: Any, body: bytes) -> None:
             if method.exchange == EVENT_EXCHANGE:
