@@ -11,6 +11,7 @@ solution typed in the terminal, nor one of its commands or options (``nats consu
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import re
 import shlex
@@ -63,6 +64,13 @@ def solution_fragments(solution: str, *, shell: bool = False) -> dict[str, str]:
     Its code lines, and the calls it makes (``admin.create_topics(``); of shell commands
     (``shell``: a solution typed in the terminal), the commands and their options.
     """
+    return dict(_solution_fragments(solution, shell))
+
+
+@functools.lru_cache(maxsize=256)
+def _solution_fragments(solution: str, shell: bool) -> tuple[tuple[str, str], ...]:
+    """solution_fragments, kept: a check's every reason is held against the same solution (a course's
+    import compares hundreds)."""
     fragments: dict[str, str] = {}
     for raw in solution.splitlines():
         normal = _normal(raw)
@@ -71,18 +79,20 @@ def solution_fragments(solution: str, *, shell: bool = False) -> dict[str, str]:
     if shell:
         for piece in _shell_fragments(solution):
             fragments.setdefault(_normal(piece), piece)
-        return fragments
+        return tuple(fragments.items())
     try:
         tree = ast.parse(solution)
     except SyntaxError:
-        return fragments
+        return tuple(fragments.items())
+    lines = [line.encode() for line in solution.splitlines(keepends=True)]  # ast's columns count UTF-8 bytes
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            name = ast.get_source_segment(solution, node.func) or ""
+        if isinstance(node, ast.Call) and node.func.lineno == node.func.end_lineno:
+            line = lines[node.func.lineno - 1]
+            name = line[node.func.col_offset : node.func.end_col_offset].decode(errors="replace")
             # Methods and constructors: print(, len( and the like are no one's solution.
             if _CALL_NAME.match(name):
                 fragments.setdefault(_normal(name) + "(", name + "(")
-    return fragments
+    return tuple(fragments.items())
 
 
 def reason_leaks(reason: str, solution: str, *, shell: bool = False) -> str | None:
