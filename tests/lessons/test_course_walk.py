@@ -19,7 +19,9 @@ chapter costs about as long as its longer edition, not as both.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import re
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -56,8 +58,11 @@ BY_CHAPTER: dict[str, list[tuple[str, str]]] = defaultdict(list)
 for _course, _filename in CHAPTERS:
     BY_CHAPTER[FOLDERS[_course].chapters[_filename][1].meta["slug"]].append((_course, _filename))
 WALKS = [(Path(editions[0][1]).stem, editions) for editions in BY_CHAPTER.values()]
-#: Broker kinds whose chapters walk one edition at a time (see the test).
+#: Broker kinds whose runs (and start) take turns between the editions walked at once: two three-broker
+#: clusters stopping and starting brokers at the same time were too much for two cores (one edition's
+#: client once could not bootstrap). The rest of such a chapter still walks its editions at once.
 SERIAL_BROKERS = {"kafka-cluster"}
+SERIAL_RUNS = threading.Lock()
 
 
 @dataclass
@@ -101,9 +106,11 @@ class Brokers:
             elif message.get("type") != "start":
                 setups[setup.key].append(str(message.get("text", "")))
 
-        sandbox = self.sandbox(course, cell.broker)
+        turn = SERIAL_RUNS if cell.broker in SERIAL_BROKERS else contextlib.nullcontext()
         try:
-            result = run(cell_runs.cell_run(sandbox=sandbox, cell=cell, op=op, on_output=collect, on_setup=collect_setup))
+            with turn:
+                sandbox = self.sandbox(course, cell.broker)
+                result = run(cell_runs.cell_run(sandbox=sandbox, cell=cell, op=op, on_output=collect, on_setup=collect_setup))
         except cell_runs.SetupFailed as failed:
             ran = "".join(setups[failed.setup.key])
             raise AssertionError(f"{failed}\nsetup {failed.setup.key} printed:\n{ran[-3000:]}") from failed
@@ -150,12 +157,7 @@ def expectation_problem(cell: ParsedCell, output: str) -> str | None:
 
 @pytest.mark.parametrize("editions", [editions for _, editions in WALKS], ids=[name for name, _ in WALKS])
 def test_the_chapter_runs_as_on_the_page_and_does_what_its_text_says(brokers, editions):
-    # Two three-broker clusters stopping and starting brokers at once were too much for two cores: one
-    # edition's client once could not bootstrap. A chapter that uses one walks its editions in turn.
-    clustered = any(
-        cell.broker in SERIAL_BROKERS for course, name in editions for cell in FOLDERS[course].chapters[name][1].cells
-    )
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1 if clustered else len(editions)) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(editions)) as pool:
         walks = {
             f"{course}/{filename}": pool.submit(walk_in_thread, brokers[course], course, filename)
             for course, filename in editions
