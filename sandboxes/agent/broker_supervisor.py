@@ -22,7 +22,7 @@ from sandboxes.brokers.base import BrokerKind, BrokerLimits, Site, stop_process_
 
 from . import fail_closed, mounts, protocol
 from .cells import UNIT_MARKER, CellLimits, CellRunner
-from .confinement import TMP_BYTES
+from .confinement import TMP_BYTES, checker_uid_for
 from .data_ownership import hand_over, take_back
 from .terminal import Terminals, write_tools
 
@@ -165,6 +165,7 @@ class BrokerSupervisor:
             env={**self.connection, UNIT_MARKER: self.unit_dir.name},
             limits=CellLimits(),
             uid=self.cell_uid,
+            checker_uid=checker_uid_for(self.cell_uid) if os.geteuid() == 0 else None,
             cgroup_procs=self.cells_cgroup,
             confinement=self.cell_confinement,
             tmp=cells_tmp,

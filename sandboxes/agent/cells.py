@@ -68,14 +68,18 @@ class CellRunner:
         tools: Path | None = None,
         read_only: tuple[str, ...] = (),
         preload: tuple[str, ...] = (),
+        checker_uid: int | None = None,
     ) -> None:
         """``tmp``: the unit's one /tmp (bubblewrap's mode); ``tools``: the folder of the broker's command-line
         tools (agent/terminal.py: write_tools), first on PATH, with ``read_only`` the host folders they need:
         cells and the terminal see the same /tmp and the same tools; ``preload``: the modules the template imports
-        (the broker kind's client libraries, BrokerKind.cell_preload)."""
+        (the broker kind's client libraries, BrokerKind.cell_preload); ``checker_uid``: the uid exercise checks
+        run as (confinement.checker_uid_for), out of reach of the cells' uid."""
         self.env = env
         self.limits = limits
-        self.walls = Confinement(limits=limits, uid=uid, cgroup_procs=cgroup_procs, mode=confinement, tmp=tmp)
+        self.walls = Confinement(
+            limits=limits, uid=uid, cgroup_procs=cgroup_procs, mode=confinement, tmp=tmp, checker_uid=checker_uid
+        )
         self.tools = tools
         self.read_only = read_only
         self.preload = list(preload)
@@ -95,7 +99,7 @@ class CellRunner:
         if command is None:
             flags = ["-I", "-u", "-B"] if isolated else ["-u", "-B"]
             command = [sys.executable, *flags, "-c", RUNNER, str(hint_fd), *self._variables()]
-        return self.walls.argv(command, read_only=self.read_only, seccomp_fd=seccomp_fd)
+        return self.walls.argv(command, read_only=self.read_only, seccomp_fd=seccomp_fd, checker=isolated)
 
     def environment(self) -> dict[str, str]:
         """What a cell's process and the terminal's shell start with: the connection variables, the tools first on PATH."""
@@ -283,6 +287,8 @@ class CellRunner:
             template = self._template
             kept = {template.process.pid} if template is not None and template.alive else set()
             kill_leftovers(uid=self.walls.uid, spare_sessions=spare | kept)
+            if self.walls.checker_uid is not None:
+                kill_leftovers(uid=self.walls.checker_uid, spare_sessions=set())  # a check's: nothing is spared
 
     @staticmethod
     async def _pump(

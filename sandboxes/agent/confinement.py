@@ -28,6 +28,17 @@ HOME = "/tmp"
 #: The cells' /tmp (and HOME) lives in memory, one per unit (agent/mounts.py); this bounds it.
 #: The Docker and Kubernetes backends give their containers' /tmp the same size.
 TMP_BYTES = 64 * 1024 * 1024
+#: An exercise's check runs as a uid of its own, this far above the cells' (theirs are 200,000-299,999 and
+#: their brokers' 300,000-399,999: backends/process.py): no process of the learner's can signal it, trace
+#: it or open its /proc files, even in a container where it shares their PID namespace.
+CHECKER_UID_OFFSET = 200_000
+#: A check's own /tmp under bubblewrap: it needs little, and sees nothing the learner wrote.
+CHECKER_TMP_BYTES = 8 * 1024 * 1024
+
+
+def checker_uid_for(cell_uid: int | None) -> int | None:
+    """The uid a unit's checks run as: another than its cells', never root; None when cells have no uid of their own."""
+    return None if not cell_uid else cell_uid + CHECKER_UID_OFFSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +71,8 @@ class Confinement:
     #: The unit's one /tmp (agent/mounts.py: make_cells_tmp), bound at /tmp and HOME under bubblewrap: what a
     #: run writes there the next run and the terminal see, until the unit stops. Required under bubblewrap.
     tmp: Path | None = None
+    #: The uid of the unit's exercise checks (checker_uid_for); None: they run as the cells' uid (a pod's one account).
+    checker_uid: int | None = None
 
     def needs_filter_fd(self) -> bool:
         """Whether argv() takes the seccomp filter as a pipe (bubblewrap's mode); see seccomp_fd()."""
@@ -69,12 +82,16 @@ class Confinement:
         """A pipe holding the filter for one spawn under bubblewrap (to pass and then close), else None."""
         return seccomp.pipe() if self.needs_filter_fd() else None
 
-    def argv(self, python: list[str], *, read_only: tuple[str, ...] = (), seccomp_fd: int | None = None) -> list[str]:
+    def argv(
+        self, python: list[str], *, read_only: tuple[str, ...] = (), seccomp_fd: int | None = None, checker: bool = False
+    ) -> list[str]:
         """``python`` (the cell's interpreter, or the terminal's shell) as a confined command line, with
         ``read_only`` folders of the host seen at their own paths (the broker's tools); ``seccomp_fd``
-        from seccomp_fd(), passed to the child."""
-        if self.mode == "setpriv" and os.geteuid() == 0 and self.uid is not None:
-            return [*self._setpriv(bounding_set=can_drop_bounding_set()), *python]
+        from seccomp_fd(), passed to the child. ``checker``: an exercise's check, as the checks' uid, and under
+        bubblewrap with a fresh /tmp of its own instead of the unit's."""
+        uid = self.checker_uid if checker and self.checker_uid is not None else self.uid
+        if self.mode == "setpriv" and os.geteuid() == 0 and uid is not None:
+            return [*self._setpriv(uid, bounding_set=can_drop_bounding_set()), *python]
         if self.uid is None:
             return python  # the unisolated development mode (no uid given; refused in production)
         bwrap = shutil.which("bwrap")
@@ -125,9 +142,11 @@ class Confinement:
             "/etc",
             # /tmp first: the interpreter may live below it (a checkout in /tmp), and a later bind would hide it.
             # The unit's one /tmp, not a fresh one per run: the next cell and the terminal see what this one wrote.
-            "--bind",
-            str(self.tmp),
-            "/tmp",
+            *(
+                ["--perms", "1777", "--size", str(CHECKER_TMP_BYTES), "--tmpfs", "/tmp"]
+                if checker and self.checker_uid is not None
+                else ["--bind", str(self.tmp), "/tmp"]
+            ),
             *binds,
             "--proc",
             "/proc",
@@ -140,16 +159,17 @@ class Confinement:
             "--setenv",
             "HOME",
             HOME,
-            *self._setpriv(bounding_set=True),
+            *self._setpriv(uid, bounding_set=True),
             *python,
         ]
 
-    def _setpriv(self, *, bounding_set: bool) -> list[str]:
-        """Become the unit's uid with no groups and no capabilities, for good."""
+    @staticmethod
+    def _setpriv(uid: int | None, *, bounding_set: bool) -> list[str]:
+        """Become ``uid`` (the cells' or the checks') with no groups and no capabilities, for good."""
         return [
             "/usr/bin/setpriv",
-            f"--reuid={self.uid}",
-            f"--regid={self.uid}",
+            f"--reuid={uid}",
+            f"--regid={uid}",
             "--clear-groups",
             "--inh-caps=-all",
             *(["--bounding-set=-all"] if bounding_set else []),

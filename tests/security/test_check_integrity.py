@@ -11,6 +11,8 @@ anew, and asks for a check that must fail: it still fails, with its own message.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sandboxes import agent_client
@@ -70,3 +72,19 @@ def test_a_check_is_not_dumpable_so_no_process_of_the_learners_uid_can_open_its_
     # A learner's own run stays dumpable, as any process of theirs (debuggers and /proc/self work as usual).
     status, output, _ = unit.run(code)
     assert status == 0 and "dumpable 1" in output, output
+
+
+def test_a_check_runs_as_a_uid_of_its_own_and_sees_none_of_the_learners_tmp(unit):
+    """The learner's processes cannot signal, trace or open a process of another uid; the check's /tmp is its own."""
+    status, output, _ = unit.run("import os, pathlib\npathlib.Path('learners-note').write_text('x')\nprint('cells uid', os.getuid())")
+    assert status == 0, output
+    cells_uid = int(re.search(r"cells uid (\d+)", output).group(1))
+    code = "import os\nprint('check uid', os.getuid(), 'tmp', sorted(os.listdir('/tmp')))\nopen('/tmp/mine', 'w').write('y')\n"
+    result = run(agent_client.check(unit.socket, code=code, timeout=30))
+    assert result["status"] == 0, result
+    check_uid = int(re.search(r"check uid (\d+)", result["output"]).group(1))
+    assert check_uid not in (0, cells_uid), (check_uid, cells_uid)
+    assert "learners-note" not in result["output"], result["output"]
+    # What the check wrote stays out of the learner's /tmp.
+    status, output, _ = unit.run("import os\nprint('mine' in os.listdir('/tmp'), 'learners-note' in os.listdir('/tmp'))")
+    assert "False True" in output, output

@@ -161,3 +161,54 @@ def test_the_learners_terminal_and_its_jobs_are_spared_when_a_run_ends(unit):
 
     seen = asyncio.run(session())
     assert "jobs-1-alive-42" in seen, seen[-500:]
+
+
+#: The learner's terminal job: for up to 20 s, the first process not root's running Python isolated (a check) is
+#: noted with what a signal to it does. With the check under the cells' uid it would be "reached".
+WATCHER = """
+import os, time
+seen = {}
+end = time.monotonic() + 20
+while time.monotonic() < end and len(seen) < 1:
+    for pid in os.listdir("/proc"):
+        try:
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+            uid = next(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("Uid:"))
+        except (OSError, StopIteration, ValueError):
+            continue
+        # Not root's: the agent and setpriv, before it becomes the check's uid, are out of reach anyway.
+        if b"-I" in argv and uid != 0 and pid not in seen and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+                seen[pid] = "reached"
+            except PermissionError:
+                seen[pid] = "refused"
+            except ProcessLookupError:
+                pass
+    time.sleep(0.005)
+open("/tmp/watched", "w").write(repr(sorted(seen.values())))
+"""
+
+
+def test_the_learners_terminal_cannot_reach_a_check_that_runs_beside_it(unit):
+    """In a container a check shares the learner's PID namespace: it runs as a uid of its own, so a job of
+    theirs that watches for it can neither signal it, nor trace it, nor open its memory."""
+    status, output, _ = unit.run(f"open('/tmp/watcher.py', 'w').write({WATCHER!r})")
+    assert status == 0, output
+
+    async def attack() -> dict:
+        reader, writer = await agent_client.terminal(unit.socket, rows=24, cols=100)
+        try:
+            await protocol.send(writer, {"op": "input", "data": "python3 /tmp/watcher.py &\n"})
+            await asyncio.sleep(1.0)
+            return await agent_client.check(unit.socket, code="import time\ntime.sleep(2)\nprint('check done')", timeout=30)
+        finally:
+            writer.close()
+
+    result = asyncio.run(attack())
+    assert result["status"] == 0 and "check done" in result["output"], result
+    status, output, _ = unit.run(
+        "import time, os\nfor _ in range(250):\n    if os.path.exists('/tmp/watched'): break\n    time.sleep(0.1)\n"
+        "print('watched', open('/tmp/watched').read())"
+    )
+    assert "watched ['refused']" in output, output
