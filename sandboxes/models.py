@@ -87,3 +87,23 @@ class KeptState(models.Model):
 
     def __str__(self) -> str:
         return f"kept {self.broker} of user {self.user_id} ({self.saved_at:%Y-%m-%d %H:%M})"
+
+
+class QueuedRequest(models.Model):
+    """A learner's place in the admission queue for one broker kind (services/admission.py).
+
+    Kept in the database, not in Redis: a Redis that restarts empty (it keeps nothing on disk)
+    must not cost a waiting learner their place. ``asked_at`` orders the queue (seconds since the
+    epoch of the first ask; 0 for a reset giving back the slot it just held, which goes first).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    broker = models.CharField(max_length=16)
+    asked_at = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "broker"], name="one_place_per_broker")]
+        indexes = [models.Index(fields=["asked_at", "id"])]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} waits for {self.broker} since {self.asked_at:.0f}"

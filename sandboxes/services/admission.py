@@ -6,10 +6,10 @@ its broker kind's ``memory_mb`` from the registry. What is spent is counted from
 each decision, never kept in a counter: a worker killed mid-start leaks nothing, its record counts
 while it is active and stops counting once redelivery or reconcile ends it.
 
-The queue is a Redis sorted set of ``<user>:<broker>`` scored by the moment of the first ask
-(``ZADD NX``): one place per user and broker however many tabs ask, first come first served, and
-it outlives web and worker restarts. Decisions hold a Redis lock, so two web processes never both
-spend the last slot. Strict FIFO: a Kafka at the head is not overtaken by the NATS behind it.
+The queue is a table of ``QueuedRequest`` rows, one per user and broker however many tabs ask,
+ordered by the moment of the first ask: first come first served, and it outlives web, worker and
+Redis restarts (a Redis that comes back empty costs nobody their place). Decisions hold a Redis
+lock, so two web processes never both spend the last slot. Strict FIFO: a Kafka at the head is not overtaken by the NATS behind it.
 ``admission_enter`` (the one call in the start path, ``actions.sandbox_ensure``) joins the queue
 and admits in order whoever fits; ``admission_advance`` does the same after a sandbox stops or
 fails (``lifecycle`` queues the ``sandboxes.admit`` task), so the head starts by itself.
@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import redis
 from asgiref.sync import async_to_sync
@@ -50,7 +50,7 @@ from django.utils.translation import gettext_lazy
 from courseplatform.metrics import refusal_count
 from sandboxes.brokers import BROKERS
 
-from ..models import ACTIVE_STATES, Purpose, Sandbox, State
+from ..models import ACTIVE_STATES, Purpose, QueuedRequest, Sandbox, State
 from . import jobs
 from .lifecycle import SandboxError, sandbox_transition
 
@@ -139,7 +139,27 @@ def _member(user_id: int, broker: str) -> str:
 
 def _queue() -> list[str]:
     """The queue's members, head first."""
-    return cast(list[str], _redis().zrange(_key("queue"), 0, -1))
+    rows = QueuedRequest.objects.order_by("asked_at", "pk").values_list("user_id", "broker")
+    return [_member(user_id, broker) for user_id, broker in rows]
+
+
+def _someone_waits() -> bool:
+    return QueuedRequest.objects.exists()
+
+
+def _join(user_id: int, broker: str, *, front: bool) -> None:
+    """Take a place (kept if the user has one), or the first place (``front``)."""
+    if front:
+        QueuedRequest.objects.update_or_create(user_id=user_id, broker=broker, defaults={"asked_at": 0.0})
+    else:
+        QueuedRequest.objects.get_or_create(user_id=user_id, broker=broker, defaults={"asked_at": time.time()})
+
+
+def _drop(member: str) -> bool:
+    """Give up the member's place; True if there was one."""
+    user_id, broker = _parse(member)
+    deleted, _ = QueuedRequest.objects.filter(user_id=user_id, broker=broker).delete()
+    return deleted > 0
 
 
 def _parse(member: str) -> tuple[int, str]:
@@ -163,7 +183,7 @@ def admission_lock() -> Iterator[None]:
 
 def admission_has_room(*, broker: str) -> bool:
     """Whether a unit of ``broker`` may start beside the learners: nobody waits and it fits (hold the lock)."""
-    if _redis().zcard(_key("queue")):
+    if _someone_waits():
         return False
     return admission_used_mb() + broker_weight_mb(broker) <= admission_capacity_mb()
 
@@ -171,10 +191,10 @@ def admission_has_room(*, broker: str) -> bool:
 def admission_enter(*, user_id: int, broker: str, start: Start, front: bool = False) -> Sandbox:
     """Join the queue (once per user and broker) and admit in order whoever fits; this user's sandbox, or
     SandboxQueued with their place. ``front`` (a reset giving back the slot it just held) goes first."""
-    client, member = _redis(), _member(user_id, broker)
+    member = _member(user_id, broker)
     with admission_lock():
-        client.zadd(_key("queue"), {member: 0 if front else time.time()}, nx=not front)
-        admitted = _advance_locked(client, start)
+        _join(user_id, broker, front=front)
+        admitted = _advance_locked(start)
     admission_announce()
     if member in admitted:
         return admitted[member]
@@ -187,30 +207,29 @@ def admission_enter(*, user_id: int, broker: str, start: Start, front: bool = Fa
 
 def admission_hold_front(*, user_id: int, broker: str) -> None:
     """Put the user first in the queue for ``broker`` (a reset about to give back its own slot)."""
-    _redis().zadd(_key("queue"), {_member(user_id, broker): 0})
+    _join(user_id, broker, front=True)
 
 
 def admission_advance(*, start: Start) -> list[int]:
     """Admit from the head of the queue whoever fits now (after a release); returns the sandboxes started."""
-    client = _redis()
-    if not client.zcard(_key("queue")):
+    if not _someone_waits():
         return []
     with admission_lock():
-        admitted = _advance_locked(client, start)
+        admitted = _advance_locked(start)
     admission_announce()
     return [sandbox.pk for sandbox in admitted.values()]
 
 
 def admission_leave(*, user_id: int, broker: str) -> bool:
     """Give up a place in the queue (the learner pressed Stop while waiting); True if there was one."""
-    removed = bool(_redis().zrem(_key("queue"), _member(user_id, broker)))
+    removed = _drop(_member(user_id, broker))
     if removed:
         _tell(user_id, {"broker": broker, "place": None})
         admission_announce()
     return removed
 
 
-def _advance_locked(client: redis.Redis, start: Start) -> dict[str, Sandbox]:
+def _advance_locked(start: Start) -> dict[str, Sandbox]:
     admitted: dict[str, Sandbox] = {}
     free = admission_capacity_mb() - admission_used_mb()
     for member in _queue():
@@ -219,7 +238,7 @@ def _advance_locked(client: redis.Redis, start: Start) -> dict[str, Sandbox]:
         if held is not None and held.state == State.STOPPING:
             break  # a reset at the head: its own stop gives back the slot it will take
         if held is not None:  # admitted meanwhile (a reset's two paths racing): nothing more to spend
-            client.zrem(_key("queue"), member)
+            _drop(member)
             admitted[member] = held
             continue
         pooled = Sandbox.objects.filter(purpose=Purpose.POOL, user__isnull=True, broker=broker, state=State.READY).exists()
@@ -227,7 +246,7 @@ def _advance_locked(client: redis.Redis, start: Start) -> dict[str, Sandbox]:
         if cost > free:
             _pool_evict(need=cost - free, keep=broker)
             break  # strict FIFO: nobody overtakes the head
-        client.zrem(_key("queue"), member)
+        _drop(member)
         try:
             admitted[member] = start(user_id, broker)
         except SandboxError as exc:  # e.g. the user reached their own quota meanwhile

@@ -15,12 +15,13 @@ from contextlib import contextmanager
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 
 from lessons.course_io import course_import
 from sandboxes.brokers import BROKERS
-from sandboxes.models import Sandbox, State
+from sandboxes.models import QueuedRequest, Sandbox, State
 from sandboxes.services import actions, admission, pool
 from sandboxes.services.reconcile import sandboxes_reconcile
 from tests.aio import run
@@ -36,8 +37,11 @@ CAPACITY_MB = 2 * BROKERS["nats"].memory_mb
 START_S = 120  # a sandbox starting under the load of other suites
 
 
-def queue_key() -> str:
-    return f"{settings.SANDBOX_INSTANCE}:admission:queue"
+def redis_forgets_admission() -> int:
+    """What a Redis that restarts empty does to admission: every key of it gone. Returns how many there were."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(f"{settings.SANDBOX_INSTANCE}:admission:*"))
+    return client.delete(*keys) if keys else 0
 
 
 @contextmanager
@@ -71,10 +75,9 @@ def small_platform(celery_worker) -> Iterator[tuple[str, list[Service]]]:
 @pytest.fixture(autouse=True)
 def _empty_queue() -> Iterator[None]:
     """Each test starts with nobody waiting and leaves nobody waiting for the rest of the suite."""
-    queue = redis.Redis.from_url(settings.REDIS_URL)
-    queue.delete(queue_key())
+    QueuedRequest.objects.all().delete()
     yield
-    queue.delete(queue_key())
+    QueuedRequest.objects.all().delete()
 
 
 def is_state(broker: str, *states: str):
@@ -104,7 +107,6 @@ def test_past_capacity_a_learner_is_queued_with_a_place_and_starts_by_itself_whe
     url, _ = small_platform
     course_import(directory=MINI)
     cookies = {name: session_cookie(User.objects.create_user(name, password=f"{name}-pass-123")) for name in "abcd"}
-    queue = redis.Redis.from_url(settings.REDIS_URL)
 
     async def scenario() -> dict:
         async with (
@@ -124,7 +126,9 @@ def test_past_capacity_a_learner_is_queued_with_a_place_and_starts_by_itself_whe
             # A second tab of the same learner: the same place, not a second one.
             await ensure(c2, is_queue(1))
             fourth = await ensure(d, is_queue(2))
-            places = queue.zcard(queue_key())
+            places = await sync_to_async(QueuedRequest.objects.count)()
+            # Redis restarts empty (it keeps nothing on disk): nobody loses their place.
+            forgotten = redis_forgets_admission()
             # A cell run while queued says so in the cell, at once.
             queued_run = await cell(c, "while-queued", timeout=60)
             # After a reload the page still knows its place (hello carries it).
@@ -144,6 +148,7 @@ def test_past_capacity_a_learner_is_queued_with_a_place_and_starts_by_itself_whe
                 "third": third,
                 "fourth": fourth,
                 "places": places,
+                "forgotten": forgotten,
                 "queued_run": queued_run,
                 "hello": hello,
                 "answer": answer,
@@ -160,7 +165,7 @@ def test_past_capacity_a_learner_is_queued_with_a_place_and_starts_by_itself_whe
     assert [(p["broker"], p["place"]) for p in seen["hello"]["queue"]] == [("nats", 1)]
     assert seen["answer"]["type"] == "cell.exit" and seen["answer"]["status"] == 0, seen["answer"]
     assert "pong" in seen["output"]
-    assert queue.zcard(queue_key()) == 0
+    assert not QueuedRequest.objects.exists()
     learner_c = User.objects.get(username="c")
     assert Sandbox.objects.filter(user=learner_c, state=State.READY).count() == 1
     assert not Sandbox.objects.filter(user__username="d").exists()
