@@ -107,3 +107,26 @@ class QueuedRequest(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.user_id} waits for {self.broker} since {self.asked_at:.0f}"
+
+
+class WarmBooking(models.Model):
+    """An instructor's class at a time: brokers to have warm in the pool when it starts (services/bookings.py).
+
+    ``brokers`` maps each broker kind to the sandboxes wanted ready at ``starts_at``; the pool keeps
+    them from a lead time before the start until a while after it (SANDBOX_BOOKING_LEAD_S, _HOLD_S).
+    """
+
+    course_slug = models.SlugField(max_length=64, help_text="the course whose class view lists it")
+    label = models.CharField(max_length=200, help_text="what the class view calls it (the chapter)")
+    brokers = models.JSONField(default=dict, help_text="broker kind -> sandboxes wanted warm")
+    learners = models.PositiveIntegerField()
+    starts_at = models.DateTimeField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["starts_at"])]
+        ordering = ["starts_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.learners} learners at {self.starts_at:%Y-%m-%d %H:%M}"

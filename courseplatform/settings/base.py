@@ -222,6 +222,11 @@ SANDBOX_WARM_POOL = env.dict("SANDBOX_WARM_POOL", cast={"value": int}, default={
 # (a class arriving), all pooled sandboxes together within this memory (MiB; 0: the floors only).
 SANDBOX_WARM_POOL_MEMORY_MB = env.int("SANDBOX_WARM_POOL_MEMORY_MB", default=3072)
 SANDBOX_WARM_POOL_DEMAND_WINDOW_S = env.int("SANDBOX_WARM_POOL_DEMAND_WINDOW_S", default=600)
+# A class booked by its instructor (sandboxes/services/bookings.py): the pool warms its brokers from this
+# long before its start (room for a few dozen brokers to boot on a small machine) until this long after.
+SANDBOX_BOOKING_LEAD_S = env.int("SANDBOX_BOOKING_LEAD_S", default=15 * 60)
+SANDBOX_BOOKING_HOLD_S = env.int("SANDBOX_BOOKING_HOLD_S", default=30 * 60)
+SANDBOX_BOOKING_MAX_LEARNERS = env.int("SANDBOX_BOOKING_MAX_LEARNERS", default=200)
 # Hard size cap of each unit's stored data, in MB, by broker kind ("default" for kinds not named); env
 # "kafka=512;rabbitmq=256" overrides some. At least 64. The brokers' own watermarks are set under it.
 SANDBOX_DISK_MB = {

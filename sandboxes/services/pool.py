@@ -6,6 +6,10 @@ SANDBOX_WARM_POOL_DEMAND_WINDOW_S (a class arriving makes it grow, a quiet hour
 brings it back), within SANDBOX_WARM_POOL_MEMORY_MB for all pooled sandboxes
 together. Requests are counted in Redis, where every web process sees them.
 
+A class booked by its instructor (services/bookings.py) raises a broker's size to what the booking
+wants while it is in its window, beyond the budget (it was asked for by name); admission still decides
+whether each one may start.
+
 Pooled units spend admission capacity like any other, so none starts while a learner waits (services/admission.py).
 """
 
@@ -30,6 +34,7 @@ from sandboxes.brokers import BROKERS
 from ..models import ACTIVE_STATES, Purpose, Sandbox, State
 from . import jobs
 from .admission import admission_has_room, admission_lock
+from .bookings import bookings_warm_now
 from .lifecycle import TransitionRefused, sandbox_broadcast, sandbox_transition
 
 log = logging.getLogger(__name__)
@@ -78,9 +83,18 @@ def sandbox_pool_sizes() -> dict[str, int]:
     Demand counts the requests of the window less the learners' sandboxes still starting (a class
     arriving together is not also given a pool to boot beside it). The budget
     (SANDBOX_WARM_POOL_MEMORY_MB) is shared one sandbox at a time, each to the broker whose demand
-    is least met so far; the floors are kept whatever they cost.
+    is least met so far; the floors are kept whatever they cost. A booked class in its window raises its
+    brokers to what it wants (bookings.bookings_warm_now), also brokers the setting does not name.
     """
     floors = {b: int(n) for b, n in settings.SANDBOX_WARM_POOL.items() if b in BROKERS}
+    sizes = _demand_sizes(floors)
+    for broker, booked in bookings_warm_now().items():
+        sizes[broker] = max(sizes.get(broker, 0), booked)
+    return sizes
+
+
+def _demand_sizes(floors: dict[str, int]) -> dict[str, int]:
+    """The floors, plus the recent demand the budget allows (see sandbox_pool_sizes)."""
     sizes = dict(floors)
     left = settings.SANDBOX_WARM_POOL_MEMORY_MB - sum(_unit_mb(b) * n for b, n in floors.items())
     # Learners whose brokers are starting already are served: a pooled one started now would come no sooner.
@@ -141,7 +155,11 @@ def sandbox_pool_fill() -> list[int]:
             log.warning("SANDBOX_WARM_POOL names an unknown broker %s", broker)
     # Under the admission lock: a pooled unit is started only into room no learner waits for.
     with admission_lock():
-        for broker, size in sandbox_pool_sizes().items():
+        sizes = sandbox_pool_sizes()
+        # A kind pooled only for a booking that has passed: its size is none now, and its surplus goes.
+        for broker in Sandbox.objects.filter(purpose=Purpose.POOL, state=State.READY).values_list("broker", flat=True).distinct():
+            sizes.setdefault(broker, 0)
+        for broker, size in sizes.items():
             pooled = Sandbox.objects.filter(purpose=Purpose.POOL, user__isnull=True, broker=broker, state__in=ACTIVE_STATES)
             waiting = pooled.exclude(state=State.STOPPING).count()
             for _ in range(max(0, size - waiting)):

@@ -46,6 +46,8 @@ URLS = [
     ("get", "authoring:course_export", {"course": "mini"}),
     ("get", "authoring:class", {"course": "mini"}),
     ("post", "authoring:class_sandbox", {"course": "mini", "user_id": 1, "broker": "nats", "action": "stop"}),
+    ("post", "authoring:class_booking_create", {"course": "mini"}),
+    ("post", "authoring:class_booking_cancel", {"course": "mini", "booking": 1}),
     ("get", "authoring:chapter_new", {"course": "mini"}),
     ("post", "authoring:chapter_create", {"course": "mini"}),
     ("get", "authoring:chapter_edit", {"course": "mini", "chapter": "first"}),
