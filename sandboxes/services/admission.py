@@ -50,7 +50,7 @@ from django.utils.translation import gettext_lazy
 from courseplatform.metrics import refusal_count
 from sandboxes.brokers import BROKERS
 
-from ..models import ACTIVE_STATES, Purpose, QueuedRequest, Sandbox, State
+from ..models import ACTIVE_STATES, KeptState, Purpose, QueuedRequest, Sandbox, State
 from . import jobs
 from .lifecycle import SandboxError, sandbox_transition
 
@@ -241,10 +241,16 @@ def _advance_locked(start: Start) -> dict[str, Sandbox]:
             _drop(member)
             admitted[member] = held
             continue
-        pooled = Sandbox.objects.filter(purpose=Purpose.POOL, user__isnull=True, broker=broker, state=State.READY).exists()
+        # A learner with kept data resumes it on a unit of its own (actions._sandbox_start): a pooled unit is
+        # no use to them, and may be stopped to make room like any other kind's.
+        resumes = KeptState.objects.filter(user_id=user_id, broker=broker).exists()
+        pooled = (
+            not resumes
+            and Sandbox.objects.filter(purpose=Purpose.POOL, user__isnull=True, broker=broker, state=State.READY).exists()
+        )
         cost = 0 if pooled else broker_weight_mb(broker)
         if cost > free:
-            _pool_evict(need=cost - free, keep=broker)
+            _pool_evict(need=cost - free, keep=None if resumes else broker)
             break  # strict FIFO: nobody overtakes the head
         _drop(member)
         try:
@@ -260,11 +266,14 @@ def _advance_locked(start: Start) -> dict[str, Sandbox]:
     return admitted
 
 
-def _pool_evict(*, need: int, keep: str) -> None:
-    """Stop idle pooled units of other kinds until ``need`` MB are on their way back to the head."""
+def _pool_evict(*, need: int, keep: str | None) -> None:
+    """Stop idle pooled units of kinds other than ``keep`` (None: of any kind) until ``need`` MB are on their
+    way back to the head."""
     stopping = Sandbox.objects.filter(purpose=Purpose.POOL, user__isnull=True, state=State.STOPPING)
     need -= sum(broker_weight_mb(s.broker) for s in stopping)
-    idle = Sandbox.objects.filter(purpose=Purpose.POOL, user__isnull=True, state=State.READY).exclude(broker=keep)
+    idle = Sandbox.objects.filter(purpose=Purpose.POOL, user__isnull=True, state=State.READY)
+    if keep is not None:
+        idle = idle.exclude(broker=keep)
     for sandbox in idle.order_by("pk"):
         if need <= 0:
             return
