@@ -79,7 +79,9 @@ def run(platform: Platform, results: Results, *, quick: bool) -> None:
                 parallel=8,
             )
         if first is not None:
-            _booked_burst(platform, results, users, first)
+            # A class of its own: the first one's learners have kept data now, which they resume on units of
+            # their own rather than take a pooled (empty) broker.
+            _booked_burst(platform, results, [platform.user("booked") for _ in range(LEARNERS)], first)
     finally:
         WarmBooking.objects.filter(label__startswith=BOOKING_LABEL).delete()
         # The worker without a pool first, so that nothing refills what is stopped next.
@@ -118,6 +120,12 @@ def _booked_burst(platform: Platform, results: Results, users: list, cell: Cell)
     target = {"course": cell.chapter.course.slug, "chapter": cell.chapter.slug, "cell": cell.key}
     learners, cpu = asyncio.run(_burst(platform, cookies, target))
     _report(results, "sandbox.burst30_booked", learners, cpu, cell.broker)
+    harness.sandboxes_stop(
+        list(
+            Sandbox.objects.filter(user__in=users).exclude(state__in=(State.STOPPED, State.FAILED)).values_list("pk", flat=True)
+        ),
+        parallel=8,
+    )
 
 
 def _first_cell(broker: str | None = None) -> Cell | None:
