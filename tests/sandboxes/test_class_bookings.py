@@ -120,7 +120,9 @@ def test_another_courses_instructor_can_neither_book_nor_cancel_this_class(clien
 
     stranger = User.objects.create_user("stranger", password="x")
     stranger.groups.add(Group.objects.get(name=INSTRUCTOR_GROUP))
-    booking = WarmBooking.objects.create(course_slug="mini", label="1 x", brokers={"nats": 2}, learners=2, starts_at=timezone.now())
+    booking = WarmBooking.objects.create(
+        course_slug="mini", label="1 x", brokers={"nats": 2}, learners=2, starts_at=timezone.now()
+    )
     client.force_login(stranger)
     assert book(client, chapter="first", starts_at=local(timezone.now()), learners="3").status_code == 403
     cancel = reverse("authoring:class_booking_cancel", kwargs={"course": "mini", "booking": booking.pk})

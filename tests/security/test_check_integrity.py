@@ -76,7 +76,9 @@ def test_a_check_is_not_dumpable_so_no_process_of_the_learners_uid_can_open_its_
 
 def test_a_check_runs_as_a_uid_of_its_own_and_sees_none_of_the_learners_tmp(unit):
     """The learner's processes cannot signal, trace or open a process of another uid; the check's /tmp is its own."""
-    status, output, _ = unit.run("import os, pathlib\npathlib.Path('learners-note').write_text('x')\nprint('cells uid', os.getuid())")
+    status, output, _ = unit.run(
+        "import os, pathlib\npathlib.Path('learners-note').write_text('x')\nprint('cells uid', os.getuid())"
+    )
     assert status == 0, output
     cells_uid = int(re.search(r"cells uid (\d+)", output).group(1))
     code = "import os\nprint('check uid', os.getuid(), 'tmp', sorted(os.listdir('/tmp')))\nopen('/tmp/mine', 'w').write('y')\n"

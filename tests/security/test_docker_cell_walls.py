@@ -197,7 +197,7 @@ def test_the_learners_terminal_cannot_reach_a_check_that_runs_beside_it(unit):
     assert status == 0, output
 
     async def attack() -> dict:
-        reader, writer = await agent_client.terminal(unit.socket, rows=24, cols=100)
+        _reader, writer = await agent_client.terminal(unit.socket, rows=24, cols=100)
         try:
             await protocol.send(writer, {"op": "input", "data": "python3 /tmp/watcher.py &\n"})
             await asyncio.sleep(1.0)
