@@ -133,14 +133,13 @@ def _key(name: str) -> str:
     return f"{settings.SANDBOX_INSTANCE}:admission:{name}"
 
 
-def _member(user_id: int, broker: str) -> str:
-    return f"{user_id}:{broker}"
+#: A place in the queue: (user id, broker).
+Place = tuple[int, str]
 
 
-def _queue() -> list[str]:
-    """The queue's members, head first."""
-    rows = QueuedRequest.objects.order_by("asked_at", "pk").values_list("user_id", "broker")
-    return [_member(user_id, broker) for user_id, broker in rows]
+def _queue() -> list[Place]:
+    """The queue's places, head first."""
+    return list(QueuedRequest.objects.order_by("asked_at", "pk").values_list("user_id", "broker"))
 
 
 def _someone_waits() -> bool:
@@ -155,16 +154,10 @@ def _join(user_id: int, broker: str, *, front: bool) -> None:
         QueuedRequest.objects.get_or_create(user_id=user_id, broker=broker, defaults={"asked_at": time.time()})
 
 
-def _drop(member: str) -> bool:
-    """Give up the member's place; True if there was one."""
-    user_id, broker = _parse(member)
+def _drop(user_id: int, broker: str) -> bool:
+    """Give up the user's place for ``broker``; True if there was one."""
     deleted, _ = QueuedRequest.objects.filter(user_id=user_id, broker=broker).delete()
     return deleted > 0
-
-
-def _parse(member: str) -> tuple[int, str]:
-    user, _, broker = member.partition(":")
-    return int(user), broker
 
 
 @contextlib.contextmanager
@@ -191,13 +184,12 @@ def admission_has_room(*, broker: str) -> bool:
 def admission_enter(*, user_id: int, broker: str, start: Start, front: bool = False) -> Sandbox:
     """Join the queue (once per user and broker) and admit in order whoever fits; this user's sandbox, or
     SandboxQueued with their place. ``front`` (a reset giving back the slot it just held) goes first."""
-    member = _member(user_id, broker)
     with admission_lock():
         _join(user_id, broker, front=front)
         admitted = _advance_locked(start)
     admission_announce()
-    if member in admitted:
-        return admitted[member]
+    if (user_id, broker) in admitted:
+        return admitted[user_id, broker]
     place = next((p for p in admission_places(user_id=user_id) if p.broker == broker), None)
     if place is None:  # dropped as it was admitted (an error already told): ask again
         raise SandboxError(BUSY)
@@ -222,24 +214,23 @@ def admission_advance(*, start: Start) -> list[int]:
 
 def admission_leave(*, user_id: int, broker: str) -> bool:
     """Give up a place in the queue (the learner pressed Stop while waiting); True if there was one."""
-    removed = _drop(_member(user_id, broker))
+    removed = _drop(user_id, broker)
     if removed:
         _tell(user_id, {"broker": broker, "place": None})
         admission_announce()
     return removed
 
 
-def _advance_locked(start: Start) -> dict[str, Sandbox]:
-    admitted: dict[str, Sandbox] = {}
+def _advance_locked(start: Start) -> dict[Place, Sandbox]:
+    admitted: dict[Place, Sandbox] = {}
     free = admission_capacity_mb() - admission_used_mb()
-    for member in _queue():
-        user_id, broker = _parse(member)
+    for user_id, broker in _queue():
         held = Sandbox.objects.filter(user_id=user_id, broker=broker, purpose=Purpose.LEARNER, state__in=ACTIVE_STATES).first()
         if held is not None and held.state == State.STOPPING:
             break  # a reset at the head: its own stop gives back the slot it will take
         if held is not None:  # admitted meanwhile (a reset's two paths racing): nothing more to spend
-            _drop(member)
-            admitted[member] = held
+            _drop(user_id, broker)
+            admitted[user_id, broker] = held
             continue
         # A learner with kept data resumes it on a unit of its own (actions._sandbox_start): a pooled unit is
         # no use to them, and may be stopped to make room like any other kind's.
@@ -252,9 +243,9 @@ def _advance_locked(start: Start) -> dict[str, Sandbox]:
         if cost > free:
             _pool_evict(need=cost - free, keep=None if resumes else broker)
             break  # strict FIFO: nobody overtakes the head
-        _drop(member)
+        _drop(user_id, broker)
         try:
-            admitted[member] = start(user_id, broker)
+            admitted[user_id, broker] = start(user_id, broker)
         except SandboxError as exc:  # e.g. the user reached their own quota meanwhile
             _tell(user_id, {"broker": broker, "place": None, "error": str(exc)})
             continue
@@ -323,12 +314,11 @@ def admission_announce() -> None:
 
 
 def _places() -> list[tuple[int, QueuePlace]]:
-    members = _queue()
-    if not members:
+    queue = _queue()
+    if not queue:
         return []
     places = []
-    for index, (member, (seconds, basis)) in enumerate(zip(members, _estimates(len(members)), strict=True)):
-        user_id, broker = _parse(member)
+    for index, ((user_id, broker), (seconds, basis)) in enumerate(zip(queue, _estimates(len(queue)), strict=True)):
         places.append((user_id, QueuePlace(broker=broker, place=index + 1, estimate_s=seconds, basis=basis)))
     return places
 
