@@ -89,7 +89,8 @@ class Confinement:
         ``read_only`` folders of the host seen at their own paths (the broker's tools); ``seccomp_fd``
         from seccomp_fd(), passed to the child. ``checker``: an exercise's check, as the checks' uid, and under
         bubblewrap with a fresh /tmp of its own instead of the unit's."""
-        uid = self.checker_uid if checker and self.checker_uid is not None else self.uid
+        as_checker = checker and self.checker_uid is not None
+        uid = self.checker_uid if as_checker else self.uid
         if self.mode == "setpriv" and os.geteuid() == 0 and uid is not None:
             return [*self._setpriv(uid, bounding_set=can_drop_bounding_set()), *python]
         if self.uid is None:
@@ -144,7 +145,7 @@ class Confinement:
             # The unit's one /tmp, not a fresh one per run: the next cell and the terminal see what this one wrote.
             *(
                 ["--perms", "1777", "--size", str(CHECKER_TMP_BYTES), "--tmpfs", "/tmp"]
-                if checker and self.checker_uid is not None
+                if as_checker
                 else ["--bind", str(self.tmp), "/tmp"]
             ),
             *binds,

@@ -33,7 +33,7 @@ def broker_ready_mark() -> None:
 
 #: Set once the tap sees what the broker does from now on (bound, subscribed, or counting from the ready
 #: mark). A tap without a past (RabbitMQ's firehose, NATS's subscription) would miss a publish made before
-#: it, so the agent holds a run until then (``tap_watching_wait``), at most a few seconds.
+#: it, so the agent holds the first run until then (``tap_watching``; agent/cells.py), at most a few seconds.
 _watching = threading.Event()
 
 
