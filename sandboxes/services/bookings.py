@@ -16,7 +16,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -40,15 +40,18 @@ class BookingStatus:
     fits: bool  # all booked sandboxes fit the platform's capacity
 
 
+def _lead_hold() -> tuple[timedelta, timedelta]:
+    """How long before its start a booking is warm, and how long after."""
+    return timedelta(seconds=settings.SANDBOX_BOOKING_LEAD_S), timedelta(seconds=settings.SANDBOX_BOOKING_HOLD_S)
+
+
 def _window(booking: WarmBooking) -> tuple[datetime, datetime]:
-    return (
-        booking.starts_at - timedelta(seconds=settings.SANDBOX_BOOKING_LEAD_S),
-        booking.starts_at + timedelta(seconds=settings.SANDBOX_BOOKING_HOLD_S),
-    )
+    lead, hold = _lead_hold()
+    return booking.starts_at - lead, booking.starts_at + hold
 
 
 def _warm_bookings(now: datetime) -> list[WarmBooking]:
-    lead, hold = (timedelta(seconds=s) for s in (settings.SANDBOX_BOOKING_LEAD_S, settings.SANDBOX_BOOKING_HOLD_S))
+    lead, hold = _lead_hold()
     return list(WarmBooking.objects.filter(starts_at__lte=now + lead, starts_at__gte=now - hold))
 
 
@@ -65,14 +68,13 @@ def bookings_warm_now() -> dict[str, int]:
     return {broker: max(0, count - held.get(broker, 0)) for broker, count in wanted.items()}
 
 
+def by_broker(sandboxes: QuerySet[Sandbox]) -> dict[str, int]:
+    """How many of ``sandboxes`` there are of each broker kind (one query)."""
+    return dict(sandboxes.order_by().values_list("broker").annotate(n=Count("pk")).values_list("broker", "n"))
+
+
 def _held(brokers: list[str]) -> dict[str, int]:
-    rows = (
-        Sandbox.objects.filter(purpose=Purpose.LEARNER, broker__in=brokers, state__in=ACTIVE_STATES)
-        .order_by()
-        .values_list("broker")
-        .annotate(n=Count("pk"))
-    )
-    return dict(rows.values_list("broker", "n"))
+    return by_broker(Sandbox.objects.filter(purpose=Purpose.LEARNER, broker__in=brokers, state__in=ACTIVE_STATES))
 
 
 def booking_create(
@@ -82,7 +84,7 @@ def booking_create(
     limit = settings.SANDBOX_BOOKING_MAX_LEARNERS
     if not 1 <= learners <= limit:
         raise SandboxError(gettext("Учеников в классе: от 1 до {limit}.").format(limit=limit))
-    if starts_at + timedelta(seconds=settings.SANDBOX_BOOKING_HOLD_S) < timezone.now():
+    if starts_at + _lead_hold()[1] < timezone.now():
         raise SandboxError(gettext("Это время уже прошло."))
     known = [b for b in brokers if b in BROKERS]
     if not known:
@@ -112,18 +114,11 @@ def booking_cancel(*, course_slug: str, booking_id: int) -> bool:
 def bookings_of_course(*, course_slug: str) -> list[BookingStatus]:
     """The course's bookings that have not passed yet, soonest first, each with what the pool holds for it."""
     now = timezone.now()
-    since = now - timedelta(seconds=settings.SANDBOX_BOOKING_HOLD_S)
-    bookings = list(WarmBooking.objects.filter(course_slug=course_slug, starts_at__gte=since))
+    bookings = list(WarmBooking.objects.filter(course_slug=course_slug, starts_at__gte=now - _lead_hold()[1]))
     if not bookings:
         return []
     kinds = sorted({b for booking in bookings for b in booking.brokers})
-    ready = dict(
-        Sandbox.objects.filter(purpose=Purpose.POOL, user__isnull=True, broker__in=kinds, state=State.READY)
-        .order_by()
-        .values_list("broker")
-        .annotate(n=Count("pk"))
-        .values_list("broker", "n")
-    )
+    ready = by_broker(Sandbox.objects.filter(purpose=Purpose.POOL, user__isnull=True, broker__in=kinds, state=State.READY))
     held = _held(kinds)
     capacity = admission_capacity_mb()
     statuses = []

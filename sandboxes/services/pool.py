@@ -26,7 +26,6 @@ from functools import partial
 import redis
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count
 from django.utils import timezone
 
 from sandboxes.brokers import BROKERS
@@ -34,7 +33,7 @@ from sandboxes.brokers import BROKERS
 from ..models import ACTIVE_STATES, Purpose, Sandbox, State
 from . import jobs
 from .admission import admission_has_room, admission_lock
-from .bookings import bookings_warm_now
+from .bookings import bookings_warm_now, by_broker
 from .lifecycle import TransitionRefused, sandbox_broadcast, sandbox_transition
 
 log = logging.getLogger(__name__)
@@ -98,13 +97,7 @@ def _demand_sizes(floors: dict[str, int]) -> dict[str, int]:
     sizes = dict(floors)
     left = settings.SANDBOX_WARM_POOL_MEMORY_MB - sum(_unit_mb(b) * n for b, n in floors.items())
     # Learners whose brokers are starting already are served: a pooled one started now would come no sooner.
-    starting = dict(
-        Sandbox.objects.filter(purpose=Purpose.LEARNER, state__in=(State.REQUESTED, State.PROVISIONING))
-        .order_by()
-        .values_list("broker")
-        .annotate(n=Count("pk"))
-        .values_list("broker", "n")
-    )
+    starting = by_broker(Sandbox.objects.filter(purpose=Purpose.LEARNER, state__in=(State.REQUESTED, State.PROVISIONING)))
     wanted = {b: sandbox_pool_demand(broker=b) - n - starting.get(b, 0) for b, n in floors.items()}
     while True:
         fitting = [b for b, n in wanted.items() if n > 0 and _unit_mb(b) <= left]
