@@ -43,6 +43,7 @@ from .report import Results, percentile
 LEARNERS = 30
 #: The warm pool of ``make run`` (scripts/run.sh), one ready broker of each kind.
 DEFAULT_POOL = "kafka=1;rabbitmq=1;nats=1;activemq=1"
+POOL_KINDS = len(DEFAULT_POOL.split(";"))
 POOL_READY_S = 240
 #: Thirty brokers booting together on a small machine: the booking's lead time is 15 minutes.
 BOOKED_READY_S = 900
@@ -64,20 +65,19 @@ def run(platform: Platform, results: Results, *, quick: bool) -> None:
             if cell is None or (cell is reference and reference.broker == first.broker):
                 continue
             say(f"burst: {LEARNERS} learners run {cell.chapter.slug}/{cell.key} ({cell.broker}) at once; pool {DEFAULT_POOL}")
-            _pool_ready()
+            # Cold platform, pool at its default size.
+            ready = _pool_ready(POOL_KINDS, within_s=POOL_READY_S)
+            say(
+                f"burst: warm pool ready ({ready} brokers)"
+                if ready >= POOL_KINDS
+                else "burst: the pool did not fill in time; bursting anyway"
+            )
             cookies = [harness.session_cookie(user) for user in users]
             target = {"course": cell.chapter.course.slug, "chapter": cell.chapter.slug, "cell": cell.key}
             learners, cpu = asyncio.run(_burst(platform, cookies, target))
             _report(results, prefix, learners, cpu, cell.broker)
             # The class's brokers go; the pool stays (and refills behind the claim) for the next burst.
-            harness.sandboxes_stop(
-                list(
-                    Sandbox.objects.filter(user__in=users)
-                    .exclude(state__in=(State.STOPPED, State.FAILED))
-                    .values_list("pk", flat=True)
-                ),
-                parallel=8,
-            )
+            _class_stop(users)
         if first is not None:
             # A class of its own: the first one's learners have kept data now, which they resume on units of
             # their own rather than take a pooled (empty) broker.
@@ -104,13 +104,7 @@ def _booked_burst(platform: Platform, results: Results, users: list, cell: Cell)
         starts_at=timezone.now() + timedelta(minutes=1),
         user_id=users[0].pk,
     )
-    over = harness.bounded(BOOKED_READY_S)
-    ready = 0
-    while not over():
-        ready = Sandbox.objects.filter(purpose="pool", broker=cell.broker, state=State.READY).count()
-        if ready >= LEARNERS:
-            break
-        time.sleep(1)
+    ready = _pool_ready(LEARNERS, within_s=BOOKED_READY_S, broker=cell.broker)
     warmup = time.monotonic() - started
     say(f"burst: {ready} pooled {cell.broker} ready {warmup:.0f} s after the booking")
     results.value("sandbox.burst30_booked_warmup_s", round(warmup, 1))
@@ -127,12 +121,13 @@ def _booked_burst(platform: Platform, results: Results, users: list, cell: Cell)
     target = {"course": cell.chapter.course.slug, "chapter": cell.chapter.slug, "cell": cell.key}
     learners, cpu = asyncio.run(_burst(platform, cookies, target))
     _report(results, "sandbox.burst30_booked", learners, cpu, cell.broker)
-    harness.sandboxes_stop(
-        list(
-            Sandbox.objects.filter(user__in=users).exclude(state__in=(State.STOPPED, State.FAILED)).values_list("pk", flat=True)
-        ),
-        parallel=8,
-    )
+    _class_stop(users)
+
+
+def _class_stop(users: list) -> None:
+    """Stop the class's sandboxes (the pool's stay)."""
+    active = Sandbox.objects.filter(user__in=users).exclude(state__in=(State.STOPPED, State.FAILED))
+    harness.sandboxes_stop(list(active.values_list("pk", flat=True)), parallel=8)
 
 
 def _settle(*, quiet_pct: float = 50.0, most_s: float = 120.0) -> tuple[float, float]:
@@ -157,17 +152,17 @@ def _first_cell(broker: str | None = None) -> Cell | None:
     )
 
 
-def _pool_ready() -> None:
-    """Wait until the worker's warm pool is up (cold platform, pool at its default size)."""
-    wanted = len(DEFAULT_POOL.split(";"))
-    over = harness.bounded(POOL_READY_S)
-    while not over():
-        ready = Sandbox.objects.filter(purpose="pool", state=State.READY).count()
-        if ready >= wanted:
-            say(f"burst: warm pool ready ({ready} brokers)")
-            return
+def _pool_ready(wanted: int, *, within_s: float, broker: str | None = None) -> int:
+    """Wait until the warm pool holds ``wanted`` ready brokers (of ``broker``, if given); how many it holds then."""
+    pooled = Sandbox.objects.filter(purpose="pool", state=State.READY)
+    if broker is not None:
+        pooled = pooled.filter(broker=broker)
+    over = harness.bounded(within_s)
+    ready = pooled.count()
+    while ready < wanted and not over():
         time.sleep(0.5)
-    say("burst: the warm pool did not fill in time; bursting anyway")
+        ready = pooled.count()
+    return ready
 
 
 class Learner:
