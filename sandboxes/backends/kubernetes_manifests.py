@@ -11,7 +11,9 @@ kind: its weight reserved, a wall above what the broker grows to; unit_memory.py
 ephemeral-storage limit (the broker's disk cap), no ServiceAccount token, no service
 links, no host namespaces or paths. Without capabilities the agent cannot switch to a
 uid of the cell's own, so agent, broker and cells share the pod's one account: the pod is
-the wall around them, and a cell can reach at most its own agent.
+the wall around them. Its network is walled in from inside by an init container
+(kubernetes_fence.py): nothing leaves the pod, only the agent's port is reached from outside,
+whether or not the cluster enforces the NetworkPolicy.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from sandboxes.images import BROKER_USER, UNIT_DIR
 
 from .base import UnitSpec
+from .kubernetes_fence import fence_container
 from .unit_memory import UnitMemory
 
 LABEL_INSTANCE = "broker-academy.org/instance"
@@ -103,6 +106,7 @@ def pod_manifest(
                 "fsGroup": RUN_AS,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
+            "initContainers": [fence_container(image=image, agent_port=AGENT_PORT)],
             "containers": [
                 {
                     "name": "agent",

@@ -1,7 +1,8 @@
 """Waiting on a sandbox pod with a watch (never by polling): until its agent is ready, or until it is gone.
 
 A pod that ends, cannot pull its image or stays silent past AGENT_START_S is an error
-that names why and shows the agent's last log lines.
+that names why and shows the last log lines of the container at fault (the agent's, or the
+network fence's when the init step failed: the agent never starts without its fence).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ STUCK_REASONS = frozenset(
     {"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError"}
 )
 POD_ENDED = "The sandbox pod ended ({reason}) before its agent answered. Its last lines:\n{logs}"
+FENCE_FAILED = (
+    "The sandbox pod's network fence could not be set up ({reason}); its agent was not started. Its last lines:\n{logs}"
+)
 POD_STUCK = "The sandbox pod cannot start: {reason}: {message}"
 POD_SILENT = "The sandbox agent was not ready within {seconds:.0f} s (pod phase {phase}). Its last lines:\n{logs}"
 NOT_REMOVED = "The sandbox pod {name} was not removed within {seconds:.0f} s"
@@ -76,11 +80,15 @@ class PodWatch:
             phase = pod.status.phase or phase
             if pod_ready(pod):
                 return
+            failed_init = init_failed(pod)
+            if failed_init is not None:
+                container, reason = failed_init
+                raise RuntimeError(FENCE_FAILED.format(reason=reason, logs=self.logs(name, container)))
             terminated = pod_terminated(pod)
             if terminated is not None or phase in ("Failed", "Succeeded"):
                 reason = f"exit status {terminated.exit_code}" if terminated is not None else phase
                 raise RuntimeError(POD_ENDED.format(reason=reason, logs=self.logs(name)))
-            for status in pod.status.container_statuses or []:
+            for status in (pod.status.init_container_statuses or []) + (pod.status.container_statuses or []):
                 waiting = status.state.waiting if status.state is not None else None
                 if waiting is not None and waiting.reason in STUCK_REASONS:
                     raise RuntimeError(POD_STUCK.format(reason=waiting.reason, message=waiting.message or ""))
@@ -94,14 +102,27 @@ class PodWatch:
                 return
         raise RuntimeError(NOT_REMOVED.format(name=name, seconds=REMOVE_S))
 
-    def logs(self, name: str) -> str:
+    def logs(self, name: str, container: str = "agent") -> str:
         with contextlib.suppress(ApiException, OSError):
-            return str(self.core.read_namespaced_pod_log(name, self.namespace, tail_lines=20, _request_timeout=REQUEST_S))
+            return str(
+                self.core.read_namespaced_pod_log(
+                    name, self.namespace, container=container, tail_lines=20, _request_timeout=REQUEST_S
+                )
+            )
         return "(no logs)"
 
 
 def pod_ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def init_failed(pod: Any) -> tuple[str, str] | None:
+    """(container, why) for an init container that ended in failure; with restartPolicy Never the pod is done."""
+    for status in pod.status.init_container_statuses or []:
+        terminated = status.state.terminated if status.state is not None else None
+        if terminated is not None and terminated.exit_code != 0:
+            return status.name, f"exit status {terminated.exit_code}"
+    return None
 
 
 def pod_terminated(pod: Any) -> Any:

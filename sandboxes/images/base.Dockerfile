@@ -3,6 +3,8 @@
 # entry point. Built by build.py (make images) on the local debian:bookworm-slim.
 # kcat: a learner's cell and terminal have it on every backend (the process backend's
 # cells see the host's, which scripts/install.sh installs); tests/sandboxes/test_cell_contract.py.
+# nftables: the Kubernetes backend's init step walls a sandbox pod's network in with it
+# (sandboxes/backends/kubernetes_fence.py); nothing else in the image runs it.
 
 FROM debian:bookworm-slim AS python
 # policy-rc.d: no package may start a service while it installs (there is no init here).
@@ -10,7 +12,7 @@ FROM debian:bookworm-slim AS python
 RUN printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d \
  && mkdir -p /usr/share/man/man1 \
  && apt-get update \
- && apt-get install -y --no-install-recommends python3 kcat \
+ && apt-get install -y --no-install-recommends python3 kcat nftables \
  && rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log \
  && groupadd --system --gid 61000 broker \
  && useradd --system --uid 61000 --gid broker --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin broker

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from datetime import datetime
 from typing import Any
@@ -85,7 +86,17 @@ def assert_hardened(pod: dict[str, Any], *, sandbox: Sandbox) -> None:
     # No host paths, and no volume the API server would add (a ServiceAccount token is a projected one).
     assert sorted(next(k for k in v if k != "name") for v in spec["volumes"]) == ["emptyDir", "emptyDir", "secret"]
     assert all("sizeLimit" in v["emptyDir"] for v in spec["volumes"] if "emptyDir" in v)
-    assert [c["name"] for c in spec["containers"]] == ["agent"] and not spec.get("initContainers")
+    assert [c["name"] for c in spec["containers"]] == ["agent"]
+    # The network fence (kubernetes_fence.py): the pod's one root process, with one capability, before the agent.
+    [fence] = spec["initContainers"]
+    assert fence["name"] == "fence" and fence["command"][0] == "/usr/sbin/nft"
+    assert fence["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN"]}
+    assert fence["securityContext"]["allowPrivilegeEscalation"] is False
+    assert fence["securityContext"]["readOnlyRootFilesystem"] is True
+    assert fence["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert not fence.get("volumeMounts")
+    [fence_status] = pod["status"]["initContainerStatuses"]
+    assert fence_status["state"]["terminated"]["exitCode"] == 0
     container = spec["containers"][0]
     context = container["securityContext"]
     assert context["allowPrivilegeEscalation"] is False
@@ -233,3 +244,33 @@ def test_a_stop_keeps_the_data_off_the_pod_and_the_next_pod_starts_on_it(k8s_wor
     assert "--restore" in get_json(lab, f"pod/{again.unit}")["spec"]["containers"][0]["args"]
     assert cell_json(again, NATS_READ) == [3, "order-0"]
     assert not get_backend().kept_exists(key)  # the pod runs on it now
+
+
+def test_a_pod_whose_network_fence_cannot_be_set_up_never_starts_its_agent(lab: Lab, monkeypatch, units_cleanup):
+    """Fail closed: the fence's init step without NET_ADMIN (as a cluster policy that strips capabilities
+    would leave it) cannot write its rules; the start fails naming the fence and nft's own words, and the
+    agent's container, and so any cell, never runs in a pod open to the network."""
+    from sandboxes.backends import kubernetes_manifests
+    from sandboxes.backends.base import UnitSpec
+
+    fence_container = kubernetes_manifests.fence_container
+
+    def without_net_admin(**kwargs: Any) -> dict[str, Any]:
+        container = fence_container(**kwargs)
+        container["securityContext"]["capabilities"] = {"drop": ["ALL"]}
+        return container
+
+    monkeypatch.setattr(kubernetes_manifests, "fence_container", without_net_admin)
+    backend = get_backend()
+    name = f"{django_settings.SANDBOX_INSTANCE}-{990000 + os.getpid() % 10000}"
+    try:
+        with pytest.raises(RuntimeError) as failed:
+            backend.start(UnitSpec(name=name, broker="nats", owner="fence-test"))
+        message = str(failed.value)
+        assert "network fence could not be set up" in message and "Operation not permitted" in message, message
+        pod = get_json(lab, f"pod/{name}")
+        [agent] = pod["status"]["containerStatuses"]
+        assert set(agent["state"]) == {"waiting"} and not agent.get("started"), agent
+    finally:
+        backend.stop(name)
+    assert leftovers(lab, name) == []

@@ -3,7 +3,10 @@
 Web (two replicas), worker, beat, Postgres and Redis run as pods from images the project built
 and pushed to the lab's registry. A learner signs up over HTTP through the web Service, runs a
 Kafka cell over the WebSocket of the web replica on the other node from their sandbox pod, and
-sees the produced and consumed messages arrive on it; then that replica's pod is deleted, and a
+sees the produced and consumed messages arrive on it. From a cell, nothing beyond its own pod
+answers: not a second learner's sandbox pod, the API server, Postgres, Redis, the web pods, the
+nodes, the registry or the outside (the pod's network fence, not the NetworkPolicy the lab's CNI
+ignores), and the cell cannot take the fence down. Then that replica's pod is deleted, and a
 new WebSocket through the Service (what the page does when its socket drops) is served by the
 other replica and still shows the sandbox ready. Everything goes with the two namespaces at the end.
 """
@@ -15,11 +18,14 @@ import contextlib
 import json
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from errno import EHOSTUNREACH
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -41,6 +47,23 @@ WEB_PORT = 8000
 #: A Kafka cell of the bundled course; the learner's own code replaces its code, as when they edit it.
 EXITS = ("cell.exit", "cell.error")
 KAFKA_CELL = {"course": "broker-academy", "chapter": "apache-kafka", "cell": "produce-keys"}
+#: A learner's attempt at the network from their cell: take the pod's fence down, then connect to
+#: each target (name, host, port). Each ends "connected" or in its errno ("timeout" without one).
+REACH = """
+import json, socket, subprocess
+flush = subprocess.run(["/usr/sbin/nft", "flush", "ruleset"], capture_output=True, text=True)
+print("FLUSH", json.dumps([flush.returncode, flush.stderr.strip()]))
+seen = {}
+for name, host, port in json.loads(TARGETS):
+    with socket.socket() as s:
+        s.settimeout(3)
+        try:
+            s.connect((host, port))
+            seen[name] = "connected"
+        except OSError as e:
+            seen[name] = e.errno or "timeout"
+print("REACH", json.dumps(seen))
+"""
 
 
 @dataclass(frozen=True)
@@ -93,7 +116,7 @@ def deployed(lab: Lab) -> Iterator[Deploy]:
         assert f"namespace/{NAMESPACE}" not in left.split() and f"namespace/{SANDBOX_NAMESPACE}" not in left.split()
 
 
-def sign_up(deploy: Deploy) -> requests.Session:
+def sign_up(deploy: Deploy, who: str = "a") -> requests.Session:
     """A new learner through the web Service, as a browser does: the form, its CSRF token, the POST."""
     session = requests.Session()
     session.headers["Host"] = HOST
@@ -103,7 +126,7 @@ def sign_up(deploy: Deploy) -> requests.Session:
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
     assert token is not None
     password = "streams-and-queues-37"
-    name = f"k8s-learner-{int(time.time())}"
+    name = f"k8s-learner-{who}-{int(time.time())}"
     done = session.post(
         url,
         data={"csrfmiddlewaretoken": token.group(1), "username": name, "email": f"{name}@example.org",
@@ -171,6 +194,55 @@ def events(frames: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]
     ]
 
 
+def reach_targets(deploy: Deploy, sandbox_pod: dict[str, Any], web: dict[str, dict[str, Any]]) -> list[tuple[str, str, int]]:
+    """What a cell tries to reach: its own broker (which must answer) and everything else it must not."""
+    lab = deploy.lab
+    [neighbour] = [p for p in deploy.pods(SANDBOX_NAMESPACE) if p["metadata"]["name"] != sandbox_pod["metadata"]["name"]]
+    assert neighbour["status"].get("podIP"), neighbour["status"]
+
+    def cluster_ip(namespace: str, name: str) -> str:
+        return lab.kubectl("-n", namespace, "get", "service", name, "-o", "jsonpath={.spec.clusterIP}")
+
+    api = urlsplit(lab.env["K8S_LAB_API_SERVER"])
+    registry_host, _, registry_port = lab.registry.rpartition(":")
+    targets = [
+        ("its own broker", "127.0.0.1", 9092),
+        ("another learner's agent", neighbour["status"]["podIP"], 7070),
+        ("another learner's broker", neighbour["status"]["podIP"], 9092),
+        ("the API server's Service", cluster_ip("default", "kubernetes"), 443),
+        ("the API server", api.hostname or "", api.port or 443),
+        ("Postgres' Service", cluster_ip(NAMESPACE, "postgres"), 5432),
+        ("Redis' Service", cluster_ip(NAMESPACE, "redis"), 6379),
+        ("the web Service", deploy.service, 80),
+        ("the registry", registry_host, int(registry_port)),
+        ("the outside", "1.1.1.1", 443),
+    ]
+    for app in ("postgres", "redis"):
+        [pod] = deploy.pods(NAMESPACE, f"app.kubernetes.io/name={app}")
+        targets.append((f"{app}'s pod", pod["status"]["podIP"], 5432 if app == "postgres" else 6379))
+    targets += [(f"web pod {name}", pod["status"]["podIP"], WEB_PORT) for name, pod in web.items()]
+    targets += [(f"node {name}'s kubelet", ip, 10250) for name, ip in lab.node_ips().items()]
+    return targets
+
+
+async def reach_from_a_cell(
+    deploy: Deploy, session: requests.Session, ip: str, sandbox_pod: dict[str, Any], web: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Run REACH as the learner's cell of their Kafka sandbox; what each target did, by name."""
+    targets = reach_targets(deploy, sandbox_pod, web)
+    code = f"TARGETS = {json.dumps(json.dumps(targets))}\n{REACH}"
+    async with live(ip, WEB_PORT, session) as ws:
+        await ws.send(json.dumps({"type": "cell.run", **KAFKA_CELL, "code": code, "run": "reach"}))
+        frames = await frames_until(ws, lambda fs: exited(fs, "reach"), 120)
+    output = "".join(f.get("text", "") for f in frames if f["type"] == "cell.output")
+    lines = dict(line.split(" ", 1) for line in output.splitlines() if line.startswith(("FLUSH ", "REACH ")))
+    assert set(lines) == {"FLUSH", "REACH"}, output
+    code_, error = json.loads(lines["FLUSH"])
+    assert code_ != 0 and "Operation not permitted" in error, (code_, error)  # the fence is not the cell's to remove
+    print(f"k8s deploy: from a cell, {len(targets) - 1} targets beyond its pod: {lines['REACH']}")
+    return json.loads(lines["REACH"])
+
+
 def test_the_deployed_platform_serves_a_kafka_cell_across_nodes_and_survives_losing_a_web_pod(deployed: Deploy):
     started = time.monotonic()
     web = deployed.web_pods()
@@ -184,15 +256,19 @@ def test_the_deployed_platform_serves_a_kafka_cell_across_nodes_and_survives_los
     assert set(restarts.values()) == {0}, restarts
     session = sign_up(deployed)
 
-    async def ensure_ready(ip: str) -> None:
+    async def ensure_ready(ip: str, session: requests.Session) -> None:
         async with live(ip, WEB_PORT, session) as ws:
             await ws.send(json.dumps({"type": "sandbox.ensure", "broker": "kafka"}))
             frames = await frames_until(ws, lambda fs: kafka_state(fs) in ("ready", "failed"), timeout=240)
             assert kafka_state(frames) == "ready", frames
 
     first = next(iter(web.values()))
-    run(ensure_ready(first["status"]["podIP"]))
+    run(ensure_ready(first["status"]["podIP"], session))
     [sandbox_pod] = deployed.pods(SANDBOX_NAMESPACE)
+    # A second learner's sandbox starts while the first runs their cell: the pod a cell must not reach.
+    neighbour = sign_up(deployed, who="b")
+    neighbour_ready = threading.Thread(target=lambda: run(ensure_ready(first["status"]["podIP"], neighbour)))
+    neighbour_ready.start()
     sandbox_node = sandbox_pod["spec"]["nodeName"]
     print(f"k8s deploy: kafka sandbox ready {time.monotonic() - started:.1f} s after sign-up began, on {sandbox_node}")
 
@@ -228,6 +304,11 @@ def test_the_deployed_platform_serves_a_kafka_cell_across_nodes_and_survives_los
     produced, consumed = events(frames, "produced"), events(frames, "consumed")
     assert produced and consumed, frames
     print(f"k8s deploy: cell with its events over {far_name} in {time.monotonic() - cell_started:.1f} s")
+
+    neighbour_ready.join(timeout=300)
+    reach = run(reach_from_a_cell(deployed, session, far["status"]["podIP"], sandbox_pod, web))
+    assert reach.pop("its own broker") == "connected", reach
+    assert reach == dict.fromkeys(reach, EHOSTUNREACH), reach
 
     # That replica's pod goes while the page's socket is open on it: the socket is closed by the
     # server as it stops, and the page's next one, through the Service, reaches the other replica.
