@@ -2,7 +2,12 @@
 
 Each queue is bounded by count and by bytes; what does not fit is counted and sent as
 "not shown" (``dropped``), never held. Snapshots of the broker's topology follow a change
-within a fraction of a second and come at least once a second.
+within a fraction of a second and, while a page watches, come at least once a second.
+
+An idle unit costs next to nothing here: the fan-out sleeps until the tap's thread wakes it
+(it used to look every 50 ms), and with no page subscribed the broker is asked for a snapshot
+only after a change (a tap report, a cell's end), not every second; the first page to
+subscribe gets a fresh one. Measured in docs/bench.md ("Idle cost of a unit").
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ INCOMING_BYTES = 32 * 1024 * 1024
 #: which the platform refuses to read past (an event alone is far smaller, see events.py).
 BATCH_MAX = 500
 BATCH_BYTES = 1024 * 1024
-FLUSH_EVERY_S = 0.05
-#: A snapshot is taken at least this often; sooner when the tap reports something or a cell ends.
+#: The fan-out is woken by the tap's thread; this is only how often it looks anyway.
+IDLE_WAKE_S = 5.0
+#: While a page is subscribed, a snapshot is taken at least this often; sooner when the tap
+#: reports something or a cell ends. With none subscribed, only then.
 SNAPSHOT_EVERY_S = 1.0
 #: A reported change waits this long for the rest of its burst before the snapshot is taken...
 SNAPSHOT_SETTLE_S = 0.05
@@ -123,7 +130,7 @@ class EventFanout:
     async def fanout(self) -> None:
         while not self.done.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.arrived.wait(), timeout=FLUSH_EVERY_S)
+                await asyncio.wait_for(self.arrived.wait(), timeout=IDLE_WAKE_S)
             self.arrived.clear()
             self.wake_pending = False
             dropped, self.tap_dropped = self.tap_dropped, 0
@@ -147,7 +154,7 @@ class EventFanout:
         loop = asyncio.get_running_loop()
         while not self.done.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.snapshot_wanted.wait(), timeout=SNAPSHOT_EVERY_S)
+                await asyncio.wait_for(self.snapshot_wanted.wait(), timeout=SNAPSHOT_EVERY_S if self.subscribers else None)
                 await asyncio.sleep(SNAPSHOT_SETTLE_S)
             # Cleared before asking: a change reported while the broker answers asks for the next one.
             self.snapshot_wanted.clear()
@@ -168,6 +175,10 @@ class EventFanout:
         subscriber = Subscriber()
         for event, weight in self.recent:
             subscriber.offer(event, weight)
+        if not self.subscribers:
+            # Nobody watched: the last snapshot may be old. The page gets a fresh one, not that.
+            self.snapshot = None
+            self.snapshot_wanted.set()
         self.subscribers.add(subscriber)
         sent_snapshot = None
         closed = asyncio.create_task(reader.read())  # completes when the platform hangs up
