@@ -10,10 +10,16 @@ import logging
 import signal
 from pathlib import Path
 
+from .cell_main import PR_SET_DUMPABLE, prctl
 from .server import Agent
 
 
 def main() -> None:
+    # Not dumpable: its /proc/<pid>/mem, environ and fds belong to root. In a Kubernetes pod the cells share
+    # the agent's uid, and without the kernel's Yama policy (not on every kernel) /proc/<pid>/mem of a process
+    # of one's own uid is open to read and write: a cell could take the agent's token or rewrite its code (and
+    # so its checks' verdicts). Before any learner's process exists: the agent starts first in its unit.
+    prctl(PR_SET_DUMPABLE, 0)
     parser = argparse.ArgumentParser(prog="sandboxes.agent")
     parser.add_argument("--unit-dir", type=Path, required=True)
     parser.add_argument("--broker", required=True)

@@ -20,6 +20,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from sandboxes import agent_client
+from sandboxes.agent import protocol
 from sandboxes.backends import get_backend
 from sandboxes.backends.base import AgentAddress
 from sandboxes.backends.kubernetes import (
@@ -137,6 +138,14 @@ if libc.ptrace(0x4206, agent, 0, 0) == 0:
     print("ptrace of the agent allowed")
 else:
     print("ptrace of the agent refused", ctypes.get_errno())
+# /proc/<pid>/mem needs no ptrace call: without the kernel's Yama policy (not on this one) a process of the same
+# uid may open it to read and write, unless the agent is not dumpable (agent/__main__.py).
+for part in ("mem", "environ"):
+    try:
+        open(f"/proc/{agent}/{part}", "rb").close()
+        print(f"agent {part} opened")
+    except OSError as e:
+        print(f"agent {part} refused", e.errno)
 """
 
 
@@ -209,6 +218,7 @@ def test_a_sandbox_is_a_hardened_pod_reached_over_the_network_and_stops_without_
     assert "root denied 30" in output, output  # EROFS
     assert "token in env False" in output, output
     assert "ptrace of the agent refused 1" in output, output  # EPERM, from the cells' filter
+    assert "agent mem refused 13" in output and "agent environ refused 13" in output, output  # EACCES
 
     # Every connection shows the unit's own token: none, a guess, or another unit's opens nothing.
     other_unit = f"{django_settings.SANDBOX_INSTANCE}-{sandbox.pk + 1}"
@@ -274,3 +284,65 @@ def test_a_pod_whose_network_fence_cannot_be_set_up_never_starts_its_agent(lab: 
     finally:
         backend.stop(name)
     assert leftovers(lab, name) == []
+
+
+#: The learner's terminal job: for up to 20 s, every process running Python isolated (a check) is tried, as often
+#: as it is seen, for its memory. A check shares the learner's uid in a pod; it must be out of reach from its exec.
+WATCHER = """
+import os, time
+tries = {}
+end = time.monotonic() + 20
+while time.monotonic() < end and not os.path.exists("/tmp/check-ended"):
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+        except OSError:
+            continue
+        if b"-I" in argv:
+            try:
+                open(f"/proc/{pid}/mem", "rb").close()
+                tries.setdefault(pid, []).append("opened")
+            except PermissionError:
+                tries.setdefault(pid, []).append("refused")
+            except OSError:
+                pass
+open("/tmp/watched", "w").write(repr(sorted({t for seen in tries.values() for t in seen})) + f" {len(tries)}")
+"""
+
+
+def test_a_check_beside_the_learners_uid_is_out_of_their_reach_from_its_first_instruction(
+    k8s_worker, lab: Lab, learner, units_cleanup
+):
+    """In a pod a check runs as the learner's uid, in their PID namespace. Its interpreter is one the uid may run
+    but not read (CHECK_PYTHON), so the kernel starts it non-dumpable: a terminal job that looks for it without a
+    pause and opens its memory as soon as it sees it is refused every time, even in the moment cell_main used to
+    close."""
+    sandbox = provision(learner, "nats", timeout=240)
+    address = provisioning.sandbox_socket(sandbox=sandbox)
+    result, output = run_cell(sandbox, f"open('/tmp/watcher.py', 'w').write({WATCHER!r})")
+    assert result["status"] == 0, output
+
+    async def attack() -> dict[str, Any]:
+        _reader, writer = await agent_client.terminal(address, rows=24, cols=100)
+        try:
+            await protocol.send(writer, {"op": "input", "data": "python3 /tmp/watcher.py &\n"})
+            await asyncio.sleep(1.0)
+            checks = [await agent_client.check(address, code="print('check done')", timeout=30) for _ in range(5)]
+            await protocol.send(writer, {"op": "input", "data": "touch /tmp/check-ended\n"})
+            return checks[-1]
+        finally:
+            writer.close()
+
+    checked = run(attack())
+    assert checked["status"] == 0 and "check done" in checked["output"], checked
+    watched = ""
+    for _ in range(50):
+        watched = run_cell(sandbox, "import os\nprint(open('/tmp/watched').read() if os.path.exists('/tmp/watched') else '')")[1]
+        if watched.strip():
+            break
+        time.sleep(0.2)
+    print(f"k8s check watcher: {watched.strip()}")
+    assert watched.startswith("['refused'] "), watched
+    assert int(watched.split()[-1]) >= 1, watched  # it saw at least one check
