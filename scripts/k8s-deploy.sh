@@ -126,9 +126,21 @@ web_address() {
 }
 
 deploy_down() {
-    local started
+    local started left said="" deadline
     started=$(date +%s%N)
-    kubectl_admin delete namespace "$NAMESPACE" "$SANDBOX_NAMESPACE" --ignore-not-found --wait=true --timeout=300s >/dev/null
+    kubectl_admin delete namespace "$NAMESPACE" "$SANDBOX_NAMESPACE" --ignore-not-found --wait=false >/dev/null
+    # Progress: which pods the namespaces still wait for, each time that changes.
+    deadline=$(($(date +%s) + 300))
+    while kubectl_admin get namespace "$NAMESPACE" "$SANDBOX_NAMESPACE" --ignore-not-found -o name 2>/dev/null | grep -q .; do
+        [ "$(date +%s)" -lt "$deadline" ] || { say "FAILED: the namespaces are still there after 300 s"; exit 1; }
+        left=$( (kubectl_admin -n "$NAMESPACE" get pods -o name 2>/dev/null; kubectl_admin -n "$SANDBOX_NAMESPACE" get pods -o name 2>/dev/null) |
+            sed 's|^pod/||' | sort | tr '\n' ' ')
+        if [ "$left" != "$said" ]; then
+            say "down: $(seconds_since "$started") s: ${left:-no pods left; the namespaces finish}"
+            said=$left
+        fi
+        sleep 1
+    done
     kubectl_admin delete persistentvolume ba-lab-kept --ignore-not-found --wait=true --timeout=60s >/dev/null
     rm -rf "$KEPT_DIR"
     rmdir --ignore-fail-on-non-empty "$(dirname "$KEPT_DIR")" 2>/dev/null || true

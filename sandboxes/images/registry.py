@@ -19,6 +19,7 @@ the reference a pod names (``HOST:PORT/broker-academy/<kind>:<tag>``).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import hashlib
 import shlex
 import shutil
@@ -129,12 +130,23 @@ def main() -> None:
     parser.add_argument("--registry", required=True, help="HOST:PORT of the registry the cluster pulls from")
     parser.add_argument("kinds", nargs="*", default=None)
     args = parser.parse_args()
-    client = docker.from_env(timeout=300)
+    kinds = args.kinds or broker_names()
     try:
-        for kind in args.kinds or broker_names():
-            print(push(client, kind, args.registry), flush=True)
+        print("\n".join(push_all(kinds, args.registry)), flush=True)
     except RuntimeError as exc:
         sys.exit(f"sandboxes.images.registry: {exc}")
+
+
+def _push_with_a_client(kind: str, registry: str) -> str:
+    return push(docker.from_env(timeout=300), kind, registry)
+
+
+def push_all(kinds: list[str], registry: str) -> list[str]:
+    """push() of each kind side by side (each mostly waits on an export, a compression or the registry), each
+    with a Docker client of its own; the references in the order of ``kinds``."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(kinds))) as pool:
+        futures = [pool.submit(_push_with_a_client, kind, registry) for kind in kinds]
+        return [future.result() for future in futures]
 
 
 if __name__ == "__main__":

@@ -111,6 +111,7 @@ def deployed(lab: Lab) -> Iterator[Deploy]:
         yield Deploy(lab=lab, service=service, output=result.stderr)
     finally:
         down = deploy_script("down", timeout=400)
+        print(down.stderr)
         assert down.returncode == 0, down.stdout + down.stderr
         left = lab.kubectl("get", "namespaces", "-o", "name")
         assert f"namespace/{NAMESPACE}" not in left.split() and f"namespace/{SANDBOX_NAMESPACE}" not in left.split()
