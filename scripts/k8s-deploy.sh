@@ -125,16 +125,29 @@ web_address() {
     echo "$(kubectl_admin -n "$NAMESPACE" get service web -o jsonpath='{.spec.clusterIP}'):80"
 }
 
+# The pods of both namespaces, by name on one line.
+pods_left() {
+    local pods
+    pods=$(kubectl_admin -n "$NAMESPACE" get pods -o name && kubectl_admin -n "$SANDBOX_NAMESPACE" get pods -o name) || return 1
+    echo "$pods" | sed 's|^pod/||' | sort | tr '\n' ' ' | sed 's/ *$//'
+}
+
 deploy_down() {
-    local started left said="" deadline
+    local started namespaces left said="" deadline
     started=$(date +%s%N)
     kubectl_admin delete namespace "$NAMESPACE" "$SANDBOX_NAMESPACE" --ignore-not-found --wait=false >/dev/null
-    # Progress: which pods the namespaces still wait for, each time that changes.
+    # Progress: which pods the namespaces still wait for, each time that changes. Each answer is read whole
+    # (a reader that stops at its first line, as grep -q does, would end kubectl with SIGPIPE, which pipefail
+    # takes for "no namespaces left"); a failed request is asked again.
     deadline=$(($(date +%s) + 300))
-    while kubectl_admin get namespace "$NAMESPACE" "$SANDBOX_NAMESPACE" --ignore-not-found -o name 2>/dev/null | grep -q .; do
+    while :; do
         [ "$(date +%s)" -lt "$deadline" ] || { say "FAILED: the namespaces are still there after 300 s"; exit 1; }
-        left=$( (kubectl_admin -n "$NAMESPACE" get pods -o name 2>/dev/null; kubectl_admin -n "$SANDBOX_NAMESPACE" get pods -o name 2>/dev/null) |
-            sed 's|^pod/||' | sort | tr '\n' ' ')
+        if ! namespaces=$(kubectl_admin get namespace "$NAMESPACE" "$SANDBOX_NAMESPACE" --ignore-not-found -o name); then
+            sleep 1
+            continue
+        fi
+        [ -n "$namespaces" ] || break
+        left=$(pods_left) || left=$said
         if [ "$left" != "$said" ]; then
             say "down: $(seconds_since "$started") s: ${left:-no pods left; the namespaces finish}"
             said=$left

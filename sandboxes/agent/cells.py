@@ -25,18 +25,12 @@ from sandboxes.brokers.tap import tap_watching
 from .cell_process import CellProcess, alive
 from .cell_program import RUNNER
 from .cell_template_client import Template, TemplateGone, TemplateRun
-from .confinement import HOME, CellLimits, Confinement, ConfinementMissing, environment
+from .confinement import HOME, CellLimits, Confinement, environment
 from .leftovers import kill_leftovers
 from .output import OutputWindow
 
 #: The environment variable naming the unit in each of its processes (see ProcessBackend.processes).
 UNIT_MARKER = "BA_UNIT"
-#: The interpreter of exercise checks, beside the agent's where the image has it (sandboxes/images/base.Dockerfile):
-#: a copy that the cells' uid may execute but not read. The kernel makes a process whose program it could not
-#: read non-dumpable at its exec, so a check's /proc/<pid>/mem, environ and fds belong to root from its first
-#: instruction, not from the moment cell_main makes it so. That matters in a Kubernetes pod, where a check runs
-#: as the learner's uid: without it a job of theirs could open the check's memory in that moment and rewrite it.
-CHECK_PYTHON = "python-check"
 
 #: Receives each output message of a run: {"stream", "text"} and, for the tail, "tail" and "skipped" (see output.py).
 OutputCallback = Callable[[dict[str, Any]], Awaitable[None]]
@@ -104,19 +98,9 @@ class CellRunner:
         (an exercise's check: see ``run``)."""
         if command is None:
             flags = ["-I", "-u", "-B"] if isolated else ["-u", "-B"]
-            python = self.check_interpreter() if isolated else sys.executable
+            python = self.walls.check_interpreter() if isolated else sys.executable
             command = [python, *flags, "-c", RUNNER, str(hint_fd), *self._variables()]
         return self.walls.argv(command, read_only=self.read_only, seccomp_fd=seccomp_fd, checker=isolated)
-
-    def check_interpreter(self) -> str:
-        """CHECK_PYTHON where the image has it. Without it a check runs as the agent's interpreter only where it
-        has a uid of its own (the process backend, Docker); a check that would share the learner's uid is refused."""
-        execute_only = Path(sys.executable).with_name(CHECK_PYTHON)
-        if execute_only.exists():
-            return str(execute_only)
-        if self.walls.mode == "setpriv" and self.walls.checker_uid is None:
-            raise ConfinementMissing(f"no {execute_only} (execute-only) for a check beside the learner's uid: it is not run")
-        return sys.executable
 
     def environment(self) -> dict[str, str]:
         """What a cell's process and the terminal's shell start with: the connection variables, the tools first on PATH."""

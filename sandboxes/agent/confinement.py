@@ -35,6 +35,13 @@ CHECKER_UID_OFFSET = 200_000
 #: A check's own /tmp under bubblewrap: it needs little, and sees nothing the learner wrote.
 CHECKER_TMP_BYTES = 8 * 1024 * 1024
 
+#: The interpreter of exercise checks, beside the agent's where the image has it (sandboxes/images/base.Dockerfile):
+#: a copy that the cells' uid may execute but not read. The kernel makes a process whose program it could not
+#: read non-dumpable at its exec, so a check's /proc/<pid>/mem, environ and fds belong to root from its first
+#: instruction, not from the moment cell_main makes it so. That matters in a Kubernetes pod, where a check runs
+#: as the learner's uid: without it a job of theirs could open the check's memory in that moment and rewrite it.
+CHECK_PYTHON = "python-check"
+
 
 def checker_uid_for(cell_uid: int | None) -> int | None:
     """The uid a unit's checks run as: another than its cells', never root; None when cells have no uid of their own."""
@@ -163,6 +170,16 @@ class Confinement:
             *self._setpriv(uid, bounding_set=True),
             *python,
         ]
+
+    def check_interpreter(self) -> str:
+        """CHECK_PYTHON where the image has it. Without it a check runs the agent's interpreter only where it
+        has a uid of its own (the process backend, Docker); a check that would share the learner's uid is refused."""
+        execute_only = Path(sys.executable).with_name(CHECK_PYTHON)
+        if execute_only.exists():
+            return str(execute_only)
+        if self.mode == "setpriv" and self.checker_uid is None:
+            raise ConfinementMissing(f"no {execute_only} (execute-only) for a check beside the learner's uid: it is not run")
+        return sys.executable
 
     @staticmethod
     def _setpriv(uid: int | None, *, bounding_set: bool) -> list[str]:

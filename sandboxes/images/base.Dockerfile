@@ -27,7 +27,7 @@ RUN python3 -m venv --without-pip /opt/venv \
 
 FROM python
 COPY --from=clients /opt/venv /opt/venv
-# python-check: the interpreter of exercise checks (sandboxes/agent/cells.py, CHECK_PYTHON), a copy that
+# python-check: the interpreter of exercise checks (sandboxes/agent/confinement.py, CHECK_PYTHON), a copy that
 # every account may run and none but root may read, so the kernel starts each check non-dumpable.
 RUN cp /usr/bin/python3.11 /opt/venv/bin/python-check && chmod 0111 /opt/venv/bin/python-check
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sandboxes.agent.cells import CHECK_PYTHON, CellRunner
-from sandboxes.agent.confinement import CellLimits, ConfinementMissing
+from sandboxes.agent.cells import CellRunner
+from sandboxes.agent.confinement import CHECK_PYTHON, CellLimits, ConfinementMissing
 
 
 def pod_runner() -> CellRunner:
