@@ -15,20 +15,20 @@ unless the registry has that tag already. Prints one ``NAME=REFERENCE`` line per
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import contextlib
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import docker
 from docker.errors import DockerException, ImageNotFound
 
 from sandboxes.images.build import DEBIAN, NO_DEBIAN, NO_ENGINE, ROOT, BuildFailed, Context, ensure
-from sandboxes.images.registry import export_into, manifest_exists
+from sandboxes.images.registry import export_into, manifest_exists, side_by_side
 
 DEPLOY = ROOT / "deploy"
 #: Image name -> the files beside its Dockerfile in deploy/ that its context holds (executable).
@@ -121,10 +121,6 @@ def push(client: docker.DockerClient, image: str, registry: str) -> str:
     return f"{registry}/{image}"
 
 
-def _push_with_a_client(image: str, registry: str) -> str:
-    return push(docker.from_env(timeout=600), image, registry)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m courseplatform.platform_image", description=__doc__.split("\n\n")[0])
     parser.add_argument("--registry", help="HOST:PORT of the registry the cluster pulls from (the lab's: 10.251.0.1:5000)")
@@ -149,12 +145,9 @@ def main(argv: list[str] | None = None) -> int:
                 refs[name] = build(client, name, force=args.force)
             print(f"{refs[name]}: built in {time.monotonic() - started:.1f} s", file=sys.stderr)
         if args.registry:
-            # The pushes side by side, each with a client of its own: each mostly waits on an export, a
-            # compression or the registry.
             started = time.monotonic()
-            with concurrent.futures.ThreadPoolExecutor(max_workers=len(refs)) as pool:
-                pushed = {name: pool.submit(_push_with_a_client, ref, args.registry) for name, ref in refs.items()}
-                refs = {name: future.result() for name, future in pushed.items()}
+            pushed = side_by_side(partial(push, registry=args.registry), list(refs.values()), timeout=600)
+            refs = dict(zip(refs, pushed, strict=True))
             print(f"{', '.join(refs.values())}: pushed in {time.monotonic() - started:.1f} s", file=sys.stderr)
     except BuildFailed as exc:
         print(f"deploy images: {exc}", file=sys.stderr)

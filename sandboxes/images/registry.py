@@ -26,6 +26,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import docker
@@ -132,21 +134,20 @@ def main() -> None:
     args = parser.parse_args()
     kinds = args.kinds or broker_names()
     try:
-        print("\n".join(push_all(kinds, args.registry)), flush=True)
+        print("\n".join(side_by_side(partial(push, registry=args.registry), kinds, timeout=300)), flush=True)
     except RuntimeError as exc:
         sys.exit(f"sandboxes.images.registry: {exc}")
 
 
-def _push_with_a_client(kind: str, registry: str) -> str:
-    return push(docker.from_env(timeout=300), kind, registry)
+def side_by_side(push_one: Callable[[docker.DockerClient, str], str], items: list[str], *, timeout: int) -> list[str]:
+    """``push_one(client, item)`` for every item at once, in threads (a push mostly waits on an export, a
+    compression or the registry), each with a Docker client of its own; the results in the order of ``items``."""
 
+    def one(item: str) -> str:
+        return push_one(docker.from_env(timeout=timeout), item)
 
-def push_all(kinds: list[str], registry: str) -> list[str]:
-    """push() of each kind side by side (each mostly waits on an export, a compression or the registry), each
-    with a Docker client of its own; the references in the order of ``kinds``."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(kinds))) as pool:
-        futures = [pool.submit(_push_with_a_client, kind, registry) for kind in kinds]
-        return [future.result() for future in futures]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        return list(pool.map(one, items))
 
 
 if __name__ == "__main__":
