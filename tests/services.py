@@ -133,6 +133,7 @@ class Service:
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.name = name
+        self.env = env
         self.log = RUN_DIR / f"{name}.log"
         self.url = ""  # for a service that answers on an address
         self.process = subprocess.Popen(
@@ -143,6 +144,13 @@ class Service:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def restart(self) -> None:
+        """What a supervisor does for a stopped or dead process: the same command, environment and address again."""
+        self.stop()
+        url = self.url
+        self.__init__(self.name, self.process.args, self.env)  # type: ignore[misc]
+        self.url = url
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -297,7 +305,7 @@ def worker_in_place_of(session_worker: Service, name: str, env: dict[str, str] |
         yield replacement
     finally:
         replacement.stop()
-        session_worker.__init__(session_worker.name, session_worker.process.args)
+        session_worker.restart()
         wait_for(lambda: any(app.control.ping(timeout=0.5)), timeout=60, what="the session's worker back", interval=0.2)
 
 

@@ -190,9 +190,7 @@ def kill(process: psutil.Process | int) -> None:
 def restart(service: Service) -> None:
     """What the supervisor does for a dead process: start the same command again."""
     service.process.wait(timeout=10)
-    url = service.url  # the same address: the session's fixtures hand it to later modules
-    service.__init__(service.name, service.process.args)
-    service.url = url
+    service.restart()  # the same address: the session's fixtures hand it to later modules
 
 
 def worker_answers() -> bool:

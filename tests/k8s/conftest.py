@@ -7,7 +7,6 @@ kinds it pushes to the lab's registry) and uses ``k8s_worker`` and ``k8s_backend
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -37,19 +36,10 @@ def lab(host_before) -> Iterator[Lab]:
 def k8s_worker(celery_worker: Service, lab: Lab, images: dict[str, str]) -> Iterator[Service]:
     """This module's worker runs the kubernetes backend (read from its environment at start); the session's waits."""
     celery_worker.stop()
-    saved = {key: os.environ.get(key) for key in k8s_settings(lab, images)}
-    os.environ.update(k8s_settings(lab, images))
-    try:
-        worker = celery_worker_start(name="k8s-worker")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    worker = celery_worker_start(name="k8s-worker", env=k8s_settings(lab, images))
     yield worker
     worker.stop()
-    celery_worker.__init__(celery_worker.name, celery_worker.process.args)  # the session's worker, as it was
+    celery_worker.restart()  # the session's worker, as it was
     from courseplatform.celery import app
 
     wait_for(lambda: any(app.control.ping(timeout=0.5)), timeout=60, what="a worker answering", interval=0.2)

@@ -48,5 +48,5 @@ def docker_worker_in_place_of(session_worker: Service, name: str) -> Iterator[Se
         yield worker
     finally:
         worker.stop()
-        session_worker.__init__(session_worker.name, session_worker.process.args)  # the session's worker, as it was
+        session_worker.restart()  # the session's worker, as it was
         wait_for_a_worker()
