@@ -149,6 +149,11 @@ def courses(transactional_db) -> None:
         course_import(directory=Path(directory))
 
 
+#: A line Python's warnings module prints ("<cell>:12: DeprecationWarning: ..."): a learner reads it as something
+#: gone wrong, so no cell of the course may print one (e.g. kafka-python 3's for a plain deserializer function).
+PYTHON_WARNING = re.compile(r"^\S+:\d+: \w*Warning: .*$", re.MULTILINE)
+
+
 def expectation_problem(cell: ParsedCell, output: str) -> str | None:
     if cell.expect is None or re.search(cell.expect, output, re.MULTILINE):
         return None
@@ -195,6 +200,8 @@ def walk_chapter(brokers: Brokers, course: str, filename: str) -> None:
             found.append(f"{filename}:{cells[key].line} cell {key} exited {outcome.status}:\n{outcome.output[-3000:]}")
         elif problem := expectation_problem(cells[key], outcome.output):
             found.append(f"{filename}: {problem}")
+        if warning := PYTHON_WARNING.search(outcome.output):
+            found.append(f"{filename}:{cells[key].line} cell {key} prints a warning the text does not explain: {warning[0]}")
         return found
 
     def check(exercise: str) -> Outcome:
