@@ -39,7 +39,7 @@ from sandboxes.backends.unit_memory import unit_memory
 from sandboxes.brokers import broker_entry
 from sandboxes.models import KeptState, Sandbox, State
 from sandboxes.services import actions, kept, provisioning, readiness, reconcile
-from tests.aio import run
+from tests.aio import in_thread, run
 from tests.k8s.lab import Lab, get_json, k8s_settings, lab_images, leftovers, memory_mib
 from tests.sandboxes.test_kept_state import NATS_PUBLISH, NATS_READ, cell_json, cell_ok, kept_cleanup, stop  # noqa: F401
 from tests.sandboxes.test_lifecycle import provision, run_cell
@@ -290,7 +290,7 @@ def test_a_worker_killed_while_pods_boot_leaves_no_orphan_pod_and_each_sandbox_r
 
         # One provisioning for longer than a provision can take is failed, and nothing of its unit is left.
         Sandbox.objects.filter(pk=stale.pk).update(created_at=stale.created_at.replace(year=2000))
-        report = reconcile.sandboxes_reconcile()
+        report = in_thread(reconcile.sandboxes_reconcile)  # Playwright's loop may hold this thread (tests.aio)
         stale.refresh_from_db()
         assert stale.state == State.FAILED and stale.pk in report["stuck"], report
         assert leftovers(lab, units[stale.pk]) == []
@@ -300,7 +300,7 @@ def test_a_worker_killed_while_pods_boot_leaves_no_orphan_pod_and_each_sandbox_r
             timeout=readiness.LEASE_S + 10,
             what="the dead follower's lease lapsed",
         )
-        assert readiness.sandboxes_adopt() == [adopted.pk]
+        assert in_thread(readiness.sandboxes_adopt) == [adopted.pk]
     # This backend's worker is back and takes the queued provision: the same pod, followed from where it is.
     wait_for(lambda: Sandbox.objects.get(pk=adopted.pk).state != State.PROVISIONING, timeout=180, what="adopted sandbox ready")
     adopted.refresh_from_db()

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 
 from sandboxes.models import Purpose, Sandbox, State
-from sandboxes.services import lifecycle, pool, provisioning
+from sandboxes.services import jobs, lifecycle, pool, provisioning
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,7 +48,11 @@ def test_a_ready_report_overtaken_by_a_stop_ends_quietly(monkeypatch):
     assert sandbox.state == State.STOPPING
 
 
-def test_learners_racing_for_the_warm_pool_each_get_a_different_sandbox_or_none():
+def test_learners_racing_for_the_warm_pool_each_get_a_different_sandbox_or_none(monkeypatch):
+    # Each claim asks for a refill. The session's Celery worker, when a test before this one started it, would run
+    # it now and stop these three as surplus (this run's pool size is none) while the racers still race for them.
+    refills: list[str] = []
+    monkeypatch.setattr(jobs, "job_enqueue", lambda name, *args: refills.append(name))
     pooled = [Sandbox.objects.create(broker="nats", state=State.READY, stage="ready", purpose=Purpose.POOL) for _ in range(3)]
     users = [User.objects.create_user(f"racer{n}", password="x") for n in range(8)]
     barrier = threading.Barrier(len(users))
@@ -74,3 +78,4 @@ def test_learners_racing_for_the_warm_pool_each_get_a_different_sandbox_or_none(
     assert sorted(won) == sorted(s.pk for s in pooled), "every pooled sandbox goes to exactly one learner"
     owners = Counter(Sandbox.objects.filter(pk__in=won).values_list("user_id", flat=True))
     assert all(n == 1 for n in owners.values()) and len(owners) == 3
+    assert refills == [jobs.POOL_FILL] * 3  # one refill asked for each sandbox taken
