@@ -14,9 +14,15 @@ import sys
 import time
 import traceback
 
-AREAS = ("pages", "cells", "stream", "sandboxes", "burst", "density", "docker", "load", "k8s-starts", "k8s-sim")
+AREAS = ("pages", "cells", "stream", "sandboxes", "burst", "density", "docker", "load", "k8s-starts", "k8s-agent", "k8s-sim")
 #: Areas whose module is not named after them.
-MODULES = {"density": "sandboxes", "docker": "sandboxes", "k8s-starts": "k8s_starts", "k8s-sim": "k8s_sim"}
+MODULES = {
+    "density": "sandboxes",
+    "docker": "sandboxes",
+    "k8s-starts": "k8s_starts",
+    "k8s-agent": "k8s_starts",
+    "k8s-sim": "k8s_sim",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
             area_started = time.monotonic()
             try:
                 module = __import__(f"bench.{MODULES.get(area, area)}", fromlist=["run"])
-                runner = {"density": getattr(module, "run_density", None), "docker": getattr(module, "run_docker", None)}.get(
-                    area
-                ) or module.run
+                runner = {
+                    "density": getattr(module, "run_density", None),
+                    "docker": getattr(module, "run_docker", None),
+                    "k8s-agent": getattr(module, "run_agent", None),
+                }.get(area) or module.run
                 runner(platform, results, quick=args.quick)
             except KeyboardInterrupt:
                 raise
