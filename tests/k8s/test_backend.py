@@ -38,7 +38,7 @@ from sandboxes.backends.kubernetes import (
 from sandboxes.backends.unit_memory import unit_memory
 from sandboxes.brokers import broker_entry
 from sandboxes.models import KeptState, Sandbox, State
-from sandboxes.services import actions, kept, provisioning, readiness, reconcile
+from sandboxes.services import actions, kept, lifecycle, provisioning, readiness, reconcile
 from tests.aio import in_thread, run
 from tests.k8s.lab import Lab, get_json, k8s_settings, lab_images, leftovers, memory_mib
 from tests.sandboxes.test_kept_state import NATS_PUBLISH, NATS_READ, cell_json, cell_ok, kept_cleanup, stop  # noqa: F401
@@ -270,7 +270,7 @@ def test_a_worker_killed_while_pods_boot_leaves_no_orphan_pod_and_each_sandbox_r
     units_of = get_backend()
     with worker_in_place_of(k8s_worker, "doomed", env=k8s_settings(lab, images)) as doomed:
         adopted, stale = (actions.sandbox_ensure(user_id=user.pk, broker="kafka") for user in (learner, other))
-        units = {s.pk: f"{django_settings.SANDBOX_INSTANCE}-{s.pk}" for s in (adopted, stale)}
+        units = {s.pk: lifecycle.unit_name(s) for s in (adopted, stale)}
         # Killed as soon as both pods exist, long before a Kafka in them is ready (the image may still be pulling):
         # the pods run on with nobody following them, and what follows is the repair's doing.
         wait_for(
