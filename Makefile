@@ -4,9 +4,11 @@
 run:
 	scripts/run.sh
 
+# Two workers (pytest-xdist): each a whole session with its own services; a module's tests and all the Kubernetes
+# tests stay together on one worker, and tests that measure the machine run alone (tests/turns.py).
 test: install
 	scripts/k8s-build.sh --background
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n 2
 
 install:
 	scripts/install.sh

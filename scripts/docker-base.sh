@@ -23,6 +23,13 @@ if api "http://docker/images/$IMAGE_REPO:$IMAGE_TAG/json" >/dev/null 2>&1; then
     echo "$IMAGE_REPO:$IMAGE_TAG already exists"
     exit 0
 fi
+# One build at a time: a second caller waits for the first, then finds the image.
+exec 9>/run/lock/broker-academy-docker-base.lock
+flock 9
+if api "http://docker/images/$IMAGE_REPO:$IMAGE_TAG/json" >/dev/null 2>&1; then
+    echo "$IMAGE_REPO:$IMAGE_TAG already exists"
+    exit 0
+fi
 api http://docker/_ping >/dev/null || { echo "docker-base: no Docker Engine answers; run scripts/docker-engine.sh" >&2; exit 1; }
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || {
     echo "docker-base: debootstrap missing (apt-get install debootstrap, or run scripts/docker-engine.sh)" >&2; exit 1; }

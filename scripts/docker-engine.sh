@@ -33,6 +33,15 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
+# One caller at a time (two test workers, a user's `make images` beside `make test`): the second waits, then
+# finds the engine the first started.
+exec 9>/run/lock/broker-academy-docker-engine.lock
+flock 9
+if answers; then
+    echo "Docker Engine answers on $SOCKET"
+    exit 0
+fi
+
 missing=""
 command -v dockerd >/dev/null 2>&1 || missing="$missing docker.io"
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing="$missing debootstrap"

@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import CommandError
 
 from courseplatform.accounts.roles import INSTRUCTOR_GROUP
+from tests.turns import module_scheduling, run_turn
 
 
 @pytest.fixture
@@ -23,16 +24,39 @@ def instructor(db) -> User:
     return user
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """How `make test`'s two workers share the tests: by module, all of the lab's on one worker (tests/turns.py)."""
+    return module_scheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Browser tests near the end: they are the slowest and need everything else to work. The Kubernetes
-    lab's tests after them: on a fresh machine `make test` builds the lab's binaries in the background
-    (scripts/k8s-build.sh --background) while everything else runs, and the lab waits for that build."""
-    items.sort(key=lambda item: (item.path.parent.name == "k8s", item.get_closest_marker("browser") is not None))
+    """The queue's order: the tests that need neither a browser nor the lab first, then the lab's, then the browser
+    tests (the slowest, and they need everything else to work). On a fresh machine `make test` builds the lab's
+    binaries in the background (scripts/k8s-build.sh --background) while the first part runs, and the lab waits
+    for that build; meanwhile the other worker goes on to the browser tests."""
+
+    def place(item: pytest.Item) -> int:
+        if item.path.parent.name == "k8s":
+            return 1
+        return 2 if item.get_closest_marker("browser") is not None else 0
+
+    items.sort(key=place)
+
+
+@pytest.fixture(autouse=True)
+def _take_turns(request):
+    """A test marked ``alone`` measures the machine (its free disk, a ratio of round trips): no test of the other
+    worker runs meanwhile (tests/turns.py). Every other test runs beside whatever the other worker runs."""
+    with run_turn(alone=request.node.get_closest_marker("alone") is not None):
+        yield
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(postgres_server, django_db_modify_db_settings_parallel_suffix):
-    """pytest-django creates the test database (django_db_setup needs this fixture) once Postgres runs."""
+def django_db_modify_db_settings(postgres_server):
+    """pytest-django creates the test database (django_db_setup needs this fixture) once Postgres runs. Under xdist
+    no _gw0 suffix: each worker has a Postgres of its own, and its worker and ASGI server open the name DATABASE_URL
+    gives."""
 
 
 @pytest.fixture(scope="session", autouse=True)

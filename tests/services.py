@@ -37,6 +37,8 @@ def free_port() -> int:
 RUN_DIR = Path(tempfile.mkdtemp(prefix="ba-test-"))
 # Brokers that drop root (RabbitMQ runs as its own user) must be able to reach their data below it.
 RUN_DIR.chmod(0o711)
+# Where the workers of an xdist run take turns (tests/turns.py): the controller's folder, inherited by them.
+os.environ.setdefault("BA_TEST_TURNS", str(RUN_DIR))
 REDIS_PORT = free_port()
 # Redis requires a password, as in production: every client finds it in REDIS_URL.
 REDIS_PASSWORD = secrets.token_hex(16)

@@ -16,6 +16,7 @@ docker backend runs what the process backend runs. ``make images`` runs all of t
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import importlib
 import importlib.util
@@ -270,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         print(NO_ENGINE.format(error=exc), file=sys.stderr)
         return 1
     started = time.monotonic()
+    # One build at a time on the machine: a second caller waits, then finds the images of the same sources built.
+    lock = open("/run/lock/broker-academy-images.lock", "a")  # held until the process ends
+    fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         base = base_image(client, force=args.force)
         for kind in kinds:

@@ -151,6 +151,7 @@ def units_stopped_together(units_cleanup):
         list(pool.map(backend.stop, backend.list_units()))
 
 
+@pytest.mark.alone  # the panel's delay is measured against 1 s: not beside the other worker's tests
 def test_topology_shows_kafka_group_offsets_and_follows_rabbitmq_within_a_second(
     celery_worker, live_server_url, page_as, page_errors, learner, units_stopped_together, screenshots
 ):

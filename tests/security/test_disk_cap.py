@@ -24,7 +24,8 @@ from tests.aio import run
 from tests.sandboxes.test_lifecycle import provision, run_cell
 from tests.services import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+# alone: the host's free space is measured, which the other worker's brokers would take from too (tests/turns.py).
+pytestmark = [pytest.mark.integration, pytest.mark.alone, pytest.mark.django_db(transaction=True)]
 
 # The page test's fixtures live beside the browser tests; this module is named after its door instead.
 

@@ -60,6 +60,7 @@ def no_autogroup():
         AUTOGROUP.write_text(before)
 
 
+@pytest.mark.alone  # a ratio of round trips on two cores: the other worker's load would be in it
 def test_busy_loops_in_one_unit_leave_another_units_cell_within_2x(units_cleanup, no_autogroup):
     backend = ProcessBackend()
     busy, calm = Unit(backend, "nats"), Unit(backend, "nats")

@@ -54,6 +54,7 @@ def str_ru(text) -> str:
         return str(text)
 
 
+@pytest.mark.alone  # the bystander's round trip is measured against 1 s: not beside the other worker's tests
 def test_a_flood_of_10000_messages_enqueues_little_is_refused_clearly_and_leaves_another_learner_served(
     celery_worker, live_server_url, learner, units_cleanup
 ):
