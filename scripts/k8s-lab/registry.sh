@@ -7,13 +7,23 @@
 PAUSE_IMAGE=$REGISTRY/k8s-lab/pause:v$K8S_VERSION
 BUSYBOX_IMAGE=$REGISTRY/k8s-lab/busybox:1
 
+# What is pushed outlives the lab, in the build cache beside the binaries: a lab brought up again finds
+# the images it had (a push of an unchanged tag is skipped), as a real cluster's registry keeps them.
+# Past REGISTRY_CACHE_MB the store is emptied when a lab comes up (test images have tags of their own).
+REGISTRY_STORE=${BROKER_ACADEMY_CACHE:-/root/.cache/broker-academy}/k8s-lab-registry
+REGISTRY_CACHE_MB=${REGISTRY_CACHE_MB:-6144}
+
 registry_up() {
-    mkdir -p "$LAB/registry/data"
+    mkdir -p "$LAB/registry" "$REGISTRY_STORE"
+    if [ "$(du -sm "$REGISTRY_STORE" | cut -f1)" -gt "$REGISTRY_CACHE_MB" ]; then
+        say "the registry's store $REGISTRY_STORE is past ${REGISTRY_CACHE_MB} MB: emptied"
+        rm -rf --one-file-system "${REGISTRY_STORE:?}"/*
+    fi
     write_config "$LAB/registry/config.yml" <<EOF
 version: 0.1
 log: {level: warn}
 storage:
-  filesystem: {rootdirectory: $LAB/registry/data}
+  filesystem: {rootdirectory: $REGISTRY_STORE}
   delete: {enabled: true}
 http:
   addr: $REGISTRY
