@@ -429,6 +429,19 @@ def test_snapshot_shows_topics_and_group_lag_without_internal_topics(broker):
     assert (group["state"], group["members"]) == ("Empty", [])
 
 
+def test_its_classes_come_from_the_class_archive_the_install_step_made(broker):
+    """sandboxes/brokers/class_archive.py: the JVM maps the archive (a missing or refused one would not be mapped)."""
+    from pathlib import Path
+
+    from sandboxes.brokers.class_archive import archive_path
+    from sandboxes.brokers.jvm import java_binary
+    from sandboxes.brokers.kafka.kind import Kafka
+
+    archive = archive_path(Kafka().libs(), java_binary() or "java")
+    assert archive.is_file(), f"no {archive}: `make install` makes it (python -m sandboxes.brokers.class_archive_make)"
+    assert str(archive) in Path(f"/proc/{broker.broker_pid}/maps").read_text()
+
+
 def test_memory_is_small(broker, record_property):
     rss = broker.rss_mb()
     record_property("rss_mb", rss)

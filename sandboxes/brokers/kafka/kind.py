@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 
 from sandboxes.brokers import gettext_noop, versions
 from sandboxes.brokers.base import BASE_ENV, BrokerUnavailable, Emit, LaunchSpec, Site
-from sandboxes.brokers.jvm import JarFolder, JvmBroker
+from sandboxes.brokers.class_archive import archive_flags
+from sandboxes.brokers.jvm import JarFolder, JvmBroker, java_binary
 
 from .clients import Clients, topology
 from .config import QUIET_LOGGERS, server_properties
@@ -94,7 +95,11 @@ class Kafka(JvmBroker):
             tmp_dir=data_dir,
             log_config=data_dir / "log4j2.properties",
             classpath=str(self.libs() / "*"),
-            extra=("-XX:MaxDirectMemorySize=64m", f"-Dkafka.logs.dir={data_dir}"),
+            extra=(
+                "-XX:MaxDirectMemorySize=64m",
+                f"-Dkafka.logs.dir={data_dir}",
+                *archive_flags(self.libs(), java_binary() or "java"),  # class_archive.py
+            ),
         )
 
     def probe_ready(self, *, host: str, ports: Mapping[str, int]) -> bool:
