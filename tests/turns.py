@@ -10,7 +10,10 @@ server, sandbox instance name), so most tests run side by side unchanged. Three 
   test_lab.py's last tests, which take the lab down, after that package's other modules). The other tests go
   by module: a module's fixtures are set up once, and some of its tests build on the ones before.
 - Measuring the machine itself: the host's free disk, one unit's round trip against another's busy
-  loop, a learner served within a second under a flood. A test marked ``alone`` runs while no test of
+  loop, a learner served within a second under a flood. And changing the machine's own network links
+  and addresses (the Kubernetes lab's up and down, the deploy's image builds): Chromium, in a browser
+  test of the other worker, takes that for a network change and fails the loads it has under way
+  (net::ERR_NETWORK_CHANGED; seen once in a full run, while the deploy built its images). A test marked ``alone`` runs while no test of
   the other worker does (every other test holds the run's turn shared; an ``alone`` test holds it
   alone). A worker's module-scoped set-up (a broker, the lab) may still run meanwhile: the tests
   measure ratios within themselves, and a set-up is seconds of CPU, not a test's minutes.

@@ -7,12 +7,14 @@ kinds it pushes to the lab's registry) and uses ``k8s_worker`` and ``k8s_backend
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from tests.k8s.lab import K8S_BACKEND, Lab, host_state, k8s_settings, lab_script, read_env, tail
-from tests.services import Service, celery_worker_start, wait_for
+from tests.services import ROOT, Service, celery_worker_start, wait_for
+from tests.turns import run_turn
 
 
 @pytest.fixture(scope="session")
@@ -22,14 +24,25 @@ def host_before() -> dict[str, str | bool]:
 
 @pytest.fixture(scope="session")
 def lab(host_before) -> Iterator[Lab]:
-    """The lab, up for the session and down at its end whatever happened."""
+    """The lab, up for the session and down at its end whatever happened.
+
+    Bringing it up and down adds and removes links and addresses on the machine, which Chromium takes for a
+    network change and answers by failing its loads (net::ERR_NETWORK_CHANGED): done while no test of the other
+    worker runs (tests/turns.py), after the binaries' build, which is waited for outside that turn."""
     try:
-        result = lab_script("up", timeout=2700)
+        build = subprocess.run(
+            [str(ROOT / "scripts" / "k8s-build.sh")], capture_output=True, text=True, timeout=2700, check=False
+        )
+        if build.returncode != 0:
+            pytest.fail(f"scripts/k8s-build.sh failed (exit {build.returncode}):\n{tail(build)}", pytrace=False)
+        with run_turn(alone=True):
+            result = lab_script("up", timeout=600)
         if result.returncode != 0:
             pytest.fail(f"scripts/k8s-lab.sh up failed (exit {result.returncode}):\n{tail(result)}", pytrace=False)
         yield Lab(read_env())
     finally:
-        lab_script("down", timeout=300)
+        with run_turn(alone=True):
+            lab_script("down", timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ from tests.aio import run
 from tests.k8s.lab import Lab
 from tests.services import ROOT, wait_for
 from tests.smoke_cells import PRODUCE_CONSUME
+from tests.turns import run_turn
 
 pytestmark = [pytest.mark.k8s, pytest.mark.integration, pytest.mark.timeout(1500)]
 
@@ -104,13 +105,15 @@ def deployed(lab: Lab) -> Iterator[Deploy]:
     """The platform deployed (images built or reused, then pushed), and removed at the end whatever happened."""
     started = time.monotonic()
     try:
-        result = deploy_script("up", "kafka", timeout=1800)
+        with run_turn(alone=True):  # its image builds add and remove links Chromium sees (tests/k8s/conftest.py lab)
+            result = deploy_script("up", "kafka", timeout=1800)
         assert result.returncode == 0, f"k8s-deploy.sh up failed:\n{result.stdout[-3000:]}{result.stderr[-5000:]}"
         print(f"\nk8s deploy: up in {time.monotonic() - started:.1f} s\n{result.stderr}")
         service = lab.kubectl("-n", NAMESPACE, "get", "service", "web", "-o", "jsonpath={.spec.clusterIP}")
         yield Deploy(lab=lab, service=service, output=result.stderr)
     finally:
-        down = deploy_script("down", timeout=400)
+        with run_turn(alone=True):
+            down = deploy_script("down", timeout=400)
         print(down.stderr)
         assert down.returncode == 0, down.stdout + down.stderr
         left = lab.kubectl("get", "namespaces", "-o", "name")

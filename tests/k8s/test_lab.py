@@ -246,6 +246,7 @@ def leftovers(lab: Lab) -> dict[str, list[str]]:
     return {what: items for what, items in found.items() if items}
 
 
+@pytest.mark.alone  # the lab's links go: no browser of the other worker may see it (tests/k8s/conftest.py lab)
 def test_down_leaves_nothing_behind(lab: Lab, host_before):
     assert leftovers(lab), "the lab should be up before it is taken down"
     result = lab_script("down", timeout=300)
@@ -256,6 +257,7 @@ def test_down_leaves_nothing_behind(lab: Lab, host_before):
     assert (again.returncode, "FAILED" in again.stderr) == (0, False), tail(again)
 
 
+@pytest.mark.alone  # as above
 def test_down_cleans_up_after_an_up_that_stopped_half_way(lab: Lab):
     """`up` killed once the API server runs leaves a half-made lab; `down` removes all of it."""
     assert lab_script("down", timeout=300).returncode == 0
