@@ -46,8 +46,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _take_turns(request):
-    """A test marked ``alone`` measures the machine (its free disk, a ratio of round trips): no test of the other
-    worker runs meanwhile (tests/turns.py). Every other test runs beside whatever the other worker runs."""
+    """A test marked ``alone`` measures the machine (its free disk, a ratio of round trips) or changes its network
+    links: no test of the other worker runs meanwhile (tests/turns.py). Every other test runs beside whatever the other worker runs."""
     with run_turn(alone=request.node.get_closest_marker("alone") is not None):
         yield
 

@@ -13,9 +13,9 @@ server, sandbox instance name), so most tests run side by side unchanged. Three 
   loop, a learner served within a second under a flood. And changing the machine's own network links
   and addresses (the Kubernetes lab's up and down, the deploy's image builds): Chromium, in a browser
   test of the other worker, takes that for a network change and fails the loads it has under way
-  (net::ERR_NETWORK_CHANGED; seen once in a full run, while the deploy built its images). A test marked ``alone`` runs while no test of
-  the other worker does (every other test holds the run's turn shared; an ``alone`` test holds it
-  alone). A worker's module-scoped set-up (a broker, the lab) may still run meanwhile: the tests
+  (net::ERR_NETWORK_CHANGED; seen once in a full run, while the deploy built its images). A test
+  marked ``alone`` runs while no test of the other worker does (every other test holds the run's turn
+  shared; an ``alone`` test holds it alone); the lab's and the deploy's fixtures take it the same way. A worker's module-scoped set-up (a broker, the lab) may still run meanwhile: the tests
   measure ratios within themselves, and a set-up is seconds of CPU, not a test's minutes.
 
 Without xdist (one process) a test takes no turn.
