@@ -21,6 +21,7 @@ from typing import Any
 from sandboxes.brokers.base import BrokerKind, BrokerLimits, Site, stop_process_group
 
 from . import fail_closed, mounts, protocol
+from .capped_log import capped_log, log_tail
 from .cells import UNIT_MARKER, CellLimits, CellRunner
 from .confinement import TMP_BYTES, checker_uid_for
 from .data_ownership import hand_over, take_back
@@ -140,14 +141,19 @@ class BrokerSupervisor:
         spec = dataclasses.replace(spec, env={**spec.env, UNIT_MARKER: self.unit_dir.name})
         if broker_account is not None and os.geteuid() == 0:
             spec = await loop.run_in_executor(None, lambda: hand_over(data, spec, broker_account))
-        log_file = (self.unit_dir / "broker.log").open("ab")
-        process = self.broker_process = spec.start(stdout=log_file)
+        broker_log = self.unit_dir / "broker.log"
+        sink, copier = capped_log(broker_log)
+        try:
+            process = self.broker_process = spec.start(stdout=sink)
+        finally:
+            os.close(sink)  # the broker holds it now: the copier ends when the broker (and what it forked) exits
         self.stop_timeout = spec.stop_timeout
         self.set_stage("waiting")
         deadline = time.monotonic() + READY_WITHIN_S
         while True:
             if process.poll() is not None:
-                tail = (self.unit_dir / "broker.log").read_text(errors="replace")[-1500:]
+                copier.join(timeout=1)  # its last words copied (a helper it forked may hold the pipe a while)
+                tail = log_tail(broker_log)
                 raise RuntimeError(f"the broker exited with status {process.returncode}: {tail}")
             ready = await loop.run_in_executor(None, lambda: self.kind.probe_ready(host="localhost", ports=self.ports))
             if ready:

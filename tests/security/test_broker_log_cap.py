@@ -1,0 +1,76 @@
+"""A broker's log stays within its cap, however much a learner makes the broker write.
+
+The unit's folder is on the host's disk, outside the data disk's cap. RabbitMQ writes two
+lines for every connection a cell opens and closes; before, the broker's output went straight
+to ``broker.log`` there, so a loop of connects grew the host's disk without end. Now the broker
+writes into a pipe and the agent keeps at most two files of LOG_CAP_BYTES.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from sandboxes.agent.capped_log import capped_log, log_tail
+from sandboxes.backends.process import ProcessBackend
+from tests.security.units import unit_running
+
+pytestmark = [pytest.mark.integration]
+
+CONNECTS = 40
+
+
+def test_a_process_writing_three_times_the_cap_leaves_at_most_two_caps_on_disk_and_its_last_line(tmp_path):
+    log = tmp_path / "broker.log"
+    cap = 256 * 1024
+    sink, copier = capped_log(log, cap_bytes=cap)
+    # A real process as the writer, 3 x cap of numbered lines, flushed as it goes.
+    program = (
+        "import sys\nfor i in range(60000):\n    sys.stdout.write(f'line {i:06d} ' + 'x' * 40 + '\\n')\nprint('the last line')"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", program], stdout=sink)
+    os.close(sink)
+    assert writer.wait(timeout=60) == 0
+    copier.join(timeout=10)
+    assert not copier.is_alive()
+    written = 60000 * 53 + len("the last line\n")
+    assert written > 3 * cap
+    sizes = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
+    print(f"wrote {written} bytes; on disk {sizes}")
+    assert set(sizes) == {"broker.log", "broker.log.1"}
+    assert sum(sizes.values()) <= 2 * cap
+    assert log_tail(log).endswith("the last line\n")
+
+
+@pytest.mark.django_db
+def test_a_cells_connect_loop_reaches_the_capped_log_not_the_host_file(celery_worker):
+    backend = ProcessBackend()
+    with unit_running(backend, "rabbitmq") as unit:
+        beam = [
+            p for pid in backend.processes(unit.name) if (p := psutil.Process(pid)).name().startswith("beam")
+        ]  # the broker itself
+        assert beam, "no RabbitMQ process in the unit"
+        # Its output is a pipe to the agent, not a file on the host's disk.
+        assert Path(f"/proc/{beam[0].pid}/fd/1").readlink().as_posix().startswith("pipe:")
+        log = backend.unit_dir(unit.name) / "broker.log"
+        before = log.read_text(errors="replace").count("accepting AMQP connection")
+        status, output, _ = unit.run(
+            f"import os, pika\nfor _ in range({CONNECTS}):\n"
+            "    pika.BlockingConnection(pika.URLParameters(os.environ['AMQP_URL'])).close()\nprint('done')",
+            timeout=120,
+        )
+        assert status == 0 and "done" in output, output
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            seen = log.read_text(errors="replace").count("accepting AMQP connection") - before
+            if seen >= CONNECTS:
+                break
+            time.sleep(0.2)
+        print(f"{seen} connections logged through the pipe; broker.log {log.stat().st_size} bytes")
+        assert seen >= CONNECTS
