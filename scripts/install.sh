@@ -19,7 +19,7 @@ for cmd in "${!NEED[@]}"; do
 done
 # Packages with no command of their own. Postgres: the test suite starts its own server from
 # Debian's binaries (production points DATABASE_URL at one).
-for pkg in postgresql; do
+for pkg in postgresql python3-venv; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -32,9 +32,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  echo "==> creating the virtualenv (.venv)"
+# Debian's Python, not whichever python3 comes first on root's PATH: web, worker and beat run as the
+# platform's own user, who must be able to run the virtualenv's interpreter (one under /root is not theirs).
+PY=${PYTHON:-/usr/bin/python3}
+home=$(dirname "$(readlink -f "$PY")")
+if [ ! -x .venv/bin/python ] || ! grep -qx "home = $home" .venv/pyvenv.cfg; then
+  echo "==> creating the virtualenv (.venv) from $PY"
+  rm -rf .venv
   "$PY" -m venv .venv
 fi
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
@@ -44,6 +48,13 @@ if [ "$want" != "$have" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements.txt
   echo "$want" > .venv/.requirements.sha
+fi
+
+# The platform's own user and group: web, worker and beat run as it; only the unit launcher
+# (python -m sandboxes.launcher) runs as root, and serves this group (SANDBOX_PLATFORM_GROUP).
+if ! getent passwd broker-academy >/dev/null; then
+  echo "==> creating the platform's user and group broker-academy"
+  useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin broker-academy
 fi
 
 # The brokers not taken from Debian, each into the cache at its pinned version; each step

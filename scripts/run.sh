@@ -18,16 +18,36 @@ printf 'port %s\nbind 127.0.0.1\nsave ""\nappendonly no\nrequirepass %s\n' "$RED
 umask 022
 export REDIS_URL=${REDIS_URL:-redis://:$(cat var/redis.pass)@127.0.0.1:$REDIS_PORT/0}
 PY=.venv/bin/python
-$PY manage.py migrate --noinput -v 0
-$PY manage.py course_load
-$PY manage.py demo_users
+# Web, worker and beat run as the platform's own user (scripts/install.sh makes it), with what they write in
+# var/platform; only Redis and the unit launcher (sandboxes/launcher: namespaces, cgroups, disks) stay root.
+export PLATFORM_DATA=$PWD/var/platform
+procs=(redis web worker beat)
+if [ "$(id -u)" = 0 ]; then
+  export AS_PLATFORM="setpriv --reuid=broker-academy --regid=broker-academy --init-groups"
+  procs+=(launcher)
+  install -d -o broker-academy -g broker-academy -m 0750 "$PLATFORM_DATA"
+  # A database made by an earlier `make run` (as root, in var/) moves in with its owner changed.
+  for f in var/db.sqlite3 var/db.sqlite3-wal var/db.sqlite3-shm; do
+    [ -e "$f" ] && [ ! -e "$PLATFORM_DATA/${f#var/}" ] && mv "$f" "$PLATFORM_DATA/"
+  done
+  chown -R broker-academy:broker-academy "$PLATFORM_DATA"
+else
+  export AS_PLATFORM=""
+  mkdir -p "$PLATFORM_DATA"
+fi
+# The brokers' files stay where the install step put them (the launcher's agents read them).
+export BROKER_ACADEMY_CACHE=${BROKER_ACADEMY_CACHE:-$HOME/.cache/broker-academy}
+export HOME=$PLATFORM_DATA
+$AS_PLATFORM $PY manage.py migrate --noinput -v 0
+$AS_PLATFORM $PY manage.py course_load
+$AS_PLATFORM $PY manage.py demo_users
 
 if ss -ltn "( sport = :$PORT )" | grep -q LISTEN; then
   echo "Port $PORT is taken: stop what uses it, or run PORT=8001 make run" >&2
   exit 1
 fi
 
-.venv/bin/honcho start -f Procfile &
+.venv/bin/honcho start -f Procfile "${procs[@]}" &
 supervisor=$!
 cleanup() {
   trap - INT TERM EXIT

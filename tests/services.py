@@ -1,9 +1,11 @@
-"""The real services the suite runs against: Postgres, Redis, a Celery worker, the ASGI server.
+"""The real services the suite runs against: Postgres, Redis, a Celery worker, the ASGI server, the unit launcher.
 
 Loaded as a pytest plugin (``-p tests.services``) so that, before Django reads
 its settings, the environment already points at this run's private Postgres and
 Redis ports and var folder. The processes start on first use and are stopped
-at the end of the session, even after failures.
+at the end of the session, even after failures. As under `make run`, the worker and the
+web server of the process backend run as the platform's own unprivileged user, and the
+unit launcher (root) does their privileged work.
 """
 
 from __future__ import annotations
@@ -130,28 +132,52 @@ def reachable_from_the_host() -> Iterator[dict[str, tuple[str, int]]]:
         listener.close()
 
 
-class Service:
-    """A child process with its output in a log file, stopped with its whole process group."""
+#: The platform's own user and group (scripts/install.sh makes them; settings.SANDBOX_PLATFORM_GROUP).
+PLATFORM_USER = "broker-academy"
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+
+def platform_dir(name: str) -> Path:
+    """A folder of this run that the platform's user may write (a worker's heartbeat, its metrics files)."""
+    folder = RUN_DIR / "platform" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (RUN_DIR / "platform").chmod(0o711)
+    shutil.chown(folder, PLATFORM_USER, PLATFORM_USER)
+    return folder
+
+
+class Service:
+    """A child process with its output in a log file, stopped with its whole process group.
+
+    ``as_platform`` runs it as the platform's own user (no supplementary groups but the platform's), the way
+    `make run` starts web, worker and beat.
+    """
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None, *, as_platform: bool = False) -> None:
         self.name = name
         self.env = env
+        self.as_platform = as_platform
         self.log = RUN_DIR / f"{name}.log"
         self.url = ""  # for a service that answers on an address
+        user: dict = {}
+        home: dict[str, str] = {}
+        if as_platform:
+            user = {"user": PLATFORM_USER, "group": PLATFORM_USER, "extra_groups": []}
+            home = {"HOME": str(platform_dir("home"))}
         self.process = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env={**service_environment(), **(env or {})},
+            env={**service_environment(), **home, **(env or {})},
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            **user,
         )
 
     def restart(self) -> None:
         """What a supervisor does for a stopped or dead process: the same command, environment and address again."""
         self.stop()
         url = self.url
-        self.__init__(self.name, self.process.args, self.env)  # type: ignore[misc]
+        self.__init__(self.name, self.process.args, self.env, as_platform=self.as_platform)  # type: ignore[misc]
         self.url = url
 
     def tail(self, lines: int = 40) -> str:
@@ -256,13 +282,54 @@ def redis_server() -> Iterator[str]:
     service.stop()
 
 
-def celery_worker_start(name: str = "worker", concurrency: int = 2, env: dict[str, str] | None = None) -> Service:
+_launcher: Service | None = None
+
+
+def unit_launcher() -> Service:
+    """This run's unit launcher (root), started on first use: the process backend's privileged half."""
+    global _launcher
+    from django.conf import settings
+
+    if _launcher is not None and _launcher.alive():
+        return _launcher
+    socket_path = Path(settings.SANDBOX_LAUNCHER_SOCKET)
+    socket_path.unlink(missing_ok=True)
+    _launcher = service = Service("launcher", [PYTHON, "-m", "sandboxes.launcher"])
+
+    def listening() -> bool:
+        if not service.alive():
+            raise RuntimeError(f"the unit launcher exited:\n{service.tail()}")
+        return socket_path.exists()
+
+    wait_for(listening, timeout=30, what="the unit launcher listening")
+    return service
+
+
+def runs_the_process_backend(env: dict[str, str] | None) -> bool:
+    """Whether a service with ``env`` runs the process backend: its web and worker need no root (the launcher has it).
+
+    The docker backend's worker makes loop-mounted disks and talks to dockerd, the Kubernetes one reads the
+    lab's admin-made kubeconfig: those stay root here.
+    """
+    path = (env or {}).get("SANDBOX_BACKEND") or os.environ.get("SANDBOX_BACKEND") or "sandboxes.backends.process.ProcessBackend"
+    return path == "sandboxes.backends.process.ProcessBackend"
+
+
+def celery_worker_start(
+    name: str = "worker", concurrency: int = 2, env: dict[str, str] | None = None, *, as_platform: bool | None = None
+) -> Service:
     """Start a real Celery worker of the project; returns once it answers a ping.
 
-    ``env`` adds to its environment: settings the worker must see (it reads them at start).
+    ``env`` adds to its environment: settings the worker must see (it reads them at start). A worker of the
+    process backend runs as the platform's user (``as_platform`` None: :func:`runs_the_process_backend`), with
+    this run's unit launcher started for it.
     """
     from courseplatform.celery import app
 
+    if as_platform is None:
+        as_platform = runs_the_process_backend(env)
+    if as_platform:
+        unit_launcher()
     service = Service(
         name,
         [
@@ -282,6 +349,7 @@ def celery_worker_start(name: str = "worker", concurrency: int = 2, env: dict[st
             "--without-mingle",
         ],
         env=env,
+        as_platform=as_platform,
     )
 
     def answers() -> bool:
@@ -329,6 +397,7 @@ def live_server_url(asgi_server: Service) -> str:
 def asgi_server(redis_server: str, django_db_setup, django_db_blocker) -> Iterator[Service]:
     """The real ASGI server (uvicorn) with HTTP and WebSockets, on a private port."""
     port = free_port()
+    unit_launcher()
     service = Service(
         "asgi",
         [
@@ -343,6 +412,7 @@ def asgi_server(redis_server: str, django_db_setup, django_db_blocker) -> Iterat
             "--log-level",
             "warning",
         ],
+        as_platform=True,
     )
 
     def up() -> bool:
@@ -368,6 +438,8 @@ def pytest_configure(config) -> None:
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
+    if _launcher is not None:
+        _launcher.stop()
     if os.environ.get("BA_KEEP_TEST_DIR"):
         print(f"\nservice logs kept in {RUN_DIR}")
     else:

@@ -80,10 +80,15 @@ TEMPLATES = [
     },
 ]
 
+# What the platform's processes write (the embedded SQLite database, beat's schedule): theirs, under `make run` the
+# platform's own user's (scripts/run.sh), apart from var/'s root-only files.
+PLATFORM_DATA_DIR = VAR_DIR / "platform"
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{PLATFORM_DATA_DIR / 'db.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite makes its file, not its folder (`make run` makes it the platform user's first).
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # Web, worker and tests share one file: WAL and immediate transactions keep them from tripping.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
@@ -208,6 +213,10 @@ SANDBOX_INSTANCE = env.str("SANDBOX_INSTANCE", default="ba")
 SANDBOX_ALLOW_UNISOLATED = env.bool("SANDBOX_ALLOW_UNISOLATED", default=False)
 # auto: a network namespace and cgroups per unit when root; none: side by side (needs the line above).
 SANDBOX_ISOLATION = env.str("SANDBOX_ISOLATION", default="auto")
+# The platform's own group: its unprivileged web and worker open the unit launcher's socket and the agents'.
+SANDBOX_PLATFORM_GROUP = env.str("SANDBOX_PLATFORM_GROUP", default="broker-academy")
+# Where the unit launcher (python -m sandboxes.launcher, root) listens for the process backend's privileged work.
+SANDBOX_LAUNCHER_SOCKET = Path(env.str("SANDBOX_LAUNCHER_SOCKET", default=str(SANDBOX_ROOT / "launcher.sock")))
 SANDBOX_IDLE_TIMEOUT_S = env.int("SANDBOX_IDLE_TIMEOUT_S", default=30 * 60)
 SANDBOX_QUOTA_PER_USER = env.int("SANDBOX_QUOTA_PER_USER", default=4)
 # Memory, in MB, that all running sandboxes together may cost (each at its broker kind's memory_mb in

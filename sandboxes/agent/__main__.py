@@ -1,5 +1,5 @@
 """python -m sandboxes.agent --unit-dir DIR --broker KIND [--cell-uid N] [--cells-cgroup PROCS_FILE ...] [--broker-user NAME]
-[--cell-confinement bwrap|setpriv] [--listen HOST:PORT --token-file FILE] [--disk-mb N] [--restore]"""
+[--cell-confinement bwrap|setpriv] [--listen HOST:PORT --token-file FILE] [--socket-group GID] [--disk-mb N] [--restore]"""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ def main() -> None:
     # the unit's own token, which every connection must show (see server.py).
     parser.add_argument("--listen", default=None, help="HOST:PORT")
     parser.add_argument("--token-file", type=Path, default=None)
+    # The group the platform's unprivileged web and worker belong to: the unit socket is theirs to open (0660).
+    parser.add_argument("--socket-group", type=int, default=None)
     # The size cap of the unit's data folder, which the backend mounted: the broker's watermarks go under it.
     parser.add_argument("--disk-mb", type=int, default=None)
     # A unit started on a learner's kept data, which the backend sends (agent/kept_data.py) before the broker starts.
@@ -63,6 +65,7 @@ def main() -> None:
         token=token,
         disk_mb=args.disk_mb,
         restore=args.restore,
+        socket_gid=args.socket_group,
     )
 
     async def run() -> None:

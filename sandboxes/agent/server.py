@@ -75,8 +75,10 @@ class Agent:
         token: str = "",
         disk_mb: int | None = None,
         restore: bool = False,
+        socket_gid: int | None = None,
     ) -> None:
         self.unit_dir = unit_dir
+        self.socket_gid = socket_gid
         # --restore: the broker's first start waits for its kept data (agent/kept_data.py).
         self.restored: asyncio.Event | None = asyncio.Event() if restore else None
         self.restore_error = ""
@@ -112,7 +114,12 @@ class Agent:
             with contextlib.suppress(FileNotFoundError):
                 sock.unlink()
             server = await asyncio.start_unix_server(self.handle, path=str(sock), limit=protocol.MAX_LINE)
-            os.chmod(sock, 0o600)
+            # Root's alone, or root's and the platform group's (an unprivileged web and worker): never a cell's.
+            if self.socket_gid is None:
+                os.chmod(sock, 0o600)
+            else:
+                os.chown(sock, -1, self.socket_gid)
+                os.chmod(sock, 0o660)
         try:
             if self.restored is not None:
                 await self._await_restore()

@@ -28,6 +28,7 @@ from django.core.checks import CheckMessage, Error
 
 from sandboxes import agent_client
 from sandboxes.agent.cells import UNIT_MARKER
+from sandboxes.launcher.client import ThroughLauncher
 
 from . import cgroups, disks
 from .base import SandboxBackend, UnitSpec
@@ -37,8 +38,10 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 NOT_ROOT = (
-    "The process backend isolates each sandbox in its own network namespace, which needs root. "
-    "Run the platform as root, or set SANDBOX_ALLOW_UNISOLATED=true to run brokers without isolation "
+    "The process backend isolates each sandbox in its own network namespace and cgroups, which needs root. "
+    "Start the unit launcher as root (python -m sandboxes.launcher; `make run` does) and run the platform as a "
+    "member of its group (SANDBOX_PLATFORM_GROUP), or run the platform as root, or set "
+    "SANDBOX_ALLOW_UNISOLATED=true to run brokers without isolation "
     "(development only: learners' code could then reach other local services)."
 )
 #: auto: isolated when root; netns: isolated or refused; none: side by side (needs SANDBOX_ALLOW_UNISOLATED).
@@ -90,7 +93,19 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=20)
 
 
-class ProcessBackend(UnitFolders, SandboxBackend):
+def _platform_gid() -> int | None:
+    """The platform's group (SANDBOX_PLATFORM_GROUP), whose members open the agents' sockets; None if there is none."""
+    import grp
+
+    try:
+        return grp.getgrnam(settings.SANDBOX_PLATFORM_GROUP).gr_gid
+    except KeyError:
+        return None
+
+
+class ProcessUnits(UnitFolders, SandboxBackend):
+    """The process backend's own work, done as root: in the unit launcher, or in a platform that runs as root."""
+
     def __init__(self) -> None:
         self.root = Path(settings.SANDBOX_ROOT)
         self.instance = settings.SANDBOX_INSTANCE
@@ -203,6 +218,8 @@ class ProcessBackend(UnitFolders, SandboxBackend):
             argv += ["--broker-uid", str(self.broker_uid(name)), "--disk-mb", str(cap_mb)]
         else:
             argv = ["setsid", "-f", *agent, "--ports", json.dumps(self._free_ports(unit.broker))]
+        if os.geteuid() == 0 and (gid := _platform_gid()) is not None:
+            argv += ["--socket-group", str(gid)]  # the agent runs as root: the platform's group opens its socket
         if use_cgroups:
             for procs in groups.procs_files("cells"):
                 argv += ["--cells-cgroup", str(procs)]
@@ -296,3 +313,8 @@ class ProcessBackend(UnitFolders, SandboxBackend):
             names.update(p.name for p in Path("/run/netns").iterdir())
         names.update(cgroups.unit_names(self.instance))
         return sorted(n for n in names if self.owns(n))
+
+
+class ProcessBackend(ThroughLauncher, ProcessUnits):
+    """The embedded default backend. Root does the privileged work itself; the platform's unprivileged web and
+    worker have the unit launcher do it (sandboxes/launcher), and reach the agents through their group."""

@@ -26,7 +26,7 @@ from tests.aio import run
 from tests.courseplatform.test_realtime_roundtrip import session_cookie
 from tests.security.flooder import Tab, opened
 from tests.security.test_ws_flood import MINI
-from tests.services import PYTHON, RUN_DIR, Service, free_port, port_open, wait_for, worker_in_place_of
+from tests.services import PYTHON, Service, free_port, platform_dir, port_open, wait_for, worker_in_place_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -52,10 +52,11 @@ def platform(celery_worker) -> Iterator[Platform]:
             *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
         ],
         env={"METRICS_TOKEN": TOKEN},
+        as_platform=True,
     )
     web.url = f"http://127.0.0.1:{port}"
-    multiproc = RUN_DIR / "worker-metrics"
-    multiproc.mkdir()  # as an emptyDir or tmpfs would be: prometheus_client opens files there on import
+    # As an emptyDir or tmpfs would be, the worker's own to write: prometheus_client opens files there on import.
+    multiproc = platform_dir("worker-metrics")
     worker_env = {"METRICS_TOKEN": TOKEN, "METRICS_WORKER_PORT": str(worker_port), "PROMETHEUS_MULTIPROC_DIR": str(multiproc)}
     try:
         wait_for(lambda: port_open(port), timeout=60, what="the metrics ASGI server listening")

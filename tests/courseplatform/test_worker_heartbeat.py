@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from courseplatform.worker_heartbeat import PROBE
-from tests.services import ROOT, celery_worker_start
+from tests.services import ROOT, celery_worker_start, platform_dir
 
 pytestmark = [pytest.mark.integration]
 
@@ -47,10 +47,10 @@ def wait_until(condition, timeout: float) -> bool:
     return condition()
 
 
-def test_the_probe_passes_while_the_worker_turns_fails_once_it_hangs_and_passes_again(redis_server, django_db_setup, tmp_path):
+def test_the_probe_passes_while_the_worker_turns_fails_once_it_hangs_and_passes_again(redis_server, django_db_setup):
     command = manifest_probe()
     assert command == ["/bin/sh", "-c", PROBE]
-    heartbeat = tmp_path / "worker-heartbeat"
+    heartbeat = platform_dir("heartbeat") / "worker-heartbeat"  # the worker's to write: it runs as the platform's user
     assert probe(command, heartbeat) != 0  # no file yet: not alive
     worker = celery_worker_start("heartbeat", env={"WORKER_HEARTBEAT_FILE": str(heartbeat), "WORKER_HEARTBEAT_S": "0.5"})
     try:
