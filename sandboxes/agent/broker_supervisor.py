@@ -140,6 +140,11 @@ class BrokerSupervisor:
         # Every process of the unit carries its name, so a backend without namespaces or cgroups can find them all.
         spec = dataclasses.replace(spec, env={**spec.env, UNIT_MARKER: self.unit_dir.name})
         if broker_account is not None and os.geteuid() == 0:
+            if self.broker_uid is not None:
+                # The process backend's unit: its broker runs as the unit's own uid, whatever account its kind
+                # names. RabbitMQ's (Debian's `rabbitmq`) would be shared by every unit: one unit's broker could
+                # then signal another's and open its files.
+                spec = dataclasses.replace(spec, user=None)
             spec = await loop.run_in_executor(None, lambda: hand_over(data, spec, broker_account))
         broker_log = self.unit_dir / "broker.log"
         sink, copier = capped_log(broker_log)

@@ -3,8 +3,9 @@
 Started through the real agent (process backend, isolated units), read from /proc: the
 broker's processes run as an unprivileged uid that is not the uid learners' cells get, so
 a cell can neither signal the broker nor touch its files, and a broker bug is not root's.
-RabbitMQ runs as its kind's own account (Debian's ``rabbitmq``), the others as the unit's
-broker uid; the Docker backend does the same with its images' ``broker`` account.
+Every broker, RabbitMQ included, runs as the unit's own broker uid: one unit's broker shares
+no uid with another's (before, every RabbitMQ ran as Debian's ``rabbitmq`` account). The Docker
+backend runs them as its images' ``broker`` account, the container being the wall.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def test_brokers_run_as_an_unprivileged_uid_that_is_not_the_cells(units_cleanup)
             for pid, (uid, command) in processes.items():
                 assert uid != 0, f"{broker}: {command!r} (pid {pid}) runs as root"
                 assert uid != cell_uid, f"{broker}: {command!r} (pid {pid}) runs as the cells' uid {uid}"
+                # The unit's own: no other unit's broker (of any kind) shares it.
+                assert uid == backend.broker_uid(unit.name), f"{broker}: {command!r} (pid {pid}) runs as {uid}, not the unit's"
         # The cells' uid the brokers were compared with is the one a cell really gets.
         status, output, _ = units["nats"].run("import os; print(os.getuid())")
         assert status == 0, output
