@@ -17,7 +17,6 @@ import traceback
 AREAS = ("pages", "cells", "stream", "sandboxes", "burst", "density", "docker", "load", "k8s-starts", "k8s-agent", "k8s-sim")
 #: Areas whose module is not named after them.
 MODULES = {
-    "density": "sandboxes",
     "docker": "sandboxes",
     "k8s-starts": "k8s_starts",
     "k8s-agent": "k8s_starts",
@@ -62,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 module = __import__(f"bench.{MODULES.get(area, area)}", fromlist=["run"])
                 runner = {
-                    "density": getattr(module, "run_density", None),
                     "docker": getattr(module, "run_docker", None),
                     "k8s-agent": getattr(module, "run_agent", None),
                 }.get(area) or module.run

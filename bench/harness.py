@@ -156,6 +156,8 @@ class Platform:
             if service is not None:
                 with contextlib.suppress(Exception):
                     service.stop(timeout=10)
+        with contextlib.suppress(Exception):
+            test_services.unit_launcher_stop()
         if self.postgres is not None:
             with contextlib.suppress(Exception):
                 self.postgres.stop(signal.SIGINT, timeout=10)

@@ -126,11 +126,12 @@ def targets(results: Results) -> dict[str, Target]:
     for broker, limit in COLD_LIMITS.items():
         found[f"sandbox.process.{broker}.cold_start_s"] = Target(f"p50 < {limit:g} s", _below("p50", limit))
         found[f"sandbox.process.{broker}.warm_start_s"] = Target("p95 < 0.5 s", _below("p95", 0.5))
-    started = results.get("sandbox.concurrent_started_count", "value")
-    found["sandbox.concurrent_ready_count"] = Target(
-        f"= started ({started})" if started is not None else "= started",
-        lambda _r, m: None if started is None or "value" not in m else m["value"] == started,
+    started = results.get("sandbox.density_started_count", "value")
+    found["sandbox.density_ready_count"] = Target(  # issue #14: a whole class's worth alive and answering
+        f">= 100 and = started ({started})" if started is not None else ">= 100 and = started",
+        lambda _r, m: None if started is None or "value" not in m else m["value"] >= 100 and m["value"] == started,
     )
+    found["sandbox.density_left_behind_count"] = Target("0", lambda _r, m: None if "value" not in m else m["value"] == 0)
     found["sandbox.burst30_all_ready_s"] = Target("<= 10 s", lambda _r, m: None if "value" not in m else m["value"] <= 10)
     found["sandbox.burst30_nats_all_ready_s"] = Target("<= 10 s", lambda _r, m: None if "value" not in m else m["value"] <= 10)
     found["cell.roundtrip_s"] = Target(  # issue #14: no slower than a local Jupyter kernel

@@ -11,8 +11,7 @@ the time is taken from the call to the moment the record says ``ready``.
   other (each claims a ready unit).
 * idle RSS: every process of one unit (``backend.processes``), after it has
   been idle at least 10 s.
-* density: 30 sandboxes of mixed brokers requested at once, then a trivial
-  produce/consume cell in each; total RSS of all units while idle.
+* many at once: bench/density.py.
 """
 
 from __future__ import annotations
@@ -20,19 +19,17 @@ from __future__ import annotations
 import asyncio
 import time
 
-import psutil
 from django.conf import settings
 from django.utils import timezone
 
 from sandboxes import agent_client
-from sandboxes.brokers import BROKERS as BROKER_ENTRIES
 from sandboxes.models import Sandbox, State
 from sandboxes.services.pool import sandbox_pool_fill
 from tests.smoke_cells import PRODUCE_CONSUME
 
 from . import harness
 from .harness import Platform, say
-from .report import Results, percentile
+from .report import Results
 
 BROKERS = ("nats", "rabbitmq", "activemq", "kafka")
 IDLE_S = 10.0
@@ -129,68 +126,10 @@ def _warm_and_idle(platform: Platform, results: Results, broker: str, count: int
         harness.sandboxes_stop(pooled)
 
 
-# -- density -----------------------------------------------------------------------
+# -- many at once (bench/density.py) ------------------------------------------------
 
 
-def _mix(quick: bool) -> dict[str, int]:
-    """12 NATS, 6 RabbitMQ, 6 ActiveMQ, 6 Kafka, fewer JVM brokers if the free memory says so."""
-    mix = (
-        {"nats": 4, "rabbitmq": 2, "activemq": 1, "kafka": 1} if quick else {"nats": 12, "rabbitmq": 6, "activemq": 6, "kafka": 6}
-    )
-    available = psutil.virtual_memory().available / 1024**2 - 4096  # what the others on this machine keep
-    for broker in ("kafka", "activemq"):
-        while mix[broker] > 1 and sum(BROKER_ENTRIES[b].idle_mb * n for b, n in mix.items()) > available:
-            mix[broker] -= 1
-    return mix
-
-
-def run_density(platform: Platform, results: Results, *, quick: bool) -> None:
-    mix = _mix(quick)
-    total = sum(mix.values())
-    say(f"density: {total} sandboxes at once: " + ", ".join(f"{n} {b}" for b, n in mix.items()))
-    order = [b for i in range(max(mix.values())) for b in BROKERS if i < mix[b]]  # interleaved, as learners arrive
-    pks = []
-    try:
-        started = time.perf_counter()
-        for broker in order:
-            user = platform.user(f"density-{broker}")
-            pks.append(harness.actions.sandbox_ensure(user_id=user.pk, broker=broker).pk)
-        over = harness.bounded(240 if quick else 480)
-        while not over():
-            states = list(Sandbox.objects.filter(pk__in=pks).values_list("state", flat=True))
-            if all(s not in (State.REQUESTED, State.PROVISIONING) for s in states):
-                break
-            time.sleep(0.25)
-        all_ready_s = time.perf_counter() - started
-        sandboxes = list(Sandbox.objects.filter(pk__in=pks))
-        ready = [s for s in sandboxes if s.state == State.READY]
-        for failed in (s for s in sandboxes if s.state != State.READY):
-            results.note(f"density: {failed.broker} sandbox {failed.pk} is {failed.state}: {failed.error or failed.stage}")
-        say(f"density: {len(ready)} of {total} ready after {all_ready_s:.0f} s")
-        # Idle for a while, then the memory of every process of every unit.
-        time.sleep(IDLE_S)
-        pids = sorted({pid for s in ready for pid in harness.unit_pids(s)})
-        total_mb = harness.rss_mb(pids)
-        say(f"density: {total_mb:.0f} MB RSS in {len(pids)} processes")
-        answered = asyncio.run(_cells(ready))
-        say(f"density: {answered} of {total} answered a produce/consume cell")
-        results.value("sandbox.concurrent_started_count", total)
-        results.value("sandbox.concurrent_ready_count", answered)
-        results.value("sandbox.concurrent_total_rss_mb", total_mb)
-        results.value("sandbox.concurrent_all_ready_s", all_ready_s)
-        # Each learner's own wait, request to ready, while the others start too.
-        waits = {s.pk: (s.ready_at - s.created_at).total_seconds() for s in ready if s.ready_at}
-        results.samples("sandbox.concurrent_start_s", list(waits.values()))
-        by_broker = {b: [w for pk, w in waits.items() if next(s.broker for s in ready if s.pk == pk) == b] for b in BROKERS}
-        results.note(
-            "density, request to ready with all requested at once (worker -c 2): "
-            + ", ".join(f"{b} p50 {percentile(w, 50):.1f} s (max {max(w):.1f})" for b, w in by_broker.items() if w)
-        )
-    finally:
-        harness.sandboxes_stop(pks, parallel=8)
-
-
-async def _cells(sandboxes: list[Sandbox], parallel: int = 6) -> int:
+async def cells_answering(sandboxes: list[Sandbox], parallel: int = 6) -> int:
     """Run each broker's produce/consume cell in its sandbox, a few at a time; count the ones that printed "got"."""
     gate = asyncio.Semaphore(parallel)
     sockets = {s.pk: harness.sandbox_socket(s) for s in sandboxes}
@@ -208,11 +147,11 @@ async def _cells(sandboxes: list[Sandbox], parallel: int = 6) -> int:
                     120,
                 )
             except (TimeoutError, agent_client.AgentUnavailable) as exc:
-                say(f"density: {sandbox.broker} sandbox {sandbox.pk}: {exc!r}")
+                say(f"cell: {sandbox.broker} sandbox {sandbox.pk}: {exc!r}")
                 return False
         ok = result.get("status") == 0 and "got hello-" in "".join(output)
         if not ok:
-            say(f"density: {sandbox.broker} sandbox {sandbox.pk} cell failed: {result} {''.join(output)[-400:]}")
+            say(f"cell: {sandbox.broker} sandbox {sandbox.pk} cell failed: {result} {''.join(output)[-400:]}")
         return ok
 
     return sum(await asyncio.gather(*(one(s) for s in sandboxes)))

@@ -305,6 +305,12 @@ def unit_launcher() -> Service:
     return service
 
 
+def unit_launcher_stop() -> None:
+    """Stop this run's unit launcher, if it started one (the units it made are stopped before)."""
+    if _launcher is not None:
+        _launcher.stop()
+
+
 def runs_the_process_backend(env: dict[str, str] | None) -> bool:
     """Whether a service with ``env`` runs the process backend: its web and worker need no root (the launcher has it).
 
@@ -438,8 +444,7 @@ def pytest_configure(config) -> None:
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    if _launcher is not None:
-        _launcher.stop()
+    unit_launcher_stop()
     if os.environ.get("BA_KEEP_TEST_DIR"):
         print(f"\nservice logs kept in {RUN_DIR}")
     else:
