@@ -104,12 +104,7 @@ def run(platform: Platform, results: Results, *, quick: bool) -> None:
             for broker in order[wave : wave + WAVE]:
                 user = platform.user(f"density-{broker}")
                 pks.append(harness.actions.sandbox_ensure(user_id=user.pk, broker=broker).pk)
-            over = harness.bounded(180 if quick else 600)
-            while not over():
-                states = list(Sandbox.objects.filter(pk__in=pks).values_list("state", flat=True))
-                if all(s not in (State.REQUESTED, State.PROVISIONING) for s in states):
-                    break
-                time.sleep(0.5)
+            harness.sandboxes_settle(pks, timeout=180 if quick else 600, interval=0.5)
             say(f"density: {len(pks)} requested, {Sandbox.objects.filter(pk__in=pks, state=State.READY).count()} ready")
         all_ready_s = time.perf_counter() - started
         sandboxes = list(Sandbox.objects.filter(pk__in=pks))

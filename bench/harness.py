@@ -239,6 +239,16 @@ def sandbox_wait(pk: int, *, timeout: float, interval: float = 0.02) -> Sandbox:
         time.sleep(interval)
 
 
+def sandboxes_settle(pks: list[int], *, timeout: float, interval: float = 0.25) -> None:
+    """Poll the records until none is requested or provisioning (or the time is up)."""
+    over = bounded(timeout)
+    while not over():
+        states = Sandbox.objects.filter(pk__in=pks).values_list("state", flat=True)
+        if all(s not in (State.REQUESTED, State.PROVISIONING) for s in states):
+            return
+        time.sleep(interval)
+
+
 def sandbox_ready(user: User, broker: str, *, timeout: float = provisioning.PROVISION_TIMEOUT_S + 30) -> tuple[Sandbox, float]:
     """sandbox_ensure, then wait for ready; returns the sandbox and the seconds from request to ready."""
     started = time.perf_counter()

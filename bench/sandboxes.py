@@ -93,12 +93,7 @@ def _warm_and_idle(platform: Platform, results: Results, broker: str, count: int
     finally:
         settings.SANDBOX_WARM_POOL = previous  # refills queued by claims find an empty setting in the worker anyway
     try:
-        over = harness.bounded(60 + 45 * count)
-        while not over():
-            states = list(Sandbox.objects.filter(pk__in=pooled).values_list("state", flat=True))
-            if all(s not in (State.REQUESTED, State.PROVISIONING) for s in states):
-                break
-            time.sleep(0.2)
+        harness.sandboxes_settle(pooled, timeout=60 + 45 * count, interval=0.2)
         ready = list(Sandbox.objects.filter(pk__in=pooled, state=State.READY, user__isnull=True))
         if len(ready) < len(pooled):
             results.note(f"warm {broker}: only {len(ready)} of {len(pooled)} pooled sandboxes became ready")

@@ -93,7 +93,7 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=20)
 
 
-def _platform_gid() -> int | None:
+def platform_gid() -> int | None:
     """The platform's group (SANDBOX_PLATFORM_GROUP), whose members open the agents' sockets; None if there is none."""
     import grp
 
@@ -218,7 +218,7 @@ class ProcessUnits(UnitFolders, SandboxBackend):
             argv += ["--broker-uid", str(self.broker_uid(name)), "--disk-mb", str(cap_mb)]
         else:
             argv = ["setsid", "-f", *agent, "--ports", json.dumps(self._free_ports(unit.broker))]
-        if os.geteuid() == 0 and (gid := _platform_gid()) is not None:
+        if os.geteuid() == 0 and (gid := platform_gid()) is not None:
             argv += ["--socket-group", str(gid)]  # the agent runs as root: the platform's group opens its socket
         if use_cgroups:
             for procs in groups.procs_files("cells"):

@@ -1,9 +1,8 @@
-"""python -m sandboxes.launcher [--socket PATH] [--group NAME]: serve the process backend's privileged half as root."""
+"""python -m sandboxes.launcher [--socket PATH]: serve the process backend's privileged half as root."""
 
 from __future__ import annotations
 
 import argparse
-import grp
 import logging
 import os
 import signal
@@ -18,27 +17,28 @@ def main() -> None:
     django.setup()
     from django.conf import settings
 
-    from sandboxes.backends.process import ProcessBackend
+    from sandboxes.backends.process import ProcessBackend, platform_gid
 
     from .server import LauncherServer
 
     parser = argparse.ArgumentParser(prog="sandboxes.launcher")
     parser.add_argument("--socket", type=Path, default=Path(settings.SANDBOX_LAUNCHER_SOCKET))
-    parser.add_argument("--group", default=settings.SANDBOX_PLATFORM_GROUP)
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("the unit launcher makes namespaces, cgroups and disks for the units: run it as root")
-    try:
-        gid = grp.getgrnam(args.group).gr_gid
-    except KeyError:
-        sys.exit(f"no group {args.group!r} (SANDBOX_PLATFORM_GROUP): `make install` creates it with the platform's user")
+    # The group the agents' sockets are given (ProcessBackend.start): the launcher's socket goes to the same one.
+    gid = platform_gid()
+    if gid is None:
+        sys.exit(f"no group {settings.SANDBOX_PLATFORM_GROUP!r} (SANDBOX_PLATFORM_GROUP): `make install` creates it")
 
     def interrupted(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupted)
     server = LauncherServer(args.socket, gid=gid, backend=ProcessBackend())
-    logging.getLogger("sandboxes.launcher").info("listening", extra={"socket": str(args.socket), "group": args.group})
+    logging.getLogger("sandboxes.launcher").info(
+        "listening", extra={"socket": str(args.socket), "group": settings.SANDBOX_PLATFORM_GROUP}
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -20,6 +19,7 @@ import pytest
 from sandboxes.agent.capped_log import capped_log, log_tail
 from sandboxes.backends.process import ProcessBackend
 from tests.security.units import unit_running
+from tests.services import wait_for
 
 pytestmark = [pytest.mark.integration]
 
@@ -66,11 +66,11 @@ def test_a_cells_connect_loop_reaches_the_capped_log_not_the_host_file(celery_wo
             timeout=120,
         )
         assert status == 0 and "done" in output, output
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            seen = log.read_text(errors="replace").count("accepting AMQP connection") - before
-            if seen >= CONNECTS:
-                break
-            time.sleep(0.2)
+
+        def logged() -> int:
+            return log.read_text(errors="replace").count("accepting AMQP connection") - before
+
+        wait_for(lambda: logged() >= CONNECTS, timeout=10, what=f"{CONNECTS} connections in broker.log")
+        seen = logged()
         print(f"{seen} connections logged through the pipe; broker.log {log.stat().st_size} bytes")
         assert seen >= CONNECTS

@@ -10,7 +10,6 @@ group; a platform left without its launcher.
 
 from __future__ import annotations
 
-import asyncio
 import grp
 import json
 import os
@@ -24,13 +23,13 @@ from pathlib import Path
 import psutil
 import pytest
 from django.conf import settings
-from websockets.asyncio.client import connect as ws_connect
 
 from lessons.course_io import course_import
 from sandboxes.backends.process import ProcessBackend
 from sandboxes.models import Sandbox
 from tests.aio import run
-from tests.courseplatform.test_realtime_roundtrip import session_cookie, ws_url
+from tests.courseplatform.test_realtime_roundtrip import session_cookie
+from tests.security.flooder import Tab, opened
 from tests.security.units import unit_running
 from tests.services import PLATFORM_USER, PYTHON, ROOT, platform_dir, service_environment, unit_launcher
 
@@ -74,19 +73,11 @@ def test_the_web_and_the_worker_run_a_learners_cell_without_root(
     cookie = session_cookie(learner)
 
     async def cell_run() -> tuple[str, dict]:
-        output = []
-        async with ws_connect(
-            ws_url(live_server_url), origin=live_server_url, additional_headers={"Cookie": f"sessionid={cookie}"}
-        ) as ws:
+        async with opened(live_server_url, cookie) as ws:
+            tab = Tab(ws)
             await ws.send(json.dumps({"type": "cell.run", "run": "r1", "course": "mini", "chapter": "first", "cell": "publish"}))
-            while True:
-                frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=150))
-                if frame.get("run") != "r1":
-                    continue
-                if frame["type"] == "cell.output":
-                    output.append(frame["text"])
-                elif frame["type"] in ("cell.exit", "cell.error"):
-                    return "".join(output), frame
+            end = await tab.wait(lambda f: f.get("run") == "r1" and f["type"] in ("cell.exit", "cell.error"), timeout=150)
+            return "".join(f["text"] for f in tab.frames if f.get("run") == "r1" and f["type"] == "cell.output"), end
 
     output, end = run(cell_run())
     assert end["type"] == "cell.exit" and end["status"] == 0, (end, output)
