@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -27,8 +28,10 @@ def run(platform: Platform, results: Results, *, quick: bool) -> None:
         raise RuntimeError("no published chapter: the course did not load")
     chapter = max(chapters, key=lambda c: len(c.source))
     url = reverse("lessons:chapter", kwargs={"course": chapter.course.slug, "chapter": chapter.slug})
-    say(f"pages: {url} ({len(chapter.source)} characters of Markdown)")
+    say(f"pages: {url} ({len(chapter.source)} characters of Markdown, {chapter.course.language})")
+    # In the chapter's own language: a reader of another one is sent on to their edition (a 302), not served this page.
     client = Client()
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = chapter.course.language  # as the page's language switcher sets it
     client.force_login(platform.user("pages"))
 
     def timed(count: int) -> list[float]:
