@@ -123,15 +123,18 @@ class Platform:
         if self.worker is not None:
             self.worker.stop(timeout=15)
         units_stop_all()
+        kind = path.rpartition(".")[2].removesuffix("Backend").lower() if path else "process"
         if path is None:
             os.environ.pop("SANDBOX_BACKEND", None)
+            os.environ.pop("SANDBOX_LAUNCHER_SOCKET", None)
             settings.SANDBOX_BACKEND = self.default_backend
         else:
             self.default_backend = getattr(self, "default_backend", settings.SANDBOX_BACKEND)
             os.environ["SANDBOX_BACKEND"] = path
+            # A worker of the docker backend runs unprivileged too, through a unit launcher of that backend's own.
+            os.environ["SANDBOX_LAUNCHER_SOCKET"] = str(Path(settings.SANDBOX_ROOT) / f"launcher-{kind}.sock")
             settings.SANDBOX_BACKEND = path
         cached.cache_clear()
-        kind = path.rpartition(".")[2].removesuffix("Backend").lower() if path else "process"
         self.worker = test_services.celery_worker_start(name=f"bench-worker-{kind}", concurrency=2)
 
     def restart_worker(self, *, env: dict[str, str]) -> None:

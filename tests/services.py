@@ -282,19 +282,33 @@ def redis_server() -> Iterator[str]:
     service.stop()
 
 
-_launcher: Service | None = None
+_launchers: dict[str, Service] = {}
+
+#: The backends whose units the launcher makes: their web and worker need no root.
+LAUNCHED_BACKENDS = ("sandboxes.backends.process.ProcessBackend", "sandboxes.backends.docker.DockerBackend")
 
 
-def unit_launcher() -> Service:
-    """This run's unit launcher (root), started on first use: the process backend's privileged half."""
-    global _launcher
+def _setting(env: dict[str, str] | None, name: str, default: str) -> str:
+    """A setting as a service started with ``env`` reads it: its own env, else this process's environment."""
+    return (env or {}).get(name) or os.environ.get(name) or default
+
+
+def unit_launcher(env: dict[str, str] | None = None) -> Service:
+    """This run's unit launcher (root) for the backend and socket a service with ``env`` uses, started on first use.
+
+    One launcher per socket, each with the settings of the services it serves (the session's process
+    backend; the docker backend's own, on a socket of its own: tests/sandboxes/docker_workers.py).
+    """
     from django.conf import settings
 
-    if _launcher is not None and _launcher.alive():
-        return _launcher
-    socket_path = Path(settings.SANDBOX_LAUNCHER_SOCKET)
+    path = _setting(env, "SANDBOX_LAUNCHER_SOCKET", str(settings.SANDBOX_LAUNCHER_SOCKET))
+    running = _launchers.get(path)
+    if running is not None and running.alive():
+        return running
+    socket_path = Path(path)
     socket_path.unlink(missing_ok=True)
-    _launcher = service = Service("launcher", [PYTHON, "-m", "sandboxes.launcher"])
+    name = "launcher" if not _launchers else f"launcher-{len(_launchers)}"
+    _launchers[path] = service = Service(name, [PYTHON, "-m", "sandboxes.launcher"], env=env)
 
     def listening() -> bool:
         if not service.alive():
@@ -306,19 +320,17 @@ def unit_launcher() -> Service:
 
 
 def unit_launcher_stop() -> None:
-    """Stop this run's unit launcher, if it started one (the units it made are stopped before)."""
-    if _launcher is not None:
-        _launcher.stop()
+    """Stop this run's unit launchers, if it started any (the units they made are stopped before)."""
+    for service in _launchers.values():
+        service.stop()
 
 
-def runs_the_process_backend(env: dict[str, str] | None) -> bool:
-    """Whether a service with ``env`` runs the process backend: its web and worker need no root (the launcher has it).
+def runs_unprivileged(env: dict[str, str] | None) -> bool:
+    """Whether a service with ``env`` runs a backend the unit launcher serves: its web and worker need no root.
 
-    The docker backend's worker makes loop-mounted disks and talks to dockerd, the Kubernetes one reads the
-    lab's admin-made kubeconfig: those stay root here.
+    The Kubernetes backend's worker reads the lab's admin-made kubeconfig: it stays root here.
     """
-    path = (env or {}).get("SANDBOX_BACKEND") or os.environ.get("SANDBOX_BACKEND") or "sandboxes.backends.process.ProcessBackend"
-    return path == "sandboxes.backends.process.ProcessBackend"
+    return _setting(env, "SANDBOX_BACKEND", "sandboxes.backends.process.ProcessBackend") in LAUNCHED_BACKENDS
 
 
 def celery_worker_start(
@@ -327,15 +339,15 @@ def celery_worker_start(
     """Start a real Celery worker of the project; returns once it answers a ping.
 
     ``env`` adds to its environment: settings the worker must see (it reads them at start). A worker of the
-    process backend runs as the platform's user (``as_platform`` None: :func:`runs_the_process_backend`), with
-    this run's unit launcher started for it.
+    process or docker backend runs as the platform's user (``as_platform`` None: :func:`runs_unprivileged`),
+    with this run's unit launcher for that backend started for it.
     """
     from courseplatform.celery import app
 
     if as_platform is None:
-        as_platform = runs_the_process_backend(env)
+        as_platform = runs_unprivileged(env)
     if as_platform:
-        unit_launcher()
+        unit_launcher(env)
     service = Service(
         name,
         [

@@ -30,13 +30,14 @@ from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
 from sandboxes.agent import protocol
+from sandboxes.launcher.client import ThroughLauncher
 
 from . import disks
 from .base import SandboxBackend, UnitSpec
 from .docker_containers import LIVE, container_remove, container_spec, container_wait_for_agent, image_require
 from .docker_labels import LABEL_UNIT, get_ours, label_filters, unit_labels
 from .docker_networks import network_ensure, network_remove, unit_networks
-from .process import ProcessBackend
+from .process import ProcessBackend, platform_gid
 from .unit_folders import UnitFolders
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,24 @@ NO_ENGINE = (
 )
 
 
+NOT_ROOT = (
+    "The docker backend makes each sandbox's capped disk (a loop mount) and its container, which needs root. "
+    "Start the unit launcher as root with the same settings (python -m sandboxes.launcher) and run the platform "
+    "as a member of its group (SANDBOX_PLATFORM_GROUP), or run the worker as root."
+)
+
+
 class EngineUnavailable(RuntimeError):
     """No Docker Engine answers."""
 
 
-class DockerBackend(UnitFolders, SandboxBackend):
-    """One container per unit, on an internal network of its own; see the module's docstring."""
+class DockerUnits(UnitFolders, SandboxBackend):
+    """The docker backend's own work, done as root: one container per unit, on an internal network of its own.
+
+    Root's because of the unit's capped disk (a loop mount) and because the engine's socket is root's in
+    all but name (its group can start a privileged container): the unit launcher does this for an
+    unprivileged platform, as for the process backend.
+    """
 
     def __init__(self) -> None:
         self.root = Path(settings.SANDBOX_ROOT)
@@ -96,6 +109,8 @@ class DockerBackend(UnitFolders, SandboxBackend):
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
+            if os.geteuid() != 0:
+                raise EngineUnavailable(NOT_ROOT)
             try:
                 client = docker.from_env(timeout=60)
                 client.ping()
@@ -149,6 +164,7 @@ class DockerBackend(UnitFolders, SandboxBackend):
             network=network.name,
             unit_dir=directory,
             cell_uid=ProcessBackend.cell_uid(name),
+            socket_gid=platform_gid(),
             disk_mb=cap_mb,
             memory_mb=self.memory_mb,
             pids=self.pids,
@@ -218,3 +234,8 @@ class DockerBackend(UnitFolders, SandboxBackend):
             return []
         column = top["Titles"].index("PID")
         return sorted(int(row[column]) for row in top.get("Processes") or [])
+
+
+class DockerBackend(ThroughLauncher, DockerUnits):
+    """The docker backend. Root does the work itself; the platform's unprivileged worker has the unit launcher do
+    it (sandboxes/launcher), and reaches the agents through the platform's group, as with the process backend."""

@@ -67,6 +67,7 @@ def container_spec(
     network: str,
     unit_dir: Path,
     cell_uid: int,
+    socket_gid: int | None,
     disk_mb: int,
     memory_mb: int,
     pids: int,
@@ -77,6 +78,9 @@ def container_spec(
         "--unit-dir", UNIT_DIR, "--broker", broker, "--cell-uid", str(cell_uid),
         "--broker-user", BROKER_USER, "--cell-confinement", "setpriv", "--disk-mb", str(disk_mb),
     ]  # fmt: skip
+    if socket_gid is not None:
+        # The agent is the container's root, with CAP_CHOWN: the platform's group on the host opens its socket.
+        command += ["--socket-group", str(socket_gid)]
     return {
         "image": image,
         "command": command,

@@ -318,3 +318,6 @@ class ProcessUnits(UnitFolders, SandboxBackend):
 class ProcessBackend(ThroughLauncher, ProcessUnits):
     """The embedded default backend. Root does the privileged work itself; the platform's unprivileged web and
     worker have the unit launcher do it (sandboxes/launcher), and reach the agents through their group."""
+
+    def units_need_root(self) -> bool:
+        return settings.SANDBOX_ISOLATION != "none"  # side by side, units need no privileges

@@ -1,4 +1,4 @@
-"""The process backend's side of the launcher: privileged operations go to the launcher when this process is not root."""
+"""A backend's side of the launcher: privileged operations go to the launcher when this process is not root."""
 
 from __future__ import annotations
 
@@ -18,11 +18,10 @@ from . import protocol
 def launcher_socket() -> Path | None:
     """The launcher to ask, or None when this process does the privileged half itself.
 
-    Root does it itself; so does a process running unisolated units (SANDBOX_ISOLATION=none), which need
-    no privileges. Anyone else asks the launcher when its socket is there (and is refused by the backend's
-    own isolation check when it is not, with what to do).
+    Root does it itself. Anyone else asks the launcher when its socket is there (and is refused by the
+    backend's own check when it is not, with what to do).
     """
-    if os.geteuid() == 0 or settings.SANDBOX_ISOLATION == "none":
+    if os.geteuid() == 0:
         return None
     path = Path(settings.SANDBOX_LAUNCHER_SOCKET)
     try:
@@ -32,13 +31,17 @@ def launcher_socket() -> Path | None:
 
 
 class ThroughLauncher:
-    """Mixed in before the process backend's own class: each privileged method goes to the launcher if there is one.
+    """Mixed in before a backend's own class (process, docker): each privileged method goes to the launcher if there is one.
 
     The launcher runs the very same backend as root, so a caller sees the same results and exceptions.
     """
 
+    def units_need_root(self) -> bool:
+        """Whether making this backend's units takes root (the process backend's unisolated mode does not)."""
+        return True
+
     def _ask(self, op: str, **args: Any) -> tuple[bool, Any]:
-        path = launcher_socket()
+        path = launcher_socket() if self.units_need_root() else None
         if path is None:
             return False, None
         return True, protocol.call(path, op, **args)

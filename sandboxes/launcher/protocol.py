@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-#: The backend's privileged operations, each a method of ProcessBackend with these keyword arguments.
+#: A backend's privileged operations, each a method of the process and docker backends with these keyword arguments.
 OPERATIONS: dict[str, tuple[str, ...]] = {
     "start": ("unit",),
     "stop": ("name",),
@@ -43,9 +43,10 @@ class LauncherRefused(RuntimeError):
 
 
 def _rebuilt(error: dict[str, str]) -> Exception:
-    from sandboxes.backends import disks, process
+    from sandboxes.backends import disks, docker, process
 
     known: dict[str, type[Exception]] = {
+        "EngineUnavailable": docker.EngineUnavailable,
         "IsolationUnavailable": process.IsolationUnavailable,
         "AgentExited": process.AgentExited,
         "DiskUnavailable": disks.DiskUnavailable,

@@ -1,4 +1,4 @@
-"""The unit launcher's server: a root process that performs the process backend's privileged operations.
+"""The unit launcher's server: a root process that performs a backend's privileged operations (process or docker).
 
 Each connection is served in a forked child (``socketserver.ForkingMixIn``): a class's burst of
 starts runs side by side, a request that crashes takes only its child, and the backend's
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sandboxes.backends.base import UnitSpec
-from sandboxes.backends.process import ProcessBackend
+from sandboxes.backends.unit_folders import UnitFolders
 from sandboxes.brokers import broker_names
 
 from .protocol import KEY, MAX_LINE, OPERATIONS
@@ -32,19 +32,19 @@ class Refused(ValueError):
     """A request the launcher will not perform: an unknown operation or an argument not of this instance."""
 
 
-def _name(backend: ProcessBackend, value: Any) -> str:
+def _name(backend: UnitFolders, value: Any) -> str:
     if not isinstance(value, str) or not backend.owns(value):
         raise Refused(f"{value!r} is not a unit of this platform instance ({backend.instance})")
     return value
 
 
-def _key(backend: ProcessBackend, value: Any) -> str:
+def _key(backend: UnitFolders, value: Any) -> str:
     if not isinstance(value, str) or not KEY.fullmatch(value) or not value.startswith(f"{backend.instance}-"):
         raise Refused(f"{value!r} is not a kept-data key of this platform instance ({backend.instance})")
     return value
 
 
-def _unit(backend: ProcessBackend, value: Any) -> UnitSpec:
+def _unit(backend: UnitFolders, value: Any) -> UnitSpec:
     if not isinstance(value, dict) or set(value) != {"name", "broker", "owner", "restore"}:
         raise Refused("a unit is {name, broker, owner, restore}")
     if value["broker"] not in broker_names():
@@ -56,7 +56,7 @@ def _unit(backend: ProcessBackend, value: Any) -> UnitSpec:
     return UnitSpec(name=_name(backend, value["name"]), broker=value["broker"], owner=owner, restore=restore)
 
 
-def validated(backend: ProcessBackend, request: Any) -> tuple[str, dict[str, Any]]:
+def validated(backend: UnitFolders, request: Any) -> tuple[str, dict[str, Any]]:
     """The operation and its checked arguments, or :class:`Refused` saying what is wrong."""
     if not isinstance(request, dict) or request.get("op") not in OPERATIONS or not isinstance(request.get("args"), dict):
         raise Refused(f"not a launcher request; operations: {', '.join(OPERATIONS)}")
@@ -102,7 +102,7 @@ class LauncherServer(socketserver.ForkingMixIn, socketserver.UnixStreamServer):
     #: Children at once; past this the server waits for one to end before it accepts more (a burst queues).
     max_children = 64
 
-    def __init__(self, path: Path, *, gid: int, backend: ProcessBackend) -> None:
+    def __init__(self, path: Path, *, gid: int, backend: UnitFolders) -> None:
         self.backend = backend
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 from courseplatform.celery import app
 from tests.services import Service, celery_worker_start, wait_for
@@ -16,18 +17,30 @@ from tests.services import Service, celery_worker_start, wait_for
 DOCKER_BACKEND = "sandboxes.backends.docker.DockerBackend"
 
 
+def docker_settings() -> dict[str, str]:
+    """What makes a worker run the docker backend, unprivileged, through a unit launcher of the docker backend's own."""
+    from django.conf import settings
+
+    return {
+        "SANDBOX_BACKEND": DOCKER_BACKEND,
+        "SANDBOX_LAUNCHER_SOCKET": str(Path(settings.SANDBOX_ROOT) / "launcher-docker.sock"),
+    }
+
+
 @contextlib.contextmanager
 def docker_environment() -> Iterator[None]:
-    """Workers started inside run the docker backend: a worker reads SANDBOX_BACKEND from its environment at start."""
-    previous = os.environ.get("SANDBOX_BACKEND")
-    os.environ["SANDBOX_BACKEND"] = DOCKER_BACKEND
+    """Workers started inside run the docker backend: a worker reads its settings from its environment at start."""
+    wanted = docker_settings()
+    previous = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
     try:
         yield
     finally:
-        if previous is None:
-            del os.environ["SANDBOX_BACKEND"]
-        else:
-            os.environ["SANDBOX_BACKEND"] = previous
+        for name, value in previous.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 def docker_worker_start(name: str, concurrency: int = 2) -> Service:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psutil
 import pytest
 from django.contrib.auth.models import User
 
@@ -23,7 +24,7 @@ from sandboxes.backends.docker_labels import LABEL_SANDBOX
 from sandboxes.models import Sandbox, State
 from sandboxes.services import actions, reconcile
 from tests.sandboxes.docker_units import assert_hardened, leftovers
-from tests.sandboxes.docker_workers import DOCKER_BACKEND
+from tests.sandboxes.docker_workers import DOCKER_BACKEND, docker_settings
 from tests.sandboxes.test_lifecycle import provision, run_cell
 from tests.services import wait_for
 
@@ -183,3 +184,62 @@ def test_the_three_broker_kafka_cluster_runs_in_one_hardened_container_and_refus
     actions.sandbox_stop(user_id=learner.pk, broker="kafka-cluster")
     wait_for(lambda: Sandbox.objects.get(pk=sandbox.pk).state == State.STOPPED, timeout=90, what="stopped")
     assert leftovers(docker_client, sandbox.unit) == {}
+
+
+def test_the_docker_backends_worker_runs_without_root_through_a_launcher_of_its_own(
+    docker_worker, docker_client, learner, units_cleanup, settings
+):
+    """The worker makes no loop mount and never dials the engine: the docker backend's unit launcher does (root).
+
+    What it needs of a unit, the agent, it reaches through the platform's group, as for the process backend.
+    """
+    import pwd
+    import stat
+
+    from tests.security.test_platform_without_root import as_platform_user, credentials
+    from tests.services import PLATFORM_USER
+
+    sandbox = provision(learner, "nats")  # started by the worker, through its launcher; READY once the worker heard the agent
+    platform = pwd.getpwnam(PLATFORM_USER)
+    processes = [docker_worker.process.pid, *(c.pid for c in psutil.Process(docker_worker.process.pid).children(recursive=True))]
+    for pid in processes:
+        seen = credentials(pid)
+        assert set(seen["uids"]) == {platform.pw_uid} and set(seen["gids"]) == {platform.pw_gid}, (pid, seen)
+        assert set(seen["groups"]) <= {platform.pw_gid} and seen["cap_eff"] == 0, (pid, seen)  # no docker group, no root group
+    assert docker_client.containers.get(sandbox.unit).status == "running"
+    # The container's agent (its root, with CAP_CHOWN) gives its socket to the platform's group on the host.
+    sock = get_backend().socket_path(sandbox.unit).stat()
+    assert (sock.st_uid, sock.st_gid, stat.S_IMODE(sock.st_mode)) == (0, platform.pw_gid, 0o660)
+
+    # As the platform's user: a cell on that agent runs; the engine's socket is closed; and without the launcher
+    # the backend refuses, naming what to start, rather than failing on the engine or the loop device.
+    seen = as_platform_user(
+        f"""
+        import asyncio, json, socket
+        from sandboxes import agent_client
+        from sandboxes.backends.base import UnitSpec
+        from sandboxes.backends.docker import DockerBackend
+        out = []
+        async def collect(message):
+            out.append(message.get("text", ""))
+        result = asyncio.run(agent_client.run({str(get_backend().socket_path(sandbox.unit))!r}, code="import os; print(os.getuid())",
+                                             timeout=30, on_message=collect))
+        try:
+            socket.socket(socket.AF_UNIX).connect("/var/run/docker.sock")
+            engine = "open"
+        except OSError as exc:
+            engine = type(exc).__name__
+        try:
+            DockerBackend().start(UnitSpec(name={settings.SANDBOX_INSTANCE + "-990009"!r}, broker="nats", owner=""))
+            alone = "started"
+        except Exception as exc:
+            alone = type(exc).__name__ + ": " + str(exc)
+        print(json.dumps({{"status": result.get("status"), "output": "".join(out), "engine": engine, "alone": alone}}))
+        """,
+        env={**docker_settings(), "SANDBOX_LAUNCHER_SOCKET": "/nonexistent/launcher.sock"},
+    )
+    assert seen.returncode == 0, seen.stderr
+    answers = json.loads(seen.stdout.splitlines()[-1])
+    assert answers["status"] == 0 and int(answers["output"]) not in (0, platform.pw_uid), answers
+    assert answers["engine"] == "PermissionError", answers
+    assert answers["alone"].startswith("EngineUnavailable") and "sandboxes.launcher" in answers["alone"], answers

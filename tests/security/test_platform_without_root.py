@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 MINI = Path(__file__).resolve().parents[1] / "fixtures" / "course-mini"
 
 
-def _credentials(pid: int) -> dict[str, list[int] | int]:
+def credentials(pid: int) -> dict[str, list[int] | int]:
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return {
         "uids": [int(v) for v in fields["Uid"].split()],
@@ -88,7 +88,7 @@ def test_the_web_and_the_worker_run_a_learners_cell_without_root(
         processes = [psutil.Process(service.process.pid), *psutil.Process(service.process.pid).children(recursive=True)]
         assert len(processes) >= 1
         for process in processes:
-            seen = _credentials(process.pid)
+            seen = credentials(process.pid)
             assert set(seen["uids"]) == {platform.pw_uid}, (service.name, process.pid, seen)
             assert set(seen["gids"]) == {platform.pw_gid}, (service.name, process.pid, seen)
             assert 0 not in seen["groups"], (service.name, process.pid, seen)
