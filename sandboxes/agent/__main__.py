@@ -10,6 +10,7 @@ import logging
 import signal
 from pathlib import Path
 
+from .capped_log import CappedStderrHandler
 from .cell_main import PR_SET_DUMPABLE, prctl
 from .server import Agent
 
@@ -51,7 +52,10 @@ def main() -> None:
     token = args.token_file.read_text().strip() if args.token_file is not None else ""
     if listen is not None and not token:
         parser.error("--listen needs --token-file: an agent on the network must not answer everyone")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Its stderr is the unit folder's agent.log (process backend), on the host's disk beside the capped data folder:
+    # a learner who makes the agent log (a terminal opened again and again) must not fill that disk.
+    handler = CappedStderrHandler(args.unit_dir / "agent.log.1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", handlers=[handler])
     agent = Agent(
         unit_dir=args.unit_dir,
         broker=args.broker,

@@ -5,12 +5,16 @@ backends/disks.py), and a broker logs what learners make it do: RabbitMQ writes 
 connection a cell opens and closes, so a loop of connects writes megabytes a minute. The broker
 writes into a pipe; a thread of the agent copies it to ``broker.log`` and, past the cap, moves
 that file to ``broker.log.1`` (replacing the last one) and starts again: at most twice the cap on
-disk, the newest lines always kept.
+disk, the newest lines always kept. The agent's own log lines are capped alike (CappedStderrHandler).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import stat
+import sys
 import threading
 from pathlib import Path
 
@@ -57,3 +61,39 @@ def log_tail(path: Path, chars: int = 1500) -> str:
         except FileNotFoundError:
             continue
     return text[-chars:]
+
+
+class CappedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The agent's own log lines, on its stderr; when that is a file (the process backend's ``agent.log``), within a cap.
+
+    Past ``cap_bytes`` the file's content is copied to ``older`` (replacing it) and the file is emptied in place:
+    the backend opened it for appending, so the next line goes at its new start. Anything else on the agent's
+    stderr (a crash's traceback) lands in the same file. A pipe (a container's or a pod's log, capped by its
+    engine) is left as it is.
+    """
+
+    def __init__(self, older: Path, *, cap_bytes: int = LOG_CAP_BYTES) -> None:
+        super().__init__(sys.stderr)
+        self.older = older
+        self.cap_bytes = cap_bytes
+        try:
+            self.capped = stat.S_ISREG(os.fstat(sys.stderr.fileno()).st_mode)
+        except (OSError, ValueError):
+            self.capped = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.capped:
+            with contextlib.suppress(OSError):
+                if os.fstat(self.stream.fileno()).st_size >= self.cap_bytes:
+                    self._move()
+        super().emit(record)
+
+    def _move(self) -> None:
+        self.flush()
+        fd = self.stream.fileno()
+        with open(f"/proc/self/fd/{fd}", "rb") as current:
+            content = current.read()
+        partial = self.older.with_name(self.older.name + ".partial")
+        partial.write_bytes(content[-self.cap_bytes :])
+        os.replace(partial, self.older)
+        os.ftruncate(fd, 0)

@@ -74,3 +74,35 @@ def test_a_cells_connect_loop_reaches_the_capped_log_not_the_host_file(celery_wo
         seen = logged()
         print(f"{seen} connections logged through the pipe; broker.log {log.stat().st_size} bytes")
         assert seen >= CONNECTS
+
+
+def test_the_agents_own_log_lines_stay_within_the_cap_in_the_file_the_process_backend_gives_it(tmp_path):
+    """The agent's stderr is ``agent.log``, opened for appending by the process backend, beside the broker's log.
+
+    A learner can make the agent log (each terminal opened is a line): the agent's handler keeps that file
+    and ``agent.log.1`` within the cap, and the newest lines, whatever else was written to the file.
+    """
+    log = tmp_path / "agent.log"
+    cap = 64 * 1024
+    program = f"""
+import logging, sys
+from pathlib import Path
+from sandboxes.agent.capped_log import CappedStderrHandler
+print("before logging: an interpreter's own warning", file=sys.stderr, flush=True)
+handler = CappedStderrHandler(Path({str(tmp_path / "agent.log.1")!r}), cap_bytes={cap})
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", handlers=[handler])
+for i in range(20000):
+    logging.getLogger("sandboxes.agent.terminal").info("terminal started, pid %d", 100000 + i)
+logging.getLogger("sandboxes.agent.terminal").info("the last line")
+"""
+    with log.open("ab") as out:  # as ProcessBackend.start opens it for the agent
+        written = subprocess.run(
+            [sys.executable, "-c", program], stdout=out, stderr=out, cwd=Path(__file__).resolve().parents[2], timeout=60
+        )
+    assert written.returncode == 0
+    sizes = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
+    print(sizes)
+    assert set(sizes) == {"agent.log", "agent.log.1"}, sizes
+    assert all(size <= cap + 200 for size in sizes.values()), sizes  # a cap, plus the line that crossed it
+    assert log.read_text().rstrip().endswith("the last line")
+    assert "terminal started, pid 119999" in log_tail(log, chars=cap)
