@@ -58,7 +58,7 @@ async def serve_export(writer: asyncio.StreamWriter, *, broker: BrokerSupervisor
             ):
                 for entry in sorted(data.iterdir()) if data.is_dir() else []:
                     if entry.name != "lost+found":
-                        archive.add(entry, arcname=entry.name)
+                        archive.add(entry, arcname=entry.name, filter=_no_links)
         except Exception:
             log.warning("the data could not be sent whole", exc_info=True)
 
@@ -72,6 +72,12 @@ async def serve_export(writer: asyncio.StreamWriter, *, broker: BrokerSupervisor
     finally:
         await loop.run_in_executor(None, packer.join)
         done.set()
+
+
+def _no_links(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """Folders and files only, as a restore takes them: a broker's links are the agent's to make again (RabbitMQ's
+    ``plugins`` folder holds links to the system's Erlang applications, remade at every start)."""
+    return member if member.isdir() or member.isreg() else None
 
 
 async def receive_restore(request: dict[str, Any], reader: asyncio.StreamReader, *, data: Path) -> None:

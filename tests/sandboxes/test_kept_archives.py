@@ -117,6 +117,9 @@ def test_what_export_sends_restores_to_the_same_files_and_the_agent_ends(tmp_pat
     blob = bytes(range(256)) * 8192  # 2 MiB: more than a socket's buffer, so the send waits on its reader
     (source / "jetstream" / "KEPT" / "1.blk").write_bytes(blob)
     (source / "lost+found").mkdir()
+    # RabbitMQ's plugins folder: links to the system's applications, which the agent makes again at each start.
+    (source / "plugins").mkdir()
+    (source / "plugins" / "rabbit_common-3.10.8").symlink_to(tmp_path / "old", target_is_directory=True)
     broker = StoppedBroker(source.parent)
     done = asyncio.Event()
 
@@ -136,3 +139,4 @@ def test_what_export_sends_restores_to_the_same_files_and_the_agent_ends(tmp_pat
     data = restore(tmp_path / "new", payload)
     assert (data / "jetstream" / "KEPT" / "1.blk").read_bytes() == blob
     assert not (data / "lost+found").exists()
+    assert (data / "plugins").is_dir() and list((data / "plugins").iterdir()) == []  # the folder, not the links
