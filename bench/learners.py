@@ -106,6 +106,7 @@ class Learner:
         # The stream phase: produced events carrying this tag.
         self.stream_tag: str | None = None
         self.stream_latencies: list[float] = []
+        self.stream_tap_latencies: list[float] = []  # produced -> seen by the unit's tap (the event's seen_ms)
         self.stream_dropped = 0
         self.last_event = time.monotonic()
         self._reader: asyncio.Task | None = None
@@ -232,6 +233,9 @@ class Learner:
                 continue
             if isinstance(body, dict) and body.get("run") == self.stream_tag:
                 self.stream_latencies.append((wall - body["ts"]) * 1000)
+                seen = event.get("seen_ms")
+                if isinstance(seen, int):
+                    self.stream_tap_latencies.append(seen - body["ts"] * 1000)
 
 
 async def learners_connect(url: str, origin: str, cookies: list[str], *, seed: int, first: int = 0) -> list[Learner]:

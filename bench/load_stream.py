@@ -93,7 +93,7 @@ async def run_stream(
             if line.strip() != b"ready":
                 raise RuntimeError(f"a direct NATS client did not start: {line!r}")
         for me in learners:
-            me.stream_tag, me.stream_latencies, me.stream_dropped = tag, [], 0
+            me.stream_tag, me.stream_latencies, me.stream_tap_latencies, me.stream_dropped = tag, [], [], 0
         say(f"load stream: {len(learners)} learners produce {RATE} msg/s for {seconds:g} s; {len(directs)} direct clients read")
         started, cpu_before = time.monotonic(), cpu()
         delay = QUICK_START_DELAY_S if quick else START_DELAY_S
@@ -129,6 +129,10 @@ async def run_stream(
     dropped = sum(me.stream_dropped for me in learners)
     produced = sum(produced_count(r) for r in runs)  # timed-out cells produced too: what each said it sent
     results.samples("load.stream_latency_ms", shown, p99=True)
+    # Where the time goes: produced -> the unit's tap (the broker and the agent, in the unit) of the same messages.
+    tapped = [latency for me in learners for latency in me.stream_tap_latencies]
+    if tapped:
+        results.samples("load.stream_tap_latency_ms", tapped, p99=True)
     results.samples("load.stream_direct_latency_ms", direct, p99=True)
     if produced:
         results.value("load.stream_accounted_ratio", (len(shown) + dropped) / produced)
@@ -141,6 +145,7 @@ async def run_stream(
             if shown and direct
             else ""
         )
+        + (f", at the tap {percentile(tapped, 50):.0f}/{percentile(tapped, 99):.0f} ms" if tapped else "")
     )
     text += f"; while producing, load average {os.getloadavg()[0]:.1f}, " + cpu_usage.cpu_share(cpu_before, cpu_produced)
     say(text)
