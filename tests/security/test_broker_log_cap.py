@@ -97,7 +97,12 @@ logging.getLogger("sandboxes.agent.terminal").info("the last line")
 """
     with log.open("ab") as out:  # as ProcessBackend.start opens it for the agent
         written = subprocess.run(
-            [sys.executable, "-c", program], stdout=out, stderr=out, cwd=Path(__file__).resolve().parents[2], timeout=60
+            [sys.executable, "-c", program],
+            stdout=out,
+            stderr=out,
+            cwd=Path(__file__).resolve().parents[2],
+            timeout=60,
+            check=False,
         )
     assert written.returncode == 0
     sizes = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
