@@ -229,7 +229,11 @@ async def _measure(platform: Platform, sandbox, cookie: str, results: Results, *
                 tap_rate = listener.shown / ((listener.seen_last - listener.seen_first) / 1000)
                 summary += f"; the tap emitted them at {tap_rate:,.0f}/s"
             if listener.tap_latencies:
-                summary += f"; p50 produced->tap {percentile(listener.tap_latencies, 50):.1f} ms, ->WebSocket {percentile(listener.latencies, 50):.1f} ms"
+                taps, shown = listener.tap_latencies, listener.latencies
+                summary += (
+                    f"; p50 produced->tap {percentile(taps, 50):.1f} ms, ->WebSocket {percentile(shown, 50):.1f} ms"
+                    f"; p99 produced->tap {percentile(taps, 99):.1f} ms, ->WebSocket {percentile(shown, 99):.1f} ms"
+                )
             summary += "; CPU (of one core) " + ", ".join(f"{k} {v:.0%}" for k, v in cpu.items())
             say(summary)
             results.note(summary)
