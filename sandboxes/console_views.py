@@ -8,7 +8,6 @@ here (they reach their own, or the page saying theirs is not running, a 404).
 from __future__ import annotations
 
 import logging
-import time
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
@@ -20,21 +19,19 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from . import agent_client, selectors
+from .activity import activity_note
 from .brokers import BROKERS, get_broker
 from .console_proxy import MAX_REQUEST_BODY, console_prefix, console_relay, console_request_headers, console_target
 from .models import State
 from .payloads import STAGE_LABELS, STAGE_PROGRESS
-from .services.actions import sandbox_ensure, sandbox_touch
+from .services.actions import sandbox_ensure
 from .services.lifecycle import SandboxError
 
 logger = logging.getLogger(__name__)
 
-#: Activity in the console (what the learner changes, not its page's polling) counts for the idle timeout this often.
-TOUCH_EVERY_S = 20
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 NO_CONSOLE = gettext_lazy("У этого брокера нет веб-консоли.")
 NOT_ANSWERING = gettext_lazy("Консоль брокера не отвечает. Если песочница только что остановилась, запустите её снова.")
-_touched: dict[int, float] = {}
 
 
 def _kind_or_404(broker: str):
@@ -89,7 +86,7 @@ async def console_ui(request: HttpRequest, broker: str, rest: str = "") -> HttpR
     if target is None:
         raise Http404
     if request.method not in SAFE_METHODS:
-        await _touch(sandbox)
+        activity_note(sandbox)  # what the learner changes in the console, not its page's polling
     body = request.body if int(request.headers.get("Content-Length") or 0) <= MAX_REQUEST_BODY else None
     if body is None:
         return HttpResponse(status=413)
@@ -123,13 +120,6 @@ async def console_ui(request: HttpRequest, broker: str, rest: str = "") -> HttpR
             name, value, path=console_prefix(broker=broker), samesite="Strict", secure=request.is_secure(), httponly=True
         )
     return response
-
-
-async def _touch(sandbox) -> None:
-    now = time.monotonic()
-    if now - _touched.get(sandbox.pk, 0.0) >= TOUCH_EVERY_S:
-        _touched[sandbox.pk] = now
-        await sync_to_async(sandbox_touch)(sandbox=sandbox)
 
 
 @require_POST

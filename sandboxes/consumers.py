@@ -64,7 +64,6 @@ class LiveConsumer(CellRunsConsumer):
         self.tasks: set[asyncio.Task] = set()
         self.ready: dict[str, Sandbox] = {}  # broker -> the user's ready sandbox, while it stays ready
         self.state_changed = asyncio.Event()  # set at every sandbox.state: a run waiting for its broker looks again
-        self.touched: dict[int, float] = {}
         self.cells: dict[tuple[str, str, str], tuple[float, lesson_selectors.RunnableCode]] = {}
         await self._join(f"user-{user.pk}")
         try:

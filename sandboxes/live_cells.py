@@ -22,9 +22,9 @@ from lessons.exercises import exercise_check_record
 from lessons.teaching import course_draft_allowed
 
 from . import agent_client, cell_runs, live_frames, ws_limits
+from .activity import activity_note
 from .metrics import cell_round_trip_observe
 from .models import Sandbox
-from .services.actions import sandbox_touch
 from .services.lifecycle import SandboxError
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 RUN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_CODE_CHARS = 100_000
 MAX_DRAFT_TIMEOUT_S = 300
-TOUCH_EVERY_S = 20
 CELL_CACHE_S = 30
 
 
@@ -44,7 +43,6 @@ class CellRunsConsumer(AsyncJsonWebsocketConsumer):
     ready: dict[str, Sandbox]
     runs: dict[str, asyncio.Event]
     tasks: set[asyncio.Task]
-    touched: dict[int, float]
     cells: dict[tuple[str, str, str], tuple[float, lesson_selectors.RunnableCode]]
 
     async def _ready_sandbox(self, broker: str) -> Sandbox:
@@ -58,13 +56,6 @@ class CellRunsConsumer(AsyncJsonWebsocketConsumer):
         task = asyncio.ensure_future(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-
-    async def _touch(self, sandbox: Sandbox) -> None:
-        """Record activity, at most every TOUCH_EVERY_S: a run should not wait for a database write."""
-        now = time.monotonic()
-        if now - self.touched.get(sandbox.pk, 0.0) > TOUCH_EVERY_S:
-            self.touched[sandbox.pk] = now
-            await database_sync_to_async(sandbox_touch)(sandbox=sandbox)
 
     async def on_run(self, content: dict[str, Any]) -> None:
         began = time.monotonic()
@@ -156,7 +147,7 @@ class CellRunsConsumer(AsyncJsonWebsocketConsumer):
                     sandbox=sandbox, cell=cell, code=code, on_output=forward, on_setup=on_setup, interrupt=interrupt
                 )
             self._relay_start(sandbox)
-            await self._touch(sandbox)
+            activity_note(sandbox)  # beside the exit, not before it
             await self.send_json(
                 {
                     "type": "cell.exit",

@@ -6,22 +6,17 @@ The consumer sends what these build; nothing here knows the WebSocket.
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.utils.translation import gettext_lazy
 
 from . import agent_client, cell_runs
+from .activity import activity_note
 from .models import Sandbox
-from .services.actions import sandbox_touch
 from .services.lifecycle import SandboxError
 from .services.provisioning import sandbox_address
-
-#: Messages moving count as activity at most this often (a database write each time).
-ACTIVITY_EVERY_S = 60
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -91,14 +86,11 @@ async def sandbox_frames(*, sandbox: Sandbox) -> AsyncGenerator[dict[str, Any], 
     The agent is read only as fast as the frames are taken, so a slow page makes
     the agent count what it could not deliver (``dropped``) instead of queueing it.
     """
-    touched = 0.0
     with contextlib.suppress(agent_client.AgentUnavailable, ConnectionError):
         async for message in agent_client.subscribe(await sandbox_address(sandbox=sandbox)):
-            if message.get("type") == "events" and message.get("events") and time.monotonic() - touched > ACTIVITY_EVERY_S:
-                # Messages moving are activity too: the idle clock starts again (at most once a minute).
-                touched = time.monotonic()
-                await database_sync_to_async(sandbox_touch)(sandbox=sandbox)
             if message.get("type") == "events":
+                if message.get("events"):
+                    activity_note(sandbox)  # messages moving are activity too: the idle clock starts again
                 yield {
                     "type": "sandbox.event",
                     "sandbox": sandbox.pk,

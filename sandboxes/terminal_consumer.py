@@ -18,7 +18,6 @@ import base64
 import contextlib
 import json
 import logging
-import time
 import urllib.parse
 from typing import Any
 
@@ -30,8 +29,8 @@ from django.utils.translation import gettext_lazy
 from courseplatform.language import language_chosen
 
 from . import agent_client, selectors
+from .activity import activity_note
 from .agent import protocol
-from .services.actions import sandbox_touch
 from .services.provisioning import sandbox_address
 
 logger = logging.getLogger(__name__)
@@ -39,7 +38,6 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NO_SANDBOX = 4404
 CLOSE_ENDED = 4000
-TOUCH_EVERY_S = 20
 MAX_FRAME_CHARS = 64 * 1024
 NO_SANDBOX = gettext_lazy("Песочница этого брокера не запущена. Запустите её, затем откройте терминал.")
 SANDBOX_STOPPED = gettext_lazy("Песочница остановлена — терминал закрыт.")
@@ -75,7 +73,6 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self._end("error", NO_SANDBOX, CLOSE_NO_SANDBOX)
             return
         self.sandbox = sandbox
-        self.touched = 0.0
         rows, cols = _size(self.scope.get("query_string", b""))
         try:
             address = await sandbox_address(sandbox=sandbox)
@@ -121,20 +118,13 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             return
         if content.get("type") == "input" and isinstance(content.get("data"), str):
             forward = {"op": "input", "data": content["data"]}
-            await self._touch()
+            activity_note(self.sandbox)  # typing keeps the sandbox from its idle timeout, like running cells
         elif content.get("type") == "resize":
             forward = {"op": "resize", "rows": content.get("rows"), "cols": content.get("cols")}
         else:
             return
         with contextlib.suppress(ConnectionError):
             await protocol.send(self.writer, forward)
-
-    async def _touch(self) -> None:
-        """Typing in the terminal is activity: it keeps the sandbox from its idle timeout, like running cells."""
-        now = time.monotonic()
-        if now - self.touched > TOUCH_EVERY_S:
-            self.touched = now
-            await database_sync_to_async(sandbox_touch)(sandbox=self.sandbox)
 
     async def disconnect(self, code: int) -> None:
         if self.relay is not None:
