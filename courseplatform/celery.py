@@ -29,6 +29,21 @@ def _metrics_prepare(**_: object) -> None:
     worker_metrics.worker_metrics_prepare()
 
 
+@celeryd_init.connect
+def _database_pool_off(**_: object) -> None:
+    """The worker connects per task, without the web server's pool (settings/base.py).
+
+    Celery's Django fixup closes a prefork child's pool after every task (celery/fixups/django.py,
+    ``_close_database``), which cut the readiness follower's threads (sandboxes/services/readiness.py)
+    off mid-wait ("the pool is closed"). Set before any connection exists, so every one made in this
+    process and its children is a plain connection.
+    """
+    from django.conf import settings
+
+    for database in settings.DATABASES.values():
+        database.get("OPTIONS", {}).pop("pool", None)
+
+
 @worker_ready.connect
 def _metrics_serve(**_: object) -> None:
     worker_metrics.worker_metrics_serve()

@@ -93,6 +93,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A pool per process (psycopg_pool): without it every database_sync_to_async call opens a new connection
+    # (a Postgres backend forked, SCRAM's key stretching): seconds each on a busy box, and the ASGI server's
+    # one database thread queues everything behind it. Health checks: each connection is tried when lent,
+    # so a restarted Postgres costs nothing but a new connection.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env.int("DATABASE_POOL_MAX", default=10),
+        "timeout": 20,
+    }
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One Redis for the channel layer, the cache and Celery; its password, when it has one, is in the URL
