@@ -43,7 +43,7 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 
-from sandboxes.backends import get_backend  # noqa: E402
+from sandboxes.backends import cgroups, get_backend  # noqa: E402
 from sandboxes.models import Sandbox, State  # noqa: E402
 from sandboxes.services import actions, lifecycle, provisioning  # noqa: E402
 
@@ -341,9 +341,19 @@ def sandbox_socket(sandbox: Sandbox) -> Path:
 # -- processes inside a unit's network namespace ---------------------------------
 
 
-async def netns_python(sandbox: Sandbox, code: str, *args: str) -> asyncio.subprocess.Process:
-    """A plain Python client inside the unit's network namespace (it reaches the broker on localhost)."""
+async def netns_python(sandbox: Sandbox, code: str, *args: str, in_cells: bool = False) -> asyncio.subprocess.Process:
+    """A plain Python client inside the unit's network namespace (it reaches the broker on localhost).
+
+    ``in_cells``: in the unit's cells cgroup too, where the learner's own code runs (its CPU weight
+    and quota), so that it is served as a learner's own consumer cell would be.
+    """
     unit = sandbox.unit or lifecycle.unit_name(sandbox)
+    procs = cgroups.UnitCgroups(get_backend().instance, unit).procs_files("cells") if in_cells else []
+
+    def join() -> None:  # in the child, before it runs the client
+        for path in procs:
+            path.write_text(str(os.getpid()))
+
     process = await asyncio.create_subprocess_exec(
         "ip",
         "netns",
@@ -359,6 +369,7 @@ async def netns_python(sandbox: Sandbox, code: str, *args: str) -> asyncio.subpr
         start_new_session=True,
         cwd=str(RUN_DIR),
         limit=64 * 1024 * 1024,
+        preexec_fn=join if procs else None,
     )
     _children.add(process.pid)
     return process

@@ -6,8 +6,9 @@ their send time (``time.time()``) on ``load.stream`` at ``RATE`` per second for
 ``SECONDS``. Latency is produced to received on the learner's WebSocket (the
 agent's tap -> the relay in the ASGI server -> the page). The reference, in the
 same run and under the same load: a plain NATS client (nats-py) inside the
-network namespace of ``DIRECT_CLIENTS`` of the learners' units, subscribed to the
-same subject, reading the same messages straight from the broker.
+network namespace and the cells cgroup of ``DIRECT_CLIENTS`` of the learners' units
+(where a learner's own consumer cell would run, at the units' CPU weight),
+subscribed to the same subject, reading the same messages straight from the broker.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ async def run_stream(
     try:
         for me in watched:
             process = await harness.netns_python(
-                sandboxes[me.sandbox_id or 0], DIRECT, tag, STREAM_SUBJECT, str(expected), str(seconds + 90)
+                sandboxes[me.sandbox_id or 0], DIRECT, tag, STREAM_SUBJECT, str(expected), str(seconds + 90), in_cells=True
             )
             directs.append(process)
         for process in directs:
