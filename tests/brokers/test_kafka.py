@@ -415,6 +415,54 @@ def test_a_tap_whose_first_connection_comes_late_shows_what_came_since_it_was_ma
     assert out.strip() == "[('consumed', 'late'), ('produced', 'late')]"
 
 
+def test_a_slow_look_at_the_groups_does_not_hold_back_produced_records(broker):
+    # The tap follows groups, topics and partition ends with round trips to the broker; once they
+    # were made between two polls of the tail and held every produced record back (make bench: stalls
+    # of ~100 ms every 1-2 s). Here a group coordinator that takes 5 s to answer is made on purpose:
+    # a record produced while the tap waits for it must still be shown at once.
+    out = broker.cell(
+        """
+        import os, threading, time
+        from kafka import KafkaProducer
+        from sandboxes.brokers.kafka import clients, tap
+
+        producer = KafkaProducer(bootstrap_servers=os.environ["BOOTSTRAP_SERVERS"])
+        producer.send("tap-slow-groups", b"created").get(timeout=10)
+        shown, stop, slow, waiting = {}, threading.Event(), threading.Event(), threading.Event()
+
+        def emit(event):
+            if event is not None and event.destination == "tap-slow-groups" and event.direction == "produced":
+                shown[event.value.text] = time.time()
+
+        committed = clients.Clients.committed
+
+        def committed_slowly(self, *args, **kwargs):
+            if slow.is_set():
+                waiting.set()
+                time.sleep(5)
+            return committed(self, *args, **kwargs)
+
+        clients.Clients.committed = committed_slowly
+        watcher = tap.KafkaTap(host="localhost", ports={"kafka": 9092}, emit=emit, stop=stop)
+        thread = threading.Thread(target=watcher.run, daemon=True)
+        thread.start()
+        time.sleep(3)  # the tap has found the topic and stands at its end
+        slow.set()
+        waiting.wait(10)
+        sent = time.time()
+        producer.send("tap-slow-groups", b"during").get(timeout=10)
+        deadline = time.time() + 15
+        while "during" not in shown and time.time() < deadline:
+            time.sleep(0.01)
+        slow.clear()
+        stop.set()
+        thread.join(15)
+        print(round(shown["during"] - sent, 2) if "during" in shown else "never")
+        """
+    )
+    assert out.strip() != "never" and float(out) < 2.0, f"shown {out} s after it was produced, while the groups' answer took 5 s"
+
+
 def test_snapshot_shows_topics_and_group_lag_without_internal_topics(broker):
     snap = broker.snapshot(lambda s: {"tap-group", "tap-tx-group"} <= {g["group"] for g in s["groups"]})
     names = {t["name"] for t in snap["topics"]}
