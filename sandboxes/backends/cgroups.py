@@ -3,11 +3,7 @@
 Each unit gets two groups: ``main`` (agent and broker) and ``cells`` (learners'
 code, with tighter limits), so a fork bomb in a cell cannot starve its broker.
 Every unit has the same CPU weight, and its cells at most CELLS_CPUS of CPU time,
-so one learner's busy loops leave the others their share. All of an instance's units
-together weigh UNITS_CPU_WEIGHT of one of the platform's own processes: when the box
-is saturated, the web server, the worker, Redis and Postgres are served first, so
-one class's brokers cannot stall every page (an idle box still gives the units all
-it has; weights only matter under contention).
+so one learner's busy loops leave the others their share.
 Where cgroups cannot be written, ``available()`` is False and the process backend
 refuses to start isolated units (fail closed).
 """
@@ -23,11 +19,6 @@ from pathlib import Path
 ROOT = Path("/sys/fs/cgroup")
 CONTROLLERS = ("memory", "pids", "cpu")
 CFS_PERIOD_US = 100_000
-#: The instance's units together against one platform process (cpu.shares 1024, cpu.weight 100 by default).
-#: Measured with 50 learners each producing 100 msg/s on 2 cores (docs/bench.md, 2026-12-03): at the
-#: default weight the ASGI server's threads waited 1.3 s per second for a core, and the pages' events
-#: were seconds behind (p50 2.0-6.1 s); at 1/8 the same run showed them at p50 0.3 s.
-UNITS_CPU_WEIGHT = 1 / 8
 
 
 def _v2() -> bool:
@@ -61,11 +52,6 @@ class UnitCgroups:
                 path.mkdir(exist_ok=True)
                 with contextlib.suppress(OSError):
                     (path / "cgroup.subtree_control").write_text("+memory +pids +cpu")
-            (ROOT / self.instance / "cpu.weight").write_text(str(max(1, round(100 * UNITS_CPU_WEIGHT))))
-        else:
-            instance = ROOT / "cpu" / self.instance
-            instance.mkdir(exist_ok=True)
-            (instance / "cpu.shares").write_text(str(max(2, round(1024 * UNITS_CPU_WEIGHT))))
         for part, mem, count, cpus in (("main", memory_mb, pids, None), ("cells", cells_memory_mb, cells_pids, cells_cpus)):
             for directory in self._dirs(part):
                 directory.mkdir(parents=True, exist_ok=True)
