@@ -42,6 +42,22 @@ WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE "sandboxes_sandbox"%%' AND
 """
 
 
+def _session() -> psycopg.Connection:
+    """A Postgres session of the test's own, apart from Django's connection."""
+    settings = connection.settings_dict
+    return psycopg.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        password=settings["PASSWORD"],
+        host=settings["HOST"],
+        port=settings["PORT"],
+    )
+
+
+def _produced(frames: list[dict]) -> list[dict]:
+    return [e for e in events_of(frames, "produced") if e["destination"] == "slow.db"]
+
+
 def _ready(frames: list[dict]) -> bool:
     return any(
         f["type"] == "sandbox.state" and f["sandbox"]["broker"] == "nats" and f["sandbox"]["state"] == "ready" for f in frames
@@ -55,34 +71,20 @@ def test_a_slow_database_holds_neither_a_cells_exit_nor_its_broker_events(celery
     frames = run(page.session([{"type": "sandbox.ensure", "broker": "nats"}], _ready, timeout=150))
     assert _ready(frames), [f["type"] for f in frames][-5:]
     sandbox = Sandbox.objects.get(user=learner, broker="nats", state=State.READY)
-    settings = connection.settings_dict
-    with psycopg.connect(
-        dbname=settings["NAME"],
-        user=settings["USER"],
-        password=settings["PASSWORD"],
-        host=settings["HOST"],
-        port=settings["PORT"],
-    ) as holder:
+    with _session() as holder:
         # Another session holds the sandbox's row: every write to it waits until this one ends.
         holder.execute('SELECT 1 FROM "sandboxes_sandbox" WHERE id = %s FOR UPDATE', [sandbox.pk])
         cell = {"type": "cell.run", "run": "pub", "course": "mini", "chapter": "live", "cell": "on-nats", "code": PUBLISH}
 
         def seen_all(frames: list[dict]) -> bool:
-            produced = [e for e in events_of(frames, "produced") if e["destination"] == "slow.db"]
-            return exited("pub")(frames) and len(produced) >= MESSAGES
+            return exited("pub")(frames) and len(_produced(frames)) >= MESSAGES
 
         frames = run(page.session([cell], seen_all, timeout=60))
         ended = [f for f in frames if f.get("run") == "pub" and f["type"] in ("cell.exit", "cell.error")]
-        produced = [e for e in events_of(frames, "produced") if e["destination"] == "slow.db"]
+        produced = _produced(frames)
         output = "".join(f.get("text", "") for f in frames if f["type"] == "cell.output" and f.get("run") == "pub")
         # The write was really held up all this while (the test is not vacuous)...
-        with psycopg.connect(
-            dbname=settings["NAME"],
-            user=settings["USER"],
-            password=settings["PASSWORD"],
-            host=settings["HOST"],
-            port=settings["PORT"],
-        ) as look:
+        with _session() as look:
             waiting = look.execute(WAITING_WRITES).fetchone()
         assert waiting is not None and waiting[0] >= 1, "no write to the sandbox's row was waiting: nothing was tested"
         # ...and the page had everything regardless.
