@@ -62,14 +62,15 @@ def on_kubernetes(platform: Platform, results: Results, what: str, kinds: list[s
         settings.SANDBOX_K8S_KUBECONFIG = worker_env["SANDBOX_K8S_KUBECONFIG"]
         settings.SANDBOX_K8S_NAMESPACE = worker_env["SANDBOX_K8S_NAMESPACE"]
         settings.SANDBOX_K8S_IMAGES = images
+        settings.SANDBOX_ROOT = Path(worker_env["SANDBOX_ROOT"])  # the worker's kept archives (the platform's user's)
         platform.switch_backend(K8S_BACKEND)
         try:
             yield
         finally:
-            platform.switch_backend(None)
             for key, value in saved.items():
                 setattr(settings, key, value)
                 os.environ.pop(key, None)
+            platform.switch_backend(None)  # its worker started without the kubernetes backend's settings
 
 
 def run(platform: Platform, results: Results, *, quick: bool) -> None:

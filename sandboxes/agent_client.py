@@ -142,9 +142,15 @@ async def run(
     """Run a cell; every output message goes to ``on_message``; returns the exit message.
 
     ``opened``: a connection to ``where`` opened ahead (``connect``), used instead of a new one.
+    A check goes to ``where.checker`` when the unit has one (AgentAddress.checker), never to the agent.
     Raises AgentUnavailable when the agent is gone, or has not ended the run by ``timeout`` plus
     RUN_DEADLINE_SLACK_S: a wedged agent must not hold a web task, a socket and a run slot forever.
     """
+    if op == "check" and isinstance(where, AgentAddress) and where.checker is not None:
+        where = where.checker
+        if opened is not None:
+            opened[1].close()
+            opened = None
     reader, writer = opened if opened is not None else await _open(where)
     watcher = None
     deadline = asyncio.timeout(timeout + RUN_DEADLINE_SLACK_S)

@@ -284,7 +284,7 @@ def redis_server() -> Iterator[str]:
 
 _launchers: dict[str, Service] = {}
 
-#: The backends whose units the launcher makes: their web and worker need no root.
+#: The backends whose units the launcher makes (root), on the unprivileged web's and worker's behalf.
 LAUNCHED_BACKENDS = ("sandboxes.backends.process.ProcessBackend", "sandboxes.backends.docker.DockerBackend")
 
 
@@ -325,28 +325,21 @@ def unit_launcher_stop() -> None:
         service.stop()
 
 
-def runs_unprivileged(env: dict[str, str] | None) -> bool:
-    """Whether a service with ``env`` runs a backend the unit launcher serves: its web and worker need no root.
-
-    The Kubernetes backend's worker reads the lab's admin-made kubeconfig: it stays root here.
-    """
+def launched(env: dict[str, str] | None) -> bool:
+    """Whether a service with ``env`` runs a backend the unit launcher serves (process, docker)."""
     return _setting(env, "SANDBOX_BACKEND", "sandboxes.backends.process.ProcessBackend") in LAUNCHED_BACKENDS
 
 
-def celery_worker_start(
-    name: str = "worker", concurrency: int = 2, env: dict[str, str] | None = None, *, as_platform: bool | None = None
-) -> Service:
+def celery_worker_start(name: str = "worker", concurrency: int = 2, env: dict[str, str] | None = None) -> Service:
     """Start a real Celery worker of the project; returns once it answers a ping.
 
-    ``env`` adds to its environment: settings the worker must see (it reads them at start). A worker of the
-    process or docker backend runs as the platform's user (``as_platform`` None: :func:`runs_unprivileged`),
-    with this run's unit launcher for that backend started for it.
+    ``env`` adds to its environment: settings the worker must see (it reads them at start). Every backend's
+    worker runs as the platform's user; for the process and docker backends this run's unit launcher for
+    that backend is started for it (the Kubernetes backend's needs none: its pods are the cluster's work).
     """
     from courseplatform.celery import app
 
-    if as_platform is None:
-        as_platform = runs_unprivileged(env)
-    if as_platform:
+    if launched(env):
         unit_launcher(env)
     service = Service(
         name,
@@ -367,7 +360,7 @@ def celery_worker_start(
             "--without-mingle",
         ],
         env=env,
-        as_platform=as_platform,
+        as_platform=True,
     )
 
     def answers() -> bool:

@@ -1,5 +1,6 @@
 """python -m sandboxes.agent --unit-dir DIR --broker KIND [--cell-uid N] [--cells-cgroup PROCS_FILE ...] [--broker-user NAME]
-[--cell-confinement bwrap|setpriv] [--listen HOST:PORT --token-file FILE] [--socket-group GID] [--disk-mb N] [--restore]"""
+[--cell-confinement bwrap|setpriv] [--listen HOST:PORT --token-file FILE] [--socket-group GID] [--disk-mb N] [--restore]
+python -m sandboxes.agent --checks-only --unit-dir DIR --broker KIND --listen HOST:PORT --token-file FILE"""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from .capped_log import CappedStderrHandler
 from .cell_main import PR_SET_DUMPABLE, prctl
+from .checker import Checker
 from .server import Agent
 
 
@@ -44,6 +46,8 @@ def main() -> None:
     parser.add_argument("--disk-mb", type=int, default=None)
     # A unit started on a learner's kept data, which the backend sends (agent/kept_data.py) before the broker starts.
     parser.add_argument("--restore", action="store_true")
+    # A Kubernetes pod's second container: the unit's exercise checks, out of the learner's reach (agent/checker.py).
+    parser.add_argument("--checks-only", action="store_true")
     args = parser.parse_args()
     listen = None
     if args.listen is not None:
@@ -52,25 +56,32 @@ def main() -> None:
     token = args.token_file.read_text().strip() if args.token_file is not None else ""
     if listen is not None and not token:
         parser.error("--listen needs --token-file: an agent on the network must not answer everyone")
+    if args.checks_only and listen is None:
+        parser.error("--checks-only needs --listen and --token-file: the platform reaches the checker over the pod's network")
     # Its stderr is the unit folder's agent.log (process backend), on the host's disk beside the capped data folder:
     # a learner who makes the agent log (a terminal opened again and again) must not fill that disk.
     handler = CappedStderrHandler(args.unit_dir / "agent.log.1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", handlers=[handler])
-    agent = Agent(
-        unit_dir=args.unit_dir,
-        broker=args.broker,
-        cell_uid=args.cell_uid,
-        cells_cgroup=args.cells_cgroup,
-        broker_user=args.broker_user,
-        broker_uid=args.broker_uid,
-        cell_confinement=args.cell_confinement,
-        ports=args.ports,
-        listen=listen,
-        token=token,
-        disk_mb=args.disk_mb,
-        restore=args.restore,
-        socket_gid=args.socket_group,
-    )
+    agent: Agent | Checker
+    if args.checks_only:
+        assert listen is not None
+        agent = Checker(broker=args.broker, listen=listen, token=token)
+    else:
+        agent = Agent(
+            unit_dir=args.unit_dir,
+            broker=args.broker,
+            cell_uid=args.cell_uid,
+            cells_cgroup=args.cells_cgroup,
+            broker_user=args.broker_user,
+            broker_uid=args.broker_uid,
+            cell_confinement=args.cell_confinement,
+            ports=args.ports,
+            listen=listen,
+            token=token,
+            disk_mb=args.disk_mb,
+            restore=args.restore,
+            socket_gid=args.socket_group,
+        )
 
     async def run() -> None:
         loop = asyncio.get_running_loop()

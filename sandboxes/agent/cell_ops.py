@@ -8,10 +8,12 @@ the same connection may send {"op": "interrupt"}; hanging up interrupts it too.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from . import protocol
 from .broker_supervisor import BrokerSupervisor
+from .cells import CellRunner
 from .fanout import EventFanout
 
 
@@ -38,6 +40,24 @@ async def serve_run(
             refusal["hint"] = disk
         await protocol.send(writer, refusal)
         return
+    try:
+        await run_and_reply(request, reader, writer, runner=runner, disk_hint=broker.disk_hint)
+    finally:
+        # What the cell did (a consumer gone with its connection, a group left) shows without waiting for the timer.
+        events.snapshot_wanted.set()
+
+
+async def run_and_reply(
+    request: dict[str, Any],
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    *,
+    runner: CellRunner,
+    disk_hint: Callable[[], dict[str, Any] | None] | None = None,
+) -> None:
+    """``request`` (a run or a check) on ``runner``, answered on ``writer``; ``disk_hint``: the unit's full disk, if
+    it is, which explains a blocked producer better than the client library's error (the unit's agent; a pod's
+    checker container does not see the unit's disk)."""
     collected: list[str] = []
     check = request["op"] == "check"
 
@@ -67,8 +87,6 @@ async def serve_run(
         )
     finally:
         watcher.cancel()
-        # What the cell did (a consumer gone with its connection, a group left) shows without waiting for the timer.
-        events.snapshot_wanted.set()
     reply = {
         "type": "exit",
         "status": result.status,
@@ -79,7 +97,7 @@ async def serve_run(
     if result.hint is not None:
         reply["hint"] = result.hint
     # A full disk explains a blocked or refused producer better than the error the client library saw.
-    disk = await asyncio.get_running_loop().run_in_executor(None, broker.disk_hint)
+    disk = await asyncio.get_running_loop().run_in_executor(None, disk_hint) if disk_hint is not None else None
     if disk is not None:
         reply["hint"] = disk
     if check:

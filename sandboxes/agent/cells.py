@@ -69,12 +69,14 @@ class CellRunner:
         read_only: tuple[str, ...] = (),
         preload: tuple[str, ...] = (),
         checker_uid: int | None = None,
+        reap: Callable[[], object] | None = None,
     ) -> None:
         """``tmp``: the unit's one /tmp (bubblewrap's mode); ``tools``: the folder of the broker's command-line
         tools (agent/terminal.py: write_tools), first on PATH, with ``read_only`` the host folders they need:
         cells and the terminal see the same /tmp and the same tools; ``preload``: the modules the template imports
         (the broker kind's client libraries, BrokerKind.cell_preload); ``checker_uid``: the uid exercise checks
-        run as (confinement.checker_uid_for), out of reach of the cells' uid."""
+        run as (confinement.checker_uid_for), out of reach of the cells' uid; ``reap``: kills what a run left running,
+        where neither a PID namespace nor a uid of the cells' own does (a pod's checker container: agent/checker.py)."""
         self.env = env
         self.limits = limits
         self.walls = Confinement(
@@ -89,6 +91,7 @@ class CellRunner:
         self.current: CellProcess | TemplateRun | None = None
         self._terminals: set[int] = set()
         self._tap_waited = False
+        self.reap = reap
 
     def argv(
         self, hint_fd: int = -1, *, command: list[str] | None = None, seccomp_fd: int | None = None, isolated: bool = False
@@ -211,7 +214,8 @@ class CellRunner:
         async with self._lock:
             if stop is not None and stop.is_set():
                 return CellResult(-9, "interrupted", 0, False)
-            await self._until_tap_watches()
+            if not check:
+                await self._until_tap_watches()  # what a run sends shows on the page; a check's traffic is not shown
             source = code.encode("utf-8", "replace")
             cell = await (self._spawn(isolated=True) if check else self._start(source))
             self.current = cell
@@ -261,7 +265,8 @@ class CellRunner:
             hint = cell.read_hint()
             if status == 0 and reason is None:
                 hint = None  # a mistake the cell handled itself (a logged retry, say) needs no hint
-            asyncio.get_running_loop().create_task(self.prewarm())
+            if not check:
+                asyncio.get_running_loop().create_task(self.prewarm())  # a check never forks from the template
             return CellResult(status, reason, int((time.monotonic() - started) * 1000), window.cut, hint)
 
     async def _until_tap_watches(self) -> None:
@@ -282,6 +287,8 @@ class CellRunner:
 
     def _kill_leftovers(self) -> None:
         """Nothing of a finished run survives it: done by its PID namespace under bubblewrap, here otherwise."""
+        if self.reap is not None:
+            self.reap()
         if self.walls.mode == "setpriv" and self.walls.uid is not None:
             spare = {pid for pid in self._terminals if alive(pid)}
             self._terminals = spare

@@ -38,8 +38,8 @@ CHECKER_TMP_BYTES = 8 * 1024 * 1024
 #: The interpreter of exercise checks, beside the agent's where the image has it (sandboxes/images/base.Dockerfile):
 #: a copy that the cells' uid may execute but not read. The kernel makes a process whose program it could not
 #: read non-dumpable at its exec, so a check's /proc/<pid>/mem, environ and fds belong to root from its first
-#: instruction, not from the moment cell_main makes it so. That matters in a Kubernetes pod, where a check runs
-#: as the learner's uid: without it a job of theirs could open the check's memory in that moment and rewrite it.
+#: instruction, not from the moment cell_main makes it so. That mattered when a Kubernetes pod's checks ran as the
+#: learner's uid (they now run in the pod's checker container, agent/checker.py); it stays as a second wall.
 CHECK_PYTHON = "python-check"
 
 

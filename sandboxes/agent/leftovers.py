@@ -34,8 +34,11 @@ def _processes() -> Iterator[tuple[int, int, int]]:
         yield int(entry), uid, session
 
 
-def kill_leftovers(*, uid: int, spare_sessions: set[int]) -> int:
-    """SIGKILL every process of ``uid`` whose session is not in ``spare_sessions``; returns how many were."""
+def kill_leftovers(*, uid: int, spare_sessions: set[int], collect: bool = False) -> int:
+    """SIGKILL every process of ``uid`` whose session is not in ``spare_sessions``; returns how many were.
+
+    ``collect``: this process is its container's init (a pod's checker, agent/checker.py), to which orphans
+    come: their exit is collected too, or each would stay a zombie, counted against the container's pids."""
     if uid == 0:
         raise ValueError("the cells' uid is never root")
     killed = 0
@@ -46,5 +49,9 @@ def kill_leftovers(*, uid: int, spare_sessions: set[int]) -> int:
         for pid in found:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        if collect:
+            for pid in found:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)  # not dead yet: seen, killed and collected in the next round
         killed += len(found)
     return killed

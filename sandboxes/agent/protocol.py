@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from typing import Any
 
@@ -33,3 +34,12 @@ async def read_message(reader: asyncio.StreamReader) -> dict[str, Any] | None:
 async def send(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
     writer.write(encode(message))
     await writer.drain()
+
+
+def admits(request: dict[str, Any], token: bytes) -> bool:
+    """Whether a connection's first message carries ``token`` (always, when there is none); the field is taken out."""
+    if not token:
+        return True
+    supplied = request.pop(TOKEN_FIELD, None)
+    # Compared in constant time: the time taken tells nothing of how much of a guess was right.
+    return isinstance(supplied, str) and hmac.compare_digest(supplied.encode(), token)

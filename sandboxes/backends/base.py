@@ -29,6 +29,9 @@ class AgentAddress:
     host: str = ""
     port: int = 0
     token: str = field(default="", repr=False)
+    #: Where exercise checks go instead, when the unit runs them apart from its agent (a Kubernetes pod's checker
+    #: container: agent/checker.py); None: the agent runs them.
+    checker: AgentAddress | None = None
 
     def __str__(self) -> str:
         # What logs and errors show: never the token.

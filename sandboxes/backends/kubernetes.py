@@ -3,16 +3,17 @@
 A unit is three objects in the backend's namespace, all named after the unit
 (``<instance>-<sandbox id>``) and carrying the same labels as the docker backend's:
 
-- a **Secret** ``<unit>-agent`` holding the agent's token. The token is derived from
+- a **Secret** ``<unit>-agent`` holding the agent's token and the checker's. Each is derived from
   SECRET_KEY and the unit's name (an HMAC), so every web and worker process knows it
   without reading the Secret, two workers starting the same unit agree on it, and one
-  unit's token opens no other agent;
-- a **NetworkPolicy** ``<unit>``: nothing out, only the agent's port in (for clusters
+  unit's token opens no other agent (nor its own checker);
+- a **NetworkPolicy** ``<unit>``: nothing out, only the agent's and the checker's ports in (for clusters
   whose network plugin enforces policies; the lab's bridge CNI does not);
 - a **Pod** ``<unit>`` running the project's image of the broker kind with the agent
   listening on TCP (``--listen``, ``--token-file``); the platform reaches it at the pod's
-  address. A readiness probe on the agent's port tells when :meth:`start` may return,
-  and :meth:`start` waits for it with a watch, not by polling.
+  address, and sends exercise checks to the pod's checker container on its own port
+  (``AgentAddress.checker``). Readiness probes on both ports tell when :meth:`start` may
+  return, and :meth:`start` waits for them with a watch, not by polling.
 
 Every create is preceded by a lookup; a 409 on create means another worker made it a
 moment ago, and is used as it is. On stop, 404 (gone) and 409 (being removed) are success.
@@ -42,10 +43,11 @@ from kubernetes.client.exceptions import ApiException
 
 from .base import AgentAddress, SandboxBackend, UnitSpec
 from .kept_archives import KeptArchives, KeptThroughAgent
-from .kubernetes_addresses import AgentAddresses, agent_token, nowhere
+from .kubernetes_addresses import AgentAddresses, agent_token, checker_token, nowhere
 from .kubernetes_manifests import (
     AGENT_PORT,
     ANNOTATION_OWNER,
+    CHECKER_PORT,
     LABEL_BROKER,
     LABEL_INSTANCE,
     LABEL_SANDBOX,
@@ -59,7 +61,16 @@ from .kubernetes_manifests import (
 from .kubernetes_pod_watch import REQUEST_S, PodWatch, pod_exit_status
 from .unit_memory import unit_memory
 
-__all__ = ["AGENT_PORT", "ANNOTATION_OWNER", "LABEL_BROKER", "LABEL_INSTANCE", "LABEL_SANDBOX", "LABEL_UNIT", "KubernetesBackend"]
+__all__ = [
+    "AGENT_PORT",
+    "ANNOTATION_OWNER",
+    "CHECKER_PORT",
+    "LABEL_BROKER",
+    "LABEL_INSTANCE",
+    "LABEL_SANDBOX",
+    "LABEL_UNIT",
+    "KubernetesBackend",
+]
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +279,7 @@ class KubernetesBackend(KeptThroughAgent, SandboxBackend):
         )
 
     def _create_secret(self, name: str, labels: dict[str, str]) -> None:
-        body = secret_manifest(name=name, labels=labels, token=self.token(name))
+        body = secret_manifest(name=name, labels=labels, token=self.token(name), checker_token=checker_token(name))
         self.core.create_namespaced_secret(self.namespace, body, _request_timeout=REQUEST_S)
 
     def _create_policy(self, name: str, labels: dict[str, str]) -> None:

@@ -1,4 +1,5 @@
-"""Where a unit's agent answers on the kubernetes backend: its pod's address, the agent's port and the unit's token.
+"""Where a unit's agent answers on the kubernetes backend: its pod's address, the agent's port and the unit's token
+(and, beside it, the pod's checker container, with a token of its own).
 
 One builder for both ways the backend learns a pod's address (a read of the pod for
 ``agent_address``, the list of all of them for ``poll_many``), and a short per-process cache:
@@ -14,7 +15,7 @@ from typing import Any
 from django.utils.crypto import salted_hmac
 
 from .base import AgentAddress
-from .kubernetes_manifests import AGENT_PORT
+from .kubernetes_manifests import AGENT_PORT, CHECKER_PORT
 
 #: How long an address is kept in each process.
 ADDRESS_TTL_S = 30.0
@@ -23,6 +24,12 @@ ADDRESS_TTL_S = 30.0
 def agent_token(name: str) -> str:
     """The unit's agent token: an HMAC of its name under SECRET_KEY (never the same for two units)."""
     return salted_hmac("sandboxes.backends.kubernetes.agent-token", name, algorithm="sha256").hexdigest()
+
+
+def checker_token(name: str) -> str:
+    """The token of the unit's checker container: another HMAC, so the agent's token (which the learner's cells can
+    read in their container) does not open it."""
+    return salted_hmac("sandboxes.backends.kubernetes.checker-token", name, algorithm="sha256").hexdigest()
 
 
 def nowhere(name: str) -> AgentAddress:
@@ -46,7 +53,8 @@ class AgentAddresses:
         ip = pod.status.pod_ip if pod is not None else None
         if not ip:
             return None
-        address = AgentAddress(host=ip, port=AGENT_PORT, token=agent_token(name))
+        checker = AgentAddress(host=ip, port=CHECKER_PORT, token=checker_token(name))
+        address = AgentAddress(host=ip, port=AGENT_PORT, token=agent_token(name), checker=checker)
         self._kept[name] = (time.monotonic(), address)
         return address
 

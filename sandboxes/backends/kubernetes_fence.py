@@ -11,8 +11,8 @@ port:
 - out: loopback, and replies on connections made to the pod (the agent's answers); anything else
   is rejected at once with "administratively prohibited", which a cell sees as "No route to host"
   (EHOSTUNREACH) instead of a connect that hangs until its timeout; a datagram gets EPERM;
-- in: loopback, replies, and TCP to the agent's port (the platform and the kubelet's probe); the
-  rest is dropped, so another pod cannot reach this one's broker or console ports either.
+- in: loopback, replies, and TCP to the agent's and the checker's ports (the platform and the kubelet's
+  probes); the rest is dropped, so another pod cannot reach this one's broker or console ports either.
 
 An init container writes it with nft before the agent starts: it runs as root with one capability,
 NET_ADMIN, no privilege escalation, a read-only root and the RuntimeDefault seccomp profile, runs
@@ -35,7 +35,7 @@ FENCE_CPU = "100m"
 FENCE_DISK = "8Mi"
 
 
-def ruleset(agent_port: int) -> str:
+def ruleset(ports: tuple[int, ...]) -> str:
     """One nft transaction: any earlier table of ours goes, the fence comes, atomically."""
     return (
         f"add table inet {TABLE}; delete table inet {TABLE}; "
@@ -43,19 +43,19 @@ def ruleset(agent_port: int) -> str:
         "chain egress { type filter hook output priority filter; policy drop; "
         'oif "lo" accept; ct state established,related accept; reject with icmpx admin-prohibited; }; '
         "chain ingress { type filter hook input priority filter; policy drop; "
-        f'iif "lo" accept; ct state established,related accept; tcp dport {agent_port} accept; }}; '
+        f'iif "lo" accept; ct state established,related accept; tcp dport {{ {", ".join(map(str, ports))} }} accept; }}; '
         "}"
     )
 
 
-def fence_container(*, image: str, agent_port: int) -> dict[str, Any]:
+def fence_container(*, image: str, ports: tuple[int, ...]) -> dict[str, Any]:
     """The pod's init container that writes the ruleset (the unit's own image, which has nft)."""
     resources = {"memory": FENCE_MEMORY, "cpu": FENCE_CPU, "ephemeral-storage": FENCE_DISK}
     return {
         "name": "fence",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "command": [NFT, ruleset(agent_port)],
+        "command": [NFT, ruleset(ports)],
         "resources": {"requests": dict(resources), "limits": dict(resources)},
         "securityContext": {
             "runAsUser": 0,

@@ -11,9 +11,11 @@ kind: its weight reserved, a wall above what the broker grows to; unit_memory.py
 ephemeral-storage limit (the broker's disk cap), no ServiceAccount token, no service
 links, no host namespaces or paths. Without capabilities the agent cannot switch to a
 uid of the cell's own, so agent, broker and cells share the pod's one account: the pod is
-the wall around them. Its network is walled in from inside by an init container
-(kubernetes_fence.py): nothing leaves the pod, only the agent's port is reached from outside,
-whether or not the cluster enforces the NetworkPolicy.
+the wall around them. Exercise checks, which must be out of the learner's reach, run in a
+second container, ``checker`` (agent/checker.py): another uid, its own PID namespace and /tmp,
+a token of its own mounted there only. Its network is walled in from inside by an init container
+(kubernetes_fence.py): nothing leaves the pod, only the agent's and the checker's ports are
+reached from outside, whether or not the cluster enforces the NetworkPolicy.
 """
 
 from __future__ import annotations
@@ -35,11 +37,27 @@ ANNOTATION_OWNER = "broker-academy.org/owner"
 
 #: The port the agent listens on inside its pod.
 AGENT_PORT = 7070
-#: The images' account for brokers (sandboxes/images/base.Dockerfile): the pod's one uid.
+#: The port of the pod's checker container (exercise checks, agent/checker.py).
+CHECKER_PORT = 7071
+#: The images' account for brokers (sandboxes/images/base.Dockerfile): the agent's, the broker's and the cells' uid.
 RUN_AS = 61000
+#: The checker container's uid: not the learner's, and an account of no image (nothing on the root is its own).
+CHECKER_UID = 61001
 TOKEN_KEY = "token"
 TOKEN_DIR = "/run/agent"
+CHECKER_TOKEN_KEY = "checker-token"
+CHECKER_TOKEN_DIR = "/run/checker"
 TMP_MB = 64
+#: The checker's memory: requested, a check's interpreter with a broker client is a few tens of MiB above its
+#: server's; the limit leaves a check room for a consumer's buffers.
+CHECKER_MEMORY_REQUEST_MB = 48
+CHECKER_MEMORY_LIMIT_MB = 256
+#: The checker's CPU, in millicores: its request is taken from the agent container's, so a pod asks the scheduler
+#: for SANDBOX_K8S_CPUS as before; its limit lets a check start its interpreter quickly.
+CHECKER_CPU_REQUEST_M = 50
+CHECKER_CPU_LIMIT_M = 500
+CHECKER_TMP_MB = 16
+CHECKER_LOGS_MB = 16
 #: The rest of a pod's ephemeral storage: its container's log and writable layer (the root is read-only).
 LOGS_MB = 64
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -59,6 +77,57 @@ def toleration(text: str) -> dict[str, str]:
     if equals:
         return {"key": key, "operator": "Equal", "value": value, "effect": effect}
     return {"key": key, "operator": "Exists", "effect": effect}
+
+
+def checker_args(unit: UnitSpec) -> list[str]:
+    """The checker container's command line: the same image's agent, serving checks only (agent/checker.py)."""
+    token = f"{CHECKER_TOKEN_DIR}/{CHECKER_TOKEN_KEY}"
+    return [
+        "--checks-only",
+        "--unit-dir",
+        "/tmp",
+        "--broker",
+        unit.broker,
+        "--listen",
+        f"0.0.0.0:{CHECKER_PORT}",
+        "--token-file",
+        token,
+    ]
+
+
+HARDENED = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def checker_container(*, unit: UnitSpec, image: str, cpus: float) -> dict[str, Any]:
+    """The pod's second container: the unit's checks, as another uid, in a PID namespace and /tmp of their own."""
+    whole = int(cpus * 1000)
+    cpu = {"requests": f"{min(CHECKER_CPU_REQUEST_M, whole // 2)}m", "limits": f"{min(CHECKER_CPU_LIMIT_M, whole)}m"}
+    return {
+        "name": "checker",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/entrypoint"],
+        "args": checker_args(unit),
+        "env": [{"name": "HOME", "value": "/tmp"}],
+        "ports": [{"name": "checker", "containerPort": CHECKER_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"tcpSocket": {"port": CHECKER_PORT}, "periodSeconds": 1, "failureThreshold": 1},
+        "resources": {
+            what: {"memory": f"{mb}Mi", "cpu": cpu[what], "ephemeral-storage": f"{CHECKER_LOGS_MB}Mi"}
+            for what, mb in (("requests", CHECKER_MEMORY_REQUEST_MB), ("limits", CHECKER_MEMORY_LIMIT_MB))
+        },
+        "securityContext": {**HARDENED, "runAsUser": CHECKER_UID, "runAsGroup": CHECKER_UID},
+        "volumeMounts": [
+            {"name": "checker-tmp", "mountPath": "/tmp"},
+            {"name": "checker-token", "mountPath": CHECKER_TOKEN_DIR, "readOnly": True},
+        ],
+    }
 
 
 def agent_args(unit: UnitSpec) -> list[str]:
@@ -87,9 +156,10 @@ def pod_manifest(
     nodes a cluster sets apart for them; without them the scheduler may use any node.
     """
     name = unit.name
-    fixed = {"cpu": f"{int(cpus * 1000)}m", "ephemeral-storage": f"{disk_mb + LOGS_MB}Mi"}
-    requests = {"memory": f"{memory.request_mb}Mi", **fixed}
-    limits = {"memory": f"{memory.limit_mb}Mi", **fixed}
+    whole = int(cpus * 1000)
+    storage = {"ephemeral-storage": f"{disk_mb + LOGS_MB}Mi"}
+    requests = {"memory": f"{memory.request_mb}Mi", "cpu": f"{whole - min(CHECKER_CPU_REQUEST_M, whole // 2)}m", **storage}
+    limits = {"memory": f"{memory.limit_mb}Mi", "cpu": f"{whole}m", **storage}
     pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -106,7 +176,7 @@ def pod_manifest(
                 "fsGroup": RUN_AS,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
-            "initContainers": [fence_container(image=image, agent_port=AGENT_PORT)],
+            "initContainers": [fence_container(image=image, ports=(AGENT_PORT, CHECKER_PORT))],
             "containers": [
                 {
                     "name": "agent",
@@ -118,28 +188,39 @@ def pod_manifest(
                     "ports": [{"name": "agent", "containerPort": AGENT_PORT, "protocol": "TCP"}],
                     "readinessProbe": {"tcpSocket": {"port": AGENT_PORT}, "periodSeconds": 1, "failureThreshold": 1},
                     "resources": {"requests": requests, "limits": limits},
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "allowPrivilegeEscalation": False,
-                        "privileged": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": dict(HARDENED),
                     "volumeMounts": [
                         {"name": "unit", "mountPath": UNIT_DIR},
                         {"name": "tmp", "mountPath": "/tmp"},
                         {"name": "token", "mountPath": TOKEN_DIR, "readOnly": True},
                     ],
-                }
+                },
+                checker_container(unit=unit, image=image, cpus=cpus),
             ],
             "volumes": [
                 {"name": "unit", "emptyDir": {"sizeLimit": f"{disk_mb}Mi"}},
                 # A tmpfs of TMP_MB, as Docker's /tmp: a cell that fills it gets ENOSPC, not its pod evicted
                 # (the kubelet sizes a memory-backed emptyDir by its sizeLimit; it counts in the pod's memory).
                 {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": f"{TMP_MB}Mi"}},
-                # Readable by the pod's group only (fsGroup), never world-readable.
-                {"name": "token", "secret": {"secretName": secret_name(name), "defaultMode": 0o440}},
+                # Readable by the pod's group only (fsGroup), never world-readable; each container is given its own
+                # key of the unit's Secret, so the learner's (the agent's container) never holds the checker's.
+                {
+                    "name": "token",
+                    "secret": {
+                        "secretName": secret_name(name),
+                        "defaultMode": 0o440,
+                        "items": [{"key": TOKEN_KEY, "path": TOKEN_KEY}],
+                    },
+                },
+                {
+                    "name": "checker-token",
+                    "secret": {
+                        "secretName": secret_name(name),
+                        "defaultMode": 0o440,
+                        "items": [{"key": CHECKER_TOKEN_KEY, "path": CHECKER_TOKEN_KEY}],
+                    },
+                },
+                {"name": "checker-tmp", "emptyDir": {"medium": "Memory", "sizeLimit": f"{CHECKER_TMP_MB}Mi"}},
             ],
         },
     }
@@ -150,18 +231,19 @@ def pod_manifest(
     return pod
 
 
-def secret_manifest(*, name: str, labels: dict[str, str], token: str) -> dict[str, Any]:
+def secret_manifest(*, name: str, labels: dict[str, str], token: str, checker_token: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": secret_name(name), "labels": labels},
         "type": "Opaque",
-        "stringData": {TOKEN_KEY: token},
+        "stringData": {TOKEN_KEY: token, CHECKER_TOKEN_KEY: checker_token},
     }
 
 
 def policy_manifest(*, name: str, labels: dict[str, str], instance: str) -> dict[str, Any]:
-    """Nothing leaves the pod; only the agent's port is reachable (where the network plugin enforces it)."""
+    """Nothing leaves the pod; only the agent's and the checker's ports are reachable (where the network plugin
+    enforces it)."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -169,7 +251,7 @@ def policy_manifest(*, name: str, labels: dict[str, str], instance: str) -> dict
         "spec": {
             "podSelector": {"matchLabels": {LABEL_INSTANCE: instance, LABEL_UNIT: name}},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"ports": [{"protocol": "TCP", "port": AGENT_PORT}]}],
+            "ingress": [{"ports": [{"protocol": "TCP", "port": port} for port in (AGENT_PORT, CHECKER_PORT)]}],
             "egress": [],
         },
     }

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.k8s.lab import K8S_BACKEND, Lab, host_state, k8s_settings, lab_script, read_env, tail
+from tests.k8s.lab import K8S_BACKEND, Lab, host_state, k8s_settings, lab_script, platform_files, read_env, tail
 from tests.services import ROOT, Service, celery_worker_start, wait_for
 from tests.turns import run_turn
 
@@ -60,8 +61,11 @@ def k8s_worker(celery_worker: Service, lab: Lab, images: dict[str, str]) -> Iter
 
 @pytest.fixture
 def k8s_backend(settings, lab: Lab, images: dict[str, str]) -> None:
-    """This process reaches the same agents as the worker (provisioning.sandbox_socket asks the backend)."""
+    """This process reaches the same agents as the worker (provisioning.sandbox_socket asks the backend), and
+    finds the same kept archives."""
     settings.SANDBOX_BACKEND = K8S_BACKEND
-    settings.SANDBOX_K8S_KUBECONFIG = lab.env["K8S_LAB_PLATFORM_KUBECONFIG"]
+    files = platform_files(lab)
+    settings.SANDBOX_K8S_KUBECONFIG = files["SANDBOX_K8S_KUBECONFIG"]
+    settings.SANDBOX_ROOT = Path(files["SANDBOX_ROOT"])
     settings.SANDBOX_K8S_NAMESPACE = lab.namespace
     settings.SANDBOX_K8S_IMAGES = images

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import requests
 
 from sandboxes.backends.kubernetes_manifests import LABEL_UNIT
 from sandboxes.images import image_ref
-from tests.services import ROOT
+from tests.services import PLATFORM_USER, ROOT, platform_dir
 
 LAB_SCRIPT = ROOT / "scripts" / "k8s-lab.sh"
 K8S_BACKEND = "sandboxes.backends.kubernetes.KubernetesBackend"
@@ -113,11 +114,22 @@ def lab_images(lab: Lab, brokers: list[str]) -> dict[str, str]:
     return dict(zip(brokers, result.stdout.split(), strict=True))
 
 
+def platform_files(lab: Lab) -> dict[str, str]:
+    """What the platform's user needs of its own to run the kubernetes backend, as in a deployment: the kubeconfig
+    of the lab's limited account (root made the lab's; a copy, 0600) and a SANDBOX_ROOT for kept archives."""
+    kubeconfig = platform_dir("k8s") / "kubeconfig"
+    kubeconfig.write_bytes(Path(lab.env["K8S_LAB_PLATFORM_KUBECONFIG"]).read_bytes())
+    kubeconfig.chmod(0o600)
+    shutil.chown(kubeconfig, PLATFORM_USER, PLATFORM_USER)
+    return {"SANDBOX_K8S_KUBECONFIG": str(kubeconfig), "SANDBOX_ROOT": str(platform_dir("k8s-sandboxes"))}
+
+
 def k8s_settings(lab: Lab, images: dict[str, str]) -> dict[str, str]:
-    """The environment that makes a worker run the kubernetes backend against the lab with these images."""
+    """The environment that makes a worker (the platform's user) run the kubernetes backend against the lab with
+    these images."""
     return {
         "SANDBOX_BACKEND": K8S_BACKEND,
-        "SANDBOX_K8S_KUBECONFIG": lab.env["K8S_LAB_PLATFORM_KUBECONFIG"],
+        **platform_files(lab),
         "SANDBOX_K8S_NAMESPACE": lab.namespace,
         "SANDBOX_K8S_IMAGES": ",".join(f"{kind}={ref}" for kind, ref in images.items()),
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import pwd
 import signal
 import time
 from datetime import datetime
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
+from kubernetes.utils import parse_quantity
 
 from courseplatform.celery import app
 from sandboxes import agent_client
@@ -29,6 +31,7 @@ from sandboxes.backends.base import AgentAddress
 from sandboxes.backends.kubernetes import (
     AGENT_PORT,
     ANNOTATION_OWNER,
+    CHECKER_PORT,
     LABEL_BROKER,
     LABEL_INSTANCE,
     LABEL_SANDBOX,
@@ -43,7 +46,8 @@ from tests.aio import in_thread, run
 from tests.k8s.lab import Lab, get_json, k8s_settings, lab_images, leftovers, memory_mib
 from tests.sandboxes.test_kept_state import NATS_PUBLISH, NATS_READ, cell_json, cell_ok, kept_cleanup, stop  # noqa: F401
 from tests.sandboxes.test_lifecycle import provision, run_cell
-from tests.services import wait_for, worker_in_place_of
+from tests.security.test_platform_without_root import assert_runs_as_the_platforms_user
+from tests.services import PLATFORM_USER, wait_for, worker_in_place_of
 from tests.smoke_cells import PRODUCE_CONSUME
 
 pytestmark = [
@@ -86,9 +90,10 @@ def assert_hardened(pod: dict[str, Any], *, sandbox: Sandbox) -> None:
     assert spec["securityContext"]["runAsUser"] != 0
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     # No host paths, and no volume the API server would add (a ServiceAccount token is a projected one).
-    assert sorted(next(k for k in v if k != "name") for v in spec["volumes"]) == ["emptyDir", "emptyDir", "secret"]
+    kinds = sorted(next(k for k in v if k != "name") for v in spec["volumes"])
+    assert kinds == ["emptyDir", "emptyDir", "emptyDir", "secret", "secret"]
     assert all("sizeLimit" in v["emptyDir"] for v in spec["volumes"] if "emptyDir" in v)
-    assert [c["name"] for c in spec["containers"]] == ["agent"]
+    assert [c["name"] for c in spec["containers"]] == ["agent", "checker"]
     # The network fence (kubernetes_fence.py): the pod's one root process, with one capability, before the agent.
     [fence] = spec["initContainers"]
     assert fence["name"] == "fence" and fence["command"][0] == "/usr/sbin/nft"
@@ -99,18 +104,25 @@ def assert_hardened(pod: dict[str, Any], *, sandbox: Sandbox) -> None:
     assert not fence.get("volumeMounts")
     [fence_status] = pod["status"]["initContainerStatuses"]
     assert fence_status["state"]["terminated"]["exitCode"] == 0
-    container = spec["containers"][0]
-    context = container["securityContext"]
-    assert context["allowPrivilegeEscalation"] is False
-    assert context["privileged"] is False
-    assert context["readOnlyRootFilesystem"] is True
-    assert context["capabilities"] == {"drop": ["ALL"]}
-    assert "add" not in context["capabilities"]
+    container, checker = spec["containers"]
+    for context in (container["securityContext"], checker["securityContext"]):
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["privileged"] is False
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    # Checks: another uid than the learner's (the pod's), and no volume of the agent's container but the image.
+    assert checker["securityContext"]["runAsUser"] not in (0, spec["securityContext"]["runAsUser"])
+    agent_volumes = {m["name"] for m in container["volumeMounts"]}
+    checker_volumes = {m["name"] for m in checker["volumeMounts"]}
+    assert not agent_volumes & checker_volumes, (agent_volumes, checker_volumes)
+    assert "memory" in checker["resources"]["limits"]
     resources = container["resources"]
     assert set(resources["requests"]) == set(resources["limits"]) == {"memory", "cpu", "ephemeral-storage"}
-    assert {k: v for k, v in resources["requests"].items() if k != "memory"} == {
-        k: v for k, v in resources["limits"].items() if k != "memory"
-    }
+    assert resources["requests"]["ephemeral-storage"] == resources["limits"]["ephemeral-storage"]
+    # The pod asks the scheduler for the agent's CPU limit, the checker's share taken from the agent's request.
+    millicores = [parse_quantity(r["cpu"]) * 1000 for r in (resources["requests"], checker["resources"]["requests"])]
+    assert sum(millicores) == parse_quantity(resources["limits"]["cpu"]) * 1000, (resources, checker["resources"])
     # Memory by broker kind: its admission weight reserved, its wall above what the kind grows to.
     memory = unit_memory(sandbox.broker)
     assert memory_mib(resources, "requests") == broker_entry(sandbox.broker).memory_mb == memory.request_mb
@@ -205,6 +217,8 @@ def assert_serves_as_a_hardened_pod(lab: Lab, sandbox: Sandbox) -> str:
     # The agent is reached at the pod's address, over the network, with the unit's token.
     address = provisioning.sandbox_socket(sandbox=sandbox)
     assert (address.path, address.host, address.port) == (None, pod["status"]["podIP"], AGENT_PORT)
+    assert address.checker is not None and (address.checker.host, address.checker.port) == (address.host, CHECKER_PORT)
+    assert address.checker.token not in ("", address.token)
     result, output, events = run(cell_with_events(address, PRODUCE_CONSUME[broker]))
     assert result["status"] == 0, (broker, output)
     assert "got hello-" in output, (broker, output)
@@ -314,14 +328,18 @@ def test_a_worker_killed_while_pods_boot_leaves_no_orphan_pod_and_each_sandbox_r
 def test_a_stop_keeps_the_data_off_the_pod_and_the_next_pod_starts_on_it(k8s_worker, lab: Lab, learner, units_cleanup):
     """Kept state on Kubernetes: a pod's data folder goes with the pod, so at the learner's stop the agent
     sends its broker's data to the platform (export), and the next pod of that kind waits for it
-    (--restore) before its broker starts: the JetStream stream is back, and nothing is kept twice."""
+    (--restore) before its broker starts: the JetStream stream is back, and nothing is kept twice. The worker
+    doing it runs as the platform's user (no root, no capability), its archive that user's."""
+    assert_runs_as_the_platforms_user(k8s_worker)
     first = provision(learner, "nats", timeout=240)
     assert "MSGS 3" in cell_ok(first, NATS_PUBLISH)
     stop(learner, first)
     assert leftovers(lab, first.unit) == []
     key = kept.kept_key(user_id=learner.pk, broker="nats")
     assert get_backend().kept_exists(key)
-    assert KeptState.objects.get(key=key).size_bytes == get_backend().kept.path(key).stat().st_size > 0
+    archive = get_backend().kept.path(key).stat()
+    assert KeptState.objects.get(key=key).size_bytes == archive.st_size > 0
+    assert archive.st_uid == pwd.getpwnam(PLATFORM_USER).pw_uid != 0
 
     again = provision(learner, "nats", timeout=240)
     assert "--restore" in get_json(lab, f"pod/{again.unit}")["spec"]["containers"][0]["args"]
@@ -352,18 +370,20 @@ def test_a_pod_whose_network_fence_cannot_be_set_up_never_starts_its_agent(lab: 
         message = str(failed.value)
         assert "network fence could not be set up" in message and "Operation not permitted" in message, message
         pod = get_json(lab, f"pod/{name}")
-        [agent] = pod["status"]["containerStatuses"]
-        assert set(agent["state"]) == {"waiting"} and not agent.get("started"), agent
+        statuses = pod["status"]["containerStatuses"]
+        assert sorted(status["name"] for status in statuses) == ["agent", "checker"]
+        for status in statuses:
+            assert set(status["state"]) == {"waiting"} and not status.get("started"), status
     finally:
         backend.stop(name)
     assert leftovers(lab, name) == []
 
 
-#: The learner's terminal job: for up to 20 s, every process running Python isolated (a check) is tried, as often
-#: as it is seen, for its memory. A check shares the learner's uid in a pod; it must be out of reach from its exec.
+#: The learner's terminal job: for up to 20 s, every process it can see running Python isolated (a check) or the
+#: checker's server is noted. In a pod, checks run in a container of their own (agent/checker.py): none is in sight.
 WATCHER = """
 import os, time
-tries = {}
+seen = set()
 end = time.monotonic() + 20
 while time.monotonic() < end and not os.path.exists("/tmp/check-ended"):
     for pid in os.listdir("/proc"):
@@ -373,43 +393,87 @@ while time.monotonic() < end and not os.path.exists("/tmp/check-ended"):
             argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
         except OSError:
             continue
-        if b"-I" in argv:
-            try:
-                open(f"/proc/{pid}/mem", "rb").close()
-                tries.setdefault(pid, []).append("opened")
-            except PermissionError:
-                tries.setdefault(pid, []).append("refused")
-            except OSError:
-                pass
-open("/tmp/watched", "w").write(repr(sorted({t for seen in tries.values() for t in seen})) + f" {len(tries)}")
+        if b"-I" in argv or b"--checks-only" in argv:
+            seen.add(pid)
+open("/tmp/watched", "w").write(f"seen {len(seen)}")
+"""
+
+#: A check's view: its uid, the uids of every process it can see, any process beside itself and its server (what
+#: an earlier check left behind, a zombie included), and whether anything of the learner's container is there.
+CHECK_VIEW = """
+import os
+uids, others = set(), []
+for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+    try:
+        status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
+    except OSError:
+        continue
+    uids.add(int(status["Uid"].split()[0]))
+    if int(pid) not in (1, os.getpid()):
+        others.append(status["Name"].strip() + ":" + status["State"].split()[0])
+planted = os.path.exists("/tmp/planted")
+print("uid", os.getuid(), "uids", sorted(uids), "others", others, "planted", planted, "agent token", os.path.exists("/run/agent"))
+"""
+
+#: A check that leaves a daemon behind (nothing of its output held): the checker must kill and collect it.
+CHECK_LEAVES_A_DAEMON = """
+import subprocess
+subprocess.Popen(["sleep", "300"], start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print("left a sleeper")
+"""
+
+#: From the learner's cell: the checker's port on the pod's loopback, with the only token the learner can read.
+DIAL_CHECKER = """
+import json, os, socket
+agent_token = open("/run/agent/token").read().strip()
+for label, token in (("agent token", agent_token), ("no token", "")):
+    with socket.create_connection(("127.0.0.1", CHECKER_PORT), timeout=5) as s:
+        s.sendall((json.dumps({"op": "check", "code": "print(1)", "timeout": 5, "token": token}) + "\\n").encode())
+        print(label, s.makefile().readline().strip())
+print("checker token here", os.path.exists("/run/checker"))
 """
 
 
-def test_a_check_beside_the_learners_uid_is_out_of_their_reach_from_its_first_instruction(
+def test_a_check_runs_beside_the_learner_as_another_uid_out_of_their_sight_and_behind_a_token_they_cannot_read(
     k8s_worker, lab: Lab, learner, units_cleanup
 ):
-    """In a pod a check runs as the learner's uid, in their PID namespace. Its interpreter is one the uid may run
-    but not read (CHECK_PYTHON), so the kernel starts it non-dumpable: a terminal job that looks for it without a
-    pause and opens its memory as soon as it sees it is refused every time, even in the moment cell_main used to
-    close."""
+    """A pod's agent cannot give checks a uid of their own (no capabilities), and the learner's cells, terminal and
+    leftovers share its container. So checks run in the pod's checker container: another uid, another PID namespace,
+    another /tmp, reached on its own port with a token mounted there only. Attacked from the learner's side: a
+    terminal job watching /proc for a check sees none; a file planted in /tmp is not in the check's; the checker's
+    port, dialled from a cell with the agent's token (which the cell can read) or none, refuses; a check sees only its
+    own uid, and what an earlier check left running is gone (killed and collected, no zombie)."""
     sandbox = provision(learner, "nats", timeout=240)
     address = provisioning.sandbox_socket(sandbox=sandbox)
-    result, output = run_cell(sandbox, f"open('/tmp/watcher.py', 'w').write({WATCHER!r})")
+    result, output = run_cell(
+        sandbox,
+        f"open('/tmp/watcher.py', 'w').write({WATCHER!r})\nopen('/tmp/planted', 'w').write('x')\nimport os\nprint(os.getuid())",
+    )
     assert result["status"] == 0, output
+    cell_uid = int(output.split()[-1])
 
-    async def attack() -> dict[str, Any]:
+    async def attack() -> list[dict[str, Any]]:
         _reader, writer = await agent_client.terminal(address, rows=24, cols=100)
         try:
             await protocol.send(writer, {"op": "input", "data": "python3 /tmp/watcher.py &\n"})
             await asyncio.sleep(1.0)
-            checks = [await agent_client.check(address, code="print('check done')", timeout=30) for _ in range(5)]
+            left = await agent_client.check(address, code=CHECK_LEAVES_A_DAEMON, timeout=30)
+            assert left["status"] == 0 and "left a sleeper" in left["output"], left
+            checks = [await agent_client.check(address, code=CHECK_VIEW, timeout=30) for _ in range(5)]
             await protocol.send(writer, {"op": "input", "data": "touch /tmp/check-ended\n"})
-            return checks[-1]
+            return checks
         finally:
             writer.close()
 
-    checked = run(attack())
-    assert checked["status"] == 0 and "check done" in checked["output"], checked
+    checks = run(attack())
+    for checked in checks:
+        assert checked["status"] == 0, checked
+    view = checks[0]["output"].strip()
+    print(f"k8s check (cells' uid {cell_uid}): {view}")
+    check_uid = int(view.split()[1])
+    assert check_uid not in (0, cell_uid), view
+    assert f"uids [{check_uid}] others [] planted False agent token False" in view, view
+
     watched = ""
     for _ in range(50):
         watched = run_cell(sandbox, "import os\nprint(open('/tmp/watched').read() if os.path.exists('/tmp/watched') else '')")[1]
@@ -417,5 +481,9 @@ def test_a_check_beside_the_learners_uid_is_out_of_their_reach_from_its_first_in
             break
         time.sleep(0.2)
     print(f"k8s check watcher: {watched.strip()}")
-    assert watched.startswith("['refused'] "), watched
-    assert int(watched.split()[-1]) >= 1, watched  # it saw at least one check
+    assert watched.strip() == "seen 0", watched
+
+    result, output = run_cell(sandbox, DIAL_CHECKER.replace("CHECKER_PORT", str(CHECKER_PORT)))
+    print(f"k8s checker dialled from a cell: {output.strip()}")
+    assert result["status"] == 0, output
+    assert output.count('"code":"unauthorized"') == 2 and "checker token here False" in output, output

@@ -212,6 +212,7 @@ def reach_targets(deploy: Deploy, sandbox_pod: dict[str, Any], web: dict[str, di
     targets = [
         ("its own broker", "127.0.0.1", 9092),
         ("another learner's agent", neighbour["status"]["podIP"], 7070),
+        ("another learner's checker", neighbour["status"]["podIP"], 7071),
         ("another learner's broker", neighbour["status"]["podIP"], 9092),
         ("the API server's Service", cluster_ip("default", "kubernetes"), 443),
         ("the API server", api.hostname or "", api.port or 443),

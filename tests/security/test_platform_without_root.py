@@ -31,7 +31,7 @@ from tests.aio import run
 from tests.courseplatform.test_realtime_roundtrip import session_cookie
 from tests.security.flooder import Tab, opened
 from tests.security.units import unit_running
-from tests.services import PLATFORM_USER, PYTHON, ROOT, platform_dir, service_environment, unit_launcher
+from tests.services import PLATFORM_USER, PYTHON, ROOT, Service, platform_dir, service_environment, unit_launcher
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -47,6 +47,18 @@ def credentials(pid: int) -> dict[str, list[int] | int]:
         "cap_eff": int(fields["CapEff"], 16),
         "cap_prm": int(fields["CapPrm"], 16),
     }
+
+
+def assert_runs_as_the_platforms_user(service: Service) -> None:
+    """Every process of ``service``: the platform's uid and gid, no group 0, no capability."""
+    platform = pwd.getpwnam(PLATFORM_USER)
+    processes = [psutil.Process(service.process.pid), *psutil.Process(service.process.pid).children(recursive=True)]
+    for process in processes:
+        seen = credentials(process.pid)
+        assert set(seen["uids"]) == {platform.pw_uid}, (service.name, process.pid, seen)
+        assert set(seen["gids"]) == {platform.pw_gid}, (service.name, process.pid, seen)
+        assert 0 not in seen["groups"], (service.name, process.pid, seen)
+        assert seen["cap_eff"] == 0 and seen["cap_prm"] == 0, (service.name, process.pid, seen)
 
 
 def as_platform_user(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -83,16 +95,9 @@ def test_the_web_and_the_worker_run_a_learners_cell_without_root(
     assert end["type"] == "cell.exit" and end["status"] == 0, (end, output)
     assert "NATS at nats://" in output
 
-    platform = pwd.getpwnam(PLATFORM_USER)
     for service in (celery_worker, asgi_server):
-        processes = [psutil.Process(service.process.pid), *psutil.Process(service.process.pid).children(recursive=True)]
-        assert len(processes) >= 1
-        for process in processes:
-            seen = credentials(process.pid)
-            assert set(seen["uids"]) == {platform.pw_uid}, (service.name, process.pid, seen)
-            assert set(seen["gids"]) == {platform.pw_gid}, (service.name, process.pid, seen)
-            assert 0 not in seen["groups"], (service.name, process.pid, seen)
-            assert seen["cap_eff"] == 0 and seen["cap_prm"] == 0, (service.name, process.pid, seen)
+        assert_runs_as_the_platforms_user(service)
+    platform = pwd.getpwnam(PLATFORM_USER)
 
     # The unit they started is the launcher's (root) work; its agent's socket is root's and the platform group's.
     sandbox = Sandbox.objects.get(user=learner, broker="nats")
