@@ -47,7 +47,6 @@ from .kubernetes_addresses import AgentAddresses, agent_token, checker_token, no
 from .kubernetes_manifests import (
     AGENT_PORT,
     ANNOTATION_OWNER,
-    CHECKER_PORT,
     LABEL_BROKER,
     LABEL_INSTANCE,
     LABEL_SANDBOX,
@@ -61,16 +60,7 @@ from .kubernetes_manifests import (
 from .kubernetes_pod_watch import REQUEST_S, PodWatch, pod_exit_status
 from .unit_memory import unit_memory
 
-__all__ = [
-    "AGENT_PORT",
-    "ANNOTATION_OWNER",
-    "CHECKER_PORT",
-    "LABEL_BROKER",
-    "LABEL_INSTANCE",
-    "LABEL_SANDBOX",
-    "LABEL_UNIT",
-    "KubernetesBackend",
-]
+__all__ = ["AGENT_PORT", "ANNOTATION_OWNER", "LABEL_BROKER", "LABEL_INSTANCE", "LABEL_SANDBOX", "LABEL_UNIT", "KubernetesBackend"]
 
 log = logging.getLogger(__name__)
 

@@ -105,10 +105,15 @@ HARDENED = {
 }
 
 
+def checker_request_m(whole: int) -> int:
+    """The checker's CPU request out of the pod's ``whole`` millicores (the agent's request is the rest)."""
+    return min(CHECKER_CPU_REQUEST_M, whole // 2)
+
+
 def checker_container(*, unit: UnitSpec, image: str, cpus: float) -> dict[str, Any]:
     """The pod's second container: the unit's checks, as another uid, in a PID namespace and /tmp of their own."""
     whole = int(cpus * 1000)
-    cpu = {"requests": f"{min(CHECKER_CPU_REQUEST_M, whole // 2)}m", "limits": f"{min(CHECKER_CPU_LIMIT_M, whole)}m"}
+    cpu = {"requests": f"{checker_request_m(whole)}m", "limits": f"{min(CHECKER_CPU_LIMIT_M, whole)}m"}
     return {
         "name": "checker",
         "image": image,
@@ -158,7 +163,7 @@ def pod_manifest(
     name = unit.name
     whole = int(cpus * 1000)
     storage = {"ephemeral-storage": f"{disk_mb + LOGS_MB}Mi"}
-    requests = {"memory": f"{memory.request_mb}Mi", "cpu": f"{whole - min(CHECKER_CPU_REQUEST_M, whole // 2)}m", **storage}
+    requests = {"memory": f"{memory.request_mb}Mi", "cpu": f"{whole - checker_request_m(whole)}m", **storage}
     limits = {"memory": f"{memory.limit_mb}Mi", "cpu": f"{whole}m", **storage}
     pod: dict[str, Any] = {
         "apiVersion": "v1",

@@ -31,13 +31,13 @@ from sandboxes.backends.base import AgentAddress
 from sandboxes.backends.kubernetes import (
     AGENT_PORT,
     ANNOTATION_OWNER,
-    CHECKER_PORT,
     LABEL_BROKER,
     LABEL_INSTANCE,
     LABEL_SANDBOX,
     LABEL_UNIT,
     KubernetesBackend,
 )
+from sandboxes.backends.kubernetes_manifests import CHECKER_PORT
 from sandboxes.backends.unit_memory import unit_memory
 from sandboxes.brokers import broker_entry
 from sandboxes.models import KeptState, Sandbox, State
