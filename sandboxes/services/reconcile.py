@@ -23,6 +23,10 @@ INTERRUPTED = gettext_noop("Запуск песочницы прервался; 
 BROKER_GONE = gettext_noop("Брокер песочницы остановился; запустите песочницу снова.")
 #: Agents asked for their status at once by a reconcile (each answer is a few milliseconds).
 AGENTS_AT_ONCE = 32
+#: A sandbox still requested after this long has lost its provision task (a worker killed with the task
+#: prefetched, a Redis that restarted empty): reconcile sends it again. A task merely late in a long queue
+#: is harmless to send twice: the second finds the sandbox provisioning, or its follower's lease held.
+REQUEUE_AFTER_S = 30
 
 
 def sandboxes_reap_idle() -> list[int]:
@@ -39,9 +43,10 @@ def sandboxes_reconcile(*, stale_after_s: int = PROVISION_TIMEOUT_S + 30) -> dic
 
     Units with no active record are stopped; ready records whose unit is gone
     are marked stopped, and those whose agent lives on but whose broker died are
-    failed (their unit removed); records stuck in requested/provisioning longer than a
-    provision can take are failed and their unit removed. (A provisioning record whose follower
-    died with its worker is adopted by ``readiness.sandboxes_adopt``, on beat and at a worker's start.)
+    failed (their unit removed); records still requested after REQUEUE_AFTER_S have their provision
+    task sent again; records stuck in requested/provisioning longer than a provision can take are
+    failed and their unit removed. (A provisioning record whose follower died with its worker is
+    adopted by ``readiness.sandboxes_adopt``, on beat and at a worker's start.)
     """
     backend = get_backend()
     # Units first, records after: a record is written before its unit starts, so every unit listed
@@ -52,8 +57,9 @@ def sandboxes_reconcile(*, stale_after_s: int = PROVISION_TIMEOUT_S + 30) -> dic
     orphans = [name for name in units if name not in active]
     for name in orphans:
         backend.stop(name)
-    gone, stuck = [], []
+    gone, stuck, requeued = [], [], []
     cutoff = timezone.now() - timedelta(seconds=stale_after_s)
+    requeue_cutoff = timezone.now() - timedelta(seconds=REQUEUE_AFTER_S)
     # Every ready unit at once: one request of a backend that lists its units, each agent asked concurrently.
     ready = [name for name, sandbox in active.items() if sandbox.state == State.READY]
     exited = backend.poll_many(ready)
@@ -71,11 +77,14 @@ def sandboxes_reconcile(*, stale_after_s: int = PROVISION_TIMEOUT_S + 30) -> dic
             backend.stop(name)
             sandbox_transition(sandbox, State.FAILED, error=INTERRUPTED)
             stuck.append(sandbox.pk)
+        elif sandbox.state == State.REQUESTED and sandbox.created_at < requeue_cutoff:
+            jobs.job_enqueue(jobs.PROVISION, sandbox.pk)
+            requeued.append(sandbox.pk)
         elif sandbox.state == State.STOPPING and sandbox.last_activity_at < cutoff:
             backend.stop(name)
             sandbox_transition(sandbox, State.STOPPED)
             gone.append(sandbox.pk)
-    return {"orphans": orphans, "gone": gone, "stuck": stuck}
+    return {"orphans": orphans, "gone": gone, "stuck": stuck, "requeued": requeued}
 
 
 async def _brokers_failed(backend, names: list[str]) -> set[str]:
