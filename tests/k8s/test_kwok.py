@@ -99,7 +99,7 @@ def test_a_reconcile_of_many_ready_sandboxes_lists_their_pods_once_instead_of_re
         outcome = pool.submit(reconcile).result()
     counted = requests.take()
     # Every pod runs (kwok) and no agent answers on a fake node: nothing is stopped or failed.
-    assert outcome == {"orphans": [], "gone": [], "stuck": []}, outcome
+    assert outcome == {"orphans": [], "gone": [], "stuck": [], "requeued": []}, outcome
     assert set(Sandbox.objects.values_list("state", flat=True)) == {State.READY}
     # list_units' three lists and one list of the pods for every ready sandbox; before, two reads a sandbox (40).
     assert sum(counted.values()) == 4, counted
