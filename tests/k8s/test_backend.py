@@ -223,6 +223,9 @@ def assert_serves_as_a_hardened_pod(lab: Lab, sandbox: Sandbox) -> str:
     assert result["status"] == 0, (broker, output)
     assert "got hello-" in output, (broker, output)
     assert any(produced(e) for e in events), (broker, events)
+    # A check of this kind reaches the same broker from the pod's checker container (over the pod's loopback).
+    checked = run(agent_client.check(address, code=PRODUCE_CONSUME[broker], timeout=60))
+    assert checked["status"] == 0 and "got hello-" in checked["output"], (broker, checked)
 
     result, output = run_cell(sandbox, CONFINED)
     assert result["status"] == 0, output
