@@ -63,12 +63,8 @@ class Checker:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = await asyncio.wait_for(protocol.read_message(reader), protocol.FIRST_MESSAGE_S)
+            request = await protocol.first_request(reader, writer, self.token)
             if request is None:
-                return
-            if not protocol.admits(request, self.token):
-                log.warning("connection refused: missing or wrong token, from %s", writer.get_extra_info("peername"))
-                await protocol.send(writer, {"type": "error", "code": protocol.REFUSED, "message": "unauthorized"})
                 return
             if request.get("op") != "check":
                 await protocol.send(

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 from typing import Any
+
+log = logging.getLogger("sandboxes.agent")
 
 SOCKET_NAME = "agent.sock"
 STATUS_NAME = "status.json"
@@ -43,3 +46,19 @@ def admits(request: dict[str, Any], token: bytes) -> bool:
     supplied = request.pop(TOKEN_FIELD, None)
     # Compared in constant time: the time taken tells nothing of how much of a guess was right.
     return isinstance(supplied, str) and hmac.compare_digest(supplied.encode(), token)
+
+
+async def first_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, token: bytes) -> dict[str, Any] | None:
+    """A connection's first message, once it showed ``token``; None when the peer closed, or was refused (then told
+    so). With a token (a server on the network) a peer that connects and says nothing is not kept waiting on."""
+    if token:
+        request = await asyncio.wait_for(read_message(reader), FIRST_MESSAGE_S)
+    else:
+        request = await read_message(reader)
+    if request is None:
+        return None
+    if not admits(request, token):
+        log.warning("connection refused: missing or wrong token, from %s", writer.get_extra_info("peername"))
+        await send(writer, {"type": "error", "code": REFUSED, "message": "unauthorized"})
+        return None
+    return request

@@ -163,23 +163,11 @@ class Agent:
         finally:
             self.restored.set()
 
-    def admits(self, request: dict[str, Any]) -> bool:
-        """Whether the connection's first message carries this unit's token (always, without one)."""
-        return protocol.admits(request, self.token)
-
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         broker = self.broker
         try:
-            if self.token:
-                # A peer on the network that connects and says nothing is not kept waiting on.
-                request = await asyncio.wait_for(protocol.read_message(reader), protocol.FIRST_MESSAGE_S)
-            else:
-                request = await protocol.read_message(reader)
+            request = await protocol.first_request(reader, writer, self.token)
             if request is None:
-                return
-            if not self.admits(request):
-                log.warning("connection refused: missing or wrong token, from %s", writer.get_extra_info("peername"))
-                await protocol.send(writer, {"type": "error", "code": protocol.REFUSED, "message": "unauthorized"})
                 return
             op = request.get("op")
             if op == "status":
