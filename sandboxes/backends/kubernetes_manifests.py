@@ -110,19 +110,27 @@ def checker_request_m(whole: int) -> int:
     return min(CHECKER_CPU_REQUEST_M, whole // 2)
 
 
+def listening_container(*, name: str, image: str, args: list[str], port: int) -> dict[str, Any]:
+    """A container of the image's agent (``/entrypoint``) that listens on ``port``: ready once it accepts there.
+    The pod's two (the agent, the checker) differ in what follows: resources, account and volumes."""
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/entrypoint"],
+        "args": args,
+        "env": [{"name": "HOME", "value": "/tmp"}],
+        "ports": [{"name": name, "containerPort": port, "protocol": "TCP"}],
+        "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1, "failureThreshold": 1},
+    }
+
+
 def checker_container(*, unit: UnitSpec, image: str, cpus: float) -> dict[str, Any]:
     """The pod's second container: the unit's checks, as another uid, in a PID namespace and /tmp of their own."""
     whole = int(cpus * 1000)
     cpu = {"requests": f"{checker_request_m(whole)}m", "limits": f"{min(CHECKER_CPU_LIMIT_M, whole)}m"}
     return {
-        "name": "checker",
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["/entrypoint"],
-        "args": checker_args(unit),
-        "env": [{"name": "HOME", "value": "/tmp"}],
-        "ports": [{"name": "checker", "containerPort": CHECKER_PORT, "protocol": "TCP"}],
-        "readinessProbe": {"tcpSocket": {"port": CHECKER_PORT}, "periodSeconds": 1, "failureThreshold": 1},
+        **listening_container(name="checker", image=image, args=checker_args(unit), port=CHECKER_PORT),
         "resources": {
             what: {"memory": f"{mb}Mi", "cpu": cpu[what], "ephemeral-storage": f"{CHECKER_LOGS_MB}Mi"}
             for what, mb in (("requests", CHECKER_MEMORY_REQUEST_MB), ("limits", CHECKER_MEMORY_LIMIT_MB))
@@ -184,14 +192,7 @@ def pod_manifest(
             "initContainers": [fence_container(image=image, ports=(AGENT_PORT, CHECKER_PORT))],
             "containers": [
                 {
-                    "name": "agent",
-                    "image": image,
-                    "imagePullPolicy": "IfNotPresent",
-                    "command": ["/entrypoint"],
-                    "args": agent_args(unit),
-                    "env": [{"name": "HOME", "value": "/tmp"}],
-                    "ports": [{"name": "agent", "containerPort": AGENT_PORT, "protocol": "TCP"}],
-                    "readinessProbe": {"tcpSocket": {"port": AGENT_PORT}, "periodSeconds": 1, "failureThreshold": 1},
+                    **listening_container(name="agent", image=image, args=agent_args(unit), port=AGENT_PORT),
                     "resources": {"requests": requests, "limits": limits},
                     "securityContext": dict(HARDENED),
                     "volumeMounts": [
